@@ -1,0 +1,171 @@
+//! Node identity: a socket address plus a per-process random uid.
+
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The identity of one incarnation of a node: where it listens and a 64-bit uid drawn at each
+/// process start.
+///
+/// Ordering is numeric: IPv4 before IPv6, then the address as a number, then the port, then the
+/// uid. Pekko compares hosts as strings (`"10.0.0.10" < "10.0.0.9"`), which makes the leader and
+/// every "lowest address" tie-break surprising to operators; fjell does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UniqueAddress {
+    ip: IpAddr,
+    port: u16,
+    uid: u64,
+}
+
+impl UniqueAddress {
+    /// The incarnation `uid` of the node listening on `addr`.
+    ///
+    /// IPv6 flow information and scope ids are not part of the identity.
+    pub const fn new(addr: SocketAddr, uid: u64) -> Self {
+        UniqueAddress {
+            ip: addr.ip(),
+            port: addr.port(),
+            uid,
+        }
+    }
+
+    /// The socket address the node is reached at.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
+    }
+
+    /// The per-process uid.
+    pub const fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// True if both name the same socket address (any incarnation).
+    pub fn same_address(&self, addr: SocketAddr) -> bool {
+        self.ip == addr.ip() && self.port == addr.port()
+    }
+
+    /// A stable 64-bit hash of the full identity (FNV-1a), identical on every node and platform.
+    ///
+    /// Used for digests and the heartbeat ring; never for identity checks.
+    pub fn stable_hash(&self) -> u64 {
+        let mut h = Fnv::new();
+        match self.ip {
+            IpAddr::V4(ip) => h.write(&ip.octets()),
+            IpAddr::V6(ip) => h.write(&ip.octets()),
+        }
+        h.write(&self.port.to_le_bytes());
+        h.write(&self.uid.to_le_bytes());
+        h.finish()
+    }
+}
+
+impl fmt::Display for UniqueAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{:016x}", self.socket_addr(), self.uid)
+    }
+}
+
+/// FNV-1a, 64 bit: tiny, deterministic, good enough for digests of trusted-format data.
+#[derive(Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) const fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    pub(crate) fn write_u64(&mut self, v: u64) {
+        self.write(&v.to_le_bytes());
+    }
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum IpWire {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+#[derive(Serialize, Deserialize)]
+struct AddressWire {
+    ip: IpWire,
+    port: u16,
+    // Fixed width: uids are random, so a varint would take 10 bytes instead of 8.
+    uid: [u8; 8],
+}
+
+impl Serialize for UniqueAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ip = match self.ip {
+            IpAddr::V4(ip) => IpWire::V4(ip.octets()),
+            IpAddr::V6(ip) => IpWire::V6(ip.octets()),
+        };
+        AddressWire {
+            ip,
+            port: self.port,
+            uid: self.uid.to_le_bytes(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for UniqueAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = AddressWire::deserialize(d)?;
+        let ip = match w.ip {
+            IpWire::V4(o) => IpAddr::V4(Ipv4Addr::from(o)),
+            IpWire::V6(o) => IpAddr::V6(Ipv6Addr::from(o)),
+        };
+        Ok(UniqueAddress {
+            ip,
+            port: w.port,
+            uid: u64::from_le_bytes(w.uid),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ua(s: &str, uid: u64) -> UniqueAddress {
+        UniqueAddress::new(s.parse().unwrap(), uid)
+    }
+
+    #[test]
+    fn ordering_is_numeric_not_lexicographic() {
+        assert!(ua("10.0.0.9:1", 0) < ua("10.0.0.10:1", 0));
+        assert!(ua("10.0.0.9:2", 0) < ua("10.0.0.9:10", 0));
+        assert!(ua("10.0.0.9:2", 1) < ua("10.0.0.9:2", 2));
+        assert!(ua("255.255.255.255:65535", u64::MAX) < ua("[::1]:1", 0));
+    }
+
+    #[test]
+    fn identity_ignores_ipv6_flow_and_scope() {
+        let a: SocketAddr = "[fe80::1%3]:7000".parse().unwrap();
+        let b: SocketAddr = "[fe80::1]:7000".parse().unwrap();
+        assert_eq!(UniqueAddress::new(a, 1), UniqueAddress::new(b, 1));
+    }
+
+    #[test]
+    fn wire_round_trip() {
+        for a in [ua("192.168.1.2:7355", 42), ua("[2001:db8::7]:1", u64::MAX)] {
+            let mut buf = [0u8; 64];
+            let bytes = postcard::to_slice(&a, &mut buf).unwrap();
+            assert_eq!(postcard::from_bytes::<UniqueAddress>(bytes).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn stable_hash_differs_by_uid() {
+        assert_ne!(ua("1.2.3.4:5", 1).stable_hash(), ua("1.2.3.4:5", 2).stable_hash());
+        assert_eq!(ua("1.2.3.4:5", 1).stable_hash(), ua("1.2.3.4:5", 1).stable_hash());
+    }
+}

@@ -1,0 +1,230 @@
+//! Settings, with their defaults and validation.
+//!
+//! A [`Config`] is validated when a [`crate::Node`] is built; a bad value is an error then,
+//! naming the setting and the reason, and never later.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::member::{AppVersion, Role, RoleSet};
+
+/// Longest cluster name and compatibility-setting key, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+/// Longest compatibility-setting value, in bytes.
+pub const MAX_VALUE_LEN: usize = 64;
+/// Most compatibility settings.
+pub const MAX_COMPAT_SETTINGS: usize = 8;
+/// Most per-role minimums.
+pub const MAX_ROLE_MINIMUMS: usize = 4;
+
+/// A short name (cluster name or setting key).
+pub type Name = heapless::String<MAX_NAME_LEN>;
+/// A compatibility-setting value.
+pub type Value = heapless::String<MAX_VALUE_LEN>;
+
+/// Node settings. Names follow Pekko's `pekko.cluster.*` keys in kebab case (see [`Config::KEYS`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Nodes only join clusters with the same name (`cluster-name`, default `"fjell"`).
+    pub cluster_name: Name,
+    /// Roles of this node (`roles`).
+    pub roles: RoleSet,
+    /// Application version of this node (`app-version`).
+    pub app_version: AppVersion,
+    /// Gossip tick (`gossip-interval`, 1 s).
+    pub gossip_interval: Duration,
+    /// Leader tick (`leader-actions-interval`, 1 s).
+    pub leader_actions_interval: Duration,
+    /// Seed handshake timeout and retry period (`seed-node-timeout`, 5 s).
+    pub seed_node_timeout: Duration,
+    /// Retry a Join that got no Welcome (`retry-unsuccessful-join-after`, 10 s; `None` = never).
+    pub retry_unsuccessful_join_after: Option<Duration>,
+    /// Give up joining after this long (`shutdown-after-unsuccessful-join-seed-nodes`, off).
+    pub shutdown_after_unsuccessful_join_seed_nodes: Option<Duration>,
+    /// Joining → WeaklyUp after this long without convergence (`allow-weakly-up-members`, 7 s;
+    /// `None` disables WeaklyUp).
+    pub allow_weakly_up_members: Option<Duration>,
+    /// Members needed before the leader moves anyone Up (`min-nr-of-members`, 1).
+    pub min_nr_of_members: u32,
+    /// Per-role minimums (`role.<name>.min-nr-of-members`).
+    pub role_min_nr_of_members: heapless::Vec<(Role, u32), MAX_ROLE_MINIMUMS>,
+    /// Tombstone lifetime on each node's own monotonic clock (`prune-gossip-tombstones-after`,
+    /// 24 h).
+    pub prune_gossip_tombstones_after: Duration,
+    /// Probability of gossiping to a node that has not seen the current version
+    /// (`gossip-different-view-probability`, 0.8). Pekko reads this but never uses it; fjell does.
+    pub gossip_different_view_probability: f32,
+    /// Cluster size above which that probability is reduced, down to a tenth at three times
+    /// this size (`reduce-gossip-different-view-probability`, 400).
+    pub reduce_gossip_different_view_probability: u32,
+    /// Settings that must be equal on every node (`compat.<key>`): checked during the join
+    /// handshake together with the cluster name and protocol version.
+    pub compat_settings: heapless::Vec<(Name, Value), MAX_COMPAT_SETTINGS>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut cluster_name = Name::new();
+        let _ = cluster_name.push_str("fjell");
+        Config {
+            cluster_name,
+            roles: RoleSet::new(),
+            app_version: AppVersion::default(),
+            gossip_interval: Duration::from_secs(1),
+            leader_actions_interval: Duration::from_secs(1),
+            seed_node_timeout: Duration::from_secs(5),
+            retry_unsuccessful_join_after: Some(Duration::from_secs(10)),
+            shutdown_after_unsuccessful_join_seed_nodes: None,
+            allow_weakly_up_members: Some(Duration::from_secs(7)),
+            min_nr_of_members: 1,
+            role_min_nr_of_members: heapless::Vec::new(),
+            prune_gossip_tombstones_after: Duration::from_secs(24 * 3600),
+            gossip_different_view_probability: 0.8,
+            reduce_gossip_different_view_probability: 400,
+            compat_settings: heapless::Vec::new(),
+        }
+    }
+}
+
+/// A setting with a bad value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The setting's key, as in [`Config::KEYS`].
+    pub key: &'static str,
+    /// Why the value is refused.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid setting `{}`: {}", self.key, self.reason)
+    }
+}
+
+fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError {
+            key,
+            reason: "must be greater than zero",
+        });
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The setting keys, as used in configuration files and error messages.
+    pub const KEYS: &'static [&'static str] = &[
+        "cluster-name",
+        "roles",
+        "app-version",
+        "gossip-interval",
+        "leader-actions-interval",
+        "seed-node-timeout",
+        "retry-unsuccessful-join-after",
+        "shutdown-after-unsuccessful-join-seed-nodes",
+        "allow-weakly-up-members",
+        "min-nr-of-members",
+        "role-min-nr-of-members",
+        "prune-gossip-tombstones-after",
+        "gossip-different-view-probability",
+        "reduce-gossip-different-view-probability",
+        "compat",
+    ];
+
+    /// Checks every value; the first bad one is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster_name.is_empty() {
+            return Err(ConfigError {
+                key: "cluster-name",
+                reason: "must not be empty",
+            });
+        }
+        positive("gossip-interval", self.gossip_interval)?;
+        positive("leader-actions-interval", self.leader_actions_interval)?;
+        positive("seed-node-timeout", self.seed_node_timeout)?;
+        if let Some(d) = self.retry_unsuccessful_join_after {
+            positive("retry-unsuccessful-join-after", d)?;
+        }
+        if let Some(d) = self.shutdown_after_unsuccessful_join_seed_nodes {
+            positive("shutdown-after-unsuccessful-join-seed-nodes", d)?;
+        }
+        if let Some(d) = self.allow_weakly_up_members {
+            positive("allow-weakly-up-members", d)?;
+        }
+        if self.min_nr_of_members == 0 {
+            return Err(ConfigError {
+                key: "min-nr-of-members",
+                reason: "must be at least 1",
+            });
+        }
+        if self.role_min_nr_of_members.iter().any(|(_, n)| *n == 0) {
+            return Err(ConfigError {
+                key: "role-min-nr-of-members",
+                reason: "each minimum must be at least 1",
+            });
+        }
+        if self.prune_gossip_tombstones_after < self.gossip_interval * 10 {
+            return Err(ConfigError {
+                key: "prune-gossip-tombstones-after",
+                reason: "must be at least ten gossip intervals, or removed nodes come back",
+            });
+        }
+        let p = self.gossip_different_view_probability;
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ConfigError {
+                key: "gossip-different-view-probability",
+                reason: "must be between 0 and 1",
+            });
+        }
+        if self.reduce_gossip_different_view_probability == 0 {
+            return Err(ConfigError {
+                key: "reduce-gossip-different-view-probability",
+                reason: "must be at least 1",
+            });
+        }
+        for (i, (k, _)) in self.compat_settings.iter().enumerate() {
+            if k.is_empty() || self.compat_settings[..i].iter().any(|(k2, _)| k2 == k) {
+                return Err(ConfigError {
+                    key: "compat",
+                    reason: "keys must be non-empty and unique",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_pekko() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.gossip_interval, Duration::from_secs(1));
+        assert_eq!(c.seed_node_timeout, Duration::from_secs(5));
+        assert_eq!(c.allow_weakly_up_members, Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let c = Config {
+            gossip_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "gossip-interval");
+        let c = Config {
+            gossip_different_view_probability: f32::NAN,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "gossip-different-view-probability");
+        let c = Config {
+            min_nr_of_members: 0,
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "min-nr-of-members");
+        assert!(Config::KEYS.contains(&e.key));
+    }
+}

@@ -1,0 +1,526 @@
+//! The gossip state, its merge (a state CRDT), the seen set and convergence.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::address::{Fnv, UniqueAddress};
+use crate::member::{IllegalTransition, Member, MemberStatus};
+use crate::reachability::{Reachability, ReachabilityFull};
+use crate::time::Instant;
+use crate::vclock::{Causality, ClockFull, VectorClock};
+
+/// A removed member's identity, kept so stale gossip cannot bring it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The removed incarnation.
+    pub address: UniqueAddress,
+    /// When it was removed, on this node's clock (derived from the age a peer reported).
+    pub removed_at: Instant,
+}
+
+/// A gossip operation would exceed a compile-time capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapacityError {
+    /// More than `M` members or clock entries.
+    Members,
+    /// More than `R` reachability records.
+    Reachability,
+}
+
+impl From<ClockFull> for CapacityError {
+    fn from(_: ClockFull) -> Self {
+        CapacityError::Members
+    }
+}
+
+impl From<ReachabilityFull> for CapacityError {
+    fn from(_: ReachabilityFull) -> Self {
+        CapacityError::Reachability
+    }
+}
+
+/// Why a status update was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateError {
+    /// No such member.
+    UnknownMember,
+    /// The transition table forbids it.
+    Illegal(IllegalTransition),
+}
+
+/// The replicated membership state: members (at most `M`), vector clock, seen set,
+/// reachability (at most `R` records) and tombstones (at most `M`).
+///
+/// Invariants kept by every operation here and checked by the wire decoder: members are
+/// sorted and unique and none is `Removed`; clock entries, seen entries and reachability
+/// observers and subjects are all current members; no member is tombstoned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Gossip<const M: usize, const R: usize> {
+    pub(crate) members: heapless::Vec<Member, M>,
+    pub(crate) version: VectorClock<M>,
+    pub(crate) seen: heapless::Vec<UniqueAddress, M>,
+    pub(crate) reachability: Reachability<M, R>,
+    pub(crate) tombstones: heapless::Vec<Tombstone, M>,
+}
+
+impl<const M: usize, const R: usize> Gossip<M, R> {
+    /// The empty gossip.
+    pub const fn new() -> Self {
+        Gossip {
+            members: heapless::Vec::new(),
+            version: VectorClock::new(),
+            seen: heapless::Vec::new(),
+            reachability: Reachability::new(),
+            tombstones: heapless::Vec::new(),
+        }
+    }
+
+    /// Empties the gossip.
+    pub fn clear(&mut self) {
+        self.members.clear();
+        self.version.clear();
+        self.seen.clear();
+        self.reachability.clear();
+        self.tombstones.clear();
+    }
+
+    /// Members in address order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The vector clock.
+    pub fn version(&self) -> &VectorClock<M> {
+        &self.version
+    }
+
+    /// The reachability table.
+    pub fn reachability(&self) -> &Reachability<M, R> {
+        &self.reachability
+    }
+
+    /// Tombstones in address order.
+    pub fn tombstones(&self) -> &[Tombstone] {
+        &self.tombstones
+    }
+
+    /// Nodes that have seen exactly this version, in address order.
+    pub fn seen(&self) -> &[UniqueAddress] {
+        &self.seen
+    }
+
+    fn index_of(&self, a: &UniqueAddress) -> Result<usize, usize> {
+        self.members.binary_search_by(|m| m.address.cmp(a))
+    }
+
+    /// The member with identity `a`.
+    pub fn member(&self, a: &UniqueAddress) -> Option<&Member> {
+        self.index_of(a).ok().map(|i| &self.members[i])
+    }
+
+    /// True if `a` is a member.
+    pub fn is_member(&self, a: &UniqueAddress) -> bool {
+        self.index_of(a).is_ok()
+    }
+
+    /// The member at socket address `addr`, whatever its uid.
+    pub fn member_at(&self, addr: SocketAddr) -> Option<&Member> {
+        self.members.iter().find(|m| m.address.same_address(addr))
+    }
+
+    /// True if `a` was removed and its tombstone is still kept.
+    pub fn is_tombstoned(&self, a: &UniqueAddress) -> bool {
+        self.tombstones
+            .binary_search_by(|t| t.address.cmp(a))
+            .is_ok()
+    }
+
+    /// Adds a new member. Refused (Ok(false)) if tombstoned or present already.
+    pub fn add_member(&mut self, m: Member) -> Result<bool, CapacityError> {
+        if self.is_tombstoned(&m.address) {
+            return Ok(false);
+        }
+        match self.index_of(&m.address) {
+            Ok(_) => Ok(false),
+            Err(i) => {
+                self.members.insert(i, m).map_err(|_| CapacityError::Members)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Moves member `a` to `to` if the transition table allows it. Returns whether it changed.
+    pub fn set_status(&mut self, a: &UniqueAddress, to: MemberStatus) -> Result<bool, UpdateError> {
+        let i = self.index_of(a).map_err(|_| UpdateError::UnknownMember)?;
+        let m = &mut self.members[i];
+        let next = m.status.transition(to).map_err(UpdateError::Illegal)?;
+        let changed = next != m.status;
+        m.status = next;
+        Ok(changed)
+    }
+
+    pub(crate) fn member_mut(&mut self, a: &UniqueAddress) -> Option<&mut Member> {
+        self.index_of(a).ok().map(|i| &mut self.members[i])
+    }
+
+    /// Records a local change by `node`: bump its clock entry, and only it has seen the result.
+    pub fn bump(&mut self, node: UniqueAddress, mark_seen: bool) -> Result<(), CapacityError> {
+        self.version.increment(node)?;
+        self.seen.clear();
+        if mark_seen && self.is_member(&node) {
+            self.seen.push(node).map_err(|_| CapacityError::Members)?;
+        }
+        Ok(())
+    }
+
+    /// True if `a` has seen this version.
+    pub fn seen_by(&self, a: &UniqueAddress) -> bool {
+        self.seen.binary_search(a).is_ok()
+    }
+
+    /// Marks this version seen by `a` (a member).
+    pub fn add_seen(&mut self, a: UniqueAddress) {
+        if !self.is_member(&a) {
+            return;
+        }
+        if let Err(i) = self.seen.binary_search(&a) {
+            // Capacity equals the member capacity and seen ⊆ members: cannot overflow.
+            let _ = self.seen.insert(i, a);
+        }
+    }
+
+    /// Unions in the seen set of a copy with the same version.
+    pub fn union_seen(&mut self, other: &Self) {
+        for a in &other.seen {
+            self.add_seen(*a);
+        }
+    }
+
+    /// Removes `a` from the seen set.
+    pub fn unsee(&mut self, a: &UniqueAddress) {
+        if let Ok(i) = self.seen.binary_search(a) {
+            self.seen.remove(i);
+        }
+    }
+
+    /// A digest of the version vector.
+    pub fn version_digest(&self) -> u64 {
+        self.version.digest()
+    }
+
+    /// A digest of the seen set (full identities, uids included).
+    pub fn seen_digest(&self) -> u64 {
+        let mut h = Fnv::new();
+        for a in &self.seen {
+            h.write_u64(a.stable_hash());
+        }
+        h.finish()
+    }
+
+    /// Deletes member `a`, its seen entry, reachability rows and clock entry, and tombstones
+    /// it at `now`. If the tombstone table is full the oldest tombstone is dropped early.
+    pub fn remove_member(&mut self, a: &UniqueAddress, now: Instant) {
+        if let Ok(i) = self.index_of(a) {
+            self.members.remove(i);
+        }
+        self.unsee(a);
+        self.reachability.remove_node(a);
+        self.version.prune(a);
+        self.add_tombstone(Tombstone {
+            address: *a,
+            removed_at: now,
+        });
+    }
+
+    pub(crate) fn add_tombstone(&mut self, t: Tombstone) {
+        match self.tombstones.binary_search_by(|x| x.address.cmp(&t.address)) {
+            Ok(i) => {
+                let x = &mut self.tombstones[i];
+                x.removed_at = x.removed_at.min(t.removed_at);
+            }
+            Err(i) => {
+                if self.tombstones.is_full() {
+                    let oldest = self
+                        .tombstones
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, x)| x.removed_at)
+                        .map(|(k, _)| k);
+                    if let Some(k) = oldest {
+                        self.tombstones.remove(k);
+                    }
+                    let i = self
+                        .tombstones
+                        .binary_search_by(|x| x.address.cmp(&t.address))
+                        .unwrap_or_else(|e| e);
+                    let _ = self.tombstones.insert(i, t);
+                } else {
+                    let _ = self.tombstones.insert(i, t);
+                }
+            }
+        }
+    }
+
+    /// Drops tombstones older than `ttl` on this node's clock. Returns whether any went.
+    pub fn prune_tombstones(&mut self, now: Instant, ttl: Duration) -> bool {
+        let before = self.tombstones.len();
+        self.tombstones.retain(|t| now - t.removed_at < ttl);
+        before != self.tombstones.len()
+    }
+
+    /// Compares versions.
+    pub fn compare(&self, other: &Self) -> Causality {
+        self.version.compare(&other.version)
+    }
+
+    /// Merges `a` and `b` into `self` (a state CRDT: commutative, associative, idempotent).
+    ///
+    /// Members are unioned, each keeping its most advanced copy; tombstones are unioned (earliest
+    /// removal wins) and remove the members they name; clocks take the pointwise maximum and
+    /// reachability the newest rows per observer, both restricted to the merged members. The
+    /// seen set keeps the entries of each side whose version equals the merged version (so it
+    /// is empty after a truly concurrent merge).
+    ///
+    /// Pekko also drops a member that is Down or Exiting on one side and missing on the other,
+    /// guessing it was removed; that guess breaks associativity. fjell relies on tombstones,
+    /// which always travel with a removal.
+    pub fn merge_from(&mut self, a: &Self, b: &Self) -> Result<(), CapacityError> {
+        self.clear();
+        // 1. Tombstones: union, earliest removal time.
+        merge_sorted(&a.tombstones, &b.tombstones, |x| x.address, |x, y| Tombstone {
+            address: x.address,
+            removed_at: x.removed_at.min(y.removed_at),
+        }, &mut self.tombstones)
+        .map_err(|_| CapacityError::Members)?;
+        // 2. Members: union minus tombstoned; same member → merge winner.
+        let (mut i, mut j) = (0, 0);
+        while i < a.members.len() || j < b.members.len() {
+            let m = match (a.members.get(i), b.members.get(j)) {
+                (Some(x), Some(y)) if x.address == y.address => {
+                    i += 1;
+                    j += 1;
+                    Member::merge_winner(x, y)
+                }
+                (Some(x), Some(y)) if x.address < y.address => {
+                    i += 1;
+                    x
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    x
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    y
+                }
+                (None, None) => unreachable!("loop condition"),
+            };
+            if !self.is_tombstoned(&m.address) {
+                self.members
+                    .push(m.clone())
+                    .map_err(|_| CapacityError::Members)?;
+            }
+        }
+        // 3. Clock: pointwise max, only for members.
+        self.version.merge_from(&a.version, &b.version)?;
+        let members = &self.members;
+        let is_member = |x: &UniqueAddress| members.binary_search_by(|m| m.address.cmp(x)).is_ok();
+        self.version.retain(is_member);
+        // 4. Reachability.
+        self.reachability
+            .merge_from(&a.reachability, &b.reachability, is_member)?;
+        // 5. Seen: from each side that already had exactly the merged version.
+        for side in [a, b] {
+            if side.version == self.version {
+                for s in &side.seen {
+                    if is_member(s) {
+                        if let Err(k) = self.seen.binary_search(s) {
+                            let _ = self.seen.insert(k, *s);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants listed on [`Gossip`]. Used by decoders, tests and the simulator.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        for w in self.members.windows(2) {
+            if w[0].address >= w[1].address {
+                return Err("members not sorted or duplicated");
+            }
+        }
+        if self.members.iter().any(|m| m.status == MemberStatus::Removed) {
+            return Err("a Removed member in the member set");
+        }
+        if self.version.iter().any(|(a, _)| !self.is_member(a)) {
+            return Err("clock entry for a non-member");
+        }
+        if self.seen.iter().any(|a| !self.is_member(a)) {
+            return Err("seen entry for a non-member");
+        }
+        for r in self.reachability.records() {
+            if !self.is_member(&r.observer) || !self.is_member(&r.subject) {
+                return Err("reachability record for a non-member");
+            }
+        }
+        if self.members.iter().any(|m| self.is_tombstoned(&m.address)) {
+            return Err("a tombstoned member in the member set");
+        }
+        Ok(())
+    }
+
+    /// Convergence (notes §6): every member that must have seen this version has (or has
+    /// confirmed its exit), and every member flagged unreachable (by observers that are not
+    /// Down) is Down or Exiting. `departed` lists nodes that confirmed they stopped.
+    pub fn is_converged(&self, self_node: &UniqueAddress, departed: &[UniqueAddress]) -> bool {
+        let first_in_cluster = !self
+            .members
+            .iter()
+            .any(|m| m.status.counts_for_convergence());
+        let must_have_seen = |m: &Member| {
+            m.status.counts_for_convergence()
+                || (first_in_cluster
+                    && matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
+        };
+        let unseen = self
+            .members
+            .iter()
+            .any(|m| must_have_seen(m) && !self.seen_by(&m.address) && !departed.contains(&m.address));
+        if unseen {
+            return false;
+        }
+        let not_down = |o: &UniqueAddress| {
+            self.member(o)
+                .is_some_and(|m| m.status != MemberStatus::Down)
+        };
+        !self.reachability.flagged_subjects(not_down).any(|s| {
+            s != *self_node
+                && !departed.contains(&s)
+                && self
+                    .member(&s)
+                    .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting))
+        })
+    }
+}
+
+/// Union of two sorted slices by key, combining equal keys with `both`.
+fn merge_sorted<T: Clone, K: Ord, const N: usize>(
+    a: &[T],
+    b: &[T],
+    key: impl Fn(&T) -> K,
+    both: impl Fn(&T, &T) -> T,
+    out: &mut heapless::Vec<T, N>,
+) -> Result<(), ()> {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => match key(x).cmp(&key(y)) {
+                core::cmp::Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                    both(x, y)
+                }
+                core::cmp::Ordering::Less => {
+                    i += 1;
+                    x.clone()
+                }
+                core::cmp::Ordering::Greater => {
+                    j += 1;
+                    y.clone()
+                }
+            },
+            (Some(x), None) => {
+                i += 1;
+                x.clone()
+            }
+            (None, Some(y)) => {
+                j += 1;
+                y.clone()
+            }
+            (None, None) => unreachable!("loop condition"),
+        };
+        out.push(next).map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::{AppVersion, RoleSet};
+    use crate::reachability::ReachabilityStatus;
+
+    type G = Gossip<8, 16>;
+
+    fn n(i: u8) -> UniqueAddress {
+        UniqueAddress::new(([10, 0, 0, i], 1).into(), 1)
+    }
+
+    fn with(members: &[(u8, MemberStatus)]) -> G {
+        let mut g = G::new();
+        for (i, s) in members {
+            let mut m = Member::joining(n(*i), RoleSet::new(), AppVersion::default());
+            m.status = *s;
+            g.add_member(m).unwrap();
+        }
+        g
+    }
+
+    #[test]
+    fn tombstone_removes_member_in_merge() {
+        use MemberStatus::*;
+        let mut a = with(&[(1, Up), (2, Up)]);
+        let b = a.clone();
+        a.remove_member(&n(2), Instant::from_millis(5));
+        let mut m = G::new();
+        m.merge_from(&a, &b).unwrap();
+        assert!(!m.is_member(&n(2)));
+        assert!(m.is_tombstoned(&n(2)));
+        assert!(!m.add_member(b.members[1].clone()).unwrap(), "tombstoned stays out");
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn convergence_needs_up_members_to_have_seen() {
+        use MemberStatus::*;
+        let mut g = with(&[(1, Up), (2, Up), (3, Joining)]);
+        g.bump(n(1), true).unwrap();
+        assert!(!g.is_converged(&n(1), &[]));
+        g.add_seen(n(2));
+        assert!(g.is_converged(&n(1), &[]), "joining members need not have seen");
+        g.reachability.change(n(1), n(3), ReachabilityStatus::Unreachable).unwrap();
+        assert!(!g.is_converged(&n(1), &[]), "unreachable joiner blocks");
+        g.set_status(&n(3), Down).unwrap();
+        assert!(g.is_converged(&n(1), &[]), "unless it is down");
+    }
+
+    #[test]
+    fn first_members_must_all_have_seen() {
+        use MemberStatus::*;
+        let mut g = with(&[(1, Joining), (2, Joining)]);
+        g.bump(n(1), true).unwrap();
+        assert!(!g.is_converged(&n(1), &[]));
+        g.add_seen(n(2));
+        assert!(g.is_converged(&n(1), &[]));
+    }
+
+    #[test]
+    fn observations_by_down_members_are_ignored() {
+        use MemberStatus::*;
+        let mut g = with(&[(1, Up), (2, Down), (3, Up)]);
+        g.bump(n(1), true).unwrap();
+        g.add_seen(n(3));
+        g.reachability.change(n(2), n(3), ReachabilityStatus::Unreachable).unwrap();
+        assert!(g.is_converged(&n(1), &[]));
+    }
+
+    #[test]
+    fn illegal_transition_is_an_error_value() {
+        use MemberStatus::*;
+        let mut g = with(&[(1, Down)]);
+        assert!(matches!(g.set_status(&n(1), Up), Err(UpdateError::Illegal(_))));
+        assert_eq!(g.set_status(&n(9), Up), Err(UpdateError::UnknownMember));
+    }
+}

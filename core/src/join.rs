@@ -1,0 +1,360 @@
+//! Joining: the seed-node process and the join handshake (notes §8).
+//!
+//! ```text
+//! seed list == [self]          → join self at once
+//! self is the first seed       → probe the other seeds (InitJoin); the first Ack wins;
+//!                                if every other seed Nacks, or seed-node-timeout passes,
+//!                                join self: only the first seed can found a cluster
+//! otherwise                    → probe all seeds until one Acks; never join self
+//! Ack from X                   → send Join to X, wait for Welcome until
+//!                                retry-unsuccessful-join-after, then start over
+//! ```
+//! Probes are retried with a short, growing interval (100 ms doubling up to
+//! seed-node-timeout / 5) rather than once per seed-node-timeout as in Pekko: when a whole
+//! cluster starts at once the first seed becomes a member within a round trip, and waiting five
+//! seconds for the next probe is what makes large cold starts slow.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::time::Instant;
+
+/// Most seed nodes.
+pub const MAX_SEEDS: usize = 16;
+
+/// What the node must do next for its join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinAction {
+    /// Nothing now.
+    Wait,
+    /// Send InitJoin to these seeds.
+    Probe,
+    /// Send Join to this member.
+    SendJoin(SocketAddr),
+    /// Found a new cluster with this node as its first member.
+    JoinSelf,
+    /// Joining did not succeed in time: give up.
+    GiveUp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    /// Not joining.
+    Idle,
+    /// Probing seeds; `first` if this node is the first seed (may found the cluster).
+    Probing {
+        first: bool,
+        next_probe: Instant,
+        backoff: Duration,
+        deadline: Instant,
+        nacked: heapless::Vec<SocketAddr, MAX_SEEDS>,
+    },
+    /// Sent Join, waiting for Welcome.
+    Joining {
+        to: SocketAddr,
+        retry_at: Option<Instant>,
+    },
+}
+
+/// The join state of a node that is not (yet) a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinProcess {
+    me: SocketAddr,
+    seeds: heapless::Vec<SocketAddr, MAX_SEEDS>,
+    stage: Stage,
+    give_up_at: Option<Instant>,
+}
+
+/// Timing settings the join process uses.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinTiming {
+    /// `seed-node-timeout`.
+    pub seed_node_timeout: Duration,
+    /// `retry-unsuccessful-join-after`.
+    pub retry_join_after: Option<Duration>,
+    /// `shutdown-after-unsuccessful-join-seed-nodes`.
+    pub give_up_after: Option<Duration>,
+}
+
+const FIRST_PROBE_BACKOFF: Duration = Duration::from_millis(100);
+
+impl JoinProcess {
+    /// Not joining.
+    pub fn new(me: SocketAddr) -> Self {
+        JoinProcess {
+            me,
+            seeds: heapless::Vec::new(),
+            stage: Stage::Idle,
+            give_up_at: None,
+        }
+    }
+
+    /// True while a join is in progress.
+    pub fn in_progress(&self) -> bool {
+        self.stage != Stage::Idle
+    }
+
+    /// The seeds to probe (never this node itself).
+    pub fn probe_targets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.seeds.iter().copied().filter(move |s| *s != self.me)
+    }
+
+    /// The member a Join was sent to, if waiting for its Welcome.
+    pub fn joining_to(&self) -> Option<SocketAddr> {
+        match self.stage {
+            Stage::Joining { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+
+    /// True if `addr` is a node this process has contacted.
+    pub fn contacted(&self, addr: SocketAddr) -> bool {
+        self.seeds.contains(&addr) || self.joining_to() == Some(addr)
+    }
+
+    /// Starts the seed-node process. Duplicate seeds are ignored; more than [`MAX_SEEDS`] are
+    /// cut off.
+    pub fn start_seeds(&mut self, now: Instant, seeds: &[SocketAddr], t: &JoinTiming) -> JoinAction {
+        self.seeds.clear();
+        for s in seeds {
+            if !self.seeds.contains(s) {
+                let _ = self.seeds.push(*s);
+            }
+        }
+        self.give_up_at = t.give_up_after.map(|d| now + d);
+        self.restart(now, t)
+    }
+
+    /// Starts a direct join to `to`.
+    pub fn start_join(&mut self, now: Instant, to: SocketAddr, t: &JoinTiming) -> JoinAction {
+        self.seeds.clear();
+        self.give_up_at = t.give_up_after.map(|d| now + d);
+        if to == self.me {
+            self.stage = Stage::Idle;
+            return JoinAction::JoinSelf;
+        }
+        self.join(now, to, t)
+    }
+
+    fn restart(&mut self, now: Instant, t: &JoinTiming) -> JoinAction {
+        if self.seeds.is_empty() {
+            self.stage = Stage::Idle;
+            return JoinAction::Wait;
+        }
+        if self.seeds.iter().all(|s| *s == self.me) {
+            self.stage = Stage::Idle;
+            return JoinAction::JoinSelf;
+        }
+        self.stage = Stage::Probing {
+            first: self.seeds[0] == self.me,
+            next_probe: now + FIRST_PROBE_BACKOFF,
+            backoff: FIRST_PROBE_BACKOFF,
+            deadline: now + t.seed_node_timeout,
+            nacked: heapless::Vec::new(),
+        };
+        JoinAction::Probe
+    }
+
+    fn join(&mut self, now: Instant, to: SocketAddr, t: &JoinTiming) -> JoinAction {
+        self.stage = Stage::Joining {
+            to,
+            retry_at: t.retry_join_after.map(|d| now + d),
+        };
+        JoinAction::SendJoin(to)
+    }
+
+    /// A seed answered InitJoinAck: it is a member and takes joins. The first Ack wins.
+    pub fn on_ack(&mut self, now: Instant, from: SocketAddr, t: &JoinTiming) -> JoinAction {
+        match self.stage {
+            Stage::Probing { .. } if self.seeds.contains(&from) => self.join(now, from, t),
+            _ => JoinAction::Wait,
+        }
+    }
+
+    /// A seed answered InitJoinNack. Only the first seed cares: if every other seed is not a
+    /// member either, nobody else can found the cluster, so it does so at once.
+    pub fn on_nack(&mut self, from: SocketAddr) -> JoinAction {
+        let others = self.seeds.iter().filter(|s| **s != self.me).count();
+        if let Stage::Probing {
+            first: true,
+            nacked,
+            ..
+        } = &mut self.stage
+        {
+            if self.seeds.contains(&from) && !nacked.contains(&from) {
+                let _ = nacked.push(from);
+            }
+            if nacked.len() >= others {
+                self.stage = Stage::Idle;
+                return JoinAction::JoinSelf;
+            }
+        }
+        JoinAction::Wait
+    }
+
+    /// The join was refused or this node became a member: stop.
+    pub fn stop(&mut self) {
+        self.stage = Stage::Idle;
+        self.give_up_at = None;
+    }
+
+    /// The next instant [`Self::on_timeout`] wants to run.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let stage = match &self.stage {
+            Stage::Idle => None,
+            Stage::Probing {
+                first,
+                next_probe,
+                deadline,
+                ..
+            } => Some(if *first {
+                (*next_probe).min(*deadline)
+            } else {
+                *next_probe
+            }),
+            Stage::Joining { retry_at, .. } => *retry_at,
+        };
+        match (stage, self.give_up_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b).filter(|_| self.in_progress()),
+        }
+    }
+
+    /// Runs due timers.
+    pub fn on_timeout(&mut self, now: Instant, t: &JoinTiming) -> JoinAction {
+        if !self.in_progress() {
+            return JoinAction::Wait;
+        }
+        if self.give_up_at.is_some_and(|g| now >= g) {
+            self.stop();
+            return JoinAction::GiveUp;
+        }
+        let cap = (t.seed_node_timeout / 5).max(FIRST_PROBE_BACKOFF);
+        match &mut self.stage {
+            Stage::Idle => JoinAction::Wait,
+            Stage::Probing {
+                first: true,
+                deadline,
+                ..
+            } if now >= *deadline => {
+                self.stage = Stage::Idle;
+                JoinAction::JoinSelf
+            }
+            Stage::Probing {
+                next_probe,
+                backoff,
+                ..
+            } if now >= *next_probe => {
+                *backoff = (*backoff * 2).min(cap);
+                *next_probe = now + *backoff;
+                JoinAction::Probe
+            }
+            Stage::Probing { .. } => JoinAction::Wait,
+            Stage::Joining { retry_at, to } if retry_at.is_some_and(|r| now >= r) => {
+                let to = *to;
+                if self.seeds.is_empty() {
+                    self.join(now, to, t)
+                } else {
+                    self.restart(now, t)
+                }
+            }
+            Stage::Joining { .. } => JoinAction::Wait,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: JoinTiming = JoinTiming {
+        seed_node_timeout: Duration::from_secs(5),
+        retry_join_after: Some(Duration::from_secs(10)),
+        give_up_after: None,
+    };
+
+    fn a(p: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], p))
+    }
+
+    #[test]
+    fn single_seed_that_is_self_joins_self() {
+        let mut j = JoinProcess::new(a(1));
+        assert_eq!(j.start_seeds(Instant::ZERO, &[a(1)], &T), JoinAction::JoinSelf);
+    }
+
+    #[test]
+    fn first_seed_joins_self_when_all_others_nack() {
+        let mut j = JoinProcess::new(a(1));
+        assert_eq!(j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T), JoinAction::Probe);
+        assert_eq!(j.on_nack(a(2)), JoinAction::Wait);
+        assert_eq!(j.on_nack(a(2)), JoinAction::Wait);
+        assert_eq!(j.on_nack(a(3)), JoinAction::JoinSelf);
+    }
+
+    #[test]
+    fn first_seed_joins_self_after_timeout_but_others_never_do() {
+        let mut first = JoinProcess::new(a(1));
+        first.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        let mut other = JoinProcess::new(a(2));
+        other.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        let mut now = Instant::ZERO;
+        let mut first_result = JoinAction::Wait;
+        while now < Instant::from_millis(5_000) {
+            now = first.next_timeout().unwrap();
+            first_result = first.on_timeout(now, &T);
+            assert_ne!(other.on_timeout(now, &T), JoinAction::JoinSelf);
+            if first_result == JoinAction::JoinSelf {
+                break;
+            }
+        }
+        assert_eq!(first_result, JoinAction::JoinSelf);
+        assert_eq!(now, Instant::from_millis(5_000));
+        assert_eq!(other.on_nack(a(1)), JoinAction::Wait);
+    }
+
+    #[test]
+    fn ack_leads_to_join_and_retry_restarts_probing() {
+        let mut j = JoinProcess::new(a(5));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        assert_eq!(j.on_ack(Instant::ZERO, a(9), &T), JoinAction::Wait, "not a seed");
+        assert_eq!(j.on_ack(Instant::ZERO, a(2), &T), JoinAction::SendJoin(a(2)));
+        assert_eq!(j.on_ack(Instant::ZERO, a(1), &T), JoinAction::Wait, "first ack wins");
+        assert_eq!(j.next_timeout(), Some(Instant::from_millis(10_000)));
+        assert_eq!(j.on_timeout(Instant::from_millis(10_000), &T), JoinAction::Probe);
+    }
+
+    #[test]
+    fn probes_back_off_to_a_cap() {
+        let mut j = JoinProcess::new(a(5));
+        j.start_seeds(Instant::ZERO, &[a(1)], &T);
+        let mut last = Instant::ZERO;
+        let mut gaps = heapless::Vec::<u64, 16>::new();
+        for _ in 0..8 {
+            let t = j.next_timeout().unwrap();
+            assert_eq!(j.on_timeout(t, &T), JoinAction::Probe);
+            gaps.push((t - last).as_millis() as u64).unwrap();
+            last = t;
+        }
+        assert_eq!(&gaps[..], &[100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+    }
+
+    #[test]
+    fn gives_up_at_the_deadline() {
+        let t = JoinTiming {
+            give_up_after: Some(Duration::from_secs(3)),
+            ..T
+        };
+        let mut j = JoinProcess::new(a(5));
+        j.start_seeds(Instant::ZERO, &[a(1)], &t);
+        let mut now;
+        loop {
+            now = j.next_timeout().unwrap();
+            if j.on_timeout(now, &t) == JoinAction::GiveUp {
+                break;
+            }
+        }
+        assert_eq!(now, Instant::from_millis(3_000));
+        assert!(!j.in_progress());
+    }
+}

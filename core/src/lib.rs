@@ -1,0 +1,117 @@
+//! # fjell-core
+//!
+//! A sans-IO cluster membership state machine with the semantics of Akka / Apache Pekko
+//! Cluster: member lifecycle (Joining, WeaklyUp, Up, Leaving, Exiting, Down, Removed), gossip
+//! with vector clocks and convergence, a derived leader and its actions, and seed-node joining.
+//!
+//! `#![no_std]`, no heap, no clock, no sockets, no threads. Capacities are compile-time
+//! parameters: a [`Node<M, R>`] holds at most `M` members and `R` reachability records (see the
+//! [`DeviceNode`] and [`ServerNode`] presets). The caller passes in time ([`Instant`]), received
+//! bytes and a random seed; the node hands back bytes to send, the next timeout and events.
+//! Same inputs, same outputs.
+//!
+//! ## Call order
+//!
+//! After every input — [`Node::handle_message`], [`Node::handle_timeout`], or a command such as
+//! [`Node::join_seed_nodes`] — drain [`Node::poll_transmit`] and [`Node::poll_event`] until they
+//! return `None`; then wait until [`Node::poll_timeout`] or the next message.
+//!
+//! ## Example
+//!
+//! Two nodes wired back to back, with the caller's own clock and "network":
+//!
+//! ```
+//! use fjell_core::{Config, DeviceNode, Event, Instant, MemberStatus};
+//! use std::net::SocketAddr;
+//!
+//! let a: SocketAddr = "10.0.0.1:7355".parse().unwrap();
+//! let b: SocketAddr = "10.0.0.2:7355".parse().unwrap();
+//! let seeds = [a, b];
+//! let mut nodes = [
+//!     DeviceNode::new(Config::default(), a, 0xA, 1).unwrap(),
+//!     DeviceNode::new(Config::default(), b, 0xB, 2).unwrap(),
+//! ];
+//! let mut now = Instant::ZERO;
+//! for n in nodes.iter_mut() {
+//!     n.join_seed_nodes(now, &seeds).unwrap();
+//! }
+//! let mut buf = vec![0u8; DeviceNode::MAX_MESSAGE_LEN];
+//! let mut up = 0;
+//! while now < Instant::from_millis(30_000) {
+//!     // Deliver everything queued (instantly, in this toy network).
+//!     let mut moved = true;
+//!     while moved {
+//!         moved = false;
+//!         for i in 0..2 {
+//!             while let Some(t) = nodes[i].poll_transmit(now, &mut buf) {
+//!                 let from = nodes[i].address().socket_addr();
+//!                 let j = if t.destination == a { 0 } else { 1 };
+//!                 let _ = nodes[j].handle_message(now, from, &buf[..t.len]);
+//!                 moved = true;
+//!             }
+//!             while let Some(e) = nodes[i].poll_event() {
+//!                 if let Event::MemberUp(m) = e {
+//!                     println!("node {i} sees {} up", m.address);
+//!                     up += 1;
+//!                 }
+//!             }
+//!         }
+//!     }
+//!     // Advance the clock to the earliest timeout.
+//!     now = nodes.iter().filter_map(|n| n.poll_timeout()).min().unwrap();
+//!     for n in nodes.iter_mut() {
+//!         n.handle_timeout(now);
+//!     }
+//! }
+//! assert!(nodes.iter().all(|n| n.members().len() == 2));
+//! assert!(nodes.iter().all(|n| n.members().iter().all(|m| m.status == MemberStatus::Up)));
+//! assert_eq!(up, 4);
+//! ```
+//!
+//! ## Where fjell differs from Pekko, on purpose
+//!
+//! - Addresses order numerically (IP, port, uid), not as strings: `10.0.0.9` < `10.0.0.10`.
+//! - Tombstones expire on each node's own monotonic clock; peers exchange their age, never a
+//!   wall-clock timestamp, so clock skew cannot resurrect or prematurely forget removed nodes.
+//! - `gossip-different-view-probability` is honoured (Pekko reads it but never uses it).
+//! - The merge relies on tombstones only, which makes it a true state CRDT (commutative,
+//!   associative, idempotent; property-tested).
+//! - Vector clock entries are keyed by member identity and sent as member indices.
+//! - Gossip status messages carry 8-byte digests of the version and the seen set.
+//! - Seed probes retry quickly with backoff, so clusters started all at once form in seconds.
+//! - A node that stops after exiting or being downed says so (`Departed`), so the leader can
+//!   remove it without waiting for the failure detector.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod address;
+pub mod config;
+pub mod event;
+pub mod gossip;
+pub mod join;
+pub mod leader;
+pub mod member;
+pub mod node;
+pub mod random;
+pub mod reachability;
+pub mod time;
+pub mod vclock;
+pub mod wire;
+
+pub use address::UniqueAddress;
+pub use config::{Config, ConfigError};
+pub use event::{Event, StopReason};
+pub use gossip::Gossip;
+pub use member::{AppVersion, Member, MemberStatus, Role, RoleSet};
+pub use node::{CommandError, InputError, Node, NodeStatus, Stats, Transmit};
+pub use reachability::ReachabilityStatus;
+pub use time::Instant;
+pub use wire::{DeliveryClass, WireError};
+
+/// Capacities for small devices: 16 members, 32 reachability records.
+pub type DeviceNode = Node<16, 32>;
+/// Capacities for servers: 4,096 members, 8,192 reachability records. Large (megabytes):
+/// keep it on the heap.
+pub type ServerNode = Node<4096, 8192>;

@@ -1,0 +1,364 @@
+//! Members, their statuses and the one table of allowed status transitions.
+
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use crate::address::UniqueAddress;
+
+/// Longest role name, in bytes.
+pub const MAX_ROLE_LEN: usize = 16;
+/// Most roles one member may have.
+pub const MAX_ROLES: usize = 4;
+
+/// Where a member is in its lifecycle.
+///
+/// `Removed` never appears in the gossip member set: removal deletes the member and leaves a
+/// tombstone. It appears only in events and in [`MemberStatus::transition`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemberStatus {
+    /// Asked to join; not yet moved up by the leader.
+    Joining,
+    /// Let in by the leader without convergence (during a partition); not counted for quorum.
+    WeaklyUp,
+    /// A full member.
+    Up,
+    /// Asked to leave; the leader will move it to Exiting.
+    Leaving,
+    /// Leaving is done; the leader will remove it.
+    Exiting,
+    /// Marked down by an operator or a downing strategy; the leader will remove it.
+    Down,
+    /// Gone. Terminal.
+    Removed,
+    /// Full-cluster shutdown requested; the leader will move it to ReadyForShutdown.
+    PreparingForShutdown,
+    /// Ready to be stopped with the rest of the cluster.
+    ReadyForShutdown,
+}
+
+/// An illegal status change. Carries both ends so the caller can report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IllegalTransition {
+    /// The current status.
+    pub from: MemberStatus,
+    /// The refused target status.
+    pub to: MemberStatus,
+}
+
+impl fmt::Display for IllegalTransition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a member cannot move from {:?} to {:?}", self.from, self.to)
+    }
+}
+
+impl MemberStatus {
+    /// The allowed-transition table (Pekko `Member.allowedTransitions`). This is the only place
+    /// that decides whether a status change is legal. Setting the current status is a no-op.
+    pub fn transition(self, to: MemberStatus) -> Result<MemberStatus, IllegalTransition> {
+        use MemberStatus::*;
+        let ok = self == to
+            || match self {
+                Joining => matches!(to, WeaklyUp | Up | Leaving | Down | Removed),
+                WeaklyUp => matches!(to, Up | Leaving | Down | Removed),
+                Up => matches!(to, Leaving | Down | Removed | PreparingForShutdown),
+                Leaving => matches!(to, Exiting | Down | Removed),
+                Exiting => matches!(to, Down | Removed),
+                Down => matches!(to, Removed),
+                Removed => false,
+                PreparingForShutdown => {
+                    matches!(to, Leaving | Down | Removed | ReadyForShutdown)
+                }
+                ReadyForShutdown => matches!(to, Leaving | Down | Removed),
+            };
+        if ok {
+            Ok(to)
+        } else {
+            Err(IllegalTransition { from: self, to })
+        }
+    }
+
+    /// Rank used when two versions of the same member meet in a merge: the more advanced status
+    /// wins, so concurrent updates resolve the same way on every node.
+    pub(crate) fn merge_rank(self) -> u8 {
+        use MemberStatus::*;
+        match self {
+            Joining => 0,
+            WeaklyUp => 1,
+            Up => 2,
+            PreparingForShutdown => 3,
+            Leaving => 4,
+            Exiting => 5,
+            Down => 6,
+            ReadyForShutdown => 7,
+            Removed => 8,
+        }
+    }
+
+    /// Statuses whose holders must have seen the state for convergence (notes §6, set S).
+    pub(crate) fn counts_for_convergence(self) -> bool {
+        use MemberStatus::*;
+        matches!(self, Up | Leaving | PreparingForShutdown | ReadyForShutdown)
+    }
+}
+
+/// A role name: at most [`MAX_ROLE_LEN`] bytes of UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Role(heapless::String<MAX_ROLE_LEN>);
+
+/// A role name that does not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleTooLong;
+
+impl Role {
+    /// A role from a string of at most [`MAX_ROLE_LEN`] bytes.
+    pub fn new(name: &str) -> Result<Role, RoleTooLong> {
+        let mut s = heapless::String::new();
+        s.push_str(name).map_err(|_| RoleTooLong)?;
+        Ok(Role(s))
+    }
+
+    /// The role name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A sorted, duplicate-free set of at most [`MAX_ROLES`] roles.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct RoleSet(heapless::Vec<Role, MAX_ROLES>);
+
+/// More roles than [`MAX_ROLES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyRoles;
+
+impl RoleSet {
+    /// The empty set.
+    pub const fn new() -> Self {
+        RoleSet(heapless::Vec::new())
+    }
+
+    /// Adds a role (no-op if present).
+    pub fn insert(&mut self, role: Role) -> Result<(), TooManyRoles> {
+        match self.0.binary_search(&role) {
+            Ok(_) => Ok(()),
+            Err(i) => self.0.insert(i, role).map_err(|_| TooManyRoles),
+        }
+    }
+
+    /// True if the set holds `role`.
+    pub fn contains(&self, role: &str) -> bool {
+        self.0.iter().any(|r| r.as_str() == role)
+    }
+
+    /// The roles in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Role> {
+        self.0.iter()
+    }
+
+    /// Number of roles.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there are no roles.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Normalise whatever a peer sends so that equal sets compare equal.
+        let raw = heapless::Vec::<Role, MAX_ROLES>::deserialize(d)?;
+        let mut set = RoleSet::new();
+        for r in raw {
+            set.insert(r).map_err(|_| serde::de::Error::custom("too many roles"))?;
+        }
+        Ok(set)
+    }
+}
+
+/// The application version a node runs, compared numerically (`1.10.0 > 1.9.3`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct AppVersion {
+    /// Major version.
+    pub major: u16,
+    /// Minor version.
+    pub minor: u16,
+    /// Patch version.
+    pub patch: u16,
+}
+
+impl AppVersion {
+    /// `major.minor.patch`.
+    pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
+        AppVersion {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// Parses `"1"`, `"1.2"` or `"1.2.3"`; missing parts are zero.
+    pub fn parse(s: &str) -> Option<AppVersion> {
+        let mut parts = [0u16; 3];
+        let mut n = 0;
+        for p in s.split('.') {
+            if n == 3 {
+                return None;
+            }
+            parts[n] = p.parse().ok()?;
+            n += 1;
+        }
+        Some(AppVersion::new(parts[0], parts[1], parts[2]))
+    }
+}
+
+impl fmt::Display for AppVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Up-number of a member the leader has not moved up yet: such a member is the youngest.
+pub const UP_NUMBER_UNSET: u32 = u32::MAX;
+
+/// One member of the cluster as the gossip describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Member {
+    /// Identity of this incarnation.
+    pub address: UniqueAddress,
+    /// Lifecycle status.
+    pub status: MemberStatus,
+    /// Age: assigned in order by the leader when the member becomes Up; lower is older.
+    pub up_number: u32,
+    /// Roles the node declared when joining.
+    pub roles: RoleSet,
+    /// Application version the node declared when joining.
+    pub app_version: AppVersion,
+}
+
+impl Member {
+    /// A new Joining member.
+    pub fn joining(address: UniqueAddress, roles: RoleSet, app_version: AppVersion) -> Member {
+        Member {
+            address,
+            status: MemberStatus::Joining,
+            up_number: UP_NUMBER_UNSET,
+            roles,
+            app_version,
+        }
+    }
+
+    /// True if `self` is older: lower up-number, ties by lower address.
+    pub fn is_older_than(&self, other: &Member) -> bool {
+        (self.up_number, self.address) < (other.up_number, other.address)
+    }
+
+    /// True if the member has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains(role)
+    }
+
+    /// The version of the same member that wins a merge: the more advanced status; on equal
+    /// status the older copy.
+    pub(crate) fn merge_winner<'a>(a: &'a Member, b: &'a Member) -> &'a Member {
+        let (ra, rb) = (a.status.merge_rank(), b.status.merge_rank());
+        if ra != rb {
+            return if ra > rb { a } else { b };
+        }
+        // Equal status: the older copy (lower up-number). Break remaining ties on the
+        // remaining fields so the choice never depends on argument order.
+        let ka = (a.up_number, a.app_version, &a.roles.0[..]);
+        let kb = (b.up_number, b.app_version, &b.roles.0[..]);
+        if ka <= kb {
+            a
+        } else {
+            b
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemberStatus::*;
+    use super::*;
+
+    const ALL: [MemberStatus; 9] = [
+        Joining,
+        WeaklyUp,
+        Up,
+        Leaving,
+        Exiting,
+        Down,
+        Removed,
+        PreparingForShutdown,
+        ReadyForShutdown,
+    ];
+
+    #[test]
+    fn transition_table_matches_pekko() {
+        // Rows: from; columns: to, in ALL order. Written out independently of `transition`.
+        let table: [[u8; 9]; 9] = [
+            // Jn WU Up Lv Ex Dn Rm PS RS
+            [1, 1, 1, 1, 0, 1, 1, 0, 0], // Joining
+            [0, 1, 1, 1, 0, 1, 1, 0, 0], // WeaklyUp
+            [0, 0, 1, 1, 0, 1, 1, 1, 0], // Up
+            [0, 0, 0, 1, 1, 1, 1, 0, 0], // Leaving
+            [0, 0, 0, 0, 1, 1, 1, 0, 0], // Exiting
+            [0, 0, 0, 0, 0, 1, 1, 0, 0], // Down
+            [0, 0, 0, 0, 0, 0, 1, 0, 0], // Removed
+            [0, 0, 0, 1, 0, 1, 1, 1, 1], // PreparingForShutdown
+            [0, 0, 0, 1, 0, 1, 1, 0, 1], // ReadyForShutdown
+        ];
+        for (i, from) in ALL.iter().enumerate() {
+            for (j, to) in ALL.iter().enumerate() {
+                let allowed = from.transition(*to).is_ok();
+                assert_eq!(allowed, table[i][j] == 1, "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn merge_winner_is_symmetric() {
+        let a = UniqueAddress::new("1.1.1.1:1".parse().unwrap(), 1);
+        let mut m1 = Member::joining(a, RoleSet::new(), AppVersion::default());
+        let mut m2 = m1.clone();
+        m1.status = Up;
+        m1.up_number = 3;
+        m2.status = Leaving;
+        assert_eq!(Member::merge_winner(&m1, &m2), &m2);
+        assert_eq!(Member::merge_winner(&m2, &m1), &m2);
+        m2.status = Up;
+        m2.up_number = 2;
+        assert_eq!(Member::merge_winner(&m1, &m2).up_number, 2);
+        assert_eq!(Member::merge_winner(&m2, &m1).up_number, 2);
+    }
+
+    #[test]
+    fn roles_are_sorted_and_bounded() {
+        let mut s = RoleSet::new();
+        for r in ["b", "a", "b", "d", "c"] {
+            s.insert(Role::new(r).unwrap()).unwrap();
+        }
+        assert_eq!(s.iter().map(|r| r.as_str()).collect::<heapless::Vec<_, 8>>(), ["a", "b", "c", "d"]);
+        assert_eq!(s.insert(Role::new("e").unwrap()), Err(TooManyRoles));
+        assert_eq!(Role::new("a-role-name-that-is-too-long"), Err(RoleTooLong));
+    }
+
+    #[test]
+    fn app_version_parses_and_orders_numerically() {
+        assert_eq!(AppVersion::parse("1.10"), Some(AppVersion::new(1, 10, 0)));
+        assert!(AppVersion::parse("1.10.0").unwrap() > AppVersion::parse("1.9.3").unwrap());
+        assert_eq!(AppVersion::parse("1.2.3.4"), None);
+        assert_eq!(AppVersion::parse("x"), None);
+    }
+}

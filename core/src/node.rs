@@ -1,0 +1,1108 @@
+//! The node state machine: ties membership, gossip, the leader and joining together.
+//!
+//! Call order (as in quinn-proto): after every input — [`Node::handle_message`],
+//! [`Node::handle_timeout`] or a command — drain [`Node::poll_transmit`] and
+//! [`Node::poll_event`] until they return `None`, then sleep until [`Node::poll_timeout`] or
+//! the next message, whichever comes first.
+
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::address::UniqueAddress;
+use crate::config::{Config, ConfigError};
+use crate::event::{Event, Publisher, StopReason};
+use crate::gossip::Gossip;
+use crate::join::{JoinAction, JoinProcess, JoinTiming};
+use crate::leader::{self, UpRequirements};
+use crate::member::{IllegalTransition, Member, MemberStatus};
+use crate::random::Rng;
+use crate::reachability::ReachabilityStatus;
+use crate::time::Instant;
+use crate::vclock::Causality;
+use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoing, WireError};
+
+/// Queued outgoing messages. Drivers drain after every input, so this only has to hold what
+/// one input produces; when full, the newest message is dropped and counted.
+pub const OUTBOX_CAPACITY: usize = 32;
+/// Exiting or Down nodes whose departure confirmation is remembered.
+pub const MAX_DEPARTED: usize = 16;
+/// Notices (non-membership events) held until polled.
+const NOTICES: usize = 4;
+/// Leader ticks a Down node waits for its status to spread before stopping (Pekko: 4).
+const SELF_DOWN_TICKS: u32 = 4;
+/// Leader ticks an Exiting node keeps confirming its exit before it stops.
+const EXIT_CONFIRM_TICKS: u32 = 5;
+/// Members told directly when a node departs.
+const DEPART_GOSSIP_FANOUT: usize = 5;
+
+/// Where this node is in its own life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Not a member and not trying to join.
+    Idle,
+    /// Trying to join (seed process or waiting for Welcome).
+    Joining,
+    /// A member of the cluster (any member status, see [`Node::self_member`]).
+    Member,
+    /// Exiting: confirming its exit to the leader before it stops.
+    Exiting,
+    /// No longer taking part.
+    Stopped(StopReason),
+}
+
+/// A message ready to send: its bytes are in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// Which lane to use.
+    pub class: DeliveryClass,
+    /// Bytes written to the buffer.
+    pub len: usize,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandError {
+    /// No member at that address.
+    UnknownMember(SocketAddr),
+    /// This node is already a member or already joining.
+    AlreadyJoined,
+    /// This node is not a member yet.
+    NotAMember,
+    /// This node has stopped.
+    Stopped,
+    /// No seed nodes were given.
+    NoSeeds,
+    /// The status change is not allowed.
+    Illegal(IllegalTransition),
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::UnknownMember(a) => write!(f, "no member at {a}"),
+            CommandError::AlreadyJoined => f.write_str("this node already joined or is joining"),
+            CommandError::NotAMember => f.write_str("this node is not a member yet"),
+            CommandError::Stopped => f.write_str("this node has stopped"),
+            CommandError::NoSeeds => f.write_str("no seed nodes given"),
+            CommandError::Illegal(t) => t.fmt(f),
+        }
+    }
+}
+
+/// Why an input was rejected. The transport should treat the peer as misbehaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputError {
+    /// The bytes do not decode.
+    Decode(WireError),
+    /// The message claims a sender other than the address it came from.
+    SenderMismatch,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputError::Decode(e) => e.fmt(f),
+            InputError::SenderMismatch => {
+                f.write_str("message claims a sender other than the peer it came from")
+            }
+        }
+    }
+}
+
+/// Counters for what the node dropped or refused, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages that did not decode.
+    pub decode_errors: u64,
+    /// Messages whose claimed sender did not match the transport's peer.
+    pub sender_mismatches: u64,
+    /// Gossip dropped: for an old incarnation, from a non-member, from an unreachable member,
+    /// or not containing this node.
+    pub gossip_dropped: u64,
+    /// Inputs refused because a capacity would be exceeded.
+    pub over_capacity: u64,
+    /// Outgoing messages dropped because the outbox was full.
+    pub outbox_overflow: u64,
+    /// Outgoing messages dropped because the caller's buffer was too small.
+    pub buffer_too_small: u64,
+    /// Full gossip messages sent.
+    pub gossip_full_sent: u64,
+    /// Gossip status messages sent.
+    pub gossip_status_sent: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    InitJoin,
+    InitJoinAck,
+    InitJoinNack,
+    Join,
+    Welcome(UniqueAddress),
+    GossipStatus(UniqueAddress),
+    Gossip(UniqueAddress),
+    Departed,
+    JoinRefused(Incompatibility),
+    VersionRefused,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Pending {
+    to: SocketAddr,
+    out: Out,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Gossip = 0,
+    SpeedUp = 1,
+    Leader = 2,
+}
+const TIMERS: usize = 3;
+
+/// One cluster node's membership state machine, for at most `M` members and `R`
+/// reachability records. See the [crate docs](crate) for the call order and an example.
+pub struct Node<const M: usize, const R: usize> {
+    config: Config,
+    compat: Compat,
+    me: UniqueAddress,
+    rng: Rng,
+    status: NodeStatus,
+    join: JoinProcess,
+    // Three gossip buffers addressed by index, so adopting or merging never copies a state.
+    bufs: [Gossip<M, R>; 3],
+    cur: usize,
+    incoming: usize,
+    spare: usize,
+    timers: [Option<Instant>; TIMERS],
+    speed_up_left: u8,
+    outbox: heapless::Deque<Pending, OUTBOX_CAPACITY>,
+    publisher: Publisher<M>,
+    notices: heapless::Deque<Event, NOTICES>,
+    departed: heapless::Vec<UniqueAddress, MAX_DEPARTED>,
+    ticks_without_convergence: u32,
+    preparing_for_shutdown: bool,
+    self_down_ticks: u32,
+    exit_ticks: u32,
+    stats: Stats,
+}
+
+impl<const M: usize, const R: usize> fmt::Debug for Node<M, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("me", &self.me)
+            .field("status", &self.status)
+            .field("members", &self.gossip().members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const M: usize, const R: usize> Node<M, R> {
+    /// A buffer of this many bytes always holds any message this node sends or accepts.
+    pub const MAX_MESSAGE_LEN: usize = wire::max_message_len(M, R);
+
+    /// A node listening on `addr`, with incarnation `uid` (draw it at random at each process
+    /// start) and `seed` for its random choices. Validates `config`.
+    pub fn new(
+        config: Config,
+        addr: SocketAddr,
+        uid: u64,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if M < 1 {
+            return Err(ConfigError {
+                key: "capacity",
+                reason: "the member capacity must be at least 1",
+            });
+        }
+        let compat = Compat {
+            cluster_name: config.cluster_name.clone(),
+            settings: config.compat_settings.clone(),
+        };
+        Ok(Node {
+            config,
+            compat,
+            me: UniqueAddress::new(addr, uid),
+            rng: Rng::new(seed),
+            status: NodeStatus::Idle,
+            join: JoinProcess::new(addr),
+            bufs: [Gossip::new(), Gossip::new(), Gossip::new()],
+            cur: 0,
+            incoming: 1,
+            spare: 2,
+            timers: [None; TIMERS],
+            speed_up_left: 0,
+            outbox: heapless::Deque::new(),
+            publisher: Publisher::new(),
+            notices: heapless::Deque::new(),
+            departed: heapless::Vec::new(),
+            ticks_without_convergence: 0,
+            preparing_for_shutdown: false,
+            self_down_ticks: 0,
+            exit_ticks: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    // ----- read-only views -------------------------------------------------------------
+
+    /// This node's identity.
+    pub fn address(&self) -> UniqueAddress {
+        self.me
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where this node is in its own life.
+    pub fn status(&self) -> NodeStatus {
+        self.status
+    }
+
+    /// The current gossip state.
+    pub fn gossip(&self) -> &Gossip<M, R> {
+        &self.bufs[self.cur]
+    }
+
+    /// Members in address order.
+    pub fn members(&self) -> &[Member] {
+        &self.gossip().members
+    }
+
+    /// This node's member record, once it is a member.
+    pub fn self_member(&self) -> Option<&Member> {
+        self.gossip().member(&self.me)
+    }
+
+    /// The leader as this node sees it.
+    pub fn leader(&self) -> Option<UniqueAddress> {
+        leader::leader(self.gossip(), &self.me)
+    }
+
+    /// The leader of the members with `role`.
+    pub fn role_leader(&self, role: &str) -> Option<UniqueAddress> {
+        leader::role_leader(self.gossip(), &self.me, role)
+    }
+
+    /// True if this node sees convergence.
+    pub fn is_converged(&self) -> bool {
+        self.is_member() && self.gossip().is_converged(&self.me, &self.departed)
+    }
+
+    /// Members flagged unreachable by some observer (this node excluded).
+    pub fn unreachable(&self) -> impl Iterator<Item = &Member> {
+        let g = self.gossip();
+        g.members
+            .iter()
+            .filter(move |m| m.address != self.me && !g.reachability.is_reachable(&m.address))
+    }
+
+    /// Drop and refusal counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The events describing the current state from an empty one (members by status,
+    /// unreachable members, leader, role leaders): what a new subscriber replays.
+    pub fn replay(&self) -> crate::event::Replay<'_, M, R> {
+        crate::event::Replay::new(self.gossip(), self.me)
+    }
+
+    fn is_member(&self) -> bool {
+        matches!(self.status, NodeStatus::Member | NodeStatus::Exiting)
+    }
+
+    // ----- outputs ---------------------------------------------------------------------
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.publisher.pending() {
+            let (g, me) = (&self.bufs[self.cur], &self.me);
+            if let Some(e) = self.publisher.poll(g, me) {
+                return Some(e);
+            }
+        }
+        self.notices.pop_front()
+    }
+
+    /// The next instant at which [`Node::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.status, NodeStatus::Stopped(_)) {
+            return None;
+        }
+        self.timers
+            .iter()
+            .flatten()
+            .copied()
+            .chain(self.join.next_timeout())
+            .min()
+    }
+
+    /// Writes the next outgoing message into `buf` (use [`Node::MAX_MESSAGE_LEN`] bytes).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        loop {
+            let p = self.outbox.pop_front()?;
+            let me = self.me;
+            let msg = match &p.out {
+                Out::InitJoin => Outgoing::InitJoin {
+                    from: me,
+                    compat: &self.compat,
+                },
+                Out::InitJoinAck => Outgoing::InitJoinAck { from: me },
+                Out::InitJoinNack => Outgoing::InitJoinNack { from: me },
+                Out::Join => Outgoing::Join {
+                    from: me,
+                    roles: &self.config.roles,
+                    app_version: self.config.app_version,
+                    compat: &self.compat,
+                },
+                Out::Welcome(to) => Outgoing::Welcome { from: me, to: *to },
+                Out::GossipStatus(to) => Outgoing::GossipStatus { from: me, to: *to },
+                Out::Gossip(to) => Outgoing::Gossip { from: me, to: *to },
+                Out::Departed => Outgoing::Departed { from: me },
+                Out::JoinRefused(reason) => Outgoing::JoinRefused { from: me, reason },
+                Out::VersionRefused => Outgoing::VersionRefused,
+            };
+            let class = msg.kind().class();
+            match wire::encode(&msg, &self.bufs[self.cur], now, buf) {
+                Ok(len) => {
+                    return Some(Transmit {
+                        destination: p.to,
+                        class,
+                        len,
+                    })
+                }
+                Err(_) => self.stats.buffer_too_small += 1,
+            }
+        }
+    }
+
+    fn send(&mut self, to: SocketAddr, out: Out) {
+        match &out {
+            Out::Gossip(_) | Out::Welcome(_) => self.stats.gossip_full_sent += 1,
+            Out::GossipStatus(_) => self.stats.gossip_status_sent += 1,
+            _ => {}
+        }
+        if self.outbox.push_back(Pending { to, out }).is_err() {
+            self.stats.outbox_overflow += 1;
+        }
+    }
+
+    fn notify(&mut self, e: Event) {
+        if self.notices.is_full() {
+            self.notices.pop_front();
+        }
+        let _ = self.notices.push_back(e);
+    }
+
+    // ----- commands ---------------------------------------------------------------------
+
+    fn timing(&self) -> JoinTiming {
+        JoinTiming {
+            seed_node_timeout: self.config.seed_node_timeout,
+            retry_join_after: self.config.retry_unsuccessful_join_after,
+            give_up_after: self.config.shutdown_after_unsuccessful_join_seed_nodes,
+        }
+    }
+
+    fn check_can_join(&self) -> Result<(), CommandError> {
+        match self.status {
+            NodeStatus::Idle => Ok(()),
+            NodeStatus::Stopped(_) => Err(CommandError::Stopped),
+            _ => Err(CommandError::AlreadyJoined),
+        }
+    }
+
+    /// Joins the cluster through the seed-node process (notes §8.2). `seeds` must be the same
+    /// list, in the same order, on every node: its first entry is the only node that may
+    /// found a new cluster.
+    pub fn join_seed_nodes(&mut self, now: Instant, seeds: &[SocketAddr]) -> Result<(), CommandError> {
+        self.check_can_join()?;
+        if seeds.is_empty() {
+            return Err(CommandError::NoSeeds);
+        }
+        let t = self.timing();
+        let action = self.join.start_seeds(now, seeds, &t);
+        self.status = NodeStatus::Joining;
+        self.run_join_action(now, action);
+        Ok(())
+    }
+
+    /// Joins through the member at `addr`; joining one's own address founds a new cluster.
+    pub fn join(&mut self, now: Instant, addr: SocketAddr) -> Result<(), CommandError> {
+        self.check_can_join()?;
+        let t = self.timing();
+        let action = self.join.start_join(now, addr, &t);
+        self.status = NodeStatus::Joining;
+        self.run_join_action(now, action);
+        Ok(())
+    }
+
+    fn member_at(&self, addr: SocketAddr) -> Result<UniqueAddress, CommandError> {
+        if !self.is_member() {
+            return Err(match self.status {
+                NodeStatus::Stopped(_) => CommandError::Stopped,
+                _ => CommandError::NotAMember,
+            });
+        }
+        self.gossip()
+            .member_at(addr)
+            .map(|m| m.address)
+            .ok_or(CommandError::UnknownMember(addr))
+    }
+
+    /// Asks the member at `addr` (this node or any other) to leave gracefully: it becomes
+    /// Leaving, the leader moves it to Exiting and then removes it.
+    pub fn leave(&mut self, now: Instant, addr: SocketAddr) -> Result<(), CommandError> {
+        let who = self.member_at(addr)?;
+        let status = self.gossip().member(&who).map(|m| m.status);
+        if matches!(
+            status,
+            Some(MemberStatus::Leaving | MemberStatus::Exiting | MemberStatus::Down)
+        ) {
+            return Ok(()); // already on its way out
+        }
+        self.set_status_local(now, who, MemberStatus::Leaving)?;
+        self.gossip_round(now);
+        Ok(())
+    }
+
+    /// Marks the member at `addr` Down (from any member). The leader removes it once it is
+    /// unreachable or has confirmed it stopped; a Down node that sees its status stops.
+    pub fn down(&mut self, now: Instant, addr: SocketAddr) -> Result<(), CommandError> {
+        let who = self.member_at(addr)?;
+        self.set_status_local(now, who, MemberStatus::Down)?;
+        if who != self.me {
+            // Tell the downed node straight away so it stops serving.
+            self.send(who.socket_addr(), Out::Gossip(who));
+        }
+        Ok(())
+    }
+
+    /// Starts a full-cluster shutdown: every Up member becomes PreparingForShutdown, no one
+    /// new is let in, and the leader moves them to ReadyForShutdown.
+    pub fn prepare_for_full_cluster_shutdown(&mut self, now: Instant) -> Result<(), CommandError> {
+        self.member_at(self.me.socket_addr())?;
+        self.preparing_for_shutdown = true;
+        let ups: heapless::Vec<UniqueAddress, M> = self
+            .gossip()
+            .members
+            .iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .map(|m| m.address)
+            .collect();
+        let g = &mut self.bufs[self.cur];
+        for a in &ups {
+            let _ = g.set_status(a, MemberStatus::PreparingForShutdown);
+        }
+        if !ups.is_empty() {
+            self.local_change();
+            self.gossip_round(now);
+        }
+        Ok(())
+    }
+
+    fn set_status_local(
+        &mut self,
+        now: Instant,
+        who: UniqueAddress,
+        to: MemberStatus,
+    ) -> Result<(), CommandError> {
+        let changed = match self.bufs[self.cur].set_status(&who, to) {
+            Ok(c) => c,
+            Err(crate::gossip::UpdateError::Illegal(t)) => return Err(CommandError::Illegal(t)),
+            Err(crate::gossip::UpdateError::UnknownMember) => {
+                return Err(CommandError::UnknownMember(who.socket_addr()))
+            }
+        };
+        if changed {
+            self.local_change();
+            self.after_self_change(now);
+        }
+        Ok(())
+    }
+
+    // ----- inputs -----------------------------------------------------------------------
+
+    /// Feeds one message received from `from` (the transport's authenticated peer address).
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), InputError> {
+        if matches!(self.status, NodeStatus::Stopped(_)) {
+            return Ok(());
+        }
+        let msg = match wire::decode(bytes, &mut self.bufs[self.incoming], now) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                if let WireError::UnsupportedVersion { kind, .. } = e {
+                    if kind == wire::Kind::InitJoin as u8 || kind == wire::Kind::Join as u8 {
+                        self.send(from, Out::VersionRefused);
+                    }
+                }
+                return Err(InputError::Decode(e));
+            }
+        };
+        if let Some(claimed) = claimed_sender(&msg) {
+            if !claimed.same_address(from) {
+                self.stats.sender_mismatches += 1;
+                return Err(InputError::SenderMismatch);
+            }
+        }
+        match msg {
+            Message::InitJoin { from, compat } => self.on_init_join(from, &compat),
+            Message::InitJoinAck { from } => {
+                let t = self.timing();
+                let a = self.join.on_ack(now, from.socket_addr(), &t);
+                self.run_join_action(now, a);
+            }
+            Message::InitJoinNack { from } => {
+                let a = self.join.on_nack(from.socket_addr());
+                self.run_join_action(now, a);
+            }
+            Message::Join {
+                from,
+                roles,
+                app_version,
+                compat,
+            } => self.on_join(now, Member::joining(from, roles, app_version), &compat),
+            Message::Welcome { from, to } => self.on_welcome(now, from, to),
+            Message::GossipStatus {
+                from,
+                to,
+                version,
+                seen,
+            } => self.on_gossip_status(from, to, version, seen),
+            Message::Gossip { from, to } => self.on_gossip(now, from, to),
+            Message::Departed { from } => self.on_departed(from),
+            Message::JoinRefused { from, reason } => self.on_refused(from.socket_addr(), reason),
+            Message::VersionRefused { version } => self.on_refused(
+                from,
+                Incompatibility::ProtocolVersion { cluster: version },
+            ),
+        }
+        Ok(())
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.status, NodeStatus::Stopped(_)) {
+            return;
+        }
+        if self.join.next_timeout().is_some_and(|t| t <= now) {
+            let t = self.timing();
+            let a = self.join.on_timeout(now, &t);
+            self.run_join_action(now, a);
+        }
+        if self.due(Timer::Leader, now) {
+            self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
+            self.leader_tick(now);
+        }
+        if self.due(Timer::Gossip, now) {
+            self.timers[Timer::Gossip as usize] = Some(now + self.config.gossip_interval);
+            self.gossip_round(now);
+            if self.speed_up_needed() {
+                self.speed_up_left = 2;
+                self.timers[Timer::SpeedUp as usize] = Some(now + self.config.gossip_interval / 3);
+            }
+        }
+        if self.due(Timer::SpeedUp, now) {
+            self.timers[Timer::SpeedUp as usize] = None;
+            if self.speed_up_needed() {
+                self.gossip_round(now);
+                self.speed_up_left = self.speed_up_left.saturating_sub(1);
+                if self.speed_up_left > 0 {
+                    self.timers[Timer::SpeedUp as usize] =
+                        Some(now + self.config.gossip_interval / 3);
+                }
+            }
+        }
+    }
+
+    fn due(&self, t: Timer, now: Instant) -> bool {
+        self.timers[t as usize].is_some_and(|d| d <= now)
+    }
+
+    // ----- join -------------------------------------------------------------------------
+
+    fn run_join_action(&mut self, now: Instant, action: JoinAction) {
+        match action {
+            JoinAction::Wait => {}
+            JoinAction::Probe => {
+                let targets: heapless::Vec<SocketAddr, { crate::join::MAX_SEEDS }> =
+                    self.join.probe_targets().collect();
+                for s in targets {
+                    self.send(s, Out::InitJoin);
+                }
+            }
+            JoinAction::SendJoin(to) => self.send(to, Out::Join),
+            JoinAction::JoinSelf => self.join_self(now),
+            JoinAction::GiveUp => self.stop(StopReason::JoinGaveUp),
+        }
+    }
+
+    fn join_self(&mut self, now: Instant) {
+        self.join.stop();
+        let g = &mut self.bufs[self.cur];
+        g.clear();
+        let me = Member::joining(self.me, self.config.roles.clone(), self.config.app_version);
+        let _ = g.add_member(me);
+        self.become_member(now);
+        self.local_change();
+        // A lone founder is converged: move it up at once, so the oldest member is
+        // deterministic when seeds start together (Pekko's DeterministicOldestWhenJoining).
+        self.leader_tick(now);
+    }
+
+    fn become_member(&mut self, now: Instant) {
+        self.status = NodeStatus::Member;
+        self.join.stop();
+        // Spread the first gossip tick so nodes started together do not gossip in lockstep.
+        let jitter = self.rng.below(micros_of(self.config.gossip_interval).max(1) as usize) as u64;
+        self.timers[Timer::Gossip as usize] = Some(now + Duration::from_micros(jitter));
+        self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
+        self.publisher.invalidate();
+    }
+
+    fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
+        if let Some(reason) = self.compat.check(compat) {
+            self.refuse(from, reason);
+            return;
+        }
+        let can_take = self.status == NodeStatus::Member
+            && !self.preparing_for_shutdown
+            && self
+                .self_member()
+                .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting));
+        let out = if can_take { Out::InitJoinAck } else { Out::InitJoinNack };
+        self.send(from.socket_addr(), out);
+    }
+
+    fn refuse(&mut self, from: UniqueAddress, reason: Incompatibility) {
+        self.send(from.socket_addr(), Out::JoinRefused(reason.clone()));
+        self.notify(Event::JoinRequestRefused { from, reason });
+    }
+
+    fn on_refused(&mut self, by: SocketAddr, reason: Incompatibility) {
+        if self.status == NodeStatus::Joining && self.join.contacted(by) {
+            self.join.stop();
+            self.status = NodeStatus::Idle;
+            self.notify(Event::JoinRefused { by, reason });
+        }
+    }
+
+    fn on_join(&mut self, now: Instant, joiner: Member, compat: &Compat) {
+        if let Some(reason) = self.compat.check(compat) {
+            self.refuse(joiner.address, reason);
+            return;
+        }
+        if self.status != NodeStatus::Member || self.preparing_for_shutdown {
+            return;
+        }
+        if self
+            .self_member()
+            .is_none_or(|m| matches!(m.status, MemberStatus::Down | MemberStatus::Exiting))
+        {
+            return;
+        }
+        let who = joiner.address;
+        let existing = self.gossip().member_at(who.socket_addr()).map(|m| (m.address, m.status));
+        match existing {
+            Some((a, _)) if a == who => {
+                // A retry after a lost Welcome.
+                self.send(who.socket_addr(), Out::Welcome(who));
+            }
+            Some((old, status)) => {
+                // A new incarnation on the same address: the old one is dead. Mark it
+                // Terminated and Down; the leader removes it, and the joiner's retry gets in.
+                let g = &mut self.bufs[self.cur];
+                let changed_r = g
+                    .reachability
+                    .change(self.me, old, ReachabilityStatus::Terminated)
+                    .unwrap_or_else(|_| {
+                        self.stats.over_capacity += 1;
+                        false
+                    });
+                let changed_s = status != MemberStatus::Down
+                    && g.set_status(&old, MemberStatus::Down).unwrap_or(false);
+                if changed_r || changed_s {
+                    self.local_change();
+                }
+                let _ = now;
+            }
+            None => match self.bufs[self.cur].add_member(joiner) {
+                Ok(true) => {
+                    self.local_change();
+                    self.send(who.socket_addr(), Out::Welcome(who));
+                }
+                Ok(false) => {} // tombstoned: an incarnation that was removed never returns
+                Err(_) => self.stats.over_capacity += 1,
+            },
+        }
+    }
+
+    fn on_welcome(&mut self, now: Instant, from: UniqueAddress, to: UniqueAddress) {
+        if self.status != NodeStatus::Joining
+            || to != self.me
+            || self.join.joining_to() != Some(from.socket_addr())
+        {
+            return;
+        }
+        let inc = &self.bufs[self.incoming];
+        if !inc.is_member(&self.me) || !inc.is_member(&from) {
+            self.stats.gossip_dropped += 1;
+            return;
+        }
+        core::mem::swap(&mut self.cur, &mut self.incoming);
+        self.bufs[self.cur].add_seen(self.me);
+        self.become_member(now);
+        self.send(from.socket_addr(), Out::Gossip(from));
+        self.after_self_change(now);
+    }
+
+    // ----- gossip -----------------------------------------------------------------------
+
+    fn valid_peer(&self, from: &UniqueAddress) -> bool {
+        let g = self.gossip();
+        g.is_member(from)
+            && g.reachability.status_by(&self.me, from) == ReachabilityStatus::Reachable
+    }
+
+    fn on_gossip_status(&mut self, from: UniqueAddress, to: UniqueAddress, version: u64, seen: u64) {
+        if !self.is_member() || to != self.me || !self.valid_peer(&from) {
+            self.stats.gossip_dropped += 1;
+            return;
+        }
+        let g = self.gossip();
+        if g.version_digest() != version || g.seen_digest() != seen {
+            // Versions or seen sets differ. Digests cannot tell who is newer, so send ours;
+            // if the peer is newer it answers with its own (an older gossip always gets a
+            // talkback).
+            self.send(from.socket_addr(), Out::Gossip(from));
+        }
+    }
+
+    fn on_gossip(&mut self, now: Instant, from: UniqueAddress, to: UniqueAddress) {
+        if !self.is_member() || to != self.me || !self.valid_peer(&from) {
+            self.stats.gossip_dropped += 1;
+            return;
+        }
+        let exiting = self.status == NodeStatus::Exiting;
+        let inc = &self.bufs[self.incoming];
+        if !inc.is_member(&self.me) {
+            if inc.is_tombstoned(&self.me) {
+                // Removed: after an exit that is the expected end, otherwise we were removed
+                // without being told.
+                self.stop(if exiting { StopReason::Left } else { StopReason::Removed });
+            } else {
+                self.stats.gossip_dropped += 1;
+            }
+            return;
+        }
+        let talkback = match self.gossip().compare(inc) {
+            Causality::Same => {
+                let remote_saw_me = inc.seen_by(&self.me);
+                let (cur, inc) = (self.cur, self.incoming);
+                let [c, i] = self
+                    .bufs
+                    .get_disjoint_mut([cur, inc])
+                    .expect("distinct buffer indices");
+                c.union_seen(i);
+                // Tombstones expire by local time, so equal versions may differ there.
+                for t in i.tombstones.iter() {
+                    if !c.is_member(&t.address) {
+                        c.add_tombstone(*t);
+                    }
+                }
+                !remote_saw_me
+            }
+            Causality::Before => {
+                let remote_saw_me = inc.seen_by(&self.me);
+                core::mem::swap(&mut self.cur, &mut self.incoming);
+                !remote_saw_me
+            }
+            Causality::After => true,
+            Causality::Concurrent => {
+                let (cur, inc, spare) = (self.cur, self.incoming, self.spare);
+                let [out, a, b] = self
+                    .bufs
+                    .get_disjoint_mut([spare, cur, inc])
+                    .expect("distinct buffer indices");
+                if out.merge_from(a, b).is_err() {
+                    self.stats.over_capacity += 1;
+                    return;
+                }
+                self.spare = cur;
+                self.cur = spare;
+                true
+            }
+        };
+        if !self.gossip().is_member(&self.me) {
+            self.stop(if exiting { StopReason::Left } else { StopReason::Removed });
+            return;
+        }
+        if !exiting {
+            self.bufs[self.cur].add_seen(self.me);
+        }
+        self.departed.retain(|d| self.bufs[self.cur].is_member(d));
+        self.publisher.invalidate();
+        self.after_self_change(now);
+        if talkback && self.is_member() {
+            self.send(from.socket_addr(), Out::Gossip(from));
+        }
+    }
+
+    fn on_departed(&mut self, from: UniqueAddress) {
+        let departing = self
+            .gossip()
+            .member(&from)
+            .is_some_and(|m| matches!(m.status, MemberStatus::Exiting | MemberStatus::Down));
+        if departing && !self.departed.contains(&from) && self.departed.push(from).is_err() {
+            self.stats.over_capacity += 1;
+        }
+    }
+
+    /// One gossip round: pick a target; send it a status if it has seen our version, the
+    /// full gossip otherwise.
+    fn gossip_round(&mut self, _now: Instant) {
+        if !self.is_member() || self.gossip().members.len() < 2 {
+            return;
+        }
+        if let Some(t) = self.select_target() {
+            let out = if self.gossip().seen_by(&t) {
+                Out::GossipStatus(t)
+            } else {
+                Out::Gossip(t)
+            };
+            self.send(t.socket_addr(), out);
+        }
+    }
+
+    /// Probability of preferring a node that has not seen our version: the configured value
+    /// up to `reduce-gossip-different-view-probability` members, falling linearly to a tenth of
+    /// it at three times that size, so huge clusters do not all hammer the few stragglers.
+    fn different_view_probability(&self, n: usize) -> f32 {
+        let p = self.config.gossip_different_view_probability;
+        let r = self.config.reduce_gossip_different_view_probability as usize;
+        if n <= r {
+            p
+        } else if n >= 3 * r {
+            p / 10.0
+        } else {
+            p - (p - p / 10.0) * ((n - r) as f32 / (2 * r) as f32)
+        }
+    }
+
+    fn select_target(&mut self) -> Option<UniqueAddress> {
+        let n = self.gossip().members.len();
+        let prefer_unseen = self.rng.unit() < self.different_view_probability(n);
+        let g = &self.bufs[self.cur];
+        let me = self.me;
+        let valid = |m: &&Member| {
+            m.address != me && g.reachability.status_by(&me, &m.address) == ReachabilityStatus::Reachable
+        };
+        if prefer_unseen {
+            let unseen = |m: &&Member| valid(m) && !g.seen_by(&m.address);
+            let count = g.members.iter().filter(unseen).count();
+            if count > 0 {
+                let k = self.rng.below(count);
+                return g.members.iter().filter(unseen).nth(k).map(|m| m.address);
+            }
+        }
+        let count = g.members.iter().filter(valid).count();
+        if count == 0 {
+            return None;
+        }
+        let k = self.rng.below(count);
+        g.members.iter().filter(valid).nth(k).map(|m| m.address)
+    }
+
+    /// Pekko's condition for extra gossip rounds: a Down member, or fewer than half have seen
+    /// the current version.
+    fn speed_up_needed(&self) -> bool {
+        let g = self.gossip();
+        self.is_member()
+            && g.members.len() > 1
+            && (g.members.iter().any(|m| m.status == MemberStatus::Down)
+                || g.seen.len() < g.members.len() / 2)
+    }
+
+    // ----- leader and self ----------------------------------------------------------------
+
+
+    fn leader_tick(&mut self, now: Instant) {
+        if !self.is_member() {
+            return;
+        }
+        let ttl = self.config.prune_gossip_tombstones_after;
+        if self.bufs[self.cur].prune_tombstones(now, ttl) {
+            self.publisher.invalidate();
+        }
+        if self.leader() == Some(self.me) && self.status == NodeStatus::Member {
+            if self.is_converged() {
+                self.ticks_without_convergence = 0;
+                let req = up_requirements(&self.config, self.preparing_for_shutdown);
+                let cur = self.cur;
+                let out =
+                    leader::actions_on_convergence(&mut self.bufs[cur], now, &req, &self.departed);
+                if out.changed() {
+                    self.local_change();
+                    let g = &self.bufs[self.cur];
+                    self.departed.retain(|d| g.is_member(d));
+                    self.after_self_change(now);
+                }
+            } else {
+                self.ticks_without_convergence = self.ticks_without_convergence.saturating_add(1);
+                if let Some(after) = self.config.allow_weakly_up_members {
+                    let waited = self.config.leader_actions_interval * self.ticks_without_convergence;
+                    if waited >= after && !self.preparing_for_shutdown {
+                        let req = up_requirements(&self.config, false);
+                        let cur = self.cur;
+                        let moved = leader::weakly_up(&mut self.bufs[cur], &req);
+                        if moved > 0 {
+                            self.local_change();
+                        }
+                    }
+                }
+            }
+        }
+        // Every node: join a full-cluster shutdown that others started.
+        if self.self_member().is_some_and(|m| m.status == MemberStatus::Up)
+            && self.gossip().members.iter().any(|m| {
+                matches!(
+                    m.status,
+                    MemberStatus::PreparingForShutdown | MemberStatus::ReadyForShutdown
+                )
+            })
+        {
+            self.preparing_for_shutdown = true;
+            let me = self.me;
+            let _ = self.set_status_local(now, me, MemberStatus::PreparingForShutdown);
+        }
+        match self.status {
+            NodeStatus::Exiting => {
+                self.exit_ticks += 1;
+                if self.exit_ticks > EXIT_CONFIRM_TICKS {
+                    self.stop(StopReason::Left);
+                } else {
+                    self.confirm_departure();
+                }
+            }
+            NodeStatus::Member
+                if self.self_member().is_some_and(|m| m.status == MemberStatus::Down) =>
+            {
+                self.self_down_ticks += 1;
+                let g = self.gossip();
+                let spread = g
+                    .members
+                    .iter()
+                    .filter(|m| m.status != MemberStatus::Down)
+                    .all(|m| g.seen_by(&m.address) || !g.reachability.is_reachable(&m.address));
+                if spread || self.self_down_ticks >= SELF_DOWN_TICKS {
+                    self.depart(now, StopReason::Downed);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reacts to this node's own status after the gossip changed.
+    fn after_self_change(&mut self, now: Instant) {
+        let Some(status) = self.self_member().map(|m| m.status) else {
+            return;
+        };
+        if status == MemberStatus::Exiting && self.status == NodeStatus::Member {
+            // Exiting tasks: there is nothing to hand over inside the core, so finish at once:
+            // spread the news, confirm to the leader, and keep confirming for a few ticks.
+            self.status = NodeStatus::Exiting;
+            self.exit_ticks = 0;
+            self.bufs[self.cur].add_seen(self.me);
+            self.spread_to_some();
+            self.confirm_departure();
+        }
+        let _ = now;
+    }
+
+    /// Full gossip to a few random members, so news about this node outlives it.
+    fn spread_to_some(&mut self) {
+        for _ in 0..DEPART_GOSSIP_FANOUT.min(self.gossip().members.len().saturating_sub(1)) {
+            if let Some(t) = self.select_target() {
+                self.send(t.socket_addr(), Out::Gossip(t));
+            }
+        }
+    }
+
+    /// Tells the leader (as computed without this node) and the next candidate that this node
+    /// has stopped taking part, so they may remove it without waiting for failure detection.
+    fn confirm_departure(&mut self) {
+        let me = self.me;
+        let g = &self.bufs[self.cur];
+        let first = leader::leader_among(g, &me, |m| m.address != me);
+        let second = first.and_then(|f| leader::leader_among(g, &me, |m| m.address != me && m.address != f));
+        for t in [first, second].into_iter().flatten() {
+            self.send(t.socket_addr(), Out::Departed);
+        }
+    }
+
+    fn depart(&mut self, _now: Instant, reason: StopReason) {
+        self.spread_to_some();
+        self.confirm_departure();
+        self.stop(reason);
+    }
+
+    fn stop(&mut self, reason: StopReason) {
+        if matches!(self.status, NodeStatus::Stopped(_)) {
+            return;
+        }
+        self.status = NodeStatus::Stopped(reason);
+        self.join.stop();
+        self.timers = [None; TIMERS];
+        self.publisher.invalidate();
+        self.notify(Event::Stopped(reason));
+    }
+
+    /// A local change to the gossip: bump our clock entry; only we have seen it.
+    fn local_change(&mut self) {
+        let mark_seen = self.status != NodeStatus::Exiting;
+        let me = self.me;
+        if self.bufs[self.cur].bump(me, mark_seen).is_err() {
+            self.stats.over_capacity += 1;
+        }
+        self.publisher.invalidate();
+    }
+}
+
+fn up_requirements(config: &Config, preparing_for_shutdown: bool) -> UpRequirements<'_> {
+    UpRequirements {
+        min_members: config.min_nr_of_members,
+        role_minimums: &config.role_min_nr_of_members,
+        preparing_for_shutdown,
+    }
+}
+
+fn micros_of(d: Duration) -> u64 {
+    crate::time::micros(d)
+}
+
+fn claimed_sender(msg: &Message) -> Option<UniqueAddress> {
+    match msg {
+        Message::InitJoin { from, .. }
+        | Message::InitJoinAck { from }
+        | Message::InitJoinNack { from }
+        | Message::Join { from, .. }
+        | Message::Welcome { from, .. }
+        | Message::GossipStatus { from, .. }
+        | Message::Gossip { from, .. }
+        | Message::Departed { from }
+        | Message::JoinRefused { from, .. } => Some(*from),
+        Message::VersionRefused { .. } => None,
+    }
+}

@@ -1,0 +1,379 @@
+//! The reachability table: what each observer currently thinks of the subjects it watches.
+//!
+//! Only an observer changes its own rows, and each change bumps that observer's version, so a
+//! merge simply takes, per observer, the rows of the side with the higher version. A subject is
+//! unreachable while any observer says so, and reachable again only when every such observer
+//! has flipped back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::UniqueAddress;
+
+/// What one observer thinks of one subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReachabilityStatus {
+    /// Heartbeats arrive.
+    Reachable,
+    /// The failure detector gave up on it.
+    Unreachable,
+    /// Known dead (for example an old incarnation replaced by a restart). Sticky.
+    Terminated,
+}
+
+/// One observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Record {
+    /// Who observed.
+    pub observer: UniqueAddress,
+    /// Whom.
+    pub subject: UniqueAddress,
+    /// What it saw.
+    pub status: ReachabilityStatus,
+    /// The observer's version when it recorded this.
+    pub version: u64,
+}
+
+/// The table is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReachabilityFull;
+
+/// Observer → subject records (at most `R`) and per-observer versions (at most `M` observers).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reachability<const M: usize, const R: usize> {
+    /// Sorted by (observer, subject): an observer's rows are contiguous.
+    records: heapless::Vec<Record, R>,
+    /// Sorted by observer.
+    versions: heapless::Vec<(UniqueAddress, u64), M>,
+}
+
+impl<const M: usize, const R: usize> Reachability<M, R> {
+    /// An empty table: everyone reachable.
+    pub const fn new() -> Self {
+        Reachability {
+            records: heapless::Vec::new(),
+            versions: heapless::Vec::new(),
+        }
+    }
+
+    /// All records.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// All observer versions.
+    pub fn versions(&self) -> impl Iterator<Item = (&UniqueAddress, u64)> {
+        self.versions.iter().map(|(a, v)| (a, *v))
+    }
+
+    /// True if no observer has any row.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Version of `observer` (zero if none).
+    pub fn version_of(&self, observer: &UniqueAddress) -> u64 {
+        match self.versions.binary_search_by(|(a, _)| a.cmp(observer)) {
+            Ok(i) => self.versions[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    fn observer_rows(&self, observer: &UniqueAddress) -> core::ops::Range<usize> {
+        let start = self.records.partition_point(|r| r.observer < *observer);
+        let end = start + self.records[start..].partition_point(|r| r.observer == *observer);
+        start..end
+    }
+
+    /// What `observer` thinks of `subject`.
+    pub fn status_by(
+        &self,
+        observer: &UniqueAddress,
+        subject: &UniqueAddress,
+    ) -> ReachabilityStatus {
+        let rows = self.observer_rows(observer);
+        self.records[rows]
+            .iter()
+            .find(|r| r.subject == *subject)
+            .map_or(ReachabilityStatus::Reachable, |r| r.status)
+    }
+
+    /// Aggregate status of `subject` over observers accepted by `observer_filter`: Terminated if
+    /// any says so, else Unreachable if any says so, else Reachable.
+    pub fn status_filtered(
+        &self,
+        subject: &UniqueAddress,
+        mut observer_filter: impl FnMut(&UniqueAddress) -> bool,
+    ) -> ReachabilityStatus {
+        self.records
+            .iter()
+            .filter(|r| r.subject == *subject && observer_filter(&r.observer))
+            .map(|r| r.status)
+            .max()
+            .unwrap_or(ReachabilityStatus::Reachable)
+    }
+
+    /// Aggregate status of `subject` over all observers.
+    pub fn status(&self, subject: &UniqueAddress) -> ReachabilityStatus {
+        self.status_filtered(subject, |_| true)
+    }
+
+    /// True if no observer flags `subject`.
+    pub fn is_reachable(&self, subject: &UniqueAddress) -> bool {
+        self.status(subject) == ReachabilityStatus::Reachable
+    }
+
+    /// Records `status` as `observer`'s view of `subject`. Returns whether the table changed.
+    pub fn change(
+        &mut self,
+        observer: UniqueAddress,
+        subject: UniqueAddress,
+        status: ReachabilityStatus,
+    ) -> Result<bool, ReachabilityFull> {
+        if observer == subject {
+            return Ok(false);
+        }
+        let rows = self.observer_rows(&observer);
+        let existing = self.records[rows.clone()]
+            .iter()
+            .position(|r| r.subject == subject)
+            .map(|p| rows.start + p);
+        match existing {
+            None if status == ReachabilityStatus::Reachable => return Ok(false),
+            Some(i) if self.records[i].status == status => return Ok(false),
+            Some(i) if self.records[i].status == ReachabilityStatus::Terminated => {
+                return Ok(false)
+            }
+            _ => {}
+        }
+        if existing.is_none() && self.records.is_full() {
+            return Err(ReachabilityFull);
+        }
+        let version = self.version_of(&observer) + 1;
+        self.set_version(observer, version)?;
+        let rec = Record {
+            observer,
+            subject,
+            status,
+            version,
+        };
+        match existing {
+            Some(i) => self.records[i] = rec,
+            None => {
+                let at = self.records.partition_point(|r| (r.observer, r.subject) < (observer, subject));
+                self.records.insert(at, rec).map_err(|_| ReachabilityFull)?;
+            }
+        }
+        // "All reachable" is not stored: drop the observer's rows once none flags anyone.
+        let rows = self.observer_rows(&observer);
+        if self.records[rows.clone()]
+            .iter()
+            .all(|r| r.status == ReachabilityStatus::Reachable)
+        {
+            self.remove_range(rows);
+        }
+        Ok(true)
+    }
+
+    fn set_version(&mut self, observer: UniqueAddress, v: u64) -> Result<(), ReachabilityFull> {
+        match self.versions.binary_search_by(|(a, _)| a.cmp(&observer)) {
+            Ok(i) => self.versions[i].1 = v,
+            Err(i) => self
+                .versions
+                .insert(i, (observer, v))
+                .map_err(|_| ReachabilityFull)?,
+        }
+        Ok(())
+    }
+
+    fn remove_range(&mut self, rows: core::ops::Range<usize>) {
+        let n = rows.len();
+        if n == 0 {
+            return;
+        }
+        let len = self.records.len();
+        self.records[rows.start..].rotate_left(n);
+        self.records.truncate(len - n);
+    }
+
+    /// Forgets `node` as observer and as subject (it was removed from the cluster).
+    pub fn remove_node(&mut self, node: &UniqueAddress) {
+        self.records
+            .retain(|r| r.observer != *node && r.subject != *node);
+        if let Ok(i) = self.versions.binary_search_by(|(a, _)| a.cmp(node)) {
+            self.versions.remove(i);
+        }
+    }
+
+    /// Keeps only observers and subjects accepted by `is_member`.
+    pub fn retain_members(&mut self, mut is_member: impl FnMut(&UniqueAddress) -> bool) {
+        self.records
+            .retain(|r| is_member(&r.observer) && is_member(&r.subject));
+        self.versions.retain(|(a, _)| is_member(a));
+    }
+
+    /// Subjects flagged Unreachable or Terminated by at least one observer accepted by
+    /// `observer_filter`, each once.
+    pub fn flagged_subjects<'a>(
+        &'a self,
+        observer_filter: impl Fn(&UniqueAddress) -> bool + 'a,
+    ) -> impl Iterator<Item = UniqueAddress> + 'a {
+        let flagged =
+            move |r: &Record| r.status != ReachabilityStatus::Reachable && observer_filter(&r.observer);
+        let records = &self.records;
+        records.iter().enumerate().filter_map(move |(k, r)| {
+            // Rows are sorted by observer, so a subject can recur: report its first flag only.
+            let first = flagged(r) && !records[..k].iter().any(|q| q.subject == r.subject && flagged(q));
+            first.then_some(r.subject)
+        })
+    }
+
+    /// Merges `a` and `b` into `self`: per observer (that `is_member` accepts) the rows of the
+    /// side with the higher version; only rows whose subject is a member survive.
+    pub fn merge_from(
+        &mut self,
+        a: &Self,
+        b: &Self,
+        mut is_member: impl FnMut(&UniqueAddress) -> bool,
+    ) -> Result<(), ReachabilityFull> {
+        self.records.clear();
+        self.versions.clear();
+        let (mut i, mut j) = (0, 0);
+        while i < a.versions.len() || j < b.versions.len() {
+            let (observer, va, vb) = match (a.versions.get(i), b.versions.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    i += 1;
+                    j += 1;
+                    (x.0, x.1, y.1)
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    i += 1;
+                    (x.0, x.1, 0)
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    (x.0, x.1, 0)
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    (y.0, 0, y.1)
+                }
+                (None, None) => unreachable!("loop condition"),
+            };
+            if !is_member(&observer) {
+                continue;
+            }
+            let ra = &a.records[a.observer_rows(&observer)];
+            let rb = &b.records[b.observer_rows(&observer)];
+            // Equal versions carry equal rows when both came from the observer; if a hostile
+            // peer made them differ, pick by content so the merge stays commutative.
+            let rows = if va > vb || (va == vb && ra >= rb) { ra } else { rb };
+            for r in rows {
+                if is_member(&r.subject) {
+                    self.records.push(*r).map_err(|_| ReachabilityFull)?;
+                }
+            }
+            self.versions
+                .push((observer, va.max(vb)))
+                .map_err(|_| ReachabilityFull)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the table from decoded parts, validating order. Used by the wire decoder.
+    pub(crate) fn push_version(&mut self, observer: UniqueAddress, v: u64) -> Result<(), ()> {
+        if let Some(last) = self.versions.last() {
+            if last.0 >= observer {
+                return Err(());
+            }
+        }
+        self.versions.push((observer, v)).map_err(|_| ())
+    }
+
+    /// See [`Self::push_version`].
+    pub(crate) fn push_record(&mut self, r: Record) -> Result<(), ()> {
+        if r.observer == r.subject || r.version == 0 {
+            return Err(());
+        }
+        if let Some(last) = self.records.last() {
+            if (last.observer, last.subject) >= (r.observer, r.subject) {
+                return Err(());
+            }
+        }
+        self.records.push(r).map_err(|_| ())
+    }
+
+    /// Clears the table.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.versions.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReachabilityStatus::*;
+    use super::*;
+
+    fn n(i: u8) -> UniqueAddress {
+        UniqueAddress::new(([10, 0, 0, i], 1).into(), 1)
+    }
+
+    type T = Reachability<8, 16>;
+
+    #[test]
+    fn reachable_again_only_when_every_observer_agrees() {
+        let mut t = T::new();
+        assert!(t.change(n(1), n(3), Unreachable).unwrap());
+        assert!(t.change(n(2), n(3), Unreachable).unwrap());
+        assert_eq!(t.status(&n(3)), Unreachable);
+        t.change(n(1), n(3), Reachable).unwrap();
+        assert_eq!(t.status(&n(3)), Unreachable);
+        t.change(n(2), n(3), Reachable).unwrap();
+        assert_eq!(t.status(&n(3)), Reachable);
+        assert!(t.is_empty(), "all-reachable rows are not stored");
+        assert_eq!(t.version_of(&n(1)), 2);
+    }
+
+    #[test]
+    fn terminated_is_sticky_and_self_observation_ignored() {
+        let mut t = T::new();
+        t.change(n(1), n(2), Terminated).unwrap();
+        assert!(!t.change(n(1), n(2), Reachable).unwrap());
+        assert_eq!(t.status(&n(2)), Terminated);
+        assert!(!t.change(n(1), n(1), Unreachable).unwrap());
+        t.change(n(3), n(2), Unreachable).unwrap();
+        assert_eq!(t.status(&n(2)), Terminated);
+    }
+
+    #[test]
+    fn merge_takes_newer_rows_per_observer() {
+        let mut a = T::new();
+        a.change(n(1), n(2), Unreachable).unwrap();
+        let mut b = a.clone();
+        b.change(n(1), n(2), Reachable).unwrap(); // observer 1, version 2: all reachable
+        a.change(n(3), n(2), Unreachable).unwrap();
+        let mut m = T::new();
+        m.merge_from(&a, &b, |_| true).unwrap();
+        assert_eq!(m.status_by(&n(1), &n(2)), Reachable);
+        assert_eq!(m.status_by(&n(3), &n(2)), Unreachable);
+        let mut m2 = T::new();
+        m2.merge_from(&b, &a, |_| true).unwrap();
+        assert_eq!(m, m2);
+        let mut m3 = T::new();
+        m3.merge_from(&a, &b, |x| *x != n(2)).unwrap();
+        assert!(m3.is_empty());
+    }
+
+    #[test]
+    fn flagged_subjects_are_unique() {
+        let mut t = T::new();
+        t.change(n(1), n(5), Unreachable).unwrap();
+        t.change(n(2), n(5), Unreachable).unwrap();
+        t.change(n(2), n(4), Unreachable).unwrap();
+        let mut v: heapless::Vec<_, 8> = t.flagged_subjects(|_| true).collect();
+        v.sort();
+        assert_eq!(&v[..], &[n(4), n(5)]);
+        let v: heapless::Vec<_, 8> = t.flagged_subjects(|o| *o == n(1)).collect();
+        assert_eq!(&v[..], &[n(5)]);
+    }
+}

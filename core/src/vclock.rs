@@ -1,0 +1,237 @@
+//! Version vectors over member identities.
+//!
+//! Every local change to the gossip bumps the local node's counter. Pekko keys entries by a
+//! 32-character MD5 string; fjell keys them by [`UniqueAddress`] and sends them on the wire as
+//! indices into the gossip's member list, which is cheaper and cannot collide.
+
+use crate::address::{Fnv, UniqueAddress};
+
+/// How two version vectors relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Causality {
+    /// Identical.
+    Same,
+    /// `self` happened before `other`.
+    Before,
+    /// `self` happened after `other`.
+    After,
+    /// Neither dominates.
+    Concurrent,
+}
+
+/// A version vector with at most `N` entries, sorted by node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VectorClock<const N: usize> {
+    entries: heapless::Vec<(UniqueAddress, u64), N>,
+}
+
+/// The vector clock would need more than `N` entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockFull;
+
+impl<const N: usize> VectorClock<N> {
+    /// The empty clock.
+    pub const fn new() -> Self {
+        VectorClock {
+            entries: heapless::Vec::new(),
+        }
+    }
+
+    /// The counter of `node` (zero if absent).
+    pub fn get(&self, node: &UniqueAddress) -> u64 {
+        match self.entries.binary_search_by(|(a, _)| a.cmp(node)) {
+            Ok(i) => self.entries[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    /// Sets the counter of `node`; zero removes the entry.
+    pub fn set(&mut self, node: UniqueAddress, value: u64) -> Result<(), ClockFull> {
+        match self.entries.binary_search_by(|(a, _)| a.cmp(&node)) {
+            Ok(i) if value == 0 => {
+                self.entries.remove(i);
+            }
+            Ok(i) => self.entries[i].1 = value,
+            Err(_) if value == 0 => {}
+            Err(i) => self.entries.insert(i, (node, value)).map_err(|_| ClockFull)?,
+        }
+        Ok(())
+    }
+
+    /// Advances `node`'s counter by one.
+    pub fn increment(&mut self, node: UniqueAddress) -> Result<(), ClockFull> {
+        let v = self.get(&node).saturating_add(1);
+        self.set(node, v)
+    }
+
+    /// Drops `node`'s entry (used when a member is removed).
+    pub fn prune(&mut self, node: &UniqueAddress) {
+        if let Ok(i) = self.entries.binary_search_by(|(a, _)| a.cmp(node)) {
+            self.entries.remove(i);
+        }
+    }
+
+    /// Keeps only entries for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&UniqueAddress) -> bool) {
+        self.entries.retain(|(a, _)| keep(a));
+    }
+
+    /// Entries in node order.
+    pub fn iter(&self) -> impl Iterator<Item = (&UniqueAddress, u64)> {
+        self.entries.iter().map(|(a, v)| (a, *v))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if no node has changed anything yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes all entries.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Compares pointwise (a missing entry counts as zero).
+    pub fn compare(&self, other: &Self) -> Causality {
+        let (mut less, mut greater) = (false, false);
+        let (a, b) = (&self.entries, &other.entries);
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let (va, vb) = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    i += 1;
+                    j += 1;
+                    (x.1, y.1)
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    i += 1;
+                    (x.1, 0)
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    (x.1, 0)
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    (0, y.1)
+                }
+                (None, None) => unreachable!("loop condition"),
+            };
+            less |= va < vb;
+            greater |= va > vb;
+            if less && greater {
+                return Causality::Concurrent;
+            }
+        }
+        match (less, greater) {
+            (false, false) => Causality::Same,
+            (true, false) => Causality::Before,
+            (false, true) => Causality::After,
+            (true, true) => Causality::Concurrent,
+        }
+    }
+
+    /// Pointwise maximum of `a` and `b`, written into `self`.
+    pub fn merge_from(&mut self, a: &Self, b: &Self) -> Result<(), ClockFull> {
+        self.entries.clear();
+        let (mut i, mut j) = (0, 0);
+        while i < a.entries.len() || j < b.entries.len() {
+            let next = match (a.entries.get(i), b.entries.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    i += 1;
+                    j += 1;
+                    (x.0, x.1.max(y.1))
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    i += 1;
+                    *x
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    *x
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    *y
+                }
+                (None, None) => unreachable!("loop condition"),
+            };
+            self.entries.push(next).map_err(|_| ClockFull)?;
+        }
+        Ok(())
+    }
+
+    /// A 64-bit digest of the whole vector, identical on every node for equal vectors.
+    pub fn digest(&self) -> u64 {
+        let mut h = Fnv::new();
+        for (a, v) in &self.entries {
+            h.write_u64(a.stable_hash());
+            h.write_u64(*v);
+        }
+        h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(i: u8) -> UniqueAddress {
+        UniqueAddress::new(([10, 0, 0, i], 1).into(), 1)
+    }
+
+    fn clock(v: &[(u8, u64)]) -> VectorClock<8> {
+        let mut c = VectorClock::new();
+        for (i, x) in v {
+            c.set(n(*i), *x).unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn compare_covers_all_cases() {
+        assert_eq!(clock(&[]).compare(&clock(&[])), Causality::Same);
+        assert_eq!(clock(&[(1, 1)]).compare(&clock(&[(1, 1)])), Causality::Same);
+        assert_eq!(clock(&[(1, 1)]).compare(&clock(&[(1, 2)])), Causality::Before);
+        assert_eq!(clock(&[(1, 1)]).compare(&clock(&[(1, 1), (2, 1)])), Causality::Before);
+        assert_eq!(clock(&[(1, 2), (2, 1)]).compare(&clock(&[(1, 1)])), Causality::After);
+        assert_eq!(clock(&[(1, 2)]).compare(&clock(&[(2, 1)])), Causality::Concurrent);
+        assert_eq!(clock(&[(1, 2), (3, 1)]).compare(&clock(&[(1, 3)])), Causality::Concurrent);
+    }
+
+    #[test]
+    fn merge_is_pointwise_max() {
+        let mut m = VectorClock::new();
+        m.merge_from(&clock(&[(1, 2), (3, 1)]), &clock(&[(1, 3), (2, 5)])).unwrap();
+        assert_eq!(m, clock(&[(1, 3), (2, 5), (3, 1)]));
+        assert_eq!(m.compare(&clock(&[(1, 2), (3, 1)])), Causality::After);
+    }
+
+    #[test]
+    fn merge_reports_overflow() {
+        let a: VectorClock<2> = {
+            let mut c = VectorClock::new();
+            c.set(n(1), 1).unwrap();
+            c.set(n(2), 1).unwrap();
+            c
+        };
+        let mut b = VectorClock::<2>::new();
+        b.set(n(3), 1).unwrap();
+        let mut out = VectorClock::<2>::new();
+        assert_eq!(out.merge_from(&a, &b), Err(ClockFull));
+    }
+
+    #[test]
+    fn zero_means_absent() {
+        let mut c = clock(&[(1, 1)]);
+        c.set(n(1), 0).unwrap();
+        assert!(c.is_empty());
+        c.prune(&n(9));
+        assert_eq!(c.digest(), clock(&[]).digest());
+    }
+}

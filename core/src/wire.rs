@@ -1,0 +1,841 @@
+//! The wire format: a versioned envelope around postcard-encoded messages.
+//!
+//! ```text
+//! envelope := MAGIC:u8  VERSION:u8  KIND:u8  body
+//! ```
+//! Bodies are postcard. Gossip is written as a stream of bounded items (members in address
+//! order, then clock, seen set, reachability and tombstones, which refer to members by index)
+//! so a decoder checks every count against the compile-time capacity before reading, and
+//! never builds anything larger than the node's own state. Decoding returns a [`WireError`];
+//! it never panics, and it writes only into the caller's scratch gossip.
+
+use core::fmt;
+use core::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::UniqueAddress;
+use crate::config::{Name, Value, MAX_COMPAT_SETTINGS};
+use crate::gossip::{Gossip, Tombstone};
+use crate::member::{AppVersion, Member, MemberStatus, RoleSet};
+use crate::reachability::{Record, ReachabilityStatus};
+use crate::time::Instant;
+
+/// First byte of every fjell message.
+pub const MAGIC: u8 = 0xF7;
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Which lane a transport should use for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryClass {
+    /// Failure-detector traffic: small, loss-tolerant, must never wait behind other traffic
+    /// (QUIC datagrams).
+    Heartbeat,
+    /// Gossip status and full gossip: reliable, its own stream.
+    Gossip,
+    /// Join handshake and other control messages: reliable, its own stream.
+    Control,
+}
+
+/// Message kinds (the third envelope byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Seed probe.
+    InitJoin = 1,
+    /// Seed probe answer: this node is a member and can take joins.
+    InitJoinAck = 2,
+    /// Seed probe answer: this node is not (yet) a member.
+    InitJoinNack = 3,
+    /// Join request.
+    Join = 4,
+    /// Join accepted, with the current gossip.
+    Welcome = 5,
+    /// Version and seen digests.
+    GossipStatus = 6,
+    /// Full gossip.
+    Gossip = 7,
+    /// The sender has stopped taking part (after exiting or being downed).
+    Departed = 8,
+    /// Join refused: incompatible configuration.
+    JoinRefused = 9,
+    /// Refused because the protocol version differs. Decodable at every version.
+    VersionRefused = 0xFF,
+}
+
+impl Kind {
+    fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::InitJoin,
+            2 => Kind::InitJoinAck,
+            3 => Kind::InitJoinNack,
+            4 => Kind::Join,
+            5 => Kind::Welcome,
+            6 => Kind::GossipStatus,
+            7 => Kind::Gossip,
+            8 => Kind::Departed,
+            9 => Kind::JoinRefused,
+            0xFF => Kind::VersionRefused,
+            _ => return None,
+        })
+    }
+
+    /// The lane for this kind.
+    pub fn class(self) -> DeliveryClass {
+        match self {
+            Kind::GossipStatus | Kind::Gossip => DeliveryClass::Gossip,
+            _ => DeliveryClass::Control,
+        }
+    }
+}
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Fewer bytes than the message needs.
+    Truncated,
+    /// The first byte is not [`MAGIC`]: not a fjell message.
+    BadMagic,
+    /// A protocol version this build does not speak.
+    UnsupportedVersion {
+        /// The version in the envelope.
+        version: u8,
+        /// The kind byte, so join requests can be answered with a refusal.
+        kind: u8,
+    },
+    /// An unknown kind byte.
+    UnknownKind(u8),
+    /// A count exceeds this node's compile-time capacity.
+    OverCapacity,
+    /// A field is invalid (out of order, out of range, inconsistent).
+    Malformed(&'static str),
+    /// Bytes left over after the message.
+    TrailingBytes,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Truncated => f.write_str("message truncated"),
+            WireError::BadMagic => f.write_str("not a fjell message (bad magic byte)"),
+            WireError::UnsupportedVersion { version, .. } => {
+                write!(f, "protocol version {version} not supported (this node speaks {PROTOCOL_VERSION})")
+            }
+            WireError::UnknownKind(k) => write!(f, "unknown message kind {k}"),
+            WireError::OverCapacity => f.write_str("message exceeds this node's capacity"),
+            WireError::Malformed(why) => write!(f, "malformed message: {why}"),
+            WireError::TrailingBytes => f.write_str("trailing bytes after message"),
+        }
+    }
+}
+
+impl From<postcard::Error> for WireError {
+    fn from(e: postcard::Error) -> Self {
+        match e {
+            postcard::Error::DeserializeUnexpectedEnd => WireError::Truncated,
+            _ => WireError::Malformed("field does not decode"),
+        }
+    }
+}
+
+/// What a joining node declares so the cluster can refuse it early (notes §8.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compat {
+    /// Cluster name.
+    pub cluster_name: Name,
+    /// Settings that must match.
+    pub settings: heapless::Vec<(Name, Value), MAX_COMPAT_SETTINGS>,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Incompatibility {
+    /// The cluster names differ.
+    ClusterName {
+        /// The refusing side's name.
+        cluster: Name,
+    },
+    /// The protocol versions differ.
+    ProtocolVersion {
+        /// The refusing side's version.
+        cluster: u8,
+    },
+    /// A compatibility setting differs.
+    SettingDiffers {
+        /// The key.
+        key: Name,
+    },
+    /// A compatibility setting is present on only one side.
+    SettingMissing {
+        /// The key.
+        key: Name,
+    },
+}
+
+impl fmt::Display for Incompatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Incompatibility::ClusterName { cluster } => {
+                write!(f, "cluster name differs (cluster is `{cluster}`)")
+            }
+            Incompatibility::ProtocolVersion { cluster } => write!(
+                f,
+                "protocol version differs (cluster speaks {cluster}, joiner {PROTOCOL_VERSION})"
+            ),
+            Incompatibility::SettingDiffers { key } => write!(f, "setting `{key}` differs"),
+            Incompatibility::SettingMissing { key } => {
+                write!(f, "setting `{key}` is set on only one side")
+            }
+        }
+    }
+}
+
+impl Compat {
+    /// Checks a joiner's declaration against ours; `None` if compatible.
+    pub fn check(&self, joiner: &Compat) -> Option<Incompatibility> {
+        if self.cluster_name != joiner.cluster_name {
+            return Some(Incompatibility::ClusterName {
+                cluster: self.cluster_name.clone(),
+            });
+        }
+        for (k, v) in &self.settings {
+            match joiner.settings.iter().find(|(k2, _)| k2 == k) {
+                None => return Some(Incompatibility::SettingMissing { key: k.clone() }),
+                Some((_, v2)) if v2 != v => {
+                    return Some(Incompatibility::SettingDiffers { key: k.clone() })
+                }
+                _ => {}
+            }
+        }
+        joiner
+            .settings
+            .iter()
+            .find(|(k, _)| !self.settings.iter().any(|(k2, _)| k2 == k))
+            .map(|(k, _)| Incompatibility::SettingMissing { key: k.clone() })
+    }
+}
+
+/// A decoded message. Gossip-carrying kinds leave their gossip in the decoder's scratch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Seed probe.
+    InitJoin {
+        /// Sender.
+        from: UniqueAddress,
+        /// Sender's compatibility declaration.
+        compat: Compat,
+    },
+    /// Seed probe answer: can take joins.
+    InitJoinAck {
+        /// Sender.
+        from: UniqueAddress,
+    },
+    /// Seed probe answer: cannot take joins.
+    InitJoinNack {
+        /// Sender.
+        from: UniqueAddress,
+    },
+    /// Join request.
+    Join {
+        /// The joiner.
+        from: UniqueAddress,
+        /// Its roles.
+        roles: RoleSet,
+        /// Its application version.
+        app_version: AppVersion,
+        /// Its compatibility declaration.
+        compat: Compat,
+    },
+    /// Join accepted; the gossip is in the scratch.
+    Welcome {
+        /// The welcoming member.
+        from: UniqueAddress,
+        /// The joiner.
+        to: UniqueAddress,
+    },
+    /// Digests only.
+    GossipStatus {
+        /// Sender.
+        from: UniqueAddress,
+        /// Intended receiver incarnation.
+        to: UniqueAddress,
+        /// Digest of the sender's version vector.
+        version: u64,
+        /// Digest of the sender's seen set.
+        seen: u64,
+    },
+    /// Full gossip; the gossip is in the scratch.
+    Gossip {
+        /// Sender.
+        from: UniqueAddress,
+        /// Intended receiver incarnation.
+        to: UniqueAddress,
+    },
+    /// The sender stopped taking part.
+    Departed {
+        /// Sender.
+        from: UniqueAddress,
+    },
+    /// Join refused.
+    JoinRefused {
+        /// The refusing member.
+        from: UniqueAddress,
+        /// Why.
+        reason: Incompatibility,
+    },
+    /// Refused for a protocol version mismatch.
+    VersionRefused {
+        /// The refusing side's version.
+        version: u8,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct JoinBody {
+    from: UniqueAddress,
+    roles: RoleSet,
+    app_version: AppVersion,
+    compat: Compat,
+}
+
+/// A message to encode. Gossip-carrying kinds take the gossip from the encoder's argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing<'a> {
+    /// See [`Message::InitJoin`].
+    InitJoin {
+        /// Sender.
+        from: UniqueAddress,
+        /// Declaration.
+        compat: &'a Compat,
+    },
+    /// See [`Message::InitJoinAck`].
+    InitJoinAck {
+        /// Sender.
+        from: UniqueAddress,
+    },
+    /// See [`Message::InitJoinNack`].
+    InitJoinNack {
+        /// Sender.
+        from: UniqueAddress,
+    },
+    /// See [`Message::Join`].
+    Join {
+        /// Joiner.
+        from: UniqueAddress,
+        /// Roles.
+        roles: &'a RoleSet,
+        /// Version.
+        app_version: AppVersion,
+        /// Declaration.
+        compat: &'a Compat,
+    },
+    /// See [`Message::Welcome`].
+    Welcome {
+        /// Sender.
+        from: UniqueAddress,
+        /// Joiner.
+        to: UniqueAddress,
+    },
+    /// See [`Message::GossipStatus`].
+    GossipStatus {
+        /// Sender.
+        from: UniqueAddress,
+        /// Receiver.
+        to: UniqueAddress,
+    },
+    /// See [`Message::Gossip`].
+    Gossip {
+        /// Sender.
+        from: UniqueAddress,
+        /// Receiver.
+        to: UniqueAddress,
+    },
+    /// See [`Message::Departed`].
+    Departed {
+        /// Sender.
+        from: UniqueAddress,
+    },
+    /// See [`Message::JoinRefused`].
+    JoinRefused {
+        /// Sender.
+        from: UniqueAddress,
+        /// Why.
+        reason: &'a Incompatibility,
+    },
+    /// See [`Message::VersionRefused`].
+    VersionRefused,
+}
+
+impl Outgoing<'_> {
+    /// The kind byte.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Outgoing::InitJoin { .. } => Kind::InitJoin,
+            Outgoing::InitJoinAck { .. } => Kind::InitJoinAck,
+            Outgoing::InitJoinNack { .. } => Kind::InitJoinNack,
+            Outgoing::Join { .. } => Kind::Join,
+            Outgoing::Welcome { .. } => Kind::Welcome,
+            Outgoing::GossipStatus { .. } => Kind::GossipStatus,
+            Outgoing::Gossip { .. } => Kind::Gossip,
+            Outgoing::Departed { .. } => Kind::Departed,
+            Outgoing::JoinRefused { .. } => Kind::JoinRefused,
+            Outgoing::VersionRefused => Kind::VersionRefused,
+        }
+    }
+}
+
+/// The caller's buffer is too small for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferTooSmall;
+
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn byte(&mut self, b: u8) -> Result<(), BufferTooSmall> {
+        *self.buf.get_mut(self.pos).ok_or(BufferTooSmall)? = b;
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), BufferTooSmall> {
+        let rest = self.buf.get_mut(self.pos..).ok_or(BufferTooSmall)?;
+        let used = postcard::to_slice(v, rest).map_err(|_| BufferTooSmall)?.len();
+        self.pos += used;
+        Ok(())
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), BufferTooSmall> {
+        self.put(&(n as u32))
+    }
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take<T: Deserialize<'a>>(&mut self) -> Result<T, WireError> {
+        let (v, rest) = postcard::take_from_bytes(self.rest)?;
+        self.rest = rest;
+        Ok(v)
+    }
+
+    /// A count, refused before any item is read if it exceeds `cap`.
+    fn count(&mut self, cap: usize) -> Result<usize, WireError> {
+        let n: u32 = self.take()?;
+        let n = n as usize;
+        if n > cap {
+            return Err(WireError::OverCapacity);
+        }
+        // Every item takes at least one byte: a count beyond the bytes left is a lie.
+        if n > self.rest.len() {
+            return Err(WireError::Truncated);
+        }
+        Ok(n)
+    }
+
+    fn finish(self) -> Result<(), WireError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::TrailingBytes)
+        }
+    }
+}
+
+/// Upper bound of an encoded message for a node with capacities `m` and `r` (a transport's
+/// buffer of this size always suffices).
+pub const fn max_message_len(m: usize, r: usize) -> usize {
+    // member ≤ 120 B, clock entry ≤ 15, seen ≤ 5, version ≤ 15, tombstone ≤ 40; record ≤ 21.
+    256 + m * (120 + 15 + 5 + 15 + 40) + r * 21
+}
+
+/// Encodes `msg` into `buf`, taking gossip from `gossip`. Returns the length.
+pub fn encode<const M: usize, const R: usize>(
+    msg: &Outgoing<'_>,
+    gossip: &Gossip<M, R>,
+    now: Instant,
+    buf: &mut [u8],
+) -> Result<usize, BufferTooSmall> {
+    let mut w = Writer { buf, pos: 0 };
+    w.byte(MAGIC)?;
+    w.byte(PROTOCOL_VERSION)?;
+    w.byte(msg.kind() as u8)?;
+    match msg {
+        Outgoing::InitJoin { from, compat } => {
+            w.put(from)?;
+            w.put(*compat)?;
+        }
+        Outgoing::InitJoinAck { from }
+        | Outgoing::InitJoinNack { from }
+        | Outgoing::Departed { from } => w.put(from)?,
+        Outgoing::Join {
+            from,
+            roles,
+            app_version,
+            compat,
+        } => {
+            w.put(from)?;
+            w.put(*roles)?;
+            w.put(app_version)?;
+            w.put(*compat)?;
+        }
+        Outgoing::Welcome { from, to } | Outgoing::Gossip { from, to } => {
+            w.put(from)?;
+            w.put(to)?;
+            encode_gossip(&mut w, gossip, now)?;
+        }
+        Outgoing::GossipStatus { from, to } => {
+            w.put(from)?;
+            w.put(to)?;
+            w.put(&gossip.version_digest().to_le_bytes())?;
+            w.put(&gossip.seen_digest().to_le_bytes())?;
+        }
+        Outgoing::JoinRefused { from, reason } => {
+            w.put(from)?;
+            w.put(*reason)?;
+        }
+        Outgoing::VersionRefused => {}
+    }
+    Ok(w.pos)
+}
+
+fn index<const M: usize, const R: usize>(g: &Gossip<M, R>, a: &UniqueAddress) -> u32 {
+    // Only called for addresses the invariants guarantee are members.
+    g.members
+        .binary_search_by(|m| m.address.cmp(a))
+        .unwrap_or(0) as u32
+}
+
+fn encode_gossip<const M: usize, const R: usize>(
+    w: &mut Writer<'_>,
+    g: &Gossip<M, R>,
+    now: Instant,
+) -> Result<(), BufferTooSmall> {
+    w.count(g.members.len())?;
+    for m in &g.members {
+        w.put(m)?;
+    }
+    w.count(g.version.len())?;
+    for (a, v) in g.version.iter() {
+        w.put(&(index(g, a), v))?;
+    }
+    w.count(g.seen.len())?;
+    for a in &g.seen {
+        w.put(&index(g, a))?;
+    }
+    let versions = g.reachability.versions();
+    w.count(g.reachability.versions().count())?;
+    for (a, v) in versions {
+        w.put(&(index(g, a), v))?;
+    }
+    w.count(g.reachability.records().len())?;
+    for r in g.reachability.records() {
+        w.put(&(index(g, &r.observer), index(g, &r.subject), r.status, r.version))?;
+    }
+    w.count(g.tombstones.len())?;
+    for t in &g.tombstones {
+        let age_ms = u64::try_from((now - t.removed_at).as_millis()).unwrap_or(u64::MAX);
+        w.put(&(t.address, age_ms))?;
+    }
+    Ok(())
+}
+
+fn member_at<const M: usize, const R: usize>(
+    g: &Gossip<M, R>,
+    i: u32,
+) -> Result<UniqueAddress, WireError> {
+    g.members
+        .get(i as usize)
+        .map(|m| m.address)
+        .ok_or(WireError::Malformed("member index out of range"))
+}
+
+fn decode_gossip<const M: usize, const R: usize>(
+    r: &mut Reader<'_>,
+    g: &mut Gossip<M, R>,
+    now: Instant,
+) -> Result<(), WireError> {
+    g.clear();
+    let n = r.count(M)?;
+    for _ in 0..n {
+        let m: Member = r.take()?;
+        if m.status == MemberStatus::Removed {
+            return Err(WireError::Malformed("removed member in gossip"));
+        }
+        if g.members.last().is_some_and(|l| l.address >= m.address) {
+            return Err(WireError::Malformed("members out of order"));
+        }
+        g.members.push(m).map_err(|_| WireError::OverCapacity)?;
+    }
+    let n = r.count(M)?;
+    let mut last = None;
+    for _ in 0..n {
+        let (i, v): (u32, u64) = r.take()?;
+        if last.is_some_and(|l| l >= i) || v == 0 {
+            return Err(WireError::Malformed("clock entries out of order or zero"));
+        }
+        last = Some(i);
+        g.version
+            .set(member_at(g, i)?, v)
+            .map_err(|_| WireError::OverCapacity)?;
+    }
+    let n = r.count(M)?;
+    let mut last = None;
+    for _ in 0..n {
+        let i: u32 = r.take()?;
+        if last.is_some_and(|l| l >= i) {
+            return Err(WireError::Malformed("seen set out of order"));
+        }
+        last = Some(i);
+        let a = member_at(g, i)?;
+        g.seen.push(a).map_err(|_| WireError::OverCapacity)?;
+    }
+    let n = r.count(M)?;
+    for _ in 0..n {
+        let (i, v): (u32, u64) = r.take()?;
+        let a = member_at(g, i)?;
+        g.reachability
+            .push_version(a, v)
+            .map_err(|_| WireError::Malformed("reachability versions out of order"))?;
+    }
+    let n = r.count(R)?;
+    for _ in 0..n {
+        let (o, s, status, version): (u32, u32, ReachabilityStatus, u64) = r.take()?;
+        let rec = Record {
+            observer: member_at(g, o)?,
+            subject: member_at(g, s)?,
+            status,
+            version,
+        };
+        if version > g.reachability.version_of(&rec.observer) {
+            return Err(WireError::Malformed("record newer than its observer"));
+        }
+        g.reachability
+            .push_record(rec)
+            .map_err(|_| WireError::Malformed("reachability records out of order"))?;
+    }
+    let n = r.count(M)?;
+    for _ in 0..n {
+        let (address, age_ms): (UniqueAddress, u64) = r.take()?;
+        if g.tombstones.last().is_some_and(|l| l.address >= address) {
+            return Err(WireError::Malformed("tombstones out of order"));
+        }
+        if g.is_member(&address) {
+            return Err(WireError::Malformed("tombstoned node is a member"));
+        }
+        let removed_at = now.saturating_sub(Duration::from_millis(age_ms));
+        g.tombstones
+            .push(Tombstone {
+                address,
+                removed_at,
+            })
+            .map_err(|_| WireError::OverCapacity)?;
+    }
+    Ok(())
+}
+
+/// Reads the envelope header: (version, kind byte).
+pub fn peek_header(bytes: &[u8]) -> Result<(u8, u8), WireError> {
+    match bytes {
+        [MAGIC, v, k, ..] => Ok((*v, *k)),
+        [m, ..] if *m != MAGIC => Err(WireError::BadMagic),
+        _ => Err(WireError::Truncated),
+    }
+}
+
+/// Decodes one message. Gossip-carrying messages are decoded into `scratch`, which is
+/// otherwise left in an unspecified but valid state.
+pub fn decode<const M: usize, const R: usize>(
+    bytes: &[u8],
+    scratch: &mut Gossip<M, R>,
+    now: Instant,
+) -> Result<Message, WireError> {
+    let (version, kind_byte) = peek_header(bytes)?;
+    if kind_byte == Kind::VersionRefused as u8 {
+        return Ok(Message::VersionRefused { version });
+    }
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::UnsupportedVersion {
+            version,
+            kind: kind_byte,
+        });
+    }
+    let kind = Kind::from_u8(kind_byte).ok_or(WireError::UnknownKind(kind_byte))?;
+    let mut r = Reader { rest: &bytes[3..] };
+    let msg = match kind {
+        Kind::InitJoin => Message::InitJoin {
+            from: r.take()?,
+            compat: r.take()?,
+        },
+        Kind::InitJoinAck => Message::InitJoinAck { from: r.take()? },
+        Kind::InitJoinNack => Message::InitJoinNack { from: r.take()? },
+        Kind::Departed => Message::Departed { from: r.take()? },
+        Kind::Join => {
+            let b: JoinBody = r.take()?;
+            Message::Join {
+                from: b.from,
+                roles: b.roles,
+                app_version: b.app_version,
+                compat: b.compat,
+            }
+        }
+        Kind::Welcome | Kind::Gossip => {
+            let from = r.take()?;
+            let to = r.take()?;
+            decode_gossip(&mut r, scratch, now)?;
+            if kind == Kind::Welcome {
+                Message::Welcome { from, to }
+            } else {
+                Message::Gossip { from, to }
+            }
+        }
+        Kind::GossipStatus => Message::GossipStatus {
+            from: r.take()?,
+            to: r.take()?,
+            version: u64::from_le_bytes(r.take()?),
+            seen: u64::from_le_bytes(r.take()?),
+        },
+        Kind::JoinRefused => Message::JoinRefused {
+            from: r.take()?,
+            reason: r.take()?,
+        },
+        Kind::VersionRefused => unreachable!("handled above"),
+    };
+    r.finish()?;
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::Role;
+
+    type G = Gossip<8, 16>;
+
+    fn n(i: u8) -> UniqueAddress {
+        UniqueAddress::new(([10, 0, 0, i], 7000).into(), 0xABCD_0000 + u64::from(i))
+    }
+
+    fn sample() -> G {
+        let mut g = G::new();
+        for i in 1..=4 {
+            let mut roles = RoleSet::new();
+            roles.insert(Role::new("web").unwrap()).unwrap();
+            let mut m = Member::joining(n(i), roles, AppVersion::new(1, 2, 3));
+            m.status = MemberStatus::Up;
+            m.up_number = u32::from(i);
+            g.add_member(m).unwrap();
+        }
+        g.bump(n(1), true).unwrap();
+        g.bump(n(3), true).unwrap();
+        g.add_seen(n(2));
+        g.reachability
+            .change(n(2), n(4), ReachabilityStatus::Unreachable)
+            .unwrap();
+        g.remove_member(&n(4), Instant::from_millis(1_000));
+        g.reachability
+            .change(n(1), n(3), ReachabilityStatus::Unreachable)
+            .unwrap();
+        g.check_invariants().unwrap();
+        g
+    }
+
+    #[test]
+    fn gossip_round_trips_with_ages() {
+        let g = sample();
+        let mut buf = [0u8; 2048];
+        let now = Instant::from_millis(5_000);
+        let len = encode(&Outgoing::Gossip { from: n(1), to: n(2) }, &g, now, &mut buf).unwrap();
+        let mut scratch = G::new();
+        // Decoded on a node whose clock reads 100 s: the tombstone keeps its 4 s age.
+        let later = Instant::from_millis(100_000);
+        let msg = decode(&buf[..len], &mut scratch, later).unwrap();
+        assert_eq!(msg, Message::Gossip { from: n(1), to: n(2) });
+        assert_eq!(scratch.members, g.members);
+        assert_eq!(scratch.version, g.version);
+        assert_eq!(scratch.seen, g.seen);
+        assert_eq!(scratch.reachability, g.reachability);
+        assert_eq!(scratch.tombstones[0].removed_at, Instant::from_millis(96_000));
+        scratch.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let g = sample();
+        let mut buf = [0u8; 2048];
+        let len = encode(&Outgoing::Welcome { from: n(1), to: n(2) }, &g, Instant::ZERO, &mut buf)
+            .unwrap();
+        let mut scratch = G::new();
+        for cut in 0..len {
+            assert!(decode(&buf[..cut], &mut scratch, Instant::ZERO).is_err(), "cut at {cut}");
+        }
+        buf[len] = 0;
+        assert_eq!(
+            decode(&buf[..=len], &mut scratch, Instant::ZERO),
+            Err(WireError::TrailingBytes)
+        );
+    }
+
+    #[test]
+    fn oversized_counts_are_refused_before_reading() {
+        let mut bytes = [0u8; 32];
+        bytes[..3].copy_from_slice(&[MAGIC, PROTOCOL_VERSION, Kind::Gossip as u8]);
+        let mut buf = [0u8; 64];
+        let mut w = Writer { buf: &mut buf, pos: 0 };
+        w.put(&n(1)).unwrap();
+        w.put(&n(2)).unwrap();
+        w.put(&1_000_000u32).unwrap();
+        let used = w.pos;
+        let mut msg = heapless::Vec::<u8, 128>::new();
+        msg.extend_from_slice(&bytes[..3]).unwrap();
+        msg.extend_from_slice(&buf[..used]).unwrap();
+        let mut scratch = G::new();
+        assert_eq!(decode(&msg, &mut scratch, Instant::ZERO), Err(WireError::OverCapacity));
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let mut s = G::new();
+        assert_eq!(decode(&[], &mut s, Instant::ZERO), Err(WireError::Truncated));
+        assert_eq!(decode(&[1, 2, 3], &mut s, Instant::ZERO), Err(WireError::BadMagic));
+        assert_eq!(
+            decode(&[MAGIC, 9, 1], &mut s, Instant::ZERO),
+            Err(WireError::UnsupportedVersion { version: 9, kind: 1 })
+        );
+        assert_eq!(
+            decode(&[MAGIC, PROTOCOL_VERSION, 77], &mut s, Instant::ZERO),
+            Err(WireError::UnknownKind(77))
+        );
+        assert_eq!(
+            decode(&[MAGIC, 9, 0xFF], &mut s, Instant::ZERO),
+            Ok(Message::VersionRefused { version: 9 })
+        );
+    }
+
+    #[test]
+    fn compat_check_reports_the_key() {
+        let mut ours = Compat {
+            cluster_name: Name::try_from("prod").unwrap(),
+            settings: heapless::Vec::new(),
+        };
+        ours.settings
+            .push((Name::try_from("sbr").unwrap(), Value::try_from("keep-majority").unwrap()))
+            .unwrap();
+        let mut theirs = ours.clone();
+        assert_eq!(ours.check(&theirs), None);
+        theirs.settings[0].1 = Value::try_from("keep-oldest").unwrap();
+        assert_eq!(
+            ours.check(&theirs),
+            Some(Incompatibility::SettingDiffers { key: Name::try_from("sbr").unwrap() })
+        );
+        theirs.settings.clear();
+        assert!(matches!(ours.check(&theirs), Some(Incompatibility::SettingMissing { .. })));
+        theirs.cluster_name = Name::try_from("dev").unwrap();
+        assert!(matches!(ours.check(&theirs), Some(Incompatibility::ClusterName { .. })));
+    }
+}
