@@ -273,13 +273,15 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         self.version.compare(&other.version)
     }
 
-    /// Merges `a` and `b` into `self` (a state CRDT: commutative, associative, idempotent).
+    /// Merges `a` and `b` into `self`: a state CRDT (commutative, associative, idempotent) over
+    /// members, tombstones, version and reachability.
     ///
     /// Members are unioned, each keeping its most advanced copy; tombstones are unioned (earliest
     /// removal wins) and remove the members they name; clocks take the pointwise maximum and
     /// reachability the newest rows per observer, both restricted to the merged members. The
     /// seen set keeps the entries of each side whose version equals the merged version (so it
-    /// is empty after a truly concurrent merge).
+    /// is empty after a truly concurrent merge). The seen set annotates one version and is not
+    /// part of the lattice: the merge is commutative on it, but associativity holds for the rest.
     ///
     /// Pekko also drops a member that is Down or Exiting on one side and missing on the other,
     /// guessing it was removed; that guess breaks associativity. fjell relies on tombstones,
@@ -344,6 +346,21 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         Ok(())
     }
 
+    /// Replaces the reachability table, dropping rows about non-members. For tests that build
+    /// states by hand; the protocol changes reachability only through its observers.
+    #[doc(hidden)]
+    pub fn set_reachability_for_tests(&mut self, mut r: Reachability<M, R>) {
+        let members = &self.members;
+        r.retain_members(|a| members.binary_search_by(|m| m.address.cmp(a)).is_ok());
+        self.reachability = r;
+    }
+
+    /// Empties the seen set. For tests.
+    #[doc(hidden)]
+    pub fn clear_seen_for_tests(&mut self) {
+        self.seen.clear();
+    }
+
     /// Checks the invariants listed on [`Gossip`]. Used by decoders, tests and the simulator.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         for w in self.members.windows(2) {
@@ -359,6 +376,9 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         }
         if self.seen.iter().any(|a| !self.is_member(a)) {
             return Err("seen entry for a non-member");
+        }
+        if self.reachability.versions().any(|(a, _)| !self.is_member(a)) {
+            return Err("reachability version for a non-member");
         }
         for r in self.reachability.records() {
             if !self.is_member(&r.observer) || !self.is_member(&r.subject) {

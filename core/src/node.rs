@@ -132,6 +132,8 @@ pub struct Stats {
     pub gossip_full_sent: u64,
     /// Gossip status messages sent.
     pub gossip_status_sent: u64,
+    /// Gossip rounds run (periodic and speed-up ticks).
+    pub gossip_rounds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -876,6 +878,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
         if !self.is_member() || self.gossip().members.len() < 2 {
             return;
         }
+        self.stats.gossip_rounds += 1;
         if let Some(t) = self.select_target() {
             let out = if self.gossip().seen_by(&t) {
                 Out::GossipStatus(t)

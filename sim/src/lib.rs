@@ -1,1 +1,715 @@
-//! placeholder
+//! # fjell-sim
+//!
+//! A deterministic network simulator for [`fjell_core`]: N nodes, a virtual clock, one seed for
+//! everything; per-link latency, jitter, loss and duplication (jitter reorders); symmetric and
+//! one-way partitions; crashes and restarts with a new uid. An invariant checker runs after
+//! every step. A failing run prints its seed; setting `FJELL_SIM_SEED` replays it.
+//!
+//! ```
+//! use fjell_sim::Sim;
+//! use fjell_core::{Config, MemberStatus};
+//! use std::time::Duration;
+//!
+//! let mut sim: Sim = Sim::new(7);
+//! let ids: Vec<_> = (0..3).map(|_| sim.add_node(Config::default())).collect();
+//! for &i in &ids {
+//!     sim.join_seed_nodes(i, &ids);
+//! }
+//! sim.run_until(Duration::from_secs(30), |s| s.all_up(&ids)).expect("cluster formed");
+//! assert!(sim.node(ids[2]).members().iter().all(|m| m.status == MemberStatus::Up));
+//! ```
+
+#![deny(missing_docs)]
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use fjell_core::random::Rng;
+use fjell_core::{
+    Config, DeliveryClass, Event, Instant, Member, MemberStatus, Node, NodeStatus, UniqueAddress,
+};
+
+/// Index of a simulated node (stable across restarts: a restart keeps the address).
+pub type NodeId = usize;
+
+/// Properties of a directed link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkConfig {
+    /// Base one-way latency.
+    pub latency: Duration,
+    /// Extra uniform random delay in `[0, jitter]` (which also reorders messages).
+    pub jitter: Duration,
+    /// Probability a message is lost.
+    pub loss: f64,
+    /// Probability a message is delivered twice.
+    pub duplicate: f64,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            latency: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            duplicate: 0.0,
+        }
+    }
+}
+
+/// Traffic counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages handed to the network.
+    pub messages: u64,
+    /// Bytes handed to the network.
+    pub bytes: u64,
+    /// Bytes on the gossip lane.
+    pub gossip_bytes: u64,
+    /// Bytes on the control lane.
+    pub control_bytes: u64,
+    /// Bytes on the heartbeat lane.
+    pub heartbeat_bytes: u64,
+    /// Messages dropped by loss, partitions or crashed receivers.
+    pub dropped: u64,
+}
+
+struct Slot<const M: usize, const R: usize> {
+    addr: SocketAddr,
+    config: Config,
+    node: Option<Box<Node<M, R>>>,
+    incarnation: u64,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Delivery {
+    at: Instant,
+    seq: u64,
+    to: NodeId,
+    from: SocketAddr,
+    // The receiver's incarnation when sent: a message to a crashed incarnation is lost.
+    bytes: Vec<u8>,
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    /// Virtual time.
+    pub at: Instant,
+    /// The node that emitted it.
+    pub node: NodeId,
+    /// The event.
+    pub event: Event,
+}
+
+/// The simulator. `M` and `R` are the node capacities.
+pub struct Sim<const M: usize = 64, const R: usize = 256> {
+    seed: u64,
+    now: Instant,
+    rng: Rng,
+    slots: Vec<Slot<M, R>>,
+    by_addr: HashMap<SocketAddr, NodeId>,
+    queue: BinaryHeap<Reverse<Delivery>>,
+    seq: u64,
+    default_link: LinkConfig,
+    links: HashMap<(NodeId, NodeId), LinkConfig>,
+    blocked: HashSet<(NodeId, NodeId)>,
+    paused_until: HashMap<NodeId, Instant>,
+    log: Vec<Logged>,
+    record_events: bool,
+    check_invariants: bool,
+    check_interval: Duration,
+    checker: Checker,
+    traffic: Traffic,
+    buf: Vec<u8>,
+}
+
+impl<const M: usize, const R: usize> Drop for Sim<M, R> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "fjell-sim: run failed with seed {} at t={:?}; replay with FJELL_SIM_SEED={}",
+                self.seed,
+                Duration::from_micros(self.now.as_micros()),
+                self.seed
+            );
+        }
+    }
+}
+
+/// The seeds a test should run: `FJELL_SIM_SEED` if set (to replay a failure), else `0..n`.
+pub fn seeds(n: u64) -> Vec<u64> {
+    match std::env::var("FJELL_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("FJELL_SIM_SEED must be an integer")],
+        Err(_) => (0..n).collect(),
+    }
+}
+
+/// The address of simulated node `i`.
+pub fn addr_of(i: NodeId) -> SocketAddr {
+    let i = i as u32 + 1;
+    SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 7355))
+}
+
+impl<const M: usize, const R: usize> Sim<M, R> {
+    /// An empty simulation driven by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Sim {
+            seed,
+            now: Instant::ZERO,
+            rng: Rng::new(seed ^ 0x5EED_F1E1),
+            slots: Vec::new(),
+            by_addr: HashMap::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            default_link: LinkConfig::default(),
+            links: HashMap::new(),
+            blocked: HashSet::new(),
+            paused_until: HashMap::new(),
+            log: Vec::new(),
+            record_events: true,
+            check_invariants: true,
+            check_interval: Duration::from_millis(1),
+            checker: Checker::default(),
+            traffic: Traffic::default(),
+            buf: vec![0u8; Node::<M, R>::MAX_MESSAGE_LEN],
+        }
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Virtual now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_micros(self.now.as_micros())
+    }
+
+    /// Keep (default) or discard the event log; large runs discard it.
+    pub fn record_events(&mut self, on: bool) {
+        self.record_events = on;
+    }
+
+    /// Run (default) or skip the per-step invariant checks; benchmarks skip them.
+    pub fn check_invariants(&mut self, on: bool) {
+        self.check_invariants = on;
+    }
+
+    /// How often [`Sim::run_until`] evaluates its condition, in virtual time. Large clusters
+    /// use a coarser interval: the condition usually scans every node.
+    pub fn set_check_interval(&mut self, every: Duration) {
+        self.check_interval = every;
+    }
+
+    /// Link properties for every link without its own.
+    pub fn set_default_link(&mut self, link: LinkConfig) {
+        self.default_link = link;
+    }
+
+    /// Link properties for the directed link `from → to`.
+    pub fn set_link(&mut self, from: NodeId, to: NodeId, link: LinkConfig) {
+        self.links.insert((from, to), link);
+    }
+
+    /// Adds a node (not yet joined) and returns its id.
+    pub fn add_node(&mut self, config: Config) -> NodeId {
+        let id = self.slots.len();
+        let addr = addr_of(id);
+        self.slots.push(Slot {
+            addr,
+            config,
+            node: None,
+            incarnation: 0,
+        });
+        self.by_addr.insert(addr, id);
+        self.boot(id);
+        id
+    }
+
+    fn boot(&mut self, id: NodeId) {
+        let uid = self.rng.next_u64() | 1;
+        let node_seed = self.rng.next_u64();
+        let slot = &mut self.slots[id];
+        slot.incarnation += 1;
+        let node = Node::new(slot.config.clone(), slot.addr, uid, node_seed)
+            .unwrap_or_else(|e| panic!("node {id}: {e}"));
+        slot.node = Some(Box::new(node));
+    }
+
+    /// Number of node slots (crashed ones included).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True if there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The socket address of node `id`.
+    pub fn addr(&self, id: NodeId) -> SocketAddr {
+        self.slots[id].addr
+    }
+
+    /// The running node `id`. Panics if it is crashed.
+    pub fn node(&self, id: NodeId) -> &Node<M, R> {
+        self.slots[id]
+            .node
+            .as_deref()
+            .unwrap_or_else(|| panic!("node {id} is crashed"))
+    }
+
+    /// The running node `id`, if any.
+    pub fn try_node(&self, id: NodeId) -> Option<&Node<M, R>> {
+        self.slots[id].node.as_deref()
+    }
+
+    /// Ids of nodes that are running (not crashed).
+    pub fn running(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.slots.len()).filter(|i| self.slots[*i].node.is_some())
+    }
+
+    /// Runs a command on node `id` at the current time, then flushes its outputs.
+    pub fn with_node<T>(&mut self, id: NodeId, f: impl FnOnce(&mut Node<M, R>, Instant) -> T) -> T {
+        let now = self.now;
+        let node = self.slots[id]
+            .node
+            .as_deref_mut()
+            .unwrap_or_else(|| panic!("node {id} is crashed"));
+        let t = f(node, now);
+        self.flush(id);
+        t
+    }
+
+    /// Node `id` joins through the seed nodes `seeds` (in that order).
+    pub fn join_seed_nodes(&mut self, id: NodeId, seeds: &[NodeId]) {
+        let seeds: Vec<SocketAddr> = seeds.iter().map(|s| self.addr(*s)).collect();
+        self.with_node(id, |n, now| n.join_seed_nodes(now, &seeds))
+            .expect("join_seed_nodes");
+    }
+
+    /// Node `id` joins through the member `target`.
+    pub fn join(&mut self, id: NodeId, target: NodeId) {
+        let t = self.addr(target);
+        self.with_node(id, |n, now| n.join(now, t)).expect("join");
+    }
+
+    /// Node `by` asks `who` to leave.
+    pub fn leave(&mut self, by: NodeId, who: NodeId) {
+        let a = self.addr(who);
+        self.with_node(by, |n, now| n.leave(now, a)).expect("leave");
+    }
+
+    /// Node `by` downs `who`.
+    pub fn down(&mut self, by: NodeId, who: NodeId) {
+        let a = self.addr(who);
+        self.with_node(by, |n, now| n.down(now, a)).expect("down");
+    }
+
+    /// Crashes node `id`: it stops at once and messages to it are lost.
+    pub fn crash(&mut self, id: NodeId) {
+        self.slots[id].node = None;
+    }
+
+    /// Restarts node `id` on the same address with a new uid. It must join again.
+    pub fn restart(&mut self, id: NodeId) {
+        self.boot(id);
+    }
+
+    /// Stops node `id` from processing anything until `d` from now (a stop-the-world pause);
+    /// its messages and timers wait.
+    pub fn pause(&mut self, id: NodeId, d: Duration) {
+        self.paused_until.insert(id, self.now + d);
+    }
+
+    /// Blocks the directed link `from → to`.
+    pub fn block(&mut self, from: NodeId, to: NodeId) {
+        self.blocked.insert((from, to));
+    }
+
+    /// Splits the nodes into two sides that cannot reach each other.
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        for &x in a {
+            for &y in b {
+                self.block(x, y);
+                self.block(y, x);
+            }
+        }
+    }
+
+    /// Removes every partition and block.
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// The event log (if recording).
+    pub fn events(&self) -> &[Logged] {
+        &self.log
+    }
+
+    /// Events logged by node `id`.
+    pub fn events_of(&self, id: NodeId) -> impl Iterator<Item = &Event> {
+        self.log.iter().filter(move |l| l.node == id).map(|l| &l.event)
+    }
+
+    /// Traffic so far.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    fn paused(&self, id: NodeId) -> Option<Instant> {
+        self.paused_until.get(&id).copied().filter(|t| *t > self.now)
+    }
+
+    fn next_node_timeout(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let t = s.node.as_ref()?.poll_timeout()?;
+                Some(match self.paused(i) {
+                    Some(p) => t.max(p),
+                    None => t,
+                })
+            })
+            .min()
+    }
+
+    /// Advances to the next thing that happens and processes it. False if nothing is left.
+    pub fn step(&mut self) -> bool {
+        let next_msg = self.queue.peek().map(|Reverse(d)| d.at);
+        let next_timer = self.next_node_timeout();
+        let at = match (next_msg, next_timer) {
+            (None, None) => return false,
+            (a, b) => a.into_iter().chain(b).min().expect("one is some"),
+        };
+        self.now = self.now.max(at);
+        if next_msg == Some(at) {
+            let Reverse(d) = self.queue.pop().expect("peeked");
+            if let Some(p) = self.paused(d.to) {
+                // The receiver is frozen: the message waits in its socket buffer.
+                self.requeue(d, p);
+                return true;
+            }
+            self.deliver(d);
+        } else {
+            for id in 0..self.slots.len() {
+                if self.paused(id).is_some() {
+                    continue;
+                }
+                let due = self.slots[id]
+                    .node
+                    .as_ref()
+                    .and_then(|n| n.poll_timeout())
+                    .is_some_and(|t| t <= self.now);
+                if due {
+                    let now = self.now;
+                    if let Some(n) = self.slots[id].node.as_deref_mut() {
+                        n.handle_timeout(now);
+                    }
+                    self.flush(id);
+                }
+            }
+        }
+        true
+    }
+
+    fn requeue(&mut self, mut d: Delivery, at: Instant) {
+        d.at = at;
+        d.seq = self.seq;
+        self.seq += 1;
+        self.queue.push(Reverse(d));
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        let now = self.now;
+        let Some(node) = self.slots[d.to].node.as_deref_mut() else {
+            self.traffic.dropped += 1;
+            return;
+        };
+        // Decode errors are counted by the node itself; a simulated peer never lies.
+        let _ = node.handle_message(now, d.from, &d.bytes);
+        self.flush(d.to);
+    }
+
+    fn flush(&mut self, id: NodeId) {
+        let now = self.now;
+        let from = self.slots[id].addr;
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        if let Some(node) = self.slots[id].node.as_deref_mut() {
+            while let Some(t) = node.poll_transmit(now, &mut self.buf) {
+                out.push((t, self.buf[..t.len].to_vec()));
+            }
+            while let Some(e) = node.poll_event() {
+                events.push(e);
+            }
+        }
+        for (t, bytes) in out {
+            self.traffic.messages += 1;
+            self.traffic.bytes += bytes.len() as u64;
+            match t.class {
+                DeliveryClass::Gossip => self.traffic.gossip_bytes += bytes.len() as u64,
+                DeliveryClass::Control => self.traffic.control_bytes += bytes.len() as u64,
+                DeliveryClass::Heartbeat => self.traffic.heartbeat_bytes += bytes.len() as u64,
+            }
+            self.transmit(id, from, t.destination, bytes);
+        }
+        if self.check_invariants {
+            if let Some(node) = self.slots[id].node.as_deref() {
+                if let Err(e) = self.checker.after_step(id, node) {
+                    panic!("invariant violated at node {id}, t={:?}: {e}", self.elapsed());
+                }
+            }
+        }
+        if self.record_events {
+            for event in events {
+                self.log.push(Logged {
+                    at: now,
+                    node: id,
+                    event,
+                });
+            }
+        }
+    }
+
+    fn transmit(&mut self, from_id: NodeId, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        let Some(&to_id) = self.by_addr.get(&to) else {
+            self.traffic.dropped += 1;
+            return;
+        };
+        if self.blocked.contains(&(from_id, to_id)) {
+            self.traffic.dropped += 1;
+            return;
+        }
+        let link = *self.links.get(&(from_id, to_id)).unwrap_or(&self.default_link);
+        if link.loss > 0.0 && (self.rng.unit() as f64) < link.loss {
+            self.traffic.dropped += 1;
+            return;
+        }
+        let copies = if link.duplicate > 0.0 && (self.rng.unit() as f64) < link.duplicate {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let jitter = if link.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(self.rng.below(link.jitter.as_micros() as usize + 1) as u64)
+            };
+            let d = Delivery {
+                at: self.now + link.latency + jitter,
+                seq: self.seq,
+                to: to_id,
+                from,
+                bytes: bytes.clone(),
+            };
+            self.seq += 1;
+            self.queue.push(Reverse(d));
+        }
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.peek_time().is_some_and(|t| t <= end) {
+            self.step();
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn peek_time(&self) -> Option<Instant> {
+        let next_msg = self.queue.peek().map(|Reverse(d)| d.at);
+        next_msg.into_iter().chain(self.next_node_timeout()).min()
+    }
+
+    /// Runs until `cond` holds or `limit` of virtual time passes. `cond` is checked whenever
+    /// virtual time advances, at most once per [`Sim::set_check_interval`] (1 ms by default),
+    /// so the time returned is exact to that granularity. Returns the virtual time taken, or an
+    /// error after `limit`.
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut cond: impl FnMut(&Self) -> bool,
+    ) -> Result<Duration, String> {
+        let start = self.now;
+        let end = self.now + limit;
+        if cond(self) {
+            return Ok(Duration::ZERO);
+        }
+        let mut next_check = self.now;
+        while let Some(t) = self.peek_time() {
+            if t > end {
+                break;
+            }
+            if t > next_check {
+                // Everything up to `t` has run: the state is final for the instants before it.
+                if cond(self) {
+                    return Ok(self.now - start);
+                }
+                next_check = t.max(self.now + self.check_interval);
+            }
+            self.step();
+        }
+        if cond(self) {
+            return Ok(self.now - start);
+        }
+        self.now = self.now.max(end);
+        Err(format!(
+            "condition not met within {limit:?} (seed {})",
+            self.seed
+        ))
+    }
+
+    // ----- predicates for tests ----------------------------------------------------------
+
+    /// True if every node in `ids` is running, a member, and sees exactly the nodes `ids` as
+    /// members, all Up.
+    pub fn all_up(&self, ids: &[NodeId]) -> bool {
+        self.all_see(ids, ids, |m| m.status == MemberStatus::Up)
+    }
+
+    /// True if every node in `observers` sees exactly the nodes `members` (current
+    /// incarnations) as members, and each satisfies `pred`.
+    pub fn all_see(
+        &self,
+        observers: &[NodeId],
+        members: &[NodeId],
+        pred: impl Fn(&Member) -> bool,
+    ) -> bool {
+        let want: Option<Vec<UniqueAddress>> = members
+            .iter()
+            .map(|i| self.try_node(*i).map(|n| n.address()))
+            .collect();
+        let Some(mut want) = want else { return false };
+        want.sort();
+        observers.iter().all(|o| {
+            self.try_node(*o).is_some_and(|n| {
+                n.members().len() == want.len()
+                    && n.members().iter().zip(&want).all(|(m, w)| m.address == *w && pred(m))
+            })
+        })
+    }
+
+    /// True if all nodes in `ids` hold the same gossip version, see convergence and agree on
+    /// members, statuses and leader.
+    pub fn converged(&self, ids: &[NodeId]) -> bool {
+        let nodes: Option<Vec<&Node<M, R>>> = ids.iter().map(|i| self.try_node(*i)).collect();
+        let Some(nodes) = nodes else { return false };
+        let Some(first) = nodes.first() else { return true };
+        nodes.iter().all(|n| {
+            n.is_converged()
+                && n.gossip().version() == first.gossip().version()
+                && n.members() == first.members()
+                && n.leader() == first.leader()
+        })
+    }
+
+    /// Checks the agreement invariant: nodes in `ids` that share a version and see convergence
+    /// agree on members, statuses and leader.
+    pub fn check_agreement(&self, ids: &[NodeId]) -> Result<(), String> {
+        let nodes: Vec<&Node<M, R>> = ids
+            .iter()
+            .filter_map(|i| self.try_node(*i))
+            .filter(|n| n.is_converged())
+            .collect();
+        for a in &nodes {
+            for b in &nodes {
+                if a.gossip().version() == b.gossip().version()
+                    && (a.members() != b.members() || a.leader() != b.leader())
+                {
+                    return Err(format!(
+                        "{} and {} share a converged version but disagree",
+                        a.address(),
+                        b.address()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader as node `id` sees it, as a node id.
+    pub fn leader_of(&self, id: NodeId) -> Option<NodeId> {
+        let l = self.node(id).leader()?;
+        self.by_addr.get(&l.socket_addr()).copied()
+    }
+
+    /// The status of node `who` (current incarnation) as `observer` sees it.
+    pub fn status_of(&self, observer: NodeId, who: NodeId) -> Option<MemberStatus> {
+        let w = self.try_node(who)?.address();
+        self.try_node(observer)?
+            .gossip()
+            .member(&w)
+            .map(|m| m.status)
+    }
+
+    /// True if node `id` has stopped (or crashed).
+    pub fn is_stopped(&self, id: NodeId) -> bool {
+        self.try_node(id)
+            .is_none_or(|n| matches!(n.status(), NodeStatus::Stopped(_)))
+    }
+}
+
+/// Per-step invariants: statuses move only forward (per the transition table) and a removed
+/// incarnation never comes back, as each node sees them; and every gossip keeps its structural
+/// invariants.
+#[derive(Default)]
+struct Checker {
+    views: HashMap<NodeId, View>,
+}
+
+struct View {
+    incarnation: UniqueAddress,
+    last: HashMap<UniqueAddress, MemberStatus>,
+    removed: HashSet<UniqueAddress>,
+}
+
+impl Checker {
+    fn after_step<const M: usize, const R: usize>(
+        &mut self,
+        id: NodeId,
+        node: &Node<M, R>,
+    ) -> Result<(), String> {
+        let view = self.views.entry(id).or_insert_with(|| View {
+            incarnation: node.address(),
+            last: HashMap::new(),
+            removed: HashSet::new(),
+        });
+        // A restarted node's view starts afresh.
+        if view.incarnation != node.address() {
+            view.incarnation = node.address();
+            view.last.clear();
+            view.removed.clear();
+        }
+        let g = node.gossip();
+        g.check_invariants().map_err(|e| e.to_string())?;
+        for m in g.members() {
+            if view.removed.contains(&m.address) {
+                return Err(format!("removed member {} came back", m.address));
+            }
+            if let Some(prev) = view.last.insert(m.address, m.status) {
+                prev.transition(m.status)
+                    .map_err(|e| format!("{}: {e}", m.address))?;
+            }
+        }
+        if view.last.len() > g.members().len() {
+            // Members that vanished from this node's view are removed for it.
+            let gone: Vec<UniqueAddress> =
+                view.last.keys().filter(|a| !g.is_member(a)).copied().collect();
+            for a in gone {
+                view.last.remove(&a);
+                view.removed.insert(a);
+            }
+        }
+        Ok(())
+    }
+}
