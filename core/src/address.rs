@@ -165,7 +165,13 @@ mod tests {
 
     #[test]
     fn stable_hash_differs_by_uid() {
-        assert_ne!(ua("1.2.3.4:5", 1).stable_hash(), ua("1.2.3.4:5", 2).stable_hash());
-        assert_eq!(ua("1.2.3.4:5", 1).stable_hash(), ua("1.2.3.4:5", 1).stable_hash());
+        assert_ne!(
+            ua("1.2.3.4:5", 1).stable_hash(),
+            ua("1.2.3.4:5", 2).stable_hash()
+        );
+        assert_eq!(
+            ua("1.2.3.4:5", 1).stable_hash(),
+            ua("1.2.3.4:5", 1).stable_hash()
+        );
     }
 }

@@ -11,9 +11,9 @@ use crate::member::{AppVersion, Role, RoleSet};
 /// Longest cluster name and compatibility-setting key, in bytes.
 pub const MAX_NAME_LEN: usize = 32;
 /// Longest compatibility-setting value, in bytes.
-pub const MAX_VALUE_LEN: usize = 64;
+pub const MAX_VALUE_LEN: usize = 32;
 /// Most compatibility settings.
-pub const MAX_COMPAT_SETTINGS: usize = 8;
+pub const MAX_COMPAT_SETTINGS: usize = 4;
 /// Most per-role minimums.
 pub const MAX_ROLE_MINIMUMS: usize = 4;
 
@@ -218,7 +218,10 @@ mod tests {
             gossip_different_view_probability: f32::NAN,
             ..Config::default()
         };
-        assert_eq!(c.validate().unwrap_err().key, "gossip-different-view-probability");
+        assert_eq!(
+            c.validate().unwrap_err().key,
+            "gossip-different-view-probability"
+        );
         let c = Config {
             min_nr_of_members: 0,
             ..Config::default()

@@ -15,7 +15,7 @@ use crate::member::{Member, MemberStatus, Role};
 use crate::wire::Incompatibility;
 
 /// Most roles whose leaders are tracked for [`Event::RoleLeaderChanged`].
-pub const MAX_TRACKED_ROLES: usize = 8;
+pub const MAX_TRACKED_ROLES: usize = 4;
 
 /// Why this node stopped taking part in the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +190,10 @@ impl<const M: usize> Publisher<M> {
                 Phase::Members => {
                     while let Some(m) = g.members.get(self.cursor) {
                         self.cursor += 1;
-                        match self.seen.binary_search_by(|s| s.member.address.cmp(&m.address)) {
+                        match self
+                            .seen
+                            .binary_search_by(|s| s.member.address.cmp(&m.address))
+                        {
                             Ok(i) => {
                                 let old = &mut self.seen[i].member;
                                 if old.status != m.status || old.up_number != m.up_number {
@@ -265,7 +268,7 @@ impl<const M: usize> Publisher<M> {
         for m in g.members.iter() {
             for role in m.roles.iter() {
                 if !self.role_leaders.iter().any(|(r, _)| r == role) {
-                    let _ = self.role_leaders.push((role.clone(), None));
+                    let _ = self.role_leaders.push((*role, None));
                 }
             }
         }
@@ -275,7 +278,7 @@ impl<const M: usize> Publisher<M> {
             if l != *old {
                 *old = l;
                 return Some(Event::RoleLeaderChanged {
-                    role: role.clone(),
+                    role: *role,
                     leader: l,
                 });
             }
@@ -356,11 +359,13 @@ impl<const M: usize, const R: usize> Iterator for Replay<'_, M, R> {
                         None => (self.i, self.j) = (self.i + 1, 0),
                         Some(role) => {
                             self.j += 1;
-                            let first = !g.members[..self.i].iter().any(|x| x.roles.contains(role.as_str()));
+                            let first = !g.members[..self.i]
+                                .iter()
+                                .any(|x| x.roles.contains(role.as_str()));
                             if first {
                                 if let Some(l) = leader::role_leader(g, &self.me, role.as_str()) {
                                     return Some(Event::RoleLeaderChanged {
-                                        role: role.clone(),
+                                        role: *role,
                                         leader: Some(l),
                                     });
                                 }
@@ -400,16 +405,20 @@ mod tests {
     fn diff_reports_changes_in_order_and_only_once() {
         let mut g = G::new();
         let mut p = Publisher::<8>::new();
-        g.add_member(Member::joining(n(1), RoleSet::new(), AppVersion::default())).unwrap();
+        g.add_member(Member::joining(n(1), RoleSet::new(), AppVersion::default()))
+            .unwrap();
         let e = drain(&mut p, &g);
         assert!(matches!(e[0], Event::MemberJoined(_)));
         assert_eq!(e[1], Event::LeaderChanged(Some(n(1))));
         assert_eq!(e.len(), 2);
         assert!(drain(&mut p, &g).is_empty());
 
-        g.add_member(Member::joining(n(2), RoleSet::new(), AppVersion::default())).unwrap();
+        g.add_member(Member::joining(n(2), RoleSet::new(), AppVersion::default()))
+            .unwrap();
         g.set_status(&n(1), MemberStatus::Up).unwrap();
-        g.reachability.change(n(1), n(2), ReachabilityStatus::Unreachable).unwrap();
+        g.reachability
+            .change(n(1), n(2), ReachabilityStatus::Unreachable)
+            .unwrap();
         let e = drain(&mut p, &g);
         assert!(matches!(e[0], Event::MemberUp(ref m) if m.address == n(1)));
         assert!(matches!(e[1], Event::MemberJoined(ref m) if m.address == n(2)));

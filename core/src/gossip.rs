@@ -143,7 +143,9 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         match self.index_of(&m.address) {
             Ok(_) => Ok(false),
             Err(i) => {
-                self.members.insert(i, m).map_err(|_| CapacityError::Members)?;
+                self.members
+                    .insert(i, m)
+                    .map_err(|_| CapacityError::Members)?;
                 Ok(true)
             }
         }
@@ -233,7 +235,10 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     }
 
     pub(crate) fn add_tombstone(&mut self, t: Tombstone) {
-        match self.tombstones.binary_search_by(|x| x.address.cmp(&t.address)) {
+        match self
+            .tombstones
+            .binary_search_by(|x| x.address.cmp(&t.address))
+        {
             Ok(i) => {
                 let x = &mut self.tombstones[i];
                 x.removed_at = x.removed_at.min(t.removed_at);
@@ -273,8 +278,8 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         self.version.compare(&other.version)
     }
 
-    /// Merges `a` and `b` into `self`: a state CRDT (commutative, associative, idempotent) over
-    /// members, tombstones, version and reachability.
+    /// `self := merge(self, other)`: a state CRDT (commutative, associative, idempotent) over
+    /// members, tombstones, version and reachability, computed in place.
     ///
     /// Members are unioned, each keeping its most advanced copy; tombstones are unioned (earliest
     /// removal wins) and remove the members they name; clocks take the pointwise maximum and
@@ -286,64 +291,57 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// Pekko also drops a member that is Down or Exiting on one side and missing on the other,
     /// guessing it was removed; that guess breaks associativity. fjell relies on tombstones,
     /// which always travel with a removal.
-    pub fn merge_from(&mut self, a: &Self, b: &Self) -> Result<(), CapacityError> {
-        self.clear();
+    ///
+    /// On a capacity error `self` is left in an unspecified but valid state: merge into a
+    /// scratch copy when the original must survive.
+    pub fn merge_in(&mut self, other: &Self) -> Result<(), CapacityError> {
         // 1. Tombstones: union, earliest removal time.
-        merge_sorted(&a.tombstones, &b.tombstones, |x| x.address, |x, y| Tombstone {
-            address: x.address,
-            removed_at: x.removed_at.min(y.removed_at),
-        }, &mut self.tombstones)
-        .map_err(|_| CapacityError::Members)?;
-        // 2. Members: union minus tombstoned; same member → merge winner.
-        let (mut i, mut j) = (0, 0);
-        while i < a.members.len() || j < b.members.len() {
-            let m = match (a.members.get(i), b.members.get(j)) {
-                (Some(x), Some(y)) if x.address == y.address => {
-                    i += 1;
-                    j += 1;
-                    Member::merge_winner(x, y)
-                }
-                (Some(x), Some(y)) if x.address < y.address => {
-                    i += 1;
-                    x
-                }
-                (Some(x), None) => {
-                    i += 1;
-                    x
-                }
-                (_, Some(y)) => {
-                    j += 1;
-                    y
-                }
-                (None, None) => unreachable!("loop condition"),
-            };
-            if !self.is_tombstoned(&m.address) {
-                self.members
-                    .push(m.clone())
-                    .map_err(|_| CapacityError::Members)?;
-            }
+        for t in &other.tombstones {
+            self.add_tombstone(*t);
         }
-        // 3. Clock: pointwise max, only for members.
-        self.version.merge_from(&a.version, &b.version)?;
+        // 2. Which side's seen set stays valid: a side whose version is the merged version.
+        let self_rel = self.version.compare(&other.version);
+        let untouched = |g: &Self| g.version.iter().all(|(a, _)| !self.is_tombstoned(a));
+        let self_is_result =
+            matches!(self_rel, Causality::Same | Causality::After) && untouched(self);
+        let other_is_result =
+            matches!(self_rel, Causality::Same | Causality::Before) && untouched(other);
+        // 3. Members: union minus tombstoned; same member → merge winner.
+        crate::sorted::union_into(
+            &mut self.members,
+            &other.members,
+            |m| m.address,
+            |x, y| Member::merge_winner(x, y).clone(),
+        )
+        .map_err(|_| CapacityError::Members)?;
+        let tombstones = &self.tombstones;
+        self.members.retain(|m| {
+            tombstones
+                .binary_search_by(|t| t.address.cmp(&m.address))
+                .is_err()
+        });
+        // 4. Clock and reachability, restricted to members.
+        self.version.merge_in(&other.version)?;
         let members = &self.members;
         let is_member = |x: &UniqueAddress| members.binary_search_by(|m| m.address.cmp(x)).is_ok();
         self.version.retain(is_member);
-        // 4. Reachability.
-        self.reachability
-            .merge_from(&a.reachability, &b.reachability, is_member)?;
-        // 5. Seen: from each side that already had exactly the merged version.
-        for side in [a, b] {
-            if side.version == self.version {
-                for s in &side.seen {
-                    if is_member(s) {
-                        if let Err(k) = self.seen.binary_search(s) {
-                            let _ = self.seen.insert(k, *s);
-                        }
-                    }
-                }
-            }
+        self.reachability.merge_in(&other.reachability, is_member)?;
+        // 5. Seen.
+        if !self_is_result {
+            self.seen.clear();
         }
+        if other_is_result {
+            crate::sorted::union_into(&mut self.seen, &other.seen, |a| *a, |a, _| *a)
+                .map_err(|_| CapacityError::Members)?;
+        }
+        self.seen.retain(|a| is_member(a));
         Ok(())
+    }
+
+    /// `self := merge(a, b)` (see [`Gossip::merge_in`]).
+    pub fn merge_from(&mut self, a: &Self, b: &Self) -> Result<(), CapacityError> {
+        self.clone_from(a);
+        self.merge_in(b)
     }
 
     /// Replaces the reachability table, dropping rows about non-members. For tests that build
@@ -368,7 +366,11 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 return Err("members not sorted or duplicated");
             }
         }
-        if self.members.iter().any(|m| m.status == MemberStatus::Removed) {
+        if self
+            .members
+            .iter()
+            .any(|m| m.status == MemberStatus::Removed)
+        {
             return Err("a Removed member in the member set");
         }
         if self.version.iter().any(|(a, _)| !self.is_member(a)) {
@@ -377,7 +379,11 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         if self.seen.iter().any(|a| !self.is_member(a)) {
             return Err("seen entry for a non-member");
         }
-        if self.reachability.versions().any(|(a, _)| !self.is_member(a)) {
+        if self
+            .reachability
+            .versions()
+            .any(|(a, _)| !self.is_member(a))
+        {
             return Err("reachability version for a non-member");
         }
         for r in self.reachability.records() {
@@ -404,10 +410,9 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 || (first_in_cluster
                     && matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
         };
-        let unseen = self
-            .members
-            .iter()
-            .any(|m| must_have_seen(m) && !self.seen_by(&m.address) && !departed.contains(&m.address));
+        let unseen = self.members.iter().any(|m| {
+            must_have_seen(m) && !self.seen_by(&m.address) && !departed.contains(&m.address)
+        });
         if unseen {
             return false;
         }
@@ -418,52 +423,11 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         !self.reachability.flagged_subjects(not_down).any(|s| {
             s != *self_node
                 && !departed.contains(&s)
-                && self
-                    .member(&s)
-                    .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting))
+                && self.member(&s).is_some_and(|m| {
+                    !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
+                })
         })
     }
-}
-
-/// Union of two sorted slices by key, combining equal keys with `both`.
-fn merge_sorted<T: Clone, K: Ord, const N: usize>(
-    a: &[T],
-    b: &[T],
-    key: impl Fn(&T) -> K,
-    both: impl Fn(&T, &T) -> T,
-    out: &mut heapless::Vec<T, N>,
-) -> Result<(), ()> {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let next = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => match key(x).cmp(&key(y)) {
-                core::cmp::Ordering::Equal => {
-                    i += 1;
-                    j += 1;
-                    both(x, y)
-                }
-                core::cmp::Ordering::Less => {
-                    i += 1;
-                    x.clone()
-                }
-                core::cmp::Ordering::Greater => {
-                    j += 1;
-                    y.clone()
-                }
-            },
-            (Some(x), None) => {
-                i += 1;
-                x.clone()
-            }
-            (None, Some(y)) => {
-                j += 1;
-                y.clone()
-            }
-            (None, None) => unreachable!("loop condition"),
-        };
-        out.push(next).map_err(|_| ())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -498,7 +462,10 @@ mod tests {
         m.merge_from(&a, &b).unwrap();
         assert!(!m.is_member(&n(2)));
         assert!(m.is_tombstoned(&n(2)));
-        assert!(!m.add_member(b.members[1].clone()).unwrap(), "tombstoned stays out");
+        assert!(
+            !m.add_member(b.members[1].clone()).unwrap(),
+            "tombstoned stays out"
+        );
         m.check_invariants().unwrap();
     }
 
@@ -509,8 +476,13 @@ mod tests {
         g.bump(n(1), true).unwrap();
         assert!(!g.is_converged(&n(1), &[]));
         g.add_seen(n(2));
-        assert!(g.is_converged(&n(1), &[]), "joining members need not have seen");
-        g.reachability.change(n(1), n(3), ReachabilityStatus::Unreachable).unwrap();
+        assert!(
+            g.is_converged(&n(1), &[]),
+            "joining members need not have seen"
+        );
+        g.reachability
+            .change(n(1), n(3), ReachabilityStatus::Unreachable)
+            .unwrap();
         assert!(!g.is_converged(&n(1), &[]), "unreachable joiner blocks");
         g.set_status(&n(3), Down).unwrap();
         assert!(g.is_converged(&n(1), &[]), "unless it is down");
@@ -532,7 +504,9 @@ mod tests {
         let mut g = with(&[(1, Up), (2, Down), (3, Up)]);
         g.bump(n(1), true).unwrap();
         g.add_seen(n(3));
-        g.reachability.change(n(2), n(3), ReachabilityStatus::Unreachable).unwrap();
+        g.reachability
+            .change(n(2), n(3), ReachabilityStatus::Unreachable)
+            .unwrap();
         assert!(g.is_converged(&n(1), &[]));
     }
 
@@ -540,7 +514,10 @@ mod tests {
     fn illegal_transition_is_an_error_value() {
         use MemberStatus::*;
         let mut g = with(&[(1, Down)]);
-        assert!(matches!(g.set_status(&n(1), Up), Err(UpdateError::Illegal(_))));
+        assert!(matches!(
+            g.set_status(&n(1), Up),
+            Err(UpdateError::Illegal(_))
+        ));
         assert_eq!(g.set_status(&n(9), Up), Err(UpdateError::UnknownMember));
     }
 }

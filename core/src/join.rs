@@ -20,7 +20,7 @@ use core::time::Duration;
 use crate::time::Instant;
 
 /// Most seed nodes.
-pub const MAX_SEEDS: usize = 16;
+pub const MAX_SEEDS: usize = 8;
 
 /// What the node must do next for its join.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,6 @@ enum Stage {
         next_probe: Instant,
         backoff: Duration,
         deadline: Instant,
-        nacked: heapless::Vec<SocketAddr, MAX_SEEDS>,
     },
     /// Sent Join, waiting for Welcome.
     Joining {
@@ -62,6 +61,8 @@ pub struct JoinProcess {
     me: SocketAddr,
     seeds: heapless::Vec<SocketAddr, MAX_SEEDS>,
     stage: Stage,
+    /// Seeds (bit i: `seeds[i]`) that answered InitJoinNack during the current probing.
+    nacked: u16,
     give_up_at: Option<Instant>,
 }
 
@@ -85,6 +86,7 @@ impl JoinProcess {
             me,
             seeds: heapless::Vec::new(),
             stage: Stage::Idle,
+            nacked: 0,
             give_up_at: None,
         }
     }
@@ -114,7 +116,12 @@ impl JoinProcess {
 
     /// Starts the seed-node process. Duplicate seeds are ignored; more than [`MAX_SEEDS`] are
     /// cut off.
-    pub fn start_seeds(&mut self, now: Instant, seeds: &[SocketAddr], t: &JoinTiming) -> JoinAction {
+    pub fn start_seeds(
+        &mut self,
+        now: Instant,
+        seeds: &[SocketAddr],
+        t: &JoinTiming,
+    ) -> JoinAction {
         self.seeds.clear();
         for s in seeds {
             if !self.seeds.contains(s) {
@@ -150,8 +157,8 @@ impl JoinProcess {
             next_probe: now + FIRST_PROBE_BACKOFF,
             backoff: FIRST_PROBE_BACKOFF,
             deadline: now + t.seed_node_timeout,
-            nacked: heapless::Vec::new(),
         };
+        self.nacked = 0;
         JoinAction::Probe
     }
 
@@ -175,16 +182,11 @@ impl JoinProcess {
     /// member either, nobody else can found the cluster, so it does so at once.
     pub fn on_nack(&mut self, from: SocketAddr) -> JoinAction {
         let others = self.seeds.iter().filter(|s| **s != self.me).count();
-        if let Stage::Probing {
-            first: true,
-            nacked,
-            ..
-        } = &mut self.stage
-        {
-            if self.seeds.contains(&from) && !nacked.contains(&from) {
-                let _ = nacked.push(from);
+        if let Stage::Probing { first: true, .. } = self.stage {
+            if let Some(i) = self.seeds.iter().position(|s| *s == from && *s != self.me) {
+                self.nacked |= 1 << i;
             }
-            if nacked.len() >= others {
+            if self.nacked.count_ones() as usize >= others {
                 self.stage = Stage::Idle;
                 return JoinAction::JoinSelf;
             }
@@ -280,13 +282,19 @@ mod tests {
     #[test]
     fn single_seed_that_is_self_joins_self() {
         let mut j = JoinProcess::new(a(1));
-        assert_eq!(j.start_seeds(Instant::ZERO, &[a(1)], &T), JoinAction::JoinSelf);
+        assert_eq!(
+            j.start_seeds(Instant::ZERO, &[a(1)], &T),
+            JoinAction::JoinSelf
+        );
     }
 
     #[test]
     fn first_seed_joins_self_when_all_others_nack() {
         let mut j = JoinProcess::new(a(1));
-        assert_eq!(j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T), JoinAction::Probe);
+        assert_eq!(
+            j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T),
+            JoinAction::Probe
+        );
         assert_eq!(j.on_nack(a(2)), JoinAction::Wait);
         assert_eq!(j.on_nack(a(2)), JoinAction::Wait);
         assert_eq!(j.on_nack(a(3)), JoinAction::JoinSelf);
@@ -317,11 +325,25 @@ mod tests {
     fn ack_leads_to_join_and_retry_restarts_probing() {
         let mut j = JoinProcess::new(a(5));
         j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
-        assert_eq!(j.on_ack(Instant::ZERO, a(9), &T), JoinAction::Wait, "not a seed");
-        assert_eq!(j.on_ack(Instant::ZERO, a(2), &T), JoinAction::SendJoin(a(2)));
-        assert_eq!(j.on_ack(Instant::ZERO, a(1), &T), JoinAction::Wait, "first ack wins");
+        assert_eq!(
+            j.on_ack(Instant::ZERO, a(9), &T),
+            JoinAction::Wait,
+            "not a seed"
+        );
+        assert_eq!(
+            j.on_ack(Instant::ZERO, a(2), &T),
+            JoinAction::SendJoin(a(2))
+        );
+        assert_eq!(
+            j.on_ack(Instant::ZERO, a(1), &T),
+            JoinAction::Wait,
+            "first ack wins"
+        );
         assert_eq!(j.next_timeout(), Some(Instant::from_millis(10_000)));
-        assert_eq!(j.on_timeout(Instant::from_millis(10_000), &T), JoinAction::Probe);
+        assert_eq!(
+            j.on_timeout(Instant::from_millis(10_000), &T),
+            JoinAction::Probe
+        );
     }
 
     #[test]

@@ -83,7 +83,10 @@ impl UpRequirements<'_> {
         !self.preparing_for_shutdown
             && g.members.len() as u64 >= u64::from(self.min_members)
             && self.role_minimums.iter().all(|(role, min)| {
-                g.members.iter().filter(|m| m.has_role(role.as_str())).count() as u64
+                g.members
+                    .iter()
+                    .filter(|m| m.has_role(role.as_str()))
+                    .count() as u64
                     >= u64::from(*min)
             })
     }
@@ -135,7 +138,13 @@ pub fn actions_on_convergence<const M: usize, const R: usize>(
     let mut next_up = g
         .members
         .iter()
-        .map(|m| if m.up_number == UP_NUMBER_UNSET { 0 } else { m.up_number })
+        .map(|m| {
+            if m.up_number == UP_NUMBER_UNSET {
+                0
+            } else {
+                m.up_number
+            }
+        })
         .max()
         .unwrap_or(0);
     for m in g.members.iter_mut() {
@@ -227,9 +236,18 @@ mod tests {
     #[test]
     fn leader_is_first_up_member_by_address() {
         use MemberStatus::*;
-        assert_eq!(leader(&with(&[(1, Joining), (2, Up), (3, Up)]), &n(1)), Some(n(2)));
-        assert_eq!(leader(&with(&[(1, Joining), (2, WeaklyUp)]), &n(1)), Some(n(2)));
-        assert_eq!(leader(&with(&[(3, Joining), (2, Joining)]), &n(3)), Some(n(2)));
+        assert_eq!(
+            leader(&with(&[(1, Joining), (2, Up), (3, Up)]), &n(1)),
+            Some(n(2))
+        );
+        assert_eq!(
+            leader(&with(&[(1, Joining), (2, WeaklyUp)]), &n(1)),
+            Some(n(2))
+        );
+        assert_eq!(
+            leader(&with(&[(3, Joining), (2, Joining)]), &n(3)),
+            Some(n(2))
+        );
         assert_eq!(leader(&with(&[(1, Down), (2, Exiting)]), &n(1)), Some(n(2)));
         assert_eq!(leader(&with(&[(1, Down)]), &n(1)), None);
     }
@@ -238,7 +256,9 @@ mod tests {
     fn unreachable_members_do_not_lead_except_for_themselves() {
         use MemberStatus::*;
         let mut g = with(&[(1, Up), (2, Up)]);
-        g.reachability.change(n(2), n(1), ReachabilityStatus::Unreachable).unwrap();
+        g.reachability
+            .change(n(2), n(1), ReachabilityStatus::Unreachable)
+            .unwrap();
         assert_eq!(leader(&g, &n(2)), Some(n(2)));
         assert_eq!(leader(&g, &n(1)), Some(n(1)));
     }
@@ -259,22 +279,42 @@ mod tests {
     fn min_members_and_role_minimums_gate_up() {
         use MemberStatus::*;
         let mut g = with(&[(1, Joining), (2, Joining)]);
-        let req = UpRequirements { min_members: 3, ..REQ };
-        assert_eq!(actions_on_convergence(&mut g, Instant::ZERO, &req, &[]).moved_up, 0);
+        let req = UpRequirements {
+            min_members: 3,
+            ..REQ
+        };
+        assert_eq!(
+            actions_on_convergence(&mut g, Instant::ZERO, &req, &[]).moved_up,
+            0
+        );
         let roles = [(Role::new("backend").unwrap(), 1)];
-        let req = UpRequirements { role_minimums: &roles, ..REQ };
-        assert_eq!(actions_on_convergence(&mut g, Instant::ZERO, &req, &[]).moved_up, 0);
-        assert_eq!(actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[]).moved_up, 2);
+        let req = UpRequirements {
+            role_minimums: &roles,
+            ..REQ
+        };
+        assert_eq!(
+            actions_on_convergence(&mut g, Instant::ZERO, &req, &[]).moved_up,
+            0
+        );
+        assert_eq!(
+            actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[]).moved_up,
+            2
+        );
     }
 
     #[test]
     fn down_and_exiting_removed_only_when_unreachable_or_departed() {
         use MemberStatus::*;
         let mut g = with(&[(1, Up), (2, Down), (3, Exiting), (4, Down)]);
-        g.reachability.change(n(1), n(2), ReachabilityStatus::Unreachable).unwrap();
+        g.reachability
+            .change(n(1), n(2), ReachabilityStatus::Unreachable)
+            .unwrap();
         let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[n(3)]);
         assert_eq!(out.removed, 2);
-        assert!(g.is_member(&n(4)), "a reachable Down member must stop itself first");
+        assert!(
+            g.is_member(&n(4)),
+            "a reachable Down member must stop itself first"
+        );
         assert!(g.is_tombstoned(&n(2)) && g.is_tombstoned(&n(3)));
         g.check_invariants().unwrap();
     }

@@ -86,6 +86,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod address;
 pub mod config;
 pub mod event;
@@ -96,6 +99,7 @@ pub mod member;
 pub mod node;
 pub mod random;
 pub mod reachability;
+mod sorted;
 pub mod time;
 pub mod vclock;
 pub mod wire;
@@ -110,8 +114,17 @@ pub use reachability::ReachabilityStatus;
 pub use time::Instant;
 pub use wire::{DeliveryClass, WireError};
 
-/// Capacities for small devices: 16 members, 32 reachability records.
-pub type DeviceNode = Node<16, 32>;
+/// Capacities for small devices: 16 members, 16 reachability records.
+pub type DeviceNode = Node<16, 16>;
 /// Capacities for servers: 4,096 members, 8,192 reachability records. Large (megabytes):
 /// keep it on the heap.
 pub type ServerNode = Node<4096, 8192>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn device_preset_fits_in_16_kib() {
+        let size = core::mem::size_of::<crate::DeviceNode>();
+        assert!(size <= 16 * 1024, "DeviceNode is {size} bytes");
+    }
+}

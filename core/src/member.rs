@@ -47,7 +47,11 @@ pub struct IllegalTransition {
 
 impl fmt::Display for IllegalTransition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a member cannot move from {:?} to {:?}", self.from, self.to)
+        write!(
+            f,
+            "a member cannot move from {:?} to {:?}",
+            self.from, self.to
+        )
     }
 }
 
@@ -101,37 +105,67 @@ impl MemberStatus {
     }
 }
 
-/// A role name: at most [`MAX_ROLE_LEN`] bytes of UTF-8.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Role(heapless::String<MAX_ROLE_LEN>);
+/// A role name: 1 to [`MAX_ROLE_LEN`] bytes of UTF-8, without NUL.
+///
+/// Stored inline, zero-padded (16 bytes), so members stay small on devices.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Role([u8; MAX_ROLE_LEN]);
 
-/// A role name that does not fit.
+/// A role name that is empty, too long, or contains NUL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleTooLong;
 
 impl Role {
-    /// A role from a string of at most [`MAX_ROLE_LEN`] bytes.
+    /// A role from a string of 1 to [`MAX_ROLE_LEN`] bytes without NUL.
     pub fn new(name: &str) -> Result<Role, RoleTooLong> {
-        let mut s = heapless::String::new();
-        s.push_str(name).map_err(|_| RoleTooLong)?;
-        Ok(Role(s))
+        let b = name.as_bytes();
+        if b.is_empty() || b.len() > MAX_ROLE_LEN || b.contains(&0) {
+            return Err(RoleTooLong);
+        }
+        let mut r = [0u8; MAX_ROLE_LEN];
+        r[..b.len()].copy_from_slice(b);
+        Ok(Role(r))
     }
 
     /// The role name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        let len = self.0.iter().position(|b| *b == 0).unwrap_or(MAX_ROLE_LEN);
+        // Built only from valid UTF-8 without NUL, so the prefix is valid UTF-8.
+        core::str::from_utf8(&self.0[..len]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = heapless::String::<MAX_ROLE_LEN>::deserialize(d)?;
+        Role::new(&s).map_err(|_| serde::de::Error::custom("invalid role name"))
     }
 }
 
 /// A sorted, duplicate-free set of at most [`MAX_ROLES`] roles.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize)]
-pub struct RoleSet(heapless::Vec<Role, MAX_ROLES>);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RoleSet {
+    roles: [Role; MAX_ROLES],
+    len: u8,
+}
 
 /// More roles than [`MAX_ROLES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,35 +174,55 @@ pub struct TooManyRoles;
 impl RoleSet {
     /// The empty set.
     pub const fn new() -> Self {
-        RoleSet(heapless::Vec::new())
+        RoleSet {
+            roles: [Role([0; MAX_ROLE_LEN]); MAX_ROLES],
+            len: 0,
+        }
+    }
+
+    fn as_slice(&self) -> &[Role] {
+        &self.roles[..self.len as usize]
     }
 
     /// Adds a role (no-op if present).
     pub fn insert(&mut self, role: Role) -> Result<(), TooManyRoles> {
-        match self.0.binary_search(&role) {
+        let len = self.len as usize;
+        match self.as_slice().binary_search(&role) {
             Ok(_) => Ok(()),
-            Err(i) => self.0.insert(i, role).map_err(|_| TooManyRoles),
+            Err(_) if len == MAX_ROLES => Err(TooManyRoles),
+            Err(i) => {
+                self.roles.copy_within(i..len, i + 1);
+                self.roles[i] = role;
+                self.len += 1;
+                Ok(())
+            }
         }
     }
 
     /// True if the set holds `role`.
     pub fn contains(&self, role: &str) -> bool {
-        self.0.iter().any(|r| r.as_str() == role)
+        self.as_slice().iter().any(|r| r.as_str() == role)
     }
 
     /// The roles in order.
     pub fn iter(&self) -> impl Iterator<Item = &Role> {
-        self.0.iter()
+        self.as_slice().iter()
     }
 
     /// Number of roles.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len as usize
     }
 
     /// True if there are no roles.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
+    }
+}
+
+impl Serialize for RoleSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.as_slice())
     }
 }
 
@@ -178,7 +232,8 @@ impl<'de> Deserialize<'de> for RoleSet {
         let raw = heapless::Vec::<Role, MAX_ROLES>::deserialize(d)?;
         let mut set = RoleSet::new();
         for r in raw {
-            set.insert(r).map_err(|_| serde::de::Error::custom("too many roles"))?;
+            set.insert(r)
+                .map_err(|_| serde::de::Error::custom("too many roles"))?;
         }
         Ok(set)
     }
@@ -210,13 +265,8 @@ impl AppVersion {
     /// Parses `"1"`, `"1.2"` or `"1.2.3"`; missing parts are zero.
     pub fn parse(s: &str) -> Option<AppVersion> {
         let mut parts = [0u16; 3];
-        let mut n = 0;
-        for p in s.split('.') {
-            if n == 3 {
-                return None;
-            }
-            parts[n] = p.parse().ok()?;
-            n += 1;
+        for (n, p) in s.split('.').enumerate() {
+            *parts.get_mut(n)? = p.parse().ok()?;
         }
         Some(AppVersion::new(parts[0], parts[1], parts[2]))
     }
@@ -277,8 +327,8 @@ impl Member {
         }
         // Equal status: the older copy (lower up-number). Break remaining ties on the
         // remaining fields so the choice never depends on argument order.
-        let ka = (a.up_number, a.app_version, &a.roles.0[..]);
-        let kb = (b.up_number, b.app_version, &b.roles.0[..]);
+        let ka = (a.up_number, a.app_version, a.roles.as_slice());
+        let kb = (b.up_number, b.app_version, b.roles.as_slice());
         if ka <= kb {
             a
         } else {
@@ -349,9 +399,20 @@ mod tests {
         for r in ["b", "a", "b", "d", "c"] {
             s.insert(Role::new(r).unwrap()).unwrap();
         }
-        assert_eq!(s.iter().map(|r| r.as_str()).collect::<heapless::Vec<_, 8>>(), ["a", "b", "c", "d"]);
+        assert_eq!(
+            s.iter()
+                .map(|r| r.as_str())
+                .collect::<heapless::Vec<_, 8>>(),
+            ["a", "b", "c", "d"]
+        );
         assert_eq!(s.insert(Role::new("e").unwrap()), Err(TooManyRoles));
         assert_eq!(Role::new("a-role-name-that-is-too-long"), Err(RoleTooLong));
+        assert_eq!(Role::new(""), Err(RoleTooLong));
+        assert_eq!(Role::new("a\0b"), Err(RoleTooLong));
+        assert_eq!(
+            Role::new("sixteen-bytes-ok").unwrap().as_str(),
+            "sixteen-bytes-ok"
+        );
     }
 
     #[test]

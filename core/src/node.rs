@@ -24,9 +24,9 @@ use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoin
 
 /// Queued outgoing messages. Drivers drain after every input, so this only has to hold what
 /// one input produces; when full, the newest message is dropped and counted.
-pub const OUTBOX_CAPACITY: usize = 32;
+pub const OUTBOX_CAPACITY: usize = 12;
 /// Exiting or Down nodes whose departure confirmation is remembered.
-pub const MAX_DEPARTED: usize = 16;
+pub const MAX_DEPARTED: usize = 8;
 /// Notices (non-membership events) held until polled.
 const NOTICES: usize = 4;
 /// Leader ticks a Down node waits for its status to spread before stopping (Pekko: 4).
@@ -168,16 +168,15 @@ const TIMERS: usize = 3;
 /// reachability records. See the [crate docs](crate) for the call order and an example.
 pub struct Node<const M: usize, const R: usize> {
     config: Config,
-    compat: Compat,
     me: UniqueAddress,
     rng: Rng,
     status: NodeStatus,
     join: JoinProcess,
-    // Three gossip buffers addressed by index, so adopting or merging never copies a state.
-    bufs: [Gossip<M, R>; 3],
+    // Two gossip buffers addressed by index: received gossip is decoded into `incoming`, and
+    // adopting or merging it swaps the indices instead of copying a whole state.
+    bufs: [Gossip<M, R>; 2],
     cur: usize,
     incoming: usize,
-    spare: usize,
     timers: [Option<Instant>; TIMERS],
     speed_up_left: u8,
     outbox: heapless::Deque<Pending, OUTBOX_CAPACITY>,
@@ -207,12 +206,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
 
     /// A node listening on `addr`, with incarnation `uid` (draw it at random at each process
     /// start) and `seed` for its random choices. Validates `config`.
-    pub fn new(
-        config: Config,
-        addr: SocketAddr,
-        uid: u64,
-        seed: u64,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(config: Config, addr: SocketAddr, uid: u64, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
         if M < 1 {
             return Err(ConfigError {
@@ -220,21 +214,15 @@ impl<const M: usize, const R: usize> Node<M, R> {
                 reason: "the member capacity must be at least 1",
             });
         }
-        let compat = Compat {
-            cluster_name: config.cluster_name.clone(),
-            settings: config.compat_settings.clone(),
-        };
         Ok(Node {
             config,
-            compat,
             me: UniqueAddress::new(addr, uid),
             rng: Rng::new(seed),
             status: NodeStatus::Idle,
             join: JoinProcess::new(addr),
-            bufs: [Gossip::new(), Gossip::new(), Gossip::new()],
+            bufs: [Gossip::new(), Gossip::new()],
             cur: 0,
             incoming: 1,
-            spare: 2,
             timers: [None; TIMERS],
             speed_up_left: 0,
             outbox: heapless::Deque::new(),
@@ -347,13 +335,14 @@ impl<const M: usize, const R: usize> Node<M, R> {
 
     /// Writes the next outgoing message into `buf` (use [`Node::MAX_MESSAGE_LEN`] bytes).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let compat = self.compat();
         loop {
             let p = self.outbox.pop_front()?;
             let me = self.me;
             let msg = match &p.out {
                 Out::InitJoin => Outgoing::InitJoin {
                     from: me,
-                    compat: &self.compat,
+                    compat: &compat,
                 },
                 Out::InitJoinAck => Outgoing::InitJoinAck { from: me },
                 Out::InitJoinNack => Outgoing::InitJoinNack { from: me },
@@ -361,7 +350,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
                     from: me,
                     roles: &self.config.roles,
                     app_version: self.config.app_version,
-                    compat: &self.compat,
+                    compat: &compat,
                 },
                 Out::Welcome(to) => Outgoing::Welcome { from: me, to: *to },
                 Out::GossipStatus(to) => Outgoing::GossipStatus { from: me, to: *to },
@@ -381,6 +370,14 @@ impl<const M: usize, const R: usize> Node<M, R> {
                 }
                 Err(_) => self.stats.buffer_too_small += 1,
             }
+        }
+    }
+
+    /// What this node declares when joining (built on demand: it is rarely needed).
+    fn compat(&self) -> Compat {
+        Compat {
+            cluster_name: self.config.cluster_name.clone(),
+            settings: self.config.compat_settings.clone(),
         }
     }
 
@@ -423,7 +420,11 @@ impl<const M: usize, const R: usize> Node<M, R> {
     /// Joins the cluster through the seed-node process (notes §8.2). `seeds` must be the same
     /// list, in the same order, on every node: its first entry is the only node that may
     /// found a new cluster.
-    pub fn join_seed_nodes(&mut self, now: Instant, seeds: &[SocketAddr]) -> Result<(), CommandError> {
+    pub fn join_seed_nodes(
+        &mut self,
+        now: Instant,
+        seeds: &[SocketAddr],
+    ) -> Result<(), CommandError> {
         self.check_can_join()?;
         if seeds.is_empty() {
             return Err(CommandError::NoSeeds);
@@ -586,10 +587,9 @@ impl<const M: usize, const R: usize> Node<M, R> {
             Message::Gossip { from, to } => self.on_gossip(now, from, to),
             Message::Departed { from } => self.on_departed(from),
             Message::JoinRefused { from, reason } => self.on_refused(from.socket_addr(), reason),
-            Message::VersionRefused { version } => self.on_refused(
-                from,
-                Incompatibility::ProtocolVersion { cluster: version },
-            ),
+            Message::VersionRefused { version } => {
+                self.on_refused(from, Incompatibility::ProtocolVersion { cluster: version })
+            }
         }
         Ok(())
     }
@@ -655,7 +655,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
         self.join.stop();
         let g = &mut self.bufs[self.cur];
         g.clear();
-        let me = Member::joining(self.me, self.config.roles.clone(), self.config.app_version);
+        let me = Member::joining(self.me, self.config.roles, self.config.app_version);
         let _ = g.add_member(me);
         self.become_member(now);
         self.local_change();
@@ -668,14 +668,16 @@ impl<const M: usize, const R: usize> Node<M, R> {
         self.status = NodeStatus::Member;
         self.join.stop();
         // Spread the first gossip tick so nodes started together do not gossip in lockstep.
-        let jitter = self.rng.below(micros_of(self.config.gossip_interval).max(1) as usize) as u64;
+        let jitter =
+            self.rng
+                .below(micros_of(self.config.gossip_interval).max(1) as usize) as u64;
         self.timers[Timer::Gossip as usize] = Some(now + Duration::from_micros(jitter));
         self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
         self.publisher.invalidate();
     }
 
     fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
-        if let Some(reason) = self.compat.check(compat) {
+        if let Some(reason) = self.compat().check(compat) {
             self.refuse(from, reason);
             return;
         }
@@ -684,7 +686,11 @@ impl<const M: usize, const R: usize> Node<M, R> {
             && self
                 .self_member()
                 .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting));
-        let out = if can_take { Out::InitJoinAck } else { Out::InitJoinNack };
+        let out = if can_take {
+            Out::InitJoinAck
+        } else {
+            Out::InitJoinNack
+        };
         self.send(from.socket_addr(), out);
     }
 
@@ -702,7 +708,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
     }
 
     fn on_join(&mut self, now: Instant, joiner: Member, compat: &Compat) {
-        if let Some(reason) = self.compat.check(compat) {
+        if let Some(reason) = self.compat().check(compat) {
             self.refuse(joiner.address, reason);
             return;
         }
@@ -716,7 +722,10 @@ impl<const M: usize, const R: usize> Node<M, R> {
             return;
         }
         let who = joiner.address;
-        let existing = self.gossip().member_at(who.socket_addr()).map(|m| (m.address, m.status));
+        let existing = self
+            .gossip()
+            .member_at(who.socket_addr())
+            .map(|m| (m.address, m.status));
         match existing {
             Some((a, _)) if a == who => {
                 // A retry after a lost Welcome.
@@ -778,7 +787,13 @@ impl<const M: usize, const R: usize> Node<M, R> {
             && g.reachability.status_by(&self.me, from) == ReachabilityStatus::Reachable
     }
 
-    fn on_gossip_status(&mut self, from: UniqueAddress, to: UniqueAddress, version: u64, seen: u64) {
+    fn on_gossip_status(
+        &mut self,
+        from: UniqueAddress,
+        to: UniqueAddress,
+        version: u64,
+        seen: u64,
+    ) {
         if !self.is_member() || to != self.me || !self.valid_peer(&from) {
             self.stats.gossip_dropped += 1;
             return;
@@ -803,7 +818,11 @@ impl<const M: usize, const R: usize> Node<M, R> {
             if inc.is_tombstoned(&self.me) {
                 // Removed: after an exit that is the expected end, otherwise we were removed
                 // without being told.
-                self.stop(if exiting { StopReason::Left } else { StopReason::Removed });
+                self.stop(if exiting {
+                    StopReason::Left
+                } else {
+                    StopReason::Removed
+                });
             } else {
                 self.stats.gossip_dropped += 1;
             }
@@ -833,22 +852,26 @@ impl<const M: usize, const R: usize> Node<M, R> {
             }
             Causality::After => true,
             Causality::Concurrent => {
-                let (cur, inc, spare) = (self.cur, self.incoming, self.spare);
-                let [out, a, b] = self
+                let (cur, inc) = (self.cur, self.incoming);
+                let [i, c] = self
                     .bufs
-                    .get_disjoint_mut([spare, cur, inc])
+                    .get_disjoint_mut([inc, cur])
                     .expect("distinct buffer indices");
-                if out.merge_from(a, b).is_err() {
+                // Merge into the incoming buffer: on failure our state is untouched.
+                if i.merge_in(c).is_err() {
                     self.stats.over_capacity += 1;
                     return;
                 }
-                self.spare = cur;
-                self.cur = spare;
+                core::mem::swap(&mut self.cur, &mut self.incoming);
                 true
             }
         };
         if !self.gossip().is_member(&self.me) {
-            self.stop(if exiting { StopReason::Left } else { StopReason::Removed });
+            self.stop(if exiting {
+                StopReason::Left
+            } else {
+                StopReason::Removed
+            });
             return;
         }
         if !exiting {
@@ -910,7 +933,8 @@ impl<const M: usize, const R: usize> Node<M, R> {
         let g = &self.bufs[self.cur];
         let me = self.me;
         let valid = |m: &&Member| {
-            m.address != me && g.reachability.status_by(&me, &m.address) == ReachabilityStatus::Reachable
+            m.address != me
+                && g.reachability.status_by(&me, &m.address) == ReachabilityStatus::Reachable
         };
         if prefer_unseen {
             let unseen = |m: &&Member| valid(m) && !g.seen_by(&m.address);
@@ -940,7 +964,6 @@ impl<const M: usize, const R: usize> Node<M, R> {
 
     // ----- leader and self ----------------------------------------------------------------
 
-
     fn leader_tick(&mut self, now: Instant) {
         if !self.is_member() {
             return;
@@ -958,14 +981,23 @@ impl<const M: usize, const R: usize> Node<M, R> {
                     leader::actions_on_convergence(&mut self.bufs[cur], now, &req, &self.departed);
                 if out.changed() {
                     self.local_change();
-                    let g = &self.bufs[self.cur];
-                    self.departed.retain(|d| g.is_member(d));
+                    // Tell removed nodes that confirmed their departure, so they stop at once
+                    // instead of confirming until their own deadline.
+                    let departed = core::mem::take(&mut self.departed);
+                    for d in &departed {
+                        if self.bufs[self.cur].is_member(d) {
+                            let _ = self.departed.push(*d);
+                        } else {
+                            self.send(d.socket_addr(), Out::Gossip(*d));
+                        }
+                    }
                     self.after_self_change(now);
                 }
             } else {
                 self.ticks_without_convergence = self.ticks_without_convergence.saturating_add(1);
                 if let Some(after) = self.config.allow_weakly_up_members {
-                    let waited = self.config.leader_actions_interval * self.ticks_without_convergence;
+                    let waited =
+                        self.config.leader_actions_interval * self.ticks_without_convergence;
                     if waited >= after && !self.preparing_for_shutdown {
                         let req = up_requirements(&self.config, false);
                         let cur = self.cur;
@@ -978,7 +1010,9 @@ impl<const M: usize, const R: usize> Node<M, R> {
             }
         }
         // Every node: join a full-cluster shutdown that others started.
-        if self.self_member().is_some_and(|m| m.status == MemberStatus::Up)
+        if self
+            .self_member()
+            .is_some_and(|m| m.status == MemberStatus::Up)
             && self.gossip().members.iter().any(|m| {
                 matches!(
                     m.status,
@@ -1000,7 +1034,9 @@ impl<const M: usize, const R: usize> Node<M, R> {
                 }
             }
             NodeStatus::Member
-                if self.self_member().is_some_and(|m| m.status == MemberStatus::Down) =>
+                if self
+                    .self_member()
+                    .is_some_and(|m| m.status == MemberStatus::Down) =>
             {
                 self.self_down_ticks += 1;
                 let g = self.gossip();
@@ -1049,7 +1085,8 @@ impl<const M: usize, const R: usize> Node<M, R> {
         let me = self.me;
         let g = &self.bufs[self.cur];
         let first = leader::leader_among(g, &me, |m| m.address != me);
-        let second = first.and_then(|f| leader::leader_among(g, &me, |m| m.address != me && m.address != f));
+        let second =
+            first.and_then(|f| leader::leader_among(g, &me, |m| m.address != me && m.address != f));
         for t in [first, second].into_iter().flatten() {
             self.send(t.socket_addr(), Out::Departed);
         }

@@ -159,7 +159,9 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         match existing {
             Some(i) => self.records[i] = rec,
             None => {
-                let at = self.records.partition_point(|r| (r.observer, r.subject) < (observer, subject));
+                let at = self
+                    .records
+                    .partition_point(|r| (r.observer, r.subject) < (observer, subject));
                 self.records.insert(at, rec).map_err(|_| ReachabilityFull)?;
             }
         }
@@ -205,7 +207,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     }
 
     /// Keeps only observers and subjects accepted by `is_member`.
-    pub fn retain_members(&mut self, mut is_member: impl FnMut(&UniqueAddress) -> bool) {
+    pub fn retain_members(&mut self, is_member: impl Fn(&UniqueAddress) -> bool) {
         self.records
             .retain(|r| is_member(&r.observer) && is_member(&r.subject));
         self.versions.retain(|(a, _)| is_member(a));
@@ -217,65 +219,58 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         &'a self,
         observer_filter: impl Fn(&UniqueAddress) -> bool + 'a,
     ) -> impl Iterator<Item = UniqueAddress> + 'a {
-        let flagged =
-            move |r: &Record| r.status != ReachabilityStatus::Reachable && observer_filter(&r.observer);
+        let flagged = move |r: &Record| {
+            r.status != ReachabilityStatus::Reachable && observer_filter(&r.observer)
+        };
         let records = &self.records;
         records.iter().enumerate().filter_map(move |(k, r)| {
             // Rows are sorted by observer, so a subject can recur: report its first flag only.
-            let first = flagged(r) && !records[..k].iter().any(|q| q.subject == r.subject && flagged(q));
+            let first = flagged(r)
+                && !records[..k]
+                    .iter()
+                    .any(|q| q.subject == r.subject && flagged(q));
             first.then_some(r.subject)
         })
     }
 
-    /// Merges `a` and `b` into `self`: per observer (that `is_member` accepts) the rows of the
-    /// side with the higher version; only rows whose subject is a member survive.
-    pub fn merge_from(
+    /// Merges `other` into `self`: per observer (that `is_member` accepts) the rows of the side
+    /// with the higher version; only rows whose subject is a member survive.
+    ///
+    /// Equal versions carry equal rows, since only the observer writes its rows; should a
+    /// hostile peer send different rows under an equal version, ours are kept.
+    pub fn merge_in(
         &mut self,
-        a: &Self,
-        b: &Self,
-        mut is_member: impl FnMut(&UniqueAddress) -> bool,
+        other: &Self,
+        is_member: impl Fn(&UniqueAddress) -> bool,
     ) -> Result<(), ReachabilityFull> {
-        self.records.clear();
-        self.versions.clear();
-        let (mut i, mut j) = (0, 0);
-        while i < a.versions.len() || j < b.versions.len() {
-            let (observer, va, vb) = match (a.versions.get(i), b.versions.get(j)) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    i += 1;
-                    j += 1;
-                    (x.0, x.1, y.1)
-                }
-                (Some(x), Some(y)) if x.0 < y.0 => {
-                    i += 1;
-                    (x.0, x.1, 0)
-                }
-                (Some(x), None) => {
-                    i += 1;
-                    (x.0, x.1, 0)
-                }
-                (_, Some(y)) => {
-                    j += 1;
-                    (y.0, 0, y.1)
-                }
-                (None, None) => unreachable!("loop condition"),
-            };
-            if !is_member(&observer) {
-                continue;
-            }
-            let ra = &a.records[a.observer_rows(&observer)];
-            let rb = &b.records[b.observer_rows(&observer)];
-            // Equal versions carry equal rows when both came from the observer; if a hostile
-            // peer made them differ, pick by content so the merge stays commutative.
-            let rows = if va > vb || (va == vb && ra >= rb) { ra } else { rb };
-            for r in rows {
-                if is_member(&r.subject) {
-                    self.records.push(*r).map_err(|_| ReachabilityFull)?;
-                }
-            }
-            self.versions
-                .push((observer, va.max(vb)))
-                .map_err(|_| ReachabilityFull)?;
-        }
+        // Drop our rows of observers for which `other` is newer...
+        let versions = &self.versions;
+        let version_of = |v: &heapless::Vec<(UniqueAddress, u64), M>, o: &UniqueAddress| match v
+            .binary_search_by(|(a, _)| a.cmp(o))
+        {
+            Ok(i) => v[i].1,
+            Err(_) => 0,
+        };
+        let other_newer =
+            |o: &UniqueAddress| version_of(&other.versions, o) > version_of(versions, o);
+        self.records.retain(|r| !other_newer(&r.observer));
+        // ...and take theirs.
+        crate::sorted::union_into_where(
+            &mut self.records,
+            &other.records,
+            |r| other_newer(&r.observer),
+            |r| (r.observer, r.subject),
+            |x, _| *x,
+        )
+        .map_err(|_| ReachabilityFull)?;
+        crate::sorted::union_into(
+            &mut self.versions,
+            &other.versions,
+            |e| e.0,
+            |x, y| (x.0, x.1.max(y.1)),
+        )
+        .map_err(|_| ReachabilityFull)?;
+        self.retain_members(is_member);
         Ok(())
     }
 
@@ -352,15 +347,15 @@ mod tests {
         let mut b = a.clone();
         b.change(n(1), n(2), Reachable).unwrap(); // observer 1, version 2: all reachable
         a.change(n(3), n(2), Unreachable).unwrap();
-        let mut m = T::new();
-        m.merge_from(&a, &b, |_| true).unwrap();
+        let mut m = a.clone();
+        m.merge_in(&b, |_| true).unwrap();
         assert_eq!(m.status_by(&n(1), &n(2)), Reachable);
         assert_eq!(m.status_by(&n(3), &n(2)), Unreachable);
-        let mut m2 = T::new();
-        m2.merge_from(&b, &a, |_| true).unwrap();
+        let mut m2 = b.clone();
+        m2.merge_in(&a, |_| true).unwrap();
         assert_eq!(m, m2);
-        let mut m3 = T::new();
-        m3.merge_from(&a, &b, |x| *x != n(2)).unwrap();
+        let mut m3 = a.clone();
+        m3.merge_in(&b, |x| *x != n(2)).unwrap();
         assert!(m3.is_empty());
     }
 

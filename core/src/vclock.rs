@@ -53,7 +53,10 @@ impl<const N: usize> VectorClock<N> {
             }
             Ok(i) => self.entries[i].1 = value,
             Err(_) if value == 0 => {}
-            Err(i) => self.entries.insert(i, (node, value)).map_err(|_| ClockFull)?,
+            Err(i) => self
+                .entries
+                .insert(i, (node, value))
+                .map_err(|_| ClockFull)?,
         }
         Ok(())
     }
@@ -136,34 +139,15 @@ impl<const N: usize> VectorClock<N> {
         }
     }
 
-    /// Pointwise maximum of `a` and `b`, written into `self`.
-    pub fn merge_from(&mut self, a: &Self, b: &Self) -> Result<(), ClockFull> {
-        self.entries.clear();
-        let (mut i, mut j) = (0, 0);
-        while i < a.entries.len() || j < b.entries.len() {
-            let next = match (a.entries.get(i), b.entries.get(j)) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    i += 1;
-                    j += 1;
-                    (x.0, x.1.max(y.1))
-                }
-                (Some(x), Some(y)) if x.0 < y.0 => {
-                    i += 1;
-                    *x
-                }
-                (Some(x), None) => {
-                    i += 1;
-                    *x
-                }
-                (_, Some(y)) => {
-                    j += 1;
-                    *y
-                }
-                (None, None) => unreachable!("loop condition"),
-            };
-            self.entries.push(next).map_err(|_| ClockFull)?;
-        }
-        Ok(())
+    /// `self := max(self, other)` pointwise.
+    pub fn merge_in(&mut self, other: &Self) -> Result<(), ClockFull> {
+        crate::sorted::union_into(
+            &mut self.entries,
+            &other.entries,
+            |e| e.0,
+            |x, y| (x.0, x.1.max(y.1)),
+        )
+        .map_err(|_| ClockFull)
     }
 
     /// A 64-bit digest of the whole vector, identical on every node for equal vectors.
@@ -197,17 +181,32 @@ mod tests {
     fn compare_covers_all_cases() {
         assert_eq!(clock(&[]).compare(&clock(&[])), Causality::Same);
         assert_eq!(clock(&[(1, 1)]).compare(&clock(&[(1, 1)])), Causality::Same);
-        assert_eq!(clock(&[(1, 1)]).compare(&clock(&[(1, 2)])), Causality::Before);
-        assert_eq!(clock(&[(1, 1)]).compare(&clock(&[(1, 1), (2, 1)])), Causality::Before);
-        assert_eq!(clock(&[(1, 2), (2, 1)]).compare(&clock(&[(1, 1)])), Causality::After);
-        assert_eq!(clock(&[(1, 2)]).compare(&clock(&[(2, 1)])), Causality::Concurrent);
-        assert_eq!(clock(&[(1, 2), (3, 1)]).compare(&clock(&[(1, 3)])), Causality::Concurrent);
+        assert_eq!(
+            clock(&[(1, 1)]).compare(&clock(&[(1, 2)])),
+            Causality::Before
+        );
+        assert_eq!(
+            clock(&[(1, 1)]).compare(&clock(&[(1, 1), (2, 1)])),
+            Causality::Before
+        );
+        assert_eq!(
+            clock(&[(1, 2), (2, 1)]).compare(&clock(&[(1, 1)])),
+            Causality::After
+        );
+        assert_eq!(
+            clock(&[(1, 2)]).compare(&clock(&[(2, 1)])),
+            Causality::Concurrent
+        );
+        assert_eq!(
+            clock(&[(1, 2), (3, 1)]).compare(&clock(&[(1, 3)])),
+            Causality::Concurrent
+        );
     }
 
     #[test]
     fn merge_is_pointwise_max() {
-        let mut m = VectorClock::new();
-        m.merge_from(&clock(&[(1, 2), (3, 1)]), &clock(&[(1, 3), (2, 5)])).unwrap();
+        let mut m = clock(&[(1, 2), (3, 1)]);
+        m.merge_in(&clock(&[(1, 3), (2, 5)])).unwrap();
         assert_eq!(m, clock(&[(1, 3), (2, 5), (3, 1)]));
         assert_eq!(m.compare(&clock(&[(1, 2), (3, 1)])), Causality::After);
     }
@@ -222,8 +221,9 @@ mod tests {
         };
         let mut b = VectorClock::<2>::new();
         b.set(n(3), 1).unwrap();
-        let mut out = VectorClock::<2>::new();
-        assert_eq!(out.merge_from(&a, &b), Err(ClockFull));
+        let mut out = a.clone();
+        assert_eq!(out.merge_in(&b), Err(ClockFull));
+        assert_eq!(out, a);
     }
 
     #[test]

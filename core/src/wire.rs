@@ -18,7 +18,7 @@ use crate::address::UniqueAddress;
 use crate::config::{Name, Value, MAX_COMPAT_SETTINGS};
 use crate::gossip::{Gossip, Tombstone};
 use crate::member::{AppVersion, Member, MemberStatus, RoleSet};
-use crate::reachability::{Record, ReachabilityStatus};
+use crate::reachability::{ReachabilityStatus, Record};
 use crate::time::Instant;
 
 /// First byte of every fjell message.
@@ -403,7 +403,9 @@ impl Writer<'_> {
 
     fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), BufferTooSmall> {
         let rest = self.buf.get_mut(self.pos..).ok_or(BufferTooSmall)?;
-        let used = postcard::to_slice(v, rest).map_err(|_| BufferTooSmall)?.len();
+        let used = postcard::to_slice(v, rest)
+            .map_err(|_| BufferTooSmall)?
+            .len();
         self.pos += used;
         Ok(())
     }
@@ -535,7 +537,12 @@ fn encode_gossip<const M: usize, const R: usize>(
     }
     w.count(g.reachability.records().len())?;
     for r in g.reachability.records() {
-        w.put(&(index(g, &r.observer), index(g, &r.subject), r.status, r.version))?;
+        w.put(&(
+            index(g, &r.observer),
+            index(g, &r.subject),
+            r.status,
+            r.version,
+        ))?;
     }
     w.count(g.tombstones.len())?;
     for t in &g.tombstones {
@@ -750,17 +757,35 @@ mod tests {
         let g = sample();
         let mut buf = [0u8; 2048];
         let now = Instant::from_millis(5_000);
-        let len = encode(&Outgoing::Gossip { from: n(1), to: n(2) }, &g, now, &mut buf).unwrap();
+        let len = encode(
+            &Outgoing::Gossip {
+                from: n(1),
+                to: n(2),
+            },
+            &g,
+            now,
+            &mut buf,
+        )
+        .unwrap();
         let mut scratch = G::new();
         // Decoded on a node whose clock reads 100 s: the tombstone keeps its 4 s age.
         let later = Instant::from_millis(100_000);
         let msg = decode(&buf[..len], &mut scratch, later).unwrap();
-        assert_eq!(msg, Message::Gossip { from: n(1), to: n(2) });
+        assert_eq!(
+            msg,
+            Message::Gossip {
+                from: n(1),
+                to: n(2)
+            }
+        );
         assert_eq!(scratch.members, g.members);
         assert_eq!(scratch.version, g.version);
         assert_eq!(scratch.seen, g.seen);
         assert_eq!(scratch.reachability, g.reachability);
-        assert_eq!(scratch.tombstones[0].removed_at, Instant::from_millis(96_000));
+        assert_eq!(
+            scratch.tombstones[0].removed_at,
+            Instant::from_millis(96_000)
+        );
         scratch.check_invariants().unwrap();
     }
 
@@ -768,11 +793,22 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let g = sample();
         let mut buf = [0u8; 2048];
-        let len = encode(&Outgoing::Welcome { from: n(1), to: n(2) }, &g, Instant::ZERO, &mut buf)
-            .unwrap();
+        let len = encode(
+            &Outgoing::Welcome {
+                from: n(1),
+                to: n(2),
+            },
+            &g,
+            Instant::ZERO,
+            &mut buf,
+        )
+        .unwrap();
         let mut scratch = G::new();
         for cut in 0..len {
-            assert!(decode(&buf[..cut], &mut scratch, Instant::ZERO).is_err(), "cut at {cut}");
+            assert!(
+                decode(&buf[..cut], &mut scratch, Instant::ZERO).is_err(),
+                "cut at {cut}"
+            );
         }
         buf[len] = 0;
         assert_eq!(
@@ -786,7 +822,10 @@ mod tests {
         let mut bytes = [0u8; 32];
         bytes[..3].copy_from_slice(&[MAGIC, PROTOCOL_VERSION, Kind::Gossip as u8]);
         let mut buf = [0u8; 64];
-        let mut w = Writer { buf: &mut buf, pos: 0 };
+        let mut w = Writer {
+            buf: &mut buf,
+            pos: 0,
+        };
         w.put(&n(1)).unwrap();
         w.put(&n(2)).unwrap();
         w.put(&1_000_000u32).unwrap();
@@ -795,17 +834,29 @@ mod tests {
         msg.extend_from_slice(&bytes[..3]).unwrap();
         msg.extend_from_slice(&buf[..used]).unwrap();
         let mut scratch = G::new();
-        assert_eq!(decode(&msg, &mut scratch, Instant::ZERO), Err(WireError::OverCapacity));
+        assert_eq!(
+            decode(&msg, &mut scratch, Instant::ZERO),
+            Err(WireError::OverCapacity)
+        );
     }
 
     #[test]
     fn headers_are_checked() {
         let mut s = G::new();
-        assert_eq!(decode(&[], &mut s, Instant::ZERO), Err(WireError::Truncated));
-        assert_eq!(decode(&[1, 2, 3], &mut s, Instant::ZERO), Err(WireError::BadMagic));
+        assert_eq!(
+            decode(&[], &mut s, Instant::ZERO),
+            Err(WireError::Truncated)
+        );
+        assert_eq!(
+            decode(&[1, 2, 3], &mut s, Instant::ZERO),
+            Err(WireError::BadMagic)
+        );
         assert_eq!(
             decode(&[MAGIC, 9, 1], &mut s, Instant::ZERO),
-            Err(WireError::UnsupportedVersion { version: 9, kind: 1 })
+            Err(WireError::UnsupportedVersion {
+                version: 9,
+                kind: 1
+            })
         );
         assert_eq!(
             decode(&[MAGIC, PROTOCOL_VERSION, 77], &mut s, Instant::ZERO),
@@ -824,18 +875,29 @@ mod tests {
             settings: heapless::Vec::new(),
         };
         ours.settings
-            .push((Name::try_from("sbr").unwrap(), Value::try_from("keep-majority").unwrap()))
+            .push((
+                Name::try_from("sbr").unwrap(),
+                Value::try_from("keep-majority").unwrap(),
+            ))
             .unwrap();
         let mut theirs = ours.clone();
         assert_eq!(ours.check(&theirs), None);
         theirs.settings[0].1 = Value::try_from("keep-oldest").unwrap();
         assert_eq!(
             ours.check(&theirs),
-            Some(Incompatibility::SettingDiffers { key: Name::try_from("sbr").unwrap() })
+            Some(Incompatibility::SettingDiffers {
+                key: Name::try_from("sbr").unwrap()
+            })
         );
         theirs.settings.clear();
-        assert!(matches!(ours.check(&theirs), Some(Incompatibility::SettingMissing { .. })));
+        assert!(matches!(
+            ours.check(&theirs),
+            Some(Incompatibility::SettingMissing { .. })
+        ));
         theirs.cluster_name = Name::try_from("dev").unwrap();
-        assert!(matches!(ours.check(&theirs), Some(Incompatibility::ClusterName { .. })));
+        assert!(matches!(
+            ours.check(&theirs),
+            Some(Incompatibility::ClusterName { .. })
+        ));
     }
 }

@@ -52,15 +52,17 @@ fn spec() -> impl Strategy<Value = Spec> {
         any::<u8>(),
         [0u8..5, 0u8..5, 0u8..5],
     )
-        .prop_map(|(core, extra, extra_member, tomb_age, clock, seen, reach_prefix)| Spec {
-            core,
-            extra,
-            extra_member,
-            tomb_age,
-            clock,
-            seen,
-            reach_prefix,
-        })
+        .prop_map(
+            |(core, extra, extra_member, tomb_age, clock, seen, reach_prefix)| Spec {
+                core,
+                extra,
+                extra_member,
+                tomb_age,
+                clock,
+                seen,
+                reach_prefix,
+            },
+        )
 }
 
 /// Observer `o`'s k-th reachability change: a fixed global history, so two states holding the
@@ -119,7 +121,10 @@ fn build(s: &Spec) -> G {
     for k in 0..3 {
         if s.extra[k] == 2 {
             // A tombstone for a node that is not a member.
-            g.remove_member(&n(3 + k), Instant::from_millis(1_000 + u64::from(s.tomb_age[k])));
+            g.remove_member(
+                &n(3 + k),
+                Instant::from_millis(1_000 + u64::from(s.tomb_age[k])),
+            );
         }
     }
     g.check_invariants().unwrap();

@@ -79,12 +79,18 @@ fn concurrent_start_of_all_seeds_forms_exactly_one_cluster() {
         for &i in &ids {
             sim.join_seed_nodes(i, &ids);
         }
-        sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids)).unwrap();
+        sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids))
+            .unwrap();
         // all_up + converged: one cluster (two clusters never merge: gossip from non-members
         // is dropped).
         // The oldest member is the first seed everywhere.
         for &i in &ids {
-            let oldest = sim.node(i).members().iter().min_by_key(|m| m.up_number).unwrap();
+            let oldest = sim
+                .node(i)
+                .members()
+                .iter()
+                .min_by_key(|m| m.up_number)
+                .unwrap();
             assert_eq!(oldest.address, sim.node(ids[0]).address());
         }
     }
@@ -101,7 +107,8 @@ fn join_through_a_non_seed_member() {
         sim.join(ids[2], ids[1]);
         sim.run_until(SECS(20), |s| s.all_up(&ids[..3])).unwrap();
         sim.join(ids[3], ids[2]);
-        sim.run_until(SECS(20), |s| s.all_up(&ids) && s.converged(&ids)).unwrap();
+        sim.run_until(SECS(20), |s| s.all_up(&ids) && s.converged(&ids))
+            .unwrap();
     }
 }
 
@@ -129,7 +136,7 @@ fn per_role_minimum_holds_everyone_joining_until_reached() {
         let mut sim: Sim = Sim::new(seed);
         let backend = Role::new("backend").unwrap();
         let mut config = Config::default();
-        config.role_min_nr_of_members.push((backend.clone(), 2)).unwrap();
+        config.role_min_nr_of_members.push((backend, 2)).unwrap();
         let mut backend_config = config.clone();
         backend_config.roles.insert(backend).unwrap();
         let front = sim.add_node(config.clone());
@@ -142,7 +149,10 @@ fn per_role_minimum_holds_everyone_joining_until_reached() {
         assert!(sim.all_see(&ids[..2], &ids[..2], |m| m.status == MemberStatus::Joining));
         sim.join_seed_nodes(b2, &ids);
         sim.run_until(SECS(20), |s| s.all_up(&ids)).unwrap();
-        assert_eq!(sim.node(front).role_leader("backend"), Some(sim.node(b1).address()));
+        assert_eq!(
+            sim.node(front).role_leader("backend"),
+            Some(sim.node(b1).address())
+        );
     }
 }
 
@@ -166,7 +176,9 @@ fn statuses_seen(sim: &Sim, observer: NodeId, who: fjell_core::UniqueAddress) ->
             Event::MemberLeft(m) if m.address == who => Some(MemberStatus::Leaving),
             Event::MemberExited(m) if m.address == who => Some(MemberStatus::Exiting),
             Event::MemberDowned(m) if m.address == who => Some(MemberStatus::Down),
-            Event::MemberRemoved { member, .. } if member.address == who => Some(MemberStatus::Removed),
+            Event::MemberRemoved { member, .. } if member.address == who => {
+                Some(MemberStatus::Removed)
+            }
             _ => None,
         })
         .collect()
@@ -180,15 +192,28 @@ fn leave_goes_through_exiting_to_removed() {
         let who = sim.node(leaver).address();
         sim.leave(ids[1], leaver); // any member may ask any member to leave
         let rest = &ids[..2];
-        sim.run_until(SECS(30), |s| s.all_up(rest) && s.converged(rest) && s.is_stopped(leaver))
-            .unwrap();
-        assert_eq!(sim.node(leaver).status(), NodeStatus::Stopped(StopReason::Left));
+        sim.run_until(SECS(30), |s| {
+            s.all_up(rest) && s.converged(rest) && s.is_stopped(leaver)
+        })
+        .unwrap();
+        assert_eq!(
+            sim.node(leaver).status(),
+            NodeStatus::Stopped(StopReason::Left)
+        );
         for &i in rest {
             let seen = statuses_seen(&sim, i, who);
-            let tail: Vec<_> = seen.iter().skip_while(|s| **s != MemberStatus::Leaving).copied().collect();
+            let tail: Vec<_> = seen
+                .iter()
+                .skip_while(|s| **s != MemberStatus::Leaving)
+                .copied()
+                .collect();
             assert_eq!(
                 tail,
-                [MemberStatus::Leaving, MemberStatus::Exiting, MemberStatus::Removed],
+                [
+                    MemberStatus::Leaving,
+                    MemberStatus::Exiting,
+                    MemberStatus::Removed
+                ],
                 "node {i} saw {seen:?}"
             );
             assert!(sim.node(i).gossip().is_tombstoned(&who));
@@ -203,7 +228,8 @@ fn the_leader_leaves_and_a_new_leader_takes_over() {
         assert_eq!(sim.leader_of(ids[3]), Some(ids[0]));
         sim.leave(ids[0], ids[0]);
         let rest = &ids[1..];
-        sim.run_until(SECS(30), |s| s.all_up(rest) && s.converged(rest)).unwrap();
+        sim.run_until(SECS(30), |s| s.all_up(rest) && s.converged(rest))
+            .unwrap();
         for &i in rest {
             assert_eq!(sim.leader_of(i), Some(ids[1]));
         }
@@ -211,7 +237,8 @@ fn the_leader_leaves_and_a_new_leader_takes_over() {
         let newcomer = sim.add_node(Config::default());
         sim.join(newcomer, ids[2]);
         let all = [ids[1], ids[2], ids[3], newcomer];
-        sim.run_until(SECS(30), |s| s.all_up(&all) && s.converged(&all)).unwrap();
+        sim.run_until(SECS(30), |s| s.all_up(&all) && s.converged(&all))
+            .unwrap();
     }
 }
 
@@ -223,12 +250,22 @@ fn manual_down_of_a_healthy_member_removes_it_and_it_stops() {
         let who = sim.node(victim).address();
         sim.down(ids[1], victim); // not the leader: any member may down
         let rest = &ids[..3];
-        sim.run_until(SECS(30), |s| s.all_up(rest) && s.converged(rest)).unwrap();
-        assert_eq!(sim.node(victim).status(), NodeStatus::Stopped(StopReason::Downed));
-        assert!(sim.events_of(victim).any(|e| *e == Event::Stopped(StopReason::Downed)));
+        sim.run_until(SECS(30), |s| s.all_up(rest) && s.converged(rest))
+            .unwrap();
+        assert_eq!(
+            sim.node(victim).status(),
+            NodeStatus::Stopped(StopReason::Downed)
+        );
+        assert!(sim
+            .events_of(victim)
+            .any(|e| *e == Event::Stopped(StopReason::Downed)));
         for &i in rest {
             let seen = statuses_seen(&sim, i, who);
-            assert_eq!(seen.last(), Some(&MemberStatus::Removed), "node {i}: {seen:?}");
+            assert_eq!(
+                seen.last(),
+                Some(&MemberStatus::Removed),
+                "node {i}: {seen:?}"
+            );
             assert!(seen.contains(&MemberStatus::Down));
         }
     }
@@ -250,7 +287,10 @@ fn restart_on_the_same_address_with_a_new_uid_five_times() {
             assert!(!old.contains(&new));
             for &i in &ids {
                 for o in &old {
-                    assert!(sim.node(i).gossip().member(o).is_none(), "old incarnation lingers");
+                    assert!(
+                        sim.node(i).gossip().member(o).is_none(),
+                        "old incarnation lingers"
+                    );
                 }
             }
             old.push(new);
@@ -272,8 +312,11 @@ fn weakly_up_during_a_partition_and_up_after_it_heals() {
         assert_ne!(sim.status_of(ids[0], joiner), Some(MemberStatus::Up));
         sim.heal();
         let all = [ids[0], ids[1], ids[2], ids[3], joiner];
-        sim.run_until(SECS(30), |s| s.all_up(&all) && s.converged(&all)).unwrap();
-        assert!(sim.events_of(ids[0]).any(|e| matches!(e, Event::MemberWeaklyUp(_))));
+        sim.run_until(SECS(30), |s| s.all_up(&all) && s.converged(&all))
+            .unwrap();
+        assert!(sim
+            .events_of(ids[0])
+            .any(|e| matches!(e, Event::MemberWeaklyUp(_))));
     }
 }
 
@@ -290,7 +333,9 @@ fn incompatible_join_is_refused_and_both_sides_report_why() {
     sim.run_for(SECS(2));
     sim.join_seed_nodes(b, &[a]);
     sim.run_for(SECS(5));
-    assert!(sim.events_of(a).any(|e| matches!(e, Event::JoinRequestRefused { .. })));
+    assert!(sim
+        .events_of(a)
+        .any(|e| matches!(e, Event::JoinRequestRefused { .. })));
     assert!(sim
         .events_of(b)
         .any(|e| matches!(e, Event::JoinRefused { reason, .. } if reason.to_string().contains("cluster name"))));
@@ -309,7 +354,10 @@ fn joining_gives_up_at_its_deadline() {
     // Node 1 waits for seed 0, which never starts.
     sim.join_seed_nodes(ids[1], &ids);
     sim.run_for(SECS(25));
-    assert_eq!(sim.node(ids[1]).status(), NodeStatus::Stopped(StopReason::JoinGaveUp));
+    assert_eq!(
+        sim.node(ids[1]).status(),
+        NodeStatus::Stopped(StopReason::JoinGaveUp)
+    );
 }
 
 #[test]
@@ -328,7 +376,8 @@ fn churn_of_transient_nodes_does_not_grow_the_gossip() {
             let all = [ids[0], ids[1], ids[2], t];
             sim.run_until(SECS(30), |s| s.all_up(&all)).unwrap();
             sim.leave(t, t);
-            sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids)).unwrap();
+            sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids))
+                .unwrap();
             sim.run_for(SECS(10));
             let g = sim.node(ids[0]).gossip();
             let len = fjell_core::wire::encode(
@@ -348,8 +397,14 @@ fn churn_of_transient_nodes_does_not_grow_the_gossip() {
         let max_late = late.iter().map(|s| s.0).max().unwrap();
         let first = sizes[2].0;
         assert!(max_late <= first + 200, "gossip grew: {sizes:?}");
-        assert!(late.iter().all(|s| s.1 <= 2), "tombstones pile up: {sizes:?}");
-        assert!(late.iter().all(|s| s.2 <= 3), "clock entries pile up: {sizes:?}");
+        assert!(
+            late.iter().all(|s| s.1 <= 2),
+            "tombstones pile up: {sizes:?}"
+        );
+        assert!(
+            late.iter().all(|s| s.2 <= 3),
+            "clock entries pile up: {sizes:?}"
+        );
     }
 }
 
@@ -367,7 +422,8 @@ fn lossy_reordering_network_still_converges_after_faults_heal() {
         for &i in &ids {
             sim.join_seed_nodes(i, &ids[..3]);
         }
-        sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids)).unwrap();
+        sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
+            .unwrap();
         // A one-way partition while a node leaves; then heal.
         sim.block(ids[4], ids[0]);
         sim.block(ids[0], ids[5]);
@@ -376,7 +432,8 @@ fn lossy_reordering_network_still_converges_after_faults_heal() {
         sim.heal();
         let rest = [ids[0], ids[1], ids[2], ids[4], ids[5]];
         // Bound: after faults heal the cluster converges within 30 gossip intervals.
-        sim.run_until(SECS(30), |s| s.all_up(&rest) && s.converged(&rest)).unwrap();
+        sim.run_until(SECS(30), |s| s.all_up(&rest) && s.converged(&rest))
+            .unwrap();
         sim.check_agreement(&rest).unwrap();
     }
 }

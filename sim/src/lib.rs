@@ -177,6 +177,11 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         }
     }
 
+    /// The buffer size a node of these capacities needs for any message.
+    pub const fn max_message_len() -> usize {
+        Node::<M, R>::MAX_MESSAGE_LEN
+    }
+
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -356,7 +361,10 @@ impl<const M: usize, const R: usize> Sim<M, R> {
 
     /// Events logged by node `id`.
     pub fn events_of(&self, id: NodeId) -> impl Iterator<Item = &Event> {
-        self.log.iter().filter(move |l| l.node == id).map(|l| &l.event)
+        self.log
+            .iter()
+            .filter(move |l| l.node == id)
+            .map(|l| &l.event)
     }
 
     /// Traffic so far.
@@ -365,7 +373,10 @@ impl<const M: usize, const R: usize> Sim<M, R> {
     }
 
     fn paused(&self, id: NodeId) -> Option<Instant> {
-        self.paused_until.get(&id).copied().filter(|t| *t > self.now)
+        self.paused_until
+            .get(&id)
+            .copied()
+            .filter(|t| *t > self.now)
     }
 
     fn next_node_timeout(&self) -> Option<Instant> {
@@ -465,7 +476,10 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         if self.check_invariants {
             if let Some(node) = self.slots[id].node.as_deref() {
                 if let Err(e) = self.checker.after_step(id, node) {
-                    panic!("invariant violated at node {id}, t={:?}: {e}", self.elapsed());
+                    panic!(
+                        "invariant violated at node {id}, t={:?}: {e}",
+                        self.elapsed()
+                    );
                 }
             }
         }
@@ -489,7 +503,10 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             self.traffic.dropped += 1;
             return;
         }
-        let link = *self.links.get(&(from_id, to_id)).unwrap_or(&self.default_link);
+        let link = *self
+            .links
+            .get(&(from_id, to_id))
+            .unwrap_or(&self.default_link);
         if link.loss > 0.0 && (self.rng.unit() as f64) < link.loss {
             self.traffic.dropped += 1;
             return;
@@ -594,7 +611,10 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         observers.iter().all(|o| {
             self.try_node(*o).is_some_and(|n| {
                 n.members().len() == want.len()
-                    && n.members().iter().zip(&want).all(|(m, w)| m.address == *w && pred(m))
+                    && n.members()
+                        .iter()
+                        .zip(&want)
+                        .all(|(m, w)| m.address == *w && pred(m))
             })
         })
     }
@@ -604,7 +624,9 @@ impl<const M: usize, const R: usize> Sim<M, R> {
     pub fn converged(&self, ids: &[NodeId]) -> bool {
         let nodes: Option<Vec<&Node<M, R>>> = ids.iter().map(|i| self.try_node(*i)).collect();
         let Some(nodes) = nodes else { return false };
-        let Some(first) = nodes.first() else { return true };
+        let Some(first) = nodes.first() else {
+            return true;
+        };
         nodes.iter().all(|n| {
             n.is_converged()
                 && n.gossip().version() == first.gossip().version()
@@ -703,8 +725,12 @@ impl Checker {
         }
         if view.last.len() > g.members().len() {
             // Members that vanished from this node's view are removed for it.
-            let gone: Vec<UniqueAddress> =
-                view.last.keys().filter(|a| !g.is_member(a)).copied().collect();
+            let gone: Vec<UniqueAddress> = view
+                .last
+                .keys()
+                .filter(|a| !g.is_member(a))
+                .copied()
+                .collect();
             for a in gone {
                 view.last.remove(&a);
                 view.removed.insert(a);

@@ -1,0 +1,155 @@
+//! Set operations on sorted fixed-capacity vectors, in place, in linear time.
+//!
+//! Merging two gossip states must not need a third state-sized buffer (on a device that buffer
+//! is a third of the memory), so every sorted component is merged into the receiving vector
+//! from the back.
+
+use core::cmp::Ordering;
+
+/// The union would exceed the capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+/// `dst := dst ∪ src`, both sorted and unique by `key`; equal keys become `both(dst, src)`.
+/// On overflow `dst` is left unchanged.
+pub fn union_into<T: Clone, K: Ord, const N: usize>(
+    dst: &mut heapless::Vec<T, N>,
+    src: &[T],
+    key: impl Fn(&T) -> K,
+    both: impl Fn(&T, &T) -> T,
+) -> Result<(), Overflow> {
+    union_into_where(dst, src, |_| true, key, both)
+}
+
+/// [`union_into`] taking only the elements of `src` accepted by `take`.
+pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
+    dst: &mut heapless::Vec<T, N>,
+    src: &[T],
+    take: impl Fn(&T) -> bool,
+    key: impl Fn(&T) -> K,
+    both: impl Fn(&T, &T) -> T,
+) -> Result<(), Overflow> {
+    // Skipping is done by index: `src` elements not taken are simply passed over.
+    let next = |mut j: usize| {
+        while j < src.len() && !take(&src[j]) {
+            j += 1;
+        }
+        j
+    };
+    let prev = |mut j: usize| {
+        while j > 0 && !take(&src[j - 1]) {
+            j -= 1;
+        }
+        j
+    };
+    // Pass 1: size of the union.
+    let (mut i, mut j, mut n) = (0, next(0), 0);
+    let mut first_taken = None;
+    while i < dst.len() || j < src.len() {
+        if j < src.len() && first_taken.is_none() {
+            first_taken = Some(j);
+        }
+        match (i < dst.len(), j < src.len()) {
+            (true, true) => match key(&dst[i]).cmp(&key(&src[j])) {
+                Ordering::Less => i += 1,
+                Ordering::Greater => j = next(j + 1),
+                Ordering::Equal => {
+                    i += 1;
+                    j = next(j + 1);
+                }
+            },
+            (true, false) => i += 1,
+            (false, _) => j = next(j + 1),
+        }
+        n += 1;
+    }
+    if n > N {
+        return Err(Overflow);
+    }
+    let old = dst.len();
+    if let Some(f) = first_taken {
+        while dst.len() < n {
+            // Placeholders, overwritten below.
+            let _ = dst.push(src[f].clone());
+        }
+    }
+    // Pass 2: fill from the back; the write index never passes an unread `dst` element.
+    let (mut i, mut j, mut k) = (old, prev(src.len()), n);
+    while j > 0 {
+        k -= 1;
+        let take_dst = i > 0 && key(&dst[i - 1]) >= key(&src[j - 1]);
+        if take_dst {
+            if key(&dst[i - 1]) == key(&src[j - 1]) {
+                dst[k] = both(&dst[i - 1], &src[j - 1]);
+                j = prev(j - 1);
+            } else {
+                dst[k] = dst[i - 1].clone();
+            }
+            i -= 1;
+        } else {
+            dst[k] = src[j - 1].clone();
+            j = prev(j - 1);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: &[(u8, u8)]) -> heapless::Vec<(u8, u8), 8> {
+        x.iter().copied().collect()
+    }
+
+    #[test]
+    fn union_in_place_matches_a_naive_union() {
+        type Case<'a> = (&'a [(u8, u8)], &'a [(u8, u8)]);
+        let cases: [Case; 6] = [
+            (&[], &[]),
+            (&[], &[(1, 1), (3, 1)]),
+            (&[(2, 2)], &[]),
+            (&[(1, 5), (4, 1)], &[(1, 7), (2, 1), (5, 1)]),
+            (&[(5, 1), (6, 1)], &[(1, 1), (2, 1)]),
+            (&[(1, 1), (2, 1)], &[(5, 1), (6, 1)]),
+        ];
+        for (a, b) in cases {
+            let mut dst = v(a);
+            union_into(&mut dst, b, |x| x.0, |x, y| (x.0, x.1.max(y.1))).unwrap();
+            let mut naive: std::vec::Vec<(u8, u8)> = a.to_vec();
+            for y in b {
+                match naive.iter_mut().find(|x| x.0 == y.0) {
+                    Some(x) => x.1 = x.1.max(y.1),
+                    None => naive.push(*y),
+                }
+            }
+            naive.sort();
+            assert_eq!(&dst[..], &naive[..], "{a:?} ∪ {b:?}");
+        }
+    }
+
+    #[test]
+    fn filtered_union_skips_rejected_elements() {
+        let mut dst = v(&[(2, 1), (6, 1)]);
+        let src = [(1, 1), (2, 9), (3, 1), (4, 1), (7, 1)];
+        union_into_where(
+            &mut dst,
+            &src,
+            |x| x.0 % 2 == 0 || x.0 == 7,
+            |x| x.0,
+            |x, y| (x.0, x.1.max(y.1)),
+        )
+        .unwrap();
+        assert_eq!(&dst[..], &[(2, 9), (4, 1), (6, 1), (7, 1)]);
+    }
+
+    #[test]
+    fn overflow_leaves_the_destination_unchanged() {
+        let mut dst: heapless::Vec<(u8, u8), 2> = [(1, 1), (2, 1)].into_iter().collect();
+        assert_eq!(
+            union_into(&mut dst, &[(3, 1)], |x| x.0, |x, _| *x),
+            Err(Overflow)
+        );
+        assert_eq!(&dst[..], &[(1, 1), (2, 1)]);
+    }
+}
