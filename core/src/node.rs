@@ -1146,3 +1146,95 @@ fn claimed_sender(msg: &Message) -> Option<UniqueAddress> {
         Message::VersionRefused { .. } => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Kind, MAGIC};
+
+    type N = Node<8, 16>;
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, i], 7355))
+    }
+
+    fn drain(n: &mut N, now: Instant) -> std::vec::Vec<(Transmit, std::vec::Vec<u8>)> {
+        let mut buf = [0u8; N::MAX_MESSAGE_LEN];
+        let mut out = std::vec::Vec::new();
+        while let Some(t) = n.poll_transmit(now, &mut buf) {
+            out.push((t, buf[..t.len].to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_join_in_another_protocol_version_is_refused_and_reported() {
+        let mut member = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        member.join(Instant::ZERO, addr(1)).unwrap();
+        drain(&mut member, Instant::ZERO);
+        // A future joiner's InitJoin: the envelope says version 9.
+        let bytes = [MAGIC, 9, Kind::InitJoin as u8, 1, 2, 3];
+        assert_eq!(
+            member.handle_message(Instant::ZERO, addr(2), &bytes),
+            Err(InputError::Decode(WireError::UnsupportedVersion {
+                version: 9,
+                kind: Kind::InitJoin as u8
+            }))
+        );
+        let out = drain(&mut member, Instant::ZERO);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0.destination, addr(2));
+
+        // The joiner, on receiving that refusal, reports why and stops joining.
+        let mut joiner = N::new(Config::default(), addr(2), 2, 2).unwrap();
+        joiner.join_seed_nodes(Instant::ZERO, &[addr(1)]).unwrap();
+        drain(&mut joiner, Instant::ZERO);
+        joiner
+            .handle_message(Instant::ZERO, addr(1), &out[0].1)
+            .unwrap();
+        assert_eq!(joiner.status(), NodeStatus::Idle);
+        assert!(matches!(
+            joiner.poll_event(),
+            Some(Event::JoinRefused {
+                reason: Incompatibility::ProtocolVersion { cluster: 1 },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_claimed_sender_must_match_the_transport_peer() {
+        let mut a = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        a.join(Instant::ZERO, addr(1)).unwrap();
+        let mut b = N::new(Config::default(), addr(2), 2, 2).unwrap();
+        b.join(Instant::ZERO, addr(1)).unwrap();
+        let (_, join) = drain(&mut b, Instant::ZERO).remove(0);
+        // The Join claims to come from 10.0.0.2 but arrives from 10.0.0.3.
+        assert_eq!(
+            a.handle_message(Instant::ZERO, addr(3), &join),
+            Err(InputError::SenderMismatch)
+        );
+        assert_eq!(a.stats().sender_mismatches, 1);
+        assert_eq!(a.members().len(), 1);
+    }
+
+    #[test]
+    fn replay_describes_the_current_state_from_scratch() {
+        let mut config = Config::default();
+        config
+            .roles
+            .insert(crate::member::Role::new("web").unwrap())
+            .unwrap();
+        let mut a = N::new(config, addr(1), 1, 1).unwrap();
+        a.join(Instant::ZERO, addr(1)).unwrap();
+        while a.poll_event().is_some() {}
+        let replay: std::vec::Vec<Event> = a.replay().collect();
+        assert!(matches!(&replay[0], Event::MemberUp(m) if m.address == a.address()));
+        assert_eq!(replay[1], Event::LeaderChanged(Some(a.address())));
+        assert!(matches!(
+            &replay[2],
+            Event::RoleLeaderChanged { role, leader: Some(l) } if role.as_str() == "web" && *l == a.address()
+        ));
+        assert_eq!(replay.len(), 3);
+    }
+}

@@ -682,11 +682,15 @@ impl<const M: usize, const R: usize> Sim<M, R> {
 }
 
 /// Per-step invariants: statuses move only forward (per the transition table) and a removed
-/// incarnation never comes back, as each node sees them; and every gossip keeps its structural
-/// invariants.
+/// incarnation never comes back, as each node sees them; every gossip keeps its structural
+/// invariants; and nodes that see convergence on the same version agree on members, statuses
+/// and leader.
 #[derive(Default)]
 struct Checker {
     views: HashMap<NodeId, View>,
+    /// Per gossip version seen at convergence: a digest of (members, statuses, leader) and the
+    /// node that saw it. Two converged nodes with one version must agree.
+    converged: HashMap<u64, (u64, NodeId)>,
 }
 
 struct View {
@@ -721,6 +725,25 @@ impl Checker {
             if let Some(prev) = view.last.insert(m.address, m.status) {
                 prev.transition(m.status)
                     .map_err(|e| format!("{}: {e}", m.address))?;
+            }
+        }
+        if node.is_converged() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(g.members(), &mut h);
+            std::hash::Hash::hash(&node.leader(), &mut h);
+            let agreed = std::hash::Hasher::finish(&h);
+            let version = g.version_digest();
+            match self.converged.get(&version) {
+                Some((other, by)) if *other != agreed => {
+                    return Err(format!(
+                        "node {id} and node {by} both see convergence on one version but \
+                         disagree on members, statuses or leader"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.converged.insert(version, (agreed, id));
+                }
             }
         }
         if view.last.len() > g.members().len() {
