@@ -44,17 +44,19 @@ impl UniqueAddress {
         self.ip == addr.ip() && self.port == addr.port()
     }
 
-    /// A stable 64-bit hash of the full identity (FNV-1a), identical on every node and platform.
+    /// A stable 64-bit hash of the full identity, identical on every node and platform.
     ///
     /// Used for digests and the heartbeat ring; never for identity checks.
     pub fn stable_hash(&self) -> u64 {
-        let mut h = Fnv::new();
-        match self.ip {
-            IpAddr::V4(ip) => h.write(&ip.octets()),
-            IpAddr::V6(ip) => h.write(&ip.octets()),
-        }
-        h.write(&self.port.to_le_bytes());
-        h.write(&self.uid.to_le_bytes());
+        let ip = match self.ip {
+            IpAddr::V4(ip) => u128::from(u32::from(ip)),
+            IpAddr::V6(ip) => u128::from(ip) ^ (1 << 127),
+        };
+        let mut h = Digest::new();
+        h.write_u64(ip as u64);
+        h.write_u64((ip >> 64) as u64);
+        h.write_u64(u64::from(self.port));
+        h.write_u64(self.uid);
         h.finish()
     }
 }
@@ -65,23 +67,23 @@ impl fmt::Display for UniqueAddress {
     }
 }
 
-/// FNV-1a, 64 bit: tiny, deterministic, good enough for digests of trusted-format data.
+/// A fast, deterministic 64-bit digest of a sequence of words (each word mixed with the
+/// SplitMix64 finaliser). Not cryptographic: it detects differences between honest states.
 #[derive(Clone, Copy)]
-pub(crate) struct Fnv(u64);
+pub(crate) struct Digest(u64);
 
-impl Fnv {
+impl Digest {
     pub(crate) const fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+        Digest(0x243F_6A88_85A3_08D3)
     }
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+
     pub(crate) fn write_u64(&mut self, v: u64) {
-        self.write(&v.to_le_bytes());
+        let mut z = (self.0 ^ v).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        self.0 = z ^ (z >> 31);
     }
+
     pub(crate) fn finish(self) -> u64 {
         self.0
     }

@@ -6,7 +6,9 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::heartbeat::MAX_MONITORED;
 use crate::member::{AppVersion, Role, RoleSet};
+use crate::phi::{DetectorKind, DetectorSettings};
 
 /// Longest cluster name and compatibility-setting key, in bytes.
 pub const MAX_NAME_LEN: usize = 32;
@@ -60,6 +62,17 @@ pub struct Config {
     /// Settings that must be equal on every node (`compat.<key>`): checked during the join
     /// handshake together with the cluster name and protocol version.
     pub compat_settings: heapless::Vec<(Name, Value), MAX_COMPAT_SETTINGS>,
+    /// Failure detector (`failure-detector.*`: `implementation`, `threshold` 8,
+    /// `min-std-deviation` 100 ms, `acceptable-heartbeat-pause` 3 s, `heartbeat-interval` 1 s).
+    pub failure_detector: DetectorSettings,
+    /// How many members monitor each member (`failure-detector.monitored-by-nr-of-members`, 5).
+    pub monitored_by_nr_of_members: usize,
+    /// When the first heartbeat response is due (`failure-detector.expected-response-after`,
+    /// 1 s); a member that never answers is judged from then on.
+    pub expected_response_after: Duration,
+    /// How often failure-detector verdicts are written to the reachability table
+    /// (`unreachable-nodes-reaper-interval`, 1 s).
+    pub unreachable_nodes_reaper_interval: Duration,
 }
 
 impl Default for Config {
@@ -82,6 +95,10 @@ impl Default for Config {
             gossip_different_view_probability: 0.8,
             reduce_gossip_different_view_probability: 400,
             compat_settings: heapless::Vec::new(),
+            failure_detector: DetectorSettings::default(),
+            monitored_by_nr_of_members: 5,
+            expected_response_after: Duration::from_secs(1),
+            unreachable_nodes_reaper_interval: Duration::from_secs(1),
         }
     }
 }
@@ -129,6 +146,14 @@ impl Config {
         "gossip-different-view-probability",
         "reduce-gossip-different-view-probability",
         "compat",
+        "failure-detector.implementation",
+        "failure-detector.threshold",
+        "failure-detector.min-std-deviation",
+        "failure-detector.acceptable-heartbeat-pause",
+        "failure-detector.heartbeat-interval",
+        "failure-detector.monitored-by-nr-of-members",
+        "failure-detector.expected-response-after",
+        "unreachable-nodes-reaper-interval",
     ];
 
     /// Checks every value; the first bad one is reported.
@@ -182,6 +207,37 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
+        let fd = &self.failure_detector;
+        if !(fd.threshold.is_finite() && fd.threshold > 0.0) {
+            return Err(ConfigError {
+                key: "failure-detector.threshold",
+                reason: "must be a positive number",
+            });
+        }
+        positive("failure-detector.heartbeat-interval", fd.heartbeat_interval)?;
+        if fd.kind == DetectorKind::Phi {
+            positive("failure-detector.min-std-deviation", fd.min_std_deviation)?;
+        }
+        if fd.acceptable_heartbeat_pause > Duration::from_secs(3600) {
+            return Err(ConfigError {
+                key: "failure-detector.acceptable-heartbeat-pause",
+                reason: "must be at most one hour",
+            });
+        }
+        if !(1..MAX_MONITORED).contains(&self.monitored_by_nr_of_members) {
+            return Err(ConfigError {
+                key: "failure-detector.monitored-by-nr-of-members",
+                reason: "must be at least 1 and less than MAX_MONITORED (8)",
+            });
+        }
+        positive(
+            "failure-detector.expected-response-after",
+            self.expected_response_after,
+        )?;
+        positive(
+            "unreachable-nodes-reaper-interval",
+            self.unreachable_nodes_reaper_interval,
+        )?;
         for (i, (k, _)) in self.compat_settings.iter().enumerate() {
             if k.is_empty() || self.compat_settings[..i].iter().any(|(k2, _)| k2 == k) {
                 return Err(ConfigError {
@@ -229,5 +285,16 @@ mod tests {
         let e = c.validate().unwrap_err();
         assert_eq!(e.key, "min-nr-of-members");
         assert!(Config::KEYS.contains(&e.key));
+        let mut c = Config::default();
+        c.failure_detector.threshold = f64::INFINITY;
+        assert_eq!(c.validate().unwrap_err().key, "failure-detector.threshold");
+        let c = Config {
+            monitored_by_nr_of_members: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().key,
+            "failure-detector.monitored-by-nr-of-members"
+        );
     }
 }

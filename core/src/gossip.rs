@@ -3,7 +3,7 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use crate::address::{Fnv, UniqueAddress};
+use crate::address::{Digest, UniqueAddress};
 use crate::member::{IllegalTransition, Member, MemberStatus};
 use crate::reachability::{Reachability, ReachabilityFull};
 use crate::time::Instant;
@@ -175,6 +175,16 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         Ok(())
     }
 
+    /// Members in address order, each with whether it has seen this version (one linear walk,
+    /// both lists being sorted).
+    pub fn members_with_seen(&self) -> impl Iterator<Item = (&Member, bool)> {
+        let mut seen = self.seen.iter().peekable();
+        self.members.iter().map(move |m| {
+            while seen.next_if(|s| **s < m.address).is_some() {}
+            (m, seen.next_if(|s| **s == m.address).is_some())
+        })
+    }
+
     /// True if `a` has seen this version.
     pub fn seen_by(&self, a: &UniqueAddress) -> bool {
         self.seen.binary_search(a).is_ok()
@@ -212,7 +222,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
 
     /// A digest of the seen set (full identities, uids included).
     pub fn seen_digest(&self) -> u64 {
-        let mut h = Fnv::new();
+        let mut h = Digest::new();
         for a in &self.seen {
             h.write_u64(a.stable_hash());
         }

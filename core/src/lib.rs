@@ -2,10 +2,12 @@
 //!
 //! A sans-IO cluster membership state machine with the semantics of Akka / Apache Pekko
 //! Cluster: member lifecycle (Joining, WeaklyUp, Up, Leaving, Exiting, Down, Removed), gossip
-//! with vector clocks and convergence, a derived leader and its actions, and seed-node joining.
+//! with vector clocks and convergence, a derived leader and its actions, seed-node joining,
+//! and failure detection (phi accrual over a heartbeat ring) feeding a reachability table.
 //!
 //! `#![no_std]`, no heap, no clock, no sockets, no threads. Capacities are compile-time
-//! parameters: a [`Node<M, R>`] holds at most `M` members and `R` reachability records (see the
+//! parameters: a [`Node<M, R, H>`] holds at most `M` members, `R` reachability records and `H`
+//! heartbeat intervals per monitored member (see the
 //! [`DeviceNode`] and [`ServerNode`] presets). The caller passes in time ([`Instant`]), received
 //! bytes and a random seed; the node hands back bytes to send, the next timeout and events.
 //! Same inputs, same outputs.
@@ -93,10 +95,12 @@ pub mod address;
 pub mod config;
 pub mod event;
 pub mod gossip;
+pub mod heartbeat;
 pub mod join;
 pub mod leader;
 pub mod member;
 pub mod node;
+pub mod phi;
 pub mod random;
 pub mod reachability;
 mod sorted;
@@ -108,17 +112,21 @@ pub use address::UniqueAddress;
 pub use config::{Config, ConfigError};
 pub use event::{Event, StopReason};
 pub use gossip::Gossip;
+pub use heartbeat::MonitorStats;
 pub use member::{AppVersion, Member, MemberStatus, Role, RoleSet};
 pub use node::{CommandError, InputError, Node, NodeStatus, Stats, Transmit};
+pub use phi::{DetectorKind, DetectorSettings, FailureDetector, PhiFormula};
 pub use reachability::ReachabilityStatus;
 pub use time::Instant;
 pub use wire::{DeliveryClass, WireError};
 
-/// Capacities for small devices: 16 members, 16 reachability records.
-pub type DeviceNode = Node<16, 16>;
-/// Capacities for servers: 4,096 members, 8,192 reachability records. Large (megabytes):
-/// keep it on the heap.
-pub type ServerNode = Node<4096, 8192>;
+/// Capacities for small devices: 16 members, 12 reachability records, 8 heartbeat intervals
+/// per monitored member. The whole state fits in 16 KiB.
+pub type DeviceNode = Node<16, 12, 8>;
+/// Capacities for servers: 4,096 members, 8,192 reachability records, 1,000 heartbeat
+/// intervals per monitored member (Pekko's `max-sample-size`). Large (megabytes): keep it on
+/// the heap.
+pub type ServerNode = Node<4096, 8192, 1000>;
 
 #[cfg(test)]
 mod tests {

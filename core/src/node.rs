@@ -13,9 +13,11 @@ use crate::address::UniqueAddress;
 use crate::config::{Config, ConfigError};
 use crate::event::{Event, Publisher, StopReason};
 use crate::gossip::Gossip;
+use crate::heartbeat::{self, Heartbeats, MonitorStats};
 use crate::join::{JoinAction, JoinProcess, JoinTiming};
 use crate::leader::{self, UpRequirements};
 use crate::member::{IllegalTransition, Member, MemberStatus};
+use crate::phi::DetectorSettings;
 use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
 use crate::time::Instant;
@@ -23,8 +25,9 @@ use crate::vclock::Causality;
 use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoing, WireError};
 
 /// Queued outgoing messages. Drivers drain after every input, so this only has to hold what
-/// one input produces; when full, the newest message is dropped and counted.
-pub const OUTBOX_CAPACITY: usize = 12;
+/// one input produces; when full, the newest message is dropped and counted. Heartbeat
+/// requests never overflow it: those that do not fit stay due and go out on the next call.
+pub const OUTBOX_CAPACITY: usize = 14;
 /// Exiting or Down nodes whose departure confirmation is remembered.
 pub const MAX_DEPARTED: usize = 8;
 /// Notices (non-membership events) held until polled.
@@ -148,6 +151,8 @@ enum Out {
     Departed,
     JoinRefused(Incompatibility),
     VersionRefused,
+    Heartbeat(u8),
+    HeartbeatRsp { seq: u8, sent: u16 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,12 +166,15 @@ enum Timer {
     Gossip = 0,
     SpeedUp = 1,
     Leader = 2,
+    Heartbeat = 3,
+    Reaper = 4,
 }
-const TIMERS: usize = 3;
+const TIMERS: usize = 5;
 
-/// One cluster node's membership state machine, for at most `M` members and `R`
-/// reachability records. See the [crate docs](crate) for the call order and an example.
-pub struct Node<const M: usize, const R: usize> {
+/// One cluster node's membership state machine, for at most `M` members, `R` reachability
+/// records and `H` heartbeat intervals per monitored member. See the [crate docs](crate) for
+/// the call order and an example.
+pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     config: Config,
     me: UniqueAddress,
     rng: Rng,
@@ -179,8 +187,10 @@ pub struct Node<const M: usize, const R: usize> {
     incoming: usize,
     timers: [Option<Instant>; TIMERS],
     speed_up_left: u8,
+    ring_update_at: Option<Instant>,
     outbox: heapless::Deque<Pending, OUTBOX_CAPACITY>,
     publisher: Publisher<M>,
+    heartbeats: Heartbeats<H>,
     notices: heapless::Deque<Event, NOTICES>,
     departed: heapless::Vec<UniqueAddress, MAX_DEPARTED>,
     ticks_without_convergence: u32,
@@ -188,9 +198,13 @@ pub struct Node<const M: usize, const R: usize> {
     self_down_ticks: u32,
     exit_ticks: u32,
     stats: Stats,
+    generation: u64,
+    /// (generation, version digest, seen digest): digests cost a pass over the state and are
+    /// needed for every status sent or received.
+    digest_cache: Option<(u64, u64, u64)>,
 }
 
-impl<const M: usize, const R: usize> fmt::Debug for Node<M, R> {
+impl<const M: usize, const R: usize, const H: usize> fmt::Debug for Node<M, R, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Node")
             .field("me", &self.me)
@@ -200,7 +214,7 @@ impl<const M: usize, const R: usize> fmt::Debug for Node<M, R> {
     }
 }
 
-impl<const M: usize, const R: usize> Node<M, R> {
+impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// A buffer of this many bytes always holds any message this node sends or accepts.
     pub const MAX_MESSAGE_LEN: usize = wire::max_message_len(M, R);
 
@@ -225,8 +239,10 @@ impl<const M: usize, const R: usize> Node<M, R> {
             incoming: 1,
             timers: [None; TIMERS],
             speed_up_left: 0,
+            ring_update_at: None,
             outbox: heapless::Deque::new(),
             publisher: Publisher::new(),
+            heartbeats: Heartbeats::new(),
             notices: heapless::Deque::new(),
             departed: heapless::Vec::new(),
             ticks_without_convergence: 0,
@@ -234,6 +250,8 @@ impl<const M: usize, const R: usize> Node<M, R> {
             self_down_ticks: 0,
             exit_ticks: 0,
             stats: Stats::default(),
+            generation: 0,
+            digest_cache: None,
         })
     }
 
@@ -292,6 +310,18 @@ impl<const M: usize, const R: usize> Node<M, R> {
             .filter(move |m| m.address != self.me && !g.reachability.is_reachable(&m.address))
     }
 
+    /// Failure-detector view of each member this node monitors: phi, time since the last
+    /// heartbeat response, round-trip time.
+    pub fn monitored(&self, now: Instant) -> impl Iterator<Item = MonitorStats> + '_ {
+        self.heartbeats.stats(now, &self.config.failure_detector)
+    }
+
+    /// A counter that moves whenever this node's membership state may have changed: callers
+    /// that inspect the state (tests, metrics exporters) can skip unchanged nodes.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Drop and refusal counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -335,29 +365,51 @@ impl<const M: usize, const R: usize> Node<M, R> {
 
     /// Writes the next outgoing message into `buf` (use [`Node::MAX_MESSAGE_LEN`] bytes).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let compat = self.compat();
         loop {
             let p = self.outbox.pop_front()?;
             let me = self.me;
+            let compat;
             let msg = match &p.out {
-                Out::InitJoin => Outgoing::InitJoin {
-                    from: me,
-                    compat: &compat,
-                },
+                Out::InitJoin => {
+                    compat = self.compat();
+                    Outgoing::InitJoin {
+                        from: me,
+                        compat: &compat,
+                    }
+                }
                 Out::InitJoinAck => Outgoing::InitJoinAck { from: me },
                 Out::InitJoinNack => Outgoing::InitJoinNack { from: me },
-                Out::Join => Outgoing::Join {
-                    from: me,
-                    roles: &self.config.roles,
-                    app_version: self.config.app_version,
-                    compat: &compat,
-                },
+                Out::Join => {
+                    compat = self.compat();
+                    Outgoing::Join {
+                        from: me,
+                        roles: &self.config.roles,
+                        app_version: self.config.app_version,
+                        compat: &compat,
+                    }
+                }
                 Out::Welcome(to) => Outgoing::Welcome { from: me, to: *to },
-                Out::GossipStatus(to) => Outgoing::GossipStatus { from: me, to: *to },
+                Out::GossipStatus(to) => {
+                    let (version, seen) = self.digests();
+                    Outgoing::GossipStatus {
+                        to: *to,
+                        version,
+                        seen,
+                    }
+                }
                 Out::Gossip(to) => Outgoing::Gossip { from: me, to: *to },
                 Out::Departed => Outgoing::Departed { from: me },
                 Out::JoinRefused(reason) => Outgoing::JoinRefused { from: me, reason },
                 Out::VersionRefused => Outgoing::VersionRefused,
+                Out::Heartbeat(seq) => Outgoing::Heartbeat {
+                    seq: *seq,
+                    sent: heartbeat::wire_millis(now),
+                },
+                Out::HeartbeatRsp { seq, sent } => Outgoing::HeartbeatRsp {
+                    seq: *seq,
+                    sent: *sent,
+                    tag: heartbeat::uid_tag(&me),
+                },
             };
             let class = msg.kind().class();
             match wire::encode(&msg, &self.bufs[self.cur], now, buf) {
@@ -516,6 +568,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
         who: UniqueAddress,
         to: MemberStatus,
     ) -> Result<(), CommandError> {
+        let generation = self.generation;
         let changed = match self.bufs[self.cur].set_status(&who, to) {
             Ok(c) => c,
             Err(crate::gossip::UpdateError::Illegal(t)) => return Err(CommandError::Illegal(t)),
@@ -526,6 +579,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
         if changed {
             self.local_change();
             self.after_self_change(now);
+            self.after_input(now, generation);
         }
         Ok(())
     }
@@ -539,6 +593,13 @@ impl<const M: usize, const R: usize> Node<M, R> {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), InputError> {
+        let generation = self.generation;
+        let result = self.dispatch(now, from, bytes);
+        self.after_input(now, generation);
+        result
+    }
+
+    fn dispatch(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), InputError> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return Ok(());
         }
@@ -579,11 +640,19 @@ impl<const M: usize, const R: usize> Node<M, R> {
             } => self.on_join(now, Member::joining(from, roles, app_version), &compat),
             Message::Welcome { from, to } => self.on_welcome(now, from, to),
             Message::GossipStatus {
-                from,
-                to,
+                to_uid,
                 version,
                 seen,
-            } => self.on_gossip_status(from, to, version, seen),
+            } => self.on_gossip_status(from, to_uid, version, seen),
+            Message::Heartbeat { seq, sent } => {
+                // Answer anyone: a response is no larger than the request, and a node that was
+                // just added must be answerable before its Welcome arrives.
+                self.send(from, Out::HeartbeatRsp { seq, sent });
+            }
+            Message::HeartbeatRsp { seq, sent, tag } => {
+                let s = self.config.failure_detector;
+                self.heartbeats.on_response(now, from, seq, sent, tag, &s);
+            }
             Message::Gossip { from, to } => self.on_gossip(now, from, to),
             Message::Departed { from } => self.on_departed(from),
             Message::JoinRefused { from, reason } => self.on_refused(from.socket_addr(), reason),
@@ -599,6 +668,25 @@ impl<const M: usize, const R: usize> Node<M, R> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return;
         }
+        let generation = self.generation;
+        self.run_timers(now);
+        self.after_input(now, generation);
+    }
+
+    /// When the state changed and too few have seen it, start extra gossip rounds now rather
+    /// than at the next regular tick (Pekko waits for that tick), so news spreads at three
+    /// rounds per interval from the moment it exists.
+    fn after_input(&mut self, now: Instant, generation_before: u64) {
+        if self.generation != generation_before
+            && self.timers[Timer::SpeedUp as usize].is_none()
+            && self.speed_up_needed()
+        {
+            self.speed_up_left = 2;
+            self.timers[Timer::SpeedUp as usize] = Some(now + self.config.gossip_interval / 3);
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
         if self.join.next_timeout().is_some_and(|t| t <= now) {
             let t = self.timing();
             let a = self.join.on_timeout(now, &t);
@@ -615,6 +703,14 @@ impl<const M: usize, const R: usize> Node<M, R> {
                 self.speed_up_left = 2;
                 self.timers[Timer::SpeedUp as usize] = Some(now + self.config.gossip_interval / 3);
             }
+        }
+        if self.due(Timer::Heartbeat, now) {
+            self.heartbeat_tick(now);
+        }
+        if self.due(Timer::Reaper, now) {
+            self.timers[Timer::Reaper as usize] =
+                Some(now + self.config.unreachable_nodes_reaper_interval);
+            self.reap(now);
         }
         if self.due(Timer::SpeedUp, now) {
             self.timers[Timer::SpeedUp as usize] = None;
@@ -673,7 +769,10 @@ impl<const M: usize, const R: usize> Node<M, R> {
                 .below(micros_of(self.config.gossip_interval).max(1) as usize) as u64;
         self.timers[Timer::Gossip as usize] = Some(now + Duration::from_micros(jitter));
         self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
-        self.publisher.invalidate();
+        self.timers[Timer::Heartbeat as usize] = Some(now);
+        self.timers[Timer::Reaper as usize] =
+            Some(now + self.config.unreachable_nodes_reaper_interval);
+        self.changed();
     }
 
     fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
@@ -787,23 +886,19 @@ impl<const M: usize, const R: usize> Node<M, R> {
             && g.reachability.status_by(&self.me, from) == ReachabilityStatus::Reachable
     }
 
-    fn on_gossip_status(
-        &mut self,
-        from: UniqueAddress,
-        to: UniqueAddress,
-        version: u64,
-        seen: u64,
-    ) {
-        if !self.is_member() || to != self.me || !self.valid_peer(&from) {
+    fn on_gossip_status(&mut self, from: SocketAddr, to_uid: u64, version: u64, seen: u64) {
+        let sender = self.gossip().member_at(from).map(|m| m.address);
+        let Some(sender) =
+            sender.filter(|s| self.is_member() && to_uid == self.me.uid() && self.valid_peer(s))
+        else {
             self.stats.gossip_dropped += 1;
             return;
-        }
-        let g = self.gossip();
-        if g.version_digest() != version || g.seen_digest() != seen {
+        };
+        if self.digests() != (version, seen) {
             // Versions or seen sets differ. Digests cannot tell who is newer, so send ours;
             // if the peer is newer it answers with its own (an older gossip always gets a
             // talkback).
-            self.send(from.socket_addr(), Out::Gossip(from));
+            self.send(from, Out::Gossip(sender));
         }
     }
 
@@ -878,7 +973,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
             self.bufs[self.cur].add_seen(self.me);
         }
         self.departed.retain(|d| self.bufs[self.cur].is_member(d));
-        self.publisher.invalidate();
+        self.changed();
         self.after_self_change(now);
         if talkback && self.is_member() {
             self.send(from.socket_addr(), Out::Gossip(from));
@@ -932,24 +1027,36 @@ impl<const M: usize, const R: usize> Node<M, R> {
         let prefer_unseen = self.rng.unit() < self.different_view_probability(n);
         let g = &self.bufs[self.cur];
         let me = self.me;
-        let valid = |m: &&Member| {
+        // Never gossip to a member this node itself flags (others' flags do not matter).
+        let mine = g.reachability.rows_of(&me);
+        let valid = |m: &Member| {
             m.address != me
-                && g.reachability.status_by(&me, &m.address) == ReachabilityStatus::Reachable
+                && !mine
+                    .iter()
+                    .any(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
         };
         if prefer_unseen {
-            let unseen = |m: &&Member| valid(m) && !g.seen_by(&m.address);
-            let count = g.members.iter().filter(unseen).count();
+            let unseen = |(m, seen): &(&Member, bool)| !seen && valid(m);
+            let count = g.members_with_seen().filter(unseen).count();
             if count > 0 {
                 let k = self.rng.below(count);
-                return g.members.iter().filter(unseen).nth(k).map(|m| m.address);
+                return g
+                    .members_with_seen()
+                    .filter(unseen)
+                    .nth(k)
+                    .map(|(m, _)| m.address);
             }
         }
-        let count = g.members.iter().filter(valid).count();
+        let count = g.members.iter().filter(|m| valid(m)).count();
         if count == 0 {
             return None;
         }
         let k = self.rng.below(count);
-        g.members.iter().filter(valid).nth(k).map(|m| m.address)
+        g.members
+            .iter()
+            .filter(|m| valid(m))
+            .nth(k)
+            .map(|m| m.address)
     }
 
     /// Pekko's condition for extra gossip rounds: a Down member, or fewer than half have seen
@@ -962,6 +1069,91 @@ impl<const M: usize, const R: usize> Node<M, R> {
                 || g.seen.len() < g.members.len() / 2)
     }
 
+    // ----- failure detection -------------------------------------------------------------
+
+    fn heartbeat_tick(&mut self, now: Instant) {
+        if !self.is_member() {
+            return;
+        }
+        let s = self.config.failure_detector;
+        let interval = s.heartbeat_interval;
+        if self.ring_update_at.is_none_or(|t| t <= now) {
+            // Who to monitor is re-derived once per interval.
+            self.ring_update_at = Some(now + interval);
+            let (k, expected) = (
+                self.config.monitored_by_nr_of_members,
+                self.config.expected_response_after,
+            );
+            let generation = self.generation;
+            self.heartbeats.update(
+                now,
+                &self.bufs[self.cur],
+                generation,
+                &self.me,
+                k,
+                &s,
+                expected,
+            );
+        }
+        let room = OUTBOX_CAPACITY - self.outbox.len();
+        let requests: heapless::Vec<(SocketAddr, u8), { heartbeat::MAX_MONITORED }> =
+            self.heartbeats.requests(now, interval).take(room).collect();
+        for (to, seq) in requests {
+            self.send(to, Out::Heartbeat(seq));
+        }
+        self.timers[Timer::Heartbeat as usize] = self
+            .heartbeats
+            .next_request_at()
+            .into_iter()
+            .chain(self.ring_update_at)
+            .min();
+    }
+
+    /// Writes this node's failure-detector verdicts into the reachability table (notes §9.3).
+    fn reap(&mut self, now: Instant) {
+        if !self.is_member() || self.gossip().members.len() < 2 {
+            return;
+        }
+        let s: DetectorSettings = self.config.failure_detector;
+        let me = self.me;
+        let mut changes: heapless::Vec<
+            (UniqueAddress, ReachabilityStatus),
+            { heartbeat::MAX_MONITORED * 2 },
+        > = heapless::Vec::new();
+        let g = &self.bufs[self.cur];
+        for (subject, available) in self.heartbeats.reap(now, &s) {
+            if !g.is_member(&subject) {
+                continue;
+            }
+            let current = g.reachability.status_by(&me, &subject);
+            if !available && current == ReachabilityStatus::Reachable {
+                let _ = changes.push((subject, ReachabilityStatus::Unreachable));
+            } else if available && current == ReachabilityStatus::Unreachable {
+                let _ = changes.push((subject, ReachabilityStatus::Reachable));
+            }
+        }
+        // Subjects flagged by this node that it no longer monitors count as available.
+        for r in g.reachability.records() {
+            if r.observer == me
+                && r.status == ReachabilityStatus::Unreachable
+                && self.heartbeats.is_available(now, &r.subject, &s)
+                && !changes.iter().any(|(a, _)| *a == r.subject)
+            {
+                let _ = changes.push((r.subject, ReachabilityStatus::Reachable));
+            }
+        }
+        let mut changed = false;
+        for (subject, status) in changes {
+            match self.bufs[self.cur].reachability.change(me, subject, status) {
+                Ok(c) => changed |= c,
+                Err(_) => self.stats.over_capacity += 1,
+            }
+        }
+        if changed {
+            self.local_change();
+        }
+    }
+
     // ----- leader and self ----------------------------------------------------------------
 
     fn leader_tick(&mut self, now: Instant) {
@@ -970,7 +1162,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
         }
         let ttl = self.config.prune_gossip_tombstones_after;
         if self.bufs[self.cur].prune_tombstones(now, ttl) {
-            self.publisher.invalidate();
+            self.changed();
         }
         if self.leader() == Some(self.me) && self.status == NodeStatus::Member {
             if self.is_converged() {
@@ -1064,6 +1256,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
             self.status = NodeStatus::Exiting;
             self.exit_ticks = 0;
             self.bufs[self.cur].add_seen(self.me);
+            self.changed();
             self.spread_to_some();
             self.confirm_departure();
         }
@@ -1105,8 +1298,28 @@ impl<const M: usize, const R: usize> Node<M, R> {
         self.status = NodeStatus::Stopped(reason);
         self.join.stop();
         self.timers = [None; TIMERS];
-        self.publisher.invalidate();
+        self.heartbeats.clear();
+        self.changed();
         self.notify(Event::Stopped(reason));
+    }
+
+    /// Digests of the current version and seen set.
+    fn digests(&mut self) -> (u64, u64) {
+        match self.digest_cache {
+            Some((g, v, s)) if g == self.generation => (v, s),
+            _ => {
+                let g = self.gossip();
+                let (v, s) = (g.version_digest(), g.seen_digest());
+                self.digest_cache = Some((self.generation, v, s));
+                (v, s)
+            }
+        }
+    }
+
+    /// The gossip changed (locally or by a merge): events must be re-diffed.
+    fn changed(&mut self) {
+        self.generation += 1;
+        self.publisher.invalidate();
     }
 
     /// A local change to the gossip: bump our clock entry; only we have seen it.
@@ -1116,7 +1329,7 @@ impl<const M: usize, const R: usize> Node<M, R> {
         if self.bufs[self.cur].bump(me, mark_seen).is_err() {
             self.stats.over_capacity += 1;
         }
-        self.publisher.invalidate();
+        self.changed();
     }
 }
 
@@ -1139,11 +1352,13 @@ fn claimed_sender(msg: &Message) -> Option<UniqueAddress> {
         | Message::InitJoinNack { from }
         | Message::Join { from, .. }
         | Message::Welcome { from, .. }
-        | Message::GossipStatus { from, .. }
         | Message::Gossip { from, .. }
         | Message::Departed { from }
         | Message::JoinRefused { from, .. } => Some(*from),
-        Message::VersionRefused { .. } => None,
+        Message::VersionRefused { .. }
+        | Message::GossipStatus { .. }
+        | Message::Heartbeat { .. }
+        | Message::HeartbeatRsp { .. } => None,
     }
 }
 

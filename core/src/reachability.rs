@@ -84,6 +84,11 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         start..end
     }
 
+    /// The rows written by `observer`.
+    pub fn rows_of(&self, observer: &UniqueAddress) -> &[Record] {
+        &self.records[self.observer_rows(observer)]
+    }
+
     /// What `observer` thinks of `subject`.
     pub fn status_by(
         &self,

@@ -4,7 +4,7 @@
 //! 32-character MD5 string; fjell keys them by [`UniqueAddress`] and sends them on the wire as
 //! indices into the gossip's member list, which is cheaper and cannot collide.
 
-use crate::address::{Fnv, UniqueAddress};
+use crate::address::{Digest, UniqueAddress};
 
 /// How two version vectors relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl<const N: usize> VectorClock<N> {
 
     /// A 64-bit digest of the whole vector, identical on every node for equal vectors.
     pub fn digest(&self) -> u64 {
-        let mut h = Fnv::new();
+        let mut h = Digest::new();
         for (a, v) in &self.entries {
             h.write_u64(a.stable_hash());
             h.write_u64(*v);

@@ -60,6 +60,10 @@ pub enum Kind {
     Departed = 8,
     /// Join refused: incompatible configuration.
     JoinRefused = 9,
+    /// Heartbeat request.
+    Heartbeat = 10,
+    /// Heartbeat response.
+    HeartbeatRsp = 11,
     /// Refused because the protocol version differs. Decodable at every version.
     VersionRefused = 0xFF,
 }
@@ -76,6 +80,8 @@ impl Kind {
             7 => Kind::Gossip,
             8 => Kind::Departed,
             9 => Kind::JoinRefused,
+            10 => Kind::Heartbeat,
+            11 => Kind::HeartbeatRsp,
             0xFF => Kind::VersionRefused,
             _ => return None,
         })
@@ -84,6 +90,7 @@ impl Kind {
     /// The lane for this kind.
     pub fn class(self) -> DeliveryClass {
         match self {
+            Kind::Heartbeat | Kind::HeartbeatRsp => DeliveryClass::Heartbeat,
             Kind::GossipStatus | Kind::Gossip => DeliveryClass::Gossip,
             _ => DeliveryClass::Control,
         }
@@ -254,12 +261,11 @@ pub enum Message {
         /// The joiner.
         to: UniqueAddress,
     },
-    /// Digests only.
+    /// Digests only. The sender is the transport's peer; only the receiver's uid is named, so
+    /// a status meant for an earlier incarnation is dropped. 27 bytes.
     GossipStatus {
-        /// Sender.
-        from: UniqueAddress,
-        /// Intended receiver incarnation.
-        to: UniqueAddress,
+        /// Uid of the intended receiver incarnation.
+        to_uid: u64,
         /// Digest of the sender's version vector.
         version: u64,
         /// Digest of the sender's seen set.
@@ -288,6 +294,22 @@ pub enum Message {
     VersionRefused {
         /// The refusing side's version.
         version: u8,
+    },
+    /// Heartbeat request (6 bytes): the sender is the transport's peer.
+    Heartbeat {
+        /// Sequence number, per monitored member, wrapping.
+        seq: u8,
+        /// Sender's clock in milliseconds, wrapping; echoed to measure the round trip.
+        sent: u16,
+    },
+    /// Heartbeat response (8 bytes).
+    HeartbeatRsp {
+        /// The request's sequence number.
+        seq: u8,
+        /// The request's send time.
+        sent: u16,
+        /// Low 16 bits of the responder's uid.
+        tag: u16,
     },
 }
 
@@ -339,10 +361,12 @@ pub enum Outgoing<'a> {
     },
     /// See [`Message::GossipStatus`].
     GossipStatus {
-        /// Sender.
-        from: UniqueAddress,
         /// Receiver.
         to: UniqueAddress,
+        /// Digest of the sender's version vector ([`Gossip::version_digest`]).
+        version: u64,
+        /// Digest of the sender's seen set ([`Gossip::seen_digest`]).
+        seen: u64,
     },
     /// See [`Message::Gossip`].
     Gossip {
@@ -365,6 +389,22 @@ pub enum Outgoing<'a> {
     },
     /// See [`Message::VersionRefused`].
     VersionRefused,
+    /// See [`Message::Heartbeat`].
+    Heartbeat {
+        /// Sequence number.
+        seq: u8,
+        /// Send time.
+        sent: u16,
+    },
+    /// See [`Message::HeartbeatRsp`].
+    HeartbeatRsp {
+        /// Sequence number.
+        seq: u8,
+        /// Send time.
+        sent: u16,
+        /// Responder's uid tag.
+        tag: u16,
+    },
 }
 
 impl Outgoing<'_> {
@@ -381,6 +421,8 @@ impl Outgoing<'_> {
             Outgoing::Departed { .. } => Kind::Departed,
             Outgoing::JoinRefused { .. } => Kind::JoinRefused,
             Outgoing::VersionRefused => Kind::VersionRefused,
+            Outgoing::Heartbeat { .. } => Kind::Heartbeat,
+            Outgoing::HeartbeatRsp { .. } => Kind::HeartbeatRsp,
         }
     }
 }
@@ -491,11 +533,19 @@ pub fn encode<const M: usize, const R: usize>(
             w.put(to)?;
             encode_gossip(&mut w, gossip, now)?;
         }
-        Outgoing::GossipStatus { from, to } => {
-            w.put(from)?;
-            w.put(to)?;
-            w.put(&gossip.version_digest().to_le_bytes())?;
-            w.put(&gossip.seen_digest().to_le_bytes())?;
+        Outgoing::GossipStatus { to, version, seen } => {
+            w.put(&to.uid().to_le_bytes())?;
+            w.put(&version.to_le_bytes())?;
+            w.put(&seen.to_le_bytes())?;
+        }
+        Outgoing::Heartbeat { seq, sent } => {
+            w.byte(*seq)?;
+            w.put(&sent.to_le_bytes())?;
+        }
+        Outgoing::HeartbeatRsp { seq, sent, tag } => {
+            w.byte(*seq)?;
+            w.put(&sent.to_le_bytes())?;
+            w.put(&tag.to_le_bytes())?;
         }
         Outgoing::JoinRefused { from, reason } => {
             w.put(from)?;
@@ -702,10 +752,18 @@ pub fn decode<const M: usize, const R: usize>(
             }
         }
         Kind::GossipStatus => Message::GossipStatus {
-            from: r.take()?,
-            to: r.take()?,
+            to_uid: u64::from_le_bytes(r.take()?),
             version: u64::from_le_bytes(r.take()?),
             seen: u64::from_le_bytes(r.take()?),
+        },
+        Kind::Heartbeat => Message::Heartbeat {
+            seq: r.take()?,
+            sent: u16::from_le_bytes(r.take()?),
+        },
+        Kind::HeartbeatRsp => Message::HeartbeatRsp {
+            seq: r.take()?,
+            sent: u16::from_le_bytes(r.take()?),
+            tag: u16::from_le_bytes(r.take()?),
         },
         Kind::JoinRefused => Message::JoinRefused {
             from: r.take()?,
@@ -837,6 +895,62 @@ mod tests {
         assert_eq!(
             decode(&msg, &mut scratch, Instant::ZERO),
             Err(WireError::OverCapacity)
+        );
+    }
+
+    #[test]
+    fn steady_state_messages_are_tiny() {
+        let g = sample();
+        let mut buf = [0u8; 64];
+        let hb = encode(
+            &Outgoing::Heartbeat {
+                seq: 200,
+                sent: 65_000,
+            },
+            &g,
+            Instant::ZERO,
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(hb, 6);
+        assert_eq!(
+            decode(&buf[..hb], &mut G::new(), Instant::ZERO),
+            Ok(Message::Heartbeat {
+                seq: 200,
+                sent: 65_000
+            })
+        );
+        let rsp = encode(
+            &Outgoing::HeartbeatRsp {
+                seq: 1,
+                sent: 2,
+                tag: 3,
+            },
+            &g,
+            Instant::ZERO,
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(rsp, 8);
+        let st = encode(
+            &Outgoing::GossipStatus {
+                to: n(2),
+                version: g.version_digest(),
+                seen: g.seen_digest(),
+            },
+            &g,
+            Instant::ZERO,
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(st, 27);
+        assert_eq!(
+            decode(&buf[..st], &mut G::new(), Instant::ZERO),
+            Ok(Message::GossipStatus {
+                to_uid: n(2).uid(),
+                version: g.version_digest(),
+                seen: g.seen_digest()
+            })
         );
     }
 

@@ -111,6 +111,9 @@ pub struct Sim<const M: usize = 64, const R: usize = 256> {
     slots: Vec<Slot<M, R>>,
     by_addr: HashMap<SocketAddr, NodeId>,
     queue: BinaryHeap<Reverse<Delivery>>,
+    /// Node deadlines, lazily invalidated: an entry counts only if it equals `deadlines[id]`.
+    timers: BinaryHeap<Reverse<(Instant, NodeId)>>,
+    deadlines: Vec<Option<Instant>>,
     seq: u64,
     default_link: LinkConfig,
     links: HashMap<(NodeId, NodeId), LinkConfig>,
@@ -162,6 +165,8 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             slots: Vec::new(),
             by_addr: HashMap::new(),
             queue: BinaryHeap::new(),
+            timers: BinaryHeap::new(),
+            deadlines: Vec::new(),
             seq: 0,
             default_link: LinkConfig::default(),
             links: HashMap::new(),
@@ -234,6 +239,7 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             incarnation: 0,
         });
         self.by_addr.insert(addr, id);
+        self.deadlines.push(None);
         self.boot(id);
         id
     }
@@ -321,17 +327,35 @@ impl<const M: usize, const R: usize> Sim<M, R> {
     /// Crashes node `id`: it stops at once and messages to it are lost.
     pub fn crash(&mut self, id: NodeId) {
         self.slots[id].node = None;
+        self.deadlines[id] = None;
     }
 
     /// Restarts node `id` on the same address with a new uid. It must join again.
     pub fn restart(&mut self, id: NodeId) {
         self.boot(id);
+        self.reschedule(id);
     }
 
     /// Stops node `id` from processing anything until `d` from now (a stop-the-world pause);
     /// its messages and timers wait.
     pub fn pause(&mut self, id: NodeId, d: Duration) {
         self.paused_until.insert(id, self.now + d);
+        self.reschedule(id);
+    }
+
+    /// Records node `id`'s next deadline (after anything that may have changed it).
+    fn reschedule(&mut self, id: NodeId) {
+        let t = self.slots[id].node.as_ref().and_then(|n| n.poll_timeout());
+        let t = match (t, self.paused(id)) {
+            (Some(t), Some(p)) => Some(t.max(p)),
+            (t, _) => t,
+        };
+        if self.deadlines[id] != t {
+            self.deadlines[id] = t;
+            if let Some(t) = t {
+                self.timers.push(Reverse((t, id)));
+            }
+        }
     }
 
     /// Blocks the directed link `from → to`.
@@ -379,31 +403,29 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             .filter(|t| *t > self.now)
     }
 
-    fn next_node_timeout(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let t = s.node.as_ref()?.poll_timeout()?;
-                Some(match self.paused(i) {
-                    Some(p) => t.max(p),
-                    None => t,
-                })
-            })
-            .min()
+    fn next_node_timeout(&mut self) -> Option<(Instant, NodeId)> {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if self.deadlines[id] == Some(t) {
+                return Some((t, id));
+            }
+            self.timers.pop(); // stale
+        }
+        None
     }
 
     /// Advances to the next thing that happens and processes it. False if nothing is left.
     pub fn step(&mut self) -> bool {
         let next_msg = self.queue.peek().map(|Reverse(d)| d.at);
         let next_timer = self.next_node_timeout();
-        let at = match (next_msg, next_timer) {
+        let take_msg = match (next_msg, next_timer) {
             (None, None) => return false,
-            (a, b) => a.into_iter().chain(b).min().expect("one is some"),
+            (Some(m), Some((t, _))) => m <= t,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
         };
-        self.now = self.now.max(at);
-        if next_msg == Some(at) {
+        if take_msg {
             let Reverse(d) = self.queue.pop().expect("peeked");
+            self.now = self.now.max(d.at);
             if let Some(p) = self.paused(d.to) {
                 // The receiver is frozen: the message waits in its socket buffer.
                 self.requeue(d, p);
@@ -411,23 +433,19 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             }
             self.deliver(d);
         } else {
-            for id in 0..self.slots.len() {
-                if self.paused(id).is_some() {
-                    continue;
-                }
-                let due = self.slots[id]
-                    .node
-                    .as_ref()
-                    .and_then(|n| n.poll_timeout())
-                    .is_some_and(|t| t <= self.now);
-                if due {
-                    let now = self.now;
-                    if let Some(n) = self.slots[id].node.as_deref_mut() {
-                        n.handle_timeout(now);
-                    }
-                    self.flush(id);
-                }
+            let (t, id) = next_timer.expect("checked");
+            self.timers.pop();
+            self.deadlines[id] = None;
+            self.now = self.now.max(t);
+            if self.paused(id).is_some() {
+                self.reschedule(id);
+                return true;
             }
+            let now = self.now;
+            if let Some(n) = self.slots[id].node.as_deref_mut() {
+                n.handle_timeout(now);
+            }
+            self.flush(id);
         }
         true
     }
@@ -483,6 +501,7 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                 }
             }
         }
+        self.reschedule(id);
         if self.record_events {
             for event in events {
                 self.log.push(Logged {
@@ -543,9 +562,12 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         self.now = self.now.max(end);
     }
 
-    fn peek_time(&self) -> Option<Instant> {
+    fn peek_time(&mut self) -> Option<Instant> {
         let next_msg = self.queue.peek().map(|Reverse(d)| d.at);
-        next_msg.into_iter().chain(self.next_node_timeout()).min()
+        next_msg
+            .into_iter()
+            .chain(self.next_node_timeout().map(|(t, _)| t))
+            .min()
     }
 
     /// Runs until `cond` holds or `limit` of virtual time passes. `cond` is checked whenever
@@ -695,6 +717,7 @@ struct Checker {
 
 struct View {
     incarnation: UniqueAddress,
+    generation: Option<u64>,
     last: HashMap<UniqueAddress, MemberStatus>,
     removed: HashSet<UniqueAddress>,
 }
@@ -707,15 +730,21 @@ impl Checker {
     ) -> Result<(), String> {
         let view = self.views.entry(id).or_insert_with(|| View {
             incarnation: node.address(),
+            generation: None,
             last: HashMap::new(),
             removed: HashSet::new(),
         });
         // A restarted node's view starts afresh.
         if view.incarnation != node.address() {
             view.incarnation = node.address();
+            view.generation = None;
             view.last.clear();
             view.removed.clear();
         }
+        if view.generation == Some(node.generation()) {
+            return Ok(()); // nothing changed since the last check
+        }
+        view.generation = Some(node.generation());
         let g = node.gossip();
         g.check_invariants().map_err(|e| e.to_string())?;
         for m in g.members() {

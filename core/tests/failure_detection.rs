@@ -1,0 +1,187 @@
+//! Failure detection in the simulator: crashes are detected, pauses and lossy links are not
+//! mistaken for crashes, and partitions heal without anyone being removed.
+
+use std::time::Duration;
+
+use fjell_core::{Config, Event, MemberStatus, NodeStatus};
+use fjell_sim::{seeds, LinkConfig, NodeId, Sim};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn up_cluster(seed: u64, n: usize) -> (Sim, Vec<NodeId>) {
+    let mut sim: Sim = Sim::new(seed);
+    let ids: Vec<NodeId> = (0..n).map(|_| sim.add_node(Config::default())).collect();
+    for &i in &ids {
+        sim.join_seed_nodes(i, &ids[..n.min(3)]);
+    }
+    sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids))
+        .unwrap();
+    (sim, ids)
+}
+
+fn unreachable_events(sim: &Sim, observer: NodeId, who: fjell_core::UniqueAddress) -> usize {
+    sim.events_of(observer)
+        .filter(|e| matches!(e, Event::UnreachableMember(m) if m.address == who))
+        .count()
+}
+
+#[test]
+fn a_crashed_member_is_seen_unreachable_by_every_survivor_and_removed_after_a_manual_down() {
+    for seed in seeds(10) {
+        let (mut sim, ids) = up_cluster(seed, 5);
+        let victim = ids[3];
+        let who = sim.node(victim).address();
+        sim.crash(victim);
+        let rest: Vec<NodeId> = ids.iter().copied().filter(|i| *i != victim).collect();
+        let took = sim
+            .run_until(SECS(30), |s| {
+                rest.iter().all(|&i| unreachable_events(s, i, who) > 0)
+            })
+            .unwrap();
+        assert!(took < SECS(10), "detection took {took:?}");
+        // Unreachable blocks convergence; nobody removes it on their own.
+        sim.run_for(SECS(10));
+        assert!(rest.iter().all(|&i| sim.node(i).gossip().is_member(&who)));
+        sim.down(rest[1], victim);
+        sim.run_until(SECS(30), |s| {
+            rest.iter().all(|&i| !s.node(i).gossip().is_member(&who)) && s.converged(&rest)
+        })
+        .unwrap();
+        for &i in &rest {
+            assert!(sim.events_of(i).any(
+                |e| matches!(e, Event::MemberRemoved { member, previous_status: MemberStatus::Down } if member.address == who)
+            ));
+        }
+    }
+}
+
+#[test]
+fn after_the_leader_crashes_and_is_downed_a_new_leader_acts() {
+    for seed in seeds(10) {
+        let (mut sim, ids) = up_cluster(seed, 4);
+        let old_leader = sim.leader_of(ids[3]).unwrap();
+        sim.crash(old_leader);
+        let rest: Vec<NodeId> = ids.iter().copied().filter(|i| *i != old_leader).collect();
+        sim.run_until(SECS(30), |s| {
+            rest.iter().all(|&i| s.node(i).unreachable().count() == 1)
+        })
+        .unwrap();
+        sim.down(rest[2], old_leader);
+        sim.run_until(SECS(30), |s| s.all_up(&rest) && s.converged(&rest))
+            .unwrap();
+        let new_leader = sim.leader_of(rest[0]).unwrap();
+        assert_ne!(new_leader, old_leader);
+        // The new leader does its job: a newcomer is let in and moved Up.
+        let newcomer = sim.add_node(Config::default());
+        sim.join(newcomer, rest[1]);
+        let mut all = rest.clone();
+        all.push(newcomer);
+        sim.run_until(SECS(30), |s| s.all_up(&all) && s.converged(&all))
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_partition_that_heals_before_anyone_downs_anything_removes_no_one() {
+    for seed in seeds(10) {
+        let (mut sim, ids) = up_cluster(seed, 5);
+        let addrs: Vec<_> = ids.iter().map(|&i| sim.node(i).address()).collect();
+        sim.partition(&ids[..3], &ids[3..]);
+        sim.run_until(SECS(30), |s| {
+            ids.iter().all(|&i| s.node(i).unreachable().count() > 0)
+        })
+        .unwrap();
+        sim.heal();
+        sim.run_until(SECS(60), |s| {
+            ids.iter().all(|&i| s.node(i).unreachable().count() == 0)
+                && s.all_up(&ids)
+                && s.converged(&ids)
+        })
+        .unwrap();
+        for &i in &ids {
+            // Every node that saw someone unreachable also saw them come back.
+            for a in &addrs {
+                let down = unreachable_events(&sim, i, *a);
+                let up = sim
+                    .events_of(i)
+                    .filter(|e| matches!(e, Event::ReachableMember(m) if m.address == *a))
+                    .count();
+                assert_eq!(down, up, "node {i} about {a}");
+            }
+            assert!(!sim
+                .events_of(i)
+                .any(|e| matches!(e, Event::MemberRemoved { .. } | Event::MemberDowned(_))));
+            assert_eq!(sim.node(i).status(), NodeStatus::Member);
+        }
+        assert!(ids.iter().any(|&i| sim
+            .events_of(i)
+            .any(|e| matches!(e, Event::ReachableMember(_)))));
+    }
+}
+
+#[test]
+fn a_two_second_stop_the_world_pause_is_not_a_failure() {
+    for seed in seeds(10) {
+        let (mut sim, ids) = up_cluster(seed, 5);
+        sim.run_for(SECS(30)); // let the detectors learn the steady interval
+        let before: usize = sim.events().len();
+        sim.pause(ids[2], SECS(2));
+        sim.run_for(SECS(30));
+        assert!(
+            !sim.events()[before..]
+                .iter()
+                .any(|l| matches!(l.event, Event::UnreachableMember(_))),
+            "a 2 s pause was taken for a crash"
+        );
+        assert!(sim.converged(&ids));
+        // The same test with a pause far beyond the acceptable one does raise the alarm, and
+        // the node comes back afterwards.
+        let who = sim.node(ids[4]).address();
+        sim.pause(ids[4], SECS(12));
+        sim.run_until(SECS(20), |s| unreachable_events(s, ids[0], who) > 0)
+            .unwrap();
+        sim.run_until(SECS(30), |s| {
+            s.converged(&ids) && s.node(ids[0]).unreachable().count() == 0
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_hundred_nodes_on_a_jittery_lossy_network_see_no_false_unreachable_in_an_hour() {
+    let mut sim: Sim<128, 256> = Sim::new(7);
+    sim.set_check_interval(Duration::from_millis(100));
+    let ids: Vec<NodeId> = (0..100).map(|_| sim.add_node(Config::default())).collect();
+    for &i in &ids {
+        sim.join_seed_nodes(i, &ids[..3]);
+    }
+    // Form on a clean network, then switch to 20 ms jitter and 1% loss for an hour.
+    sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
+        .unwrap();
+    let start = sim.events().len();
+    sim.set_default_link(LinkConfig {
+        latency: Duration::from_millis(1),
+        jitter: Duration::from_millis(20),
+        loss: 0.01,
+        duplicate: 0.0,
+    });
+    sim.run_for(SECS(3600));
+    let false_alarms = sim.events()[start..]
+        .iter()
+        .filter(|l| matches!(l.event, Event::UnreachableMember(_)))
+        .count();
+    for l in sim.events()[start..]
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.event,
+                Event::UnreachableMember(_) | Event::ReachableMember(_)
+            )
+        })
+        .take(8)
+    {
+        eprintln!("{:?} node {} {:?}", l.at, l.node, l.event);
+    }
+    assert_eq!(false_alarms, 0);
+    assert!(sim.converged(&ids));
+}
