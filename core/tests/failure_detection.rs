@@ -185,3 +185,31 @@ fn a_hundred_nodes_on_a_jittery_lossy_network_see_no_false_unreachable_in_an_hou
     assert_eq!(false_alarms, 0);
     assert!(sim.converged(&ids));
 }
+
+#[test]
+fn a_member_that_never_answered_a_heartbeat_is_still_detected() {
+    for seed in seeds(5) {
+        let (mut sim, ids) = up_cluster(seed, 3);
+        let joiner = sim.add_node(Config::default());
+        sim.join(joiner, ids[0]);
+        // Crash it the moment it is a member anywhere: nobody has a response from it yet.
+        sim.run_until(SECS(5), |s| {
+            ids.iter().any(|&i| {
+                s.node(i)
+                    .members()
+                    .iter()
+                    .any(|m| m.address == s.node(joiner).address())
+            })
+        })
+        .unwrap();
+        let who = sim.node(joiner).address();
+        sim.crash(joiner);
+        sim.run_until(SECS(30), |s| {
+            ids.iter().all(|&i| {
+                !s.node(i).gossip().is_member(&who)
+                    || !s.node(i).gossip().reachability().is_reachable(&who)
+            })
+        })
+        .unwrap();
+    }
+}

@@ -21,6 +21,8 @@
 
 #![deny(missing_docs)]
 
+pub mod gen;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;

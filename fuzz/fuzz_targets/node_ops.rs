@@ -1,0 +1,166 @@
+//! Three nodes and a hostile network: the fuzzer chooses time steps, which message is delivered,
+//! dropped, duplicated or corrupted, injects arbitrary bytes from any address, and issues
+//! commands. After every input each node's state must keep its invariants: valid gossip,
+//! statuses that only move forward, and removed incarnations that never come back.
+#![no_main]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use arbitrary::Arbitrary;
+use fjell_core::{Config, Instant, Node, UniqueAddress};
+use libfuzzer_sys::fuzz_target;
+
+type N = Node<8, 16, 8>;
+const NODES: usize = 3;
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Advance(u16),
+    Timeout(u8),
+    Deliver(u8),
+    Drop(u8),
+    Duplicate(u8),
+    Corrupt { k: u8, pos: u16, byte: u8 },
+    Inject { to: u8, from: u8, bytes: Vec<u8> },
+    Seeds(u8),
+    Join { node: u8, target: u8 },
+    Leave { by: u8, who: u8 },
+    Down { by: u8, who: u8 },
+    Restart(u8),
+}
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i as u8 + 1], 7355))
+}
+
+struct World {
+    now: Instant,
+    nodes: Vec<Box<N>>,
+    uids: [u64; NODES],
+    pending: Vec<(usize, usize, Vec<u8>)>,
+    last: Vec<HashMap<UniqueAddress, fjell_core::MemberStatus>>,
+    removed: Vec<HashSet<UniqueAddress>>,
+}
+
+impl World {
+    fn boot(i: usize, uid: u64) -> Box<N> {
+        Box::new(N::new(Config::default(), addr(i), uid, uid).expect("valid config"))
+    }
+
+    fn flush(&mut self, i: usize) {
+        let mut buf = vec![0u8; N::MAX_MESSAGE_LEN];
+        while let Some(t) = self.nodes[i].poll_transmit(self.now, &mut buf) {
+            if let Some(to) = (0..NODES).find(|j| addr(*j) == t.destination) {
+                if self.pending.len() < 512 {
+                    self.pending.push((i, to, buf[..t.len].to_vec()));
+                }
+            }
+        }
+        while self.nodes[i].poll_event().is_some() {}
+        self.check(i);
+    }
+
+    fn check(&mut self, i: usize) {
+        let g = self.nodes[i].gossip();
+        g.check_invariants().expect("gossip invariants");
+        for m in g.members() {
+            assert!(
+                !self.removed[i].contains(&m.address),
+                "removed member came back"
+            );
+            if let Some(prev) = self.last[i].insert(m.address, m.status) {
+                prev.transition(m.status).expect("status moved backwards");
+            }
+        }
+        let gone: Vec<UniqueAddress> = self.last[i]
+            .keys()
+            .filter(|a| !g.is_member(a))
+            .copied()
+            .collect();
+        for a in gone {
+            self.last[i].remove(&a);
+            self.removed[i].insert(a);
+        }
+    }
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let uids = [11, 22, 33];
+    let mut w = World {
+        now: Instant::ZERO,
+        nodes: (0..NODES).map(|i| World::boot(i, uids[i])).collect(),
+        uids,
+        pending: Vec::new(),
+        last: vec![HashMap::new(); NODES],
+        removed: vec![HashSet::new(); NODES],
+    };
+    let seeds: Vec<SocketAddr> = (0..NODES).map(addr).collect();
+    for op in ops.into_iter().take(400) {
+        let n = |x: u8| x as usize % NODES;
+        match op {
+            Op::Advance(ms) => w.now = w.now + std::time::Duration::from_millis(u64::from(ms)),
+            Op::Timeout(i) => {
+                let i = n(i);
+                w.nodes[i].handle_timeout(w.now);
+                w.flush(i);
+            }
+            Op::Deliver(k) | Op::Duplicate(k) if !w.pending.is_empty() => {
+                let k = k as usize % w.pending.len();
+                let (from, to, bytes) = if matches!(op, Op::Deliver(_)) {
+                    w.pending.remove(k)
+                } else {
+                    w.pending[k].clone()
+                };
+                let _ = w.nodes[to].handle_message(w.now, addr(from), &bytes);
+                w.flush(to);
+            }
+            Op::Drop(k) if !w.pending.is_empty() => {
+                let k = k as usize % w.pending.len();
+                w.pending.remove(k);
+            }
+            Op::Corrupt { k, pos, byte } if !w.pending.is_empty() => {
+                let k = k as usize % w.pending.len();
+                let msg = &mut w.pending[k].2;
+                if !msg.is_empty() {
+                    let p = pos as usize % msg.len();
+                    msg[p] ^= byte;
+                }
+            }
+            Op::Inject { to, from, bytes } => {
+                let to = n(to);
+                let from = SocketAddr::from(([10, 0, 0, from], 7355));
+                let _ = w.nodes[to].handle_message(w.now, from, &bytes);
+                w.flush(to);
+            }
+            Op::Seeds(i) => {
+                let i = n(i);
+                let _ = w.nodes[i].join_seed_nodes(w.now, &seeds);
+                w.flush(i);
+            }
+            Op::Join { node, target } => {
+                let i = n(node);
+                let _ = w.nodes[i].join(w.now, addr(n(target)));
+                w.flush(i);
+            }
+            Op::Leave { by, who } => {
+                let i = n(by);
+                let _ = w.nodes[i].leave(w.now, addr(n(who)));
+                w.flush(i);
+            }
+            Op::Down { by, who } => {
+                let i = n(by);
+                let _ = w.nodes[i].down(w.now, addr(n(who)));
+                w.flush(i);
+            }
+            Op::Restart(i) => {
+                let i = n(i);
+                w.uids[i] += 100;
+                w.nodes[i] = World::boot(i, w.uids[i]);
+                w.last[i].clear();
+                w.removed[i].clear();
+            }
+            _ => {}
+        }
+    }
+});
