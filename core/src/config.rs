@@ -118,11 +118,21 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Longest interval or timeout accepted: longer values are certainly mistakes, and the bound
+/// keeps every time computation far from overflow.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         return Err(ConfigError {
             key,
             reason: "must be greater than zero",
+        });
+    }
+    if d > MAX_DURATION {
+        return Err(ConfigError {
+            key,
+            reason: "must be at most 7 days",
         });
     }
     Ok(())
@@ -186,6 +196,12 @@ impl Config {
             return Err(ConfigError {
                 key: "role-min-nr-of-members",
                 reason: "each minimum must be at least 1",
+            });
+        }
+        if self.prune_gossip_tombstones_after > Duration::from_secs(365 * 24 * 3600) {
+            return Err(ConfigError {
+                key: "prune-gossip-tombstones-after",
+                reason: "must be at most a year",
             });
         }
         if self.prune_gossip_tombstones_after < self.gossip_interval * 10 {

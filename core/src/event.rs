@@ -273,14 +273,18 @@ impl<const M: usize> Publisher<M> {
             }
         }
         while let Some((role, old)) = self.role_leaders.get_mut(self.cursor) {
-            self.cursor += 1;
+            let role = *role;
             let l = leader::role_leader(g, self_node, role.as_str());
             if l != *old {
                 *old = l;
-                return Some(Event::RoleLeaderChanged {
-                    role: *role,
-                    leader: l,
-                });
+                self.cursor += 1;
+                return Some(Event::RoleLeaderChanged { role, leader: l });
+            }
+            if l.is_none() {
+                // The role is gone and its end was reported: free the slot.
+                self.role_leaders.remove(self.cursor);
+            } else {
+                self.cursor += 1;
             }
         }
         None

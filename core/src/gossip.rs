@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use crate::address::{Digest, UniqueAddress};
 use crate::member::{IllegalTransition, Member, MemberStatus};
-use crate::reachability::{Reachability, ReachabilityFull};
+use crate::reachability::{Reachability, ReachabilityFull, ReachabilityStatus};
 use crate::time::Instant;
 use crate::vclock::{Causality, ClockFull, VectorClock};
 
@@ -255,14 +255,19 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             }
             Err(i) => {
                 if self.tombstones.is_full() {
+                    // Full: the oldest tombstone is the one closest to expiring anyway. If the
+                    // new one is older still, it is the one to go.
                     let oldest = self
                         .tombstones
                         .iter()
                         .enumerate()
                         .min_by_key(|(_, x)| x.removed_at)
                         .map(|(k, _)| k);
-                    if let Some(k) = oldest {
-                        self.tombstones.remove(k);
+                    match oldest {
+                        Some(k) if self.tombstones[k].removed_at < t.removed_at => {
+                            self.tombstones.remove(k);
+                        }
+                        _ => return,
                     }
                     let i = self
                         .tombstones
@@ -302,8 +307,8 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// guessing it was removed; that guess breaks associativity. fjell relies on tombstones,
     /// which always travel with a removal.
     ///
-    /// On a capacity error `self` is left in an unspecified but valid state: merge into a
-    /// scratch copy when the original must survive.
+    /// On a capacity error `self` is left half-merged and must be discarded: merge into a
+    /// scratch copy when the original must survive (as [`crate::Node`] does).
     pub fn merge_in(&mut self, other: &Self) -> Result<(), CapacityError> {
         // 1. Tombstones: union, earliest removal time.
         for t in &other.tombstones {
@@ -316,25 +321,24 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             matches!(self_rel, Causality::Same | Causality::After) && untouched(self);
         let other_is_result =
             matches!(self_rel, Causality::Same | Causality::Before) && untouched(other);
-        // 3. Members: union minus tombstoned; same member → merge winner.
-        crate::sorted::union_into(
+        // 3. Members: union minus tombstoned; same member → merge winner. Tombstoned members
+        //    are dropped before the union so it never overflows when the result fits.
+        let tombstones = &self.tombstones;
+        let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
+        self.members.retain(|m| alive(&m.address));
+        crate::sorted::union_into_where(
             &mut self.members,
             &other.members,
+            |m| alive(&m.address),
             |m| m.address,
             |x, y| Member::merge_winner(x, y).clone(),
         )
         .map_err(|_| CapacityError::Members)?;
-        let tombstones = &self.tombstones;
-        self.members.retain(|m| {
-            tombstones
-                .binary_search_by(|t| t.address.cmp(&m.address))
-                .is_err()
-        });
         // 4. Clock and reachability, restricted to members.
-        self.version.merge_in(&other.version)?;
         let members = &self.members;
         let is_member = |x: &UniqueAddress| members.binary_search_by(|m| m.address.cmp(x)).is_ok();
         self.version.retain(is_member);
+        self.version.merge_in_where(&other.version, is_member)?;
         self.reachability.merge_in(&other.reachability, is_member)?;
         // 5. Seen.
         if !self_is_result {
@@ -359,7 +363,9 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     #[doc(hidden)]
     pub fn set_reachability_for_tests(&mut self, mut r: Reachability<M, R>) {
         let members = &self.members;
-        r.retain_members(|a| members.binary_search_by(|m| m.address.cmp(a)).is_ok());
+        r.retain_members(&|a: &UniqueAddress| {
+            members.binary_search_by(|m| m.address.cmp(a)).is_ok()
+        });
         self.reachability = r;
     }
 
@@ -407,6 +413,19 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         Ok(())
     }
 
+    /// Whether observations by `observer` count: only those of members that are not Down (a
+    /// downed node's stale verdicts must not block the rest).
+    pub(crate) fn observer_counts(&self, observer: &UniqueAddress) -> bool {
+        self.member(observer)
+            .is_some_and(|m| m.status != MemberStatus::Down)
+    }
+
+    /// Aggregate reachability of `subject` over observers that count.
+    pub fn reachability_of(&self, subject: &UniqueAddress) -> ReachabilityStatus {
+        self.reachability
+            .status_filtered(subject, |o| self.observer_counts(o))
+    }
+
     /// Convergence (notes §6): every member that must have seen this version has (or has
     /// confirmed its exit), and every member flagged unreachable (by observers that are not
     /// Down) is Down or Exiting. `departed` lists nodes that confirmed they stopped.
@@ -426,17 +445,16 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         if unseen {
             return false;
         }
-        let not_down = |o: &UniqueAddress| {
-            self.member(o)
-                .is_some_and(|m| m.status != MemberStatus::Down)
-        };
-        !self.reachability.flagged_subjects(not_down).any(|s| {
-            s != *self_node
-                && !departed.contains(&s)
-                && self.member(&s).is_some_and(|m| {
-                    !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
-                })
-        })
+        !self
+            .reachability
+            .flagged_subjects(|o| self.observer_counts(o))
+            .any(|s| {
+                s != *self_node
+                    && !departed.contains(&s)
+                    && self.member(&s).is_some_and(|m| {
+                        !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
+                    })
+            })
     }
 }
 
@@ -476,6 +494,36 @@ mod tests {
             !m.add_member(b.members[1].clone()).unwrap(),
             "tombstoned stays out"
         );
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_merge_that_fits_after_tombstones_is_not_refused() {
+        use MemberStatus::*;
+        // Capacity 2: {1, 2} and {1, 3} with 2 tombstoned by the second side: the union
+        // would be three members, the result is two.
+        let mut a = Gossip::<2, 4>::new();
+        let mut b = Gossip::<2, 4>::new();
+        for (g, other) in [(&mut a, 2u8), (&mut b, 2u8)] {
+            let mut m = Member::joining(n(1), RoleSet::new(), AppVersion::default());
+            m.status = Up;
+            m.up_number = 1;
+            g.add_member(m).unwrap();
+            g.add_member(Member::joining(
+                n(other),
+                RoleSet::new(),
+                AppVersion::default(),
+            ))
+            .unwrap();
+        }
+        b.remove_member(&n(2), Instant::ZERO);
+        b.add_member(Member::joining(n(3), RoleSet::new(), AppVersion::default()))
+            .unwrap();
+        a.bump(n(1), true).unwrap();
+        b.bump(n(3), true).unwrap();
+        let mut m = a.clone();
+        m.merge_in(&b).unwrap();
+        assert!(m.is_member(&n(1)) && m.is_member(&n(3)) && !m.is_member(&n(2)));
         m.check_invariants().unwrap();
     }
 

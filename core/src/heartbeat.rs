@@ -46,6 +46,8 @@ pub struct Monitor<const H: usize> {
     /// that never answers is still detected.
     first_expected_at: Instant,
     next_seq: u8,
+    /// Requests sent so far, saturating: a response must answer one of them.
+    sent: u8,
     last_seq: Option<u8>,
     next_request_at: Instant,
     /// Latest round trip in milliseconds (small: devices keep several monitors).
@@ -154,21 +156,35 @@ impl<const H: usize> Heartbeats<H> {
                 break;
             }
         }
-        // Drop monitors that are not wanted: members gone from the gossip at once, others
-        // only while they look healthy.
+        // Keep monitors that are still wanted; keep others only while they look unavailable
+        // (so someone sees them come back) and only as room allows: wanted members first.
         self.monitors.retain(|m| {
             want.contains(&m.subject)
                 || (g.is_member(&m.subject) && !m.detector.is_available(now, s))
         });
-        for a in want {
-            if self.monitors.iter().any(|m| m.subject == a) {
+        for a in want.iter() {
+            if self.monitors.iter().any(|m| m.subject == *a) {
                 continue;
             }
+            if self.monitors.is_full() {
+                // Evict a stale receiver that is not wanted any more.
+                match self
+                    .monitors
+                    .iter()
+                    .position(|m| !want.contains(&m.subject))
+                {
+                    Some(i) => {
+                        self.monitors.swap_remove(i);
+                    }
+                    None => break,
+                }
+            }
             let _ = self.monitors.push(Monitor {
-                subject: a,
+                subject: *a,
                 detector: Detector::new(s.kind),
                 first_expected_at: now + expected_response_after,
                 next_seq: 0,
+                sent: 0,
                 last_seq: None,
                 next_request_at: now,
                 rtt_millis: None,
@@ -195,6 +211,7 @@ impl<const H: usize> Heartbeats<H> {
                 m.next_request_at = now + if late { interval / 5 } else { interval };
                 let seq = m.next_seq;
                 m.next_seq = m.next_seq.wrapping_add(1);
+                m.sent = m.sent.saturating_add(1);
                 (m.subject.socket_addr(), seq)
             })
     }
@@ -227,8 +244,9 @@ impl<const H: usize> Heartbeats<H> {
             None => true,
             Some(last) => (seq.wrapping_sub(last) as i8) > 0,
         };
-        // Only answers to requests actually sent count (at most 127 outstanding).
-        let sent_recently = (m.next_seq.wrapping_sub(seq).wrapping_sub(1) as i8) >= 0;
+        // Only answers to one of the last (at most 127) requests actually sent count.
+        let age = m.next_seq.wrapping_sub(seq);
+        let sent_recently = age >= 1 && age <= m.sent.min(127);
         if !newer || !sent_recently {
             return false;
         }

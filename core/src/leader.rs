@@ -12,7 +12,8 @@ use crate::time::Instant;
 
 /// The leader among members accepted by `filter` (notes §7.1).
 ///
-/// Candidates are members that are not Down and that no (non-Down) observer flags, with
+/// Candidates are members that are not Down and that no (non-Down) observer flags (Pekko also
+/// counts Down observers, whose stale verdicts then keep a healthy node from leading), with
 /// `self_node` always counting as reachable for itself. The first candidate in address order
 /// whose status is Up, Leaving, PreparingForShutdown or ReadyForShutdown leads; if none, the
 /// lowest by (WeaklyUp, Joining, Exiting), so a bootstrapping Joining node leads itself.
@@ -24,9 +25,7 @@ pub fn leader_among<const M: usize, const R: usize>(
     let reachable = |m: &Member| {
         m.address == *self_node
             || g.reachability.is_empty()
-            || g.reachability.status_filtered(&m.address, |o| {
-                g.member(o).is_some_and(|x| x.status != MemberStatus::Down)
-            }) == ReachabilityStatus::Reachable
+            || g.reachability_of(&m.address) == ReachabilityStatus::Reachable
     };
     let candidate = |m: &&Member| m.status != MemberStatus::Down && filter(m) && reachable(m);
     if let Some(m) = g
@@ -191,9 +190,7 @@ pub fn weakly_up<const M: usize, const R: usize>(
         .iter()
         .filter(|m| {
             m.status == MemberStatus::Joining
-                && g.reachability.status_filtered(&m.address, |o| {
-                    g.member(o).is_some_and(|x| x.status != MemberStatus::Down)
-                }) == ReachabilityStatus::Reachable
+                && g.reachability_of(&m.address) == ReachabilityStatus::Reachable
         })
         .map(|m| m.address)
         .collect();

@@ -81,6 +81,39 @@ impl MemberStatus {
         }
     }
 
+    /// True if `to` can follow `self` through zero or more allowed transitions. A node's view
+    /// of a member may skip statuses (it can hear of Up and then of Exiting), but it never moves
+    /// to a status that cannot follow the current one.
+    pub fn can_reach(self, to: MemberStatus) -> bool {
+        use MemberStatus::*;
+        const ALL: [MemberStatus; 9] = [
+            Joining,
+            WeaklyUp,
+            Up,
+            Leaving,
+            Exiting,
+            Down,
+            Removed,
+            PreparingForShutdown,
+            ReadyForShutdown,
+        ];
+        let mut reached = [false; 9];
+        let mut stack: heapless::Vec<MemberStatus, 9> = heapless::Vec::new();
+        let _ = stack.push(self);
+        while let Some(s) = stack.pop() {
+            if s == to {
+                return true;
+            }
+            for (i, next) in ALL.iter().enumerate() {
+                if !reached[i] && s.transition(*next).is_ok() {
+                    reached[i] = true;
+                    let _ = stack.push(*next);
+                }
+            }
+        }
+        false
+    }
+
     /// Rank used when two versions of the same member meet in a merge: the more advanced status
     /// wins, so concurrent updates resolve the same way on every node.
     pub(crate) fn merge_rank(self) -> u8 {
@@ -375,6 +408,20 @@ mod tests {
                 assert_eq!(allowed, table[i][j] == 1, "{from:?} -> {to:?}");
             }
         }
+    }
+
+    #[test]
+    fn reachability_through_transitions() {
+        assert!(Up.can_reach(Exiting), "through Leaving");
+        assert!(
+            Joining.can_reach(ReadyForShutdown),
+            "through Up and Preparing"
+        );
+        assert!(Up.can_reach(Up));
+        assert!(!Exiting.can_reach(Up));
+        assert!(!Down.can_reach(Exiting));
+        assert!(!Removed.can_reach(Down));
+        assert!(!Leaving.can_reach(PreparingForShutdown));
     }
 
     #[test]

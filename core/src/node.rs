@@ -222,10 +222,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// start) and `seed` for its random choices. Validates `config`.
     pub fn new(config: Config, addr: SocketAddr, uid: u64, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
-        if M < 1 {
+        if M < 1 || M > u16::MAX as usize || H > u16::MAX as usize {
             return Err(ConfigError {
                 key: "capacity",
-                reason: "the member capacity must be at least 1",
+                reason: "member and history capacities must be between 1 and 65,535",
             });
         }
         Ok(Node {
@@ -523,7 +523,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return Ok(()); // already on its way out
         }
         self.set_status_local(now, who, MemberStatus::Leaving)?;
-        self.gossip_round(now);
+        self.gossip_round();
         Ok(())
     }
 
@@ -531,8 +531,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// unreachable or has confirmed it stopped; a Down node that sees its status stops.
     pub fn down(&mut self, now: Instant, addr: SocketAddr) -> Result<(), CommandError> {
         let who = self.member_at(addr)?;
+        let already = self.gossip().member(&who).map(|m| m.status) == Some(MemberStatus::Down);
         self.set_status_local(now, who, MemberStatus::Down)?;
-        if who != self.me {
+        if who != self.me && !already {
             // Tell the downed node straight away so it stops serving.
             self.send(who.socket_addr(), Out::Gossip(who));
         }
@@ -543,6 +544,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// new is let in, and the leader moves them to ReadyForShutdown.
     pub fn prepare_for_full_cluster_shutdown(&mut self, now: Instant) -> Result<(), CommandError> {
         self.member_at(self.me.socket_addr())?;
+        let generation = self.generation;
         self.preparing_for_shutdown = true;
         let ups: heapless::Vec<UniqueAddress, M> = self
             .gossip()
@@ -557,7 +559,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         if !ups.is_empty() {
             self.local_change();
-            self.gossip_round(now);
+            self.gossip_round();
+            self.after_input(now, generation);
         }
         Ok(())
     }
@@ -578,7 +581,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         };
         if changed {
             self.local_change();
-            self.after_self_change(now);
+            self.after_self_change();
             self.after_input(now, generation);
         }
         Ok(())
@@ -637,7 +640,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 roles,
                 app_version,
                 compat,
-            } => self.on_join(now, Member::joining(from, roles, app_version), &compat),
+            } => self.on_join(Member::joining(from, roles, app_version), &compat),
             Message::Welcome { from, to } => self.on_welcome(now, from, to),
             Message::GossipStatus {
                 to_uid,
@@ -653,7 +656,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 let s = self.config.failure_detector;
                 self.heartbeats.on_response(now, from, seq, sent, tag, &s);
             }
-            Message::Gossip { from, to } => self.on_gossip(now, from, to),
+            Message::Gossip { from, to } => self.on_gossip(from, to),
             Message::Departed { from } => self.on_departed(from),
             Message::JoinRefused { from, reason } => self.on_refused(from.socket_addr(), reason),
             Message::VersionRefused { version } => {
@@ -698,7 +701,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         if self.due(Timer::Gossip, now) {
             self.timers[Timer::Gossip as usize] = Some(now + self.config.gossip_interval);
-            self.gossip_round(now);
+            self.gossip_round();
             if self.speed_up_needed() {
                 self.speed_up_left = 2;
                 self.timers[Timer::SpeedUp as usize] = Some(now + self.config.gossip_interval / 3);
@@ -715,7 +718,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.due(Timer::SpeedUp, now) {
             self.timers[Timer::SpeedUp as usize] = None;
             if self.speed_up_needed() {
-                self.gossip_round(now);
+                self.gossip_round();
                 self.speed_up_left = self.speed_up_left.saturating_sub(1);
                 if self.speed_up_left > 0 {
                     self.timers[Timer::SpeedUp as usize] =
@@ -764,9 +767,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.status = NodeStatus::Member;
         self.join.stop();
         // Spread the first gossip tick so nodes started together do not gossip in lockstep.
-        let jitter =
-            self.rng
-                .below(micros_of(self.config.gossip_interval).max(1) as usize) as u64;
+        let jitter = self
+            .rng
+            .below(crate::time::micros(self.config.gossip_interval).max(1) as usize)
+            as u64;
         self.timers[Timer::Gossip as usize] = Some(now + Duration::from_micros(jitter));
         self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
         self.timers[Timer::Heartbeat as usize] = Some(now);
@@ -806,7 +810,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    fn on_join(&mut self, now: Instant, joiner: Member, compat: &Compat) {
+    fn on_join(&mut self, joiner: Member, compat: &Compat) {
         if let Some(reason) = self.compat().check(compat) {
             self.refuse(joiner.address, reason);
             return;
@@ -846,7 +850,6 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 if changed_r || changed_s {
                     self.local_change();
                 }
-                let _ = now;
             }
             None => match self.bufs[self.cur].add_member(joiner) {
                 Ok(true) => {
@@ -875,7 +878,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.bufs[self.cur].add_seen(self.me);
         self.become_member(now);
         self.send(from.socket_addr(), Out::Gossip(from));
-        self.after_self_change(now);
+        self.after_self_change();
     }
 
     // ----- gossip -----------------------------------------------------------------------
@@ -902,28 +905,28 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    fn on_gossip(&mut self, now: Instant, from: UniqueAddress, to: UniqueAddress) {
+    fn on_gossip(&mut self, from: UniqueAddress, to: UniqueAddress) {
         if !self.is_member() || to != self.me || !self.valid_peer(&from) {
             self.stats.gossip_dropped += 1;
             return;
         }
         let exiting = self.status == NodeStatus::Exiting;
+        // After an exit, removal is the expected end; otherwise we were removed unannounced.
+        let removed = if exiting {
+            StopReason::Left
+        } else {
+            StopReason::Removed
+        };
         let inc = &self.bufs[self.incoming];
         if !inc.is_member(&self.me) {
             if inc.is_tombstoned(&self.me) {
-                // Removed: after an exit that is the expected end, otherwise we were removed
-                // without being told.
-                self.stop(if exiting {
-                    StopReason::Left
-                } else {
-                    StopReason::Removed
-                });
+                self.stop(removed);
             } else {
                 self.stats.gossip_dropped += 1;
             }
             return;
         }
-        let talkback = match self.gossip().compare(inc) {
+        let (talkback, mut changed) = match self.gossip().compare(inc) {
             Causality::Same => {
                 let remote_saw_me = inc.seen_by(&self.me);
                 let (cur, inc) = (self.cur, self.incoming);
@@ -931,21 +934,26 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .bufs
                     .get_disjoint_mut([cur, inc])
                     .expect("distinct buffer indices");
+                // Tell the peer what it lacks: our own mark, or others' it has not heard of.
+                let we_know_more = c.seen.iter().any(|a| !i.seen_by(a));
+                let before = c.seen.len();
                 c.union_seen(i);
+                let mut changed = c.seen.len() != before;
                 // Tombstones expire by local time, so equal versions may differ there.
                 for t in i.tombstones.iter() {
-                    if !c.is_member(&t.address) {
+                    if !c.is_member(&t.address) && !c.is_tombstoned(&t.address) {
                         c.add_tombstone(*t);
+                        changed = true;
                     }
                 }
-                !remote_saw_me
+                (!remote_saw_me || we_know_more, changed)
             }
             Causality::Before => {
                 let remote_saw_me = inc.seen_by(&self.me);
                 core::mem::swap(&mut self.cur, &mut self.incoming);
-                !remote_saw_me
+                (!remote_saw_me, true)
             }
-            Causality::After => true,
+            Causality::After => (true, false),
             Causality::Concurrent => {
                 let (cur, inc) = (self.cur, self.incoming);
                 let [i, c] = self
@@ -958,23 +966,24 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     return;
                 }
                 core::mem::swap(&mut self.cur, &mut self.incoming);
-                true
+                (true, true)
             }
         };
         if !self.gossip().is_member(&self.me) {
-            self.stop(if exiting {
-                StopReason::Left
-            } else {
-                StopReason::Removed
-            });
+            self.stop(removed);
             return;
         }
-        if !exiting {
+        if !exiting && !self.bufs[self.cur].seen_by(&self.me) {
             self.bufs[self.cur].add_seen(self.me);
+            changed = true;
         }
-        self.departed.retain(|d| self.bufs[self.cur].is_member(d));
-        self.changed();
-        self.after_self_change(now);
+        if changed {
+            self.departed.retain(|d| self.bufs[self.cur].is_member(d));
+            self.changed();
+            self.after_self_change();
+        }
+        // An exiting node takes no further part in spreading state (Pekko does the same).
+        let talkback = talkback && !exiting;
         if talkback && self.is_member() {
             self.send(from.socket_addr(), Out::Gossip(from));
         }
@@ -992,7 +1001,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// One gossip round: pick a target; send it a status if it has seen our version, the
     /// full gossip otherwise.
-    fn gossip_round(&mut self, _now: Instant) {
+    fn gossip_round(&mut self) {
         if !self.is_member() || self.gossip().members.len() < 2 {
             return;
         }
@@ -1183,7 +1192,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                             self.send(d.socket_addr(), Out::Gossip(*d));
                         }
                     }
-                    self.after_self_change(now);
+                    self.after_self_change();
                 }
             } else {
                 self.ticks_without_convergence = self.ticks_without_convergence.saturating_add(1);
@@ -1231,14 +1240,16 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .is_some_and(|m| m.status == MemberStatus::Down) =>
             {
                 self.self_down_ticks += 1;
+                // Pekko §12.4: stop once every Down member (this one included) has seen the
+                // state or is unreachable, so the others downed with us learn it too.
                 let g = self.gossip();
                 let spread = g
                     .members
                     .iter()
-                    .filter(|m| m.status != MemberStatus::Down)
+                    .filter(|m| m.status == MemberStatus::Down)
                     .all(|m| g.seen_by(&m.address) || !g.reachability.is_reachable(&m.address));
                 if spread || self.self_down_ticks >= SELF_DOWN_TICKS {
-                    self.depart(now, StopReason::Downed);
+                    self.depart(StopReason::Downed);
                 }
             }
             _ => {}
@@ -1246,7 +1257,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// Reacts to this node's own status after the gossip changed.
-    fn after_self_change(&mut self, now: Instant) {
+    fn after_self_change(&mut self) {
         let Some(status) = self.self_member().map(|m| m.status) else {
             return;
         };
@@ -1260,14 +1271,22 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.spread_to_some();
             self.confirm_departure();
         }
-        let _ = now;
     }
 
-    /// Full gossip to a few random members, so news about this node outlives it.
+    /// Full gossip to a few distinct random members, so news about this node outlives it.
+    /// Best effort: it leaves room in the outbox for the departure confirmations that follow.
     fn spread_to_some(&mut self) {
-        for _ in 0..DEPART_GOSSIP_FANOUT.min(self.gossip().members.len().saturating_sub(1)) {
+        let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
+        let mut sent: heapless::Vec<UniqueAddress, DEPART_GOSSIP_FANOUT> = heapless::Vec::new();
+        for _ in 0..2 * DEPART_GOSSIP_FANOUT {
+            if sent.len() >= DEPART_GOSSIP_FANOUT.min(room) {
+                break;
+            }
             if let Some(t) = self.select_target() {
-                self.send(t.socket_addr(), Out::Gossip(t));
+                if !sent.contains(&t) {
+                    let _ = sent.push(t);
+                    self.send(t.socket_addr(), Out::Gossip(t));
+                }
             }
         }
     }
@@ -1285,7 +1304,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    fn depart(&mut self, _now: Instant, reason: StopReason) {
+    fn depart(&mut self, reason: StopReason) {
         self.spread_to_some();
         self.confirm_departure();
         self.stop(reason);
@@ -1339,10 +1358,6 @@ fn up_requirements(config: &Config, preparing_for_shutdown: bool) -> UpRequireme
         role_minimums: &config.role_min_nr_of_members,
         preparing_for_shutdown,
     }
-}
-
-fn micros_of(d: Duration) -> u64 {
-    crate::time::micros(d)
 }
 
 fn claimed_sender(msg: &Message) -> Option<UniqueAddress> {

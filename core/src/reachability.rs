@@ -72,10 +72,24 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
 
     /// Version of `observer` (zero if none).
     pub fn version_of(&self, observer: &UniqueAddress) -> u64 {
-        match self.versions.binary_search_by(|(a, _)| a.cmp(observer)) {
-            Ok(i) => self.versions[i].1,
-            Err(_) => 0,
+        version_in(&self.versions, observer)
+    }
+
+    /// True if `observer` has rows and all of them say Reachable (never stored by
+    /// [`Reachability::change`]; only a hostile peer sends it).
+    pub(crate) fn has_only_reachable_rows(&self) -> bool {
+        let mut i = 0;
+        while i < self.records.len() {
+            let rows = self.observer_rows(&self.records[i].observer);
+            if self.records[rows.clone()]
+                .iter()
+                .all(|r| r.status == ReachabilityStatus::Reachable)
+            {
+                return true;
+            }
+            i = rows.end;
         }
+        false
     }
 
     fn observer_rows(&self, observer: &UniqueAddress) -> core::ops::Range<usize> {
@@ -153,7 +167,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         if existing.is_none() && self.records.is_full() {
             return Err(ReachabilityFull);
         }
-        let version = self.version_of(&observer) + 1;
+        let version = self.version_of(&observer).saturating_add(1);
         self.set_version(observer, version)?;
         let rec = Record {
             observer,
@@ -212,7 +226,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     }
 
     /// Keeps only observers and subjects accepted by `is_member`.
-    pub fn retain_members(&mut self, is_member: impl Fn(&UniqueAddress) -> bool) {
+    pub fn retain_members(&mut self, is_member: &impl Fn(&UniqueAddress) -> bool) {
         self.records
             .retain(|r| is_member(&r.observer) && is_member(&r.subject));
         self.versions.retain(|(a, _)| is_member(a));
@@ -248,34 +262,31 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         other: &Self,
         is_member: impl Fn(&UniqueAddress) -> bool,
     ) -> Result<(), ReachabilityFull> {
-        // Drop our rows of observers for which `other` is newer...
+        // Drop what will not survive first, so the unions below only grow towards a result
+        // that fits whenever the merged state does.
+        self.retain_members(&is_member);
+        let keep = |r: &Record| is_member(&r.observer) && is_member(&r.subject);
+        // Drop our rows of observers for which `other` is newer, and take theirs.
         let versions = &self.versions;
-        let version_of = |v: &heapless::Vec<(UniqueAddress, u64), M>, o: &UniqueAddress| match v
-            .binary_search_by(|(a, _)| a.cmp(o))
-        {
-            Ok(i) => v[i].1,
-            Err(_) => 0,
-        };
         let other_newer =
-            |o: &UniqueAddress| version_of(&other.versions, o) > version_of(versions, o);
+            |o: &UniqueAddress| version_in(&other.versions, o) > version_in(versions, o);
         self.records.retain(|r| !other_newer(&r.observer));
-        // ...and take theirs.
         crate::sorted::union_into_where(
             &mut self.records,
             &other.records,
-            |r| other_newer(&r.observer),
+            |r| keep(r) && other_newer(&r.observer),
             |r| (r.observer, r.subject),
             |x, _| *x,
         )
         .map_err(|_| ReachabilityFull)?;
-        crate::sorted::union_into(
+        crate::sorted::union_into_where(
             &mut self.versions,
             &other.versions,
+            |e| is_member(&e.0),
             |e| e.0,
             |x, y| (x.0, x.1.max(y.1)),
         )
         .map_err(|_| ReachabilityFull)?;
-        self.retain_members(is_member);
         Ok(())
     }
 
@@ -306,6 +317,16 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     pub fn clear(&mut self) {
         self.records.clear();
         self.versions.clear();
+    }
+}
+
+fn version_in<const M: usize>(
+    versions: &heapless::Vec<(UniqueAddress, u64), M>,
+    observer: &UniqueAddress,
+) -> u64 {
+    match versions.binary_search_by(|(a, _)| a.cmp(observer)) {
+        Ok(i) => versions[i].1,
+        Err(_) => 0,
     }
 }
 

@@ -150,6 +150,22 @@ impl<const N: usize> VectorClock<N> {
         .map_err(|_| ClockFull)
     }
 
+    /// `self := max(self, other)` pointwise, taking only `other`'s entries `keep` accepts.
+    pub fn merge_in_where(
+        &mut self,
+        other: &Self,
+        keep: impl Fn(&UniqueAddress) -> bool,
+    ) -> Result<(), ClockFull> {
+        crate::sorted::union_into_where(
+            &mut self.entries,
+            &other.entries,
+            |e| keep(&e.0),
+            |e| e.0,
+            |x, y| (x.0, x.1.max(y.1)),
+        )
+        .map_err(|_| ClockFull)
+    }
+
     /// A 64-bit digest of the whole vector, identical on every node for equal vectors.
     pub fn digest(&self) -> u64 {
         let mut h = Digest::new();

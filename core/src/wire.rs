@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::address::UniqueAddress;
 use crate::config::{Name, Value, MAX_COMPAT_SETTINGS};
 use crate::gossip::{Gossip, Tombstone};
-use crate::member::{AppVersion, Member, MemberStatus, RoleSet};
+use crate::member::{AppVersion, Member, MemberStatus, RoleSet, UP_NUMBER_UNSET};
 use crate::reachability::{ReachabilityStatus, Record};
 use crate::time::Instant;
 
@@ -491,6 +491,11 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Largest clock counter or reachability version accepted from a peer. Honest counters grow by
+/// one per change and never get near it; the margin keeps a hostile value from saturating
+/// ours, which would freeze our state.
+pub const MAX_COUNTER: u64 = 1 << 48;
+
 /// Upper bound of an encoded message for a node with capacities `m` and `r` (a transport's
 /// buffer of this size always suffices).
 pub const fn max_message_len(m: usize, r: usize) -> usize {
@@ -558,9 +563,9 @@ pub fn encode<const M: usize, const R: usize>(
 
 fn index<const M: usize, const R: usize>(g: &Gossip<M, R>, a: &UniqueAddress) -> u32 {
     // Only called for addresses the invariants guarantee are members.
-    g.members
-        .binary_search_by(|m| m.address.cmp(a))
-        .unwrap_or(0) as u32
+    let i = g.members.binary_search_by(|m| m.address.cmp(a));
+    debug_assert!(i.is_ok(), "gossip invariant broken: {a} is not a member");
+    i.unwrap_or(0) as u32
 }
 
 fn encode_gossip<const M: usize, const R: usize>(
@@ -624,6 +629,18 @@ fn decode_gossip<const M: usize, const R: usize>(
         if m.status == MemberStatus::Removed {
             return Err(WireError::Malformed("removed member in gossip"));
         }
+        // Only the leader hands out up-numbers, when moving a member Up.
+        let numbered = m.up_number != UP_NUMBER_UNSET;
+        let consistent = match m.status {
+            MemberStatus::Joining | MemberStatus::WeaklyUp => !numbered,
+            MemberStatus::Up
+            | MemberStatus::PreparingForShutdown
+            | MemberStatus::ReadyForShutdown => numbered,
+            _ => true,
+        };
+        if !consistent {
+            return Err(WireError::Malformed("status and up-number disagree"));
+        }
         if g.members.last().is_some_and(|l| l.address >= m.address) {
             return Err(WireError::Malformed("members out of order"));
         }
@@ -633,8 +650,10 @@ fn decode_gossip<const M: usize, const R: usize>(
     let mut last = None;
     for _ in 0..n {
         let (i, v): (u32, u64) = r.take()?;
-        if last.is_some_and(|l| l >= i) || v == 0 {
-            return Err(WireError::Malformed("clock entries out of order or zero"));
+        if last.is_some_and(|l| l >= i) || v == 0 || v > MAX_COUNTER {
+            return Err(WireError::Malformed(
+                "clock entries out of order or out of range",
+            ));
         }
         last = Some(i);
         g.version
@@ -655,6 +674,9 @@ fn decode_gossip<const M: usize, const R: usize>(
     let n = r.count(M)?;
     for _ in 0..n {
         let (i, v): (u32, u64) = r.take()?;
+        if v > MAX_COUNTER {
+            return Err(WireError::Malformed("reachability version out of range"));
+        }
         let a = member_at(g, i)?;
         g.reachability
             .push_version(a, v)
@@ -675,6 +697,9 @@ fn decode_gossip<const M: usize, const R: usize>(
         g.reachability
             .push_record(rec)
             .map_err(|_| WireError::Malformed("reachability records out of order"))?;
+    }
+    if g.reachability.has_only_reachable_rows() {
+        return Err(WireError::Malformed("an observer with only Reachable rows"));
     }
     let n = r.count(M)?;
     for _ in 0..n {
@@ -779,6 +804,7 @@ pub fn decode<const M: usize, const R: usize>(
 mod tests {
     use super::*;
     use crate::member::Role;
+    use crate::reachability::Reachability;
 
     type G = Gossip<8, 16>;
 
@@ -951,6 +977,55 @@ mod tests {
                 version: g.version_digest(),
                 seen: g.seen_digest()
             })
+        );
+    }
+
+    /// Encodes `g` after `tamper` has changed it behind the invariants' back.
+    fn tampered(tamper: impl FnOnce(&mut G)) -> Result<Message, WireError> {
+        let mut g = sample();
+        tamper(&mut g);
+        let mut buf = [0u8; 2048];
+        let len = encode(
+            &Outgoing::Gossip {
+                from: n(1),
+                to: n(2),
+            },
+            &g,
+            Instant::ZERO,
+            &mut buf,
+        )
+        .unwrap();
+        decode(&buf[..len], &mut G::new(), Instant::ZERO)
+    }
+
+    #[test]
+    fn hostile_gossip_content_is_refused() {
+        assert!(tampered(|_| {}).is_ok());
+        // An Up member without an up-number.
+        assert_eq!(
+            tampered(|g| g.members[0].up_number = crate::member::UP_NUMBER_UNSET),
+            Err(WireError::Malformed("status and up-number disagree"))
+        );
+        // A counter that would freeze ours if adopted.
+        assert!(matches!(
+            tampered(|g| g.version.set(n(1), MAX_COUNTER + 1).unwrap()),
+            Err(WireError::Malformed(_))
+        ));
+        // Rows that only say Reachable are never stored by an honest observer.
+        assert_eq!(
+            tampered(|g| {
+                let mut r = Reachability::<8, 16>::new();
+                r.push_version(n(1), 1).unwrap();
+                r.push_record(Record {
+                    observer: n(1),
+                    subject: n(2),
+                    status: ReachabilityStatus::Reachable,
+                    version: 1,
+                })
+                .unwrap();
+                g.reachability = r;
+            }),
+            Err(WireError::Malformed("an observer with only Reachable rows"))
         );
     }
 

@@ -52,7 +52,17 @@ pub fn gossip<const M: usize, const R: usize>(b: &[u8; SPEC_LEN]) -> Gossip<M, R
             AppVersion::new(u16::from(spec[2] % 3), 0, 0),
         );
         m.status = STATUSES[spec[0] as usize % STATUSES.len()];
-        m.up_number = 1 + u32::from(spec[1] % 5);
+        // Joining and WeaklyUp members have no up-number yet; Up ones always have one.
+        let numbered = match m.status {
+            MemberStatus::Joining | MemberStatus::WeaklyUp => false,
+            MemberStatus::Up
+            | MemberStatus::PreparingForShutdown
+            | MemberStatus::ReadyForShutdown => true,
+            _ => spec[1] & 0x80 == 0,
+        };
+        if numbered {
+            m.up_number = 1 + u32::from(spec[1] % 5);
+        }
         m
     };
     // bytes 0..9: the three core members; 9..12: extra kind; 12..21: extra members.
