@@ -334,12 +334,11 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             |x, y| Member::merge_winner(x, y).clone(),
         )
         .map_err(|_| CapacityError::Members)?;
-        // 4. Clock and reachability, restricted to members.
-        let members = &self.members;
-        let is_member = |x: &UniqueAddress| members.binary_search_by(|m| m.address.cmp(x)).is_ok();
-        self.version.retain(is_member);
-        self.version.merge_in_where(&other.version, is_member)?;
-        self.reachability.merge_in(&other.reachability, is_member)?;
+        // 4. Clock and reachability, restricted to members. Both sides keep them to their own
+        //    members (an invariant), so "still a member" is "not tombstoned".
+        self.version.retain(alive);
+        self.version.merge_in_where(&other.version, alive)?;
+        self.reachability.merge_in(&other.reachability, alive)?;
         // 5. Seen.
         if !self_is_result {
             self.seen.clear();
@@ -348,7 +347,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             crate::sorted::union_into(&mut self.seen, &other.seen, |a| *a, |a, _| *a)
                 .map_err(|_| CapacityError::Members)?;
         }
-        self.seen.retain(|a| is_member(a));
+        self.seen.retain(|a| alive(a));
         Ok(())
     }
 

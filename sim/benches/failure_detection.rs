@@ -2,6 +2,8 @@
 //!
 //! `cargo bench -p fjell-sim --bench failure_detection` — crash-detection distributions,
 //! steady-state traffic and simulation speed.
+//! `cargo bench -p fjell-sim --bench failure_detection -- steady` — only the steady-state
+//! traffic and simulation-speed part.
 //! `cargo bench -p fjell-sim --bench failure_detection -- campaign [hours]` — false-alarm
 //! campaign: 100 nodes, 20 ms jitter, 1% loss, 24 simulated hours by default.
 //!
@@ -128,7 +130,8 @@ fn large_cluster() {
 
 fn steady<const M: usize, const R: usize>(n: usize) {
     let (mut sim, ids) = formed::<M, R>(3, n, &Config::default());
-    let secs = 60;
+    // Long enough that the wall-clock measurement is not noise (100 nodes run 600 s in < 1 s).
+    let secs = if n <= 100 { 1800 } else { 60 };
     let before = sim.traffic();
     let wall = Wall::now();
     sim.run_for(Duration::from_secs(secs));
@@ -208,6 +211,11 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "campaign") {
         let hours = args.get(i + 1).and_then(|h| h.parse().ok()).unwrap_or(24);
         campaign(hours);
+        return;
+    }
+    if args.iter().any(|a| a == "steady") {
+        steady::<128, 256>(100);
+        steady::<1024, 2048>(1000);
         return;
     }
     distribution(Duration::from_secs(1));
