@@ -125,6 +125,8 @@ impl<const H: usize> Heartbeats<H> {
         s: &DetectorSettings,
         expected_response_after: Duration,
     ) {
+        // Indices are valid only for the member list they were computed from; the length
+        // check guards against a caller passing a stale generation.
         if self.ring_generation != Some(generation)
             || usize::from(self.ring_members) != g.members().len()
         {

@@ -194,6 +194,7 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     notices: heapless::Deque<Event, NOTICES>,
     departed: heapless::Vec<UniqueAddress, MAX_DEPARTED>,
     ticks_without_convergence: u32,
+    /// Set by this node's own `prepare_for_full_cluster_shutdown`; see `shutting_down`.
     preparing_for_shutdown: bool,
     self_down_ticks: u32,
     exit_ticks: u32,
@@ -785,7 +786,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let can_take = self.status == NodeStatus::Member
-            && !self.preparing_for_shutdown
+            && !self.shutting_down()
             && self
                 .self_member()
                 .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting));
@@ -815,7 +816,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.refuse(joiner.address, reason);
             return;
         }
-        if self.status != NodeStatus::Member || self.preparing_for_shutdown {
+        if self.status != NodeStatus::Member || self.shutting_down() {
             return;
         }
         if self
@@ -1176,7 +1177,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.leader() == Some(self.me) && self.status == NodeStatus::Member {
             if self.is_converged() {
                 self.ticks_without_convergence = 0;
-                let req = up_requirements(&self.config, self.preparing_for_shutdown);
+                let req = up_requirements(&self.config, self.shutting_down());
                 let cur = self.cur;
                 let out =
                     leader::actions_on_convergence(&mut self.bufs[cur], now, &req, &self.departed);
@@ -1199,7 +1200,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 if let Some(after) = self.config.allow_weakly_up_members {
                     let waited =
                         self.config.leader_actions_interval * self.ticks_without_convergence;
-                    if waited >= after && !self.preparing_for_shutdown {
+                    if waited >= after && !self.shutting_down() {
                         let req = up_requirements(&self.config, false);
                         let cur = self.cur;
                         let moved = leader::weakly_up(&mut self.bufs[cur], &req);
@@ -1320,6 +1321,19 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.heartbeats.clear();
         self.changed();
         self.notify(Event::Stopped(reason));
+    }
+
+    /// A full-cluster shutdown is under way: this node started it, or some member is
+    /// PreparingForShutdown or ReadyForShutdown. Nobody new is let in or moved up then, on
+    /// every node, even one whose own status was switched by another node's command.
+    fn shutting_down(&self) -> bool {
+        self.preparing_for_shutdown
+            || self.gossip().members.iter().any(|m| {
+                matches!(
+                    m.status,
+                    MemberStatus::PreparingForShutdown | MemberStatus::ReadyForShutdown
+                )
+            })
     }
 
     /// Digests of the current version and seen set.

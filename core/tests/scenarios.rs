@@ -452,3 +452,32 @@ fn a_thousand_node_cluster_forms_and_converges() {
         .unwrap();
     eprintln!("1000 nodes Up and converged after {took:?} virtual");
 }
+
+#[test]
+fn full_cluster_shutdown_makes_everyone_ready_and_lets_no_one_in() {
+    for seed in seeds(5) {
+        let (mut sim, ids) = up_cluster(seed, 3, &Config::default());
+        sim.with_node(ids[1], |n, now| n.prepare_for_full_cluster_shutdown(now))
+            .unwrap();
+        sim.run_until(SECS(30), |s| {
+            s.all_see(&ids, &ids, |m| m.status == MemberStatus::ReadyForShutdown)
+        })
+        .unwrap();
+        let late = sim.add_node(Config::default());
+        sim.join(late, ids[0]);
+        sim.run_for(SECS(20));
+        assert!(
+            ids.iter()
+                .all(|&i| sim.status_of(i, late).is_none_or(|s| s != MemberStatus::Up)),
+            "a node was let in during a full-cluster shutdown"
+        );
+        // Members can still leave.
+        sim.leave(ids[2], ids[2]);
+        let rest = &ids[..2];
+        sim.run_until(SECS(30), |s| {
+            s.all_see(rest, rest, |m| m.status == MemberStatus::ReadyForShutdown)
+                && s.is_stopped(ids[2])
+        })
+        .unwrap();
+    }
+}

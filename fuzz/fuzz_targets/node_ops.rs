@@ -1,7 +1,10 @@
 //! Three nodes and a hostile network: the fuzzer chooses time steps, which message is delivered,
 //! dropped, duplicated or corrupted, injects arbitrary bytes from any address, and issues
-//! commands. After every input each node's state must keep its invariants: valid gossip,
-//! statuses that only move forward, and removed incarnations that never come back.
+//! commands. After every input each node's state must keep its structural invariants (valid
+//! gossip). While the network is merely unreliable (loss, duplication, reordering) statuses must
+//! also only move forward and removed incarnations never come back; once a message was forged
+//! or corrupted, a peer inside the trust boundary may lie about membership (fjell defends its
+//! integrity, not against Byzantine members), so only the structural invariants are checked.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -41,6 +44,7 @@ struct World {
     pending: Vec<(usize, usize, Vec<u8>)>,
     last: Vec<HashMap<UniqueAddress, fjell_core::MemberStatus>>,
     removed: Vec<HashSet<UniqueAddress>>,
+    tampered: bool,
 }
 
 impl World {
@@ -64,6 +68,9 @@ impl World {
     fn check(&mut self, i: usize) {
         let g = self.nodes[i].gossip();
         g.check_invariants().expect("gossip invariants");
+        if self.tampered {
+            return;
+        }
         for m in g.members() {
             assert!(
                 !self.removed[i].contains(&m.address),
@@ -98,6 +105,7 @@ fuzz_target!(|ops: Vec<Op>| {
         pending: Vec::new(),
         last: vec![HashMap::new(); NODES],
         removed: vec![HashSet::new(); NODES],
+        tampered: false,
     };
     let seeds: Vec<SocketAddr> = (0..NODES).map(addr).collect();
     for op in ops.into_iter().take(400) {
@@ -125,6 +133,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Corrupt { k, pos, byte } if !w.pending.is_empty() => {
                 let k = k as usize % w.pending.len();
+                w.tampered = true;
                 let msg = &mut w.pending[k].2;
                 if !msg.is_empty() {
                     let p = pos as usize % msg.len();
@@ -132,6 +141,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
             }
             Op::Inject { to, from, bytes } => {
+                w.tampered = true;
                 let to = n(to);
                 let from = SocketAddr::from(([10, 0, 0, from], 7355));
                 let _ = w.nodes[to].handle_message(w.now, from, &bytes);
