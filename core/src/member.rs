@@ -56,6 +56,19 @@ impl fmt::Display for IllegalTransition {
 }
 
 impl MemberStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [MemberStatus; 9] = [
+        MemberStatus::Joining,
+        MemberStatus::WeaklyUp,
+        MemberStatus::Up,
+        MemberStatus::Leaving,
+        MemberStatus::Exiting,
+        MemberStatus::Down,
+        MemberStatus::Removed,
+        MemberStatus::PreparingForShutdown,
+        MemberStatus::ReadyForShutdown,
+    ];
+
     /// The allowed-transition table (Pekko `Member.allowedTransitions`). This is the only place
     /// that decides whether a status change is legal. Setting the current status is a no-op.
     pub fn transition(self, to: MemberStatus) -> Result<MemberStatus, IllegalTransition> {
@@ -85,18 +98,6 @@ impl MemberStatus {
     /// of a member may skip statuses (it can hear of Up and then of Exiting), but it never moves
     /// to a status that cannot follow the current one.
     pub fn can_reach(self, to: MemberStatus) -> bool {
-        use MemberStatus::*;
-        const ALL: [MemberStatus; 9] = [
-            Joining,
-            WeaklyUp,
-            Up,
-            Leaving,
-            Exiting,
-            Down,
-            Removed,
-            PreparingForShutdown,
-            ReadyForShutdown,
-        ];
         let mut reached = [false; 9];
         let mut stack: heapless::Vec<MemberStatus, 9> = heapless::Vec::new();
         let _ = stack.push(self);
@@ -104,7 +105,7 @@ impl MemberStatus {
             if s == to {
                 return true;
             }
-            for (i, next) in ALL.iter().enumerate() {
+            for (i, next) in Self::ALL.iter().enumerate() {
                 if !reached[i] && s.transition(*next).is_ok() {
                     reached[i] = true;
                     let _ = stack.push(*next);
@@ -375,17 +376,7 @@ mod tests {
     use super::MemberStatus::*;
     use super::*;
 
-    const ALL: [MemberStatus; 9] = [
-        Joining,
-        WeaklyUp,
-        Up,
-        Leaving,
-        Exiting,
-        Down,
-        Removed,
-        PreparingForShutdown,
-        ReadyForShutdown,
-    ];
+    const ALL: [MemberStatus; 9] = MemberStatus::ALL;
 
     #[test]
     fn transition_table_matches_pekko() {

@@ -13,17 +13,6 @@ use fjell_core::{Instant, UniqueAddress};
 /// Bytes [`gossip`] reads.
 pub const SPEC_LEN: usize = 26;
 
-const STATUSES: [MemberStatus; 8] = [
-    MemberStatus::Joining,
-    MemberStatus::WeaklyUp,
-    MemberStatus::Up,
-    MemberStatus::Leaving,
-    MemberStatus::Exiting,
-    MemberStatus::Down,
-    MemberStatus::PreparingForShutdown,
-    MemberStatus::ReadyForShutdown,
-];
-
 /// The identity of generated node `i` (0..6).
 pub fn node(i: usize) -> UniqueAddress {
     UniqueAddress::new(([10, 0, 0, i as u8 + 1], 7355).into(), 100 + i as u64)
@@ -51,7 +40,11 @@ pub fn gossip<const M: usize, const R: usize>(b: &[u8; SPEC_LEN]) -> Gossip<M, R
             RoleSet::new(),
             AppVersion::new(u16::from(spec[2] % 3), 0, 0),
         );
-        m.status = STATUSES[spec[0] as usize % STATUSES.len()];
+        // Removed never appears in a member set: it stands in for a second chance at Up.
+        m.status = match MemberStatus::ALL[spec[0] as usize % MemberStatus::ALL.len()] {
+            MemberStatus::Removed => MemberStatus::Up,
+            s => s,
+        };
         // Joining and WeaklyUp members have no up-number yet; Up ones always have one.
         let numbered = match m.status {
             MemberStatus::Joining | MemberStatus::WeaklyUp => false,
