@@ -108,6 +108,7 @@ extern crate std;
 
 pub mod address;
 pub mod config;
+pub mod downing;
 pub mod event;
 pub mod gossip;
 pub mod heartbeat;
