@@ -368,6 +368,11 @@ mod tests {
         g.version_digest() ^ g.reachability().records().len() as u64
     }
 
+    /// Node `me` (re)derives whom it monitors, `k` at a time.
+    fn watch(h: &mut Heartbeats<8>, now: Instant, g: &G, me: u8, k: usize) {
+        h.update(now, g, gen(g), &n(me), k, &S, Duration::from_secs(1));
+    }
+
     const S: DetectorSettings = DetectorSettings {
         kind: crate::phi::DetectorKind::Phi,
         threshold: 8.0,
@@ -383,15 +388,7 @@ mod tests {
         let mut watched_by = [0u32; 21];
         for i in 1..=20 {
             let mut h = Heartbeats::<8>::new();
-            h.update(
-                Instant::ZERO,
-                &g,
-                gen(&g),
-                &n(i),
-                5,
-                &S,
-                Duration::from_secs(1),
-            );
+            watch(&mut h, Instant::ZERO, &g, i, 5);
             assert_eq!(h.monitors().len(), 5);
             for m in h.monitors() {
                 assert_ne!(m.subject, n(i));
@@ -405,15 +402,7 @@ mod tests {
     fn small_clusters_monitor_everyone_else() {
         let g = gossip(3);
         let mut h = Heartbeats::<8>::new();
-        h.update(
-            Instant::ZERO,
-            &g,
-            gen(&g),
-            &n(1),
-            5,
-            &S,
-            Duration::from_secs(1),
-        );
+        watch(&mut h, Instant::ZERO, &g, 1, 5);
         assert_eq!(h.monitors().len(), 2);
     }
 
@@ -421,28 +410,12 @@ mod tests {
     fn unreachable_receivers_are_kept_and_not_counted() {
         let mut g = gossip(20);
         let mut h = Heartbeats::<8>::new();
-        h.update(
-            Instant::ZERO,
-            &g,
-            gen(&g),
-            &n(1),
-            3,
-            &S,
-            Duration::from_secs(1),
-        );
+        watch(&mut h, Instant::ZERO, &g, 1, 3);
         let first = h.monitors()[0].subject;
         g.reachability
             .change(n(2), first, ReachabilityStatus::Unreachable)
             .unwrap();
-        h.update(
-            Instant::ZERO,
-            &g,
-            gen(&g),
-            &n(1),
-            3,
-            &S,
-            Duration::from_secs(1),
-        );
+        watch(&mut h, Instant::ZERO, &g, 1, 3);
         assert_eq!(
             h.monitors().len(),
             4,
@@ -455,15 +428,7 @@ mod tests {
     fn responses_feed_the_detector_once_and_measure_rtt() {
         let g = gossip(2);
         let mut h = Heartbeats::<8>::new();
-        h.update(
-            Instant::ZERO,
-            &g,
-            gen(&g),
-            &n(1),
-            5,
-            &S,
-            Duration::from_secs(1),
-        );
+        watch(&mut h, Instant::ZERO, &g, 1, 5);
         let (to, seq) = h
             .requests(Instant::ZERO, S.heartbeat_interval)
             .next()
@@ -495,7 +460,7 @@ mod tests {
         let mut h = Heartbeats::<8>::new();
         let i = S.heartbeat_interval;
         let at = |ms: u64| Instant::from_millis(ms);
-        h.update(at(0), &g, gen(&g), &n(1), 5, &S, Duration::from_secs(1));
+        watch(&mut h, at(0), &g, 1, 5);
         let (to, seq) = h.requests(at(0), i).next().unwrap();
         assert!(h.on_response(at(5), to, seq, 0, uid_tag(&n(2)), &S));
         assert_eq!(h.next_request_at(), Some(at(1_000)));
@@ -521,15 +486,7 @@ mod tests {
     fn a_member_that_never_answers_is_still_detected() {
         let g = gossip(2);
         let mut h = Heartbeats::<8>::new();
-        h.update(
-            Instant::ZERO,
-            &g,
-            gen(&g),
-            &n(1),
-            5,
-            &S,
-            Duration::from_secs(1),
-        );
+        watch(&mut h, Instant::ZERO, &g, 1, 5);
         let at = |s: u64| Instant::from_millis(s);
         assert!(h.reap(at(500), &S).all(|(_, ok)| ok));
         assert!(

@@ -10,10 +10,7 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 fn up_cluster(seed: u64, n: usize) -> (Sim, Vec<NodeId>) {
     let mut sim: Sim = Sim::new(seed);
-    let ids: Vec<NodeId> = (0..n).map(|_| sim.add_node(Config::default())).collect();
-    for &i in &ids {
-        sim.join_seed_nodes(i, &ids[..n.min(3)]);
-    }
+    let ids = sim.start_cluster(n, &Config::default(), 3);
     sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids))
         .unwrap();
     (sim, ids)
@@ -151,20 +148,12 @@ fn a_two_second_stop_the_world_pause_is_not_a_failure() {
 fn a_hundred_nodes_on_a_jittery_lossy_network_see_no_false_unreachable_in_an_hour() {
     let mut sim: Sim<128, 256> = Sim::new(7);
     sim.set_check_interval(Duration::from_millis(100));
-    let ids: Vec<NodeId> = (0..100).map(|_| sim.add_node(Config::default())).collect();
-    for &i in &ids {
-        sim.join_seed_nodes(i, &ids[..3]);
-    }
+    let ids = sim.start_cluster(100, &Config::default(), 3);
     // Form on a clean network, then switch to 20 ms jitter and 1% loss for an hour.
     sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
         .unwrap();
     let start = sim.events().len();
-    sim.set_default_link(LinkConfig {
-        latency: Duration::from_millis(1),
-        jitter: Duration::from_millis(20),
-        loss: 0.01,
-        duplicate: 0.0,
-    });
+    sim.set_default_link(LinkConfig::jittery_lossy());
     sim.run_for(SECS(3600));
     let false_alarms = sim.events()[start..]
         .iter()

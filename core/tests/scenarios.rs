@@ -75,10 +75,7 @@ fn concurrent_start_of_all_seeds_forms_exactly_one_cluster() {
             jitter: Duration::from_millis(5),
             ..LinkConfig::default()
         });
-        let ids = cluster(&mut sim, 5, &Config::default());
-        for &i in &ids {
-            sim.join_seed_nodes(i, &ids);
-        }
+        let ids = sim.start_cluster(5, &Config::default(), 5);
         sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids))
             .unwrap();
         // all_up + converged: one cluster (two clusters never merge: gossip from non-members
@@ -158,10 +155,7 @@ fn per_role_minimum_holds_everyone_joining_until_reached() {
 
 fn up_cluster(seed: u64, n: usize, config: &Config) -> (Sim, Vec<NodeId>) {
     let mut sim: Sim = Sim::new(seed);
-    let ids = cluster(&mut sim, n, config);
-    for &i in &ids {
-        sim.join_seed_nodes(i, &ids[..n.min(3)]);
-    }
+    let ids = sim.start_cluster(n, config, 3);
     sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids))
         .unwrap();
     (sim, ids)
@@ -418,10 +412,7 @@ fn lossy_reordering_network_still_converges_after_faults_heal() {
             loss: 0.05,
             duplicate: 0.05,
         });
-        let ids = cluster(&mut sim, 6, &Config::default());
-        for &i in &ids {
-            sim.join_seed_nodes(i, &ids[..3]);
-        }
+        let ids = sim.start_cluster(6, &Config::default(), 3);
         sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
             .unwrap();
         // A one-way partition while a node leaves; then heal.
@@ -443,10 +434,7 @@ fn a_thousand_node_cluster_forms_and_converges() {
     let mut sim: Sim<1024, 1024> = Sim::new(42);
     sim.record_events(false);
     sim.set_check_interval(Duration::from_millis(100));
-    let ids: Vec<NodeId> = (0..1000).map(|_| sim.add_node(Config::default())).collect();
-    for &i in &ids {
-        sim.join_seed_nodes(i, &ids[..3]);
-    }
+    let ids = sim.start_cluster(1000, &Config::default(), 3);
     let took = sim
         .run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
         .unwrap();

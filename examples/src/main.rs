@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use fjell_core::{Config, Event};
-use fjell_sim::{NodeId, Sim};
+use fjell_sim::Sim;
 
 const USAGE: &str = "usage: fjell simulate [--nodes N] [--seed S]
 
@@ -80,11 +80,7 @@ fn describe(e: &Event) -> String {
 
 fn simulate(n: usize, seed: u64) -> ExitCode {
     let mut sim: Sim = Sim::new(seed);
-    let ids: Vec<NodeId> = (0..n).map(|_| sim.add_node(Config::default())).collect();
-    let seeds = &ids[..n.min(3)];
-    for &i in &ids {
-        sim.join_seed_nodes(i, seeds);
-    }
+    let ids = sim.start_cluster(n, &Config::default(), 3);
     if let Err(e) = sim.run_until(Duration::from_secs(60), |s| {
         s.all_up(&ids) && s.converged(&ids)
     }) {

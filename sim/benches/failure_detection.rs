@@ -30,10 +30,7 @@ fn formed<const M: usize, const R: usize>(
     sim.record_events(false);
     sim.check_invariants(false);
     sim.set_check_interval(Duration::from_millis(10));
-    let ids: Vec<NodeId> = (0..n).map(|_| sim.add_node(c.clone())).collect();
-    for &i in &ids {
-        sim.join_seed_nodes(i, &ids[..3]);
-    }
+    let ids = sim.start_cluster(n, c, 3);
     sim.run_until(Duration::from_secs(120), |s| {
         s.all_up(&ids) && s.converged(&ids)
     })
@@ -163,21 +160,13 @@ fn campaign(hours: u64) {
     let mut sim: Sim<128, 256> = Sim::new(2026);
     sim.check_invariants(false);
     sim.set_check_interval(Duration::from_millis(100));
-    let ids: Vec<NodeId> = (0..100).map(|_| sim.add_node(Config::default())).collect();
-    for &i in &ids {
-        sim.join_seed_nodes(i, &ids[..3]);
-    }
+    let ids = sim.start_cluster(100, &Config::default(), 3);
     sim.run_until(Duration::from_secs(60), |s| {
         s.all_up(&ids) && s.converged(&ids)
     })
     .expect("formed");
     let start = sim.events().len();
-    sim.set_default_link(LinkConfig {
-        latency: Duration::from_millis(1),
-        jitter: Duration::from_millis(20),
-        loss: 0.01,
-        duplicate: 0.0,
-    });
+    sim.set_default_link(LinkConfig::jittery_lossy());
     let before = sim.traffic();
     for h in 0..hours {
         sim.run_for(Duration::from_secs(3600));

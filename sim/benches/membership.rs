@@ -20,10 +20,7 @@ fn cold_start(seed: u64, n: usize) -> (Big, Vec<NodeId>) {
     sim.record_events(false);
     sim.check_invariants(false);
     sim.set_check_interval(Duration::from_millis(10));
-    let ids: Vec<NodeId> = (0..n).map(|_| sim.add_node(Config::default())).collect();
-    for &i in &ids {
-        sim.join_seed_nodes(i, &ids[..3]);
-    }
+    let ids = sim.start_cluster(n, &Config::default(), 3);
     let wall = WallInstant::now();
     let know = sim
         .run_until(Duration::from_secs(120), |s| {

@@ -11,10 +11,7 @@
 //! use std::time::Duration;
 //!
 //! let mut sim: Sim = Sim::new(7);
-//! let ids: Vec<_> = (0..3).map(|_| sim.add_node(Config::default())).collect();
-//! for &i in &ids {
-//!     sim.join_seed_nodes(i, &ids);
-//! }
+//! let ids = sim.start_cluster(3, &Config::default(), 3);
 //! sim.run_until(Duration::from_secs(30), |s| s.all_up(&ids)).expect("cluster formed");
 //! assert!(sim.node(ids[2]).members().iter().all(|m| m.status == MemberStatus::Up));
 //! ```
@@ -47,6 +44,19 @@ pub struct LinkConfig {
     pub loss: f64,
     /// Probability a message is delivered twice.
     pub duplicate: f64,
+}
+
+impl LinkConfig {
+    /// A jittery, lossy link: 1 ms latency, up to 20 ms jitter, 1% loss (the failure-detector
+    /// false-alarm tests and campaign).
+    pub const fn jittery_lossy() -> Self {
+        LinkConfig {
+            latency: Duration::from_millis(1),
+            jitter: Duration::from_millis(20),
+            loss: 0.01,
+            duplicate: 0.0,
+        }
+    }
 }
 
 impl Default for LinkConfig {
@@ -299,6 +309,16 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         let t = f(node, now);
         self.flush(id);
         t
+    }
+
+    /// Adds `n` nodes with `config`, each joining through the first `seeds` of them (all of
+    /// them if fewer), and returns their ids. Run the simulation to let them form.
+    pub fn start_cluster(&mut self, n: usize, config: &Config, seeds: usize) -> Vec<NodeId> {
+        let ids: Vec<NodeId> = (0..n).map(|_| self.add_node(config.clone())).collect();
+        for &i in &ids {
+            self.join_seed_nodes(i, &ids[..seeds.min(n)]);
+        }
+        ids
     }
 
     /// Node `id` joins through the seed nodes `seeds` (in that order).
