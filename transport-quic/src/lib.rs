@@ -1,25 +1,121 @@
 //! # fjell-quic
 //!
-//! The QUIC remoting layer for fjell: mutual TLS against a cluster CA, heartbeats on
-//! unreliable datagrams, gossip and application messages on their own streams.
+//! The QUIC remoting layer for fjell: nodes talk over QUIC, encrypted and mutually
+//! authenticated against a cluster CA, with independent lanes so a large application message
+//! never delays a heartbeat.
 //!
-//! **Status: not implemented yet.** This crate currently only re-exports the pieces of
-//! [`fjell_core`] a transport builds on: the delivery class a core [`Transmit`] carries tells
-//! the transport which lane to use.
+//! - **One endpoint per node** ([`Transport`]) that listens and dials; at most one connection
+//!   per pair of nodes (simultaneous dials resolved the same way on both sides), redialed with
+//!   backoff when lost. QUIC's idle timeout and keep-alive are derived from the failure
+//!   detector's settings so QUIC never declares a peer gone first ([`config`] explains).
+//! - **Lanes**: core heartbeats as QUIC datagrams (a stream of their own if the peer takes
+//!   none); gossip and control on a membership stream; application messages on another
+//!   stream; each application message above [`TransportConfig::large_message_threshold`] on a
+//!   stream of its own. Streams are prioritised in that order and every lane has its own
+//!   bounded per-peer queue, so heartbeats never queue behind application data.
+//! - **Mutual TLS** ([`tls`]): every certificate must chain to the cluster CA, both ways. The
+//!   node address a certificate certifies is passed to the core as the sender of everything
+//!   on that connection, so the core's sender check stops a node speaking for another.
+//!   Credentials load from PEM files; the `dev-certs` feature adds [`DevCa`], a throwaway
+//!   in-memory CA for development (it logs a warning: not for production).
+//! - **Framing** ([`frame`]): length-prefixed postcard frames with a maximum size. Bad input
+//!   (malformed, oversized, unknown kind, wrong version) closes that connection with an error
+//!   code ([`close_code`]) and one log line, and is counted per reason ([`Counters`]); every
+//!   other connection keeps working.
+//! - **Application messaging**: typed sends ([`Transport::send`]) to members only (sending to
+//!   an unknown or removed member fails at once), receiving with the sender's certified
+//!   address ([`Transport::recv`]), request/response with a timeout ([`Transport::request`]).
 //!
-//! ```
-//! use fjell_quic::{DeliveryClass, Transmit};
-//! fn lane(t: &Transmit) -> &'static str {
-//!     match t.class {
-//!         DeliveryClass::Heartbeat => "datagram",
-//!         DeliveryClass::Gossip => "gossip stream",
-//!         DeliveryClass::Control => "control stream",
+//! ## Features
+//!
+//! - `smol` (default): the smol runtime. `tokio`: the tokio runtime instead.
+//! - `dev-certs` (default): [`DevCa`] (rcgen).
+//! - With default features off only the sans-IO [`frame`] codec is built (the fuzz target
+//!   uses that).
+//!
+//! ## Using it with fjell-core
+//!
+//! The transport does not own the core's [`Node`](fjell_core::Node); a driver does:
+//! after every input drain `poll_transmit` into [`Transport::send_transmit`], feed each
+//! [`CoreMessage`] from [`Transport::recv_core`] to `handle_message(now, msg.from,
+//! &msg.bytes)`, and keep [`Transport::set_members`] in step with the core's members.
+//!
+//! ```no_run
+//! use fjell_core::{Config, DeviceNode, Instant};
+//! use fjell_quic::{DevCa, Transport, TransportConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! smol::block_on(async {
+//!     let addr = "127.0.0.1:7355".parse()?;
+//!     let ca = DevCa::new()?; // development only: logs a warning
+//!     let transport = Transport::bind(TransportConfig::new(ca.node(addr)?))?;
+//!     let mut node = DeviceNode::new(Config::default(), addr, 1, 2).map_err(|e| format!("{e}"))?;
+//!     node.join_seed_nodes(Instant::ZERO, &[addr]).map_err(|e| format!("{e}"))?;
+//!     let mut buf = vec![0; DeviceNode::MAX_MESSAGE_LEN];
+//!     while let Some(t) = node.poll_transmit(Instant::ZERO, &mut buf) {
+//!         let _ = transport.send_transmit(&t, &buf[..t.len]);
 //!     }
-//! }
-//! # let _ = lane;
+//!     if let Some(m) = transport.recv_core().await {
+//!         let _ = node.handle_message(Instant::ZERO, m.from, &m.bytes);
+//!     }
+//!     transport.set_members(node.members().iter().map(|m| m.address.socket_addr()));
+//!     transport.close().await;
+//!     Ok(())
+//! })
+//! # }
 //! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod frame;
+
+#[cfg(feature = "quic")]
+pub mod config;
+#[cfg(feature = "quic")]
+mod counters;
+#[cfg(feature = "quic")]
+mod error;
+#[cfg(feature = "quic")]
+mod peer;
+#[cfg(feature = "quic")]
+mod rt;
+#[cfg(feature = "quic")]
+pub mod tls;
+#[cfg(feature = "quic")]
+mod transport;
+
+#[cfg(feature = "quic")]
+pub use config::{TransportConfig, TransportConfigError};
+#[cfg(feature = "quic")]
+pub use counters::{BadInput, Counters};
+#[cfg(feature = "quic")]
+pub use error::{RequestError, SendError, TransportError};
+#[cfg(feature = "quic")]
 pub use fjell_core::{DeliveryClass, Transmit};
+#[cfg(feature = "dev-certs")]
+pub use tls::DevCa;
+#[cfg(feature = "quic")]
+pub use tls::{Credentials, PeerIdentity, TlsError};
+#[cfg(feature = "quic")]
+pub use transport::{AppMessage, CoreMessage, Transport};
+
+/// QUIC application error codes fjell-quic closes connections with.
+pub mod close_code {
+    /// The node is shutting down.
+    pub const SHUTDOWN: u32 = 0;
+    /// A second connection between the same two nodes (see [`Transport`](crate)'s docs).
+    pub const DUPLICATE: u32 = 1;
+    /// The certificate does not certify the address that was dialed.
+    pub const IDENTITY_MISMATCH: u32 = 2;
+    /// The certificate is not a node's (an administrator's, or none).
+    pub const NOT_A_NODE: u32 = 3;
+    /// A malformed frame or stream header.
+    pub const MALFORMED: u32 = 0x10;
+    /// A frame above the maximum size.
+    pub const OVERSIZED: u32 = 0x11;
+    /// An unknown frame kind or lane.
+    pub const UNKNOWN_KIND: u32 = 0x12;
+    /// A framing version this node does not speak.
+    pub const WRONG_VERSION: u32 = 0x13;
+}

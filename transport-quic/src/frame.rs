@@ -1,0 +1,527 @@
+//! The frame codec: what fjell-quic writes on QUIC streams and datagrams. Sans-IO: no sockets,
+//! no runtime, so the fuzz target and the tests drive it directly.
+//!
+//! ```text
+//! stream   := "FJ" VERSION:u8 LANE:u8  frame*
+//! frame    := LEN:u32-le  body                  (LEN = body length, at most the maximum)
+//! datagram := VERSION:u8  body
+//! body     := KIND:u8  postcard(fields of that kind)
+//! ```
+//!
+//! The stream header is written once per stream, so a peer speaking another protocol version
+//! is refused on its first bytes. The length is a fixed four bytes, not a varint, so an
+//! oversized frame is refused before any of it is buffered. The kind is a plain byte rather
+//! than a postcard enum tag, so an unknown kind is told apart from a malformed body.
+
+use bytes::{Buf, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+/// Two bytes that open every fjell stream.
+pub const STREAM_MAGIC: [u8; 2] = *b"FJ";
+/// The framing version this build speaks.
+pub const FRAME_VERSION: u8 = 1;
+/// Bytes of the stream header (magic, version, lane).
+pub const STREAM_HEADER_LEN: usize = 4;
+/// Bytes of a frame's length prefix.
+pub const LEN_PREFIX: usize = 4;
+/// Default maximum frame body (16 MiB): room for a 4 MiB application message several times
+/// over, small enough that one hostile length cannot exhaust memory.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Which traffic a stream carries. Each lane is its own QUIC stream, so one never waits
+/// behind another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Lane {
+    /// Membership: the hello, gossip and control messages of the core.
+    Membership = 0,
+    /// Application messages below the large-message threshold, in order.
+    App = 1,
+    /// One large application message (a stream of its own, finished after it).
+    LargeApp = 2,
+    /// Heartbeats, when the peer cannot take QUIC datagrams.
+    Heartbeat = 3,
+}
+
+impl Lane {
+    /// The lane for a header byte.
+    pub fn from_u8(b: u8) -> Option<Lane> {
+        Some(match b {
+            0 => Lane::Membership,
+            1 => Lane::App,
+            2 => Lane::LargeApp,
+            3 => Lane::Heartbeat,
+            _ => return None,
+        })
+    }
+}
+
+/// Which core lane a core message came from (mirrors `fjell_core::DeliveryClass`, which the
+/// codec does not depend on so it builds without the core's features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum CoreClass {
+    /// Failure-detector traffic.
+    Heartbeat = 0,
+    /// Gossip status and full gossip.
+    Gossip = 1,
+    /// Join handshake and other control messages.
+    Control = 2,
+}
+
+impl CoreClass {
+    fn from_u8(b: u8) -> Option<CoreClass> {
+        Some(match b {
+            0 => CoreClass::Heartbeat,
+            1 => CoreClass::Gossip,
+            2 => CoreClass::Control,
+            _ => return None,
+        })
+    }
+}
+
+/// Frame kinds (the first body byte).
+mod kind {
+    pub const HELLO: u8 = 1;
+    pub const CORE: u8 = 2;
+    pub const APP: u8 = 3;
+    pub const REQUEST: u8 = 4;
+    pub const RESPONSE: u8 = 5;
+}
+
+/// One decoded frame. Payloads share the decoder's buffer (no copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// First frame on a connection's membership stream: the sender's endpoint instance, a
+    /// random number drawn at bind. A new instance from the same address means the peer
+    /// restarted; the same one on two connections means both sides dialed at once.
+    Hello {
+        /// The sender's endpoint instance.
+        instance: u64,
+    },
+    /// A fjell-core message.
+    Core {
+        /// Its delivery class.
+        class: CoreClass,
+        /// The core's bytes.
+        bytes: Bytes,
+    },
+    /// A one-way application message (postcard of the user's type).
+    App {
+        /// The serialized message.
+        payload: Bytes,
+    },
+    /// An application request, answered by a [`Frame::Response`] with the same id.
+    Request {
+        /// Chosen by the requester, unique among its open requests.
+        id: u64,
+        /// The serialized request.
+        payload: Bytes,
+    },
+    /// An application response.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The serialized response.
+        payload: Bytes,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct HelloBody {
+    instance: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CoreBody<'a> {
+    class: u8,
+    #[serde(borrow)]
+    bytes: &'a [u8],
+}
+
+#[derive(Serialize, Deserialize)]
+struct AppBody<'a> {
+    #[serde(borrow)]
+    payload: &'a [u8],
+}
+
+#[derive(Serialize, Deserialize)]
+struct CorrelatedBody<'a> {
+    id: u64,
+    #[serde(borrow)]
+    payload: &'a [u8],
+}
+
+/// Why bytes from a peer were refused. Each variant is one reason counted by the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The stream does not start with the fjell magic: not a fjell peer.
+    #[error("stream does not start with the fjell magic bytes")]
+    BadMagic,
+    /// The peer speaks a framing version this build does not.
+    #[error("framing version {0} not supported (this node speaks {FRAME_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The stream header names a lane this build does not know.
+    #[error("unknown lane {0}")]
+    UnknownLane(u8),
+    /// A frame's length prefix exceeds the configured maximum.
+    #[error("frame of {len} bytes exceeds the maximum of {max}")]
+    Oversized {
+        /// The announced length.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A frame kind this build does not know.
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    /// The frame's fields do not decode, or bytes are left over after them.
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    /// The stream ended in the middle of a frame or header.
+    #[error("stream ended in the middle of a frame")]
+    Truncated,
+}
+
+impl Frame {
+    /// Bytes of the body (kind byte and fields), without the length prefix.
+    pub fn body_len(&self) -> usize {
+        // postcard varints: at most 10 bytes per u64 or length.
+        match self {
+            Frame::Hello { .. } => 1 + 10,
+            Frame::Core { bytes, .. } => 2 + 10 + bytes.len(),
+            Frame::App { payload } => 1 + 10 + payload.len(),
+            Frame::Request { payload, .. } | Frame::Response { payload, .. } => {
+                1 + 20 + payload.len()
+            }
+        }
+    }
+
+    /// Appends the body (kind byte and postcard fields) to `out`.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        // Serialising into a Vec cannot fail: every field is a plain integer or byte slice.
+        let r = match self {
+            Frame::Hello { instance } => {
+                out.push(kind::HELLO);
+                append(
+                    out,
+                    &HelloBody {
+                        instance: *instance,
+                    },
+                )
+            }
+            Frame::Core { class, bytes } => {
+                out.push(kind::CORE);
+                append(
+                    out,
+                    &CoreBody {
+                        class: *class as u8,
+                        bytes,
+                    },
+                )
+            }
+            Frame::App { payload } => {
+                out.push(kind::APP);
+                append(out, &AppBody { payload })
+            }
+            Frame::Request { id, payload } => {
+                out.push(kind::REQUEST);
+                append(out, &CorrelatedBody { id: *id, payload })
+            }
+            Frame::Response { id, payload } => {
+                out.push(kind::RESPONSE);
+                append(out, &CorrelatedBody { id: *id, payload })
+            }
+        };
+        debug_assert!(r.is_ok());
+    }
+
+    /// Appends the frame with its length prefix to `out` (for a stream).
+    pub fn encode_framed(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; LEN_PREFIX]);
+        self.encode_body(out);
+        let len = (out.len() - start - LEN_PREFIX) as u32;
+        out[start..start + LEN_PREFIX].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// The frame as a datagram (version byte and body).
+    pub fn encode_datagram(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.body_len());
+        out.push(FRAME_VERSION);
+        self.encode_body(&mut out);
+        out
+    }
+
+    /// Decodes a body (kind byte and fields) that fills `body` exactly.
+    pub fn decode_body(body: Bytes) -> Result<Frame, FrameError> {
+        let Some(&k) = body.first() else {
+            return Err(FrameError::Malformed("empty frame"));
+        };
+        let fields = &body[1..];
+        // Payload slices borrow from `fields`; turn them back into shared views of `body`.
+        let share = |s: &[u8]| body.slice_ref(s);
+        Ok(match k {
+            kind::HELLO => {
+                let b: HelloBody = exact(fields)?;
+                Frame::Hello {
+                    instance: b.instance,
+                }
+            }
+            kind::CORE => {
+                let b: CoreBody<'_> = exact(fields)?;
+                let class = CoreClass::from_u8(b.class)
+                    .ok_or(FrameError::Malformed("unknown core delivery class"))?;
+                Frame::Core {
+                    class,
+                    bytes: share(b.bytes),
+                }
+            }
+            kind::APP => {
+                let b: AppBody<'_> = exact(fields)?;
+                Frame::App {
+                    payload: share(b.payload),
+                }
+            }
+            kind::REQUEST => {
+                let b: CorrelatedBody<'_> = exact(fields)?;
+                Frame::Request {
+                    id: b.id,
+                    payload: share(b.payload),
+                }
+            }
+            kind::RESPONSE => {
+                let b: CorrelatedBody<'_> = exact(fields)?;
+                Frame::Response {
+                    id: b.id,
+                    payload: share(b.payload),
+                }
+            }
+            other => return Err(FrameError::UnknownKind(other)),
+        })
+    }
+
+    /// Decodes a datagram (version byte and body).
+    pub fn decode_datagram(datagram: Bytes) -> Result<Frame, FrameError> {
+        match datagram.first() {
+            None => Err(FrameError::Truncated),
+            Some(&FRAME_VERSION) => Frame::decode_body(datagram.slice(1..)),
+            Some(&v) => Err(FrameError::UnsupportedVersion(v)),
+        }
+    }
+}
+
+fn append<T: Serialize>(out: &mut Vec<u8>, value: &T) -> postcard::Result<()> {
+    *out = postcard::to_extend(value, core::mem::take(out))?;
+    Ok(())
+}
+
+fn exact<'a, T: Deserialize<'a>>(fields: &'a [u8]) -> Result<T, FrameError> {
+    let (v, rest) = postcard::take_from_bytes(fields)
+        .map_err(|_| FrameError::Malformed("fields do not decode"))?;
+    if rest.is_empty() {
+        Ok(v)
+    } else {
+        Err(FrameError::Malformed("bytes left over after the fields"))
+    }
+}
+
+/// The header that opens a stream of `lane`.
+pub fn stream_header(lane: Lane) -> [u8; STREAM_HEADER_LEN] {
+    [STREAM_MAGIC[0], STREAM_MAGIC[1], FRAME_VERSION, lane as u8]
+}
+
+/// Splits a stream into frames. Feed it bytes as they arrive, then take frames until it
+/// returns `Ok(None)`. After an error the stream is unusable: the transport closes it.
+///
+/// It buffers at most one frame (the maximum plus its prefix) beyond the bytes of the last
+/// [`FrameDecoder::feed`], and checks a length against the maximum before buffering the body.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: BytesMut,
+    max_frame: usize,
+    lane: Option<Lane>,
+}
+
+impl FrameDecoder {
+    /// A decoder for a stream whose frames are at most `max_frame` bytes (body, without the
+    /// length prefix).
+    pub fn new(max_frame: usize) -> Self {
+        FrameDecoder {
+            buf: BytesMut::new(),
+            max_frame,
+            lane: None,
+        }
+    }
+
+    /// The stream's lane, once its header has been read.
+    pub fn lane(&self) -> Option<Lane> {
+        self.lane
+    }
+
+    /// Bytes held, waiting for the rest of a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if self.lane.is_none() {
+            if self.buf.len() < STREAM_HEADER_LEN {
+                return Ok(None);
+            }
+            let h = &self.buf[..STREAM_HEADER_LEN];
+            if h[..2] != STREAM_MAGIC {
+                return Err(FrameError::BadMagic);
+            }
+            if h[2] != FRAME_VERSION {
+                return Err(FrameError::UnsupportedVersion(h[2]));
+            }
+            self.lane = Some(Lane::from_u8(h[3]).ok_or(FrameError::UnknownLane(h[3]))?);
+            self.buf.advance(STREAM_HEADER_LEN);
+        }
+        if self.buf.len() < LEN_PREFIX {
+            return Ok(None);
+        }
+        let mut prefix = [0; LEN_PREFIX];
+        prefix.copy_from_slice(&self.buf[..LEN_PREFIX]);
+        let len = u32::from_le_bytes(prefix) as usize;
+        if len > self.max_frame {
+            return Err(FrameError::Oversized {
+                len,
+                max: self.max_frame,
+            });
+        }
+        if self.buf.len() < LEN_PREFIX + len {
+            // Reserve once for the whole frame rather than growing chunk by chunk.
+            self.buf.reserve(LEN_PREFIX + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(LEN_PREFIX);
+        let body = self.buf.split_to(len).freeze();
+        Frame::decode_body(body).map(Some)
+    }
+
+    /// Call when the stream has ended: an error if it ended inside a header or frame.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(FrameError::Truncated)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_kinds() -> Vec<Frame> {
+        vec![
+            Frame::Hello { instance: u64::MAX },
+            Frame::Core {
+                class: CoreClass::Gossip,
+                bytes: Bytes::from_static(&[0xF7, 1, 7, 9]),
+            },
+            Frame::App {
+                payload: Bytes::from(vec![5; 300]),
+            },
+            Frame::Request {
+                id: 42,
+                payload: Bytes::from_static(b"ping"),
+            },
+            Frame::Response {
+                id: 42,
+                payload: Bytes::new(),
+            },
+        ]
+    }
+
+    fn stream_of(frames: &[Frame]) -> Vec<u8> {
+        let mut out = stream_header(Lane::Membership).to_vec();
+        for f in frames {
+            f.encode_framed(&mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn frames_survive_a_stream_split_at_every_byte() {
+        let frames = all_kinds();
+        let bytes = stream_of(&frames);
+        for split in 0..bytes.len() {
+            let mut d = FrameDecoder::new(1024);
+            let mut got = Vec::new();
+            for part in [&bytes[..split], &bytes[split..]] {
+                d.feed(part);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, frames, "split at {split}");
+            assert_eq!(d.lane(), Some(Lane::Membership));
+            d.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn datagrams_round_trip() {
+        for f in all_kinds() {
+            let d = f.encode_datagram();
+            assert!(d.len() <= 1 + f.body_len());
+            assert_eq!(Frame::decode_datagram(Bytes::from(d)).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_its_body_arrives() {
+        let mut d = FrameDecoder::new(100);
+        d.feed(&stream_header(Lane::App));
+        d.feed(&101u32.to_le_bytes());
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::Oversized { len: 101, max: 100 })
+        );
+        assert!(d.buffered() <= LEN_PREFIX);
+    }
+
+    #[test]
+    fn each_kind_of_bad_input_has_its_own_error() {
+        let cases: [(&[u8], FrameError); 6] = [
+            (b"XX\x01\x00", FrameError::BadMagic),
+            (b"FJ\x02\x00", FrameError::UnsupportedVersion(2)),
+            (b"FJ\x01\x09", FrameError::UnknownLane(9)),
+            (
+                b"FJ\x01\x00\x01\x00\x00\x00\x63",
+                FrameError::UnknownKind(0x63),
+            ),
+            (
+                b"FJ\x01\x00\x00\x00\x00\x00",
+                FrameError::Malformed("empty frame"),
+            ),
+            // A hello with a trailing byte.
+            (
+                b"FJ\x01\x00\x03\x00\x00\x00\x01\x05\x00",
+                FrameError::Malformed("bytes left over after the fields"),
+            ),
+        ];
+        for (bytes, want) in cases {
+            let mut d = FrameDecoder::new(64);
+            d.feed(bytes);
+            assert_eq!(d.next_frame(), Err(want), "{bytes:?}");
+        }
+        let mut d = FrameDecoder::new(64);
+        d.feed(b"FJ\x01\x00\x05\x00");
+        assert_eq!(d.next_frame(), Ok(None));
+        assert_eq!(d.finish(), Err(FrameError::Truncated));
+        assert_eq!(
+            Frame::decode_datagram(Bytes::from_static(&[7, 1, 0])),
+            Err(FrameError::UnsupportedVersion(7))
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! Mutual TLS against a cluster CA, and the identity a certificate certifies.
+//!
+//! Every node presents a certificate chained to the cluster CA and verifies its peer's
+//! against the same CA, in both directions; a peer without a certificate, or with one from
+//! another CA, fails the handshake. A node certificate names the node's advertised address
+//! twice: as a URI SAN `fjell://IP:PORT` (the identity, port included) and as an IP SAN (so
+//! standard server-name verification of the dialed IP passes). The transport hands the
+//! certified address to the core as the sender of everything on that connection, so the
+//! core's sender check refuses a node that claims to be another member.
+//!
+//! Certificates need both the server and client authentication extended key usages, since
+//! every node both listens and dials.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::extensions::GeneralName;
+
+/// URI scheme of a node identity: `fjell://127.0.0.1:7355`.
+pub const NODE_URI_SCHEME: &str = "fjell://";
+/// URI scheme of an administrator identity: `fjell-admin://alice`.
+pub const ADMIN_URI_SCHEME: &str = "fjell-admin://";
+
+/// Who is at the other end of a connection, as certified by the cluster CA.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PeerIdentity {
+    /// A cluster node, identified by its advertised address.
+    Node(SocketAddr),
+    /// An operator tool (management commands arrive in a later version; a node refuses
+    /// administrator connections for now).
+    Admin(String),
+}
+
+impl std::fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerIdentity::Node(a) => write!(f, "{NODE_URI_SCHEME}{a}"),
+            PeerIdentity::Admin(n) => write!(f, "{ADMIN_URI_SCHEME}{n}"),
+        }
+    }
+}
+
+/// Why credentials could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The PEM text holds no certificate or key of the expected kind.
+    #[error("{what}: no valid PEM {what} found ({detail})")]
+    Pem {
+        /// What was looked for: "CA certificate", "certificate", "private key".
+        what: &'static str,
+        /// The parser's complaint.
+        detail: String,
+    },
+    /// The certificate does not carry a `fjell://` or `fjell-admin://` URI SAN.
+    #[error(
+        "the certificate carries no fjell identity (URI SAN fjell://IP:PORT or fjell-admin://NAME)"
+    )]
+    NoIdentity,
+    /// The certificate does not parse as X.509.
+    #[error("the certificate does not parse: {0}")]
+    BadCertificate(String),
+    /// rustls refused the configuration (for instance a key that does not match).
+    #[error("TLS configuration refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The CA certificate cannot be used as a trust anchor.
+    #[error("the CA certificate cannot be used to verify peers: {0}")]
+    Verifier(String),
+    /// Generating development certificates failed.
+    #[error("generating development certificates failed: {0}")]
+    Generate(String),
+}
+
+/// A node's (or an administrator's) TLS credentials: the cluster CA it trusts, its
+/// certificate chain and private key, and the identity the certificate certifies.
+#[derive(Debug)]
+pub struct Credentials {
+    ca: Vec<CertificateDer<'static>>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    identity: PeerIdentity,
+}
+
+impl Clone for Credentials {
+    fn clone(&self) -> Self {
+        Credentials {
+            ca: self.ca.clone(),
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn certs(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            what,
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            what,
+            detail: "the file is empty".into(),
+        });
+    }
+    Ok(certs)
+}
+
+impl Credentials {
+    /// Loads the cluster CA certificate(s), this node's certificate chain (leaf first) and
+    /// its private key (PKCS#8, PKCS#1 or SEC1) from PEM files.
+    pub fn from_pem_files(
+        ca: impl AsRef<Path>,
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, TlsError> {
+        Self::from_pem(
+            &read(ca.as_ref())?,
+            &read(cert.as_ref())?,
+            &read(key.as_ref())?,
+        )
+    }
+
+    /// Like [`Credentials::from_pem_files`], from PEM text in memory.
+    pub fn from_pem(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Self, TlsError> {
+        let ca = certs("CA certificate", ca)?;
+        let chain = certs("certificate", cert)?;
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::Pem {
+            what: "private key",
+            detail: e.to_string(),
+        })?;
+        Self::from_der(ca, chain, key)
+    }
+
+    /// Builds credentials from DER: the CA certificate(s), the chain (leaf first), the key.
+    pub fn from_der(
+        ca: Vec<CertificateDer<'static>>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, TlsError> {
+        let leaf = chain.first().ok_or(TlsError::Pem {
+            what: "certificate",
+            detail: "empty chain".into(),
+        })?;
+        let identity = identity_of(leaf)?;
+        let creds = Credentials {
+            ca,
+            chain,
+            key,
+            identity,
+        };
+        // Refuse a key that does not match the certificate now rather than at the first
+        // handshake.
+        creds.rustls_server_config()?;
+        Ok(creds)
+    }
+
+    /// The identity this certificate certifies.
+    pub fn identity(&self) -> &PeerIdentity {
+        &self.identity
+    }
+
+    fn roots(&self) -> Result<rustls::RootCertStore, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in &self.ca {
+            roots.add(c.clone())?;
+        }
+        Ok(roots)
+    }
+
+    /// rustls server side: requires and verifies a client certificate from the cluster CA.
+    pub(crate) fn rustls_server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let provider = provider();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(self.roots()?),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(cfg)
+    }
+
+    /// rustls client side: trusts only the cluster CA and presents this certificate.
+    pub(crate) fn rustls_client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(self.roots()?)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(cfg)
+    }
+
+    /// A quinn client configuration presenting these credentials (what a node uses to dial;
+    /// also for tools and tests that speak to a node directly).
+    pub fn quinn_client_config(&self) -> Result<quinn::ClientConfig, TlsError> {
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(self.rustls_client_config()?)
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+    }
+
+    /// A key for QUIC stateless resets derived from the private key, so a node restarted with
+    /// the same credentials can reset its predecessor's connections at once instead of
+    /// leaving peers to wait for the idle timeout.
+    pub(crate) fn reset_key(&self) -> ring::hmac::Key {
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.key.secret_der());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, digest.as_ref())
+    }
+}
+
+/// ALPN protocol name: a peer speaking something else fails the handshake.
+pub const ALPN: &[u8] = b"fjell/1";
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The identity certified by a leaf certificate.
+pub fn identity_of(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    let san = parsed
+        .subject_alternative_name()
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?
+        .ok_or(TlsError::NoIdentity)?;
+    for name in &san.value.general_names {
+        if let GeneralName::URI(uri) = name {
+            if let Some(addr) = uri.strip_prefix(NODE_URI_SCHEME) {
+                if let Ok(a) = addr.parse() {
+                    return Ok(PeerIdentity::Node(a));
+                }
+            } else if let Some(n) = uri.strip_prefix(ADMIN_URI_SCHEME) {
+                return Ok(PeerIdentity::Admin(n.to_owned()));
+            }
+        }
+    }
+    Err(TlsError::NoIdentity)
+}
+
+/// The identity certified by the peer of an established connection.
+pub(crate) fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity, TlsError> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or(TlsError::NoIdentity)?;
+    identity_of(certs.first().ok_or(TlsError::NoIdentity)?)
+}
+
+#[cfg(feature = "dev-certs")]
+pub use dev::DevCa;
+
+#[cfg(feature = "dev-certs")]
+mod dev {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose, SanType,
+    };
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+
+    fn gen<E: std::fmt::Display>(e: E) -> TlsError {
+        TlsError::Generate(e.to_string())
+    }
+
+    /// A throwaway cluster CA created in memory, for development and tests. **Not for
+    /// production**: the CA key lives in process memory and every node that holds this value
+    /// can mint identities. Creating one logs a warning saying so.
+    pub struct DevCa {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    impl std::fmt::Debug for DevCa {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("DevCa").finish_non_exhaustive()
+        }
+    }
+
+    impl DevCa {
+        /// Creates a new CA (ECDSA P-256, valid for the default rcgen period).
+        pub fn new() -> Result<Self, TlsError> {
+            tracing::warn!(
+                "fjell-quic development mode: throwaway in-memory CA and certificates, not for production"
+            );
+            let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "fjell development CA");
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            let key = KeyPair::generate().map_err(gen)?;
+            let cert = params.self_signed(&key).map_err(gen)?;
+            Ok(DevCa { cert, key })
+        }
+
+        /// The CA certificate as PEM (to hand to tools that load PEM files).
+        pub fn ca_pem(&self) -> String {
+            self.cert.pem()
+        }
+
+        /// Credentials for the node advertising `addr`.
+        pub fn node(&self, addr: SocketAddr) -> Result<Credentials, TlsError> {
+            let (cert, key) = self.issue(node_names(addr)?)?;
+            self.credentials(cert, key)
+        }
+
+        /// The certificate and private key (PKCS#8) of the node advertising `addr` as PEM
+        /// text, for writing files that [`Credentials::from_pem_files`] loads.
+        pub fn node_pem(&self, addr: SocketAddr) -> Result<(String, String), TlsError> {
+            let (cert, key) = self.issue(node_names(addr)?)?;
+            Ok((cert.pem(), key.serialize_pem()))
+        }
+
+        /// Credentials for an operator tool named `name`.
+        pub fn admin(&self, name: &str) -> Result<Credentials, TlsError> {
+            let uri = format!("{ADMIN_URI_SCHEME}{name}")
+                .try_into()
+                .map_err(gen)?;
+            let (cert, key) =
+                self.issue((format!("fjell admin {name}"), vec![SanType::URI(uri)]))?;
+            self.credentials(cert, key)
+        }
+
+        fn credentials(
+            &self,
+            cert: rcgen::Certificate,
+            key: KeyPair,
+        ) -> Result<Credentials, TlsError> {
+            Credentials::from_der(
+                vec![self.cert.der().clone()],
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+        }
+
+        fn issue(
+            &self,
+            (cn, sans): (String, Vec<SanType>),
+        ) -> Result<(rcgen::Certificate, KeyPair), TlsError> {
+            let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.subject_alt_names = sans;
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let key = KeyPair::generate().map_err(gen)?;
+            let cert = params.signed_by(&key, &self.cert, &self.key).map_err(gen)?;
+            Ok((cert, key))
+        }
+    }
+
+    fn node_names(addr: SocketAddr) -> Result<(String, Vec<SanType>), TlsError> {
+        let uri = format!("{NODE_URI_SCHEME}{addr}").try_into().map_err(gen)?;
+        Ok((
+            format!("fjell node {addr}"),
+            vec![SanType::URI(uri), SanType::IpAddress(addr.ip())],
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn certificates_certify_the_advertised_address_and_load_from_pem_files() {
+            let ca = DevCa::new().unwrap();
+            let addr: SocketAddr = "127.0.0.1:7355".parse().unwrap();
+            assert_eq!(ca.node(addr).unwrap().identity(), &PeerIdentity::Node(addr));
+            assert_eq!(
+                ca.admin("alice").unwrap().identity(),
+                &PeerIdentity::Admin("alice".into())
+            );
+            let dir = std::env::temp_dir().join(format!("fjell-quic-pem-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let (cert, key) = ca.node_pem(addr).unwrap();
+            std::fs::write(dir.join("ca.pem"), ca.ca_pem()).unwrap();
+            std::fs::write(dir.join("node.pem"), cert).unwrap();
+            std::fs::write(dir.join("node.key"), key).unwrap();
+            let loaded = Credentials::from_pem_files(
+                dir.join("ca.pem"),
+                dir.join("node.pem"),
+                dir.join("node.key"),
+            )
+            .unwrap();
+            assert_eq!(loaded.identity(), &PeerIdentity::Node(addr));
+            let missing = Credentials::from_pem_files(
+                dir.join("missing.pem"),
+                dir.join("node.pem"),
+                dir.join("node.key"),
+            )
+            .unwrap_err();
+            assert!(missing.to_string().contains("missing.pem"), "{missing}");
+            // A key that is not the certificate's is refused at load time.
+            let (_, other_key) = ca.node_pem(addr).unwrap();
+            std::fs::write(dir.join("other.key"), other_key).unwrap();
+            let mismatch = Credentials::from_pem_files(
+                dir.join("ca.pem"),
+                dir.join("node.pem"),
+                dir.join("other.key"),
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+            assert!(mismatch.is_err());
+        }
+    }
+}

@@ -1,0 +1,738 @@
+//! The transport: one QUIC endpoint per node that both listens and dials.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use bytes::Bytes;
+use fjell_core::{DeliveryClass, Transmit};
+use quinn::{Connection, RecvStream, VarInt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::close_code;
+use crate::config::{TransportConfig, TransportConfigError};
+use crate::counters::{bump, AtomicCounters, BadInput, Counters};
+use crate::error::{RequestError, SendError, TransportError};
+use crate::frame::{CoreClass, Frame, FrameDecoder, FrameError, Lane, LEN_PREFIX};
+use crate::peer::{send_datagram, Peer};
+use crate::rt;
+use crate::tls::{self, PeerIdentity, TlsError};
+
+/// A fjell-core message received from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreMessage {
+    /// The sender's certified address: pass it to `Node::handle_message` as `from`.
+    pub from: SocketAddr,
+    /// The lane it came on.
+    pub class: DeliveryClass,
+    /// The core's bytes.
+    pub bytes: Bytes,
+}
+
+/// An application message received from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppMessage {
+    /// The sender's certified address.
+    pub from: SocketAddr,
+    /// The serialized message (postcard).
+    pub payload: Bytes,
+    request: Option<u64>,
+}
+
+impl AppMessage {
+    /// Deserializes the message.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, postcard::Error> {
+        postcard::from_bytes(&self.payload)
+    }
+
+    /// True for a request: answer it with [`Transport::respond`].
+    pub fn is_request(&self) -> bool {
+        self.request.is_some()
+    }
+}
+
+impl From<CoreClass> for DeliveryClass {
+    fn from(c: CoreClass) -> Self {
+        match c {
+            CoreClass::Heartbeat => DeliveryClass::Heartbeat,
+            CoreClass::Gossip => DeliveryClass::Gossip,
+            CoreClass::Control => DeliveryClass::Control,
+        }
+    }
+}
+
+fn core_class(c: DeliveryClass) -> CoreClass {
+    match c {
+        DeliveryClass::Heartbeat => CoreClass::Heartbeat,
+        DeliveryClass::Gossip => CoreClass::Gossip,
+        DeliveryClass::Control => CoreClass::Control,
+    }
+}
+
+/// A node's QUIC transport. Cheap to clone (shared); call [`Transport::close`] to stop it.
+///
+/// Sending never blocks on the network for membership traffic: heartbeats go out as QUIC
+/// datagrams at once (or are dropped), gossip and control messages are queued per peer and
+/// refused when the queue is full. Application sends wait for room in the peer's queue.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("address", &self.inner.me)
+            .finish_non_exhaustive()
+    }
+}
+
+type Pending = Mutex<HashMap<(SocketAddr, u64), Sender<Bytes>>>;
+
+pub(crate) struct Inner {
+    pub(crate) cfg: TransportConfig,
+    pub(crate) me: SocketAddr,
+    instance: u64,
+    endpoint: quinn::Endpoint,
+    client: quinn::ClientConfig,
+    peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
+    members: RwLock<HashSet<SocketAddr>>,
+    core: (Sender<CoreMessage>, Receiver<CoreMessage>),
+    app: (Sender<AppMessage>, Receiver<AppMessage>),
+    pending: Pending,
+    next_request: AtomicU64,
+    pub(crate) counters: AtomicCounters,
+    closing: AtomicBool,
+}
+
+fn config_err(key: &'static str, reason: &'static str) -> TransportError {
+    TransportError::Config(TransportConfigError { key, reason })
+}
+
+impl Transport {
+    /// Binds the node's endpoint on [`TransportConfig::bind`] (default: the certified
+    /// address) and starts accepting connections. Call from within the runtime.
+    pub fn bind(config: TransportConfig) -> Result<Self, TransportError> {
+        let me = node_address(&config)?;
+        let socket = std::net::UdpSocket::bind(config.bind.unwrap_or(me))?;
+        Self::with_socket(config, socket)
+    }
+
+    /// Like [`Transport::bind`], on a socket the caller bound (for instance to learn a free
+    /// port before issuing the node's certificate).
+    pub fn with_socket(
+        config: TransportConfig,
+        socket: std::net::UdpSocket,
+    ) -> Result<Self, TransportError> {
+        config.validate()?;
+        let me = node_address(&config)?;
+        let mut tc = quinn::TransportConfig::default();
+        tc.max_idle_timeout(Some(
+            quinn::IdleTimeout::try_from(config.idle_timeout)
+                .map_err(|_| config_err("idle_timeout", "too long for QUIC"))?,
+        ));
+        tc.keep_alive_interval(Some(config.keep_alive));
+        tc.stream_receive_window(VarInt::from_u32(config.stream_receive_window));
+        tc.send_window(u64::from(config.stream_receive_window) * 4);
+        tc.max_concurrent_bidi_streams(VarInt::from_u32(0));
+        tc.max_concurrent_uni_streams(VarInt::from_u32(256));
+        tc.datagram_receive_buffer_size(Some(1 << 20));
+        let tc = Arc::new(tc);
+
+        let creds = &config.credentials;
+        let server_crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(creds.rustls_server_config()?)
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+        server.transport_config(tc.clone());
+        let mut client = creds.quinn_client_config()?;
+        client.transport_config(tc);
+        let endpoint_cfg = quinn::EndpointConfig::new(Arc::new(creds.reset_key()));
+        let endpoint =
+            quinn::Endpoint::new(endpoint_cfg, Some(server), socket, rt::quinn_runtime())?;
+
+        let mut instance = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
+            .map_err(|_| std::io::Error::other("no system randomness"))?;
+        let inner = Arc::new(Inner {
+            core: async_channel::bounded(config.inbound_queue),
+            app: async_channel::bounded(config.inbound_queue),
+            cfg: config,
+            me,
+            instance: u64::from_le_bytes(instance),
+            endpoint,
+            client,
+            peers: Mutex::new(HashMap::new()),
+            members: RwLock::new(HashSet::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            counters: AtomicCounters::default(),
+            closing: AtomicBool::new(false),
+        });
+        rt::spawn(inner.clone().accept_loop());
+        Ok(Transport { inner })
+    }
+
+    /// This node's certified (advertised) address.
+    pub fn address(&self) -> SocketAddr {
+        self.inner.me
+    }
+
+    /// The local address of the UDP socket.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.endpoint.local_addr()
+    }
+
+    /// Sends a message the core produced: `bytes` are the `t.len` bytes `poll_transmit`
+    /// wrote. Never waits. Heartbeats go out as datagrams (dropped, and counted, when they
+    /// cannot); gossip and control are queued on the peer's membership stream, or refused
+    /// with [`SendError::QueueFull`] (the core resends gossip, so dropping is safe). A peer
+    /// without a connection is dialed.
+    pub fn send_transmit(&self, t: &Transmit, bytes: &[u8]) -> Result<(), SendError> {
+        let to = t.destination;
+        if to == self.inner.me {
+            return Err(SendError::ToSelf(to));
+        }
+        let peer = self.inner.peer(to);
+        let bytes = Bytes::copy_from_slice(&bytes[..t.len.min(bytes.len())]);
+        match t.class {
+            DeliveryClass::Heartbeat => {
+                // Straight onto the connection: heartbeats never wait in a queue behind
+                // other traffic.
+                if let Some(link) = peer.link() {
+                    let frame = Frame::Core {
+                        class: CoreClass::Heartbeat,
+                        bytes: bytes.clone(),
+                    };
+                    if send_datagram(&link.conn, &frame) {
+                        return Ok(());
+                    }
+                }
+                if peer.heartbeat.tx.try_send(bytes).is_err() {
+                    bump(&self.inner.counters.heartbeats_dropped);
+                }
+                peer.want();
+                Ok(())
+            }
+            class => {
+                let frame = Frame::Core {
+                    class: core_class(class),
+                    bytes,
+                };
+                let mut framed = Vec::with_capacity(frame.body_len() + LEN_PREFIX);
+                frame.encode_framed(&mut framed);
+                peer.want();
+                peer.membership.tx.try_send(framed.into()).map_err(|e| {
+                    if e.is_closed() {
+                        SendError::Closed
+                    } else {
+                        bump(&self.inner.counters.membership_queue_full);
+                        SendError::QueueFull(to)
+                    }
+                })
+            }
+        }
+    }
+
+    /// The next core message from any peer; `None` once the transport is closed.
+    pub async fn recv_core(&self) -> Option<CoreMessage> {
+        self.inner.core.1.recv().await.ok()
+    }
+
+    /// Sets the members application messages may be sent to (the core's member list, as
+    /// it changes). Sending to any other address fails at once with
+    /// [`SendError::UnknownMember`]. Membership traffic is not restricted: joining nodes are
+    /// not members yet.
+    pub fn set_members(&self, members: impl IntoIterator<Item = SocketAddr>) {
+        let mut m = self.inner.members.write().unwrap();
+        m.clear();
+        m.extend(members);
+    }
+
+    /// Sends an application message to a member. Messages to one member on this lane
+    /// arrive in the order sent; a message larger than
+    /// [`TransportConfig::large_message_threshold`] travels on a stream of its own and is not
+    /// ordered with the others. Waits while the member's queue is full.
+    pub async fn send<T: Serialize + ?Sized>(
+        &self,
+        to: SocketAddr,
+        message: &T,
+    ) -> Result<(), SendError> {
+        self.inner.check_member(to)?;
+        let payload = serialize(message)?;
+        self.inner.send_frame(to, Frame::App { payload }).await
+    }
+
+    /// Sends several application messages to a member as one batch: one queue entry and
+    /// one stream write, for throughput. The receiver sees them one by one, in order. Batches
+    /// whose total size exceeds the large-message threshold are sent as one large message.
+    pub async fn send_batch<'a, T: Serialize + 'a>(
+        &self,
+        to: SocketAddr,
+        messages: impl IntoIterator<Item = &'a T>,
+    ) -> Result<(), SendError> {
+        self.inner.check_member(to)?;
+        let mut out = Vec::new();
+        for m in messages {
+            Frame::App {
+                payload: serialize(m)?,
+            }
+            .encode_framed(&mut out);
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.inner.enqueue_app(to, out).await
+    }
+
+    /// The next application message (one-way or request) from any peer; `None` once the
+    /// transport is closed.
+    pub async fn recv(&self) -> Option<AppMessage> {
+        self.inner.app.1.recv().await.ok()
+    }
+
+    /// The next application message if one is waiting.
+    pub fn try_recv(&self) -> Option<AppMessage> {
+        self.inner.app.1.try_recv().ok()
+    }
+
+    /// Sends a request to a member and waits for its response, at most `timeout`.
+    pub async fn request<Q: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        to: SocketAddr,
+        request: &Q,
+        timeout: Duration,
+    ) -> Result<R, RequestError> {
+        self.inner.check_member(to)?;
+        let payload = serialize(request)?;
+        let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = async_channel::bounded(1);
+        self.inner.pending.lock().unwrap().insert((to, id), tx);
+        // Removes the entry however this ends (response, timeout, error, cancellation).
+        let _pending = PendingGuard {
+            pending: &self.inner.pending,
+            key: (to, id),
+        };
+        self.inner
+            .send_frame(to, Frame::Request { id, payload })
+            .await?;
+        match rt::timeout(timeout, rx.recv()).await {
+            Some(Ok(bytes)) => {
+                postcard::from_bytes(&bytes).map_err(|e| RequestError::Deserialize(e.to_string()))
+            }
+            _ => Err(RequestError::Timeout(to)),
+        }
+    }
+
+    /// Answers a request received with [`Transport::recv`]. Responses are not restricted to
+    /// members: the requester was one when it asked.
+    pub async fn respond<T: Serialize + ?Sized>(
+        &self,
+        request: &AppMessage,
+        response: &T,
+    ) -> Result<(), SendError> {
+        let Some(id) = request.request else {
+            return Err(SendError::NotARequest);
+        };
+        let payload = serialize(response)?;
+        self.inner
+            .send_frame(request.from, Frame::Response { id, payload })
+            .await
+    }
+
+    /// True while a connection to `peer` is established and in use.
+    pub fn is_connected(&self, peer: SocketAddr) -> bool {
+        let peer = self.inner.peers.lock().unwrap().get(&peer).cloned();
+        peer.and_then(|p| p.link())
+            .is_some_and(|l| l.conn.close_reason().is_none())
+    }
+
+    /// Connections the endpoint holds, including ones still closing (for metrics and tests).
+    pub fn open_connections(&self) -> usize {
+        self.inner.endpoint.open_connections()
+    }
+
+    /// Counters of refused input and dropped traffic.
+    pub fn counters(&self) -> Counters {
+        self.inner.counters.snapshot()
+    }
+
+    /// Closes every connection and the endpoint, and stops the background tasks. Messages
+    /// still queued are dropped. Completes when peers have been told.
+    pub async fn close(&self) {
+        let inner = &self.inner;
+        if inner.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        inner
+            .endpoint
+            .close(VarInt::from_u32(close_code::SHUTDOWN), b"shutdown");
+        for (_, p) in inner.peers.lock().unwrap().drain() {
+            p.shutdown();
+        }
+        inner.core.0.close();
+        inner.app.0.close();
+        inner.pending.lock().unwrap().clear();
+        inner.endpoint.wait_idle().await;
+    }
+}
+
+struct PendingGuard<'a> {
+    pending: &'a Pending,
+    key: (SocketAddr, u64),
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().unwrap().remove(&self.key);
+    }
+}
+
+fn node_address(config: &TransportConfig) -> Result<SocketAddr, TransportError> {
+    match config.credentials.identity() {
+        PeerIdentity::Node(a) => Ok(*a),
+        other => Err(TransportError::NotANode(other.to_string())),
+    }
+}
+
+/// True when a handshake failed in TLS (QUIC crypto error codes 0x100-0x1ff): no
+/// certificate, one from another CA, a wrong ALPN. Timeouts and refusals by a closing
+/// endpoint are ordinary dial failures.
+fn is_tls_refusal(e: &quinn::ConnectionError) -> bool {
+    let code = match e {
+        quinn::ConnectionError::TransportError(t) => u64::from(t.code),
+        quinn::ConnectionError::ConnectionClosed(c) => u64::from(c.error_code),
+        _ => return false,
+    };
+    (0x100..0x200).contains(&code)
+}
+
+fn serialize<T: Serialize + ?Sized>(m: &T) -> Result<Bytes, SendError> {
+    postcard::to_allocvec(m)
+        .map(Bytes::from)
+        .map_err(|e| SendError::Serialize(e.to_string()))
+}
+
+impl Inner {
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// The peer at `addr`, started on first use.
+    pub(crate) fn peer(self: &Arc<Self>, addr: SocketAddr) -> Arc<Peer> {
+        let mut peers = self.peers.lock().unwrap();
+        let peer = peers
+            .entry(addr)
+            .or_insert_with(|| Peer::start(self, addr))
+            .clone();
+        if self.is_closing() {
+            // Created while closing: stop its tasks at once so they release the endpoint.
+            peer.shutdown();
+        }
+        peer
+    }
+
+    fn check_member(&self, to: SocketAddr) -> Result<(), SendError> {
+        if self.is_closing() {
+            Err(SendError::Closed)
+        } else if to == self.me {
+            Err(SendError::ToSelf(to))
+        } else if !self.members.read().unwrap().contains(&to) {
+            Err(SendError::UnknownMember(to))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn send_frame(self: &Arc<Self>, to: SocketAddr, frame: Frame) -> Result<(), SendError> {
+        let mut framed = Vec::with_capacity(frame.body_len() + LEN_PREFIX);
+        frame.encode_framed(&mut framed);
+        self.enqueue_app(to, framed).await
+    }
+
+    /// Queues encoded application frames: on the application stream, or on a stream of
+    /// their own above the large-message threshold.
+    async fn enqueue_app(
+        self: &Arc<Self>,
+        to: SocketAddr,
+        framed: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let body = framed.len().saturating_sub(LEN_PREFIX);
+        if body > self.cfg.max_frame {
+            return Err(SendError::TooLarge {
+                len: body,
+                max: self.cfg.max_frame,
+            });
+        }
+        let peer = self.peer(to);
+        let queue = if body > self.cfg.large_message_threshold {
+            &peer.large
+        } else {
+            &peer.app
+        };
+        peer.want();
+        queue
+            .tx
+            .send(Bytes::from(framed))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Dials `addr` and checks that the certificate is the node at that address.
+    pub(crate) async fn dial(&self, addr: SocketAddr) -> Option<Connection> {
+        let refuse = |why: &dyn std::fmt::Display| {
+            bump(&self.counters.refused_handshakes);
+            tracing::warn!(peer = %addr, "fjell-quic: dial refused: {why}");
+        };
+        let connecting =
+            match self
+                .endpoint
+                .connect_with(self.client.clone(), addr, &addr.ip().to_string())
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(peer = %addr, "fjell-quic: cannot dial: {e}");
+                    return None;
+                }
+            };
+        let conn = match connecting.await {
+            Ok(c) => c,
+            Err(e) if is_tls_refusal(&e) => {
+                refuse(&e);
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(peer = %addr, "fjell-quic: dial failed: {e}");
+                return None;
+            }
+        };
+        match tls::peer_identity(&conn) {
+            Ok(PeerIdentity::Node(a)) if a == addr => Some(conn),
+            other => {
+                let why = match other {
+                    Ok(id) => format!("the certificate at {addr} certifies {id}"),
+                    Err(e) => e.to_string(),
+                };
+                refuse(&why);
+                conn.close(VarInt::from_u32(close_code::IDENTITY_MISMATCH), b"identity");
+                None
+            }
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>) {
+        while let Some(incoming) = self.endpoint.accept().await {
+            let inner = self.clone();
+            rt::spawn(async move {
+                let conn = match incoming.await {
+                    Ok(c) => c,
+                    Err(e) if is_tls_refusal(&e) => {
+                        bump(&inner.counters.refused_handshakes);
+                        tracing::warn!("fjell-quic: handshake refused: {e}");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!("fjell-quic: incoming connection failed: {e}");
+                        return;
+                    }
+                };
+                match tls::peer_identity(&conn) {
+                    Ok(PeerIdentity::Node(addr)) if addr != inner.me => {
+                        inner.run_connection(addr, conn, addr).await
+                    }
+                    other => {
+                        bump(&inner.counters.refused_handshakes);
+                        let id = other.map(|i| i.to_string()).unwrap_or_default();
+                        tracing::warn!(
+                            remote = %conn.remote_address(),
+                            "fjell-quic: refusing a connection from {id:?}: not another node"
+                        );
+                        conn.close(VarInt::from_u32(close_code::NOT_A_NODE), b"not a node");
+                    }
+                }
+            });
+        }
+    }
+
+    /// Serves one established connection to the node at `peer` (dialed by `dialer`): sends
+    /// the hello, reads datagrams and streams until the connection closes.
+    pub(crate) async fn run_connection(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        conn: Connection,
+        dialer: SocketAddr,
+    ) {
+        bump(&self.counters.connections);
+        let hello = Frame::Hello {
+            instance: self.instance,
+        };
+        let c = conn.clone();
+        rt::spawn(async move {
+            if let Ok(mut s) = c.open_uni().await {
+                let mut bytes = crate::frame::stream_header(Lane::Membership).to_vec();
+                hello.encode_framed(&mut bytes);
+                if s.write_all(&bytes).await.is_ok() {
+                    let _ = s.finish();
+                }
+            }
+        });
+        rt::spawn(self.clone().read_datagrams(peer, conn.clone()));
+        while let Ok(s) = conn.accept_uni().await {
+            rt::spawn(self.clone().read_stream(peer, conn.clone(), dialer, s));
+        }
+        let known = self.peers.lock().unwrap().get(&peer).cloned();
+        if let Some(p) = known {
+            p.lost(&conn);
+        }
+    }
+
+    async fn read_datagrams(self: Arc<Self>, from: SocketAddr, conn: Connection) {
+        while let Ok(d) = conn.read_datagram().await {
+            match Frame::decode_datagram(d) {
+                Ok(Frame::Core {
+                    class: CoreClass::Heartbeat,
+                    bytes,
+                }) => self.deliver_heartbeat(from, bytes),
+                Ok(_) => {
+                    return self.refuse(
+                        &conn,
+                        from,
+                        FrameError::Malformed("only heartbeats travel as datagrams"),
+                    )
+                }
+                Err(e) => return self.refuse(&conn, from, e),
+            }
+        }
+    }
+
+    async fn read_stream(
+        self: Arc<Self>,
+        from: SocketAddr,
+        conn: Connection,
+        dialer: SocketAddr,
+        mut s: RecvStream,
+    ) {
+        let mut dec = FrameDecoder::new(self.cfg.max_frame);
+        loop {
+            match s.read_chunk(256 * 1024, true).await {
+                Ok(Some(chunk)) => {
+                    dec.feed(&chunk.bytes);
+                    loop {
+                        match dec.next_frame() {
+                            Ok(Some(f)) => {
+                                let lane = dec.lane().unwrap_or(Lane::Membership);
+                                match self.deliver(from, &conn, dialer, lane, f).await {
+                                    Ok(true) => {}
+                                    Ok(false) => return,
+                                    Err(e) => return self.refuse(&conn, from, e),
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return self.refuse(&conn, from, e),
+                        }
+                    }
+                }
+                Ok(None) => {
+                    if let Err(e) = dec.finish() {
+                        self.refuse(&conn, from, e);
+                    }
+                    return;
+                }
+                // Reset by the peer or the connection closed: nothing to report.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Hands a frame to its consumer; `Ok(false)` once the transport is closing.
+    async fn deliver(
+        self: &Arc<Self>,
+        from: SocketAddr,
+        conn: &Connection,
+        dialer: SocketAddr,
+        lane: Lane,
+        frame: Frame,
+    ) -> Result<bool, FrameError> {
+        let app = |payload, request| AppMessage {
+            from,
+            payload,
+            request,
+        };
+        let sent = match (lane, frame) {
+            (Lane::Membership, Frame::Hello { instance }) => {
+                let link = crate::peer::Link {
+                    conn: conn.clone(),
+                    dialer,
+                    instance,
+                };
+                self.peer(from).adopt(self, link);
+                true
+            }
+            (Lane::Membership, Frame::Core { class, bytes }) if class != CoreClass::Heartbeat => {
+                self.core
+                    .0
+                    .send(CoreMessage {
+                        from,
+                        class: class.into(),
+                        bytes,
+                    })
+                    .await
+                    .is_ok()
+            }
+            (
+                Lane::Heartbeat,
+                Frame::Core {
+                    class: CoreClass::Heartbeat,
+                    bytes,
+                },
+            ) => {
+                self.deliver_heartbeat(from, bytes);
+                true
+            }
+            (Lane::App | Lane::LargeApp, Frame::App { payload }) => {
+                self.app.0.send(app(payload, None)).await.is_ok()
+            }
+            (Lane::App | Lane::LargeApp, Frame::Request { id, payload }) => {
+                self.app.0.send(app(payload, Some(id))).await.is_ok()
+            }
+            (Lane::App | Lane::LargeApp, Frame::Response { id, payload }) => {
+                let waiter = self.pending.lock().unwrap().remove(&(from, id));
+                // No waiter: the request timed out; the late response is dropped.
+                if let Some(w) = waiter {
+                    let _ = w.try_send(payload);
+                }
+                true
+            }
+            _ => {
+                return Err(FrameError::Malformed(
+                    "frame kind does not belong on this lane",
+                ))
+            }
+        };
+        Ok(sent)
+    }
+
+    fn deliver_heartbeat(&self, from: SocketAddr, bytes: Bytes) {
+        let m = CoreMessage {
+            from,
+            class: DeliveryClass::Heartbeat,
+            bytes,
+        };
+        // Never wait for the caller here: a stale heartbeat is worse than none.
+        if self.core.0.try_send(m).is_err() {
+            bump(&self.counters.heartbeats_dropped);
+        }
+    }
+
+    /// Closes a connection that sent bad input, with one log line and a counter.
+    fn refuse(&self, conn: &Connection, from: SocketAddr, e: FrameError) {
+        let why = BadInput::of(&e);
+        self.counters.bad_input(why);
+        tracing::warn!(peer = %from, reason = ?why, "fjell-quic: closing connection: {e}");
+        conn.close(VarInt::from_u32(why.close_code()), e.to_string().as_bytes());
+    }
+}

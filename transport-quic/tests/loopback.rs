@@ -1,0 +1,414 @@
+//! Real QUIC on loopback: core nodes over the transport, mutual TLS, bad input, messaging.
+
+#![cfg(all(feature = "smol", not(feature = "tokio"), feature = "dev-certs"))]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use fjell_core::MemberStatus;
+use fjell_quic::{close_code, Credentials, DevCa, RequestError, SendError, Transport};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Chat {
+    Hello { text: String, n: u32 },
+    Ping(u64),
+    Pong(u64),
+}
+
+/// Answers every request with `Pong(n)` for `Ping(n)`, forwards one-way messages.
+fn responder(t: Transport) -> async_channel::Receiver<fjell_quic::AppMessage> {
+    let (tx, rx) = async_channel::unbounded();
+    smol::spawn(async move {
+        while let Some(m) = t.recv().await {
+            if m.is_request() {
+                if let Ok(Chat::Ping(n)) = m.decode() {
+                    let _ = t.respond(&m, &Chat::Pong(n)).await;
+                }
+            } else {
+                let _ = tx.send(m).await;
+            }
+        }
+    })
+    .detach();
+    rx
+}
+
+#[test]
+fn three_nodes_exchange_gossip_heartbeats_and_application_messages() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let ts: Vec<Transport> = (0..3).map(|_| node_transport(&ca)).collect();
+        let seeds: Vec<_> = ts.iter().map(|t| t.address()).collect();
+        let nodes: Vec<Driven> = ts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| drive(t.clone(), i as u64 + 1, &seeds))
+            .collect();
+        // Gossip: every node sees all three Up and the same state.
+        for n in &nodes {
+            n.until(20, "three members Up and converged", |node| {
+                node.members().len() == 3
+                    && node.members().iter().all(|m| m.status == MemberStatus::Up)
+                    && node.is_converged()
+            })
+            .await;
+        }
+        // Heartbeats: each node monitors the other two and has heard back from both.
+        for n in &nodes {
+            n.until(10, "heartbeat responses from both peers", |node| {
+                let now = n.now();
+                let stats: Vec<_> = node.monitored(now).collect();
+                stats.len() == 2
+                    && stats
+                        .iter()
+                        .all(|s| s.rtt.is_some() && s.available && s.phi < 1.0)
+            })
+            .await;
+        }
+        // Application messages, with the sender's certified identity.
+        let inbox: Vec<_> = ts.iter().map(|t| responder(t.clone())).collect();
+        for (i, from) in ts.iter().enumerate() {
+            for (j, to) in ts.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let msg = Chat::Hello {
+                    text: format!("{i} to {j}"),
+                    n: i as u32,
+                };
+                from.send(to.address(), &msg).await.unwrap();
+                let got = within(5, "an application message", inbox[j].recv())
+                    .await
+                    .unwrap();
+                assert_eq!(got.from, from.address());
+                assert_eq!(got.decode::<Chat>().unwrap(), msg);
+                let pong: Chat = from
+                    .request(
+                        to.address(),
+                        &Chat::Ping(i as u64 * 10 + j as u64),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(pong, Chat::Pong(i as u64 * 10 + j as u64));
+            }
+        }
+        for t in &ts {
+            let c = t.counters();
+            assert_eq!((c.malformed, c.refused_handshakes), (0, 0), "{c:?}");
+        }
+        for t in &ts {
+            t.close().await;
+        }
+    })
+}
+
+#[test]
+fn application_messages_keep_order_and_refuse_unknown_members_at_once() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let (a, b) = (node_transport(&ca), node_transport(&ca));
+        let stranger = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(
+            a.send(b.address(), &1u32).await,
+            Err(SendError::UnknownMember(b.address()))
+        );
+        a.set_members([a.address(), b.address()]);
+        b.set_members([a.address(), b.address()]);
+        assert_eq!(
+            a.send(stranger, &1u32).await,
+            Err(SendError::UnknownMember(stranger))
+        );
+        assert_eq!(
+            a.request::<_, u32>(stranger, &1u32, Duration::from_secs(5))
+                .await,
+            Err(RequestError::Send(SendError::UnknownMember(stranger)))
+        );
+        assert_eq!(
+            a.send(a.address(), &1u32).await,
+            Err(SendError::ToSelf(a.address()))
+        );
+        // FIFO per peer within the lane, interleaving single sends and batches, with a
+        // large message (its own stream) in the middle that may overtake or trail them.
+        let big = vec![7u8; 300 * 1024];
+        let mut sent = 0u32;
+        for round in 0..50u32 {
+            if round == 25 {
+                a.send(b.address(), &big).await.unwrap();
+            }
+            if round % 2 == 0 {
+                a.send(b.address(), &sent).await.unwrap();
+                sent += 1;
+            } else {
+                let batch: Vec<u32> = (sent..sent + 10).collect();
+                a.send_batch(b.address(), &batch).await.unwrap();
+                sent += 10;
+            }
+        }
+        let mut next = 0u32;
+        let mut got_big = false;
+        while next < sent || !got_big {
+            let m = within(10, "ordered messages", b.recv()).await.unwrap();
+            if m.payload.len() > 1024 {
+                assert_eq!(m.decode::<Vec<u8>>().unwrap(), big);
+                got_big = true;
+            } else {
+                assert_eq!(m.decode::<u32>().unwrap(), next);
+                next += 1;
+            }
+        }
+        // A member that never answers: the request times out.
+        let r = a
+            .request::<_, u32>(b.address(), &Chat::Ping(1), Duration::from_millis(200))
+            .await;
+        assert_eq!(r, Err(RequestError::Timeout(b.address())));
+        // Removed from membership: refused at once.
+        a.set_members([a.address()]);
+        assert_eq!(
+            a.send(b.address(), &1u32).await,
+            Err(SendError::UnknownMember(b.address()))
+        );
+        a.close().await;
+        b.close().await;
+    })
+}
+
+#[test]
+fn a_node_with_a_certificate_from_another_ca_is_refused() {
+    smol::block_on(async {
+        let (ca, other) = (DevCa::new().unwrap(), DevCa::new().unwrap());
+        let a = node_transport(&ca);
+        let intruder = node_transport(&other);
+        // The intruder dials A: the handshake fails (on both sides), nothing is delivered.
+        intruder.set_members([a.address()]);
+        let _ = intruder.send(a.address(), &"let me in").await;
+        eventually(10, "A refusing the handshake", || {
+            a.counters().refused_handshakes >= 1
+        })
+        .await;
+        eventually(10, "the intruder refusing A", || {
+            intruder.counters().refused_handshakes >= 1
+        })
+        .await;
+        assert!(a.try_recv().is_none());
+        assert!(!intruder.is_connected(a.address()));
+
+        // A client that trusts A's CA but presents another CA's certificate, or none at all:
+        // A refuses it during the handshake.
+        let (_, addr) = free_socket();
+        let (cert, key) = other.node_pem(addr).unwrap();
+        let foreign =
+            Credentials::from_pem(ca.ca_pem().as_bytes(), cert.as_bytes(), key.as_bytes()).unwrap();
+        for cfg in [foreign.quinn_client_config().unwrap(), no_certificate(&ca)] {
+            let before = a.counters().refused_handshakes;
+            if let Ok(conn) = raw_connect(cfg, a.address()).await {
+                // TLS 1.3: the client may finish first; A then closes the connection.
+                let why = within(5, "A closing the connection", conn.closed()).await;
+                assert!(
+                    !matches!(why, quinn::ConnectionError::ApplicationClosed(_)),
+                    "closed by the TLS layer, not after the handshake: {why}"
+                );
+            }
+            eventually(5, "A counting the refusal", || {
+                a.counters().refused_handshakes > before
+            })
+            .await;
+        }
+        assert!(a.try_recv().is_none());
+        a.close().await;
+        intruder.close().await;
+    })
+}
+
+/// A client configuration that trusts `ca` and presents no certificate.
+fn no_certificate(ca: &DevCa) -> quinn::ClientConfig {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
+        .unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![fjell_quic::tls::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap();
+    quinn::ClientConfig::new(std::sync::Arc::new(crypto))
+}
+
+type Counter = fn(&fjell_quic::Counters) -> u64;
+
+#[test]
+fn a_peer_sending_garbage_or_an_oversized_frame_is_disconnected_while_others_are_served() {
+    use fjell_quic::frame::{stream_header, Lane};
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let (a, b) = pair(&ca);
+        let header = stream_header(Lane::App);
+        let cases: [(&str, Vec<u8>, u32, Counter); 4] = [
+            (
+                "garbage",
+                b"this is not fjell".to_vec(),
+                close_code::MALFORMED,
+                |c| c.malformed,
+            ),
+            (
+                "an oversized length",
+                [&header[..], &u32::MAX.to_le_bytes()].concat(),
+                close_code::OVERSIZED,
+                |c| c.oversized,
+            ),
+            (
+                "an unknown frame kind",
+                [&header[..], &1u32.to_le_bytes(), &[0x63]].concat(),
+                close_code::UNKNOWN_KIND,
+                |c| c.unknown_kind,
+            ),
+            (
+                "a wrong version",
+                b"FJ\x09\x00".to_vec(),
+                close_code::WRONG_VERSION,
+                |c| c.wrong_version,
+            ),
+        ];
+        for (i, (what, bytes, code, counter)) in cases.into_iter().enumerate() {
+            // A member's valid certificate: only the bytes are bad.
+            let (_, addr) = free_socket();
+            let creds = ca.node(addr).unwrap();
+            let conn = raw_connect(creds.quinn_client_config().unwrap(), a.address())
+                .await
+                .unwrap();
+            let mut s = conn.open_uni().await.unwrap();
+            s.write_all(&bytes).await.unwrap();
+            match within(5, what, conn.closed()).await {
+                quinn::ConnectionError::ApplicationClosed(c) => {
+                    assert_eq!(c.error_code, quinn::VarInt::from_u32(code), "{what}")
+                }
+                other => panic!("{what}: closed with {other}"),
+            }
+            assert_eq!(counter(&a.counters()), 1, "{what}");
+            // A keeps serving B.
+            b.send(a.address(), &Chat::Ping(i as u64)).await.unwrap();
+            let m = within(5, "B's message after the bad peer", a.recv())
+                .await
+                .unwrap();
+            assert_eq!(
+                (m.from, m.decode::<Chat>().unwrap()),
+                (b.address(), Chat::Ping(i as u64))
+            );
+        }
+        // A datagram that is not a heartbeat closes the connection too.
+        let (_, addr) = free_socket();
+        let conn = raw_connect(
+            ca.node(addr).unwrap().quinn_client_config().unwrap(),
+            a.address(),
+        )
+        .await
+        .unwrap();
+        conn.send_datagram(Bytes::from_static(&[1, 0x63])).unwrap();
+        assert!(matches!(
+            within(5, "a bad datagram", conn.closed()).await,
+            quinn::ConnectionError::ApplicationClosed(_)
+        ));
+        assert_eq!(a.counters().unknown_kind, 2);
+        assert!(b.is_connected(a.address()));
+        a.close().await;
+        b.close().await;
+    })
+}
+
+#[test]
+fn a_node_restarted_on_the_same_port_is_reconnected() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let a = node_transport(&ca);
+        let (socket, b_addr) = free_socket();
+        let b_creds = ca.node(b_addr).unwrap();
+        let b = transport_on(b_creds.clone(), socket);
+        a.set_members([b_addr]);
+        b.set_members([a.address()]);
+        a.send(b_addr, &1u32).await.unwrap();
+        assert_eq!(
+            within(5, "first message", b.recv())
+                .await
+                .unwrap()
+                .decode::<u32>(),
+            Ok(1)
+        );
+        b.close().await;
+        drop(b);
+        // The same port and certificate, a new process in all but name.
+        let socket = within(10, "the port to be released", async {
+            loop {
+                match std::net::UdpSocket::bind(b_addr) {
+                    Ok(s) => return s,
+                    Err(_) => smol::Timer::after(Duration::from_millis(20)).await,
+                };
+            }
+        })
+        .await;
+        let b = transport_on(b_creds, socket);
+        b.set_members([a.address()]);
+        a.send(b_addr, &2u32).await.unwrap();
+        assert_eq!(
+            within(10, "message after restart", b.recv())
+                .await
+                .unwrap()
+                .decode::<u32>(),
+            Ok(2)
+        );
+        b.send(a.address(), &3u32).await.unwrap();
+        assert_eq!(
+            within(10, "reply after restart", a.recv())
+                .await
+                .unwrap()
+                .decode::<u32>(),
+            Ok(3)
+        );
+        a.close().await;
+        b.close().await;
+    })
+}
+
+#[test]
+fn simultaneous_dials_leave_one_connection() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        for _ in 0..3 {
+            let (a, b) = pair(&ca);
+            let (ra, rb) =
+                futures_lite::future::zip(a.send(b.address(), &1u8), b.send(a.address(), &2u8))
+                    .await;
+            ra.unwrap();
+            rb.unwrap();
+            // Whichever connection carried them, both messages arrive (or the loser's copy
+            // was lost with it: then a resend on the survivor must arrive).
+            for (t, other) in [(&a, &b), (&b, &a)] {
+                eventually(10, "a single connection", || {
+                    t.is_connected(other.address()) && t.open_connections() == 1
+                })
+                .await;
+            }
+            a.send(b.address(), &3u8).await.unwrap();
+            let mut got = Vec::new();
+            while got.last() != Some(&3u8) {
+                got.push(
+                    within(5, "a message on the survivor", b.recv())
+                        .await
+                        .unwrap()
+                        .decode::<u8>()
+                        .unwrap(),
+                );
+            }
+            a.close().await;
+            b.close().await;
+        }
+    })
+}
