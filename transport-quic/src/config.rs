@@ -66,9 +66,14 @@ pub struct TransportConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay (default 5 s).
     pub reconnect_max: Duration,
-    /// Per-stream QUIC receive window (default 8 MiB): large enough that a 4 MiB message
-    /// streams without waiting for window updates on a fast link.
+    /// Per-stream QUIC receive window (default 2 MiB).
     pub stream_receive_window: u32,
+    /// Connection-wide QUIC receive window, all streams together (default 4 MiB). It bounds
+    /// the data in flight towards this node, and so how long a heartbeat datagram can wait
+    /// behind stream packets the node has received but not yet processed: without a bound, a
+    /// receiver whose CPU falls behind (a debug build, an overloaded host) lets the sender's
+    /// congestion window grow and queues seconds of data ahead of every heartbeat.
+    pub receive_window: u32,
 }
 
 /// A setting with a bad value.
@@ -105,7 +110,8 @@ impl TransportConfig {
             detection_bound: base + fd.min_std_deviation * 6,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
-            stream_receive_window: 8 * 1024 * 1024,
+            stream_receive_window: 2 * 1024 * 1024,
+            receive_window: 4 * 1024 * 1024,
         }
     }
 

@@ -138,6 +138,7 @@ impl Transport {
         tc.keep_alive_interval(Some(config.keep_alive));
         tc.stream_receive_window(VarInt::from_u32(config.stream_receive_window));
         tc.send_window(u64::from(config.stream_receive_window) * 4);
+        tc.receive_window(VarInt::from_u32(config.receive_window));
         tc.max_concurrent_bidi_streams(VarInt::from_u32(0));
         tc.max_concurrent_uni_streams(VarInt::from_u32(256));
         tc.datagram_receive_buffer_size(Some(1 << 20));

@@ -157,3 +157,119 @@ pub fn drive(transport: Transport, uid: u64, seeds: &[SocketAddr]) -> Driven {
         origin,
     }
 }
+
+/// Two core nodes over QUIC on loopback, both seeing both Up, their heartbeats answered.
+pub async fn two_nodes_up(ca: &DevCa) -> (Driven, Driven) {
+    let (ta, tb) = (node_transport(ca), node_transport(ca));
+    let seeds = [ta.address(), tb.address()];
+    let (a, b) = (drive(ta, 1, &seeds), drive(tb, 2, &seeds));
+    for n in [&a, &b] {
+        n.until(20, "two members Up, heartbeats answered", |node| {
+            node.members().len() == 2
+                && node
+                    .members()
+                    .iter()
+                    .all(|m| m.status == fjell_core::MemberStatus::Up)
+                && node.monitored(n.now()).any(|s| s.rtt.is_some())
+        })
+        .await;
+    }
+    (a, b)
+}
+
+/// The phi `n` has of the member at `peer` (0 when it does not monitor it).
+pub fn phi_of(n: &Driven, peer: SocketAddr) -> f64 {
+    let now = n.now();
+    let node = n.node.lock().unwrap();
+    let phi = node
+        .monitored(now)
+        .filter(|s| s.subject.socket_addr() == peer)
+        .map(|s| s.phi)
+        .fold(0.0, f64::max);
+    phi
+}
+
+/// What [`phi_under_load`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadReport {
+    /// Application messages the receiver got.
+    pub delivered: u64,
+    /// Payload bytes the receiver got.
+    pub bytes: u64,
+    /// Highest phi either node had of the other, sampled every 100 ms.
+    pub max_phi: f64,
+    /// How long the load ran.
+    pub elapsed: Duration,
+}
+
+/// Sends `size`-byte application messages from `a` to `b` back to back for `dur` (in
+/// batches of `batch` when `batch > 1`), sampling the phi each node has of the other.
+pub async fn phi_under_load(
+    a: &Driven,
+    b: &Driven,
+    dur: Duration,
+    size: usize,
+    batch: usize,
+) -> LoadReport {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let (ta, tb) = (a.transport.clone(), b.transport.clone());
+    let delivered = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = delivered.clone();
+    let receiver = smol::spawn(async move {
+        while let Some(m) = tb.recv().await {
+            counter.0.fetch_add(1, Relaxed);
+            counter.1.fetch_add(m.payload.len() as u64, Relaxed);
+        }
+    });
+    let to = b.transport.address();
+    let halt = stop.clone();
+    let sender = smol::spawn(async move {
+        let payload = serde_bytes_vec(size);
+        let many = vec![payload.clone(); batch.max(1)];
+        while !halt.load(Relaxed) {
+            let r = if batch > 1 {
+                ta.send_batch(to, &many).await
+            } else {
+                ta.send(to, &payload).await
+            };
+            r.unwrap();
+            // Let the nodes' drivers run between sends, as any fair task would.
+            futures_lite::future::yield_now().await;
+        }
+    });
+    let start = std::time::Instant::now();
+    let mut max_phi: f64 = 0.0;
+    while start.elapsed() < dur {
+        smol::Timer::after(Duration::from_millis(100)).await;
+        max_phi = max_phi
+            .max(phi_of(a, b.transport.address()))
+            .max(phi_of(b, a.transport.address()));
+    }
+    stop.store(true, Relaxed);
+    sender.await;
+    let elapsed = start.elapsed();
+    drop(receiver);
+    LoadReport {
+        delivered: delivered.0.load(Relaxed),
+        bytes: delivered.1.load(Relaxed),
+        max_phi,
+        elapsed,
+    }
+}
+
+/// An application payload of `size` bytes.
+pub fn serde_bytes_vec(size: usize) -> Blob {
+    Blob((0..size).map(|i| i as u8).collect())
+}
+
+/// Bytes serialized as one byte string (serde's `Vec<u8>` goes element by element, which
+/// in a debug build costs more than the transport itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blob(pub Vec<u8>);
+
+impl serde::Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
