@@ -223,6 +223,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         if let Ok(i) = self.versions.binary_search_by(|(a, _)| a.cmp(node)) {
             self.versions.remove(i);
         }
+        self.drop_all_reachable_rows();
     }
 
     /// Keeps only observers and subjects accepted by `is_member`.
@@ -230,6 +231,24 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         self.records
             .retain(|r| is_member(&r.observer) && is_member(&r.subject));
         self.versions.retain(|(a, _)| is_member(a));
+        self.drop_all_reachable_rows();
+    }
+
+    /// Keeps the table canonical after rows were dropped: an observer whose remaining rows all
+    /// say Reachable has no rows (the wire decoder refuses any other form).
+    fn drop_all_reachable_rows(&mut self) {
+        let mut i = 0;
+        while i < self.records.len() {
+            let rows = self.observer_rows(&self.records[i].observer);
+            if self.records[rows.clone()]
+                .iter()
+                .all(|r| r.status == ReachabilityStatus::Reachable)
+            {
+                self.remove_range(rows);
+            } else {
+                i = rows.end;
+            }
+        }
     }
 
     /// Subjects flagged Unreachable or Terminated by at least one observer accepted by
@@ -287,6 +306,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
             |x, y| (x.0, x.1.max(y.1)),
         )
         .map_err(|_| ReachabilityFull)?;
+        self.drop_all_reachable_rows();
         Ok(())
     }
 
@@ -353,6 +373,28 @@ mod tests {
         assert_eq!(t.status(&n(3)), Reachable);
         assert!(t.is_empty(), "all-reachable rows are not stored");
         assert_eq!(t.version_of(&n(1)), 2);
+    }
+
+    #[test]
+    fn removing_a_node_leaves_no_all_reachable_rows() {
+        // Observer 1 flags 2 (then healed: the row stays, since 1 still flags 4) and 4; once 4
+        // is removed, 1's rows say only Reachable and must go, or the decoder refuses the state.
+        let table = || {
+            let mut t = T::new();
+            t.change(n(1), n(2), Unreachable).unwrap();
+            t.change(n(1), n(4), Unreachable).unwrap();
+            t.change(n(1), n(2), Reachable).unwrap();
+            assert_eq!(t.records().len(), 2);
+            t
+        };
+        let mut t = table();
+        t.remove_node(&n(4));
+        assert!(t.is_empty());
+        assert!(!t.has_only_reachable_rows());
+        assert_eq!(t.version_of(&n(1)), 3, "the observer's version stays");
+        let mut t = table();
+        t.retain_members(&|a| *a != n(4));
+        assert!(t.is_empty());
     }
 
     #[test]
