@@ -6,6 +6,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::downing::Strategy;
 use crate::heartbeat::MAX_MONITORED;
 use crate::member::{AppVersion, Role, RoleSet};
 use crate::phi::{DetectorKind, DetectorSettings};
@@ -73,6 +74,156 @@ pub struct Config {
     /// How often failure-detector verdicts are written to the reachability table
     /// (`unreachable-nodes-reaper-interval`, 1 s).
     pub unreachable_nodes_reaper_interval: Duration,
+    /// Who downs unreachable members, and when (`downing`, `split-brain-resolver.*`,
+    /// `down-removal-margin`).
+    pub downing: DowningSettings,
+}
+
+/// Who downs unreachable members (`downing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Downing {
+    /// Nobody: an operator or the application calls [`crate::Node::down`] (`manual`, the
+    /// default). Safe, but an unreachable member blocks convergence until then.
+    Manual,
+    /// The split brain resolver with this strategy: the leader of each side of a partition
+    /// decides, once the membership has been stable for `stable-after`, which side survives.
+    SplitBrainResolver(Strategy),
+    /// **Unsafe, for development only** (`auto-down-unreachable-after`): the leader downs
+    /// members that have been unreachable for `after`. On a network partition both sides do
+    /// so and the cluster splits into two that never merge again.
+    UnsafeAutoDown {
+        /// How long a member must have been unreachable.
+        after: Duration,
+    },
+}
+
+/// When instability makes the resolver down everything
+/// (`split-brain-resolver.down-all-when-unstable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenUnstable {
+    /// Never.
+    Off,
+    /// After three quarters of `stable-after`, but at least 4 s (`on`, the default).
+    On,
+    /// After this long.
+    After(Duration),
+}
+
+/// Downing settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DowningSettings {
+    /// Who downs (`downing`: `manual`, `keep-majority`, `static-quorum`, `keep-oldest`,
+    /// `down-all`, `lease-majority`; or `auto-down-unreachable-after`).
+    pub downing: Downing,
+    /// How long membership and reachability must be unchanged before the resolver decides
+    /// (`split-brain-resolver.stable-after`). `None` scales with the cluster size n as
+    /// 10·log10(max(n, 5)) s: 7 s for 5 members, 10 s for 10, 20 s for 100, 30 s for 1,000
+    /// (the sizes Pekko's documentation recommends).
+    pub stable_after: Option<Duration>,
+    /// When reachability keeps changing for `stable-after` plus this long after the first
+    /// change, every node downs every member (`split-brain-resolver.down-all-when-unstable`).
+    pub down_all_when_unstable: WhenUnstable,
+    /// How long the leader keeps newly downed members before removing them, so the other side
+    /// has stopped before anyone here acts on MemberRemoved (`down-removal-margin`). `None`:
+    /// `stable-after` when a resolver is active, no margin with manual downing. Members that
+    /// confirm they stopped are removed at once.
+    pub down_removal_margin: Option<Duration>,
+    /// How long the minority side waits before asking for the lease
+    /// (`split-brain-resolver.lease-majority.acquire-lease-delay-for-minority`, 2 s).
+    pub acquire_lease_delay_for_minority: Duration,
+    /// How long after acting the lease is released
+    /// (`split-brain-resolver.lease-majority.release-after`, 40 s).
+    pub lease_release_after: Duration,
+}
+
+impl Default for DowningSettings {
+    fn default() -> Self {
+        DowningSettings {
+            downing: Downing::Manual,
+            stable_after: None,
+            down_all_when_unstable: WhenUnstable::On,
+            down_removal_margin: None,
+            acquire_lease_delay_for_minority: Duration::from_secs(2),
+            lease_release_after: Duration::from_secs(40),
+        }
+    }
+}
+
+impl DowningSettings {
+    /// `stable-after` for a cluster of `members` (see [`DowningSettings::stable_after`]).
+    pub fn stable_after_for(&self, members: usize) -> Duration {
+        if let Downing::UnsafeAutoDown { after } = self.downing {
+            return after;
+        }
+        self.stable_after.unwrap_or_else(|| {
+            let n = members.max(5) as f32;
+            Duration::from_millis((libm::log10f(n) * 10_000.0) as u64)
+        })
+    }
+
+    /// The down-all-when-unstable delay for a cluster of `members`, if enabled (never with
+    /// manual downing or auto-down).
+    pub fn unstable_after_for(&self, members: usize) -> Option<Duration> {
+        if !matches!(self.downing, Downing::SplitBrainResolver(_)) {
+            return None;
+        }
+        match self.down_all_when_unstable {
+            WhenUnstable::Off => None,
+            WhenUnstable::On => {
+                Some((self.stable_after_for(members) * 3 / 4).max(Duration::from_secs(4)))
+            }
+            WhenUnstable::After(d) => Some(d),
+        }
+    }
+
+    /// The down-removal margin for a cluster of `members`.
+    pub fn removal_margin_for(&self, members: usize) -> Duration {
+        match (self.down_removal_margin, self.downing) {
+            (Some(d), _) => d,
+            (None, Downing::Manual) => Duration::ZERO,
+            (None, _) => self.stable_after_for(members),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match self.downing {
+            Downing::Manual => {}
+            Downing::UnsafeAutoDown { after } => positive("auto-down-unreachable-after", after)?,
+            Downing::SplitBrainResolver(Strategy::StaticQuorum { size, .. }) => {
+                if size == 0 || size > u16::MAX as u32 {
+                    return Err(ConfigError {
+                        key: "split-brain-resolver.static-quorum.quorum-size",
+                        reason: "must be between 1 and 65,535",
+                    });
+                }
+            }
+            Downing::SplitBrainResolver(_) => {}
+        }
+        if let Some(d) = self.stable_after {
+            positive("split-brain-resolver.stable-after", d)?;
+        }
+        if let WhenUnstable::After(d) = self.down_all_when_unstable {
+            positive("split-brain-resolver.down-all-when-unstable", d)?;
+        }
+        if let Some(d) = self.down_removal_margin {
+            if d > MAX_DURATION {
+                return Err(ConfigError {
+                    key: "down-removal-margin",
+                    reason: "must be at most 7 days",
+                });
+            }
+        }
+        if self.acquire_lease_delay_for_minority > MAX_DURATION {
+            return Err(ConfigError {
+                key: "split-brain-resolver.lease-majority.acquire-lease-delay-for-minority",
+                reason: "must be at most 7 days",
+            });
+        }
+        positive(
+            "split-brain-resolver.lease-majority.release-after",
+            self.lease_release_after,
+        )
+    }
 }
 
 impl Default for Config {
@@ -99,6 +250,7 @@ impl Default for Config {
             monitored_by_nr_of_members: 5,
             expected_response_after: Duration::from_secs(1),
             unreachable_nodes_reaper_interval: Duration::from_secs(1),
+            downing: DowningSettings::default(),
         }
     }
 }
@@ -164,6 +316,14 @@ impl Config {
         "failure-detector.monitored-by-nr-of-members",
         "failure-detector.expected-response-after",
         "unreachable-nodes-reaper-interval",
+        "downing",
+        "auto-down-unreachable-after",
+        "down-removal-margin",
+        "split-brain-resolver.stable-after",
+        "split-brain-resolver.down-all-when-unstable",
+        "split-brain-resolver.static-quorum.quorum-size",
+        "split-brain-resolver.lease-majority.acquire-lease-delay-for-minority",
+        "split-brain-resolver.lease-majority.release-after",
     ];
 
     /// Checks every value; the first bad one is reported.
@@ -262,7 +422,7 @@ impl Config {
                 });
             }
         }
-        Ok(())
+        self.downing.validate()
     }
 }
 
@@ -312,5 +472,39 @@ mod tests {
             c.validate().unwrap_err().key,
             "failure-detector.monitored-by-nr-of-members"
         );
+        let mut c = Config::default();
+        c.downing.downing = Downing::SplitBrainResolver(Strategy::StaticQuorum {
+            size: 0,
+            role: None,
+        });
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "split-brain-resolver.static-quorum.quorum-size");
+        assert!(Config::KEYS.contains(&e.key));
+    }
+
+    #[test]
+    fn stable_after_scales_with_size_as_pekko_recommends() {
+        let mut d = DowningSettings {
+            downing: Downing::SplitBrainResolver(Strategy::DownAll),
+            ..DowningSettings::default()
+        };
+        let secs = |n| d.stable_after_for(n).as_secs_f32().round() as u32;
+        // Pekko's table: 5→7 s, 10→10 s, 20→13 s, 50→17 s, 100→20 s, 1000→30 s.
+        for (n, want) in [
+            (2, 7),
+            (5, 7),
+            (10, 10),
+            (20, 13),
+            (50, 17),
+            (100, 20),
+            (1000, 30),
+        ] {
+            assert_eq!(secs(n), want, "{n} members");
+        }
+        assert_eq!(d.unstable_after_for(100), Some(Duration::from_secs(15)));
+        assert_eq!(d.removal_margin_for(100), Duration::from_secs(20));
+        d.downing = Downing::Manual;
+        assert_eq!(d.removal_margin_for(100), Duration::ZERO);
+        assert_eq!(d.unstable_after_for(100), None);
     }
 }

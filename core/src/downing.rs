@@ -1,17 +1,16 @@
 //! Split brain resolver decisions (notes §11.4): given this node's view of who is reachable,
-//! which side of a partition survives.
+//! which side of a partition survives, and which members that means downing.
 //!
-//! This module holds the decision rules only, as pure functions of the gossip, so every case
-//! of every strategy is testable in isolation. Driving them — the stable-after timer,
-//! down-all-when-unstable, acting only as leader, downing and self-downing — is not wired
-//! into [`crate::Node`] yet.
+//! The rules are pure functions of the gossip, so every case of every strategy is testable in
+//! isolation. When to decide — the stable-after timer, down-all-when-unstable, the lease, acting
+//! only as leader — lives in [`crate::resolver`].
 
 use crate::address::UniqueAddress;
 use crate::gossip::Gossip;
 use crate::member::{Member, MemberStatus, Role};
-use crate::reachability::ReachabilityStatus;
+use crate::reachability::{ReachabilityStatus, Record};
 
-/// A downing strategy (Pekko `split-brain-resolver.active-strategy`).
+/// A split brain resolver strategy (Pekko `split-brain-resolver.active-strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
     /// The side with more members survives; equal halves: the side with the lowest address.
@@ -35,6 +34,25 @@ pub enum Strategy {
     },
     /// Every member is downed (for small clusters that prefer a restart to a guess).
     DownAll,
+    /// The side that acquires a lease (a lock held outside the cluster) survives; the
+    /// minority side waits a little before trying, so the majority usually wins.
+    LeaseMajority {
+        /// Count only members with this role when telling the minority.
+        role: Option<Role>,
+    },
+}
+
+impl Strategy {
+    /// The strategy's configuration name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::KeepMajority { .. } => "keep-majority",
+            Strategy::StaticQuorum { .. } => "static-quorum",
+            Strategy::KeepOldest { .. } => "keep-oldest",
+            Strategy::DownAll => "down-all",
+            Strategy::LeaseMajority { .. } => "lease-majority",
+        }
+    }
 }
 
 /// What this side should do.
@@ -46,64 +64,26 @@ pub enum Decision {
     DownReachable,
     /// Down every member.
     DownAll,
-    /// Some members can reach only part of the cluster: down those.
+    /// Some members can reach only part of the cluster: down those (and whatever the strategy
+    /// decides about the rest once their observations are set aside).
     DownIndirectlyConnected,
+    /// The lease was lost after finding indirectly connected members: down those and this
+    /// whole side.
+    ReverseDownIndirectlyConnected,
 }
 
-/// This node's view of the partition, as sets of members.
-struct Sides<'a, const M: usize, const R: usize> {
-    g: &'a Gossip<M, R>,
-    role: Option<Role>,
-}
-
-impl<const M: usize, const R: usize> Sides<'_, M, R> {
-    fn unreachable(&self, m: &Member) -> bool {
-        self.g.reachability_of(&m.address) != ReachabilityStatus::Reachable
-    }
-
-    fn has_role(&self, m: &Member) -> bool {
-        self.role.as_ref().is_none_or(|r| m.has_role(r.as_str()))
-    }
-
-    /// Members that count: not Joining, WeaklyUp, Down or Exiting (and with the role).
-    fn counted(&self) -> impl Iterator<Item = &Member> + '_ {
-        self.g
-            .members()
-            .iter()
-            .filter(|m| counts(m.status) && self.has_role(m))
-    }
-
-    /// (reachable, unreachable) counts of counted members.
-    fn counts(&self) -> (usize, usize) {
-        let unreachable = self.counted().filter(|m| self.unreachable(m)).count();
-        (self.counted().count() - unreachable, unreachable)
-    }
-
-    /// The pessimistic counts used to re-check a decision to survive: members joining during
-    /// the split may have made the other side bigger, and ours may be leaving.
-    fn pessimistic_counts(&self) -> (usize, usize) {
-        let with_role = |m: &&Member| self.has_role(m);
-        let ours = self
-            .g
-            .members()
-            .iter()
-            .filter(with_role)
-            .filter(|m| !self.unreachable(m))
-            .filter(|m| counts(m.status) && m.status != MemberStatus::Leaving)
-            .count();
-        let theirs = self
-            .g
-            .members()
-            .iter()
-            .filter(with_role)
-            .filter(|m| self.unreachable(m))
-            .filter(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting))
-            .count();
-        (ours, theirs)
+impl Decision {
+    /// What a side that wanted to act on `self` does when another side holds the lease.
+    pub fn reverse(self) -> Decision {
+        match self {
+            Decision::DownUnreachable => Decision::DownReachable,
+            Decision::DownIndirectlyConnected => Decision::ReverseDownIndirectlyConnected,
+            other => other,
+        }
     }
 }
 
-/// Statuses counted when sizing a side.
+/// Statuses counted when sizing a side: not Joining, WeaklyUp, Down or Exiting.
 fn counts(s: MemberStatus) -> bool {
     !matches!(
         s,
@@ -111,94 +91,318 @@ fn counts(s: MemberStatus) -> bool {
     )
 }
 
-/// Members that observe someone unreachable and are themselves observed unreachable: a cycle
-/// in the unreachability graph, which clean partitions and crashes never produce.
-pub fn indirectly_connected<const M: usize, const R: usize>(
-    g: &Gossip<M, R>,
-) -> impl Iterator<Item = UniqueAddress> + '_ {
-    let flagged = |r: &&crate::reachability::Record| {
-        r.status != ReachabilityStatus::Reachable && g.observer_counts(&r.observer)
-    };
-    let records = g.reachability().records();
-    g.members().iter().map(|m| m.address).filter(move |a| {
-        records.iter().filter(flagged).any(|r| r.observer == *a)
-            && records.iter().filter(flagged).any(|r| r.subject == *a)
-    })
+/// Statuses the resolver may down: every status but Down and Exiting.
+pub fn downable(s: MemberStatus) -> bool {
+    !matches!(s, MemberStatus::Down | MemberStatus::Exiting)
+}
+
+/// This node's view of a partition: for every member (by its index in the gossip), whether
+/// observers that count flag it, and whether it is indirectly connected (reachable by some
+/// members but not all).
+///
+/// Built in one pass over the reachability records, so deciding costs O(R log M + M) rather
+/// than a pass over the records per member.
+pub struct Partition<'a, const M: usize, const R: usize> {
+    g: &'a Gossip<M, R>,
+    unreachable: [bool; M],
+    indirect: [bool; M],
+}
+
+impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
+    /// The partition as seen in `g`.
+    pub fn of(g: &'a Gossip<M, R>) -> Self {
+        Self::with_records(g, |_| true)
+    }
+
+    /// The partition seen through the records accepted by `keep` only.
+    fn with_records(g: &'a Gossip<M, R>, keep: impl Fn(&Record) -> bool) -> Self {
+        let mut p = Partition {
+            g,
+            unreachable: [false; M],
+            indirect: [false; M],
+        };
+        let mut observes = [false; M];
+        let members = g.members();
+        for r in g.reachability().records() {
+            if r.status == ReachabilityStatus::Reachable || !keep(r) {
+                continue;
+            }
+            let (Ok(o), Ok(s)) = (g.index_of(&r.observer), g.index_of(&r.subject)) else {
+                continue;
+            };
+            // A downed node's stale verdicts do not count.
+            if members[o].status == MemberStatus::Down {
+                continue;
+            }
+            p.unreachable[s] = true;
+            observes[o] = true;
+            // A flagged node that has seen this very state is talking to someone.
+            if g.seen_by(&r.subject) {
+                p.indirect[o] = true;
+                p.indirect[s] = true;
+            }
+        }
+        // Observing someone unreachable while being flagged oneself: a cycle in the
+        // unreachability graph, which clean partitions and crashes never produce.
+        for ((ind, obs), unr) in p.indirect.iter_mut().zip(observes).zip(p.unreachable) {
+            *ind |= obs && unr;
+        }
+        p
+    }
+
+    /// The same view without the records between two indirectly connected members and those
+    /// involving non-downable ones: how the strategy sees the rest of the cluster once the
+    /// links among the indirectly connected are set aside. Records from or about a member
+    /// outside that group stay: dropping them would let a side count members it cannot reach
+    /// (a member flagged by this side and observing a third is no ally).
+    fn without_indirectly_connected(&self) -> Self {
+        let g = self.g;
+        let index = |a: &UniqueAddress| g.index_of(a).ok();
+        let indirect = |i: Option<usize>| i.is_some_and(|i| self.indirect[i]);
+        let downable_at = |i: Option<usize>| i.is_some_and(|i| downable(g.members()[i].status));
+        Self::with_records(g, |r| {
+            let (o, s) = (index(&r.observer), index(&r.subject));
+            !(indirect(o) && indirect(s)) && downable_at(o) && downable_at(s)
+        })
+    }
+
+    /// Whether the member at `index` is flagged unreachable.
+    pub fn is_unreachable(&self, index: usize) -> bool {
+        self.unreachable[index]
+    }
+
+    /// Whether the member at `index` is indirectly connected.
+    pub fn is_indirectly_connected(&self, index: usize) -> bool {
+        self.indirect[index]
+    }
+
+    /// Whether any member is indirectly connected.
+    pub fn has_indirectly_connected(&self) -> bool {
+        self.indirect.iter().any(|x| *x)
+    }
+
+    /// Whether some member that may be downed is flagged unreachable: the only time there is
+    /// anything to decide.
+    pub fn has_unreachable(&self) -> bool {
+        self.members()
+            .any(|(i, m)| self.unreachable[i] && downable(m.status))
+    }
+
+    /// Whether every member this side counts as reachable (and may down) has seen the current
+    /// state. A member the failure detector has not flagged yet but that cannot talk to this
+    /// side never sees it, so a decision waits instead of counting that member as an ally.
+    pub fn side_has_seen(&self) -> bool {
+        self.members()
+            .filter(|(i, m)| !self.unreachable[*i] && downable(m.status))
+            .all(|(_, m)| self.g.seen_by(&m.address))
+    }
+
+    fn members(&self) -> impl Iterator<Item = (usize, &'a Member)> + '_ {
+        self.g.members().iter().enumerate()
+    }
+
+    /// Members that count (with `role`), as (index, member), in address order.
+    fn counted(&self, role: Option<Role>) -> impl Iterator<Item = (usize, &'a Member)> + '_ {
+        self.members()
+            .filter(move |(_, m)| counts(m.status) && has_role(m, role))
+    }
+
+    /// (reachable, unreachable) counts of counted members.
+    fn sizes(&self, role: Option<Role>) -> (usize, usize) {
+        let unreachable = self.counted(role).filter(|(i, _)| self.unreachable[*i]);
+        let theirs = unreachable.count();
+        (self.counted(role).count() - theirs, theirs)
+    }
+
+    /// Equal halves: the side holding the lowest counted address survives.
+    fn lowest_is_here(&self, role: Option<Role>) -> bool {
+        self.counted(role)
+            .next()
+            .is_some_and(|(i, _)| !self.unreachable[i])
+    }
+
+    /// Whether this side is the minority for lease-majority: fewer members, or equal halves
+    /// without the lowest address.
+    pub fn lease_minority(&self, role: Option<Role>) -> bool {
+        let (ours, theirs) = self.sizes(role);
+        theirs > ours || (theirs == ours && !self.lowest_is_here(role))
+    }
+
+    /// The decision of `strategy` on the side of the partition this gossip's owner is on.
+    pub fn decide(&self, strategy: &Strategy) -> Decision {
+        let indirect = self.has_indirectly_connected();
+        match *strategy {
+            Strategy::DownAll => Decision::DownAll,
+            Strategy::KeepMajority { role } => {
+                if indirect {
+                    return Decision::DownIndirectlyConnected;
+                }
+                self.keep_majority(role)
+            }
+            Strategy::StaticQuorum { size, role } => {
+                let (ours, theirs) = self.sizes(role);
+                let q = size as usize;
+                if ours + theirs > 2 * q - 1 {
+                    // Two sides could both reach the quorum: the setting is unsafe for this size.
+                    return Decision::DownAll;
+                }
+                if indirect {
+                    return Decision::DownIndirectlyConnected;
+                }
+                if ours >= q {
+                    Decision::DownUnreachable
+                } else {
+                    Decision::DownReachable
+                }
+            }
+            Strategy::KeepOldest {
+                down_if_alone,
+                role,
+            } => {
+                if indirect {
+                    return Decision::DownIndirectlyConnected;
+                }
+                let d = self.keep_oldest(down_if_alone, |m| counts(m.status) && has_role(m, role));
+                if d != Decision::DownUnreachable {
+                    return d;
+                }
+                // Re-check pessimistically: our Leaving members may already be Exiting on the
+                // other side, and (with down-if-alone) its joiners may have become Up there.
+                let pessimistic = |m: &Member| {
+                    has_role(m, role)
+                        && downable(m.status)
+                        && m.status != MemberStatus::Leaving
+                        && (down_if_alone
+                            || !matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
+                };
+                match self.keep_oldest(down_if_alone, pessimistic) {
+                    Decision::DownUnreachable => Decision::DownUnreachable,
+                    _ => Decision::DownAll,
+                }
+            }
+            Strategy::LeaseMajority { .. } => {
+                if indirect {
+                    Decision::DownIndirectlyConnected
+                } else {
+                    Decision::DownUnreachable
+                }
+            }
+        }
+    }
+
+    fn keep_majority(&self, role: Option<Role>) -> Decision {
+        let (ours, theirs) = self.sizes(role);
+        if ours + theirs == 0 {
+            return Decision::DownAll;
+        }
+        let keep = |ours: usize, theirs: usize| match ours.cmp(&theirs) {
+            core::cmp::Ordering::Greater => true,
+            core::cmp::Ordering::Less => false,
+            core::cmp::Ordering::Equal => self.lowest_is_here(role),
+        };
+        if !keep(ours, theirs) {
+            return Decision::DownReachable;
+        }
+        // Re-check pessimistically: members joining during the split may have made the other
+        // side bigger, and ours may be leaving.
+        let mut p_ours = 0;
+        let mut p_theirs = 0;
+        for (i, m) in self.members().filter(|(_, m)| has_role(m, role)) {
+            if !self.unreachable[i] && counts(m.status) && m.status != MemberStatus::Leaving {
+                p_ours += 1;
+            } else if self.unreachable[i] && downable(m.status) {
+                p_theirs += 1;
+            }
+        }
+        if keep(p_ours, p_theirs) {
+            Decision::DownUnreachable
+        } else {
+            // Membership changed during the split enough to make the verdict uncertain.
+            Decision::DownAll
+        }
+    }
+
+    /// Keep-oldest over the members accepted by `eligible`, oldest by (up-number, address).
+    fn keep_oldest(&self, down_if_alone: bool, eligible: impl Fn(&Member) -> bool) -> Decision {
+        let mut ours = 0;
+        let mut theirs = 0;
+        let mut oldest: Option<(usize, &Member)> = None;
+        for (i, m) in self.members().filter(|(_, m)| eligible(m)) {
+            if self.unreachable[i] {
+                theirs += 1;
+            } else {
+                ours += 1;
+            }
+            if oldest.is_none_or(|(_, o)| (m.up_number, m.address) < (o.up_number, o.address)) {
+                oldest = Some((i, m));
+            }
+        }
+        let Some((oldest, _)) = oldest else {
+            return Decision::DownAll;
+        };
+        match (!self.unreachable[oldest], down_if_alone) {
+            (true, true) if ours == 1 && theirs >= 2 => Decision::DownReachable,
+            (true, _) => Decision::DownUnreachable,
+            (false, true) if theirs == 1 && ours >= 2 => Decision::DownUnreachable,
+            (false, _) => Decision::DownReachable,
+        }
+    }
+
+    /// Which members `decision` downs, by index: always only downable ones.
+    pub fn to_down(&self, strategy: &Strategy, decision: Decision) -> [bool; M] {
+        let mut out = [false; M];
+        let downable_at = |i: usize| downable(self.g.members()[i].status);
+        match decision {
+            Decision::DownIndirectlyConnected => {
+                // Set the indirectly connected aside and let the strategy judge the rest.
+                let rest = self.without_indirectly_connected();
+                let extra = match rest.decide(strategy) {
+                    Decision::DownIndirectlyConnected => Decision::DownAll,
+                    d => d,
+                };
+                let extra = rest.to_down(strategy, extra);
+                for (i, x) in out.iter_mut().enumerate().take(self.g.members().len()) {
+                    *x = downable_at(i) && (self.indirect[i] || extra[i]);
+                }
+            }
+            _ => {
+                for (i, x) in out.iter_mut().enumerate().take(self.g.members().len()) {
+                    let selected = match decision {
+                        Decision::DownUnreachable => self.unreachable[i],
+                        Decision::DownReachable => !self.unreachable[i],
+                        Decision::ReverseDownIndirectlyConnected => {
+                            self.indirect[i] || !self.unreachable[i]
+                        }
+                        _ => true,
+                    };
+                    *x = downable_at(i) && selected;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn has_role(m: &Member, role: Option<Role>) -> bool {
+    role.is_none_or(|r| m.has_role(r.as_str()))
 }
 
 /// The decision of `strategy` on the side of the partition this gossip's owner is on.
 pub fn decide<const M: usize, const R: usize>(strategy: &Strategy, g: &Gossip<M, R>) -> Decision {
-    let indirect = indirectly_connected(g).next().is_some();
-    match strategy {
-        Strategy::DownAll => Decision::DownAll,
-        Strategy::KeepMajority { role } => {
-            if indirect {
-                return Decision::DownIndirectlyConnected;
-            }
-            let sides = Sides { g, role: *role };
-            let (ours, theirs) = sides.counts();
-            if ours + theirs == 0 {
-                return Decision::DownAll;
-            }
-            let keep = |ours: usize, theirs: usize| match ours.cmp(&theirs) {
-                core::cmp::Ordering::Greater => true,
-                core::cmp::Ordering::Less => false,
-                // Equal halves: the side holding the lowest address survives.
-                core::cmp::Ordering::Equal => sides
-                    .counted()
-                    .next()
-                    .is_some_and(|lowest| !sides.unreachable(lowest)),
-            };
-            if !keep(ours, theirs) {
-                return Decision::DownReachable;
-            }
-            let (p_ours, p_theirs) = sides.pessimistic_counts();
-            if p_ours > p_theirs || (p_ours == p_theirs && keep(p_ours, p_theirs)) {
-                Decision::DownUnreachable
-            } else {
-                // Membership changed during the split enough to make the verdict uncertain.
-                Decision::DownAll
-            }
-        }
-        Strategy::StaticQuorum { size, role } => {
-            let sides = Sides { g, role: *role };
-            let (ours, theirs) = sides.counts();
-            let q = *size as usize;
-            if ours + theirs > 2 * q - 1 {
-                // Two sides could both reach the quorum: the setting is unsafe for this size.
-                return Decision::DownAll;
-            }
-            if indirect {
-                return Decision::DownIndirectlyConnected;
-            }
-            if ours >= q {
-                Decision::DownUnreachable
-            } else {
-                Decision::DownReachable
-            }
-        }
-        Strategy::KeepOldest {
-            down_if_alone,
-            role,
-        } => {
-            if indirect {
-                return Decision::DownIndirectlyConnected;
-            }
-            let sides = Sides { g, role: *role };
-            let (ours, theirs) = sides.counts();
-            let oldest = sides.counted().min_by_key(|m| (m.up_number, m.address));
-            let Some(oldest) = oldest else {
-                return Decision::DownAll;
-            };
-            let oldest_here = !sides.unreachable(oldest);
-            match (oldest_here, *down_if_alone) {
-                (true, true) if ours == 1 && theirs >= 2 => Decision::DownReachable,
-                (true, _) => Decision::DownUnreachable,
-                (false, true) if theirs == 1 && ours >= 2 => Decision::DownUnreachable,
-                (false, _) => Decision::DownReachable,
-            }
-        }
-    }
+    Partition::of(g).decide(strategy)
+}
+
+/// Members that are indirectly connected, in address order.
+pub fn indirectly_connected<const M: usize, const R: usize>(
+    g: &Gossip<M, R>,
+) -> impl Iterator<Item = UniqueAddress> + '_ {
+    let p = Partition::of(g);
+    let flags = p.indirect;
+    g.members()
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| flags[*i])
+        .map(|(_, m)| m.address)
 }
 
 #[cfg(test)]
@@ -381,5 +585,172 @@ mod tests {
         assert_eq!(decide(&MAJ, &g), DownIndirectlyConnected);
         // A clean partition has no cycle.
         assert_eq!(indirectly_connected(&view(5, &[], &[4, 5])).count(), 0);
+    }
+
+    fn flag(g: &mut G, observer: u8, subject: u8) {
+        g.reachability
+            .change(n(observer), n(subject), ReachabilityStatus::Unreachable)
+            .unwrap();
+    }
+
+    fn downed(g: &G, s: &Strategy, d: Decision) -> heapless::Vec<u8, 16> {
+        let mask = Partition::of(g).to_down(s, d);
+        (0..g.members().len())
+            .filter(|i| mask[*i])
+            .map(|i| i as u8 + 1)
+            .collect()
+    }
+
+    #[test]
+    fn keep_majority_more_cases() {
+        // Members joining on the other side during the split: the pessimistic count loses.
+        let g = view(7, &[(6, Joining), (7, Joining)], &[4, 5, 6, 7]);
+        assert_eq!(
+            decide(&MAJ, &g),
+            DownAll,
+            "3 vs 2 only while 6 and 7 are not Up"
+        );
+        // No member counts at all.
+        let g = view(2, &[(1, Joining), (2, Joining)], &[2]);
+        assert_eq!(decide(&MAJ, &g), DownAll);
+        // Three parts, none with a majority: every part downs itself.
+        assert_eq!(decide(&MAJ, &view(6, &[], &[3, 4, 5, 6])), DownReachable);
+    }
+
+    #[test]
+    fn static_quorum_more_cases() {
+        let q3 = Strategy::StaticQuorum {
+            size: 3,
+            role: None,
+        };
+        let mut g = view(5, &[], &[]);
+        flag(&mut g, 4, 5);
+        flag(&mut g, 5, 4);
+        assert_eq!(decide(&q3, &g), DownIndirectlyConnected);
+        // With a role, only its members count towards the quorum and the size limit.
+        let backend = Role::new("backend").unwrap();
+        let mut g = view(7, &[], &[6, 7]);
+        for i in [1, 2, 6, 7] {
+            g.member_mut(&n(i)).unwrap().roles.insert(backend).unwrap();
+        }
+        let q2 = Strategy::StaticQuorum {
+            size: 2,
+            role: Some(backend),
+        };
+        assert_eq!(decide(&q2, &g), Decision::DownAll, "4 backends > 2·2 − 1");
+        let q3 = Strategy::StaticQuorum {
+            size: 3,
+            role: Some(backend),
+        };
+        assert_eq!(decide(&q3, &g), DownReachable, "2 backends here < 3");
+    }
+
+    #[test]
+    fn keep_oldest_more_cases() {
+        let alone = Strategy::KeepOldest {
+            down_if_alone: true,
+            role: None,
+        };
+        // The oldest is here but leaving: it may already be Exiting over there, where the next
+        // oldest (2) is. Uncertain, so down all.
+        let g = view(5, &[(1, Leaving)], &[2, 3]);
+        assert_eq!(decide(&alone, &g), DownAll);
+        let mut g = view(5, &[], &[]);
+        flag(&mut g, 4, 5);
+        flag(&mut g, 5, 4);
+        assert_eq!(decide(&alone, &g), DownIndirectlyConnected);
+        // By role: the oldest backend decides.
+        let backend = Role::new("backend").unwrap();
+        let mut g = view(5, &[], &[4, 5]);
+        g.member_mut(&n(4)).unwrap().roles.insert(backend).unwrap();
+        let s = Strategy::KeepOldest {
+            down_if_alone: false,
+            role: Some(backend),
+        };
+        assert_eq!(decide(&s, &g), DownReachable, "the only backend is there");
+    }
+
+    #[test]
+    fn lease_majority_cases() {
+        let lease = Strategy::LeaseMajority { role: None };
+        let g = view(5, &[], &[4, 5]);
+        assert_eq!(
+            decide(&lease, &g),
+            DownUnreachable,
+            "once the lease is held"
+        );
+        assert!(!Partition::of(&g).lease_minority(None));
+        assert!(Partition::of(&view(5, &[], &[1, 2, 3])).lease_minority(None));
+        assert!(!Partition::of(&view(4, &[], &[3, 4])).lease_minority(None));
+        assert!(
+            Partition::of(&view(4, &[], &[1, 2])).lease_minority(None),
+            "equal halves without the lowest address"
+        );
+        let mut g = view(3, &[], &[]);
+        flag(&mut g, 2, 3);
+        flag(&mut g, 3, 2);
+        assert_eq!(decide(&lease, &g), DownIndirectlyConnected);
+        assert_eq!(DownUnreachable.reverse(), DownReachable);
+        assert_eq!(
+            DownIndirectlyConnected.reverse(),
+            ReverseDownIndirectlyConnected
+        );
+        assert_eq!(DownAll.reverse(), DownAll);
+    }
+
+    #[test]
+    fn a_flagged_member_that_saw_the_state_is_indirectly_connected() {
+        // 1 flags 3, yet 3 has seen this very state: it talks to someone.
+        let mut g = view(3, &[], &[3]);
+        g.add_seen(n(3));
+        let ic: heapless::Vec<UniqueAddress, 4> = indirectly_connected(&g).collect();
+        assert_eq!(&ic[..], &[n(1), n(3)]);
+    }
+
+    #[test]
+    fn members_to_down_per_decision() {
+        let g = view(5, &[(3, Down), (5, Exiting)], &[4, 5]);
+        assert_eq!(&downed(&g, &MAJ, DownUnreachable)[..], &[4]);
+        assert_eq!(&downed(&g, &MAJ, DownReachable)[..], &[1, 2]);
+        assert_eq!(
+            &downed(&g, &MAJ, DownAll)[..],
+            &[1, 2, 4],
+            "never Down or Exiting"
+        );
+        // 4 and 5 cannot talk to each other, and 3 crashed (flagged by 1).
+        let mut g = view(5, &[], &[3]);
+        flag(&mut g, 4, 5);
+        flag(&mut g, 5, 4);
+        assert_eq!(decide(&MAJ, &g), DownIndirectlyConnected);
+        assert_eq!(
+            &downed(&g, &MAJ, DownIndirectlyConnected)[..],
+            &[3, 4, 5],
+            "the pair, and the crashed member judged by the rest"
+        );
+        assert_eq!(
+            &downed(&g, &MAJ, ReverseDownIndirectlyConnected)[..],
+            &[1, 2, 4, 5],
+            "lease lost: the pair and this whole side"
+        );
+        // 4 flags 5 and 1 flags 4: 4 is indirectly connected, and with its link set aside it
+        // is still observing and observed — no safe verdict, so everyone goes.
+        let mut g = view(5, &[], &[4]);
+        flag(&mut g, 4, 5);
+        assert_eq!(decide(&MAJ, &g), DownIndirectlyConnected);
+        assert_eq!(
+            &downed(&g, &MAJ, DownIndirectlyConnected)[..],
+            &[1, 2, 3, 4, 5]
+        );
+    }
+
+    #[test]
+    fn a_side_decides_only_once_every_member_it_counts_has_seen_the_state() {
+        let mut g = view(5, &[], &[4, 5]);
+        for i in [1, 2] {
+            g.add_seen(n(i));
+        }
+        assert!(!Partition::of(&g).side_has_seen(), "3 has not seen it");
+        g.add_seen(n(3));
+        assert!(Partition::of(&g).side_has_seen());
     }
 }

@@ -83,6 +83,13 @@ pub enum Event {
         /// Why.
         reason: Incompatibility,
     },
+    /// This node's downing strategy downed members (split brain resolver, down-all when
+    /// unstable, or unsafe auto-down). The members it downed follow as `MemberDowned`.
+    Downing(crate::resolver::DowningDecision),
+    /// This node sees itself Down (downed by its own side's resolver, by the other side, or
+    /// by an operator). It stops taking part within four leader ticks — sooner once the news
+    /// has spread — and then reports [`Event::Stopped`] with [`StopReason::Downed`].
+    SelfDowned,
     /// This node no longer takes part in the cluster. No further events follow.
     Stopped(StopReason),
 }

@@ -109,7 +109,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         &self.seen
     }
 
-    fn index_of(&self, a: &UniqueAddress) -> Result<usize, usize> {
+    pub(crate) fn index_of(&self, a: &UniqueAddress) -> Result<usize, usize> {
         self.members.binary_search_by(|m| m.address.cmp(a))
     }
 

@@ -25,6 +25,7 @@ use core::time::Duration;
 use crate::address::UniqueAddress;
 use crate::gossip::Gossip;
 use crate::phi::{Detector, DetectorSettings, FailureDetector};
+use crate::reachability::ReachabilityStatus;
 use crate::time::Instant;
 
 /// Most members one node monitors at once: the configured number plus unreachable ones kept.
@@ -140,8 +141,19 @@ impl<const H: usize> Heartbeats<H> {
             .filter_map(|i| g.members().get(usize::from(*i)).map(|m| m.address))
             .collect();
         let mut want: heapless::Vec<UniqueAddress, MAX_MONITORED> = heapless::Vec::new();
+        // Members this node itself flags come first, whatever the ring says now: only this
+        // node's detector can take its verdict back, and dropping one would flip it to
+        // reachable without evidence (a flapping member that keeps a partition unstable).
+        for r in g.reachability.rows_of(me) {
+            if r.status == ReachabilityStatus::Unreachable
+                && g.is_member(&r.subject)
+                && want.len() + 1 < MAX_MONITORED
+            {
+                let _ = want.push(r.subject);
+            }
+        }
         let mut reachable_taken = 0;
-        // First the k reachable successors, then unreachable ones met before the k-th.
+        // Then the k reachable successors, then unreachable ones met before the k-th.
         let mut last_pos = ring.len();
         for (pos, a) in ring.iter().enumerate() {
             if reachable_taken == k {
@@ -149,7 +161,9 @@ impl<const H: usize> Heartbeats<H> {
                 break;
             }
             if g.reachability.is_reachable(a) {
-                let _ = want.push(*a);
+                if want.push(*a).is_err() {
+                    break;
+                }
                 reachable_taken += 1;
             }
         }

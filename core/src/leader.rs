@@ -114,7 +114,8 @@ impl LeaderOutcome {
 /// The leader's actions at convergence (notes §7.3), applied to `g` in place.
 ///
 /// Removes Down and Exiting members that are unreachable or have confirmed they stopped
-/// (`departed`); moves Joining/WeaklyUp to Up when the requirements are met, handing out
+/// (`departed`) — unconfirmed Down members only when `keep_down` is false (the down-removal
+/// margin has passed); moves Joining/WeaklyUp to Up when the requirements are met, handing out
 /// up-numbers in address order after the youngest current one; Leaving → Exiting;
 /// PreparingForShutdown → ReadyForShutdown. Does not bump the clock: the caller does, once.
 pub fn actions_on_convergence<const M: usize, const R: usize>(
@@ -122,13 +123,19 @@ pub fn actions_on_convergence<const M: usize, const R: usize>(
     now: Instant,
     req: &UpRequirements<'_>,
     departed: &[UniqueAddress],
+    keep_down: bool,
 ) -> LeaderOutcome {
     let mut out = LeaderOutcome::default();
     // Removals first (collected, then applied, so indices stay valid).
     let mut doomed: heapless::Vec<UniqueAddress, M> = heapless::Vec::new();
     for m in &g.members {
-        let gone = matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
-            && (departed.contains(&m.address) || !g.reachability.is_reachable(&m.address));
+        let confirmed = departed.contains(&m.address);
+        let unreachable = !g.reachability.is_reachable(&m.address);
+        let gone = match m.status {
+            MemberStatus::Exiting => confirmed || unreachable,
+            MemberStatus::Down => confirmed || (unreachable && !keep_down),
+            _ => false,
+        };
         if gone {
             let _ = doomed.push(m.address);
         }
@@ -265,7 +272,7 @@ mod tests {
         use MemberStatus::*;
         let mut g = with(&[(1, Up), (2, Joining), (3, WeaklyUp), (4, Leaving)]);
         g.member_mut(&n(1)).unwrap().up_number = 7;
-        let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[]);
+        let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[], false);
         assert_eq!(out.moved_up, 2);
         assert_eq!(g.member(&n(2)).unwrap().up_number, 8);
         assert_eq!(g.member(&n(3)).unwrap().up_number, 9);
@@ -281,7 +288,7 @@ mod tests {
             ..REQ
         };
         assert_eq!(
-            actions_on_convergence(&mut g, Instant::ZERO, &req, &[]).moved_up,
+            actions_on_convergence(&mut g, Instant::ZERO, &req, &[], false).moved_up,
             0
         );
         let roles = [(Role::new("backend").unwrap(), 1)];
@@ -290,11 +297,11 @@ mod tests {
             ..REQ
         };
         assert_eq!(
-            actions_on_convergence(&mut g, Instant::ZERO, &req, &[]).moved_up,
+            actions_on_convergence(&mut g, Instant::ZERO, &req, &[], false).moved_up,
             0
         );
         assert_eq!(
-            actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[]).moved_up,
+            actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[], false).moved_up,
             2
         );
     }
@@ -306,7 +313,7 @@ mod tests {
         g.reachability
             .change(n(1), n(2), ReachabilityStatus::Unreachable)
             .unwrap();
-        let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[n(3)]);
+        let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[n(3)], false);
         assert_eq!(out.removed, 2);
         assert!(
             g.is_member(&n(4)),

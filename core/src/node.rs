@@ -10,16 +10,19 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::address::UniqueAddress;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Downing};
+use crate::downing::{Decision, Partition, Strategy};
 use crate::event::{Event, Publisher, StopReason};
 use crate::gossip::Gossip;
 use crate::heartbeat::{self, Heartbeats, MonitorStats};
 use crate::join::{JoinAction, JoinProcess, JoinTiming};
 use crate::leader::{self, UpRequirements};
+use crate::lease::LeaseRequest;
 use crate::member::{IllegalTransition, Member, MemberStatus};
 use crate::phi::DetectorSettings;
 use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
+use crate::resolver::{DowningDecision, Reason, Resolver};
 use crate::time::Instant;
 use crate::vclock::Causality;
 use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoing, WireError};
@@ -145,14 +148,19 @@ enum Out {
     InitJoinAck,
     InitJoinNack,
     Join,
-    Welcome(UniqueAddress),
-    GossipStatus(UniqueAddress),
-    Gossip(UniqueAddress),
+    // The recipient's uid (its address is the message's destination): keeps the outbox small.
+    Welcome(u64),
+    GossipStatus(u64),
+    Gossip(u64),
     Departed,
-    JoinRefused(Incompatibility),
+    /// The reason waits in `Node::refusal`.
+    JoinRefused,
     VersionRefused,
     Heartbeat(u8),
-    HeartbeatRsp { seq: u8, sent: u16 },
+    HeartbeatRsp {
+        seq: u8,
+        sent: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +197,7 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     speed_up_left: u8,
     ring_update_at: Option<Instant>,
     outbox: heapless::Deque<Pending, OUTBOX_CAPACITY>,
+    refusal: Option<Incompatibility>,
     publisher: Publisher<M>,
     heartbeats: Heartbeats<H>,
     notices: heapless::Deque<Event, NOTICES>,
@@ -197,7 +206,10 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     /// Set by this node's own `prepare_for_full_cluster_shutdown`; see `shutting_down`.
     preparing_for_shutdown: bool,
     self_down_ticks: u32,
+    /// `SelfDowned` was reported.
+    self_downed: bool,
     exit_ticks: u32,
+    resolver: Resolver,
     stats: Stats,
     generation: u64,
     /// (generation, version digest, seen digest): digests cost a pass over the state and are
@@ -242,6 +254,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             speed_up_left: 0,
             ring_update_at: None,
             outbox: heapless::Deque::new(),
+            refusal: None,
             publisher: Publisher::new(),
             heartbeats: Heartbeats::new(),
             notices: heapless::Deque::new(),
@@ -249,7 +262,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             ticks_without_convergence: 0,
             preparing_for_shutdown: false,
             self_down_ticks: 0,
+            self_downed: false,
             exit_ticks: 0,
+            resolver: Resolver::new(),
             stats: Stats::default(),
             generation: 0,
             digest_cache: None,
@@ -342,6 +357,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
+        // A downing decision comes before the MemberDowned events it caused.
+        if matches!(self.notices.front(), Some(Event::Downing(_))) {
+            return self.notices.pop_front();
+        }
         if self.publisher.pending() {
             let (g, me) = (&self.bufs[self.cur], &self.me);
             if let Some(e) = self.publisher.poll(g, me) {
@@ -364,12 +383,19 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .min()
     }
 
+    /// The next request for the lease of the lease-majority strategy, if any. Answer an
+    /// [`LeaseRequest::Acquire`] with [`Node::handle_lease`].
+    pub fn poll_lease(&mut self) -> Option<LeaseRequest> {
+        self.resolver.poll_request()
+    }
+
     /// Writes the next outgoing message into `buf` (use [`Node::MAX_MESSAGE_LEN`] bytes).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         loop {
             let p = self.outbox.pop_front()?;
             let me = self.me;
             let compat;
+            let reason;
             let msg = match &p.out {
                 Out::InitJoin => {
                     compat = self.compat();
@@ -389,18 +415,33 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                         compat: &compat,
                     }
                 }
-                Out::Welcome(to) => Outgoing::Welcome { from: me, to: *to },
-                Out::GossipStatus(to) => {
+                Out::Welcome(uid) => Outgoing::Welcome {
+                    from: me,
+                    to: UniqueAddress::new(p.to, *uid),
+                },
+                Out::GossipStatus(uid) => {
                     let (version, seen) = self.digests();
                     Outgoing::GossipStatus {
-                        to: *to,
+                        to: UniqueAddress::new(p.to, *uid),
                         version,
                         seen,
                     }
                 }
-                Out::Gossip(to) => Outgoing::Gossip { from: me, to: *to },
+                Out::Gossip(uid) => Outgoing::Gossip {
+                    from: me,
+                    to: UniqueAddress::new(p.to, *uid),
+                },
                 Out::Departed => Outgoing::Departed { from: me },
-                Out::JoinRefused(reason) => Outgoing::JoinRefused { from: me, reason },
+                Out::JoinRefused => {
+                    let Some(r) = self.refusal.take() else {
+                        continue;
+                    };
+                    reason = r;
+                    Outgoing::JoinRefused {
+                        from: me,
+                        reason: &reason,
+                    }
+                }
                 Out::VersionRefused => Outgoing::VersionRefused,
                 Out::Heartbeat(seq) => Outgoing::Heartbeat {
                     seq: *seq,
@@ -536,7 +577,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.set_status_local(now, who, MemberStatus::Down)?;
         if who != self.me && !already {
             // Tell the downed node straight away so it stops serving.
-            self.send(who.socket_addr(), Out::Gossip(who));
+            self.send(who.socket_addr(), Out::Gossip(who.uid()));
         }
         Ok(())
     }
@@ -665,6 +706,20 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
         }
         Ok(())
+    }
+
+    /// The lease's answer to [`LeaseRequest::Acquire`]: with it this side downs the others;
+    /// without it, this side downs itself.
+    pub fn handle_lease(&mut self, now: Instant, acquired: bool) {
+        if matches!(self.status, NodeStatus::Stopped(_)) {
+            return;
+        }
+        let generation = self.generation;
+        let s = self.config.downing;
+        if let Some((d, r)) = self.resolver.on_lease(now, acquired, &s) {
+            self.carry_out(now, d, r);
+        }
+        self.after_input(now, generation);
     }
 
     /// Runs every timer that is due at `now`.
@@ -799,7 +854,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     fn refuse(&mut self, from: UniqueAddress, reason: Incompatibility) {
-        self.send(from.socket_addr(), Out::JoinRefused(reason.clone()));
+        // One refusal in flight at a time keeps the outbox small; a joiner that misses its
+        // refusal retries and gets it then.
+        if self.refusal.is_none() && !self.outbox.is_full() {
+            self.refusal = Some(reason.clone());
+            self.send(from.socket_addr(), Out::JoinRefused);
+        } else {
+            self.stats.outbox_overflow += 1;
+        }
         self.notify(Event::JoinRequestRefused { from, reason });
     }
 
@@ -833,7 +895,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         match existing {
             Some((a, _)) if a == who => {
                 // A retry after a lost Welcome.
-                self.send(who.socket_addr(), Out::Welcome(who));
+                self.send(who.socket_addr(), Out::Welcome(who.uid()));
             }
             Some((old, status)) => {
                 // A new incarnation on the same address: the old one is dead. Mark it
@@ -855,7 +917,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             None => match self.bufs[self.cur].add_member(joiner) {
                 Ok(true) => {
                     self.local_change();
-                    self.send(who.socket_addr(), Out::Welcome(who));
+                    self.send(who.socket_addr(), Out::Welcome(who.uid()));
                 }
                 Ok(false) => {} // tombstoned: an incarnation that was removed never returns
                 Err(_) => self.stats.over_capacity += 1,
@@ -878,7 +940,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         core::mem::swap(&mut self.cur, &mut self.incoming);
         self.bufs[self.cur].add_seen(self.me);
         self.become_member(now);
-        self.send(from.socket_addr(), Out::Gossip(from));
+        self.send(from.socket_addr(), Out::Gossip(from.uid()));
         self.after_self_change();
     }
 
@@ -902,7 +964,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // Versions or seen sets differ. Digests cannot tell who is newer, so send ours;
             // if the peer is newer it answers with its own (an older gossip always gets a
             // talkback).
-            self.send(from, Out::Gossip(sender));
+            self.send(from, Out::Gossip(sender.uid()));
         }
     }
 
@@ -986,7 +1048,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // An exiting node takes no further part in spreading state (Pekko does the same).
         let talkback = talkback && !exiting;
         if talkback && self.is_member() {
-            self.send(from.socket_addr(), Out::Gossip(from));
+            self.send(from.socket_addr(), Out::Gossip(from.uid()));
         }
     }
 
@@ -1009,9 +1071,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.stats.gossip_rounds += 1;
         if let Some(t) = self.select_target() {
             let out = if self.gossip().seen_by(&t) {
-                Out::GossipStatus(t)
+                Out::GossipStatus(t.uid())
             } else {
-                Out::Gossip(t)
+                Out::Gossip(t.uid())
             };
             self.send(t.socket_addr(), out);
         }
@@ -1142,16 +1204,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 let _ = changes.push((subject, ReachabilityStatus::Reachable));
             }
         }
-        // Subjects flagged by this node that it no longer monitors count as available.
-        for r in g.reachability.records() {
-            if r.observer == me
-                && r.status == ReachabilityStatus::Unreachable
-                && self.heartbeats.is_available(now, &r.subject, &s)
-                && !changes.iter().any(|(a, _)| *a == r.subject)
-            {
-                let _ = changes.push((r.subject, ReachabilityStatus::Reachable));
-            }
-        }
+        // A member this node flags but cannot monitor (more flagged members than monitor slots)
+        // keeps its flag until a monitor frees up and sees it answer: dropping the flag without
+        // evidence would make it flap.
         let mut changed = false;
         for (subject, status) in changes {
             match self.bufs[self.cur].reachability.change(me, subject, status) {
@@ -1174,13 +1229,20 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.bufs[self.cur].prune_tombstones(now, ttl) {
             self.changed();
         }
+        self.resolve(now);
         if self.leader() == Some(self.me) && self.status == NodeStatus::Member {
             if self.is_converged() {
                 self.ticks_without_convergence = 0;
                 let req = up_requirements(&self.config, self.shutting_down());
                 let cur = self.cur;
-                let out =
-                    leader::actions_on_convergence(&mut self.bufs[cur], now, &req, &self.departed);
+                let keep_down = self.resolver.holds_down_members(now);
+                let out = leader::actions_on_convergence(
+                    &mut self.bufs[cur],
+                    now,
+                    &req,
+                    &self.departed,
+                    keep_down,
+                );
                 if out.changed() {
                     self.local_change();
                     // Tell removed nodes that confirmed their departure, so they stop at once
@@ -1190,7 +1252,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                         if self.bufs[self.cur].is_member(d) {
                             let _ = self.departed.push(*d);
                         } else {
-                            self.send(d.socket_addr(), Out::Gossip(*d));
+                            self.send(d.socket_addr(), Out::Gossip(d.uid()));
                         }
                     }
                     self.after_self_change();
@@ -1257,11 +1319,93 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// Runs the downing strategy's clock, and carries out what it decides.
+    fn resolve(&mut self, now: Instant) {
+        let self_status = self.self_member().map(|m| m.status);
+        let up = matches!(
+            self_status,
+            Some(
+                MemberStatus::WeaklyUp
+                    | MemberStatus::Up
+                    | MemberStatus::Leaving
+                    | MemberStatus::PreparingForShutdown
+                    | MemberStatus::ReadyForShutdown
+            )
+        ) && self.status == NodeStatus::Member;
+        // Each side of a partition has exactly one node that leads it in its own view.
+        let responsible = up && self.leader() == Some(self.me);
+        let s = self.config.downing;
+        let g = &self.bufs[self.cur];
+        if let Some((d, r)) = self.resolver.tick(now, g, self.generation, responsible, &s) {
+            if up {
+                self.carry_out(now, d, r);
+            }
+        }
+    }
+
+    /// Marks Down the members `decision` selects — this node last, so it still spreads the
+    /// news — and reports the decision.
+    fn carry_out(&mut self, now: Instant, decision: Decision, reason: Reason) {
+        let s = self.config.downing;
+        let strategy = match s.downing {
+            Downing::SplitBrainResolver(strategy) => strategy,
+            _ => Strategy::DownAll,
+        };
+        let cur = self.cur;
+        let mask = Partition::of(&self.bufs[cur]).to_down(&strategy, decision);
+        let me = self.bufs[cur].index_of(&self.me).ok();
+        let self_downed = me.is_some_and(|i| mask[i]);
+        let g = &mut self.bufs[cur];
+        let mut downed = 0;
+        let order = (0..g.members.len()).filter(|i| Some(*i) != me).chain(me);
+        for i in order.filter(|i| mask[*i]) {
+            let a = g.members[i].address;
+            if g.set_status(&a, MemberStatus::Down).unwrap_or(false) {
+                downed += 1;
+            }
+        }
+        self.notify(Event::Downing(DowningDecision {
+            by: s.downing,
+            decision,
+            reason,
+            downed,
+            self_downed,
+        }));
+        self.resolver.acted(now, &self.bufs[cur], downed, &s);
+        if downed > 0 {
+            self.local_change();
+            // Tell downed members this node still reaches, so they stop at once.
+            let mine = self.bufs[cur].reachability.rows_of(&self.me);
+            let reached: heapless::Vec<UniqueAddress, DEPART_GOSSIP_FANOUT> = self.bufs[cur]
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| mask[*i] && m.address != self.me)
+                .map(|(_, m)| m.address)
+                .filter(|a| !mine.iter().any(|r| r.subject == *a))
+                .take(DEPART_GOSSIP_FANOUT)
+                .collect();
+            for a in reached {
+                self.send(a.socket_addr(), Out::Gossip(a.uid()));
+            }
+            if self_downed {
+                self.spread_to_some();
+            } else {
+                self.gossip_round();
+            }
+            self.after_self_change();
+        }
+    }
+
     /// Reacts to this node's own status after the gossip changed.
     fn after_self_change(&mut self) {
         let Some(status) = self.self_member().map(|m| m.status) else {
             return;
         };
+        if status == MemberStatus::Down && !self.self_downed {
+            self.self_downed = true;
+            self.notify(Event::SelfDowned);
+        }
         if status == MemberStatus::Exiting && self.status == NodeStatus::Member {
             // Exiting tasks: there is nothing to hand over inside the core, so finish at once:
             // spread the news, confirm to the leader, and keep confirming for a few ticks.
@@ -1286,7 +1430,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             if let Some(t) = self.select_target() {
                 if !sent.contains(&t) {
                     let _ = sent.push(t);
-                    self.send(t.socket_addr(), Out::Gossip(t));
+                    self.send(t.socket_addr(), Out::Gossip(t.uid()));
                 }
             }
         }

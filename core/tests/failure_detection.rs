@@ -202,3 +202,34 @@ fn a_member_that_never_answered_a_heartbeat_is_still_detected() {
         .unwrap();
     }
 }
+
+#[test]
+fn members_behind_a_partition_stay_unreachable_until_it_heals() {
+    // With 10 of 25 members cut off, an observer may flag more members than it has monitor
+    // slots for its ring; none of them may flip back to reachable without answering (a flap
+    // keeps a split brain resolver from ever seeing a stable partition).
+    for seed in seeds(3) {
+        let (mut sim, ids) = up_cluster(seed, 25);
+        let (major, minor) = ids.split_at(15);
+        sim.partition(major, minor);
+        sim.run_until(SECS(60), |s| {
+            major.iter().all(|&o| {
+                minor.iter().all(|&m| {
+                    s.node(o).gossip().reachability_of(&s.node(m).address())
+                        != fjell_core::ReachabilityStatus::Reachable
+                })
+            })
+        })
+        .expect("minority flagged on the majority side");
+        let from = sim.events().len();
+        sim.run_for(SECS(120));
+        let flaps = sim.events()[from..]
+            .iter()
+            .filter(|l| matches!(&l.event, Event::ReachableMember(_)))
+            .count();
+        assert_eq!(flaps, 0, "members became reachable while still cut off");
+        sim.heal();
+        sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
+            .expect("healed");
+    }
+}

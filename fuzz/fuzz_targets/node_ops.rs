@@ -5,13 +5,15 @@
 //! also only move forward and removed incarnations never come back; once a message was forged
 //! or corrupted, a peer inside the trust boundary may lie about membership (fjell defends its
 //! integrity, not against Byzantine members), so only the structural invariants are checked.
+//! Each node runs a different split brain resolver strategy with a short stable-after, and the
+//! fuzzer answers their lease requests.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use arbitrary::Arbitrary;
-use fjell_core::{Config, Instant, Node, UniqueAddress};
+use fjell_core::{Config, Downing, Instant, Node, Strategy, UniqueAddress};
 use libfuzzer_sys::fuzz_target;
 
 type N = Node<8, 16, 8>;
@@ -31,6 +33,7 @@ enum Op {
     Leave { by: u8, who: u8 },
     Down { by: u8, who: u8 },
     Restart(u8),
+    Lease { node: u8, granted: bool },
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -49,7 +52,17 @@ struct World {
 
 impl World {
     fn boot(i: usize, uid: u64) -> Box<N> {
-        Box::new(N::new(Config::default(), addr(i), uid, uid).expect("valid config"))
+        let mut c = Config::default();
+        c.downing.downing = Downing::SplitBrainResolver(match i {
+            0 => Strategy::KeepMajority { role: None },
+            1 => Strategy::LeaseMajority { role: None },
+            _ => Strategy::StaticQuorum {
+                size: 2,
+                role: None,
+            },
+        });
+        c.downing.stable_after = Some(std::time::Duration::from_secs(1));
+        Box::new(N::new(c, addr(i), uid, uid).expect("valid config"))
     }
 
     fn flush(&mut self, i: usize) {
@@ -62,6 +75,7 @@ impl World {
             }
         }
         while self.nodes[i].poll_event().is_some() {}
+        while self.nodes[i].poll_lease().is_some() {}
         self.check(i);
     }
 
@@ -173,6 +187,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 w.nodes[i] = World::boot(i, w.uids[i]);
                 w.last[i].clear();
                 w.removed[i].clear();
+            }
+            Op::Lease { node, granted } => {
+                let i = n(node);
+                w.nodes[i].handle_lease(w.now, granted);
+                w.flush(i);
             }
             _ => {}
         }

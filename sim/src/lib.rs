@@ -18,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod campaign;
 pub mod gen;
 
 use std::cmp::Reverse;
@@ -27,7 +28,8 @@ use std::time::Duration;
 
 use fjell_core::random::Rng;
 use fjell_core::{
-    Config, DeliveryClass, Event, Instant, Member, MemberStatus, Node, NodeStatus, UniqueAddress,
+    Config, DeliveryClass, Event, Instant, Lease, LeaseRequest, Member, MemberStatus, MemoryLease,
+    Node, NodeStatus, UniqueAddress,
 };
 
 /// Index of a simulated node (stable across restarts: a restart keeps the address).
@@ -136,6 +138,8 @@ pub struct Sim<const M: usize = 64, const R: usize = 256> {
     check_invariants: bool,
     check_interval: Duration,
     checker: Checker,
+    check_split_brain: bool,
+    lease: MemoryLease,
     traffic: Traffic,
     buf: Vec<u8>,
 }
@@ -189,6 +193,8 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             check_invariants: true,
             check_interval: Duration::from_millis(1),
             checker: Checker::default(),
+            check_split_brain: false,
+            lease: MemoryLease::new(Duration::from_secs(120)),
             traffic: Traffic::default(),
             buf: vec![0u8; Node::<M, R>::MAX_MESSAGE_LEN],
         }
@@ -222,6 +228,20 @@ impl<const M: usize, const R: usize> Sim<M, R> {
     /// Run (default) or skip the per-step invariant checks; benchmarks skip them.
     pub fn check_invariants(&mut self, on: bool) {
         self.check_invariants = on;
+    }
+
+    /// Also check, after every step, that the cluster never splits in two: no two running
+    /// nodes that each still serve (self Up, WeaklyUp, Leaving or shutting down) have each
+    /// downed or removed the other. Off by default: it compares the stepped node with every
+    /// other one.
+    pub fn check_split_brain(&mut self, on: bool) {
+        self.check_split_brain = on;
+    }
+
+    /// The lease every node's lease-majority strategy asks (held in memory, answered at once,
+    /// expiring 120 s after it is taken).
+    pub fn lease(&self) -> &MemoryLease {
+        &self.lease
     }
 
     /// How often [`Sim::run_until`] evaluates its condition, in virtual time. Large clusters
@@ -395,6 +415,13 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         }
     }
 
+    /// The blocked directed links, sorted.
+    pub fn blocked_links(&self) -> Vec<(NodeId, NodeId)> {
+        let mut v: Vec<_> = self.blocked.iter().copied().collect();
+        v.sort();
+        v
+    }
+
     /// Removes every partition and block.
     pub fn heal(&mut self) {
         self.blocked.clear();
@@ -496,6 +523,17 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         let mut out = Vec::new();
         let mut events = Vec::new();
         if let Some(node) = self.slots[id].node.as_deref_mut() {
+            // Lease answers are inputs too: run them before collecting the outputs.
+            while let Some(request) = node.poll_lease() {
+                let me = node.address();
+                match request {
+                    LeaseRequest::Acquire => {
+                        let granted = self.lease.try_acquire(&me, now);
+                        node.handle_lease(now, granted);
+                    }
+                    LeaseRequest::Release => self.lease.release(&me),
+                }
+            }
             while let Some(t) = node.poll_transmit(now, &mut self.buf) {
                 out.push((t, self.buf[..t.len].to_vec()));
             }
@@ -520,6 +558,21 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                         "invariant violated at node {id}, t={:?}: {e}",
                         self.elapsed()
                     );
+                }
+            }
+            if self.check_split_brain {
+                if let Err(e) = self.split_brain_check(id) {
+                    if self.record_events {
+                        for l in &self.log {
+                            eprintln!(
+                                "{:?} n{} {:?}",
+                                Duration::from_micros(l.at.as_micros()),
+                                l.node,
+                                l.event
+                            );
+                        }
+                    }
+                    panic!("split brain at t={:?}: {e}", self.elapsed());
                 }
             }
         }
@@ -716,6 +769,72 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             .gossip()
             .member(&w)
             .map(|m| m.status)
+    }
+
+    /// Whether node `id` runs and still serves: a member whose own status is Up, WeaklyUp,
+    /// Leaving or one of the shutdown statuses.
+    pub fn serving(&self, id: NodeId) -> bool {
+        self.try_node(id).is_some_and(|n| {
+            n.status() == NodeStatus::Member
+                && n.self_member().is_some_and(|m| {
+                    matches!(
+                        m.status,
+                        MemberStatus::Up
+                            | MemberStatus::WeaklyUp
+                            | MemberStatus::Leaving
+                            | MemberStatus::PreparingForShutdown
+                            | MemberStatus::ReadyForShutdown
+                    )
+                })
+        })
+    }
+
+    /// Whether running node `by` has downed or removed the current incarnation of `who`.
+    fn has_downed(&self, by: NodeId, who: NodeId) -> bool {
+        let (Some(b), Some(w)) = (self.try_node(by), self.try_node(who)) else {
+            return false;
+        };
+        let a = w.address();
+        let g = b.gossip();
+        match g.member(&a) {
+            Some(m) => m.status == MemberStatus::Down,
+            None => {
+                g.is_tombstoned(&a)
+                    || self
+                        .checker
+                        .views
+                        .get(&by)
+                        .is_some_and(|v| v.incarnation == b.address() && v.removed.contains(&a))
+            }
+        }
+    }
+
+    /// The split-brain invariant for node `id` against every other node.
+    fn split_brain_check(&self, id: NodeId) -> Result<(), String> {
+        if !self.serving(id) {
+            return Ok(());
+        }
+        for other in self.running().filter(|o| *o != id) {
+            if self.serving(other) && self.has_downed(id, other) && self.has_downed(other, id) {
+                let view = |i: NodeId| {
+                    let n = self.node(i);
+                    let members: Vec<String> = n
+                        .members()
+                        .iter()
+                        .map(|m| format!("{}:{:?}", m.address.socket_addr().ip(), m.status))
+                        .collect();
+                    format!("node {i} sees [{}]", members.join(", "))
+                };
+                return Err(format!(
+                    "nodes {id} and {other} both serve and each has downed the other (seed {}); \
+                     {}; {}",
+                    self.seed,
+                    view(id),
+                    view(other)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// True if node `id` has stopped (or crashed).

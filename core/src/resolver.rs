@@ -1,0 +1,289 @@
+//! When the split brain resolver decides (notes §11.4): the stable-after timer, down-all when
+//! unstable, acting only as the leader of its side, the lease of lease-majority, auto-down, and
+//! the down-removal margin. What it decides is [`crate::downing`]'s business; carrying the
+//! decision out is the node's.
+
+use core::time::Duration;
+
+use crate::address::Digest;
+use crate::config::{Downing, DowningSettings};
+use crate::downing::{Decision, Partition, Strategy};
+use crate::gossip::Gossip;
+use crate::lease::LeaseRequest;
+use crate::member::MemberStatus;
+use crate::time::Instant;
+
+/// Why the resolver acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Membership and reachability were stable for `stable-after`.
+    Stable,
+    /// Reachability kept changing for longer than `stable-after` plus
+    /// `down-all-when-unstable`.
+    Unstable,
+    /// This side acquired the lease.
+    LeaseAcquired,
+    /// Another side holds the lease.
+    LeaseDenied,
+    /// Members were unreachable for `auto-down-unreachable-after` (unsafe auto-down).
+    AutoDown,
+}
+
+/// A downing decision this node carried out (reported as [`crate::Event::Downing`]). The
+/// members it downed follow as [`crate::Event::MemberDowned`] events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DowningDecision {
+    /// The configured downing.
+    pub by: Downing,
+    /// The decision.
+    pub decision: Decision,
+    /// Why now.
+    pub reason: Reason,
+    /// How many members it downed.
+    pub downed: u32,
+    /// Whether this node is among them (it stops shortly after).
+    pub self_downed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaseState {
+    Idle,
+    /// The minority waits before asking, so the majority usually gets the lease first.
+    Delayed {
+        until: Instant,
+        decision: Decision,
+    },
+    Asked {
+        decision: Decision,
+    },
+    Held {
+        release_at: Instant,
+    },
+}
+
+/// The resolver's clocks and lease state for one node. Recomputes its view only when the
+/// gossip changed since the last tick.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolver {
+    generation: u64,
+    /// Digest of the unreachable members (changes are "reachability changes").
+    unreachable_digest: u64,
+    /// Digest of the members in the statuses whose changes reset the stable timer (Up and
+    /// beyond, Exiting, Down; not Joining, Leaving or Removed, as in Pekko).
+    member_digest: u64,
+    has_unreachable: bool,
+    /// Every member this side counts has seen the current state (see
+    /// [`Partition::side_has_seen`]).
+    side_has_seen: bool,
+    stable_deadline: Option<Instant>,
+    /// First reachability change since the last time everything was reachable (or downed).
+    unstable_since: Option<Instant>,
+    lease: LeaseState,
+    request: Option<LeaseRequest>,
+    down_count: u16,
+    /// Down members are kept until then (down-removal margin).
+    hold_down_until: Option<Instant>,
+}
+
+impl Resolver {
+    pub(crate) const fn new() -> Self {
+        Resolver {
+            generation: u64::MAX,
+            unreachable_digest: 0,
+            member_digest: 0,
+            has_unreachable: false,
+            side_has_seen: false,
+            stable_deadline: None,
+            unstable_since: None,
+            lease: LeaseState::Idle,
+            request: None,
+            down_count: 0,
+            hold_down_until: None,
+        }
+    }
+
+    /// The next request for the lease, if any.
+    pub(crate) fn poll_request(&mut self) -> Option<LeaseRequest> {
+        self.request.take()
+    }
+
+    /// Whether the leader must keep Down members that have not confirmed they stopped.
+    pub(crate) fn holds_down_members(&self, now: Instant) -> bool {
+        self.hold_down_until.is_some_and(|t| now < t)
+    }
+
+    /// One tick (every leader tick). `responsible`: this node leads its side and has been Up.
+    /// Returns a decision to carry out now.
+    pub(crate) fn tick<const M: usize, const R: usize>(
+        &mut self,
+        now: Instant,
+        g: &Gossip<M, R>,
+        generation: u64,
+        responsible: bool,
+        s: &DowningSettings,
+    ) -> Option<(Decision, Reason)> {
+        let n = g.members().len();
+        if generation != self.generation {
+            self.generation = generation;
+            self.observe(now, g, s);
+        }
+        if let LeaseState::Held { release_at } = self.lease {
+            if now >= release_at {
+                self.lease = LeaseState::Idle;
+                self.request = Some(LeaseRequest::Release);
+            }
+        }
+        if s.downing == Downing::Manual {
+            return None;
+        }
+        if let (Some(since), Some(extra)) = (self.unstable_since, s.unstable_after_for(n)) {
+            // Every node, leader or not: when nothing settles, nobody can decide safely.
+            if now >= since + s.stable_after_for(n) + extra {
+                return Some((Decision::DownAll, Reason::Unstable));
+            }
+        }
+        if !responsible
+            || !self.has_unreachable
+            || !self.side_has_seen
+            || self.stable_deadline.is_some_and(|d| now < d)
+        {
+            return None;
+        }
+        let strategy = match s.downing {
+            Downing::Manual => return None,
+            Downing::UnsafeAutoDown { .. } => {
+                return Some((Decision::DownUnreachable, Reason::AutoDown))
+            }
+            Downing::SplitBrainResolver(strategy) => strategy,
+        };
+        let p = Partition::of(g);
+        let decision = p.decide(&strategy);
+        let Strategy::LeaseMajority { role } = strategy else {
+            return Some((decision, Reason::Stable));
+        };
+        match self.lease {
+            // Ask again even while holding it: the lease's own expiry is refreshed, and the
+            // release is pushed back to `release-after` from this decision.
+            LeaseState::Held { .. } => {
+                self.ask(decision);
+                None
+            }
+            LeaseState::Asked { .. } => None,
+            LeaseState::Delayed { until, .. } if now < until => None,
+            LeaseState::Delayed { .. } => {
+                self.ask(decision);
+                None
+            }
+            LeaseState::Idle => {
+                if p.lease_minority(role) {
+                    let until = now + s.acquire_lease_delay_for_minority;
+                    self.lease = LeaseState::Delayed { until, decision };
+                    if s.acquire_lease_delay_for_minority.is_zero() {
+                        self.ask(decision);
+                    }
+                } else {
+                    self.ask(decision);
+                }
+                None
+            }
+        }
+    }
+
+    fn ask(&mut self, decision: Decision) {
+        self.lease = LeaseState::Asked { decision };
+        self.request = Some(LeaseRequest::Acquire);
+    }
+
+    /// The lease's answer: the decision to carry out, if a request was outstanding.
+    pub(crate) fn on_lease(
+        &mut self,
+        now: Instant,
+        granted: bool,
+        s: &DowningSettings,
+    ) -> Option<(Decision, Reason)> {
+        let LeaseState::Asked { decision } = self.lease else {
+            return None;
+        };
+        if granted {
+            self.lease = LeaseState::Held {
+                release_at: now + s.lease_release_after,
+            };
+            Some((decision, Reason::LeaseAcquired))
+        } else {
+            self.lease = LeaseState::Idle;
+            Some((decision.reverse(), Reason::LeaseDenied))
+        }
+    }
+
+    /// After carrying out a decision that downed `downed` members: wait for a new stable
+    /// period, forget the instability, and keep the downed members for the removal margin.
+    pub(crate) fn acted<const M: usize, const R: usize>(
+        &mut self,
+        now: Instant,
+        g: &Gossip<M, R>,
+        downed: u32,
+        s: &DowningSettings,
+    ) {
+        let n = g.members().len();
+        self.stable_deadline = Some(now + s.stable_after_for(n));
+        self.unstable_since = None;
+        if downed > 0 {
+            self.hold_down_until = Some(now + s.removal_margin_for(n));
+        }
+    }
+
+    fn observe<const M: usize, const R: usize>(
+        &mut self,
+        now: Instant,
+        g: &Gossip<M, R>,
+        s: &DowningSettings,
+    ) {
+        let n = g.members().len();
+        let p = Partition::of(g);
+        let (mut unreachable, mut members) = (0u64, 0u64);
+        let mut downs = 0u16;
+        for (i, m) in g.members().iter().enumerate() {
+            let h = m.address.stable_hash();
+            if p.is_unreachable(i) {
+                unreachable = unreachable.wrapping_add(h);
+            }
+            let class = match m.status {
+                MemberStatus::Joining | MemberStatus::WeaklyUp | MemberStatus::Leaving => continue,
+                MemberStatus::Exiting => 1,
+                MemberStatus::Down => {
+                    downs = downs.saturating_add(1);
+                    2
+                }
+                _ => 3,
+            };
+            let mut d = Digest::new();
+            d.write_u64(h);
+            d.write_u64(class);
+            members = members.wrapping_add(d.finish());
+        }
+        self.has_unreachable = p.has_unreachable();
+        self.side_has_seen = p.side_has_seen();
+        let reachability_changed = unreachable != self.unreachable_digest;
+        if reachability_changed || members != self.member_digest {
+            self.stable_deadline = Some(now + s.stable_after_for(n));
+        }
+        if reachability_changed && self.has_unreachable {
+            self.unstable_since.get_or_insert(now);
+        }
+        if !self.has_unreachable {
+            self.unstable_since = None;
+            if matches!(self.lease, LeaseState::Delayed { .. }) {
+                self.lease = LeaseState::Idle;
+            }
+        }
+        if downs > self.down_count {
+            let margin = s.removal_margin_for(n);
+            if margin > Duration::ZERO {
+                self.hold_down_until = Some(now + margin);
+            }
+        }
+        self.down_count = downs;
+        self.unreachable_digest = unreachable;
+        self.member_digest = members;
+    }
+}

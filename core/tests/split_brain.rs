@@ -1,0 +1,368 @@
+//! The split brain resolver in the deterministic simulator: one test per strategy and edge
+//! case of issue 4, each over several seeds, with the split-brain invariant checked after every
+//! step. A failure prints its seed (replay with FJELL_SIM_SEED=<seed>).
+
+use std::time::Duration;
+
+use fjell_core::{
+    Config, Decision, Downing, Event, NodeStatus, Reason, StopReason, Strategy, WhenUnstable,
+};
+use fjell_sim::{seeds, NodeId, Sim};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn config(downing: Downing) -> Config {
+    let mut c = Config::default();
+    c.downing.downing = downing;
+    c
+}
+
+fn sbr(strategy: Strategy) -> Config {
+    config(Downing::SplitBrainResolver(strategy))
+}
+
+const KEEP_MAJORITY: Strategy = Strategy::KeepMajority { role: None };
+
+/// A formed cluster of `n` nodes with the split-brain invariant switched on.
+fn formed(seed: u64, n: usize, config: &Config) -> (Sim, Vec<NodeId>) {
+    let mut sim = Sim::new(seed);
+    sim.check_split_brain(true);
+    let ids = sim.start_cluster(n, config, 3);
+    sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
+        .expect("cluster formed");
+    (sim, ids)
+}
+
+fn downed(sim: &Sim, id: NodeId) -> bool {
+    sim.try_node(id)
+        .is_some_and(|n| n.status() == NodeStatus::Stopped(StopReason::Downed))
+}
+
+/// Runs until `survivors` see exactly themselves, all Up, and every node in `losers` has
+/// stopped because it was downed. Returns the time taken.
+fn settle(sim: &mut Sim, survivors: &[NodeId], losers: &[NodeId]) -> Duration {
+    sim.run_until(SECS(120), |s| {
+        s.all_up(survivors) && s.converged(survivors) && losers.iter().all(|i| downed(s, *i))
+    })
+    .unwrap_or_else(|e| panic!("survivors {survivors:?}, losers {losers:?}: {e}"))
+}
+
+fn decisions(sim: &Sim, id: NodeId) -> Vec<(Decision, Reason)> {
+    sim.events_of(id)
+        .filter_map(|e| match e {
+            Event::Downing(d) => Some((d.decision, d.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn saw_self_downed(sim: &Sim, id: NodeId) -> bool {
+    sim.events_of(id).any(|e| *e == Event::SelfDowned)
+}
+
+#[test]
+fn keep_majority_3_2_split_majority_survives_minority_downs_itself() {
+    for seed in seeds(4) {
+        let (mut sim, ids) = formed(seed, 5, &sbr(KEEP_MAJORITY));
+        let (major, minor) = ids.split_at(3);
+        sim.partition(major, minor);
+        let took = settle(&mut sim, major, minor);
+        // Detection (~5 s), stable-after for 5 members (7 s), removal margin (7 s).
+        assert!(took < SECS(30), "took {took:?}");
+        assert_eq!(
+            decisions(&sim, major[0]),
+            [(Decision::DownUnreachable, Reason::Stable)]
+        );
+        assert_eq!(
+            decisions(&sim, minor[0]),
+            [(Decision::DownReachable, Reason::Stable)]
+        );
+        for &i in minor {
+            assert!(saw_self_downed(&sim, i), "node {i} reported SelfDowned");
+        }
+        // Non-leaders never decide.
+        for &i in major[1..].iter().chain(&minor[1..]) {
+            assert!(decisions(&sim, i).is_empty(), "node {i} decided");
+        }
+    }
+}
+
+#[test]
+fn keep_majority_equal_halves_the_side_with_the_lowest_address_survives() {
+    for seed in seeds(3) {
+        for (keep, lose) in [([0, 1], [2, 3]), ([0, 3], [1, 2]), ([0, 2], [1, 3])] {
+            let (mut sim, _) = formed(seed, 4, &sbr(KEEP_MAJORITY));
+            sim.partition(&keep, &lose);
+            settle(&mut sim, &keep, &lose);
+        }
+    }
+}
+
+#[test]
+fn static_quorum_keeps_the_side_with_the_quorum() {
+    let q3 = Strategy::StaticQuorum {
+        size: 3,
+        role: None,
+    };
+    for seed in seeds(3) {
+        let (mut sim, ids) = formed(seed, 5, &sbr(q3));
+        // The side with the quorum need not hold the lowest address.
+        let (keep, lose) = ([1, 3, 4], [0, 2]);
+        sim.partition(&keep, &lose);
+        settle(&mut sim, &keep, &lose);
+        assert_eq!(sim.running().count(), ids.len(), "nobody crashed");
+    }
+}
+
+#[test]
+fn static_quorum_with_more_than_twice_the_quorum_minus_one_downs_everyone() {
+    let q3 = Strategy::StaticQuorum {
+        size: 3,
+        role: None,
+    };
+    for seed in seeds(3) {
+        // 6 > 2·3 − 1: both halves could reach the quorum, so nobody may keep going.
+        let (mut sim, ids) = formed(seed, 6, &sbr(q3));
+        sim.partition(&ids[..4], &ids[4..]);
+        settle(&mut sim, &[], &ids);
+        assert_eq!(
+            decisions(&sim, ids[0]),
+            [(Decision::DownAll, Reason::Stable)]
+        );
+    }
+}
+
+#[test]
+fn keep_oldest_with_the_oldest_alone() {
+    let alone = |down_if_alone| {
+        sbr(Strategy::KeepOldest {
+            down_if_alone,
+            role: None,
+        })
+    };
+    for seed in seeds(3) {
+        // Node 0 founds the cluster, so it is the oldest.
+        let (mut sim, ids) = formed(seed, 5, &alone(true));
+        let oldest = ids[0];
+        assert!(sim
+            .node(ids[3])
+            .members()
+            .iter()
+            .all(|m| m.up_number >= sim.node(oldest).self_member().unwrap().up_number));
+        sim.partition(&[oldest], &ids[1..]);
+        settle(&mut sim, &ids[1..], &[oldest]);
+
+        // Without down-if-alone the oldest keeps going alone and the others down themselves.
+        let (mut sim, ids) = formed(seed, 5, &alone(false));
+        sim.partition(&[ids[0]], &ids[1..]);
+        settle(&mut sim, &[ids[0]], &ids[1..]);
+    }
+}
+
+#[test]
+fn keep_oldest_survives_with_the_oldest() {
+    for seed in seeds(3) {
+        let s = Strategy::KeepOldest {
+            down_if_alone: true,
+            role: None,
+        };
+        let (mut sim, _) = formed(seed, 5, &sbr(s));
+        // The oldest is on the smaller side, not alone: that side survives.
+        sim.partition(&[0, 4], &[1, 2, 3]);
+        settle(&mut sim, &[0, 4], &[1, 2, 3]);
+    }
+}
+
+#[test]
+fn indirectly_connected_nodes_are_downed_in_3_and_5_node_clusters() {
+    for seed in seeds(3) {
+        for n in [3, 5] {
+            let (mut sim, ids) = formed(seed, n, &sbr(KEEP_MAJORITY));
+            // The last two cannot talk to each other; everyone else reaches both.
+            let (a, b) = (ids[n - 2], ids[n - 1]);
+            sim.block(a, b);
+            sim.block(b, a);
+            settle(&mut sim, &ids[..n - 2], &[a, b]);
+            assert_eq!(
+                decisions(&sim, ids[0]),
+                [(Decision::DownIndirectlyConnected, Reason::Stable)],
+                "{n} nodes"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_one_way_link_failure_is_resolved_without_split_brain() {
+    for seed in seeds(3) {
+        let (mut sim, ids) = formed(seed, 5, &sbr(KEEP_MAJORITY));
+        // Node 4 no longer hears node 1; node 1 still hears node 4.
+        sim.block(1, 4);
+        // Someone is downed, the rest carry on, converged, with nobody unreachable.
+        sim.run_until(SECS(120), |s| {
+            let up: Vec<NodeId> = ids.iter().copied().filter(|i| s.serving(*i)).collect();
+            !up.is_empty()
+                && up.len() < ids.len()
+                && s.all_up(&up)
+                && s.converged(&up)
+                && ids.iter().all(|i| up.contains(i) || downed(s, *i))
+        })
+        .expect("resolved");
+    }
+}
+
+/// After node 4 crashed, node 3's links flap (cut for 6 s, back for 1.5 s): the set of
+/// unreachable members keeps changing and never empties, and no 7 s pass without a change.
+fn flap(sim: &mut Sim, ids: &[NodeId], cycles: usize) {
+    for _ in 0..cycles {
+        if ids.iter().take(4).all(|i| sim.is_stopped(*i)) {
+            return;
+        }
+        sim.partition(&ids[3..4], &ids[..3]);
+        sim.run_for(SECS(6));
+        sim.heal();
+        sim.run_for(Duration::from_millis(1500));
+    }
+}
+
+#[test]
+fn instability_that_never_settles_downs_everyone() {
+    for seed in seeds(3) {
+        let (mut sim, ids) = formed(seed, 5, &sbr(KEEP_MAJORITY));
+        sim.crash(ids[4]);
+        flap(&mut sim, &ids, 16);
+        for &i in &ids[..4] {
+            assert!(downed(&sim, i), "node {i} downed");
+        }
+        let unstable = ids[..4]
+            .iter()
+            .flat_map(|i| decisions(&sim, *i))
+            .filter(|d| *d == (Decision::DownAll, Reason::Unstable))
+            .count();
+        assert!(unstable >= 1, "down-all-when-unstable decided");
+    }
+}
+
+#[test]
+fn without_down_all_when_unstable_flapping_downs_nobody_until_it_settles() {
+    for seed in seeds(2) {
+        let mut c = sbr(KEEP_MAJORITY);
+        c.downing.down_all_when_unstable = WhenUnstable::Off;
+        let (mut sim, ids) = formed(seed, 5, &c);
+        sim.crash(ids[4]);
+        flap(&mut sim, &ids, 16);
+        assert!(
+            ids[..4].iter().all(|i| !sim.is_stopped(*i)),
+            "nobody downed"
+        );
+        // Once the network settles, the resolver decides as usual.
+        settle(&mut sim, &ids[..4], &[]);
+    }
+}
+
+#[test]
+fn lease_majority_the_side_holding_the_lease_survives() {
+    for seed in seeds(3) {
+        let (mut sim, ids) = formed(seed, 5, &sbr(Strategy::LeaseMajority { role: None }));
+        let (major, minor) = ids.split_at(3);
+        sim.partition(major, minor);
+        settle(&mut sim, major, minor);
+        assert_eq!(
+            decisions(&sim, major[0]),
+            [(Decision::DownUnreachable, Reason::LeaseAcquired)]
+        );
+        assert_eq!(
+            decisions(&sim, minor[0]),
+            [(Decision::DownReachable, Reason::LeaseDenied)]
+        );
+    }
+}
+
+#[test]
+fn lease_majority_a_lone_minority_gets_the_lease_only_if_the_majority_is_gone() {
+    for seed in seeds(2) {
+        let (mut sim, ids) = formed(seed, 5, &sbr(Strategy::LeaseMajority { role: None }));
+        // The majority side crashes entirely: the minority waits, then takes the lease.
+        for &i in &ids[..3] {
+            sim.crash(i);
+        }
+        settle(&mut sim, &ids[3..], &[]);
+        assert_eq!(
+            decisions(&sim, ids[3]),
+            [(Decision::DownUnreachable, Reason::LeaseAcquired)]
+        );
+    }
+}
+
+#[test]
+fn a_crashed_node_is_downed_and_removed_and_the_rest_converge() {
+    for seed in seeds(3) {
+        let (mut sim, ids) = formed(seed, 5, &sbr(KEEP_MAJORITY));
+        sim.crash(ids[2]);
+        let rest = [ids[0], ids[1], ids[3], ids[4]];
+        let took = settle(&mut sim, &rest, &[]);
+        assert!(took < SECS(30), "took {took:?}");
+    }
+}
+
+#[test]
+fn removal_waits_for_the_down_removal_margin() {
+    for seed in seeds(2) {
+        let mut c = sbr(KEEP_MAJORITY);
+        c.downing.stable_after = Some(SECS(5));
+        c.downing.down_removal_margin = Some(SECS(20));
+        let (mut sim, ids) = formed(seed, 5, &c);
+        sim.partition(&ids[..3], &ids[3..]);
+        sim.run_until(SECS(60), |s| !decisions(s, ids[0]).is_empty())
+            .expect("decided");
+        let decided = sim.now();
+        // The downed members stay (Down) for the margin, then go.
+        sim.run_for(SECS(18));
+        assert_eq!(
+            sim.node(ids[0]).members().len(),
+            5,
+            "kept during the margin"
+        );
+        settle(&mut sim, &ids[..3], &ids[3..]);
+        assert!(sim.now() >= decided + SECS(20));
+    }
+}
+
+#[test]
+fn unsafe_auto_down_splits_the_cluster_on_a_partition() {
+    // Why auto-down is development-only: both sides down the other and keep serving.
+    let (mut sim, ids) = {
+        let mut sim = Sim::new(1);
+        let c = config(Downing::UnsafeAutoDown { after: SECS(5) });
+        let ids = sim.start_cluster(5, &c, 3);
+        sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
+            .expect("formed");
+        (sim, ids)
+    };
+    let (a, b) = ids.split_at(3);
+    sim.partition(a, b);
+    sim.run_until(SECS(60), |s| s.all_up(a) && s.all_up(b))
+        .expect("two clusters");
+    assert_eq!(
+        decisions(&sim, b[0]),
+        [(Decision::DownUnreachable, Reason::AutoDown)]
+    );
+}
+
+#[test]
+fn manual_downing_decides_nothing() {
+    let (mut sim, ids) = formed(0, 5, &Config::default());
+    sim.partition(&ids[..3], &ids[3..]);
+    sim.run_for(SECS(120));
+    assert!(ids.iter().all(|i| !sim.is_stopped(*i)));
+    assert!(ids.iter().all(|i| decisions(&sim, *i).is_empty()));
+}
+
+#[test]
+fn randomized_campaign_never_splits_the_brain() {
+    // A slice of the 1,000-run campaign (`cargo bench -p fjell-sim --bench split_brain`).
+    for seed in seeds(40) {
+        let o = fjell_sim::campaign::run(seed);
+        assert!(o.faults > 0);
+    }
+}
