@@ -35,7 +35,9 @@ pub enum Strategy {
     /// Every member is downed (for small clusters that prefer a restart to a guess).
     DownAll,
     /// The side that acquires a lease (a lock held outside the cluster) survives; the
-    /// minority side waits a little before trying, so the majority usually wins.
+    /// minority side waits a little before trying, so the majority usually wins. The driver
+    /// must answer the node's [`crate::Node::poll_lease`] requests: until it does, this side
+    /// does not act (down-all-when-unstable still applies).
     LeaseMajority {
         /// Count only members with this role when telling the minority.
         role: Option<Role>,

@@ -1319,33 +1319,39 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// Whether this node may act on a downing decision: a member that has been Up and is
+    /// neither on its way out nor Down.
+    fn serving(&self) -> bool {
+        self.status == NodeStatus::Member
+            && self.self_member().is_some_and(|m| {
+                matches!(
+                    m.status,
+                    MemberStatus::WeaklyUp
+                        | MemberStatus::Up
+                        | MemberStatus::Leaving
+                        | MemberStatus::PreparingForShutdown
+                        | MemberStatus::ReadyForShutdown
+                )
+            })
+    }
+
     /// Runs the downing strategy's clock, and carries out what it decides.
     fn resolve(&mut self, now: Instant) {
-        let self_status = self.self_member().map(|m| m.status);
-        let up = matches!(
-            self_status,
-            Some(
-                MemberStatus::WeaklyUp
-                    | MemberStatus::Up
-                    | MemberStatus::Leaving
-                    | MemberStatus::PreparingForShutdown
-                    | MemberStatus::ReadyForShutdown
-            )
-        ) && self.status == NodeStatus::Member;
         // Each side of a partition has exactly one node that leads it in its own view.
-        let responsible = up && self.leader() == Some(self.me);
+        let responsible = self.serving() && self.leader() == Some(self.me);
         let s = self.config.downing;
         let g = &self.bufs[self.cur];
         if let Some((d, r)) = self.resolver.tick(now, g, self.generation, responsible, &s) {
-            if up {
-                self.carry_out(now, d, r);
-            }
+            self.carry_out(now, d, r);
         }
     }
 
     /// Marks Down the members `decision` selects — this node last, so it still spreads the
     /// news — and reports the decision.
     fn carry_out(&mut self, now: Instant, decision: Decision, reason: Reason) {
+        if !self.serving() {
+            return;
+        }
         let s = self.config.downing;
         let strategy = match s.downing {
             Downing::SplitBrainResolver(strategy) => strategy,
