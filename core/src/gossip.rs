@@ -444,16 +444,16 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         if unseen {
             return false;
         }
-        !self
-            .reachability
-            .flagged_subjects(|o| self.observer_counts(o))
-            .any(|s| {
-                s != *self_node
-                    && !departed.contains(&s)
-                    && self.member(&s).is_some_and(|m| {
-                        !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
-                    })
-            })
+        // One pass over the records: a subject flagged twice is simply checked twice.
+        !self.reachability.records().iter().any(|r| {
+            r.status != ReachabilityStatus::Reachable
+                && self.observer_counts(&r.observer)
+                && r.subject != *self_node
+                && !departed.contains(&r.subject)
+                && self.member(&r.subject).is_some_and(|m| {
+                    !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
+                })
+        })
     }
 }
 
