@@ -66,14 +66,17 @@ pub struct TransportConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay (default 5 s).
     pub reconnect_max: Duration,
-    /// Per-stream QUIC receive window (default 2 MiB).
+    /// Per-stream QUIC receive window (default 1 MiB).
     pub stream_receive_window: u32,
-    /// Connection-wide QUIC receive window, all streams together (default 4 MiB). It bounds
+    /// Connection-wide QUIC receive window, all streams together (default 1 MiB). It bounds
     /// the data in flight towards this node, and so how long a heartbeat datagram can wait
     /// behind stream packets the node has received but not yet processed: without a bound, a
     /// receiver whose CPU falls behind (a debug build, an overloaded host) lets the sender's
     /// congestion window grow and queues seconds of data ahead of every heartbeat.
     pub receive_window: u32,
+    /// Accept QUIC datagrams (default true). Peers send heartbeats as datagrams to a node
+    /// that accepts them and on a heartbeat stream of their own otherwise.
+    pub datagrams: bool,
 }
 
 /// A setting with a bad value.
@@ -110,8 +113,9 @@ impl TransportConfig {
             detection_bound: base + fd.min_std_deviation * 6,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
-            stream_receive_window: 2 * 1024 * 1024,
-            receive_window: 4 * 1024 * 1024,
+            stream_receive_window: 1024 * 1024,
+            receive_window: 1024 * 1024,
+            datagrams: true,
         }
     }
 
@@ -150,5 +154,41 @@ impl TransportConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "dev-certs"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_timers_follow_the_failure_detector() {
+        let creds = crate::DevCa::new()
+            .unwrap()
+            .node("127.0.0.1:7355".parse().unwrap())
+            .unwrap();
+        let cfg = TransportConfig::new(creds.clone());
+        cfg.validate().unwrap();
+        assert_eq!(cfg.idle_timeout, Duration::from_secs(12));
+        assert_eq!(cfg.keep_alive, Duration::from_secs(1));
+        assert!(cfg.idle_timeout > cfg.detection_bound * 2);
+
+        // A slower detector gets a longer idle timeout.
+        let fd = DetectorSettings {
+            heartbeat_interval: Duration::from_secs(2),
+            acceptable_heartbeat_pause: Duration::from_secs(10),
+            ..DetectorSettings::default()
+        };
+        let slow = TransportConfig::for_detector(creds.clone(), &fd);
+        slow.validate().unwrap();
+        assert_eq!(slow.idle_timeout, Duration::from_secs(36));
+
+        // QUIC must not give up on a peer before the detector would.
+        let mut early = cfg.clone();
+        early.idle_timeout = Duration::from_secs(4);
+        assert_eq!(early.validate().unwrap_err().key, "idle_timeout");
+        let mut lazy = cfg;
+        lazy.keep_alive = Duration::from_secs(6);
+        assert_eq!(lazy.validate().unwrap_err().key, "keep_alive");
     }
 }

@@ -141,7 +141,7 @@ impl Transport {
         tc.receive_window(VarInt::from_u32(config.receive_window));
         tc.max_concurrent_bidi_streams(VarInt::from_u32(0));
         tc.max_concurrent_uni_streams(VarInt::from_u32(256));
-        tc.datagram_receive_buffer_size(Some(1 << 20));
+        tc.datagram_receive_buffer_size(config.datagrams.then_some(1 << 20));
         let tc = Arc::new(tc);
 
         let creds = &config.credentials;

@@ -412,3 +412,109 @@ fn simultaneous_dials_leave_one_connection() {
         }
     })
 }
+
+#[test]
+fn heartbeats_travel_on_a_stream_to_a_peer_that_takes_no_datagrams() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let no_datagrams = node_transport_with(&ca, |c| c.datagrams = false);
+        let (a, b) = two_nodes_up_on(node_transport(&ca), no_datagrams).await;
+        // Heartbeats have been answered both ways (two_nodes_up_on waits for that); they keep
+        // flowing: a second response arrives.
+        for (n, peer) in [(&a, &b), (&b, &a)] {
+            let first = n
+                .node
+                .lock()
+                .unwrap()
+                .monitored(n.now())
+                .next()
+                .unwrap()
+                .last_heartbeat_age;
+            assert!(first.is_some());
+            n.until(5, "another heartbeat response", |node| {
+                node.monitored(n.now()).all(|s| {
+                    s.last_heartbeat_age
+                        .is_some_and(|age| age < Duration::from_millis(1500))
+                })
+            })
+            .await;
+            assert!(phi_of(n, peer.transport.address()) < 1.0);
+        }
+        a.transport.close().await;
+        b.transport.close().await;
+    })
+}
+
+#[test]
+fn a_node_cannot_speak_for_another_member() {
+    use fjell_quic::frame::{stream_header, CoreClass, Frame, Lane};
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let t = node_transport(&ca);
+        let a = drive(t.clone(), 1, &[t.address()]);
+        a.until(10, "A founding its cluster", |n| n.members().len() == 1)
+            .await;
+        // A seed probe from R, sent over a connection certified as P.
+        let (_, p) = free_socket();
+        let (_, r) = free_socket();
+        let mut forger =
+            fjell_core::DeviceNode::new(fjell_core::Config::default(), r, 9, 9).unwrap();
+        forger
+            .join_seed_nodes(fjell_core::Instant::ZERO, &[t.address()])
+            .unwrap();
+        let mut buf = vec![0u8; fjell_core::DeviceNode::MAX_MESSAGE_LEN];
+        let tx = forger
+            .poll_transmit(fjell_core::Instant::ZERO, &mut buf)
+            .unwrap();
+        let mut bytes = stream_header(Lane::Membership).to_vec();
+        Frame::Core {
+            class: CoreClass::Control,
+            bytes: Bytes::copy_from_slice(&buf[..tx.len]),
+        }
+        .encode_framed(&mut bytes);
+        let conn = raw_connect(
+            ca.node(p).unwrap().quinn_client_config().unwrap(),
+            t.address(),
+        )
+        .await
+        .unwrap();
+        let mut s = conn.open_uni().await.unwrap();
+        s.write_all(&bytes).await.unwrap();
+        s.finish().unwrap();
+        a.until(10, "the core refusing the forged sender", |n| {
+            n.stats().sender_mismatches == 1
+        })
+        .await;
+        assert_eq!(a.node.lock().unwrap().members().len(), 1);
+
+        // A node whose certificate names another address than the one dialed is refused.
+        let (socket, q) = free_socket();
+        let liar = transport_on(ca.node(p).unwrap(), socket);
+        t.set_members([q]);
+        t.send(q, &1u8).await.unwrap();
+        eventually(10, "the dial to a mislabelled node refused", || {
+            t.counters().refused_handshakes >= 1
+        })
+        .await;
+        assert!(liar.try_recv().is_none());
+
+        // An administrator certificate is not a node's: refused for now.
+        let admin = raw_connect(
+            ca.admin("ops").unwrap().quinn_client_config().unwrap(),
+            t.address(),
+        )
+        .await
+        .unwrap();
+        match within(5, "the admin connection closed", admin.closed()).await {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                assert_eq!(
+                    c.error_code,
+                    quinn::VarInt::from_u32(close_code::NOT_A_NODE)
+                )
+            }
+            other => panic!("closed with {other}"),
+        }
+        liar.close().await;
+        t.close().await;
+    })
+}

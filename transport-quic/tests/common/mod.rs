@@ -14,7 +14,7 @@ use fjell_quic::{Credentials, DevCa, Transport, TransportConfig};
 pub fn log() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
-        .with_max_level(tracing::Level::DEBUG)
+        .with_max_level(tracing::Level::INFO)
         .try_init();
 }
 
@@ -27,9 +27,16 @@ pub fn free_socket() -> (UdpSocket, SocketAddr) {
 
 /// A transport on a fresh loopback port with a certificate from `ca`.
 pub fn node_transport(ca: &DevCa) -> Transport {
+    node_transport_with(ca, |_| {})
+}
+
+/// Like [`node_transport`], with settings changed by `tweak`.
+pub fn node_transport_with(ca: &DevCa, tweak: impl FnOnce(&mut TransportConfig)) -> Transport {
     log();
     let (socket, addr) = free_socket();
-    transport_on(ca.node(addr).unwrap(), socket)
+    let mut cfg = TransportConfig::new(ca.node(addr).unwrap());
+    tweak(&mut cfg);
+    Transport::with_socket(cfg, socket).unwrap()
 }
 
 /// Two transports that list each other as members.
@@ -160,7 +167,11 @@ pub fn drive(transport: Transport, uid: u64, seeds: &[SocketAddr]) -> Driven {
 
 /// Two core nodes over QUIC on loopback, both seeing both Up, their heartbeats answered.
 pub async fn two_nodes_up(ca: &DevCa) -> (Driven, Driven) {
-    let (ta, tb) = (node_transport(ca), node_transport(ca));
+    two_nodes_up_on(node_transport(ca), node_transport(ca)).await
+}
+
+/// Like [`two_nodes_up`], on the given transports.
+pub async fn two_nodes_up_on(ta: Transport, tb: Transport) -> (Driven, Driven) {
     let seeds = [ta.address(), tb.address()];
     let (a, b) = (drive(ta, 1, &seeds), drive(tb, 2, &seeds));
     for n in [&a, &b] {
@@ -213,13 +224,18 @@ pub async fn phi_under_load(
 ) -> LoadReport {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     let (ta, tb) = (a.transport.clone(), b.transport.clone());
+    // Start from an empty inbox (earlier traffic is not this load's).
+    while tb.try_recv().is_some() {}
     let delivered = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let stop = Arc::new(AtomicBool::new(false));
     let counter = delivered.clone();
     let receiver = smol::spawn(async move {
         while let Some(m) = tb.recv().await {
-            counter.0.fetch_add(1, Relaxed);
-            counter.1.fetch_add(m.payload.len() as u64, Relaxed);
+            // Smaller messages still in flight from earlier traffic are not this load's.
+            if m.payload.len() >= size {
+                counter.0.fetch_add(1, Relaxed);
+                counter.1.fetch_add(m.payload.len() as u64, Relaxed);
+            }
         }
     });
     let to = b.transport.address();
