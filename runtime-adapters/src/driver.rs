@@ -1,0 +1,507 @@
+//! The driver: one task that owns one node's core and its transport.
+//!
+//! Every input — a message from the transport, a timer expiry, a user command, a lease
+//! answer — is fed to the core in the order it was taken, and the core's outputs (messages,
+//! lease requests, events) are flushed right after, as fjell-core's call order requires.
+//! Nothing is shared with the [`Cluster`](crate::Cluster) handles but channels and a snapshot
+//! behind a mutex that is never held across an await.
+
+use std::future::{pending, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use fjell_core::{
+    CommandError, ConfigError, DeliveryClass, Event, Instant, LeaseRequest, Node, NodeStatus,
+    StopReason, UniqueAddress,
+};
+use fjell_quic::{CoreMessage, Transport};
+
+use crate::lease::ClusterLease;
+use crate::runtime::{BoxFuture, Timer};
+use crate::state::ClusterState;
+
+/// A user callback (on member up / removed).
+pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
+/// Where a command's outcome goes.
+pub(crate) type Reply = Sender<Result<(), CommandError>>;
+
+/// What a [`Cluster`](crate::Cluster) asks of its driver.
+pub(crate) enum Command {
+    Join(SocketAddr, Reply),
+    JoinSeedNodes(Vec<SocketAddr>, Reply),
+    Leave(SocketAddr, Reply),
+    Down(SocketAddr, Reply),
+    PrepareForFullClusterShutdown(Reply),
+    Subscribe {
+        replay: bool,
+        events: Sender<Event>,
+        state: Sender<ClusterState>,
+    },
+    OnMemberUp(Callback),
+    OnMemberRemoved(Callback),
+    Shutdown(Duration),
+    Abort,
+}
+
+/// How a node's driver ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// The core stopped: after leaving ([`StopReason::Left`], the graceful end), being downed
+    /// or removed, or giving up joining.
+    Stopped(StopReason),
+    /// A graceful leave did not finish within the shutdown timeout; the transport was closed
+    /// anyway. The others will find the node unreachable.
+    LeaveTimedOut,
+    /// Shut down before the node became a member: there was nothing to leave.
+    NotAMember,
+    /// Stopped at once by [`Cluster::abort`](crate::Cluster::abort), or because the transport
+    /// closed under the driver: the others will find the node unreachable.
+    Aborted,
+}
+
+/// What the handles and the driver share.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<ClusterState>,
+    pub(crate) termination: Mutex<Option<Termination>>,
+    /// Notified whenever `state` is replaced.
+    pub(crate) changed: event_listener::Event,
+    /// This node has been Up (set by the driver before it runs on-member-up callbacks).
+    pub(crate) was_up: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn publish(&self, state: ClusterState) {
+        *self.state.lock().unwrap() = state;
+        self.changed.notify(usize::MAX);
+    }
+}
+
+/// Settings of the driver that are not the core's.
+pub(crate) struct DriverSettings {
+    pub(crate) seed_nodes: Vec<SocketAddr>,
+    pub(crate) log_info: bool,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) lease: Option<Arc<dyn ClusterLease>>,
+}
+
+/// A node's driver: a plain `Future` that runs the node until it stops. Poll it on any
+/// executor (or let [`ClusterBuilder::start`](crate::ClusterBuilder::start) spawn it). It
+/// completes after the node has stopped and the transport is closed.
+#[must_use = "the node does nothing until its driver is polled"]
+pub struct Driver {
+    run: BoxFuture<()>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.run.as_mut().poll(cx)
+    }
+}
+
+/// The core's [`Instant`] for `at`: microseconds since `origin`.
+pub(crate) fn instant_since(origin: std::time::Instant, at: std::time::Instant) -> Instant {
+    Instant::from_micros(u64::try_from(at.duration_since(origin).as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Builds a node on the heap. Large nodes are built on a thread with a stack big enough for
+/// them: `Node::new` returns the node by value, and in debug builds a megabytes-large value
+/// passes through the stack, which would overflow an async task's thread (tokio's are 2 MiB).
+pub(crate) fn new_node<const M: usize, const R: usize, const H: usize>(
+    config: fjell_core::Config,
+    addr: SocketAddr,
+    uid: u64,
+    seed: u64,
+) -> Result<Box<Node<M, R, H>>, ConfigError> {
+    let size = std::mem::size_of::<Node<M, R, H>>();
+    if size <= 64 * 1024 {
+        return Node::new(config, addr, uid, seed).map(Box::new);
+    }
+    std::thread::Builder::new()
+        .name("fjell-node-init".into())
+        .stack_size(16 * size + (8 << 20))
+        .spawn(move || Node::new(config, addr, uid, seed).map(Box::new))
+        .expect("cannot start a thread to build the node")
+        .join()
+        .expect("building the node panicked")
+}
+
+/// What woke the driver.
+enum Input {
+    Command(Option<Command>),
+    Message(Option<CoreMessage>),
+    Timer,
+    Lease(bool),
+    Released,
+}
+
+pub(crate) struct Run<const M: usize, const R: usize, const H: usize> {
+    node: Box<Node<M, R, H>>,
+    me: UniqueAddress,
+    transport: Transport,
+    timer: Arc<dyn Timer>,
+    origin: std::time::Instant,
+    commands: Receiver<Command>,
+    commands_open: bool,
+    subscribers: Vec<Sender<Event>>,
+    on_up: Vec<Callback>,
+    on_removed: Vec<Callback>,
+    was_up: bool,
+    acquiring: Option<BoxFuture<bool>>,
+    releasing: Option<BoxFuture<()>>,
+    leave_deadline: Option<Instant>,
+    published: Option<u64>,
+    buf: Vec<u8>,
+    settings: DriverSettings,
+    shared: Arc<Shared>,
+    /// Dropped when the driver ends: handles waiting for the end see the channel close.
+    _alive: Sender<()>,
+}
+
+impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        node: Box<Node<M, R, H>>,
+        transport: Transport,
+        timer: Arc<dyn Timer>,
+        commands: Receiver<Command>,
+        settings: DriverSettings,
+        shared: Arc<Shared>,
+        alive: Sender<()>,
+    ) -> Self {
+        Run {
+            me: node.address(),
+            origin: timer.now(),
+            node,
+            transport,
+            timer,
+            commands,
+            commands_open: true,
+            subscribers: Vec::new(),
+            on_up: Vec::new(),
+            on_removed: Vec::new(),
+            was_up: false,
+            acquiring: None,
+            releasing: None,
+            leave_deadline: None,
+            published: None,
+            buf: vec![0; Node::<M, R, H>::MAX_MESSAGE_LEN],
+            settings,
+            shared,
+            _alive: alive,
+        }
+    }
+
+    pub(crate) fn into_driver(self) -> Driver {
+        Driver {
+            run: Box::pin(self.run()),
+        }
+    }
+
+    fn now(&self) -> Instant {
+        instant_since(self.origin, self.timer.now())
+    }
+
+    async fn run(mut self) {
+        if !self.settings.seed_nodes.is_empty() {
+            let now = self.now();
+            if let Err(e) = self.node.join_seed_nodes(now, &self.settings.seed_nodes) {
+                tracing::warn!(node = %self.me, "fjell: cannot join the seed nodes: {e}");
+            }
+        }
+        let end = loop {
+            let now = self.now();
+            // Timers first, whatever woke us: a busy transport must not starve them.
+            if self.node.poll_timeout().is_some_and(|t| t <= now) {
+                self.node.handle_timeout(now);
+            }
+            self.flush();
+            if let NodeStatus::Stopped(reason) = self.node.status() {
+                break Termination::Stopped(reason);
+            }
+            if self.leave_deadline.is_some_and(|d| d <= now) {
+                tracing::warn!(node = %self.me, "fjell: leaving did not finish in time");
+                break Termination::LeaveTimedOut;
+            }
+            let wake = match (self.node.poll_timeout(), self.leave_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let input = self.next_input(wake.map(|w| w - now)).await;
+            let now = self.now();
+            let ended = match input {
+                Input::Command(Some(c)) => self.command(c),
+                Input::Command(None) => {
+                    // Every handle was dropped: leave gracefully, as the docs promise.
+                    self.commands_open = false;
+                    self.begin_leave(now, self.settings.shutdown_timeout)
+                }
+                Input::Message(Some(m)) => {
+                    self.message(now, m);
+                    None
+                }
+                Input::Message(None) => Some(Termination::Aborted),
+                Input::Timer => None,
+                Input::Lease(granted) => {
+                    self.acquiring = None;
+                    tracing::info!(node = %self.me, granted, "fjell: lease answered");
+                    self.node.handle_lease(now, granted);
+                    None
+                }
+                Input::Released => {
+                    self.releasing = None;
+                    None
+                }
+            };
+            if let Some(end) = ended {
+                break end;
+            }
+        };
+        self.finish(end).await;
+    }
+
+    /// Waits for the next input, or `wait` (the next deadline).
+    async fn next_input(&mut self, wait: Option<Duration>) -> Input {
+        let Run {
+            commands,
+            commands_open,
+            transport,
+            acquiring,
+            releasing,
+            timer,
+            ..
+        } = self;
+        let sleep = wait.map(|w| timer.sleep(w));
+        let timer = async move {
+            match sleep {
+                Some(s) => s.await,
+                None => pending().await,
+            }
+            Input::Timer
+        };
+        let commands = async {
+            if *commands_open {
+                Input::Command(commands.recv().await.ok())
+            } else {
+                pending().await
+            }
+        };
+        let lease = async {
+            match acquiring.as_mut() {
+                Some(f) => Input::Lease(f.await),
+                None => pending().await,
+            }
+        };
+        let released = async {
+            match releasing.as_mut() {
+                Some(f) => {
+                    f.await;
+                    Input::Released
+                }
+                None => pending().await,
+            }
+        };
+        let message = async { Input::Message(transport.recv_core().await) };
+        // Commands and lease answers are rare and first; timers are also checked before
+        // every wait, so the order here cannot starve anything.
+        use futures_lite::future::or;
+        or(or(commands, lease), or(or(timer, released), message)).await
+    }
+
+    fn message(&mut self, now: Instant, m: CoreMessage) {
+        if m.class == DeliveryClass::Gossip {
+            tracing::debug!(node = %self.me, from = %m.from, bytes = m.bytes.len(), "fjell: gossip received");
+        }
+        if let Err(e) = self.node.handle_message(now, m.from, &m.bytes) {
+            tracing::debug!(node = %self.me, from = %m.from, "fjell: message refused: {e}");
+        }
+    }
+
+    /// Drains the core's outputs: messages to the transport, lease requests, events.
+    fn flush(&mut self) {
+        loop {
+            let now = self.now();
+            while let Some(t) = self.node.poll_transmit(now, &mut self.buf) {
+                if t.class == DeliveryClass::Gossip {
+                    tracing::debug!(node = %self.me, to = %t.destination, bytes = t.len, "fjell: gossip sent");
+                }
+                if let Err(e) = self.transport.send_transmit(&t, &self.buf[..t.len]) {
+                    tracing::debug!(node = %self.me, to = %t.destination, "fjell: not sent: {e}");
+                }
+            }
+            let mut answered = false;
+            while let Some(req) = self.node.poll_lease() {
+                match (req, &self.settings.lease) {
+                    (LeaseRequest::Acquire, Some(lease)) => {
+                        self.acquiring = Some(lease.acquire(self.me));
+                    }
+                    (LeaseRequest::Acquire, None) => {
+                        // The builder refuses lease-majority without a lease; be safe anyway.
+                        self.node.handle_lease(now, false);
+                        answered = true;
+                    }
+                    (LeaseRequest::Release, Some(lease)) => {
+                        self.releasing = Some(lease.release(self.me));
+                    }
+                    (LeaseRequest::Release, None) => {}
+                }
+            }
+            while let Some(e) = self.node.poll_event() {
+                self.publish(e);
+            }
+            if !answered {
+                break;
+            }
+        }
+        let generation = self.node.generation();
+        if self.published != Some(generation) {
+            self.published = Some(generation);
+            self.shared.publish(ClusterState::of(&self.node));
+            self.transport
+                .set_members(self.node.members().iter().map(|m| m.address.socket_addr()));
+        }
+    }
+
+    fn publish(&mut self, e: Event) {
+        if self.settings.log_info {
+            log_event(&self.me, &e);
+        }
+        if let Event::MemberUp(m) = &e {
+            if m.address == self.me && !self.was_up {
+                self.was_up = true;
+                self.shared
+                    .was_up
+                    .store(true, std::sync::atomic::Ordering::Release);
+                for cb in self.on_up.drain(..) {
+                    cb();
+                }
+            }
+        }
+        // Unbounded channels: a slow subscriber must never stall the node. A closed one is
+        // forgotten.
+        self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
+    }
+
+    /// Carries out a command; `Some` when the driver should end.
+    fn command(&mut self, c: Command) -> Option<Termination> {
+        let now = self.now();
+        let reply = |r: Reply, result| {
+            let _ = r.try_send(result);
+        };
+        match c {
+            Command::Join(a, r) => reply(r, self.node.join(now, a)),
+            Command::JoinSeedNodes(s, r) => reply(r, self.node.join_seed_nodes(now, &s)),
+            Command::Leave(a, r) => reply(r, self.node.leave(now, a)),
+            Command::Down(a, r) => reply(r, self.node.down(now, a)),
+            Command::PrepareForFullClusterShutdown(r) => {
+                reply(r, self.node.prepare_for_full_cluster_shutdown(now))
+            }
+            Command::Subscribe {
+                replay,
+                events,
+                state,
+            } => {
+                // Flushed events are already reported, so the snapshot and the replay both
+                // describe exactly what precedes the subscriber's first live event.
+                self.flush();
+                if replay {
+                    for e in self.node.replay() {
+                        let _ = events.try_send(e);
+                    }
+                }
+                let _ = state.try_send(ClusterState::of(&self.node));
+                self.subscribers.push(events);
+            }
+            Command::OnMemberUp(cb) => {
+                if self.was_up {
+                    cb();
+                } else {
+                    self.on_up.push(cb);
+                }
+            }
+            Command::OnMemberRemoved(cb) => self.on_removed.push(cb),
+            Command::Shutdown(timeout) => return self.begin_leave(now, timeout),
+            Command::Abort => return Some(Termination::Aborted),
+        }
+        None
+    }
+
+    /// Starts leaving gracefully; the driver ends when the core reports it stopped, or at
+    /// the deadline.
+    fn begin_leave(&mut self, now: Instant, timeout: Duration) -> Option<Termination> {
+        match self.node.status() {
+            NodeStatus::Idle | NodeStatus::Joining => Some(Termination::NotAMember),
+            NodeStatus::Stopped(r) => Some(Termination::Stopped(r)),
+            NodeStatus::Member | NodeStatus::Exiting => {
+                if self.leave_deadline.is_none() {
+                    // Refused when already Leaving or Exiting: the leave is under way then.
+                    let _ = self.node.leave(now, self.me.socket_addr());
+                    self.leave_deadline = Some(now + timeout);
+                }
+                None
+            }
+        }
+    }
+
+    async fn finish(mut self, end: Termination) {
+        self.flush();
+        *self.shared.termination.lock().unwrap() = Some(end);
+        self.shared.publish(ClusterState::of(&self.node));
+        if self.settings.log_info {
+            tracing::info!(node = %self.me, "fjell: node stopped ({end:?})");
+        }
+        self.transport.close().await;
+        for cb in self.on_removed.drain(..) {
+            cb();
+        }
+        // Dropping `self` closes the subscribers' channels and tells waiting handles.
+    }
+}
+
+/// One info line per membership change (Pekko's `log-info`).
+fn log_event(me: &UniqueAddress, e: &Event) {
+    match e {
+        Event::UnreachableMember(m) => {
+            tracing::info!(node = %me, member = %m.address, "fjell: member unreachable");
+        }
+        Event::ReachableMember(m) => {
+            tracing::info!(node = %me, member = %m.address, "fjell: member reachable again");
+        }
+        Event::MemberRemoved {
+            member,
+            previous_status,
+        } => {
+            tracing::info!(node = %me, member = %member.address, ?previous_status, "fjell: member removed");
+        }
+        Event::LeaderChanged(l) => {
+            tracing::info!(node = %me, leader = ?l.map(|l| l.to_string()), "fjell: leader changed");
+        }
+        Event::RoleLeaderChanged { role, leader } => {
+            tracing::info!(node = %me, %role, leader = ?leader.map(|l| l.to_string()), "fjell: role leader changed");
+        }
+        Event::JoinRefused { by, reason } => {
+            tracing::warn!(node = %me, %by, "fjell: join refused: {reason}");
+        }
+        Event::JoinRequestRefused { from, reason } => {
+            tracing::info!(node = %me, %from, "fjell: refused a join request: {reason}");
+        }
+        Event::Downing(d) => tracing::info!(node = %me, decision = ?d, "fjell: downing"),
+        Event::SelfDowned => tracing::warn!(node = %me, "fjell: this node was downed"),
+        Event::Stopped(r) => tracing::info!(node = %me, reason = ?r, "fjell: this node stopped"),
+        e => {
+            if let Some(m) = crate::state::member_of(e) {
+                tracing::info!(node = %me, member = %m.address, status = ?m.status, "fjell: member is {:?}", m.status);
+            }
+        }
+    }
+}

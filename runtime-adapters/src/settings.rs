@@ -1,0 +1,585 @@
+//! Settings from a TOML file, with environment overrides.
+//!
+//! Keys are Pekko's `pekko.cluster.*` names in kebab case, exactly fjell-core's
+//! [`Config::KEYS`], plus the node's own keys ([`Settings::NODE_KEYS`]) and the split brain
+//! resolver's per-strategy keys ([`Settings::STRATEGY_KEYS`]). Dotted keys may be written as
+//! TOML tables. Durations are strings with a unit: `"500ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"`
+//! (also `"us"`); optional durations also take `"off"`.
+//!
+//! ```toml
+//! advertised-address = "10.0.0.1:7355"
+//! bind = "0.0.0.0:7355"
+//! seed-nodes = ["10.0.0.1:7355", "10.0.0.2:7355"]
+//! roles = ["backend"]
+//! app-version = "1.4.0"
+//! gossip-interval = "1s"
+//! downing = "keep-majority"
+//!
+//! [tls]
+//! ca = "ca.pem"
+//! cert = "node.pem"
+//! key = "node.key"
+//!
+//! [failure-detector]
+//! threshold = 10.0
+//! acceptable-heartbeat-pause = "5s"
+//!
+//! [split-brain-resolver]
+//! stable-after = "20s"
+//!
+//! [compat]
+//! schema = "v3"
+//! ```
+//!
+//! **Environment overrides** are applied after the file: `FJELL_` followed by the key in
+//! upper case, `-` written `_` and `.` written `__`. `FJELL_GOSSIP_INTERVAL=2s`,
+//! `FJELL_FAILURE_DETECTOR__THRESHOLD=12`, `FJELL_SEED_NODES=10.0.0.1:7355,10.0.0.2:7355`,
+//! `FJELL_TLS__CA=/etc/fjell/ca.pem`. A value is read as TOML when it parses as a TOML value
+//! (numbers, booleans, arrays) and as a string otherwise; lists also take comma-separated
+//! strings. An unknown `FJELL_` variable is an error, like an unknown key in the file (so a
+//! typo never goes unnoticed). Role names and compat keys containing `_` cannot be set this
+//! way; use the file.
+//!
+//! Every error names the key (and the variable, for overrides), and the core's own
+//! validation ([`Config::validate`]) runs before [`Settings`] is returned, so a bad file is
+//! rejected when the node starts, never later.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fjell_core::config::Name;
+use fjell_core::{AppVersion, Config, DetectorKind, Downing, Role, Strategy, WhenUnstable};
+use toml::Value;
+
+use crate::cluster::{parse_roles, ClusterBuilder, DEFAULT_SHUTDOWN_TIMEOUT};
+
+/// A setting that cannot be used, by key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{key}`: {reason}")]
+pub struct SettingsError {
+    /// The key (with the environment variable it came from, for overrides).
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl SettingsError {
+    pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        SettingsError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// PEM files of a node's TLS credentials (`tls.ca`, `tls.cert`, `tls.key`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    /// The cluster CA certificate(s).
+    pub ca: PathBuf,
+    /// This node's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// Everything a settings file can say about a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The core's settings (validated).
+    pub config: Config,
+    /// `bind`: the local address to bind.
+    pub bind: Option<SocketAddr>,
+    /// `advertised-address`: the address others reach this node at.
+    pub advertised_address: Option<SocketAddr>,
+    /// `seed-nodes`.
+    pub seed_nodes: Vec<SocketAddr>,
+    /// `tls.ca`, `tls.cert`, `tls.key`.
+    pub tls: Option<TlsFiles>,
+    /// `log-info`: membership changes at info level (default true).
+    pub log_info: bool,
+    /// `shutdown-timeout` (default 20 s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            config: Config::default(),
+            bind: None,
+            advertised_address: None,
+            seed_nodes: Vec::new(),
+            tls: None,
+            log_info: true,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+/// Strategy settings gathered from several keys, resolved at the end (keys come in any
+/// order, and overrides may change the strategy after its parameters were read).
+#[derive(Default)]
+struct DowningKeys {
+    strategy: Option<String>,
+    auto_down_after: Option<Duration>,
+    quorum_size: Option<u32>,
+    down_if_alone: Option<bool>,
+    roles: [Option<Role>; 4],
+}
+
+const STRATEGIES: [&str; 4] = [
+    "keep-majority",
+    "static-quorum",
+    "keep-oldest",
+    "lease-majority",
+];
+
+impl Settings {
+    /// The node's own keys (not the core's).
+    pub const NODE_KEYS: &'static [&'static str] = &[
+        "bind",
+        "advertised-address",
+        "seed-nodes",
+        "tls.ca",
+        "tls.cert",
+        "tls.key",
+        "log-info",
+        "shutdown-timeout",
+    ];
+
+    /// The split brain resolver's per-strategy keys (Pekko's names), beyond
+    /// [`Config::KEYS`].
+    pub const STRATEGY_KEYS: &'static [&'static str] = &[
+        "split-brain-resolver.keep-majority.role",
+        "split-brain-resolver.static-quorum.role",
+        "split-brain-resolver.keep-oldest.role",
+        "split-brain-resolver.keep-oldest.down-if-alone",
+        "split-brain-resolver.lease-majority.role",
+    ];
+
+    /// Reads a settings file and applies the process's `FJELL_*` environment overrides.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, SettingsError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SettingsError::new(path.display().to_string(), e.to_string()))?;
+        Self::load(&text, std::env::vars())
+    }
+
+    /// Reads settings from TOML text, without environment overrides.
+    pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
+        Self::load(text, std::iter::empty())
+    }
+
+    /// Reads settings from TOML text, then applies the overrides among `env` (name, value)
+    /// pairs whose name starts with `FJELL_`; other pairs are ignored.
+    pub fn load(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| SettingsError::new("(syntax)", e.to_string().trim_end().to_string()))?;
+        let mut s = Settings::default();
+        let mut d = DowningKeys::default();
+        let mut flat = Vec::new();
+        flatten("", Value::Table(table), &mut flat);
+        for (key, value) in flat {
+            s.apply(&mut d, &key, value)
+                .map_err(|reason| SettingsError::new(key, reason))?;
+        }
+        let mut env: Vec<_> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("FJELL_"))
+            .collect();
+        env.sort();
+        for (var, raw) in env {
+            let key = var["FJELL_".len()..]
+                .to_lowercase()
+                .replace("__", ".")
+                .replace('_', "-");
+            s.apply(&mut d, &key, env_value(&raw))
+                .map_err(|reason| SettingsError::new(format!("{key} (from {var})"), reason))?;
+        }
+        s.config.downing.downing = d.resolve()?;
+        s.config
+            .validate()
+            .map_err(|e| SettingsError::new(e.key, e.reason))?;
+        Ok(s)
+    }
+
+    /// A builder with these settings (TLS from the PEM files, if given).
+    pub fn builder(self) -> ClusterBuilder {
+        let mut b = ClusterBuilder::new()
+            .config(self.config)
+            .seed_nodes(self.seed_nodes)
+            .log_info(self.log_info)
+            .shutdown_timeout(self.shutdown_timeout);
+        if let Some(a) = self.bind {
+            b = b.bind(a);
+        }
+        if let Some(a) = self.advertised_address {
+            b = b.advertised_address(a);
+        }
+        if let Some(t) = self.tls {
+            b = b.pem_files(t.ca, t.cert, t.key);
+        }
+        b
+    }
+
+    fn apply(&mut self, d: &mut DowningKeys, key: &str, v: Value) -> Result<(), String> {
+        let c = &mut self.config;
+        let fd = &mut c.failure_detector;
+        let sbr = &mut c.downing;
+        match key {
+            "bind" => self.bind = Some(addr(&v)?),
+            "advertised-address" => self.advertised_address = Some(addr(&v)?),
+            "seed-nodes" => {
+                self.seed_nodes = list(&v)?
+                    .iter()
+                    .map(|s| parse_addr(s))
+                    .collect::<Result<_, _>>()?
+            }
+            "tls.ca" => self.tls.get_or_insert_with(TlsFiles::default).ca = string(&v)?.into(),
+            "tls.cert" => self.tls.get_or_insert_with(TlsFiles::default).cert = string(&v)?.into(),
+            "tls.key" => self.tls.get_or_insert_with(TlsFiles::default).key = string(&v)?.into(),
+            "log-info" => self.log_info = boolean(&v)?,
+            "shutdown-timeout" => self.shutdown_timeout = duration(&v)?,
+            "cluster-name" => c.cluster_name = name(&v)?,
+            "roles" => c.roles = parse_roles(list(&v)?).map_err(|e| e.reason)?,
+            "app-version" => {
+                c.app_version =
+                    AppVersion::parse(&string(&v)?).ok_or("must be numeric major.minor.patch")?
+            }
+            "gossip-interval" => c.gossip_interval = duration(&v)?,
+            "leader-actions-interval" => c.leader_actions_interval = duration(&v)?,
+            "seed-node-timeout" => c.seed_node_timeout = duration(&v)?,
+            "retry-unsuccessful-join-after" => c.retry_unsuccessful_join_after = optional(&v)?,
+            "shutdown-after-unsuccessful-join-seed-nodes" => {
+                c.shutdown_after_unsuccessful_join_seed_nodes = optional(&v)?
+            }
+            "allow-weakly-up-members" => c.allow_weakly_up_members = optional(&v)?,
+            "min-nr-of-members" => c.min_nr_of_members = integer(&v)?,
+            "prune-gossip-tombstones-after" => c.prune_gossip_tombstones_after = duration(&v)?,
+            "gossip-different-view-probability" => {
+                c.gossip_different_view_probability = float(&v)? as f32
+            }
+            "reduce-gossip-different-view-probability" => {
+                c.reduce_gossip_different_view_probability = integer(&v)?
+            }
+            "failure-detector.implementation" => {
+                fd.kind = match string(&v)?.as_str() {
+                    "phi" | "phi-accrual" => DetectorKind::Phi,
+                    "deadline" => DetectorKind::Deadline,
+                    _ => return Err("must be \"phi\" or \"deadline\"".into()),
+                }
+            }
+            "failure-detector.threshold" => fd.threshold = float(&v)?,
+            "failure-detector.min-std-deviation" => fd.min_std_deviation = duration(&v)?,
+            "failure-detector.acceptable-heartbeat-pause" => {
+                fd.acceptable_heartbeat_pause = duration(&v)?
+            }
+            "failure-detector.heartbeat-interval" => fd.heartbeat_interval = duration(&v)?,
+            "failure-detector.monitored-by-nr-of-members" => {
+                c.monitored_by_nr_of_members = integer(&v)?
+            }
+            "failure-detector.expected-response-after" => c.expected_response_after = duration(&v)?,
+            "unreachable-nodes-reaper-interval" => {
+                c.unreachable_nodes_reaper_interval = duration(&v)?
+            }
+            "downing" => {
+                let s = string(&v)?;
+                if s != "manual" && s != "down-all" && !STRATEGIES.contains(&s.as_str()) {
+                    return Err("must be one of manual, keep-majority, static-quorum, \
+                                keep-oldest, down-all, lease-majority"
+                        .into());
+                }
+                d.strategy = Some(s);
+            }
+            "auto-down-unreachable-after" => d.auto_down_after = optional(&v)?,
+            "down-removal-margin" => sbr.down_removal_margin = optional(&v)?,
+            "split-brain-resolver.stable-after" => sbr.stable_after = Some(duration(&v)?),
+            "split-brain-resolver.down-all-when-unstable" => {
+                sbr.down_all_when_unstable = match &v {
+                    Value::Boolean(true) => WhenUnstable::On,
+                    Value::Boolean(false) => WhenUnstable::Off,
+                    Value::String(s) if s == "on" => WhenUnstable::On,
+                    Value::String(s) if s == "off" => WhenUnstable::Off,
+                    _ => WhenUnstable::After(duration(&v).map_err(|_| {
+                        "must be \"on\", \"off\" or a duration such as \"10s\"".to_string()
+                    })?),
+                }
+            }
+            "split-brain-resolver.static-quorum.quorum-size" => d.quorum_size = Some(integer(&v)?),
+            "split-brain-resolver.keep-oldest.down-if-alone" => {
+                d.down_if_alone = Some(boolean(&v)?)
+            }
+            "split-brain-resolver.lease-majority.acquire-lease-delay-for-minority" => {
+                sbr.acquire_lease_delay_for_minority = duration(&v)?
+            }
+            "split-brain-resolver.lease-majority.release-after" => {
+                sbr.lease_release_after = duration(&v)?
+            }
+            _ => {
+                if let Some(i) = STRATEGIES.iter().position(|s| {
+                    key.strip_prefix("split-brain-resolver.")
+                        .and_then(|k| k.strip_prefix(s))
+                        == Some(".role")
+                }) {
+                    d.roles[i] = Some(role(&v)?);
+                } else if let Some(k) = key.strip_prefix("compat.") {
+                    let mut value = fjell_core::config::Value::new();
+                    value
+                        .push_str(&string(&v)?)
+                        .map_err(|_| "values are at most 32 bytes")?;
+                    let k = short_name(k)?;
+                    c.compat_settings.retain(|(old, _)| *old != k);
+                    c.compat_settings
+                        .push((k, value))
+                        .map_err(|_| "at most 4 compat settings")?;
+                } else if let Some(r) = key.strip_prefix("role-min-nr-of-members.") {
+                    let r = Role::new(r).map_err(|_| "role names are at most 16 bytes")?;
+                    let n = integer(&v)?;
+                    c.role_min_nr_of_members.retain(|(old, _)| *old != r);
+                    c.role_min_nr_of_members
+                        .push((r, n))
+                        .map_err(|_| "at most 4 per-role minimums")?;
+                } else {
+                    return Err("unknown key".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DowningKeys {
+    fn resolve(&self) -> Result<Downing, SettingsError> {
+        let role = |i: usize| self.roles[i];
+        let strategy = match self.strategy.as_deref() {
+            None | Some("manual") => None,
+            Some("keep-majority") => Some(Strategy::KeepMajority { role: role(0) }),
+            Some("static-quorum") => Some(Strategy::StaticQuorum {
+                size: self.quorum_size.ok_or_else(|| {
+                    SettingsError::new(
+                        "split-brain-resolver.static-quorum.quorum-size",
+                        "required by downing = \"static-quorum\"",
+                    )
+                })?,
+                role: role(1),
+            }),
+            Some("keep-oldest") => Some(Strategy::KeepOldest {
+                down_if_alone: self.down_if_alone.unwrap_or(true),
+                role: role(2),
+            }),
+            Some("lease-majority") => Some(Strategy::LeaseMajority { role: role(3) }),
+            Some(_) => Some(Strategy::DownAll),
+        };
+        match (strategy, self.auto_down_after) {
+            (Some(_), Some(_)) => Err(SettingsError::new(
+                "auto-down-unreachable-after",
+                "cannot be combined with a split brain resolver strategy in `downing`",
+            )),
+            (Some(s), None) => Ok(Downing::SplitBrainResolver(s)),
+            (None, Some(after)) => Ok(Downing::UnsafeAutoDown { after }),
+            (None, None) => Ok(Downing::Manual),
+        }
+    }
+}
+
+/// Dotted keys and their values, for every leaf of `v`.
+fn flatten(prefix: &str, v: Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        v => out.push((prefix.to_string(), v)),
+    }
+}
+
+/// An environment value: TOML if it parses as a TOML value, a string otherwise.
+fn env_value(raw: &str) -> Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_string()))
+}
+
+fn string(v: &Value) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "must be a string".into())
+}
+
+fn boolean(v: &Value) -> Result<bool, String> {
+    v.as_bool().ok_or_else(|| "must be true or false".into())
+}
+
+fn integer<T: TryFrom<i64>>(v: &Value) -> Result<T, String> {
+    v.as_integer()
+        .and_then(|i| T::try_from(i).ok())
+        .ok_or_else(|| "must be a non-negative integer in range".into())
+}
+
+fn float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Float(f) => Ok(*f),
+        Value::Integer(i) => Ok(*i as f64),
+        _ => Err("must be a number".into()),
+    }
+}
+
+/// A list: a TOML array of strings, or one comma-separated string.
+fn list(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Array(a) => a.iter().map(string).collect(),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()),
+        _ => Err("must be a list of strings".into()),
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an IP address and port, like \"10.0.0.1:7355\""))
+}
+
+fn addr(v: &Value) -> Result<SocketAddr, String> {
+    parse_addr(&string(v)?)
+}
+
+fn short_name(s: &str) -> Result<Name, String> {
+    let mut n = Name::new();
+    n.push_str(s).map_err(|_| "names are at most 32 bytes")?;
+    Ok(n)
+}
+
+fn name(v: &Value) -> Result<Name, String> {
+    short_name(&string(v)?)
+}
+
+fn role(v: &Value) -> Result<Role, String> {
+    Role::new(&string(v)?).map_err(|_| "role names are at most 16 bytes".into())
+}
+
+/// A duration with a unit: `"500ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"`, `"100us"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit_secs = match unit.trim() {
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(n * unit_secs).ok()
+}
+
+fn duration(v: &Value) -> Result<Duration, String> {
+    let s = v
+        .as_str()
+        .ok_or("must be a duration string with a unit, like \"5s\" or \"500ms\"")?;
+    parse_duration(s).ok_or_else(|| {
+        format!("{s:?} is not a duration: use a number and a unit (us, ms, s, m, h, d)")
+    })
+}
+
+fn optional(v: &Value) -> Result<Option<Duration>, String> {
+    match v.as_str() {
+        Some("off") => Ok(None),
+        _ => duration(v)
+            .map(Some)
+            .map_err(|e| format!("{e}, or \"off\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value_for(key: &str) -> &'static str {
+        match key {
+            "cluster-name" | "compat" | "tls.ca" | "tls.cert" | "tls.key" => "\"x\"",
+            "roles" | "seed-nodes" => "[]",
+            "app-version" => "\"1.2.3\"",
+            "min-nr-of-members"
+            | "reduce-gossip-different-view-probability"
+            | "role-min-nr-of-members.backend" => "2",
+            "failure-detector.monitored-by-nr-of-members" => "3",
+            "split-brain-resolver.static-quorum.quorum-size" => "2",
+            "gossip-different-view-probability" | "failure-detector.threshold" => "0.5",
+            "failure-detector.implementation" => "\"deadline\"",
+            "downing" => "\"keep-majority\"",
+            "log-info" | "split-brain-resolver.keep-oldest.down-if-alone" => "false",
+            "bind" | "advertised-address" => "\"127.0.0.1:1\"",
+            k if k.ends_with(".role") => "\"r\"",
+            "split-brain-resolver.down-all-when-unstable" => "\"off\"",
+            _ => "\"3s\"",
+        }
+    }
+
+    #[test]
+    fn every_core_key_is_accepted() {
+        for key in Config::KEYS
+            .iter()
+            .chain(Settings::NODE_KEYS)
+            .chain(Settings::STRATEGY_KEYS)
+        {
+            // Free-form tables: their entries are keys of their own.
+            let key = match *key {
+                "compat" => "compat.schema",
+                "role-min-nr-of-members" => "role-min-nr-of-members.backend",
+                "auto-down-unreachable-after" => continue, // needs downing = manual: below
+                k => k,
+            };
+            let text = format!("\"{key}\" = {}", value_for(key));
+            // Quoted dotted keys are one key in TOML; write them as tables instead.
+            let text = match key.rsplit_once('.') {
+                Some((table, leaf)) => format!("[{table}]\n{leaf} = {}", value_for(key)),
+                None => text,
+            };
+            let mut d = DowningKeys::default();
+            let mut flat = Vec::new();
+            flatten("", Value::Table(toml::from_str(&text).unwrap()), &mut flat);
+            for (k, v) in flat {
+                Settings::default()
+                    .apply(&mut d, &k, v)
+                    .unwrap_or_else(|e| panic!("{key}: {e}"));
+            }
+        }
+        let s = Settings::from_toml("auto-down-unreachable-after = \"10s\"").unwrap();
+        assert_eq!(
+            s.config.downing.downing,
+            Downing::UnsafeAutoDown {
+                after: Duration::from_secs(10)
+            }
+        );
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1.5 s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+}

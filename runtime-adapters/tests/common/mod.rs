@@ -1,0 +1,128 @@
+//! Test scaffolding: nodes on loopback QUIC, waiting on events with deadlines.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use fjell_core::{Config, Event, MemberStatus};
+use fjell_quic::DevCa;
+use fjell_runtime::{
+    member_of, Cluster, ClusterBuilder, ClusterState, Runtime, Subscription, Timer,
+};
+
+/// Shows the runtime's log lines in failing tests (`RUST_LOG`-free: info and above).
+pub fn log() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}
+
+/// Faster ticks than the defaults so leaving (five leader ticks of exit confirmation) and
+/// joining take a few seconds; failure detection keeps its defaults.
+pub fn config() -> Config {
+    Config {
+        gossip_interval: Duration::from_millis(500),
+        leader_actions_interval: Duration::from_millis(500),
+        seed_node_timeout: Duration::from_secs(2),
+        ..Config::default()
+    }
+}
+
+/// Sockets on free loopback ports, and their addresses (for the certificates).
+pub fn sockets(n: usize) -> (Vec<UdpSocket>, Vec<SocketAddr>) {
+    let s: Vec<_> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let a = s.iter().map(|s| s.local_addr().unwrap()).collect();
+    (s, a)
+}
+
+/// A node on `socket` joining `seeds`.
+pub fn node(
+    rt: impl Runtime + Clone,
+    ca: &DevCa,
+    socket: UdpSocket,
+    seeds: &[SocketAddr],
+) -> Cluster {
+    log();
+    let addr = socket.local_addr().unwrap();
+    ClusterBuilder::new()
+        .config(config())
+        .socket(socket)
+        .credentials(ca.node(addr).unwrap())
+        .seed_nodes(seeds.iter().copied())
+        .shutdown_timeout(Duration::from_secs(30))
+        .start(rt)
+        .unwrap()
+}
+
+/// `f`, or a panic naming `what` after `secs` seconds.
+pub async fn within<T>(timer: &dyn Timer, secs: u64, what: &str, f: impl Future<Output = T>) -> T {
+    let deadline = timer.sleep(Duration::from_secs(secs));
+    futures_lite::future::or(f, async {
+        deadline.await;
+        panic!("timed out after {secs} s waiting for {what}");
+    })
+    .await
+}
+
+/// Waits until `cond` holds for `cluster`'s state.
+pub async fn until(
+    timer: &dyn Timer,
+    secs: u64,
+    what: &str,
+    cluster: &Cluster,
+    cond: impl Fn(&ClusterState) -> bool,
+) {
+    let s = within(timer, secs, what, cluster.wait_for(cond)).await;
+    assert!(s.is_some(), "the node stopped before {what}");
+}
+
+/// Collects `sub`'s events until one matches `last` (included).
+pub async fn events_until(
+    timer: &dyn Timer,
+    secs: u64,
+    what: &str,
+    sub: &Subscription,
+    last: impl Fn(&Event) -> bool,
+) -> Vec<Event> {
+    let mut seen = Vec::new();
+    within(timer, secs, what, async {
+        while let Some(e) = sub.next().await {
+            let done = last(&e);
+            seen.push(e);
+            if done {
+                return;
+            }
+        }
+        panic!("events ended before {what}: {seen:?}");
+    })
+    .await;
+    seen
+}
+
+/// `n` members, all Up, converged.
+pub fn all_up(n: usize) -> impl Fn(&ClusterState) -> bool {
+    move |s| {
+        s.members.len() == n
+            && s.members.iter().all(|m| m.status == MemberStatus::Up)
+            && s.converged
+    }
+}
+
+/// The member statuses `events` report for `addr`, in order (Removed for removal,
+/// `None` for unreachability).
+pub fn statuses_of(events: &[Event], addr: SocketAddr) -> Vec<Option<MemberStatus>> {
+    events
+        .iter()
+        .filter(|e| member_of(e).is_some_and(|m| m.address.same_address(addr)))
+        .filter_map(|e| match e {
+            Event::UnreachableMember(_) => Some(None),
+            Event::ReachableMember(_) => None,
+            e => member_of(e).map(|m| Some(m.status)),
+        })
+        .collect()
+}
