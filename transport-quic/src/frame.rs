@@ -14,7 +14,7 @@
 //! than a postcard enum tag, so an unknown kind is told apart from a malformed body.
 
 use bytes::{Buf, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Two bytes that open every fjell stream.
 pub const STREAM_MAGIC: [u8; 2] = *b"FJ";
@@ -58,7 +58,7 @@ impl Lane {
 
 /// Which core lane a core message came from (mirrors `fjell_core::DeliveryClass`, which the
 /// codec does not depend on so it builds without the core's features).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum CoreClass {
     /// Failure-detector traffic.
@@ -127,25 +127,25 @@ pub enum Frame {
     },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct HelloBody {
     instance: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CoreBody<'a> {
     class: u8,
     #[serde(borrow)]
     bytes: &'a [u8],
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct AppBody<'a> {
     #[serde(borrow)]
     payload: &'a [u8],
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CorrelatedBody<'a> {
     id: u64,
     #[serde(borrow)]
@@ -199,41 +199,33 @@ impl Frame {
 
     /// Appends the body (kind byte and postcard fields) to `out`.
     pub fn encode_body(&self, out: &mut Vec<u8>) {
-        // Serialising into a Vec cannot fail: every field is a plain integer or byte slice.
-        let r = match self {
+        // Written by hand in postcard's format (LEB128 varints, byte strings as length and
+        // bytes): serde would emit a byte slice one element at a time.
+        match self {
             Frame::Hello { instance } => {
                 out.push(kind::HELLO);
-                append(
-                    out,
-                    &HelloBody {
-                        instance: *instance,
-                    },
-                )
+                put_varint(out, *instance);
             }
             Frame::Core { class, bytes } => {
                 out.push(kind::CORE);
-                append(
-                    out,
-                    &CoreBody {
-                        class: *class as u8,
-                        bytes,
-                    },
-                )
+                out.push(*class as u8);
+                put_bytes(out, bytes);
             }
             Frame::App { payload } => {
                 out.push(kind::APP);
-                append(out, &AppBody { payload })
+                put_bytes(out, payload);
             }
             Frame::Request { id, payload } => {
                 out.push(kind::REQUEST);
-                append(out, &CorrelatedBody { id: *id, payload })
+                put_varint(out, *id);
+                put_bytes(out, payload);
             }
             Frame::Response { id, payload } => {
                 out.push(kind::RESPONSE);
-                append(out, &CorrelatedBody { id: *id, payload })
+                put_varint(out, *id);
+                put_bytes(out, payload);
             }
-        };
-        debug_assert!(r.is_ok());
+        }
     }
 
     /// Appends the frame with its length prefix to `out` (for a stream).
@@ -311,9 +303,17 @@ impl Frame {
     }
 }
 
-fn append<T: Serialize>(out: &mut Vec<u8>, value: &T) -> postcard::Result<()> {
-    *out = postcard::to_extend(value, core::mem::take(out))?;
-    Ok(())
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
 }
 
 fn exact<'a, T: Deserialize<'a>>(fields: &'a [u8]) -> Result<T, FrameError> {
@@ -467,6 +467,30 @@ mod tests {
             assert_eq!(d.lane(), Some(Lane::Membership));
             d.finish().unwrap();
         }
+    }
+
+    #[test]
+    #[cfg(feature = "quic")] // postcard's allocating serializer
+    fn the_hand_written_encoder_writes_postcard() {
+        #[derive(serde::Serialize)]
+        struct Correlated<'a> {
+            id: u64,
+            payload: &'a [u8],
+        }
+        let payload = vec![9u8; 200];
+        let mut ours = Vec::new();
+        Frame::Request {
+            id: 300_000,
+            payload: Bytes::from(payload.clone()),
+        }
+        .encode_body(&mut ours);
+        let theirs = postcard::to_allocvec(&Correlated {
+            id: 300_000,
+            payload: &payload,
+        })
+        .unwrap();
+        assert_eq!(ours[0], kind::REQUEST);
+        assert_eq!(&ours[1..], &theirs[..]);
     }
 
     #[test]
