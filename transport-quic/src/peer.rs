@@ -10,7 +10,7 @@
 //! joins) and application senders must, as with any connection loss.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender};
@@ -62,6 +62,8 @@ pub(crate) struct Peer {
     wanted: AtomicBool,
     /// Notified when a link is wanted or lost (the dialer waits on it).
     dial_event: Event,
+    /// Writers holding a message while they wait for a link.
+    waiting: AtomicUsize,
 }
 
 /// Stream priorities: heartbeats (when they cannot be datagrams) before membership traffic
@@ -94,6 +96,7 @@ impl Peer {
             link_event: Event::new(),
             wanted: AtomicBool::new(false),
             dial_event: Event::new(),
+            waiting: AtomicUsize::new(0),
         });
         for lane in [Lane::Membership, Lane::App, Lane::LargeApp] {
             rt::spawn(write_lane(inner.clone(), peer.clone(), lane));
@@ -115,10 +118,12 @@ impl Peer {
         }
     }
 
-    fn queues_empty(&self) -> bool {
-        [&self.membership, &self.app, &self.large, &self.heartbeat]
-            .iter()
-            .all(|q| q.rx.is_empty())
+    /// Nothing queued and no writer holding a message: no reason to dial.
+    fn idle(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) == 0
+            && [&self.membership, &self.app, &self.large, &self.heartbeat]
+                .iter()
+                .all(|q| q.rx.is_empty())
     }
 
     /// Stops the peer's tasks (the transport is closing).
@@ -174,7 +179,7 @@ impl Peer {
             *cur = None;
             self.has_link.store(false, Ordering::Release);
             drop(cur);
-            if !self.queues_empty() {
+            if !self.idle() {
                 self.wanted.store(true, Ordering::Release);
             }
             self.link_event.notify(usize::MAX);
@@ -184,6 +189,13 @@ impl Peer {
 
     /// Waits for a usable connection; `None` once the transport closes.
     async fn wait_link(&self, inner: &Inner) -> Option<Link> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let link = self.wait_link_counted(inner).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        link
+    }
+
+    async fn wait_link_counted(&self, inner: &Inner) -> Option<Link> {
         loop {
             if inner.is_closing() {
                 return None;
@@ -320,9 +332,15 @@ async fn dial_loop(inner: Arc<Inner>, peer: Arc<Peer>) {
                 closed.closed().await;
             }
             None => {
-                rt::sleep(backoff).await;
+                // Sleep out the backoff, unless the transport closes meanwhile (a task
+                // asleep here would keep the endpoint, and its port, for seconds).
+                let shutdown = inner.shutdown.listen();
+                if inner.is_closing() {
+                    return;
+                }
+                futures_lite::future::or(rt::sleep(backoff), shutdown).await;
                 backoff = (backoff * 2).min(inner.cfg.reconnect_max);
-                if !peer.queues_empty() {
+                if !peer.idle() {
                     peer.wanted.store(true, Ordering::Release);
                 }
             }

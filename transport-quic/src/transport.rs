@@ -107,6 +107,8 @@ pub(crate) struct Inner {
     next_request: AtomicU64,
     pub(crate) counters: AtomicCounters,
     closing: AtomicBool,
+    /// Notified once when the transport closes (cuts reconnect backoffs short).
+    pub(crate) shutdown: event_listener::Event,
 }
 
 fn config_err(key: &'static str, reason: &'static str) -> TransportError {
@@ -173,6 +175,7 @@ impl Transport {
             next_request: AtomicU64::new(1),
             counters: AtomicCounters::default(),
             closing: AtomicBool::new(false),
+            shutdown: event_listener::Event::new(),
         });
         rt::spawn(inner.clone().accept_loop());
         Ok(Transport { inner })
@@ -369,6 +372,7 @@ impl Transport {
         if inner.closing.swap(true, Ordering::AcqRel) {
             return;
         }
+        inner.shutdown.notify(usize::MAX);
         inner
             .endpoint
             .close(VarInt::from_u32(close_code::SHUTDOWN), b"shutdown");

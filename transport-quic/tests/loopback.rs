@@ -518,3 +518,29 @@ fn a_node_cannot_speak_for_another_member() {
         t.close().await;
     })
 }
+
+#[test]
+fn closing_releases_the_port_at_once_even_while_backing_off_from_a_peer() {
+    smol::block_on(async {
+        let (ca, other) = (DevCa::new().unwrap(), DevCa::new().unwrap());
+        let (socket, addr) = free_socket();
+        let a = transport_on(ca.node(addr).unwrap(), socket);
+        // A peer whose handshakes always fail: A redials it with growing backoff.
+        let stranger = node_transport(&other);
+        a.set_members([stranger.address()]);
+        a.send(stranger.address(), &1u8).await.unwrap();
+        eventually(10, "five failed dials (the next backoff is 1.6 s)", || {
+            a.counters().refused_handshakes >= 5
+        })
+        .await;
+        a.close().await;
+        drop(a);
+        within(1, "the port to be released", async {
+            while std::net::UdpSocket::bind(addr).is_err() {
+                smol::Timer::after(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        stranger.close().await;
+    })
+}
