@@ -315,6 +315,7 @@ impl ClusterBuilder {
             termination: Mutex::new(None),
             changed: event_listener::Event::new(),
             was_up: AtomicBool::new(false),
+            transport: Mutex::new(Some(transport.clone())),
         });
         let (commands, commands_rx) = async_channel::unbounded();
         let (alive, alive_rx) = async_channel::bounded(1);
@@ -339,7 +340,6 @@ impl ClusterBuilder {
                 commands,
                 shared,
                 ended: alive_rx,
-                transport,
                 timer,
                 me,
                 shutdown_timeout: self.shutdown_timeout,
@@ -388,7 +388,6 @@ struct Handle {
     commands: Sender<Command>,
     shared: Arc<Shared>,
     ended: Receiver<()>,
-    transport: Transport,
     timer: Arc<dyn Timer>,
     me: UniqueAddress,
     shutdown_timeout: Duration,
@@ -629,9 +628,14 @@ impl Cluster {
     }
 
     /// The node's transport, for what this handle does not pass through (counters,
-    /// connection state, batches).
-    pub fn transport(&self) -> &Transport {
-        &self.inner.transport
+    /// connection state, batches); `None` once the node has stopped. A clone kept after the
+    /// node stopped keeps its UDP port bound.
+    pub fn transport(&self) -> Option<Transport> {
+        self.inner.shared.transport.lock().unwrap().clone()
+    }
+
+    fn open_transport(&self) -> Result<Transport, SendError> {
+        self.transport().ok_or(SendError::Closed)
     }
 
     /// Sends an application message to a member (see [`Transport::send`]).
@@ -640,7 +644,7 @@ impl Cluster {
         to: SocketAddr,
         message: &T,
     ) -> Result<(), SendError> {
-        self.inner.transport.send(to, message).await
+        self.open_transport()?.send(to, message).await
     }
 
     /// Sends a request to a member and waits at most `timeout` for its response (see
@@ -651,12 +655,12 @@ impl Cluster {
         request: &Q,
         timeout: Duration,
     ) -> Result<R, RequestError> {
-        self.inner.transport.request(to, request, timeout).await
+        self.open_transport()?.request(to, request, timeout).await
     }
 
     /// The next application message from any member; `None` once the node has stopped.
     pub async fn recv(&self) -> Option<AppMessage> {
-        self.inner.transport.recv().await
+        self.transport()?.recv().await
     }
 
     /// Answers a request received with [`Cluster::recv`].
@@ -665,6 +669,6 @@ impl Cluster {
         request: &AppMessage,
         response: &T,
     ) -> Result<(), SendError> {
-        self.inner.transport.respond(request, response).await
+        self.open_transport()?.respond(request, response).await
     }
 }

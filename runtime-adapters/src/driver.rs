@@ -71,6 +71,10 @@ pub(crate) struct Shared {
     pub(crate) changed: event_listener::Event,
     /// This node has been Up (set by the driver before it runs on-member-up callbacks).
     pub(crate) was_up: std::sync::atomic::AtomicBool,
+    /// The transport, for the handles' application messages; taken when the node stops, so
+    /// the UDP port is released once the driver's own clone is dropped too (a node may
+    /// restart on the same port while old handles still exist).
+    pub(crate) transport: Mutex<Option<Transport>>,
 }
 
 impl Shared {
@@ -461,6 +465,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             tracing::info!(node = %self.me, "fjell: node stopped ({end:?})");
         }
         self.transport.close().await;
+        self.shared.transport.lock().unwrap().take();
         for cb in self.on_removed.drain(..) {
             cb();
         }

@@ -9,7 +9,7 @@
 //!   input, timer expiries, user commands and lease answers in order and flushes the
 //!   outputs after every input (fjell-core's call order). Handles talk to it over
 //!   async-channel; the only lock is the state snapshot's, never held across an await.
-//! - **Runtimes** ([`runtime`]): [`Smol`] (feature `smol`, default), [`Tokio`] (feature
+//! - **Runtimes** ([`runtime`]): [`Smol`] (feature `smol`, default), `Tokio` (feature
 //!   `tokio`), or your own: the driver is a plain `Future` that any executor can poll, given
 //!   a [`Timer`].
 //! - **Settings** ([`settings`]): every core setting on the builder, validated by the core
@@ -109,7 +109,7 @@
 //! ## Features
 //!
 //! - `smol` (default): the [`Smol`] adapter; fjell-quic on smol.
-//! - `tokio`: the [`Tokio`] adapter, and fjell-quic on tokio **for the whole build** (it
+//! - `tokio`: the `Tokio` adapter, and fjell-quic on tokio **for the whole build** (it
 //!   picks one runtime at compile time): with `tokio` on, every node must run inside a tokio
 //!   runtime, even one whose driver is polled elsewhere.
 //!

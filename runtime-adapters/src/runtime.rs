@@ -1,7 +1,7 @@
 //! The little a driver needs from an async runtime: a timer, a clock, and (to start the
 //! driver in the background) a way to spawn.
 //!
-//! [`Smol`] (feature `smol`, default) and [`Tokio`] (feature `tokio`) are ready-made. For any
+//! [`Smol`] (feature `smol`, default) and `Tokio` (feature `tokio`) are ready-made. For any
 //! other executor implement [`Timer`] (and [`Runtime`] if you want
 //! [`ClusterBuilder::start`](crate::ClusterBuilder::start) to spawn the driver for you), or
 //! take the driver from [`ClusterBuilder::build`](crate::ClusterBuilder::build) and poll it

@@ -1,5 +1,7 @@
 //! Settings files and environment overrides: what they set, and errors that name the key.
 
+mod common;
+
 use std::time::Duration;
 
 use fjell_core::{DetectorKind, Downing, Strategy, WhenUnstable};
@@ -164,7 +166,7 @@ fn environment_overrides_the_file() {
 #[cfg(all(feature = "smol", not(feature = "tokio")))]
 #[test]
 fn a_node_starts_from_a_settings_file_with_pem_files() {
-    use fjell_runtime::{ClusterBuilder, MemberStatus, Smol, StartError, Termination};
+    use fjell_runtime::{ClusterBuilder, Smol, StartError};
 
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
@@ -207,20 +209,7 @@ fn a_node_starts_from_a_settings_file_with_pem_files() {
 
     smol::block_on(async {
         let cluster = settings.builder().socket(socket).start(Smol).unwrap();
-        let up = cluster
-            .within(
-                Duration::from_secs(20),
-                cluster.wait_for(|s| {
-                    s.self_member()
-                        .is_some_and(|m| m.status == MemberStatus::Up)
-                }),
-            )
-            .await;
-        assert!(up.is_some(), "the node came up");
-        assert_eq!(
-            cluster.shutdown().await,
-            Termination::Stopped(fjell_core::StopReason::Left)
-        );
+        common::comes_up_and_leaves(&cluster).await;
     });
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -47,16 +47,26 @@ pub fn node(
     socket: UdpSocket,
     seeds: &[SocketAddr],
 ) -> Cluster {
+    node_with(rt, ca, socket, seeds, |b| b)
+}
+
+/// A node on `socket` joining `seeds`, with builder settings changed by `f`.
+pub fn node_with(
+    rt: impl Runtime + Clone,
+    ca: &DevCa,
+    socket: UdpSocket,
+    seeds: &[SocketAddr],
+    f: impl FnOnce(ClusterBuilder) -> ClusterBuilder,
+) -> Cluster {
     log();
     let addr = socket.local_addr().unwrap();
-    ClusterBuilder::new()
+    let b = ClusterBuilder::new()
         .config(config())
         .socket(socket)
         .credentials(ca.node(addr).unwrap())
         .seed_nodes(seeds.iter().copied())
-        .shutdown_timeout(Duration::from_secs(30))
-        .start(rt)
-        .unwrap()
+        .shutdown_timeout(Duration::from_secs(30));
+    f(b).start(rt).unwrap()
 }
 
 /// `f`, or a panic naming `what` after `secs` seconds.
@@ -125,4 +135,37 @@ pub fn statuses_of(events: &[Event], addr: SocketAddr) -> Vec<Option<MemberStatu
             e => member_of(e).map(|m| Some(m.status)),
         })
         .collect()
+}
+
+/// A node that founds its own cluster comes up within 20 s, then leaves gracefully.
+pub async fn comes_up_and_leaves(cluster: &Cluster) {
+    let up = cluster
+        .within(
+            Duration::from_secs(20),
+            cluster.wait_for(|s| {
+                s.self_member()
+                    .is_some_and(|m| m.status == MemberStatus::Up)
+            }),
+        )
+        .await;
+    assert!(up.is_some(), "the node came up");
+    assert_eq!(
+        cluster.shutdown().await,
+        fjell_runtime::Termination::Stopped(fjell_core::StopReason::Left)
+    );
+}
+
+/// Binds `addr` again once the stopped node that had it has released it. Closing a
+/// transport returns before the QUIC endpoint's background task has dropped the socket
+/// (tokio in particular), and the OS gives no notice, so this retries for up to 10 s.
+pub async fn bind_again(timer: &dyn Timer, addr: SocketAddr) -> UdpSocket {
+    within(timer, 10, "the port released", async {
+        loop {
+            match UdpSocket::bind(addr) {
+                Ok(s) => return s,
+                Err(_) => timer.sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
 }
