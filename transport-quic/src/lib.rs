@@ -40,6 +40,18 @@
 //! [`CoreMessage`] from [`Transport::recv_core`] to `handle_message(now, msg.from,
 //! &msg.bytes)`, and keep [`Transport::set_members`] in step with the core's members.
 //!
+//! - `msg.from` is the address certified by the peer's certificate, not the UDP source
+//!   address, so the core's sender check is what stops one node speaking for another.
+//! - [`Transport::send_transmit`] never waits; it fails only for a full membership queue
+//!   (drop the message: the core resends gossip) or a closed transport.
+//! - Read [`Transport::recv_core`] promptly: when the caller falls behind, stream readers
+//!   pause (backpressure) and heartbeats are dropped and counted rather than delivered late.
+//! - Call [`Transport::close`] to stop: background tasks hold the endpoint (and its port)
+//!   until then. With the `tokio` feature, bind from inside a tokio runtime.
+//! - Connections are kept alive (QUIC keep-alive) while both nodes run. When the core
+//!   removes a member, call [`Transport::disconnect`] to close its connection; the peer's
+//!   small queues and tasks stay until the transport closes.
+//!
 //! ```no_run
 //! use fjell_core::{Config, DeviceNode, Instant};
 //! use fjell_quic::{DevCa, Transport, TransportConfig};
@@ -110,6 +122,8 @@ pub mod close_code {
     pub const IDENTITY_MISMATCH: u32 = 2;
     /// The certificate is not a node's (an administrator's, or none).
     pub const NOT_A_NODE: u32 = 3;
+    /// The peer is no longer a member ([`Transport::disconnect`](crate::Transport::disconnect)).
+    pub const DISCONNECTED: u32 = 4;
     /// A malformed frame or stream header.
     pub const MALFORMED: u32 = 0x10;
     /// A frame above the maximum size.

@@ -348,6 +348,18 @@ impl Transport {
             .await
     }
 
+    /// Closes the connection to `peer`, if any (for a member the core has removed). A later
+    /// send dials again.
+    pub fn disconnect(&self, peer: SocketAddr) {
+        let known = self.inner.peers.lock().unwrap().get(&peer).cloned();
+        if let Some(link) = known.and_then(|p| p.link()) {
+            link.conn.close(
+                VarInt::from_u32(close_code::DISCONNECTED),
+                b"no longer a member",
+            );
+        }
+    }
+
     /// True while a connection to `peer` is established and in use.
     pub fn is_connected(&self, peer: SocketAddr) -> bool {
         let peer = self.inner.peers.lock().unwrap().get(&peer).cloned();

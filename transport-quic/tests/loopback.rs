@@ -166,6 +166,18 @@ fn application_messages_keep_order_and_refuse_unknown_members_at_once() {
             .request::<_, u32>(b.address(), &Chat::Ping(1), Duration::from_millis(200))
             .await;
         assert_eq!(r, Err(RequestError::Timeout(b.address())));
+        // Disconnected: the next send dials again.
+        assert!(a.is_connected(b.address()));
+        a.disconnect(b.address());
+        eventually(5, "the connection closed", || !a.is_connected(b.address())).await;
+        a.send(b.address(), &7u32).await.unwrap();
+        // (B never answered the request above; it is still in B's inbox.)
+        let m = within(5, "the unanswered request", b.recv()).await.unwrap();
+        assert!(m.is_request());
+        let m = within(5, "a message after disconnecting", b.recv())
+            .await
+            .unwrap();
+        assert_eq!(m.decode::<u32>(), Ok(7));
         // Removed from membership: refused at once.
         a.set_members([a.address()]);
         assert_eq!(
