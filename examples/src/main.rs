@@ -1,61 +1,122 @@
 //! The `fjell` command.
 //!
-//! Today it offers `fjell simulate`: a cluster formed in the deterministic simulator (virtual
-//! time, in-process network), printing every membership event as each node sees it. The QUIC
-//! demo, the node daemon, certificates and management commands arrive with fjell-quic and
-//! fjell-runtime.
+//! - `fjell demo`: five nodes on loopback over QUIC (development certificates); prints every
+//!   membership event as each node sees it, crashes a node (the split brain resolver downs
+//!   it), lets another leave, prints the final members.
+//! - `fjell run --config node.toml`: a long-running node from a settings file.
+//! - `fjell simulate`: the same kind of story in the deterministic simulator (virtual time).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{Parser, Subcommand};
 use fjell_core::{Config, Event};
+use fjell_runtime::{Settings, Smol};
 use fjell_sim::Sim;
 
-const USAGE: &str = "usage: fjell simulate [--nodes N] [--seed S]
+/// fjell: cluster membership for Rust.
+#[derive(Parser)]
+#[command(name = "fjell", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-  simulate   form a cluster in the deterministic simulator (virtual time, in-process
-             network), let one node leave, and print the membership events each node sees";
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local cluster on loopback over QUIC, crash a node, let one leave, print
+    /// every membership event.
+    Demo {
+        /// Number of nodes (3 to 32).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(3..=32))]
+        nodes: u16,
+        /// Keep the remaining nodes running after the script, until interrupted.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Run one node until it is stopped (Ctrl-C leaves the cluster gracefully).
+    Run {
+        /// The node's settings (TOML; FJELL_* environment variables override it).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Form a cluster in the deterministic simulator (virtual time, in-process network), let
+    /// one node leave, and print the events each node saw.
+    Simulate {
+        /// Number of nodes (2 to 64).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=64))]
+        nodes: u16,
+        /// The simulation's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("simulate") => match parse(&args[1..]) {
-            Ok((nodes, seed)) => simulate(nodes, seed),
-            Err(e) => {
-                eprintln!("fjell: {e}\n{USAGE}");
-                ExitCode::from(2)
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo {
+            nodes,
+            keep_running,
+        } => {
+            let opts = fjell_examples::demo::Options {
+                nodes: nodes.into(),
+                keep_running,
+            };
+            match smol::block_on(fjell_examples::demo::run(opts, std::io::stdout())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fjell demo: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
         }
+        Command::Run { config } => run(config),
+        Command::Simulate { nodes, seed } => simulate(nodes.into(), seed),
     }
 }
 
-fn parse(args: &[String]) -> Result<(usize, u64), String> {
-    let (mut nodes, mut seed) = (5usize, 1u64);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
-            "--nodes" => {
-                nodes = v
-                    .parse()
-                    .map_err(|_| format!("--nodes: not a number: {v}"))?
-            }
-            "--seed" => {
-                seed = v
-                    .parse()
-                    .map_err(|_| format!("--seed: not a number: {v}"))?
-            }
-            _ => return Err(format!("unknown option {a}")),
+/// `fjell run`: logs to stderr (RUST_LOG filters; membership changes at info).
+fn run(path: PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Settings::from_file(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fjell run: {}: {e}", path.display());
+            return ExitCode::from(2);
         }
-    }
-    if !(2..=64).contains(&nodes) {
-        return Err("--nodes must be between 2 and 64".into());
-    }
-    Ok((nodes, seed))
+    };
+    smol::block_on(async {
+        let cluster = match settings.builder().start(Smol) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("fjell run: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // Ctrl-C or SIGTERM: leave gracefully, so the others never see this node unreachable.
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        if let Err(e) = ctrlc::set_handler(move || {
+            let _ = stop_tx.try_send(());
+        }) {
+            eprintln!("fjell run: cannot install the signal handler: {e}");
+        }
+        let stopped = async {
+            let _ = stop_rx.recv().await;
+            eprintln!("fjell run: leaving the cluster");
+            cluster.shutdown().await
+        };
+        let t = futures_lite::future::or(cluster.terminated(), stopped).await;
+        eprintln!("fjell run: node ended: {t:?}");
+        ExitCode::SUCCESS
+    })
 }
 
 fn describe(e: &Event) -> String {

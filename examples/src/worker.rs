@@ -1,0 +1,161 @@
+//! Akka's *worker dial-in* sample (the transformation sample): frontend nodes take text and
+//! have a backend node turn it to upper case.
+//!
+//! - Backends register with every frontend they see come Up.
+//! - A frontend answers "service unavailable" while it has no backend, and forgets backends
+//!   that are found unreachable or removed.
+//! - Start-up is gated: the cluster moves nobody Up until two backends have joined
+//!   (`role.backend.min-nr-of-members = 2`), and a frontend starts serving from its
+//!   on-member-up callback.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fjell_core::{Config, Event, Role};
+use fjell_runtime::Cluster;
+use serde::{Deserialize, Serialize};
+
+/// The frontend role.
+pub const FRONTEND: &str = "frontend";
+/// The backend role.
+pub const BACKEND: &str = "backend";
+/// How long a frontend waits for a backend's answer.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(5);
+/// The answer while no backend is registered.
+pub const UNAVAILABLE: &str = "Service unavailable, try again later";
+
+/// The messages between frontends and backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A backend offers itself to a frontend.
+    BackendRegistration,
+    /// Text to transform (a request).
+    TransformationJob(String),
+    /// The transformed text (the response).
+    TransformationResult(String),
+}
+
+/// The gate every node of the sample is configured with: nobody is moved Up before two
+/// backends have joined.
+pub fn configure(c: &mut Config) {
+    if let Ok(backend) = Role::new(BACKEND) {
+        let _ = c.role_min_nr_of_members.push((backend, 2));
+    }
+}
+
+/// Runs a backend on `cluster` until the node stops: registers with frontends as they come
+/// Up and answers transformation jobs.
+pub async fn backend(cluster: Cluster) {
+    let register = {
+        let cluster = cluster.clone();
+        async move {
+            let events = cluster.subscribe_as_events().await;
+            while let Some(e) = events.next().await {
+                if let Event::MemberUp(m) = e {
+                    if m.has_role(FRONTEND) {
+                        let _ = cluster
+                            .send(m.address.socket_addr(), &Message::BackendRegistration)
+                            .await;
+                    }
+                }
+            }
+        }
+    };
+    let serve = async {
+        while let Some(msg) = cluster.recv().await {
+            if let Ok(Message::TransformationJob(text)) = msg.decode::<Message>() {
+                let result = Message::TransformationResult(text.to_uppercase());
+                let _ = cluster.respond(&msg, &result).await;
+            }
+        }
+    };
+    futures_lite::future::zip(register, serve).await;
+}
+
+/// A frontend: the backends it knows, and the round-robin counter.
+#[derive(Clone)]
+pub struct Frontend {
+    cluster: Cluster,
+    backends: Arc<Mutex<Vec<SocketAddr>>>,
+    next: Arc<AtomicUsize>,
+    /// A tick for every change of `backends`, for [`Frontend::wait_for_backends`].
+    changed: (smol::channel::Sender<()>, smol::channel::Receiver<()>),
+}
+
+impl Frontend {
+    /// Starts serving on `cluster` (call it once the node is Up): spawns the tasks that take
+    /// registrations and drop lost backends.
+    pub fn start(cluster: Cluster) -> Frontend {
+        let f = Frontend {
+            cluster,
+            backends: Arc::new(Mutex::new(Vec::new())),
+            next: Arc::new(AtomicUsize::new(0)),
+            changed: smol::channel::unbounded(),
+        };
+        let registrations = f.clone();
+        smol::spawn(async move {
+            while let Some(msg) = registrations.cluster.recv().await {
+                if msg.decode::<Message>() == Ok(Message::BackendRegistration) {
+                    let mut b = registrations.backends.lock().unwrap();
+                    if !b.contains(&msg.from) {
+                        b.push(msg.from);
+                        let _ = registrations.changed.0.try_send(());
+                    }
+                }
+            }
+        })
+        .detach();
+        let departures = f.clone();
+        smol::spawn(async move {
+            let events = departures.cluster.subscribe().await;
+            while let Some(e) = events.next().await {
+                let gone = match &e {
+                    Event::UnreachableMember(m) => Some(m.address.socket_addr()),
+                    Event::MemberRemoved { member, .. } => Some(member.address.socket_addr()),
+                    _ => None,
+                };
+                if let Some(a) = gone {
+                    departures.backends.lock().unwrap().retain(|b| *b != a);
+                    let _ = departures.changed.0.try_send(());
+                }
+            }
+        })
+        .detach();
+        f
+    }
+
+    /// The backends registered now.
+    pub fn backends(&self) -> Vec<SocketAddr> {
+        self.backends.lock().unwrap().clone()
+    }
+
+    /// Waits until `cond` holds for the registered backends (checked now and after every
+    /// change); `None` if the frontend's tasks ended first.
+    pub async fn wait_for_backends(&self, cond: impl Fn(&[SocketAddr]) -> bool) -> Option<()> {
+        loop {
+            if cond(&self.backends.lock().unwrap()) {
+                return Some(());
+            }
+            self.changed.1.recv().await.ok()?;
+        }
+    }
+
+    /// Has a backend transform `text`; [`UNAVAILABLE`] while there is none.
+    pub async fn transform(&self, text: &str) -> Result<String, String> {
+        let backend = {
+            let b = self.backends.lock().unwrap();
+            if b.is_empty() {
+                return Err(UNAVAILABLE.to_string());
+            }
+            b[self.next.fetch_add(1, Ordering::Relaxed) % b.len()]
+        };
+        let job = Message::TransformationJob(text.to_string());
+        match self.cluster.request(backend, &job, JOB_TIMEOUT).await {
+            Ok(Message::TransformationResult(r)) => Ok(r),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(e) => Err(format!("job failed: {e}")),
+        }
+    }
+}
