@@ -258,7 +258,9 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                 Input::Timer => None,
                 Input::Lease(granted) => {
                     self.acquiring = None;
-                    tracing::info!(node = %self.me, granted, "fjell: lease answered");
+                    if self.settings.log_info {
+                        tracing::info!(node = %self.me, granted, "fjell: lease answered");
+                    }
                     self.node.handle_lease(now, granted);
                     None
                 }

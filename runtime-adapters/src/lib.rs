@@ -106,19 +106,45 @@
 //! socket I/O on its compile-time runtime: smol's, which runs on its own threads, unless the
 //! `tokio` feature is on.)
 //!
+//! ## A node's life
+//!
+//! - [`ClusterBuilder::start`] (or [`ClusterBuilder::build`]) validates the settings, builds
+//!   the core on the heap (the default [`DefaultNode`] is 3.8 MB; it is built on a thread
+//!   with a large stack, because in debug builds the value passes through the stack), binds
+//!   the transport and, once the driver runs, joins the seed nodes if any were given.
+//! - Watch it with [`Cluster::state`], [`Cluster::wait_for`] (any condition on the state,
+//!   including ones no event announces, such as convergence), [`Cluster::subscribe`] (a
+//!   snapshot, then every change) or [`Cluster::subscribe_as_events`] (the current state as
+//!   events, then every change), and the on-member-up / on-member-removed callbacks.
+//! - The driver ends when the core stops for any reason — it left, it was downed (as Pekko's
+//!   `run-coordinated-shutdown-when-down`), it was removed, it gave up joining — or on
+//!   [`Cluster::abort`]. It then closes the transport, runs the on-member-removed callbacks
+//!   and closes every subscription. [`Cluster::terminated`] says how it ended
+//!   ([`Termination`]). To take part again, build a new node (a new incarnation).
+//! - [`Cluster::shutdown`] leaves gracefully and waits; dropping the last handle starts the
+//!   same leave in the background. Cancelling the driver (dropping a runtime with it) is a
+//!   crash as far as the others can tell.
+//!
 //! ## Features
 //!
 //! - `smol` (default): the [`Smol`] adapter; fjell-quic on smol.
 //! - `tokio`: the `Tokio` adapter, and fjell-quic on tokio **for the whole build** (it
 //!   picks one runtime at compile time): with `tokio` on, every node must run inside a tokio
-//!   runtime, even one whose driver is polled elsewhere.
+//!   runtime, even one whose driver is polled elsewhere. One of the two features is needed.
 //!
-//! ## Not done yet
+//! ## Limits and what is not done
 //!
-//! - Management commands over QUIC with an administrator certificate (fjell-quic refuses
-//!   administrator connections for now).
-//! - Transport counters are not exported as metrics; read them with
-//!   [`Cluster::transport`].
+//! - Management commands over QUIC with an administrator certificate are not implemented
+//!   (fjell-quic refuses administrator connections for now).
+//! - Subscriptions are unbounded channels, so a slow subscriber never stalls the node; one
+//!   that never reads grows without bound. Drop a subscription you no longer read.
+//! - Role leaders are reported as events ([`Event::RoleLeaderChanged`]) but not kept in
+//!   [`ClusterState`].
+//! - Environment overrides cannot name role names or compat keys that contain `_`.
+//! - Restarting a node on the same port in the same process: closing the transport returns
+//!   before the QUIC endpoint has released its UDP socket, so binding the port again may
+//!   briefly fail with `AddrInUse` (a new process is not affected).
+//! - Transport counters are not exported as metrics; read them from [`Cluster::transport`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
