@@ -98,6 +98,11 @@ pub(crate) struct DriverSettings {
 #[must_use = "the node does nothing until its driver is polled"]
 pub struct Driver {
     run: BoxFuture<()>,
+    /// fjell-quic spawns its connection tasks on tokio (with the `tokio` feature) from
+    /// inside the driver's calls, so every poll enters the runtime the node was built in:
+    /// the driver may then be polled from any thread.
+    #[cfg(feature = "tokio")]
+    tokio: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -109,7 +114,10 @@ impl std::fmt::Debug for Driver {
 impl Future for Driver {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.run.as_mut().poll(cx)
+        let this = &mut *self;
+        #[cfg(feature = "tokio")]
+        let _entered = this.tokio.as_ref().map(|h| h.enter());
+        this.run.as_mut().poll(cx)
     }
 }
 
@@ -129,15 +137,29 @@ pub(crate) fn new_node<const M: usize, const R: usize, const H: usize>(
 ) -> Result<Box<Node<M, R, H>>, ConfigError> {
     let size = std::mem::size_of::<Node<M, R, H>>();
     if size <= 64 * 1024 {
-        return Node::new(config, addr, uid, seed).map(Box::new);
+        return build_here(config, addr, uid, seed);
     }
     std::thread::Builder::new()
         .name("fjell-node-init".into())
         .stack_size(16 * size + (8 << 20))
-        .spawn(move || Node::new(config, addr, uid, seed).map(Box::new))
+        .spawn(move || build_here(config, addr, uid, seed))
         .expect("cannot start a thread to build the node")
         .join()
         .expect("building the node panicked")
+}
+
+/// Builds the node on the current thread's stack. A function of its own, never inlined:
+/// a frame reserves room for every temporary of its function whether or not that branch
+/// runs, so constructing the node inline in `new_node` would put megabytes on the caller's
+/// stack even when the node is built on another thread.
+#[inline(never)]
+fn build_here<const M: usize, const R: usize, const H: usize>(
+    config: fjell_core::Config,
+    addr: SocketAddr,
+    uid: u64,
+    seed: u64,
+) -> Result<Box<Node<M, R, H>>, ConfigError> {
+    Node::new(config, addr, uid, seed).map(Box::new)
 }
 
 /// What woke the driver.
@@ -209,6 +231,8 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     pub(crate) fn into_driver(self) -> Driver {
         Driver {
             run: Box::pin(self.run()),
+            #[cfg(feature = "tokio")]
+            tokio: tokio::runtime::Handle::try_current().ok(),
         }
     }
 

@@ -129,8 +129,10 @@
 //!
 //! - `smol` (default): the [`Smol`] adapter; fjell-quic on smol.
 //! - `tokio`: the `Tokio` adapter, and fjell-quic on tokio **for the whole build** (it
-//!   picks one runtime at compile time): with `tokio` on, every node must run inside a tokio
-//!   runtime, even one whose driver is polled elsewhere. One of the two features is needed.
+//!   picks one runtime at compile time): with `tokio` on, build nodes inside a tokio runtime
+//!   (the driver then enters that runtime whenever it is polled, wherever that is) and call
+//!   the handles' application-message methods from inside it. One of the two features is
+//!   needed.
 //!
 //! ## Limits and what is not done
 //!

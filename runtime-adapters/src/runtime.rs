@@ -6,6 +6,40 @@
 //! [`ClusterBuilder::start`](crate::ClusterBuilder::start) to spawn the driver for you), or
 //! take the driver from [`ClusterBuilder::build`](crate::ClusterBuilder::build) and poll it
 //! yourself: it is a plain `Future`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fjell_runtime::{BoxFuture, ClusterBuilder, Timer};
+//!
+//! /// A timer for an executor that has none: a thread per sleep (a real one keeps one
+//! /// thread and a heap of deadlines).
+//! struct ThreadTimer;
+//!
+//! impl Timer for ThreadTimer {
+//!     fn sleep(&self, d: Duration) -> BoxFuture<()> {
+//!         let (tx, rx) = async_channel::bounded::<()>(1);
+//!         std::thread::spawn(move || {
+//!             std::thread::sleep(d);
+//!             let _ = tx.try_send(());
+//!         });
+//!         Box::pin(async move {
+//!             let _ = rx.recv().await;
+//!         })
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let credentials = fjell_quic::DevCa::new()?.node("127.0.0.1:7355".parse()?)?;
+//! let (cluster, driver) = ClusterBuilder::new()
+//!     .credentials(credentials)
+//!     .seed_nodes(["127.0.0.1:7355".parse()?])
+//!     .build(ThreadTimer)?;
+//! // Any executor will do; here, a thread that does nothing but poll the driver.
+//! std::thread::spawn(move || futures_lite::future::block_on(driver));
+//! # drop(cluster);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;

@@ -48,3 +48,26 @@ fn a_driver_polled_by_a_plain_block_on_runs_a_node() {
         .join()
         .expect("the driver completes after the node stopped");
 }
+
+#[test]
+fn a_server_sized_node_is_built_from_a_small_stack() {
+    // 3.8 MB of node must never pass through the caller's stack (in debug builds a value
+    // returned by `Node::new` does): build it from a thread with a 256 KiB stack.
+    let ca = fjell_quic::DevCa::new().unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let credentials = ca.node(socket.local_addr().unwrap()).unwrap();
+    let built = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            ClusterBuilder::new()
+                .socket(socket)
+                .credentials(credentials)
+                .build(ThreadTimer)
+                .map(|(cluster, _driver)| cluster.self_address())
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert!(built.is_ok());
+    assert!(std::mem::size_of::<fjell_runtime::DefaultNode>() > 1 << 20);
+}
