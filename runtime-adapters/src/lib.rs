@@ -140,8 +140,6 @@
 //!   (fjell-quic refuses administrator connections for now).
 //! - Subscriptions are unbounded channels, so a slow subscriber never stalls the node; one
 //!   that never reads grows without bound. Drop a subscription you no longer read.
-//! - Role leaders are reported as events ([`Event::RoleLeaderChanged`]) but not kept in
-//!   [`ClusterState`].
 //! - Environment overrides cannot name role names or compat keys that contain `_`.
 //! - Restarting a node on the same port in the same process: closing the transport returns
 //!   before the QUIC endpoint has released its UDP socket, so binding the port again may

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use fjell_core::{Event, Member, MemberStatus, Node, NodeStatus, UniqueAddress};
+use fjell_core::{Event, Member, MemberStatus, Node, NodeStatus, Role, UniqueAddress};
 
 /// The cluster as this node saw it at one moment (Pekko's `CurrentClusterState`).
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,8 @@ pub struct ClusterState {
     pub unreachable: Vec<Member>,
     /// The leader, if there is one.
     pub leader: Option<UniqueAddress>,
+    /// The leader of the members with each role any member has, by role.
+    pub role_leaders: Vec<(Role, Option<UniqueAddress>)>,
     /// True if this node sees convergence (every reachable member has seen this state).
     pub converged: bool,
 }
@@ -30,6 +32,7 @@ impl ClusterState {
             members: Vec::new(),
             unreachable: Vec::new(),
             leader: None,
+            role_leaders: Vec::new(),
             converged: false,
         }
     }
@@ -42,6 +45,7 @@ impl ClusterState {
             members: node.members().to_vec(),
             unreachable: node.unreachable().cloned().collect(),
             leader: node.leader(),
+            role_leaders: role_leaders(node),
             converged: node.is_converged(),
         }
     }
@@ -61,10 +65,33 @@ impl ClusterState {
         self.members.iter().filter(move |m| m.status == status)
     }
 
+    /// The leader of the members with `role`, if any has it.
+    pub fn role_leader(&self, role: &str) -> Option<UniqueAddress> {
+        self.role_leaders
+            .iter()
+            .find(|(r, _)| r.as_str() == role)
+            .and_then(|(_, l)| *l)
+    }
+
     /// True if this node is the leader.
     pub fn is_leader(&self) -> bool {
         self.leader == Some(self.self_address)
     }
+}
+
+fn role_leaders<const M: usize, const R: usize, const H: usize>(
+    node: &Node<M, R, H>,
+) -> Vec<(Role, Option<UniqueAddress>)> {
+    let mut roles: Vec<Role> = Vec::new();
+    for r in node.members().iter().flat_map(|m| m.roles.iter()) {
+        if !roles.contains(r) {
+            roles.push(*r);
+        }
+    }
+    roles
+        .into_iter()
+        .map(|r| (r, node.role_leader(r.as_str())))
+        .collect()
 }
 
 /// The member an event is about, if it is about one (member status changes, removal,

@@ -31,7 +31,11 @@ async fn three_nodes_form<R: Runtime + Clone>(rt: R) {
     let (up_tx, up_rx) = async_channel::unbounded();
     let nodes: Vec<Cluster> = sockets
         .into_iter()
-        .map(|s| node(rt.clone(), &ca, s, &seeds))
+        .enumerate()
+        .map(|(i, s)| {
+            let roles = if i == 2 { &["backend"][..] } else { &[][..] };
+            node_with(rt.clone(), &ca, s, &seeds, |b| b.roles(roles))
+        })
         .collect();
     // Subscribed before the node can have joined: every event of the formation follows.
     let mut subs = Vec::new();
@@ -60,6 +64,11 @@ async fn three_nodes_form<R: Runtime + Clone>(rt: R) {
         1,
         "one leader"
     );
+    // The only backend leads the backends.
+    for s in &states {
+        assert_eq!(s.role_leader("backend"), Some(nodes[2].self_address()));
+        assert_eq!(s.role_leader("frontend"), None);
+    }
     // Each node's own Up ran its callback; one registered now runs at once.
     let mut ups: Vec<usize> = within(timer, 5, "on-member-up callbacks", async {
         let mut v = Vec::new();
@@ -126,9 +135,17 @@ async fn three_nodes_form<R: Runtime + Clone>(rt: R) {
         })
         .collect();
     assert_eq!(up, late.initial.members);
+    // Members first, then the leader, then the role leaders.
+    let n = replay.len();
     assert_eq!(
-        replay.last(),
-        Some(&Event::LeaderChanged(late.initial.leader))
+        replay[n - 2..],
+        [
+            Event::LeaderChanged(late.initial.leader),
+            Event::RoleLeaderChanged {
+                role: fjell_core::Role::new("backend").unwrap(),
+                leader: late.initial.role_leader("backend"),
+            }
+        ]
     );
 
     // Application messages and requests between members.
