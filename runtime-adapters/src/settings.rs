@@ -200,6 +200,20 @@ impl Settings {
             s.apply(&mut d, &key, env_value(&raw))
                 .map_err(|reason| SettingsError::new(format!("{key} (from {var})"), reason))?;
         }
+        if let Some(t) = &s.tls {
+            for (key, path) in [
+                ("tls.ca", &t.ca),
+                ("tls.cert", &t.cert),
+                ("tls.key", &t.key),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(SettingsError::new(
+                        key,
+                        "missing: tls needs ca, cert and key together",
+                    ));
+                }
+            }
+        }
         s.config.downing.downing = d.resolve()?;
         s.config
             .validate()

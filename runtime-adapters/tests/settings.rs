@@ -119,6 +119,10 @@ fn errors_name_the_key() {
         "failure-detector.threshold"
     );
     assert_eq!(err("gossip-interval = \"0s\"").key, "gossip-interval");
+    assert_eq!(
+        err("[tls]\nca = \"ca.pem\"\ncert = \"n.pem\"").key,
+        "tls.key"
+    );
     let e = err("gossip-interval = ");
     assert_eq!(e.key, "(syntax)");
     assert!(e.to_string().contains("line 1"), "{e}");
