@@ -417,6 +417,20 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                 }
             }
         }
+        if let Event::MemberRemoved { member, .. } = &e {
+            // Keep-alives would hold the connection to a removed member open for as long as
+            // both run. Not when a new incarnation already took the address: that
+            // connection is the new member's.
+            let addr = member.address.socket_addr();
+            if !self
+                .node
+                .members()
+                .iter()
+                .any(|m| m.address.same_address(addr))
+            {
+                self.transport.disconnect(addr);
+            }
+        }
         // Unbounded channels: a slow subscriber must never stall the node. A closed one is
         // forgotten.
         self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
