@@ -304,7 +304,9 @@ pub fn phi_of(y: f64, formula: PhiFormula) -> f64 {
     match formula {
         PhiFormula::Exact => {
             if y < TAIL_FROM {
-                -libm::log10(0.5 * libm::erfc(y / core::f64::consts::SQRT_2))
+                // Far below the mean the tail is 1 (or a rounding error above it): phi is 0,
+                // never -0 or a tiny negative number.
+                (-libm::log10(0.5 * libm::erfc(y / core::f64::consts::SQRT_2))).max(0.0) + 0.0
             } else {
                 // Joined at TAIL_FROM so the curve is continuous and keeps rising.
                 exact_at_tail_start() + (tail_log10(y) - tail_log10(TAIL_FROM))
@@ -345,6 +347,16 @@ mod tests {
 
     fn at(ms: u64) -> Instant {
         Instant::from_millis(ms)
+    }
+
+    #[test]
+    fn phi_is_never_negative_or_negative_zero() {
+        for y in [-1e6, -100.0, -40.0, -8.0, -1.0] {
+            for f in [PhiFormula::Exact, PhiFormula::Logistic] {
+                let p = phi_of(y, f);
+                assert!(p >= 0.0 && p.is_sign_positive(), "phi_of({y}, {f:?}) = {p}");
+            }
+        }
     }
 
     /// Normal upper tail by direct numerical integration (Simpson's rule on the density), an

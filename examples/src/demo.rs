@@ -1,8 +1,9 @@
 //! `fjell demo`: five nodes (by default) on loopback over QUIC with development certificates.
 //! Every membership event is printed as it happens, with the time since the start and the
-//! node that saw it. The script: the cluster forms; one node crashes, the others find it
-//! unreachable, the split brain resolver downs it and the leader removes it; another node
-//! leaves gracefully (Left → Exited → Removed); a final member table.
+//! node that saw it. The script: the cluster forms; one node crashes and a survivor's phi for
+//! it rises until the others find it unreachable, the split brain resolver downs it and the
+//! leader removes it; another node leaves gracefully (Left → Exited → Removed); a final
+//! member table.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -163,6 +164,7 @@ pub async fn run(opts: Options, out: impl Write + Send + 'static) -> Result<(), 
     ));
     let t = nodes[victim].abort().await;
     log.line(&log.name(victim_addr), &format!("terminated: {t:?}"));
+    watch_phi(&log, &nodes[0], victim_addr).await;
     let survivors: Vec<SocketAddr> = lo.addrs[..victim].to_vec();
     for c in &nodes[..victim] {
         wait(c, "the crashed node's removal", |s| all_up(s, &survivors)).await?;
@@ -204,6 +206,35 @@ pub async fn run(opts: Options, out: impl Write + Send + 'static) -> Result<(), 
     }
     log.step("done");
     Ok(())
+}
+
+/// Prints, twice a second, how node `c`'s failure detector sees `subject` until it suspects
+/// it (or stops monitoring it).
+async fn watch_phi(log: &Log, c: &Cluster, subject: SocketAddr) {
+    let who = log.name(c.self_address().socket_addr());
+    let deadline = Instant::now() + STEP;
+    while Instant::now() < deadline {
+        let stats = c.monitored().await;
+        let Some(m) = stats.iter().find(|m| m.subject.socket_addr() == subject) else {
+            return;
+        };
+        let age = m.last_heartbeat_age.map_or("never".to_string(), |a| {
+            format!("{:.1} s ago", a.as_secs_f64())
+        });
+        log.line(
+            &who,
+            &format!(
+                "phi({}) = {:5.2}  last heartbeat {age}{}",
+                log.name(subject),
+                m.phi,
+                if m.available { "" } else { "  -> suspected" }
+            ),
+        );
+        if !m.available {
+            return;
+        }
+        smol::Timer::after(Duration::from_millis(500)).await;
+    }
 }
 
 /// Waits (at most [`STEP`]) until node `c`'s state satisfies `cond`.

@@ -21,6 +21,7 @@ fn the_demo_forms_a_cluster_resolves_a_crash_and_a_leave() {
     for want in [
         "== all 5 nodes Up ==",
         "crashing node-5",
+        "phi(node-5) =",
         "UnreachableMember  node-5",
         "keep-majority decided DownUnreachable",
         "MemberDowned       node-5",
@@ -39,6 +40,14 @@ fn the_demo_forms_a_cluster_resolves_a_crash_and_a_leave() {
             .unwrap_or_else(|| panic!("no {want:?} after line {at}:\n{stdout}"));
         at += found + 1;
     }
+    // The survivor's detector suspected the crashed node (sampled twice a second, so this may
+    // print before or after the first UnreachableMember).
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("phi(node-5)") && l.contains("-> suspected")),
+        "{stdout}"
+    );
     // The final table lists the three remaining nodes, all Up.
     let table_start = lines
         .iter()

@@ -520,6 +520,21 @@ impl Cluster {
         rx.recv().await.unwrap_or(Err(CommandError::Stopped))
     }
 
+    /// What this node's failure detector says of each member it monitors, now: phi, the age
+    /// of the last heartbeat response, the round-trip time. Empty once the node has stopped.
+    pub async fn monitored(&self) -> Vec<fjell_core::MonitorStats> {
+        let (tx, rx) = async_channel::bounded(1);
+        if self
+            .inner
+            .commands
+            .try_send(Command::Monitored(tx))
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.recv().await.unwrap_or_default()
+    }
+
     /// Joins the cluster through the member at `addr`; joining one's own address founds a
     /// new cluster.
     pub async fn join(&self, addr: SocketAddr) -> Result<(), CommandError> {

@@ -45,6 +45,8 @@ pub(crate) enum Command {
     OnMemberRemoved(Callback),
     Shutdown(Duration),
     Abort,
+    /// What the failure detector says of each monitored member now.
+    Monitored(Sender<Vec<fjell_core::MonitorStats>>),
 }
 
 /// How a node's driver ended.
@@ -476,6 +478,9 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             Command::OnMemberRemoved(cb) => self.on_removed.push(cb),
             Command::Shutdown(timeout) => return self.begin_leave(now, timeout),
             Command::Abort => return Some(Termination::Aborted),
+            Command::Monitored(tx) => {
+                let _ = tx.try_send(self.node.monitored(now).collect());
+            }
         }
         None
     }
