@@ -230,6 +230,18 @@ impl Credentials {
         let digest = ring::digest::digest(&ring::digest::SHA256, self.key.secret_der());
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, digest.as_ref())
     }
+
+    /// The key of the connection ID generator, derived from the private key for the same
+    /// reason: an endpoint only answers (with a stateless reset) packets whose connection ID
+    /// it can verify as its own, so a restarted node must verify its predecessor's IDs.
+    pub(crate) fn connection_id_key(&self) -> u64 {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"fjell-quic connection id key");
+        ctx.update(self.key.secret_der());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&ctx.finish().as_ref()[..8]);
+        u64::from_le_bytes(first)
+    }
 }
 
 /// ALPN protocol name: a peer speaking something else fails the handshake.

@@ -154,7 +154,11 @@ impl Transport {
         server.transport_config(tc.clone());
         let mut client = creds.quinn_client_config()?;
         client.transport_config(tc);
-        let endpoint_cfg = quinn::EndpointConfig::new(Arc::new(creds.reset_key()));
+        let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(creds.reset_key()));
+        let cid_key = creds.connection_id_key();
+        endpoint_cfg.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
         let endpoint =
             quinn::Endpoint::new(endpoint_cfg, Some(server), socket, rt::quinn_runtime())?;
 
