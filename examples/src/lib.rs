@@ -6,6 +6,7 @@
 //!   resolver, a graceful leave.
 //! - [`listener`]: Akka's *simple cluster listener*.
 //! - [`worker`]: Akka's *worker dial-in* (transformation) sample: frontends and backends.
+//! - [`manage`]: the management commands and `fjell certs`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), fjell_examples::Error> {
@@ -22,6 +23,7 @@
 pub mod demo;
 pub mod listener;
 pub mod local;
+pub mod manage;
 pub mod worker;
 
 /// A boxed error for the examples' fallible steps.

@@ -4,14 +4,21 @@
 //!   membership event as each node sees it, crashes a node (the split brain resolver downs
 //!   it), lets another leave, prints the final members.
 //! - `fjell run --config node.toml`: a long-running node from a settings file.
+//! - `fjell certs ca|node|admin`: a cluster CA and certificates, as PEM files.
+//! - `fjell members|status|leader|unreachable|is-available|join|leave|down`: management of a
+//!   running node over QUIC, with an administrator certificate.
 //! - `fjell simulate`: the same kind of story in the deterministic simulator (virtual time).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use fjell_core::{Config, Event};
+use fjell_examples::manage::{self, Subject};
+use fjell_quic::Credentials;
+use fjell_runtime::management::Request;
 use fjell_runtime::{Settings, Smol};
 use fjell_sim::Sim;
 
@@ -41,6 +48,25 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Create a cluster CA and certificates (PEM files).
+    #[command(subcommand)]
+    Certs(Certs),
+    /// List the members, as the node sees them.
+    Members(Manage),
+    /// The node's status: itself, the leader, convergence, phi per monitored member.
+    Status(Manage),
+    /// The leader, as the node sees it.
+    Leader(Manage),
+    /// Members some observer flags unreachable.
+    Unreachable(Manage),
+    /// Exit 0 if the node is Up (or WeaklyUp), 1 if not.
+    IsAvailable(Manage),
+    /// Have the node (not yet a member) join the cluster through the member at ADDRESS.
+    Join(Target),
+    /// Have the member at ADDRESS leave gracefully.
+    Leave(Target),
+    /// Mark the member at ADDRESS Down.
+    Down(Target),
     /// Form a cluster in the deterministic simulator (virtual time, in-process network), let
     /// one node leave, and print the events each node saw.
     Simulate {
@@ -51,6 +77,78 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum Certs {
+    /// A new cluster CA: `<out>/ca.pem` (for every node and tool) and `<out>/ca.key`.
+    Ca {
+        /// Directory to write into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// A node certificate for the address the node advertises.
+    Node {
+        /// The node's advertised address (IP:PORT), which the certificate certifies.
+        #[arg(long)]
+        addr: SocketAddr,
+        /// The CA's private key.
+        #[arg(long, default_value = "ca.key")]
+        ca_key: PathBuf,
+        /// Directory to write `<name>.pem` and `<name>.key` into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// File name stem.
+        #[arg(long, default_value = "node")]
+        name: String,
+    },
+    /// An administrator certificate for the management commands.
+    Admin {
+        /// The administrator's name.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+        /// The CA's private key.
+        #[arg(long, default_value = "ca.key")]
+        ca_key: PathBuf,
+        /// Directory to write `<name>.pem` and `<name>.key` into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// File name stem.
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
+}
+
+/// How to reach a node as an administrator.
+#[derive(Args)]
+struct Manage {
+    /// The node to ask (its advertised IP:PORT).
+    #[arg(long, env = "FJELL_NODE")]
+    node: SocketAddr,
+    /// The cluster CA certificate.
+    #[arg(long, env = "FJELL_ADMIN_CA", default_value = "ca.pem")]
+    ca: PathBuf,
+    /// The administrator certificate.
+    #[arg(long, env = "FJELL_ADMIN_CERT", default_value = "admin.pem")]
+    cert: PathBuf,
+    /// The administrator's private key.
+    #[arg(long, env = "FJELL_ADMIN_KEY", default_value = "admin.key")]
+    key: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for the node.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+/// A command about one member.
+#[derive(Args)]
+struct Target {
+    /// The member's address.
+    address: SocketAddr,
+    #[command(flatten)]
+    manage: Manage,
 }
 
 fn main() -> ExitCode {
@@ -73,8 +171,68 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config } => run(config),
+        Command::Certs(c) => certs(c),
+        Command::Members(m) => manage(m, Request::Members),
+        Command::Status(m) => manage(m, Request::Status),
+        Command::Leader(m) => manage(m, Request::Leader),
+        Command::Unreachable(m) => manage(m, Request::Unreachable),
+        Command::IsAvailable(m) => manage(m, Request::IsAvailable),
+        Command::Join(t) => manage(t.manage, Request::Join(t.address)),
+        Command::Leave(t) => manage(t.manage, Request::Leave(t.address)),
+        Command::Down(t) => manage(t.manage, Request::Down(t.address)),
         Command::Simulate { nodes, seed } => simulate(nodes.into(), seed),
     }
+}
+
+fn certs(c: Certs) -> ExitCode {
+    let done = match c {
+        Certs::Ca { out } => manage::certs_ca(&out),
+        Certs::Node {
+            addr,
+            ca_key,
+            out,
+            name,
+        } => manage::certs_issue(&ca_key, &out, &name, Subject::Node(addr)),
+        Certs::Admin {
+            admin,
+            ca_key,
+            out,
+            name,
+        } => manage::certs_issue(&ca_key, &out, &name, Subject::Admin(&admin)),
+    };
+    match done {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fjell certs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn manage(m: Manage, request: Request) -> ExitCode {
+    let credentials = match Credentials::from_pem_files(&m.ca, &m.cert, &m.key) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "fjell: cannot load the administrator credentials ({}, {}, {}): {e}",
+                m.ca.display(),
+                m.cert.display(),
+                m.key.display()
+            );
+            return ExitCode::from(manage::EXIT_UNREACHABLE);
+        }
+    };
+    let timeout = Duration::from_secs(m.timeout);
+    let (text, code) = smol::block_on(manage::call(&credentials, m.node, request, m.json, timeout));
+    if code == manage::EXIT_UNREACHABLE {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+    ExitCode::from(code)
 }
 
 /// `fjell run`: logs to stderr (RUST_LOG filters; membership changes at info).

@@ -168,6 +168,7 @@ fn build_here<const M: usize, const R: usize, const H: usize>(
 enum Input {
     Command(Option<Command>),
     Message(Option<CoreMessage>),
+    Admin(Option<fjell_quic::AdminRequest>),
     Timer,
     Lease(bool),
     Released,
@@ -181,6 +182,8 @@ pub(crate) struct Run<const M: usize, const R: usize, const H: usize> {
     origin: std::time::Instant,
     commands: Receiver<Command>,
     commands_open: bool,
+    /// False once the transport's administrator queue has closed.
+    admin_open: bool,
     subscribers: Vec<Sender<Event>>,
     on_up: Vec<Callback>,
     on_removed: Vec<Callback>,
@@ -215,6 +218,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             timer,
             commands,
             commands_open: true,
+            admin_open: true,
             subscribers: Vec::new(),
             on_up: Vec::new(),
             on_removed: Vec::new(),
@@ -281,6 +285,18 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                     None
                 }
                 Input::Message(None) => Some(Termination::Aborted),
+                Input::Admin(Some(req)) => {
+                    let answer = crate::management::answer(&mut *self.node, now, &req.payload);
+                    if self.settings.log_info {
+                        tracing::info!(node = %self.me, admin = %req.from, "fjell: management request answered");
+                    }
+                    req.answer(crate::management::encode(&answer));
+                    None
+                }
+                Input::Admin(None) => {
+                    self.admin_open = false;
+                    None
+                }
                 Input::Timer => None,
                 Input::Lease(granted) => {
                     self.acquiring = None;
@@ -307,6 +323,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         let Run {
             commands,
             commands_open,
+            admin_open,
             transport,
             acquiring,
             releasing,
@@ -344,10 +361,21 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             }
         };
         let message = async { Input::Message(transport.recv_core().await) };
+        let admin = async {
+            if *admin_open {
+                Input::Admin(transport.recv_admin().await)
+            } else {
+                pending().await
+            }
+        };
         // Commands and lease answers are rare and first; timers are also checked before
         // every wait, so the order here cannot starve anything.
         use futures_lite::future::or;
-        or(or(commands, lease), or(or(timer, released), message)).await
+        or(
+            or(commands, lease),
+            or(or(timer, released), or(message, admin)),
+        )
+        .await
     }
 
     fn message(&mut self, now: Instant, m: CoreMessage) {

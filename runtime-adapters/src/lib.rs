@@ -134,10 +134,14 @@
 //!   the handles' application-message methods from inside it. One of the two features is
 //!   needed.
 //!
+//! ## Management
+//!
+//! Every node answers operator tools that connect with an administrator certificate from
+//! the cluster CA ([`management`]: members, status with phi per monitored member, leader,
+//! unreachable, join, leave, down, is-available); the `fjell` binary is such a tool.
+//!
 //! ## Limits and what is not done
 //!
-//! - Management commands over QUIC with an administrator certificate are not implemented
-//!   (fjell-quic refuses administrator connections for now).
 //! - Subscriptions are unbounded channels, so a slow subscriber never stalls the node; one
 //!   that never reads grows without bound. Drop a subscription you no longer read.
 //! - Environment overrides cannot name role names or compat keys that contain `_`.
@@ -152,6 +156,7 @@
 mod cluster;
 mod driver;
 pub mod lease;
+pub mod management;
 pub mod runtime;
 pub mod settings;
 mod state;

@@ -22,6 +22,9 @@
 //!   (malformed, oversized, unknown kind, wrong version) closes that connection with an error
 //!   code ([`close_code`]) and one log line, and is counted per reason ([`Counters`]); every
 //!   other connection keeps working.
+//! - **Administrator connections** ([`admin`]): an operator tool with a certificate that
+//!   certifies an administrator (`fjell-admin://NAME`) may send management requests, which
+//!   the node's driver answers ([`Transport::recv_admin`], [`AdminClient`]).
 //! - **Application messaging**: typed sends ([`Transport::send`]) to members only (sending to
 //!   an unknown or removed member fails at once), receiving with the sender's certified
 //!   address ([`Transport::recv`]), request/response with a timeout ([`Transport::request`]).
@@ -83,6 +86,8 @@
 pub mod frame;
 
 #[cfg(feature = "quic")]
+pub mod admin;
+#[cfg(feature = "quic")]
 pub mod config;
 #[cfg(feature = "quic")]
 mod counters;
@@ -97,6 +102,8 @@ pub mod tls;
 #[cfg(feature = "quic")]
 mod transport;
 
+#[cfg(feature = "quic")]
+pub use admin::{AdminClient, AdminError, AdminRequest};
 #[cfg(feature = "quic")]
 pub use config::{TransportConfig, TransportConfigError};
 #[cfg(feature = "quic")]
@@ -120,7 +127,7 @@ pub mod close_code {
     pub const DUPLICATE: u32 = 1;
     /// The certificate does not certify the address that was dialed.
     pub const IDENTITY_MISMATCH: u32 = 2;
-    /// The certificate is not a node's (an administrator's, or none).
+    /// The certificate is not a node's (nor an administrator's).
     pub const NOT_A_NODE: u32 = 3;
     /// The peer is no longer a member ([`Transport::disconnect`](crate::Transport::disconnect)).
     pub const DISCONNECTED: u32 = 4;

@@ -29,8 +29,8 @@ pub const ADMIN_URI_SCHEME: &str = "fjell-admin://";
 pub enum PeerIdentity {
     /// A cluster node, identified by its advertised address.
     Node(SocketAddr),
-    /// An operator tool (management commands arrive in a later version; a node refuses
-    /// administrator connections for now).
+    /// An operator tool: its connections carry management requests only (see
+    /// [`crate::admin`]).
     Admin(String),
 }
 
@@ -318,13 +318,23 @@ mod dev {
             tracing::warn!(
                 "fjell-quic development mode: throwaway in-memory CA and certificates, not for production"
             );
+            Self::with_key(KeyPair::generate().map_err(gen)?)
+        }
+
+        /// The CA whose private key is `key_pem` (as written by [`DevCa::key_pem`]), to issue
+        /// more certificates from a CA kept in files (`fjell certs`). The certificates it
+        /// issues chain to the CA certificate written alongside that key: same name, same key.
+        pub fn from_key_pem(key_pem: &str) -> Result<Self, TlsError> {
+            Self::with_key(KeyPair::from_pem(key_pem).map_err(gen)?)
+        }
+
+        fn with_key(key: KeyPair) -> Result<Self, TlsError> {
             let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             params
                 .distinguished_name
                 .push(DnType::CommonName, "fjell development CA");
             params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            let key = KeyPair::generate().map_err(gen)?;
             let cert = params.self_signed(&key).map_err(gen)?;
             Ok(DevCa { cert, key })
         }
@@ -332,6 +342,18 @@ mod dev {
         /// The CA certificate as PEM (to hand to tools that load PEM files).
         pub fn ca_pem(&self) -> String {
             self.cert.pem()
+        }
+
+        /// The CA's private key as PEM (PKCS#8). Whoever holds it can mint identities: keep
+        /// it off the nodes.
+        pub fn key_pem(&self) -> String {
+            self.key.serialize_pem()
+        }
+
+        /// The certificate and private key of an operator tool named `name`, as PEM text.
+        pub fn admin_pem(&self, name: &str) -> Result<(String, String), TlsError> {
+            let (cert, key) = self.issue(admin_names(name)?)?;
+            Ok((cert.pem(), key.serialize_pem()))
         }
 
         /// Credentials for the node advertising `addr`.
@@ -349,11 +371,7 @@ mod dev {
 
         /// Credentials for an operator tool named `name`.
         pub fn admin(&self, name: &str) -> Result<Credentials, TlsError> {
-            let uri = format!("{ADMIN_URI_SCHEME}{name}")
-                .try_into()
-                .map_err(gen)?;
-            let (cert, key) =
-                self.issue((format!("fjell admin {name}"), vec![SanType::URI(uri)]))?;
+            let (cert, key) = self.issue(admin_names(name)?)?;
             self.credentials(cert, key)
         }
 
@@ -394,9 +412,49 @@ mod dev {
         ))
     }
 
+    fn admin_names(name: &str) -> Result<(String, Vec<SanType>), TlsError> {
+        let uri = format!("{ADMIN_URI_SCHEME}{name}")
+            .try_into()
+            .map_err(gen)?;
+        Ok((format!("fjell admin {name}"), vec![SanType::URI(uri)]))
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn a_ca_reloaded_from_its_key_issues_certificates_that_chain_to_the_original() {
+            let ca = DevCa::new().unwrap();
+            let again = DevCa::from_key_pem(&ca.key_pem()).unwrap();
+            let addr: SocketAddr = "10.0.0.1:7355".parse().unwrap();
+            let (cert, key) = again.node_pem(addr).unwrap();
+            let creds =
+                Credentials::from_pem(ca.ca_pem().as_bytes(), cert.as_bytes(), key.as_bytes())
+                    .unwrap();
+            assert_eq!(creds.identity(), &PeerIdentity::Node(addr));
+            // What a peer's handshake checks: the chain against the original CA certificate.
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(creds.roots().unwrap()),
+                provider(),
+            )
+            .build()
+            .unwrap();
+            let now = rustls::pki_types::UnixTime::now();
+            verifier
+                .verify_client_cert(&creds.chain[0], &[], now)
+                .expect("chains to the original CA");
+            let other = DevCa::new().unwrap();
+            let (stranger, _) = other.node_pem(addr).unwrap();
+            let stranger =
+                rustls::pki_types::CertificateDer::from_pem_slice(stranger.as_bytes()).unwrap();
+            assert!(verifier.verify_client_cert(&stranger, &[], now).is_err());
+            let (cert, key) = again.admin_pem("ops").unwrap();
+            let admin =
+                Credentials::from_pem(ca.ca_pem().as_bytes(), cert.as_bytes(), key.as_bytes())
+                    .unwrap();
+            assert_eq!(admin.identity(), &PeerIdentity::Admin("ops".into()));
+        }
 
         #[test]
         fn certificates_certify_the_advertised_address_and_load_from_pem_files() {

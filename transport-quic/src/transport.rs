@@ -103,6 +103,7 @@ pub(crate) struct Inner {
     members: RwLock<HashSet<SocketAddr>>,
     core: (Sender<CoreMessage>, Receiver<CoreMessage>),
     app: (Sender<AppMessage>, Receiver<AppMessage>),
+    admin: crate::admin::AdminQueue,
     pending: Pending,
     next_request: AtomicU64,
     pub(crate) counters: AtomicCounters,
@@ -168,6 +169,7 @@ impl Transport {
         let inner = Arc::new(Inner {
             core: async_channel::bounded(config.inbound_queue),
             app: async_channel::bounded(config.inbound_queue),
+            admin: crate::admin::queue(16),
             cfg: config,
             me,
             instance: u64::from_le_bytes(instance),
@@ -362,6 +364,19 @@ impl Transport {
                 b"no longer a member",
             );
         }
+    }
+
+    /// The next request from an administrator connection (see [`crate::admin`]); `None`
+    /// once the transport is closed.
+    pub async fn recv_admin(&self) -> Option<crate::admin::AdminRequest> {
+        if self.inner.closing.load(Ordering::Relaxed) {
+            return None;
+        }
+        futures_lite::future::or(async { self.inner.admin.1.recv().await.ok() }, async {
+            self.inner.shutdown.listen().await;
+            None
+        })
+        .await
     }
 
     /// True while a connection to `peer` is established and in use.
@@ -564,6 +579,9 @@ impl Inner {
                 match tls::peer_identity(&conn) {
                     Ok(PeerIdentity::Node(addr)) if addr != inner.me => {
                         inner.run_connection(addr, conn, addr).await
+                    }
+                    Ok(PeerIdentity::Admin(name)) => {
+                        crate::admin::serve(name, conn, inner.admin.0.clone()).await
                     }
                     other => {
                         bump(&inner.counters.refused_handshakes);
