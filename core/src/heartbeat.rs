@@ -144,6 +144,8 @@ impl<const H: usize> Heartbeats<H> {
         // Members this node itself flags come first, whatever the ring says now: only this
         // node's detector can take its verdict back, and dropping one would flip it to
         // reachable without evidence (a flapping member that keeps a partition unstable).
+        // The price, during a large partition: fewer of the k reachable successors (at least
+        // one) are watched by this node until the flagged ones are downed and removed.
         for r in g.reachability.rows_of(me) {
             if r.status == ReachabilityStatus::Unreachable
                 && g.is_member(&r.subject)

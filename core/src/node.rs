@@ -716,7 +716,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         let generation = self.generation;
         let s = self.config.downing;
-        if let Some((d, r)) = self.resolver.on_lease(now, acquired, &s) {
+        let g = &self.bufs[self.cur];
+        if let Some((d, r)) = self.resolver.on_lease(now, acquired, g, generation, &s) {
             self.carry_out(now, d, r);
         }
         self.after_input(now, generation);

@@ -53,11 +53,16 @@ enum LeaseState {
         until: Instant,
         decision: Decision,
     },
+    /// Asked for the lease to carry out `decision`, taken on the view whose unreachable
+    /// members digest to `view`: an answer that arrives after that view changed is stale.
     Asked {
         decision: Decision,
+        view: u64,
     },
+    /// Held: released `release-after` once the members it downed are gone (`release_at` is
+    /// set then).
     Held {
-        release_at: Instant,
+        release_at: Option<Instant>,
     },
 }
 
@@ -128,9 +133,19 @@ impl Resolver {
             self.observe(now, g, s);
         }
         if let LeaseState::Held { release_at } = self.lease {
-            if now >= release_at {
-                self.lease = LeaseState::Idle;
-                self.request = Some(LeaseRequest::Release);
+            match release_at {
+                // Pekko: keep the lease until the downed members are removed, then wait
+                // release-after, so the other side has surely stopped before it can win it.
+                None if self.down_count == 0 => {
+                    self.lease = LeaseState::Held {
+                        release_at: Some(now + s.lease_release_after),
+                    };
+                }
+                Some(t) if now >= t => {
+                    self.lease = LeaseState::Idle;
+                    self.request = Some(LeaseRequest::Release);
+                }
+                _ => {}
             }
         }
         if s.downing == Downing::Manual {
@@ -190,24 +205,41 @@ impl Resolver {
     }
 
     fn ask(&mut self, decision: Decision) {
-        self.lease = LeaseState::Asked { decision };
+        self.lease = LeaseState::Asked {
+            decision,
+            view: self.unreachable_digest,
+        };
         self.request = Some(LeaseRequest::Acquire);
     }
 
-    /// The lease's answer: the decision to carry out, if a request was outstanding.
-    pub(crate) fn on_lease(
+    /// The lease's answer: the decision to carry out, if a request was outstanding and the
+    /// view it was taken on still holds. A stale answer is dropped (a granted lease is
+    /// given back) and the resolver waits for a new stable period.
+    pub(crate) fn on_lease<const M: usize, const R: usize>(
         &mut self,
         now: Instant,
         granted: bool,
+        g: &Gossip<M, R>,
+        generation: u64,
         s: &DowningSettings,
     ) -> Option<(Decision, Reason)> {
-        let LeaseState::Asked { decision } = self.lease else {
+        let LeaseState::Asked { decision, view } = self.lease else {
             return None;
         };
+        if generation != self.generation {
+            self.generation = generation;
+            self.observe(now, g, s);
+        }
+        if !self.has_unreachable || self.unreachable_digest != view {
+            self.lease = LeaseState::Idle;
+            if granted {
+                self.request = Some(LeaseRequest::Release);
+            }
+            self.stable_deadline = Some(now + s.stable_after_for(g.members().len()));
+            return None;
+        }
         if granted {
-            self.lease = LeaseState::Held {
-                release_at: now + s.lease_release_after,
-            };
+            self.lease = LeaseState::Held { release_at: None };
             Some((decision, Reason::LeaseAcquired))
         } else {
             self.lease = LeaseState::Idle;
@@ -285,5 +317,113 @@ impl Resolver {
         self.down_count = downs;
         self.unreachable_digest = unreachable;
         self.member_digest = members;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::UniqueAddress;
+    use crate::member::{AppVersion, Member, RoleSet};
+    use crate::reachability::ReachabilityStatus;
+    use core::time::Duration;
+
+    type G = Gossip<8, 16>;
+
+    fn n(i: u8) -> UniqueAddress {
+        UniqueAddress::new(([10, 0, 0, i], 1).into(), 1)
+    }
+
+    /// Five Up members; node 1 flags `flagged`, and the others have seen the state.
+    fn view(flagged: &[u8]) -> G {
+        let mut g = G::new();
+        for i in 1..=5 {
+            let mut m = Member::joining(n(i), RoleSet::new(), AppVersion::default());
+            m.status = MemberStatus::Up;
+            m.up_number = u32::from(i);
+            g.add_member(m).unwrap();
+            if !flagged.contains(&i) {
+                g.add_seen(n(i));
+            }
+        }
+        for f in flagged {
+            g.reachability
+                .change(n(1), n(*f), ReachabilityStatus::Unreachable)
+                .unwrap();
+        }
+        g
+    }
+
+    fn lease_majority() -> DowningSettings {
+        DowningSettings {
+            downing: Downing::SplitBrainResolver(Strategy::LeaseMajority { role: None }),
+            stable_after: Some(Duration::from_secs(5)),
+            ..DowningSettings::default()
+        }
+    }
+
+    /// A resolver that has asked for the lease on the view where 4 and 5 are unreachable.
+    fn asked(s: &DowningSettings) -> (Resolver, Instant) {
+        let mut r = Resolver::new();
+        let t0 = Instant::ZERO;
+        let g = view(&[4, 5]);
+        assert_eq!(r.tick(t0, &g, 1, true, s), None);
+        let later = t0 + Duration::from_secs(6);
+        assert_eq!(r.tick(later, &g, 1, true, s), None);
+        assert_eq!(r.poll_request(), Some(LeaseRequest::Acquire));
+        (r, later)
+    }
+
+    #[test]
+    fn a_lease_answer_acts_on_the_view_it_was_asked_for() {
+        let s = lease_majority();
+        let (mut r, now) = asked(&s);
+        let got = r.on_lease(now, true, &view(&[4, 5]), 1, &s);
+        assert_eq!(
+            got,
+            Some((Decision::DownUnreachable, Reason::LeaseAcquired))
+        );
+        let (mut r, now) = asked(&s);
+        let got = r.on_lease(now, false, &view(&[4, 5]), 1, &s);
+        assert_eq!(got, Some((Decision::DownReachable, Reason::LeaseDenied)));
+    }
+
+    #[test]
+    fn a_lease_answer_after_the_view_changed_is_dropped_and_the_lease_given_back() {
+        let s = lease_majority();
+        // Healed while the lease was being asked: nothing to down any more.
+        let (mut r, now) = asked(&s);
+        assert_eq!(r.on_lease(now, false, &view(&[]), 2, &s), None);
+        let (mut r, now) = asked(&s);
+        assert_eq!(r.on_lease(now, true, &view(&[]), 2, &s), None);
+        assert_eq!(r.poll_request(), Some(LeaseRequest::Release));
+        // Someone else became unreachable meanwhile: not what was decided on.
+        let (mut r, now) = asked(&s);
+        assert_eq!(r.on_lease(now, true, &view(&[3, 4, 5]), 2, &s), None);
+        assert_eq!(r.poll_request(), Some(LeaseRequest::Release));
+    }
+
+    #[test]
+    fn the_lease_is_held_until_the_downed_members_are_gone() {
+        let s = lease_majority();
+        let (mut r, now) = asked(&s);
+        assert!(r.on_lease(now, true, &view(&[4, 5]), 1, &s).is_some());
+        // The downed members are still there (Down): no release, however long.
+        let mut g = view(&[4, 5]);
+        for i in [4, 5] {
+            g.set_status(&n(i), MemberStatus::Down).unwrap();
+        }
+        let later = now + Duration::from_secs(600);
+        r.tick(later, &g, 2, true, &s);
+        assert_eq!(r.poll_request(), None);
+        // Removed: release-after runs from then on.
+        let mut g = view(&[]);
+        for i in [4, 5] {
+            g.remove_member(&n(i), later);
+        }
+        r.tick(later, &g, 3, true, &s);
+        assert_eq!(r.poll_request(), None);
+        r.tick(later + s.lease_release_after, &g, 3, true, &s);
+        assert_eq!(r.poll_request(), Some(LeaseRequest::Release));
     }
 }

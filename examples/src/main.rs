@@ -122,7 +122,8 @@ enum Certs {
 /// How to reach a node as an administrator.
 #[derive(Args)]
 struct Manage {
-    /// The node to ask (its advertised IP:PORT).
+    /// The node to ask: the IP:PORT it advertises (its certificate must certify exactly
+    /// that address).
     #[arg(long, env = "FJELL_NODE")]
     node: SocketAddr,
     /// The cluster CA certificate.

@@ -168,8 +168,11 @@ pub fn certs_issue(
         out.join(format!("{name}.pem")),
         out.join(format!("{name}.key")),
     );
-    std::fs::write(&cert_path, cert)?;
+    if cert_path.exists() {
+        return Err(format!("{} exists; not overwriting it", cert_path.display()).into());
+    }
     write_private(&key_path, &key)?;
+    std::fs::write(&cert_path, cert)?;
     Ok(format!(
         "wrote {} and {}",
         cert_path.display(),
@@ -186,13 +189,20 @@ pub enum Subject<'a> {
     Admin(&'a str),
 }
 
-/// Writes a private key readable by its owner only (on Unix).
+/// Writes a private key, readable by its owner only (on Unix) from the moment the file
+/// exists; never over an existing file.
 fn write_private(path: &Path, pem: &str) -> Result<(), Error> {
-    std::fs::write(path, pem)?;
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
+    let mut f = options
+        .open(path)
+        .map_err(|e| format!("{}: {e} (not overwriting a key)", path.display()))?;
+    f.write_all(pem.as_bytes())?;
     Ok(())
 }

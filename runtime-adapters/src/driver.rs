@@ -165,6 +165,9 @@ fn build_here<const M: usize, const R: usize, const H: usize>(
 }
 
 /// What woke the driver.
+/// How long a lease acquire may take before it counts as refused.
+const LEASE_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
 enum Input {
     Command(Option<Command>),
     Message(Option<CoreMessage>),
@@ -403,7 +406,20 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             while let Some(req) = self.node.poll_lease() {
                 match (req, &self.settings.lease) {
                     (LeaseRequest::Acquire, Some(lease)) => {
-                        self.acquiring = Some(lease.acquire(self.me));
+                        // A release still in flight goes first, so the backend never sees
+                        // them out of order; an acquire that does not answer in time counts
+                        // as refused (Pekko's lease-operation-timeout), so this side acts.
+                        let release = self.releasing.take();
+                        let acquire = lease.acquire(self.me);
+                        let timer = self.timer.clone();
+                        self.acquiring = Some(Box::pin(async move {
+                            if let Some(r) = release {
+                                r.await;
+                            }
+                            crate::runtime::timeout(&*timer, LEASE_OPERATION_TIMEOUT, acquire)
+                                .await
+                                .unwrap_or(false)
+                        }));
                     }
                     (LeaseRequest::Acquire, None) => {
                         // The builder refuses lease-majority without a lease; be safe anyway.

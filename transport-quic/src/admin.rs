@@ -21,6 +21,8 @@ use crate::tls::{Credentials, PeerIdentity};
 
 /// Largest administrator request or answer, in bytes.
 pub const MAX_ADMIN_MESSAGE: usize = 1 << 20;
+/// How long a request may take to arrive.
+const ADMIN_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests an administrator connection may have open at once.
 const ADMIN_STREAMS: u32 = 4;
 
@@ -99,8 +101,11 @@ pub(crate) async fn serve(
     while let Ok((answer, mut recv)) = conn.accept_bi().await {
         let (name, queue) = (name.clone(), queue.clone());
         rt::spawn(async move {
-            let Ok(payload) = recv.read_to_end(MAX_ADMIN_MESSAGE).await else {
-                return; // too large, or the stream broke: the client sees it reset
+            // A request arrives in one piece; one that dawdles or is too large is dropped
+            // (the client sees its stream reset).
+            let read = rt::timeout(ADMIN_READ_TIMEOUT, recv.read_to_end(MAX_ADMIN_MESSAGE));
+            let Some(Ok(payload)) = read.await else {
+                return;
             };
             let req = AdminRequest {
                 from: name,
@@ -131,7 +136,9 @@ impl std::fmt::Debug for AdminClient {
 
 impl AdminClient {
     /// Connects to the node at `node` with administrator `credentials`, waiting at most
-    /// `timeout`. Call from within the runtime.
+    /// `timeout`. Call from within the runtime. `node` must be the address the node
+    /// advertises (the one its certificate certifies): the node's certificate is checked
+    /// against it, so a tool cannot be pointed at an impostor.
     pub async fn connect(
         credentials: &Credentials,
         node: SocketAddr,
