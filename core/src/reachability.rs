@@ -78,18 +78,22 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     /// True if `observer` has rows and all of them say Reachable (never stored by
     /// [`Reachability::change`]; only a hostile peer sends it).
     pub(crate) fn has_only_reachable_rows(&self) -> bool {
-        let mut i = 0;
+        self.next_all_reachable_rows(0).is_some()
+    }
+
+    /// The rows of the first observer, from record `i` on, whose rows all say Reachable.
+    fn next_all_reachable_rows(&self, mut i: usize) -> Option<core::ops::Range<usize>> {
         while i < self.records.len() {
             let rows = self.observer_rows(&self.records[i].observer);
             if self.records[rows.clone()]
                 .iter()
                 .all(|r| r.status == ReachabilityStatus::Reachable)
             {
-                return true;
+                return Some(rows);
             }
             i = rows.end;
         }
-        false
+        None
     }
 
     fn observer_rows(&self, observer: &UniqueAddress) -> core::ops::Range<usize> {
@@ -237,17 +241,10 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     /// Keeps the table canonical after rows were dropped: an observer whose remaining rows all
     /// say Reachable has no rows (the wire decoder refuses any other form).
     fn drop_all_reachable_rows(&mut self) {
-        let mut i = 0;
-        while i < self.records.len() {
-            let rows = self.observer_rows(&self.records[i].observer);
-            if self.records[rows.clone()]
-                .iter()
-                .all(|r| r.status == ReachabilityStatus::Reachable)
-            {
-                self.remove_range(rows);
-            } else {
-                i = rows.end;
-            }
+        let mut from = 0;
+        while let Some(rows) = self.next_all_reachable_rows(from) {
+            from = rows.start;
+            self.remove_range(rows);
         }
     }
 
