@@ -22,7 +22,7 @@ use crate::member::{IllegalTransition, Member, MemberStatus};
 use crate::phi::DetectorSettings;
 use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
-use crate::resolver::{DowningDecision, Reason, Resolver};
+use crate::resolver::{DowningDecision, Reason, Resolver, Step};
 use crate::time::Instant;
 use crate::vclock::Causality;
 use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoing, WireError};
@@ -209,7 +209,7 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     /// `SelfDowned` was reported.
     self_downed: bool,
     exit_ticks: u32,
-    resolver: Resolver,
+    resolver: Resolver<M>,
     stats: Stats,
     generation: u64,
     /// (generation, version digest, seen digest): digests cost a pass over the state and are
@@ -1342,8 +1342,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let responsible = self.serving() && self.leader() == Some(self.me);
         let s = self.config.downing;
         let g = &self.bufs[self.cur];
-        if let Some((d, r)) = self.resolver.tick(now, g, self.generation, responsible, &s) {
-            self.carry_out(now, d, r);
+        match self.resolver.tick(now, g, self.generation, responsible, &s) {
+            None => {}
+            Some(Step::Act(d, r)) => self.carry_out(now, d, r),
+            Some(Step::Confirm) => {
+                // A new version that every ally must see before the decision; only members
+                // still in contact with this side can see it.
+                self.local_change();
+                self.spread_to_some();
+            }
         }
     }
 

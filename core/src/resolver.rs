@@ -66,20 +66,37 @@ enum LeaseState {
     },
 }
 
+/// What the resolver asks of the node after a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The view has been stable for `stable-after`: make a new version of the state (a clock
+    /// bump) and spread it. The decision waits until every member this side counts has seen a
+    /// version made after the stable period ended. Without it, an ally cut off silently after
+    /// it saw an older, unchanged state (a partition that moved before the failure detector
+    /// noticed) would count as an ally.
+    Confirm,
+    /// Carry out this decision.
+    Act(Decision, Reason),
+}
+
 /// The resolver's clocks and lease state for one node. Recomputes its view only when the
 /// gossip changed since the last tick.
 #[derive(Debug, Clone)]
-pub(crate) struct Resolver {
+pub(crate) struct Resolver<const M: usize> {
     generation: u64,
     /// Digest of the unreachable members (changes are "reachability changes").
     unreachable_digest: u64,
-    /// Digest of the members in the statuses whose changes reset the stable timer (Up and
-    /// beyond, Exiting, Down; not Joining, Leaving or Removed, as in Pekko).
-    member_digest: u64,
+    /// Sorted hashes of (member, status class) for the statuses whose arrival resets the
+    /// stable timer: Up (and Leaving and the shutdown statuses, which follow it without a
+    /// reset), Exiting and Down. A member entering one of them is a new hash; Joining,
+    /// WeaklyUp, Leaving and removal add none, so they do not reset the timer (Pekko).
+    timer_members: heapless::Vec<u64, M>,
     has_unreachable: bool,
     /// Every member this side counts has seen the current state (see
     /// [`Partition::side_has_seen`]).
     side_has_seen: bool,
+    /// A [`Step::Confirm`] was asked for since the stable deadline was last set.
+    confirmed: bool,
     stable_deadline: Option<Instant>,
     /// First reachability change since the last time everything was reachable (or downed).
     unstable_since: Option<Instant>,
@@ -90,14 +107,15 @@ pub(crate) struct Resolver {
     hold_down_until: Option<Instant>,
 }
 
-impl Resolver {
+impl<const M: usize> Resolver<M> {
     pub(crate) const fn new() -> Self {
         Resolver {
             generation: u64::MAX,
             unreachable_digest: 0,
-            member_digest: 0,
+            timer_members: heapless::Vec::new(),
             has_unreachable: false,
             side_has_seen: false,
+            confirmed: false,
             stable_deadline: None,
             unstable_since: None,
             lease: LeaseState::Idle,
@@ -118,15 +136,15 @@ impl Resolver {
     }
 
     /// One tick (every leader tick). `responsible`: this node leads its side and has been Up.
-    /// Returns a decision to carry out now.
-    pub(crate) fn tick<const M: usize, const R: usize>(
+    /// Returns what the node must do now.
+    pub(crate) fn tick<const R: usize>(
         &mut self,
         now: Instant,
         g: &Gossip<M, R>,
         generation: u64,
         responsible: bool,
         s: &DowningSettings,
-    ) -> Option<(Decision, Reason)> {
+    ) -> Option<Step> {
         let n = g.members().len();
         if generation != self.generation {
             self.generation = generation;
@@ -154,27 +172,30 @@ impl Resolver {
         if let (Some(since), Some(extra)) = (self.unstable_since, s.unstable_after_for(n)) {
             // Every node, leader or not: when nothing settles, nobody can decide safely.
             if now >= since + s.stable_after_for(n) + extra {
-                return Some((Decision::DownAll, Reason::Unstable));
+                return Some(Step::Act(Decision::DownAll, Reason::Unstable));
             }
         }
-        if !responsible
-            || !self.has_unreachable
-            || !self.side_has_seen
-            || self.stable_deadline.is_some_and(|d| now < d)
-        {
+        if !responsible || !self.has_unreachable || self.stable_deadline.is_some_and(|d| now < d) {
             return None;
         }
         let strategy = match s.downing {
             Downing::Manual => return None,
             Downing::UnsafeAutoDown { .. } => {
-                return Some((Decision::DownUnreachable, Reason::AutoDown))
+                return Some(Step::Act(Decision::DownUnreachable, Reason::AutoDown))
             }
             Downing::SplitBrainResolver(strategy) => strategy,
         };
+        if !self.confirmed {
+            self.confirmed = true;
+            return Some(Step::Confirm);
+        }
+        if !self.side_has_seen {
+            return None;
+        }
         let p = Partition::of(g);
         let decision = p.decide(&strategy);
         let Strategy::LeaseMajority { role } = strategy else {
-            return Some((decision, Reason::Stable));
+            return Some(Step::Act(decision, Reason::Stable));
         };
         match self.lease {
             // Ask again even while holding it: the lease's own expiry is refreshed, and the
@@ -215,7 +236,7 @@ impl Resolver {
     /// The lease's answer: the decision to carry out, if a request was outstanding and the
     /// view it was taken on still holds. A stale answer is dropped (a granted lease is
     /// given back) and the resolver waits for a new stable period.
-    pub(crate) fn on_lease<const M: usize, const R: usize>(
+    pub(crate) fn on_lease<const R: usize>(
         &mut self,
         now: Instant,
         granted: bool,
@@ -235,7 +256,7 @@ impl Resolver {
             if granted {
                 self.request = Some(LeaseRequest::Release);
             }
-            self.stable_deadline = Some(now + s.stable_after_for(g.members().len()));
+            self.restart_stable_timer(now, g.members().len(), s);
             return None;
         }
         if granted {
@@ -249,7 +270,7 @@ impl Resolver {
 
     /// After carrying out a decision that downed `downed` members: wait for a new stable
     /// period, forget the instability, and keep the downed members for the removal margin.
-    pub(crate) fn acted<const M: usize, const R: usize>(
+    pub(crate) fn acted<const R: usize>(
         &mut self,
         now: Instant,
         g: &Gossip<M, R>,
@@ -257,47 +278,51 @@ impl Resolver {
         s: &DowningSettings,
     ) {
         let n = g.members().len();
-        self.stable_deadline = Some(now + s.stable_after_for(n));
+        self.restart_stable_timer(now, n, s);
         self.unstable_since = None;
         if downed > 0 {
             self.hold_down_until = Some(now + s.removal_margin_for(n));
         }
     }
 
-    fn observe<const M: usize, const R: usize>(
-        &mut self,
-        now: Instant,
-        g: &Gossip<M, R>,
-        s: &DowningSettings,
-    ) {
+    fn restart_stable_timer(&mut self, now: Instant, members: usize, s: &DowningSettings) {
+        self.stable_deadline = Some(now + s.stable_after_for(members));
+        self.confirmed = false;
+    }
+
+    fn observe<const R: usize>(&mut self, now: Instant, g: &Gossip<M, R>, s: &DowningSettings) {
         let n = g.members().len();
         let p = Partition::of(g);
-        let (mut unreachable, mut members) = (0u64, 0u64);
+        let mut unreachable = 0u64;
         let mut downs = 0u16;
+        let mut member_arrived = false;
         for (i, m) in g.members().iter().enumerate() {
             let h = m.address.stable_hash();
             if p.is_unreachable(i) {
                 unreachable = unreachable.wrapping_add(h);
             }
-            let class = match m.status {
-                MemberStatus::Joining | MemberStatus::WeaklyUp | MemberStatus::Leaving => continue,
-                MemberStatus::Exiting => 1,
-                MemberStatus::Down => {
-                    downs = downs.saturating_add(1);
-                    2
+            if m.status == MemberStatus::Down {
+                downs = downs.saturating_add(1);
+            }
+            if let Some(key) = timer_key(h, m.status) {
+                member_arrived |= self.timer_members.binary_search(&key).is_err();
+            }
+        }
+        if member_arrived {
+            self.timer_members.clear();
+            for m in g.members() {
+                if let Some(key) = timer_key(m.address.stable_hash(), m.status) {
+                    // Cannot fail: at most one key per member, and M members at most.
+                    let _ = self.timer_members.push(key);
                 }
-                _ => 3,
-            };
-            let mut d = Digest::new();
-            d.write_u64(h);
-            d.write_u64(class);
-            members = members.wrapping_add(d.finish());
+            }
+            self.timer_members.sort_unstable();
         }
         self.has_unreachable = p.has_unreachable();
         self.side_has_seen = p.side_has_seen();
         let reachability_changed = unreachable != self.unreachable_digest;
-        if reachability_changed || members != self.member_digest {
-            self.stable_deadline = Some(now + s.stable_after_for(n));
+        if reachability_changed || member_arrived {
+            self.restart_stable_timer(now, n, s);
         }
         if reachability_changed && self.has_unreachable {
             self.unstable_since.get_or_insert(now);
@@ -316,8 +341,25 @@ impl Resolver {
         }
         self.down_count = downs;
         self.unreachable_digest = unreachable;
-        self.member_digest = members;
     }
+}
+
+/// The key under which a member in `status` counts for the stable timer, if its status is one
+/// whose arrival resets the timer.
+fn timer_key(address_hash: u64, status: MemberStatus) -> Option<u64> {
+    let class = match status {
+        MemberStatus::Joining | MemberStatus::WeaklyUp | MemberStatus::Removed => return None,
+        MemberStatus::Up
+        | MemberStatus::Leaving
+        | MemberStatus::PreparingForShutdown
+        | MemberStatus::ReadyForShutdown => 1,
+        MemberStatus::Exiting => 2,
+        MemberStatus::Down => 3,
+    };
+    let mut d = Digest::new();
+    d.write_u64(address_hash);
+    d.write_u64(class);
+    Some(d.finish())
 }
 
 #[cfg(test)]
@@ -363,13 +405,15 @@ mod tests {
     }
 
     /// A resolver that has asked for the lease on the view where 4 and 5 are unreachable.
-    fn asked(s: &DowningSettings) -> (Resolver, Instant) {
+    fn asked(s: &DowningSettings) -> (Resolver<8>, Instant) {
         let mut r = Resolver::new();
         let t0 = Instant::ZERO;
         let g = view(&[4, 5]);
         assert_eq!(r.tick(t0, &g, 1, true, s), None);
         let later = t0 + Duration::from_secs(6);
-        assert_eq!(r.tick(later, &g, 1, true, s), None);
+        assert_eq!(r.tick(later, &g, 1, true, s), Some(Step::Confirm));
+        // (The node would bump the state here; the allies have seen the new version.)
+        assert_eq!(r.tick(later, &g, 2, true, s), None);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Acquire));
         (r, later)
     }
@@ -393,13 +437,13 @@ mod tests {
         let s = lease_majority();
         // Healed while the lease was being asked: nothing to down any more.
         let (mut r, now) = asked(&s);
-        assert_eq!(r.on_lease(now, false, &view(&[]), 2, &s), None);
+        assert_eq!(r.on_lease(now, false, &view(&[]), 3, &s), None);
         let (mut r, now) = asked(&s);
-        assert_eq!(r.on_lease(now, true, &view(&[]), 2, &s), None);
+        assert_eq!(r.on_lease(now, true, &view(&[]), 3, &s), None);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Release));
         // Someone else became unreachable meanwhile: not what was decided on.
         let (mut r, now) = asked(&s);
-        assert_eq!(r.on_lease(now, true, &view(&[3, 4, 5]), 2, &s), None);
+        assert_eq!(r.on_lease(now, true, &view(&[3, 4, 5]), 3, &s), None);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Release));
     }
 
@@ -425,5 +469,116 @@ mod tests {
         assert_eq!(r.poll_request(), None);
         r.tick(later + s.lease_release_after, &g, 3, true, &s);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Release));
+    }
+
+    fn keep_majority() -> DowningSettings {
+        DowningSettings {
+            downing: Downing::SplitBrainResolver(Strategy::KeepMajority { role: None }),
+            stable_after: Some(Duration::from_secs(5)),
+            ..DowningSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_decision_waits_for_every_ally_to_see_a_version_made_after_the_stable_period() {
+        let s = keep_majority();
+        let mut r = Resolver::<8>::new();
+        let g = view(&[4, 5]);
+        assert_eq!(r.tick(Instant::ZERO, &g, 1, true, &s), None);
+        let later = Instant::ZERO + Duration::from_secs(6);
+        // Everyone on this side saw the state, but that was before the stable period ended.
+        assert_eq!(r.tick(later, &g, 1, true, &s), Some(Step::Confirm));
+        // The bumped version: only this node (1) has seen it so far.
+        let mut fresh = g.clone();
+        fresh.bump(n(1), true).unwrap();
+        assert_eq!(r.tick(later, &fresh, 2, true, &s), None);
+        fresh.add_seen(n(2));
+        assert_eq!(
+            r.tick(later, &fresh, 3, true, &s),
+            None,
+            "3 has not seen it"
+        );
+        fresh.add_seen(n(3));
+        assert_eq!(
+            r.tick(later, &fresh, 4, true, &s),
+            Some(Step::Act(Decision::DownUnreachable, Reason::Stable))
+        );
+    }
+
+    /// The instant of `r`'s stable deadline, probed tick by tick (100 ms resolution).
+    fn deadline_after(r: &mut Resolver<8>, from: Instant, g: &G, generation: u64) -> Duration {
+        let s = keep_majority();
+        let mut t = from;
+        assert_eq!(r.tick(t, g, generation, false, &s), None);
+        loop {
+            t = t + Duration::from_millis(100);
+            // Probe a copy as the responsible node, so the real resolver stays unconfirmed.
+            if r.clone().tick(t, g, generation, true, &s).is_some() {
+                return t - from;
+            }
+        }
+    }
+
+    #[test]
+    fn leaving_and_removal_keep_the_stable_timer_up_exiting_and_down_restart_it() {
+        let s = keep_majority();
+        let t0 = Instant::ZERO;
+        let t1 = t0 + Duration::from_secs(3);
+        let base = view(&[5]);
+        type Change = fn(&mut G);
+        let cases: &[(&str, Change, bool)] = &[
+            (
+                "leaving",
+                |g| {
+                    let _ = g.set_status(&n(2), MemberStatus::Leaving);
+                },
+                false,
+            ),
+            (
+                "removed",
+                |g| g.remove_member(&n(3), Instant::ZERO + Duration::from_secs(3)),
+                false,
+            ),
+            (
+                "joining",
+                |g| {
+                    let m = Member::joining(n(7), RoleSet::new(), AppVersion::default());
+                    g.add_member(m).unwrap();
+                    g.add_seen(n(7));
+                },
+                false,
+            ),
+            (
+                "exiting",
+                |g| {
+                    g.set_status(&n(2), MemberStatus::Leaving).unwrap();
+                    g.set_status(&n(2), MemberStatus::Exiting).unwrap();
+                },
+                true,
+            ),
+            (
+                "down",
+                |g| {
+                    let _ = g.set_status(&n(3), MemberStatus::Down);
+                },
+                true,
+            ),
+        ];
+        for (what, change, resets) in cases {
+            let mut r = Resolver::<8>::new();
+            assert_eq!(r.tick(t0, &base, 1, false, &s), None);
+            let mut g = base.clone();
+            change(&mut g);
+            let left = deadline_after(&mut r, t1, &g, 2);
+            let want = if *resets {
+                s.stable_after.unwrap()
+            } else {
+                s.stable_after.unwrap() - (t1 - t0)
+            };
+            assert!(
+                left >= want && left < want + Duration::from_millis(200),
+                "{what}: decided {left:?} after the change, expected {want:?}"
+            );
+        }
     }
 }
