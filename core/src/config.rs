@@ -120,8 +120,10 @@ pub struct DowningSettings {
     /// 10·log10(max(n, 5)) s: 7 s for 5 members, 10 s for 10, 20 s for 100, 30 s for 1,000
     /// (the sizes Pekko's documentation recommends).
     pub stable_after: Option<Duration>,
-    /// When reachability keeps changing for `stable-after` plus this long after the first
-    /// change, every node downs every member (`split-brain-resolver.down-all-when-unstable`).
+    /// When reachability keeps changing for `stable-after`, plus the resolver's confirmation
+    /// wait (half of `stable-after`), plus this long after the first change, every node downs
+    /// every member (`split-brain-resolver.down-all-when-unstable`). The confirmation wait is
+    /// added because no decision can come earlier than `stable-after` plus that wait.
     pub down_all_when_unstable: WhenUnstable,
     /// How long the leader keeps newly downed members before removing them, so the other side
     /// has stopped before anyone here acts on MemberRemoved (`down-removal-margin`). `None`:

@@ -108,6 +108,9 @@ pub struct Partition<'a, const M: usize, const R: usize> {
     g: &'a Gossip<M, R>,
     unreachable: [bool; M],
     indirect: [bool; M],
+    /// Some members count as unreachable because they are silent (see
+    /// [`Partition::for_decision`]).
+    silent: bool,
 }
 
 impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
@@ -116,12 +119,32 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         Self::with_records(g, |_| true)
     }
 
+    /// The partition a decision acts on: as [`Partition::of`], and members this side counts as
+    /// reachable but that have not seen the current state are taken as the other side. The
+    /// resolver decides on it only after a confirmation round that every member in contact
+    /// with this side sees within a bounded time, so such members are silent: cut off where no
+    /// monitor of this side watches them, or too far behind to be counted on.
+    pub fn for_decision(g: &'a Gossip<M, R>) -> Self {
+        Self::of(g).with_silent_as_unreachable()
+    }
+
+    fn with_silent_as_unreachable(mut self) -> Self {
+        for (i, m) in self.g.members().iter().enumerate() {
+            if !self.unreachable[i] && downable(m.status) && !self.g.seen_by(&m.address) {
+                self.unreachable[i] = true;
+                self.silent = true;
+            }
+        }
+        self
+    }
+
     /// The partition seen through the records accepted by `keep` only.
     fn with_records(g: &'a Gossip<M, R>, keep: impl Fn(&Record) -> bool) -> Self {
         let mut p = Partition {
             g,
             unreachable: [false; M],
             indirect: [false; M],
+            silent: false,
         };
         let mut observes = [false; M];
         let members = g.members();
@@ -162,10 +185,15 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         let index = |a: &UniqueAddress| g.index_of(a).ok();
         let indirect = |i: Option<usize>| i.is_some_and(|i| self.indirect[i]);
         let downable_at = |i: Option<usize>| i.is_some_and(|i| downable(g.members()[i].status));
-        Self::with_records(g, |r| {
+        let rest = Self::with_records(g, |r| {
             let (o, s) = (index(&r.observer), index(&r.subject));
             !(indirect(o) && indirect(s)) && downable_at(o) && downable_at(s)
-        })
+        });
+        if self.silent {
+            rest.with_silent_as_unreachable()
+        } else {
+            rest
+        }
     }
 
     /// Whether the member at `index` is flagged unreachable.

@@ -2,10 +2,9 @@
 //!
 //! Every node orders all members by a stable hash of their identity, so the order is the same
 //! everywhere yet unrelated to addresses (neighbours are unlikely to share a rack). A node sends
-//! heartbeat requests to the next `monitored-by-nr-of-members` reachable members after itself
-//! on that ring and feeds their responses into one failure detector each. Unreachable members
-//! met along the way are kept as extra receivers, so someone keeps watching them and can see
-//! them come back.
+//! heartbeat requests to the next `monitored-by-nr-of-members` members after itself on that
+//! ring, reachable or not, and feeds their responses into one failure detector each; members it
+//! flags itself stay monitored until they answer again, so it can see them come back.
 //!
 //! A monitored member that has missed a heartbeat is probed five times faster until it answers:
 //! loss of single datagrams then costs a few extra bytes instead of a false verdict, while a
@@ -110,8 +109,8 @@ impl<const H: usize> Heartbeats<H> {
         self.ring_generation = None;
     }
 
-    /// Recomputes the receivers from the ring: the next `k` reachable members after `me` by
-    /// hash, with unreachable members met on the way kept while there is room. New receivers
+    /// Recomputes the receivers from the ring: the members this node flags, then the next `k`
+    /// members after `me` by hash. New receivers
     /// get a fresh detector; dropped receivers are forgotten only while they look available,
     /// so a crashed member keeps its monitor until it is removed. `generation` identifies the
     /// state of `g`: the ring is recomputed only when it moved.
@@ -154,23 +153,14 @@ impl<const H: usize> Heartbeats<H> {
                 let _ = want.push(r.subject);
             }
         }
-        let mut reachable_taken = 0;
-        // Then the k reachable successors, then unreachable ones met before the k-th.
-        let mut last_pos = ring.len();
-        for (pos, a) in ring.iter().enumerate() {
-            if reachable_taken == k {
-                last_pos = pos;
-                break;
-            }
-            if g.reachability.is_reachable(a) {
-                if want.push(*a).is_err() {
-                    break;
-                }
-                reachable_taken += 1;
-            }
-        }
-        for a in ring[..last_pos.min(ring.len())].iter() {
-            if !g.reachability.is_reachable(a) && !want.contains(a) && want.push(*a).is_err() {
+        // Then the k nearest ring successors, reachable or not. Pekko walks past unreachable
+        // successors until it has k reachable ones; during a large partition that moves the
+        // monitors on every detection round, and each round restarts the split brain
+        // resolver's stable-after. A fixed set is detected in one round; members of the other
+        // side that no monitor of this side watches never see this side's state, and the
+        // resolver counts them as the other side once its confirmation round times out.
+        for a in ring.iter().take(k) {
+            if !want.contains(a) && want.push(*a).is_err() {
                 break;
             }
         }
@@ -423,21 +413,32 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_receivers_are_kept_and_not_counted() {
+    fn the_ring_successors_stay_monitored_whatever_their_reachability() {
         let mut g = gossip(20);
         let mut h = Heartbeats::<8>::new();
         watch(&mut h, Instant::ZERO, &g, 1, 3);
-        let first = h.monitors()[0].subject;
+        let before: heapless::Vec<UniqueAddress, 8> =
+            h.monitors().iter().map(|m| m.subject).collect();
+        // Someone flags the first successor: it is still one of the three (a fixed set is
+        // detected in one round during a partition).
         g.reachability
-            .change(n(2), first, ReachabilityStatus::Unreachable)
+            .change(n(2), before[0], ReachabilityStatus::Unreachable)
             .unwrap();
         watch(&mut h, Instant::ZERO, &g, 1, 3);
-        assert_eq!(
-            h.monitors().len(),
-            4,
-            "3 reachable plus the unreachable one"
-        );
-        assert!(h.monitors().iter().any(|m| m.subject == first));
+        let after: heapless::Vec<UniqueAddress, 8> =
+            h.monitors().iter().map(|m| m.subject).collect();
+        assert_eq!(before, after);
+        // A member this node flags itself is monitored even when it is no successor.
+        let other = (2..=20)
+            .map(n)
+            .find(|a| !before.contains(a))
+            .expect("a non-successor");
+        g.reachability
+            .change(n(1), other, ReachabilityStatus::Unreachable)
+            .unwrap();
+        watch(&mut h, Instant::ZERO, &g, 1, 3);
+        assert_eq!(h.monitors().len(), 4);
+        assert!(h.monitors().iter().any(|m| m.subject == other));
     }
 
     #[test]

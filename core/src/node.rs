@@ -1338,8 +1338,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// Runs the downing strategy's clock, and carries out what it decides.
     fn resolve(&mut self, now: Instant) {
-        // Each side of a partition has exactly one node that leads it in its own view.
-        let responsible = self.serving() && self.leader() == Some(self.me);
+        // Each side of a partition has one node that leads it in its own view: the leader
+        // among the members in contact with it. A member of the other side that no monitor
+        // here flags never sees this side's state, so it cannot lead this side (it would,
+        // by address, and nobody here would decide).
+        let me = self.me;
+        let g = self.gossip();
+        let responsible = self.serving()
+            && leader::leader_among(g, &me, |m| m.address == me || g.seen_by(&m.address))
+                == Some(me);
         let s = self.config.downing;
         let g = &self.bufs[self.cur];
         match self.resolver.tick(now, g, self.generation, responsible, &s) {
@@ -1349,6 +1356,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // A new version that every ally must see before the decision; only members
                 // still in contact with this side can see it.
                 self.local_change();
+                self.resolver.confirming(now);
                 self.spread_to_some();
             }
         }
@@ -1366,7 +1374,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             _ => Strategy::DownAll,
         };
         let cur = self.cur;
-        let mask = Partition::of(&self.bufs[cur]).to_down(&strategy, decision);
+        let mask = Partition::for_decision(&self.bufs[cur]).to_down(&strategy, decision);
         let me = self.bufs[cur].index_of(&self.me).ok();
         let self_downed = me.is_some_and(|i| mask[i]);
         let g = &mut self.bufs[cur];

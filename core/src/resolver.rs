@@ -95,8 +95,9 @@ pub(crate) struct Resolver<const M: usize> {
     /// Every member this side counts has seen the current state (see
     /// [`Partition::side_has_seen`]).
     side_has_seen: bool,
-    /// A [`Step::Confirm`] was asked for since the stable deadline was last set.
-    confirmed: bool,
+    /// Since the stable deadline was last set: whether a [`Step::Confirm`] was asked for, and
+    /// once the node made it, when.
+    confirm: Confirm,
     stable_deadline: Option<Instant>,
     /// First reachability change since the last time everything was reachable (or downed).
     unstable_since: Option<Instant>,
@@ -115,7 +116,7 @@ impl<const M: usize> Resolver<M> {
             timer_members: heapless::Vec::new(),
             has_unreachable: false,
             side_has_seen: false,
-            confirmed: false,
+            confirm: Confirm::None,
             stable_deadline: None,
             unstable_since: None,
             lease: LeaseState::Idle,
@@ -171,7 +172,8 @@ impl<const M: usize> Resolver<M> {
         }
         if let (Some(since), Some(extra)) = (self.unstable_since, s.unstable_after_for(n)) {
             // Every node, leader or not: when nothing settles, nobody can decide safely.
-            if now >= since + s.stable_after_for(n) + extra {
+            // The earliest a decision can come is stable-after plus the confirmation wait.
+            if now >= since + s.stable_after_for(n) + confirm_wait(n, s) + extra {
                 return Some(Step::Act(Decision::DownAll, Reason::Unstable));
             }
         }
@@ -185,14 +187,20 @@ impl<const M: usize> Resolver<M> {
             }
             Downing::SplitBrainResolver(strategy) => strategy,
         };
-        if !self.confirmed {
-            self.confirmed = true;
-            return Some(Step::Confirm);
+        match self.confirm {
+            Confirm::None => {
+                self.confirm = Confirm::Asked;
+                return Some(Step::Confirm);
+            }
+            Confirm::Asked => return None,
+            // Allies that never see the confirmation are not in contact with this side: once
+            // the wait is over they count as the other side (see `Partition::for_decision`).
+            Confirm::Made { at, .. } if !self.side_has_seen && now < at + confirm_wait(n, s) => {
+                return None;
+            }
+            Confirm::Made { .. } => {}
         }
-        if !self.side_has_seen {
-            return None;
-        }
-        let p = Partition::of(g);
+        let p = Partition::for_decision(g);
         let decision = p.decide(&strategy);
         let Strategy::LeaseMajority { role } = strategy else {
             return Some(Step::Act(decision, Reason::Stable));
@@ -285,9 +293,16 @@ impl<const M: usize> Resolver<M> {
         }
     }
 
+    /// The node made the version asked for by [`Step::Confirm`] at `now`. Every later version
+    /// it holds descends from that one (only this node bumps its own clock entry), so a member
+    /// that has seen the current version has seen the confirmation.
+    pub(crate) fn confirming(&mut self, now: Instant) {
+        self.confirm = Confirm::Made { at: now };
+    }
+
     fn restart_stable_timer(&mut self, now: Instant, members: usize, s: &DowningSettings) {
         self.stable_deadline = Some(now + s.stable_after_for(members));
-        self.confirmed = false;
+        self.confirm = Confirm::None;
     }
 
     fn observe<const R: usize>(&mut self, now: Instant, g: &Gossip<M, R>, s: &DowningSettings) {
@@ -342,6 +357,22 @@ impl<const M: usize> Resolver<M> {
         self.down_count = downs;
         self.unreachable_digest = unreachable;
     }
+}
+
+/// Where the confirmation round stands (see [`Step::Confirm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirm {
+    None,
+    Asked,
+    Made { at: Instant },
+}
+
+/// How long a confirmation round waits for every ally to see the new version before those
+/// that have not count as the other side: half of `stable-after`, time for many gossip rounds.
+/// Down-all-when-unstable waits this much longer too, so it stays a fallback for reachability
+/// that keeps changing, not a race with a side whose partition was flagged only in part.
+pub(crate) fn confirm_wait(members: usize, s: &DowningSettings) -> Duration {
+    s.stable_after_for(members) / 2
 }
 
 /// The key under which a member in `status` counts for the stable timer, if its status is one
@@ -412,7 +443,8 @@ mod tests {
         assert_eq!(r.tick(t0, &g, 1, true, s), None);
         let later = t0 + Duration::from_secs(6);
         assert_eq!(r.tick(later, &g, 1, true, s), Some(Step::Confirm));
-        // (The node would bump the state here; the allies have seen the new version.)
+        // (The node bumps the state here; the allies have seen the new version.)
+        r.confirming(later);
         assert_eq!(r.tick(later, &g, 2, true, s), None);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Acquire));
         (r, later)
@@ -489,6 +521,7 @@ mod tests {
         // Everyone on this side saw the state, but that was before the stable period ended.
         assert_eq!(r.tick(later, &g, 1, true, &s), Some(Step::Confirm));
         // The bumped version: only this node (1) has seen it so far.
+        r.confirming(later);
         let mut fresh = g.clone();
         fresh.bump(n(1), true).unwrap();
         assert_eq!(r.tick(later, &fresh, 2, true, &s), None);
@@ -503,6 +536,33 @@ mod tests {
             r.tick(later, &fresh, 4, true, &s),
             Some(Step::Act(Decision::DownUnreachable, Reason::Stable))
         );
+    }
+
+    #[test]
+    fn allies_that_never_see_the_confirmation_count_as_the_other_side() {
+        let s = keep_majority();
+        let mut r = Resolver::<8>::new();
+        let g = view(&[5]);
+        assert_eq!(r.tick(Instant::ZERO, &g, 1, true, &s), None);
+        let t = Instant::ZERO + Duration::from_secs(6);
+        assert_eq!(r.tick(t, &g, 1, true, &s), Some(Step::Confirm));
+        r.confirming(t);
+        // 1 and 2 see it; 3 and 4 are cut off where nobody here watches them.
+        let mut fresh = g.clone();
+        fresh.bump(n(1), true).unwrap();
+        fresh.add_seen(n(2));
+        let wait = confirm_wait(5, &s);
+        assert_eq!(r.tick(t + wait / 2, &fresh, 2, true, &s), None);
+        assert_eq!(
+            r.tick(t + wait, &fresh, 2, true, &s),
+            Some(Step::Act(Decision::DownReachable, Reason::Stable)),
+            "2 in contact against 3 silent or flagged"
+        );
+        let mask = Partition::for_decision(&fresh).to_down(
+            &Strategy::KeepMajority { role: None },
+            Decision::DownReachable,
+        );
+        assert_eq!(&mask[..5], &[true, true, false, false, false]);
     }
 
     /// The instant of `r`'s stable deadline, probed tick by tick (100 ms resolution).

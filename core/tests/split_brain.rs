@@ -426,3 +426,68 @@ fn a_leave_during_a_partition_does_not_restart_stable_after() {
         );
     }
 }
+
+/// Nodes `ids` in heartbeat-ring order (by the stable hash of their identity).
+fn ring_order(sim: &Sim, ids: &[NodeId]) -> Vec<NodeId> {
+    let mut v = ids.to_vec();
+    v.sort_by_key(|i| {
+        let a = sim.node(*i).address();
+        (a.stable_hash(), a)
+    });
+    v
+}
+
+/// Issue 12, item 4: a small side whose members cannot all be watched by its own monitors
+/// (2 ring neighbours of 20, or 3 random nodes of 24) still decides, on stability, within
+/// detection + stable-after + the confirmation wait. Before the fix the minority flagged at
+/// most 14 of the other 18 and never decided with down-all-when-unstable off.
+#[test]
+fn a_small_side_that_cannot_watch_every_member_of_the_other_still_decides_on_stability() {
+    let mut c = sbr(KEEP_MAJORITY);
+    c.downing.down_all_when_unstable = WhenUnstable::Off;
+    for seed in seeds(6) {
+        let n = if seed % 2 == 0 { 20 } else { 24 };
+        let (mut sim, ids) = formed(seed, n, &c);
+        sim.record_events(true);
+        let minority: Vec<NodeId> = if n == 20 {
+            let ring = ring_order(&sim, &ids);
+            let at = seed as usize % n;
+            vec![ring[at], ring[(at + 1) % n]]
+        } else {
+            let mut rng = fjell_core::random::Rng::new(seed);
+            let mut pick = Vec::new();
+            while pick.len() < 3 {
+                let i = ids[rng.below(n)];
+                if !pick.contains(&i) {
+                    pick.push(i);
+                }
+            }
+            pick
+        };
+        let majority: Vec<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|i| !minority.contains(i))
+            .collect();
+        sim.partition(&minority, &majority);
+        let stable = c.downing.stable_after_for(n);
+        // Detection (≈ 5 s), spread within the side (a few seconds: its gossip also goes to
+        // members of the other side that nobody here flags), stable-after, the confirmation
+        // wait (stable-after / 2), leader ticks and the stop.
+        let bound = SECS(16) + stable + stable / 2;
+        let took = sim
+            .run_until(bound, |s| minority.iter().all(|i| downed(s, *i)))
+            .unwrap_or_else(|e| panic!("seed {seed}, minority {minority:?}: {e}"));
+        let leader = minority
+            .iter()
+            .copied()
+            .find(|i| !decisions(&sim, *i).is_empty())
+            .expect("a minority node decided");
+        assert_eq!(
+            decisions(&sim, leader),
+            [(Decision::DownReachable, Reason::Stable)],
+            "seed {seed}: took {took:?}"
+        );
+        settle(&mut sim, &majority, &minority);
+    }
+}
