@@ -272,6 +272,17 @@ impl<const H: usize> Heartbeats<H> {
         true
     }
 
+    /// This node did not run for `gap` before `now` (its own timers fired that late): every
+    /// detector discounts the gap, and every monitored member is asked at once. Without it a
+    /// node waking from a pause would blame its peers for the silence it caused.
+    pub fn discount(&mut self, now: Instant, gap: Duration) {
+        for m in self.monitors.iter_mut() {
+            m.detector.discount(now, gap);
+            m.first_expected_at = (m.first_expected_at + gap).max(now);
+            m.next_request_at = now;
+        }
+    }
+
     /// Starts detectors whose first response is overdue, then reports each monitored member's
     /// availability.
     pub fn reap<'a>(

@@ -729,6 +729,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let generation = self.generation;
+        // Timers that fire much later than asked mean this node itself did not run (a
+        // stop-the-world pause, a starved executor): its peers were not silent, it was.
+        let late = self.timers.iter().flatten().filter(|t| **t <= now).min();
+        if let Some(late) = late.map(|t| now - *t) {
+            if late >= self.config.failure_detector.heartbeat_interval / 2 {
+                self.heartbeats.discount(now, late);
+            }
+        }
         self.run_timers(now);
         self.after_input(now, generation);
     }

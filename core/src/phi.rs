@@ -88,6 +88,10 @@ pub trait FailureDetector {
     fn is_monitoring(&self) -> bool;
     /// The last heartbeat, if any.
     fn last_heartbeat(&self) -> Option<Instant>;
+    /// This node itself was not running for `gap` just before `now` (a stop-the-world pause
+    /// or a starved executor): the silence it caused is not the peer's. Moves the last
+    /// heartbeat forward by `gap` (at most to `now`).
+    fn discount(&mut self, now: Instant, gap: Duration);
 }
 
 /// Inter-arrival intervals are kept in microseconds, clamped to this (about 71 minutes).
@@ -206,6 +210,10 @@ impl<const H: usize> FailureDetector for PhiAccrual<H> {
     fn last_heartbeat(&self) -> Option<Instant> {
         self.last
     }
+
+    fn discount(&mut self, now: Instant, gap: Duration) {
+        self.last = self.last.map(|t| (t + gap).min(now));
+    }
 }
 
 /// Deadline detector: suspects once `acceptable pause + heartbeat interval` passes silently.
@@ -240,6 +248,10 @@ impl FailureDetector for Deadline {
 
     fn last_heartbeat(&self) -> Option<Instant> {
         self.last
+    }
+
+    fn discount(&mut self, now: Instant, gap: Duration) {
+        self.last = self.last.map(|t| (t + gap).min(now));
     }
 }
 
@@ -287,6 +299,12 @@ impl<const H: usize> FailureDetector for Detector<H> {
     }
     fn last_heartbeat(&self) -> Option<Instant> {
         self.inner().last_heartbeat()
+    }
+    fn discount(&mut self, now: Instant, gap: Duration) {
+        match self {
+            Detector::Phi(d) => d.discount(now, gap),
+            Detector::Deadline(d) => d.discount(now, gap),
+        }
     }
 }
 
