@@ -279,10 +279,25 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 if indirect {
                     return Decision::DownIndirectlyConnected;
                 }
-                if ours >= q {
+                if ours < q {
+                    return Decision::DownReachable;
+                }
+                // Re-check pessimistically (Pekko does not): our Leaving members may already
+                // be Exiting on the other side, and its joiners may have become Up there.
+                let mut p_ours = 0;
+                let mut p_theirs = 0;
+                for (i, m) in self.members().filter(|(_, m)| has_role(m, role)) {
+                    let here = !self.unreachable[i];
+                    if here && counts(m.status) && m.status != MemberStatus::Leaving {
+                        p_ours += 1;
+                    } else if !here && downable(m.status) {
+                        p_theirs += 1;
+                    }
+                }
+                if p_ours >= q && ours + p_theirs < 2 * q {
                     Decision::DownUnreachable
                 } else {
-                    Decision::DownReachable
+                    Decision::DownAll
                 }
             }
             Strategy::KeepOldest {
@@ -292,16 +307,19 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 if indirect {
                     return Decision::DownIndirectlyConnected;
                 }
-                let d = self.keep_oldest(down_if_alone, |m| counts(m.status) && has_role(m, role));
+                let d =
+                    self.keep_oldest(down_if_alone, |_, m| counts(m.status) && has_role(m, role));
                 if d != Decision::DownUnreachable {
                     return d;
                 }
                 // Re-check pessimistically: our Leaving members may already be Exiting on the
-                // other side, and (with down-if-alone) its joiners may have become Up there.
-                let pessimistic = |m: &Member| {
+                // other side (theirs may not be Leaving there at all: a leave issued here need
+                // not have reached them), and with down-if-alone its joiners may have become Up
+                // there.
+                let pessimistic = |i: usize, m: &Member| {
                     has_role(m, role)
                         && downable(m.status)
-                        && m.status != MemberStatus::Leaving
+                        && (m.status != MemberStatus::Leaving || self.unreachable[i])
                         && (down_if_alone
                             || !matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
                 };
@@ -353,11 +371,15 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     }
 
     /// Keep-oldest over the members accepted by `eligible`, oldest by (up-number, address).
-    fn keep_oldest(&self, down_if_alone: bool, eligible: impl Fn(&Member) -> bool) -> Decision {
+    fn keep_oldest(
+        &self,
+        down_if_alone: bool,
+        eligible: impl Fn(usize, &Member) -> bool,
+    ) -> Decision {
         let mut ours = 0;
         let mut theirs = 0;
         let mut oldest: Option<(usize, &Member)> = None;
-        for (i, m) in self.members().filter(|(_, m)| eligible(m)) {
+        for (i, m) in self.members().filter(|(i, m)| eligible(*i, m)) {
             if self.unreachable[i] {
                 theirs += 1;
             } else {
@@ -726,6 +748,27 @@ mod tests {
             ReverseDownIndirectlyConnected
         );
         assert_eq!(DownAll.reverse(), DownAll);
+    }
+
+    #[test]
+    fn membership_changing_during_the_split_makes_static_quorum_and_keep_oldest_uncertain() {
+        // Found by the exhaustive check (core/tests/decision_exhaustive.rs).
+        let q1 = Strategy::StaticQuorum {
+            size: 1,
+            role: None,
+        };
+        // Our only counted member is leaving (it may be Exiting over there) and their joiner
+        // may be Up there: both sides could reach the quorum of 1.
+        let g = view(2, &[(1, Leaving), (2, Joining)], &[2]);
+        assert_eq!(decide(&q1, &g), DownAll);
+        // The oldest (1) is over there and Leaving here: the leave may not have reached it, so
+        // it is not set aside, and with its joiner it is not alone there.
+        let alone = Strategy::KeepOldest {
+            down_if_alone: true,
+            role: None,
+        };
+        let g = view(4, &[(1, Leaving), (4, Joining)], &[1, 4]);
+        assert_eq!(decide(&alone, &g), DownAll);
     }
 
     #[test]

@@ -103,6 +103,27 @@
 //!   that the failure detector has not flagged yet (a short or disturbed heartbeat history
 //!   makes detection slower than `stable-after`) counts as an ally and both sides can survive;
 //!   the randomized campaign in `fjell-sim` found exactly that.
+//! - When `stable-after` has passed, the resolver first makes a new version of the state (a
+//!   clock bump) and decides only once every ally has seen that version: an ally that saw an
+//!   older, unchanged state and was then cut off (a partition that moved before the move was
+//!   detected) is not counted. Members that have not seen it after half of `stable-after` count
+//!   as the other side, and the side is led by the leader among the members in contact with it,
+//!   so a side decides on stability even when its monitors do not watch every member of the
+//!   other side. Down-all-when-unstable waits that half longer.
+//! - A decision is sent at once to every ally that saw the confirmation (as many as the outbox
+//!   holds), not to one gossip target: an ally cut off before it knew whom the decision downed
+//!   would count those members as alive.
+//! - Static-quorum re-checks its verdict pessimistically, as keep-majority does (our Leaving
+//!   members may be Exiting on the other side, its joiners Up there), and keep-oldest's
+//!   re-check sets aside only this side's Leaving members: a leave issued here may not have
+//!   reached the other side. The exhaustive check in `core/tests/decision_exhaustive.rs`
+//!   found both: with Pekko's rules two disjoint sides could both survive.
+//! - Each node monitors its `monitored-by-nr-of-members` nearest ring successors whether they
+//!   are reachable or not (plus the members it flags). Pekko walks past unreachable successors,
+//!   which moves the monitors on every detection round of a large partition and restarts
+//!   `stable-after` each time.
+//! - A node whose own timers fire half a heartbeat interval late or more (a pause, a starved
+//!   executor) discounts the gap in its failure detectors instead of flagging its peers.
 //! - Lease-majority asks the lease again for every decision instead of trusting an earlier
 //!   grant, and releases it `release-after` from the latest decision taken with it.
 //! - A node stopped because it was downed says so with [`Event::SelfDowned`] at once, and the

@@ -1385,6 +1385,20 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let mask = Partition::for_decision(&self.bufs[cur]).to_down(&strategy, decision);
         let me = self.bufs[cur].index_of(&self.me).ok();
         let self_downed = me.is_some_and(|i| mask[i]);
+        // The allies: members this side keeps that have seen the state decided on. They are
+        // told at once, directly, so that none is cut off before it knows what was downed (it
+        // would count the downed members as alive if it later found itself with them).
+        let allies: heapless::Vec<UniqueAddress, OUTBOX_CAPACITY> = {
+            let g = &self.bufs[cur];
+            let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
+            g.members
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| !mask[*i] && m.address != self.me && g.seen_by(&m.address))
+                .map(|(_, m)| m.address)
+                .take(room)
+                .collect()
+        };
         let g = &mut self.bufs[cur];
         let mut downed = 0;
         let order = (0..g.members.len()).filter(|i| Some(*i) != me).chain(me);
@@ -1404,8 +1418,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.resolver.acted(now, &self.bufs[cur], downed, &s);
         if downed > 0 {
             self.local_change();
+            for a in &allies {
+                self.send(a.socket_addr(), Out::Gossip(a.uid()));
+            }
             // Tell downed members this node still reaches, so they stop at once.
             let mine = self.bufs[cur].reachability.rows_of(&self.me);
+            let room = OUTBOX_CAPACITY - self.outbox.len();
             let reached: heapless::Vec<UniqueAddress, DEPART_GOSSIP_FANOUT> = self.bufs[cur]
                 .members
                 .iter()
@@ -1413,7 +1431,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 .filter(|(i, m)| mask[*i] && m.address != self.me)
                 .map(|(_, m)| m.address)
                 .filter(|a| !mine.iter().any(|r| r.subject == *a))
-                .take(DEPART_GOSSIP_FANOUT)
+                .take(DEPART_GOSSIP_FANOUT.min(room))
                 .collect();
             for a in reached {
                 self.send(a.socket_addr(), Out::Gossip(a.uid()));
