@@ -108,9 +108,10 @@ pub struct Partition<'a, const M: usize, const R: usize> {
     g: &'a Gossip<M, R>,
     unreachable: [bool; M],
     indirect: [bool; M],
-    /// Some members count as unreachable because they are silent (see
-    /// [`Partition::for_decision`]).
-    silent: bool,
+    /// Members that count as unreachable because they are silent (see
+    /// [`Partition::for_decision`]). Every decision downs them: whichever side they are
+    /// really on, they are not in contact with this one.
+    silent: [bool; M],
 }
 
 impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
@@ -120,7 +121,8 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     }
 
     /// The partition a decision acts on: as [`Partition::of`], and members this side counts as
-    /// reachable but that have not seen the current state are taken as the other side. The
+    /// reachable but that have not seen the current state are taken as the other side when
+    /// judging who survives, and are downed by every decision ([`Partition::to_down`]). The
     /// resolver decides on it only after a confirmation round that every member in contact
     /// with this side sees within a bounded time, so such members are silent: cut off where no
     /// monitor of this side watches them, or too far behind to be counted on.
@@ -132,7 +134,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         for (i, m) in self.g.members().iter().enumerate() {
             if !self.unreachable[i] && downable(m.status) && !self.g.seen_by(&m.address) {
                 self.unreachable[i] = true;
-                self.silent = true;
+                self.silent[i] = true;
             }
         }
         self
@@ -144,7 +146,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             g,
             unreachable: [false; M],
             indirect: [false; M],
-            silent: false,
+            silent: [false; M],
         };
         let mut observes = [false; M];
         let members = g.members();
@@ -189,7 +191,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             let (o, s) = (index(&r.observer), index(&r.subject));
             !(indirect(o) && indirect(s)) && downable_at(o) && downable_at(s)
         });
-        if self.silent {
+        if self.silent.iter().any(|x| *x) {
             rest.with_silent_as_unreachable()
         } else {
             rest
@@ -421,9 +423,9 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 for (i, x) in out.iter_mut().enumerate().take(self.g.members().len()) {
                     let selected = match decision {
                         Decision::DownUnreachable => self.unreachable[i],
-                        Decision::DownReachable => !self.unreachable[i],
+                        Decision::DownReachable => !self.unreachable[i] || self.silent[i],
                         Decision::ReverseDownIndirectlyConnected => {
-                            self.indirect[i] || !self.unreachable[i]
+                            self.indirect[i] || !self.unreachable[i] || self.silent[i]
                         }
                         _ => true,
                     };

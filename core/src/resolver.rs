@@ -562,7 +562,9 @@ mod tests {
             &Strategy::KeepMajority { role: None },
             Decision::DownReachable,
         );
-        assert_eq!(&mask[..5], &[true, true, false, false, false]);
+        // This side, and the silent members too (whatever side they are on, they are not in
+        // contact with this one); not 5, which is flagged: the other side.
+        assert_eq!(&mask[..5], &[true, true, true, true, false]);
     }
 
     /// The instant of `r`'s stable deadline, probed tick by tick (100 ms resolution).
