@@ -167,6 +167,8 @@ pub enum Incompatibility {
     ProtocolVersion {
         /// The refusing side's version.
         cluster: u8,
+        /// The joiner's version.
+        joiner: u8,
     },
     /// A compatibility setting differs.
     SettingDiffers {
@@ -186,9 +188,9 @@ impl fmt::Display for Incompatibility {
             Incompatibility::ClusterName { cluster } => {
                 write!(f, "cluster name differs (cluster is `{cluster}`)")
             }
-            Incompatibility::ProtocolVersion { cluster } => write!(
+            Incompatibility::ProtocolVersion { cluster, joiner } => write!(
                 f,
-                "protocol version differs (cluster speaks {cluster}, joiner {PROTOCOL_VERSION})"
+                "protocol version differs (cluster speaks {cluster}, joiner {joiner})"
             ),
             Incompatibility::SettingDiffers { key } => write!(f, "setting `{key}` differs"),
             Incompatibility::SettingMissing { key } => {
