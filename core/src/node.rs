@@ -705,13 +705,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
             Message::Gossip { from, to } => self.on_gossip(from, to),
             Message::Departed { from } => self.on_departed(from),
-            Message::JoinRefused { from, reason } => self.on_refused(from.socket_addr(), reason),
+            Message::JoinRefused { from, reason } => {
+                self.on_refused(now, from.socket_addr(), reason)
+            }
             Message::VersionRefused { version } => {
                 let reason = Incompatibility::ProtocolVersion {
                     cluster: version,
                     joiner: wire::PROTOCOL_VERSION,
                 };
-                self.on_refused(from, reason)
+                self.on_refused(now, from, reason)
             }
         }
         Ok(())
@@ -885,11 +887,17 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    fn on_refused(&mut self, by: SocketAddr, reason: Incompatibility) {
-        if self.status == NodeStatus::Joining && self.join.contacted(by) {
-            self.join.stop();
-            self.status = NodeStatus::Idle;
-            self.notify(Event::JoinRefused { by, reason });
+    fn on_refused(&mut self, now: Instant, by: SocketAddr, reason: Incompatibility) {
+        if self.status != NodeStatus::Joining {
+            return;
+        }
+        match self.join.on_refused(by) {
+            Some(action) => self.run_join_action(now, action),
+            None => {
+                self.join.stop();
+                self.status = NodeStatus::Idle;
+                self.notify(Event::JoinRefused { by, reason });
+            }
         }
     }
 
