@@ -469,10 +469,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// What this node declares when joining (built on demand: it is rarely needed).
     fn compat(&self) -> Compat {
-        Compat {
-            cluster_name: self.config.cluster_name.clone(),
-            settings: self.config.compat_settings.clone(),
-        }
+        Compat::of(&self.config)
     }
 
     fn send(&mut self, to: SocketAddr, out: Out) {

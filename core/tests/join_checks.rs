@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fjell_core::compat::DowningSetting;
 use fjell_core::wire::{Incompatibility, Kind, MAGIC};
 use fjell_core::{Config, Event, MemberStatus, NodeStatus};
 use fjell_sim::{seeds, Sim};
@@ -108,5 +109,128 @@ fn a_join_refused_by_every_seed_ends() {
             .count();
         assert_eq!(refused, 1, "seed {seed}: reported once, when the join ends");
         assert_eq!(sim.node(s1).members().len(), 2);
+    }
+}
+
+fn sbr(strategy: fjell_core::Strategy) -> Config {
+    let mut c = Config::default();
+    c.downing.downing = fjell_core::Downing::SplitBrainResolver(strategy);
+    c
+}
+
+const KEEP_MAJORITY: fjell_core::Strategy = fjell_core::Strategy::KeepMajority { role: None };
+
+/// A keep-majority cluster of three, and a node with `config` that tries to join it; returns
+/// the simulation, the cluster and the joiner after the joiner had 20 s to get in.
+fn join_keep_majority_cluster(seed: u64, config: Config) -> (Sim, Vec<usize>, usize) {
+    let mut sim: Sim = Sim::new(seed);
+    let ids = sim.start_cluster(3, &sbr(KEEP_MAJORITY), 3);
+    sim.run_until(SECS(30), |s| s.all_up(&ids)).unwrap();
+    let joiner = sim.add_node(config);
+    sim.join_seed_nodes(joiner, &ids);
+    sim.run_for(SECS(20));
+    (sim, ids, joiner)
+}
+
+/// The joiner was refused for `key`, both sides said so, and it never became a member.
+fn assert_refused_for(sim: &Sim, ids: &[usize], joiner: usize, key: &str, seed: u64) {
+    let quoted = format!("`{key}`");
+    assert_eq!(sim.node(joiner).status(), NodeStatus::Idle, "seed {seed}");
+    for &i in ids {
+        assert_eq!(sim.node(i).members().len(), ids.len(), "seed {seed}");
+    }
+    assert!(
+        sim.events_of(joiner)
+            .all(|e| !matches!(e, Event::MemberJoined(_))),
+        "seed {seed}: never a member"
+    );
+    assert!(
+        sim.events_of(joiner).any(
+            |e| matches!(e, Event::JoinRefused { reason, .. } if reason.to_string().contains(&quoted))
+        ),
+        "seed {seed}: the joiner reports the key"
+    );
+    let joiner_addr = sim.addr(joiner);
+    assert!(
+        ids.iter().any(|&i| sim.events_of(i).any(|e| matches!(
+            e,
+            Event::JoinRequestRefused { from, reason }
+                if *from == joiner_addr && reason.to_string().contains(&quoted)
+        ))),
+        "seed {seed}: the member reports the key"
+    );
+}
+
+#[test]
+fn a_node_with_another_downing_strategy_is_refused() {
+    for seed in seeds(3) {
+        let keep_oldest = sbr(fjell_core::Strategy::KeepOldest {
+            down_if_alone: true,
+            role: None,
+        });
+        let (sim, ids, joiner) = join_keep_majority_cluster(seed, keep_oldest);
+        assert_refused_for(&sim, &ids, joiner, "downing", seed);
+    }
+}
+
+#[test]
+fn a_node_with_another_stable_after_is_refused() {
+    for seed in seeds(3) {
+        // The cluster's stable-after scales with its size; a fixed 7 s is another setting,
+        // even though it is what the scaling yields at this size.
+        let mut fixed = sbr(KEEP_MAJORITY);
+        fixed.downing.stable_after = Some(SECS(7));
+        let (sim, ids, joiner) = join_keep_majority_cluster(seed, fixed);
+        assert_refused_for(
+            &sim,
+            &ids,
+            joiner,
+            "split-brain-resolver.stable-after",
+            seed,
+        );
+    }
+}
+
+#[test]
+fn the_refusal_names_the_downing_setting() {
+    let keep_oldest = sbr(fjell_core::Strategy::KeepOldest {
+        down_if_alone: true,
+        role: None,
+    });
+    let (sim, _, joiner) = join_keep_majority_cluster(0, keep_oldest);
+    assert!(sim.events_of(joiner).any(|e| matches!(
+        e,
+        Event::JoinRefused {
+            reason: Incompatibility::DowningDiffers {
+                setting: DowningSetting::Downing
+            },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn with_enforce_on_join_off_on_both_sides_another_strategy_joins() {
+    for seed in seeds(3) {
+        let mut sim: Sim = Sim::new(seed);
+        let mut majority = sbr(KEEP_MAJORITY);
+        majority.enforce_on_join = false;
+        let ids = sim.start_cluster(3, &majority, 3);
+        sim.run_until(SECS(30), |s| s.all_up(&ids)).unwrap();
+        let mut keep_oldest = sbr(fjell_core::Strategy::KeepOldest {
+            down_if_alone: true,
+            role: None,
+        });
+        keep_oldest.enforce_on_join = false;
+        let joiner = sim.add_node(keep_oldest);
+        sim.join_seed_nodes(joiner, &ids);
+        let all = [ids[0], ids[1], ids[2], joiner];
+        sim.run_until(SECS(30), |s| s.all_up(&all))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e:?}"));
+        assert!(
+            sim.events_of(joiner)
+                .all(|e| !matches!(e, Event::JoinRefused { .. })),
+            "seed {seed}"
+        );
     }
 }
