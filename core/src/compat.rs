@@ -16,7 +16,6 @@
 //! itself, and then both sides survive. Pekko refuses the join for the same reason (§11.4).
 
 use core::fmt;
-use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -233,7 +232,6 @@ pub struct DowningDeclaration {
 impl DowningDeclaration {
     /// The declaration of `s`.
     pub fn of(s: &DowningSettings) -> Self {
-        let us = |d: Duration| micros(d);
         let mut d = DowningDeclaration {
             provider: Provider::Manual,
             auto_down_after: 0,
@@ -243,7 +241,7 @@ impl DowningDeclaration {
             stable_after: None,
             down_all_when_unstable: Unstable::Off,
             // Read by every provider: it also delays removing members an operator downed.
-            down_removal_margin: s.down_removal_margin.map(us),
+            down_removal_margin: s.down_removal_margin.map(micros),
             acquire_lease_delay_for_minority: 0,
             lease_release_after: 0,
         };
@@ -251,16 +249,16 @@ impl DowningDeclaration {
             Downing::Manual => return d,
             Downing::UnsafeAutoDown { after } => {
                 d.provider = Provider::UnsafeAutoDown;
-                d.auto_down_after = us(after);
+                d.auto_down_after = micros(after);
                 return d;
             }
             Downing::SplitBrainResolver(strategy) => strategy,
         };
-        d.stable_after = s.stable_after.map(us);
+        d.stable_after = s.stable_after.map(micros);
         d.down_all_when_unstable = match s.down_all_when_unstable {
             WhenUnstable::Off => Unstable::Off,
             WhenUnstable::On => Unstable::On,
-            WhenUnstable::After(t) => Unstable::AfterMicros(us(t)),
+            WhenUnstable::After(t) => Unstable::AfterMicros(micros(t)),
         };
         match strategy {
             Strategy::KeepMajority { role } => {
@@ -284,8 +282,8 @@ impl DowningDeclaration {
             Strategy::LeaseMajority { role } => {
                 d.provider = Provider::LeaseMajority;
                 d.role = role;
-                d.acquire_lease_delay_for_minority = us(s.acquire_lease_delay_for_minority);
-                d.lease_release_after = us(s.lease_release_after);
+                d.acquire_lease_delay_for_minority = micros(s.acquire_lease_delay_for_minority);
+                d.lease_release_after = micros(s.lease_release_after);
             }
         }
         d
@@ -338,6 +336,7 @@ impl DowningDeclaration {
 mod tests {
     use super::*;
     use crate::wire::PROTOCOL_VERSION;
+    use core::time::Duration;
 
     fn with(downing: Downing) -> Compat {
         let mut c = Config::default();
