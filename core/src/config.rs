@@ -63,6 +63,14 @@ pub struct Config {
     /// Settings that must be equal on every node (`compat.<key>`): checked during the join
     /// handshake together with the cluster name and protocol version.
     pub compat_settings: heapless::Vec<(Name, Value), MAX_COMPAT_SETTINGS>,
+    /// Refuse joins whose downing or `compat.<key>` settings differ from this node's
+    /// (`configuration-compatibility-check.enforce-on-join`, on). See [`crate::compat`].
+    ///
+    /// **Unsafe off.** With it off on both the joiner and the member it asks, a node whose
+    /// downing settings differ is let in, and on a network partition the two sides may decide
+    /// differently and both survive. Turn it off only for a rolling change of those settings,
+    /// and on again after it. The cluster name is checked either way.
+    pub enforce_on_join: bool,
     /// Failure detector (`failure-detector.*`: `implementation`, `threshold` 8,
     /// `min-std-deviation` 100 ms, `acceptable-heartbeat-pause` 3 s, `heartbeat-interval` 1 s).
     pub failure_detector: DetectorSettings,
@@ -248,6 +256,7 @@ impl Default for Config {
             gossip_different_view_probability: 0.8,
             reduce_gossip_different_view_probability: 400,
             compat_settings: heapless::Vec::new(),
+            enforce_on_join: true,
             failure_detector: DetectorSettings::default(),
             monitored_by_nr_of_members: 5,
             expected_response_after: Duration::from_secs(1),
@@ -310,6 +319,7 @@ impl Config {
         "gossip-different-view-probability",
         "reduce-gossip-different-view-probability",
         "compat",
+        "configuration-compatibility-check.enforce-on-join",
         "failure-detector.implementation",
         "failure-detector.threshold",
         "failure-detector.min-std-deviation",

@@ -69,7 +69,9 @@ pub enum Event {
         /// Its new leader.
         leader: Option<UniqueAddress>,
     },
-    /// A join attempt of this node was refused by `by`.
+    /// This node's join ended refused: `by` refused it and no other seed is left to join
+    /// through (or `by` is the node a Join was sent to). The node is Idle again and may join
+    /// anew. Refusals from some seeds while others may still take the node are not reported.
     JoinRefused {
         /// Who refused.
         by: SocketAddr,
@@ -78,8 +80,9 @@ pub enum Event {
     },
     /// This node refused a join request from `from`.
     JoinRequestRefused {
-        /// The joiner.
-        from: UniqueAddress,
+        /// The joiner's address. Only the address: a request in another protocol version does
+        /// not decode, so its incarnation is unknown.
+        from: SocketAddr,
         /// Why.
         reason: Incompatibility,
     },

@@ -8,6 +8,9 @@
 //! otherwise                    → probe all seeds until one Acks; never join self
 //! Ack from X                   → send Join to X, wait for Welcome until
 //!                                retry-unsuccessful-join-after, then start over
+//! refusal from seed X          → X is out of this join (it would refuse again); carry on with
+//!                                the others; the join ends refused when none is left
+//! refusal from the Join target → the join ends refused
 //! ```
 //! Probes are retried with a short, growing interval (100 ms doubling up to
 //! seed-node-timeout / 5) rather than once per seed-node-timeout as in Pekko: when a whole
@@ -63,6 +66,9 @@ pub struct JoinProcess {
     stage: Stage,
     /// Seeds (bit i: `seeds[i]`) that answered InitJoinNack during the current probing.
     nacked: u16,
+    /// Seeds (bit i: `seeds[i]`) that refused this node during this join. Kept across
+    /// restarts: the refusal is about configuration, which a retry does not change.
+    refused: u16,
     give_up_at: Option<Instant>,
 }
 
@@ -87,6 +93,7 @@ impl JoinProcess {
             seeds: heapless::Vec::new(),
             stage: Stage::Idle,
             nacked: 0,
+            refused: 0,
             give_up_at: None,
         }
     }
@@ -96,9 +103,19 @@ impl JoinProcess {
         self.stage != Stage::Idle
     }
 
-    /// The seeds to probe (never this node itself).
+    /// The seeds to probe: neither this node itself nor a seed that refused it.
     pub fn probe_targets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.seeds.iter().copied().filter(move |s| *s != self.me)
+        self.candidates().map(|(_, s)| s)
+    }
+
+    /// The seeds this node may still join through, with their indices.
+    fn candidates(&self) -> impl Iterator<Item = (usize, SocketAddr)> + '_ {
+        let refused = self.refused;
+        self.seeds
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(move |(i, s)| *s != self.me && refused & (1 << i) == 0)
     }
 
     /// The member a Join was sent to, if waiting for its Welcome.
@@ -107,11 +124,6 @@ impl JoinProcess {
             Stage::Joining { to, .. } => Some(to),
             _ => None,
         }
-    }
-
-    /// True if `addr` is a node this process has contacted.
-    pub fn contacted(&self, addr: SocketAddr) -> bool {
-        self.seeds.contains(&addr) || self.joining_to() == Some(addr)
     }
 
     /// Starts the seed-node process. Duplicate seeds are ignored; more than [`MAX_SEEDS`] are
@@ -123,6 +135,7 @@ impl JoinProcess {
         t: &JoinTiming,
     ) -> JoinAction {
         self.seeds.clear();
+        self.refused = 0;
         for s in seeds {
             if !self.seeds.contains(s) {
                 let _ = self.seeds.push(*s);
@@ -135,6 +148,7 @@ impl JoinProcess {
     /// Starts a direct join to `to`.
     pub fn start_join(&mut self, now: Instant, to: SocketAddr, t: &JoinTiming) -> JoinAction {
         self.seeds.clear();
+        self.refused = 0;
         self.give_up_at = t.give_up_after.map(|d| now + d);
         if to == self.me {
             self.stage = Stage::Idle;
@@ -173,25 +187,58 @@ impl JoinProcess {
     /// A seed answered InitJoinAck: it is a member and takes joins. The first Ack wins.
     pub fn on_ack(&mut self, now: Instant, from: SocketAddr, t: &JoinTiming) -> JoinAction {
         match self.stage {
-            Stage::Probing { .. } if self.seeds.contains(&from) => self.join(now, from, t),
+            Stage::Probing { .. } if self.candidates().any(|(_, s)| s == from) => {
+                self.join(now, from, t)
+            }
             _ => JoinAction::Wait,
         }
     }
 
-    /// A seed answered InitJoinNack. Only the first seed cares: if every other seed is not a
-    /// member either, nobody else can found the cluster, so it does so at once.
+    /// A seed answered InitJoinNack. Only the first seed cares.
     pub fn on_nack(&mut self, from: SocketAddr) -> JoinAction {
-        let others = self.seeds.iter().filter(|s| **s != self.me).count();
+        let seed = self.candidates().find(|(_, s)| *s == from);
+        if let Some((i, _)) = seed {
+            self.nacked |= 1 << i;
+        }
+        self.first_seed_may_found()
+    }
+
+    /// The first seed founds the cluster at once when every seed it could join through is not
+    /// a member either: nobody else can found it.
+    fn first_seed_may_found(&mut self) -> JoinAction {
         if let Stage::Probing { first: true, .. } = self.stage {
-            if let Some(i) = self.seeds.iter().position(|s| *s == from && *s != self.me) {
-                self.nacked |= 1 << i;
-            }
-            if self.nacked.count_ones() as usize >= others {
+            let nacked = self.nacked;
+            if self.candidates().all(|(i, _)| nacked & (1 << i) != 0) {
                 self.stage = Stage::Idle;
                 return JoinAction::JoinSelf;
             }
         }
         JoinAction::Wait
+    }
+
+    /// `from` refused this node (incompatible configuration or protocol version). `None`: the
+    /// join is over — `from` is the node the Join went to, or the last seed left. Otherwise
+    /// `from` is out of this join and the returned action carries on with the others; a
+    /// refusal from a node this process never contacted changes nothing.
+    ///
+    /// One seed's refusal must not end the join: a seed that is not initialised yet answers
+    /// every InitJoin, and a stale or misconfigured one must not keep a node out of a cluster
+    /// that the other seeds would take it into.
+    pub fn on_refused(&mut self, from: SocketAddr) -> Option<JoinAction> {
+        if self.joining_to() == Some(from) {
+            return None;
+        }
+        let seed = self.candidates().find(|(_, s)| *s == from);
+        let Some((i, _)) = seed else {
+            return Some(JoinAction::Wait);
+        };
+        self.refused |= 1 << i;
+        match self.stage {
+            // The Join target has not refused: its Welcome may still come.
+            Stage::Joining { .. } => Some(JoinAction::Wait),
+            _ if self.candidates().next().is_none() => None,
+            _ => Some(self.first_seed_may_found()),
+        }
     }
 
     /// The join was refused or this node became a member: stop.
@@ -344,6 +391,50 @@ mod tests {
             j.on_timeout(Instant::from_millis(10_000), &T),
             JoinAction::Probe
         );
+    }
+
+    #[test]
+    fn a_refusing_seed_is_dropped_and_the_join_ends_when_none_is_left() {
+        let mut j = JoinProcess::new(a(5));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
+        assert_eq!(j.on_refused(a(9)), Some(JoinAction::Wait), "not contacted");
+        assert_eq!(j.on_refused(a(1)), Some(JoinAction::Wait));
+        assert_eq!(
+            j.probe_targets().collect::<heapless::Vec<_, 4>>(),
+            [a(2), a(3)]
+        );
+        assert_eq!(
+            j.on_ack(Instant::ZERO, a(1), &T),
+            JoinAction::Wait,
+            "refused"
+        );
+        assert_eq!(j.on_refused(a(2)), Some(JoinAction::Wait));
+        assert_eq!(j.on_refused(a(3)), None);
+    }
+
+    #[test]
+    fn a_refusal_from_the_join_target_ends_the_join_and_others_do_not() {
+        let mut j = JoinProcess::new(a(5));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        j.on_ack(Instant::ZERO, a(2), &T);
+        assert_eq!(j.on_refused(a(1)), Some(JoinAction::Wait));
+        assert_eq!(j.joining_to(), Some(a(2)));
+        assert_eq!(j.on_refused(a(2)), None);
+        let mut direct = JoinProcess::new(a(5));
+        direct.start_join(Instant::ZERO, a(1), &T);
+        assert_eq!(direct.on_refused(a(2)), Some(JoinAction::Wait));
+        assert_eq!(direct.on_refused(a(1)), None);
+    }
+
+    #[test]
+    fn the_first_seed_founds_when_the_seeds_left_all_nack() {
+        let mut j = JoinProcess::new(a(1));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
+        assert_eq!(j.on_nack(a(3)), JoinAction::Wait);
+        assert_eq!(j.on_refused(a(2)), Some(JoinAction::JoinSelf));
+        let mut j = JoinProcess::new(a(1));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        assert_eq!(j.on_refused(a(2)), None, "refused by all: never founds");
     }
 
     #[test]

@@ -469,10 +469,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// What this node declares when joining (built on demand: it is rarely needed).
     fn compat(&self) -> Compat {
-        Compat {
-            cluster_name: self.config.cluster_name.clone(),
-            settings: self.config.compat_settings.clone(),
-        }
+        Compat::of(&self.config)
     }
 
     fn send(&mut self, to: SocketAddr, out: Out) {
@@ -652,9 +649,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Ok(m) => m,
             Err(e) => {
                 self.stats.decode_errors += 1;
-                if let WireError::UnsupportedVersion { kind, .. } = e {
+                if let WireError::UnsupportedVersion { version, kind } = e {
                     if kind == wire::Kind::InitJoin as u8 || kind == wire::Kind::Join as u8 {
                         self.send(from, Out::VersionRefused);
+                        let reason = Incompatibility::ProtocolVersion {
+                            cluster: wire::PROTOCOL_VERSION,
+                            joiner: version,
+                        };
+                        self.notify_refusal(from, reason);
                     }
                 }
                 return Err(InputError::Decode(e));
@@ -700,9 +702,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
             Message::Gossip { from, to } => self.on_gossip(from, to),
             Message::Departed { from } => self.on_departed(from),
-            Message::JoinRefused { from, reason } => self.on_refused(from.socket_addr(), reason),
+            Message::JoinRefused { from, reason } => {
+                self.on_refused(now, from.socket_addr(), reason)
+            }
             Message::VersionRefused { version } => {
-                self.on_refused(from, Incompatibility::ProtocolVersion { cluster: version })
+                let reason = Incompatibility::ProtocolVersion {
+                    cluster: version,
+                    joiner: wire::PROTOCOL_VERSION,
+                };
+                self.on_refused(now, from, reason)
             }
         }
         Ok(())
@@ -871,14 +879,30 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         } else {
             self.stats.outbox_overflow += 1;
         }
-        self.notify(Event::JoinRequestRefused { from, reason });
+        self.notify_refusal(from.socket_addr(), reason);
     }
 
-    fn on_refused(&mut self, by: SocketAddr, reason: Incompatibility) {
-        if self.status == NodeStatus::Joining && self.join.contacted(by) {
-            self.join.stop();
-            self.status = NodeStatus::Idle;
-            self.notify(Event::JoinRefused { by, reason });
+    /// Reports a refused join request, unless the same report is already queued or the queue
+    /// is full: anyone can send join requests, and a flood of them must not push out the
+    /// notices that matter (a downing decision, this node stopping).
+    fn notify_refusal(&mut self, from: SocketAddr, reason: Incompatibility) {
+        let e = Event::JoinRequestRefused { from, reason };
+        if !self.notices.is_full() && !self.notices.iter().any(|n| *n == e) {
+            let _ = self.notices.push_back(e);
+        }
+    }
+
+    fn on_refused(&mut self, now: Instant, by: SocketAddr, reason: Incompatibility) {
+        if self.status != NodeStatus::Joining {
+            return;
+        }
+        match self.join.on_refused(by) {
+            Some(action) => self.run_join_action(now, action),
+            None => {
+                self.join.stop();
+                self.status = NodeStatus::Idle;
+                self.notify(Event::JoinRefused { by, reason });
+            }
         }
     }
 
@@ -1632,10 +1656,36 @@ mod tests {
         assert!(matches!(
             joiner.poll_event(),
             Some(Event::JoinRefused {
-                reason: Incompatibility::ProtocolVersion { cluster: 1 },
+                reason: Incompatibility::ProtocolVersion {
+                    cluster: wire::PROTOCOL_VERSION,
+                    ..
+                },
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_flood_of_refused_requests_cannot_push_out_other_notices() {
+        let mut member = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        member.join(Instant::ZERO, addr(1)).unwrap();
+        while member.poll_event().is_some() {}
+        member.notify(Event::SelfDowned);
+        for i in 0..100u8 {
+            let bytes = [MAGIC, 9, Kind::InitJoin as u8, 1, 2, 3];
+            let from = addr(2 + i % 4);
+            let _ = member.handle_message(Instant::ZERO, from, &bytes);
+        }
+        let mut events = std::vec::Vec::new();
+        while let Some(e) = member.poll_event() {
+            events.push(e);
+        }
+        assert_eq!(events[0], Event::SelfDowned);
+        // One report per joiner and reason, and never more than the queue holds.
+        assert_eq!(events.len(), NOTICES);
+        assert!(events[1..]
+            .iter()
+            .all(|e| matches!(e, Event::JoinRequestRefused { .. })));
     }
 
     #[test]

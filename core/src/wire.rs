@@ -15,7 +15,7 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::address::UniqueAddress;
-use crate::config::{Name, Value, MAX_COMPAT_SETTINGS};
+pub use crate::compat::{Compat, Incompatibility};
 use crate::gossip::{Gossip, Tombstone};
 use crate::member::{AppVersion, Member, MemberStatus, RoleSet, UP_NUMBER_UNSET};
 use crate::reachability::{ReachabilityStatus, Record};
@@ -23,8 +23,9 @@ use crate::time::Instant;
 
 /// First byte of every fjell message.
 pub const MAGIC: u8 = 0xF7;
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this build speaks. 2: the join handshake declares the downing
+/// settings and enforce-on-join ([`Compat`]).
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Which lane a transport should use for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,83 +144,6 @@ impl From<postcard::Error> for WireError {
             postcard::Error::DeserializeUnexpectedEnd => WireError::Truncated,
             _ => WireError::Malformed("field does not decode"),
         }
-    }
-}
-
-/// What a joining node declares so the cluster can refuse it early (notes §8.5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Compat {
-    /// Cluster name.
-    pub cluster_name: Name,
-    /// Settings that must match.
-    pub settings: heapless::Vec<(Name, Value), MAX_COMPAT_SETTINGS>,
-}
-
-/// Why a join was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Incompatibility {
-    /// The cluster names differ.
-    ClusterName {
-        /// The refusing side's name.
-        cluster: Name,
-    },
-    /// The protocol versions differ.
-    ProtocolVersion {
-        /// The refusing side's version.
-        cluster: u8,
-    },
-    /// A compatibility setting differs.
-    SettingDiffers {
-        /// The key.
-        key: Name,
-    },
-    /// A compatibility setting is present on only one side.
-    SettingMissing {
-        /// The key.
-        key: Name,
-    },
-}
-
-impl fmt::Display for Incompatibility {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Incompatibility::ClusterName { cluster } => {
-                write!(f, "cluster name differs (cluster is `{cluster}`)")
-            }
-            Incompatibility::ProtocolVersion { cluster } => write!(
-                f,
-                "protocol version differs (cluster speaks {cluster}, joiner {PROTOCOL_VERSION})"
-            ),
-            Incompatibility::SettingDiffers { key } => write!(f, "setting `{key}` differs"),
-            Incompatibility::SettingMissing { key } => {
-                write!(f, "setting `{key}` is set on only one side")
-            }
-        }
-    }
-}
-
-impl Compat {
-    /// Checks a joiner's declaration against ours; `None` if compatible.
-    pub fn check(&self, joiner: &Compat) -> Option<Incompatibility> {
-        if self.cluster_name != joiner.cluster_name {
-            return Some(Incompatibility::ClusterName {
-                cluster: self.cluster_name.clone(),
-            });
-        }
-        for (k, v) in &self.settings {
-            match joiner.settings.iter().find(|(k2, _)| k2 == k) {
-                None => return Some(Incompatibility::SettingMissing { key: k.clone() }),
-                Some((_, v2)) if v2 != v => {
-                    return Some(Incompatibility::SettingDiffers { key: k.clone() })
-                }
-                _ => {}
-            }
-        }
-        joiner
-            .settings
-            .iter()
-            .find(|(k, _)| !self.settings.iter().any(|(k2, _)| k2 == k))
-            .map(|(k, _)| Incompatibility::SettingMissing { key: k.clone() })
     }
 }
 
@@ -901,6 +825,71 @@ mod tests {
         );
     }
 
+    /// The largest declaration a valid configuration makes: every string at its longest,
+    /// every duration at its bound.
+    fn largest_compat() -> Compat {
+        use crate::config::{
+            Config, Downing, Name, Value, WhenUnstable, MAX_NAME_LEN, MAX_VALUE_LEN,
+        };
+        use crate::downing::Strategy;
+        let long = |c: char| -> Name { (0..MAX_NAME_LEN).map(|_| c).collect() };
+        let mut c = Config {
+            cluster_name: long('c'),
+            ..Config::default()
+        };
+        for k in ['a', 'b', 'd', 'e'] {
+            let v: Value = (0..MAX_VALUE_LEN).map(|_| 'v').collect();
+            c.compat_settings.push((long(k), v)).unwrap();
+        }
+        let week = Duration::from_secs(7 * 24 * 3600);
+        c.downing.downing = Downing::SplitBrainResolver(Strategy::LeaseMajority {
+            role: Some(Role::new("sixteen-byte-rol").unwrap()),
+        });
+        c.downing.stable_after = Some(week);
+        c.downing.down_all_when_unstable = WhenUnstable::After(week);
+        c.downing.down_removal_margin = Some(week);
+        c.downing.acquire_lease_delay_for_minority = week;
+        c.downing.lease_release_after = week;
+        c.validate().unwrap();
+        Compat::of(&c)
+    }
+
+    #[test]
+    fn the_largest_join_handshake_round_trips_and_fits_the_smallest_node() {
+        let compat = largest_compat();
+        let mut roles = RoleSet::new();
+        for r in ["sixteen-byte-ro1", "sixteen-byte-ro2", "sixteen-byte-ro3"] {
+            roles.insert(Role::new(r).unwrap()).unwrap();
+        }
+        let (init, join) = (
+            Outgoing::InitJoin {
+                from: n(1),
+                compat: &compat,
+            },
+            Outgoing::Join {
+                from: n(1),
+                roles: &roles,
+                app_version: AppVersion::new(u16::MAX, u16::MAX, u16::MAX),
+                compat: &compat,
+            },
+        );
+        let g = Gossip::<1, 1>::new();
+        let mut scratch = Gossip::<1, 1>::new();
+        for msg in [init, join] {
+            let mut buf = [0u8; max_message_len(1, 1)];
+            let len = encode(&msg, &g, Instant::ZERO, &mut buf).unwrap();
+            match decode(&buf[..len], &mut scratch, Instant::ZERO).unwrap() {
+                Message::InitJoin { compat: c, .. } | Message::Join { compat: c, .. } => {
+                    assert_eq!(c, compat)
+                }
+                other => panic!("{other:?}"),
+            }
+            for cut in 0..len {
+                assert!(decode(&buf[..cut], &mut scratch, Instant::ZERO).is_err());
+            }
+        }
+    }
+
     #[test]
     fn oversized_counts_are_refused_before_reading() {
         let mut bytes = [0u8; 32];
@@ -1055,38 +1044,5 @@ mod tests {
             decode(&[MAGIC, 9, 0xFF], &mut s, Instant::ZERO),
             Ok(Message::VersionRefused { version: 9 })
         );
-    }
-
-    #[test]
-    fn compat_check_reports_the_key() {
-        let mut ours = Compat {
-            cluster_name: Name::try_from("prod").unwrap(),
-            settings: heapless::Vec::new(),
-        };
-        ours.settings
-            .push((
-                Name::try_from("sbr").unwrap(),
-                Value::try_from("keep-majority").unwrap(),
-            ))
-            .unwrap();
-        let mut theirs = ours.clone();
-        assert_eq!(ours.check(&theirs), None);
-        theirs.settings[0].1 = Value::try_from("keep-oldest").unwrap();
-        assert_eq!(
-            ours.check(&theirs),
-            Some(Incompatibility::SettingDiffers {
-                key: Name::try_from("sbr").unwrap()
-            })
-        );
-        theirs.settings.clear();
-        assert!(matches!(
-            ours.check(&theirs),
-            Some(Incompatibility::SettingMissing { .. })
-        ));
-        theirs.cluster_name = Name::try_from("dev").unwrap();
-        assert!(matches!(
-            ours.check(&theirs),
-            Some(Incompatibility::ClusterName { .. })
-        ));
     }
 }

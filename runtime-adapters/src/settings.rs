@@ -31,6 +31,11 @@
 //! schema = "v3"
 //! ```
 //!
+//! `configuration-compatibility-check.enforce-on-join = "off"` (also `false`; default on)
+//! lets nodes with differing downing or `compat` settings join, if the joiner has it off too.
+//! **Unsafe**: with different downing settings both sides of a partition may survive. Use it
+//! only for a rolling change of those settings.
+//!
 //! **Environment overrides** are applied after the file: `FJELL_` followed by the key in
 //! upper case, `-` written `_` and `.` written `__`. `FJELL_GOSSIP_INTERVAL=2s`,
 //! `FJELL_FAILURE_DETECTOR__THRESHOLD=12`, `FJELL_SEED_NODES=10.0.0.1:7355,10.0.0.2:7355`,
@@ -297,6 +302,13 @@ impl Settings {
                 c.monitored_by_nr_of_members = integer(&v)?
             }
             "failure-detector.expected-response-after" => c.expected_response_after = duration(&v)?,
+            "configuration-compatibility-check.enforce-on-join" => {
+                c.enforce_on_join = match &v {
+                    Value::String(s) if s == "on" => true,
+                    Value::String(s) if s == "off" => false,
+                    _ => boolean(&v).map_err(|_| "must be \"on\", \"off\", true or false")?,
+                }
+            }
             "unreachable-nodes-reaper-interval" => {
                 c.unreachable_nodes_reaper_interval = duration(&v)?
             }
@@ -539,7 +551,9 @@ mod tests {
             "gossip-different-view-probability" | "failure-detector.threshold" => "0.5",
             "failure-detector.implementation" => "\"deadline\"",
             "downing" => "\"keep-majority\"",
-            "log-info" | "split-brain-resolver.keep-oldest.down-if-alone" => "false",
+            "log-info"
+            | "split-brain-resolver.keep-oldest.down-if-alone"
+            | "configuration-compatibility-check.enforce-on-join" => "false",
             "bind" | "advertised-address" => "\"127.0.0.1:1\"",
             k if k.ends_with(".role") => "\"r\"",
             "split-brain-resolver.down-all-when-unstable" => "\"off\"",

@@ -49,6 +49,9 @@ static-quorum.role = "backend"
 [compat]
 schema = "v3"
 
+[configuration-compatibility-check]
+enforce-on-join = "off"
+
 [role-min-nr-of-members]
 backend = 2
 "#;
@@ -84,6 +87,7 @@ fn a_full_file_sets_every_kind_of_key() {
         d => panic!("{d:?}"),
     }
     assert_eq!(c.compat_settings[0].0.as_str(), "schema");
+    assert!(!c.enforce_on_join);
     assert_eq!(c.role_min_nr_of_members[0].1, 2);
     // Defaults stay where the file says nothing.
     assert_eq!(c.leader_actions_interval, Duration::from_secs(1));
@@ -104,6 +108,10 @@ fn errors_name_the_key() {
     assert_eq!(err("seed-nodes = [\"nowhere\"]").key, "seed-nodes");
     assert_eq!(err("roles = [\"a\", \"b\", \"c\", \"d\"]").key, "roles");
     assert_eq!(err("downing = \"keep-everyone\"").key, "downing");
+    assert_eq!(
+        err("configuration-compatibility-check.enforce-on-join = 0").key,
+        "configuration-compatibility-check.enforce-on-join"
+    );
     assert_eq!(
         err("downing = \"static-quorum\"").key,
         "split-brain-resolver.static-quorum.quorum-size"
