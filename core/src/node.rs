@@ -41,6 +41,8 @@ const SELF_DOWN_TICKS: u32 = 4;
 const EXIT_CONFIRM_TICKS: u32 = 5;
 /// Members told directly when a node departs.
 const DEPART_GOSSIP_FANOUT: usize = 5;
+/// Members sent the resolver's confirmation directly per leader tick while it waits.
+const CONFIRM_PUSH: usize = 5;
 
 /// Where this node is in its own life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1389,8 +1391,34 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // still in contact with this side can see it.
                 self.local_change();
                 self.resolver.confirming(now);
-                self.spread_to_some();
+                self.push_to_unseen();
             }
+            Some(Step::Push) => self.push_to_unseen(),
+        }
+    }
+
+    /// Full gossip to up to [`CONFIRM_PUSH`] members that have not seen the current state and
+    /// that this node does not flag, from a random place in the member list on: over the
+    /// confirmation wait it reaches every such member of a small cluster, and random gossip
+    /// spreads it further in a large one.
+    fn push_to_unseen(&mut self) {
+        let g = &self.bufs[self.cur];
+        let n = g.members.len();
+        if n < 2 {
+            return;
+        }
+        let mine = g.reachability.rows_of(&self.me);
+        let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
+        let start = self.rng.below(n);
+        let targets: heapless::Vec<UniqueAddress, CONFIRM_PUSH> = (0..n)
+            .map(|k| &g.members[(start + k) % n])
+            .filter(|m| m.address != self.me && !g.seen_by(&m.address))
+            .filter(|m| !mine.iter().any(|r| r.subject == m.address))
+            .map(|m| m.address)
+            .take(CONFIRM_PUSH.min(room))
+            .collect();
+        for t in targets {
+            self.send(t.socket_addr(), Out::Gossip(t.uid()));
         }
     }
 
@@ -1409,16 +1437,26 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let mask = Partition::for_decision(&self.bufs[cur]).to_down(&strategy, decision);
         let me = self.bufs[cur].index_of(&self.me).ok();
         let self_downed = me.is_some_and(|i| mask[i]);
-        // The allies: members this side keeps that have seen the state decided on. They are
-        // told at once, directly, so that none is cut off before it knows what was downed (it
-        // would count the downed members as alive if it later found itself with them).
-        let allies: heapless::Vec<UniqueAddress, OUTBOX_CAPACITY> = {
+        // Who is told at once, directly: first the members that have seen the state decided
+        // on (in contact: allies kept, or this side's members downed with it), so that none is
+        // cut off before it knows what was downed (it would count the downed members as alive
+        // if it later found itself with them); then downed members this node does not flag,
+        // so they stop at once.
+        let told: heapless::Vec<UniqueAddress, OUTBOX_CAPACITY> = {
             let g = &self.bufs[cur];
+            let mine = g.reachability.rows_of(&self.me);
             let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
-            g.members
+            let others = g
+                .members
                 .iter()
                 .enumerate()
-                .filter(|(i, m)| !mask[*i] && m.address != self.me && g.seen_by(&m.address))
+                .filter(|(_, m)| m.address != self.me);
+            let in_contact = others.clone().filter(|(_, m)| g.seen_by(&m.address));
+            let downed_unflagged = others.filter(|(i, m)| {
+                mask[*i] && !g.seen_by(&m.address) && !mine.iter().any(|r| r.subject == m.address)
+            });
+            in_contact
+                .chain(downed_unflagged)
                 .map(|(_, m)| m.address)
                 .take(room)
                 .collect()
@@ -1442,22 +1480,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.resolver.acted(now, &self.bufs[cur], downed, &s);
         if downed > 0 {
             self.local_change();
-            for a in &allies {
-                self.send(a.socket_addr(), Out::Gossip(a.uid()));
-            }
-            // Tell downed members this node still reaches, so they stop at once.
-            let mine = self.bufs[cur].reachability.rows_of(&self.me);
-            let room = OUTBOX_CAPACITY - self.outbox.len();
-            let reached: heapless::Vec<UniqueAddress, DEPART_GOSSIP_FANOUT> = self.bufs[cur]
-                .members
-                .iter()
-                .enumerate()
-                .filter(|(i, m)| mask[*i] && m.address != self.me)
-                .map(|(_, m)| m.address)
-                .filter(|a| !mine.iter().any(|r| r.subject == *a))
-                .take(DEPART_GOSSIP_FANOUT.min(room))
-                .collect();
-            for a in reached {
+            for a in &told {
                 self.send(a.socket_addr(), Out::Gossip(a.uid()));
             }
             if self_downed {

@@ -75,6 +75,10 @@ pub(crate) enum Step {
     /// it saw an older, unchanged state (a partition that moved before the failure detector
     /// noticed) would count as an ally.
     Confirm,
+    /// Waiting for allies to see the confirmation: send it directly to some members that have
+    /// not seen it yet, so an ally is not taken for silent only because random gossip
+    /// targets missed it.
+    Push,
     /// Carry out this decision.
     Act(Decision, Reason),
 }
@@ -196,7 +200,7 @@ impl<const M: usize> Resolver<M> {
             // Allies that never see the confirmation are not in contact with this side: once
             // the wait is over they count as the other side (see `Partition::for_decision`).
             Confirm::Made { at, .. } if !self.side_has_seen && now < at + confirm_wait(n, s) => {
-                return None;
+                return Some(Step::Push);
             }
             Confirm::Made { .. } => {}
         }
@@ -524,11 +528,11 @@ mod tests {
         r.confirming(later);
         let mut fresh = g.clone();
         fresh.bump(n(1), true).unwrap();
-        assert_eq!(r.tick(later, &fresh, 2, true, &s), None);
+        assert_eq!(r.tick(later, &fresh, 2, true, &s), Some(Step::Push));
         fresh.add_seen(n(2));
         assert_eq!(
             r.tick(later, &fresh, 3, true, &s),
-            None,
+            Some(Step::Push),
             "3 has not seen it"
         );
         fresh.add_seen(n(3));
@@ -552,7 +556,7 @@ mod tests {
         fresh.bump(n(1), true).unwrap();
         fresh.add_seen(n(2));
         let wait = confirm_wait(5, &s);
-        assert_eq!(r.tick(t + wait / 2, &fresh, 2, true, &s), None);
+        assert_eq!(r.tick(t + wait / 2, &fresh, 2, true, &s), Some(Step::Push));
         assert_eq!(
             r.tick(t + wait, &fresh, 2, true, &s),
             Some(Step::Act(Decision::DownReachable, Reason::Stable)),
