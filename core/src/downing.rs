@@ -109,8 +109,7 @@ pub struct Partition<'a, const M: usize, const R: usize> {
     unreachable: [bool; M],
     indirect: [bool; M],
     /// Members that count as unreachable because they are silent (see
-    /// [`Partition::for_decision`]). Every decision downs them: whichever side they are
-    /// really on, they are not in contact with this one.
+    /// [`Partition::for_decision`]).
     silent: [bool; M],
 }
 
@@ -121,23 +120,26 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     }
 
     /// The partition a decision acts on: as [`Partition::of`], and members this side counts as
-    /// reachable but that have not seen the current state are taken as the other side when
-    /// judging who survives, and are downed by every decision ([`Partition::to_down`]). The
-    /// resolver decides on it only after a confirmation round that every member in contact
-    /// with this side sees within a bounded time, so such members are silent: cut off where no
+    /// reachable but that are not `in_contact` (have not seen any version since the resolver's
+    /// confirmation) are silent and taken as the other side: a side that wins downs them, a
+    /// side that loses leaves them alone (they are most likely on the winning side, which a
+    /// Down from here would reach once the network heals). Every member in contact with this
+    /// side sees the confirmation within a bounded time, so silent members are cut off where no
     /// monitor of this side watches them, or too far behind to be counted on.
-    pub fn for_decision(g: &'a Gossip<M, R>) -> Self {
-        Self::of(g).with_silent_as_unreachable()
-    }
-
-    fn with_silent_as_unreachable(mut self) -> Self {
-        for (i, m) in self.g.members().iter().enumerate() {
-            if !self.unreachable[i] && downable(m.status) && !self.g.seen_by(&m.address) {
-                self.unreachable[i] = true;
-                self.silent[i] = true;
+    pub fn for_decision(g: &'a Gossip<M, R>, in_contact: impl Fn(&UniqueAddress) -> bool) -> Self {
+        let mut p = Self::of(g);
+        for (i, m) in g.members().iter().enumerate() {
+            if !p.unreachable[i] && downable(m.status) && !in_contact(&m.address) {
+                p.unreachable[i] = true;
+                p.silent[i] = true;
             }
         }
-        self
+        p
+    }
+
+    /// Whether some member is silent (see [`Partition::for_decision`]).
+    pub fn has_silent(&self) -> bool {
+        self.silent.iter().any(|x| *x)
     }
 
     /// The partition seen through the records accepted by `keep` only.
@@ -187,15 +189,17 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         let index = |a: &UniqueAddress| g.index_of(a).ok();
         let indirect = |i: Option<usize>| i.is_some_and(|i| self.indirect[i]);
         let downable_at = |i: Option<usize>| i.is_some_and(|i| downable(g.members()[i].status));
-        let rest = Self::with_records(g, |r| {
+        let mut rest = Self::with_records(g, |r| {
             let (o, s) = (index(&r.observer), index(&r.subject));
             !(indirect(o) && indirect(s)) && downable_at(o) && downable_at(s)
         });
-        if self.silent.iter().any(|x| *x) {
-            rest.with_silent_as_unreachable()
-        } else {
-            rest
+        for (i, silent) in self.silent.iter().enumerate() {
+            if *silent {
+                rest.unreachable[i] = true;
+                rest.silent[i] = true;
+            }
         }
+        rest
     }
 
     /// Whether the member at `index` is flagged unreachable.
@@ -423,9 +427,9 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 for (i, x) in out.iter_mut().enumerate().take(self.g.members().len()) {
                     let selected = match decision {
                         Decision::DownUnreachable => self.unreachable[i],
-                        Decision::DownReachable => !self.unreachable[i] || self.silent[i],
+                        Decision::DownReachable => !self.unreachable[i],
                         Decision::ReverseDownIndirectlyConnected => {
-                            self.indirect[i] || !self.unreachable[i] || self.silent[i]
+                            self.indirect[i] || !self.unreachable[i]
                         }
                         _ => true,
                     };

@@ -11,7 +11,7 @@ use core::time::Duration;
 
 use crate::address::UniqueAddress;
 use crate::config::{Config, ConfigError, Downing};
-use crate::downing::{Decision, Partition, Strategy};
+use crate::downing::{Decision, Strategy};
 use crate::event::{Event, Publisher, StopReason};
 use crate::gossip::Gossip;
 use crate::heartbeat::{self, Heartbeats, MonitorStats};
@@ -1434,7 +1434,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             _ => Strategy::DownAll,
         };
         let cur = self.cur;
-        let mask = Partition::for_decision(&self.bufs[cur]).to_down(&strategy, decision);
+        let mask = self
+            .resolver
+            .partition(&self.bufs[cur])
+            .to_down(&strategy, decision);
         let me = self.bufs[cur].index_of(&self.me).ok();
         let self_downed = me.is_some_and(|i| mask[i]);
         // Who is told at once, directly: first the members that have seen the state decided
@@ -1451,9 +1454,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 .iter()
                 .enumerate()
                 .filter(|(_, m)| m.address != self.me);
-            let in_contact = others.clone().filter(|(_, m)| g.seen_by(&m.address));
+            let contact =
+                |m: &Member| g.seen_by(&m.address) || self.resolver.in_contact(&m.address);
+            let in_contact = others.clone().filter(|(_, m)| contact(m));
             let downed_unflagged = others.filter(|(i, m)| {
-                mask[*i] && !g.seen_by(&m.address) && !mine.iter().any(|r| r.subject == m.address)
+                mask[*i] && !contact(m) && !mine.iter().any(|r| r.subject == m.address)
             });
             in_contact
                 .chain(downed_unflagged)

@@ -5,7 +5,7 @@
 
 use core::time::Duration;
 
-use crate::address::Digest;
+use crate::address::{Digest, UniqueAddress};
 use crate::config::{Downing, DowningSettings};
 use crate::downing::{Decision, Partition, Strategy};
 use crate::gossip::Gossip;
@@ -94,11 +94,14 @@ pub(crate) struct Resolver<const M: usize> {
     /// stable timer: Up (and Leaving and the shutdown statuses, which follow it without a
     /// reset), Exiting and Down. A member entering one of them is a new hash; Joining,
     /// WeaklyUp, Leaving and removal add none, so they do not reset the timer (Pekko).
-    timer_members: heapless::Vec<u64, M>,
+    timer_members: heapless::Vec<u32, M>,
     has_unreachable: bool,
-    /// Every member this side counts has seen the current state (see
-    /// [`Partition::side_has_seen`]).
-    side_has_seen: bool,
+    /// Stable hashes (sorted) of the members that have seen a version made since the
+    /// confirmation: every later version descends from it, so they are in contact with this
+    /// side. Gathered at every tick while the confirmation is out.
+    contact: heapless::Vec<u64, M>,
+    /// No member this side counts is silent (see [`Partition::for_decision`]).
+    side_confirmed: bool,
     /// Since the stable deadline was last set: whether a [`Step::Confirm`] was asked for, and
     /// once the node made it, when.
     confirm: Confirm,
@@ -119,7 +122,8 @@ impl<const M: usize> Resolver<M> {
             unreachable_digest: 0,
             timer_members: heapless::Vec::new(),
             has_unreachable: false,
-            side_has_seen: false,
+            contact: heapless::Vec::new(),
+            side_confirmed: false,
             confirm: Confirm::None,
             stable_deadline: None,
             unstable_since: None,
@@ -199,12 +203,12 @@ impl<const M: usize> Resolver<M> {
             Confirm::Asked => return None,
             // Allies that never see the confirmation are not in contact with this side: once
             // the wait is over they count as the other side (see `Partition::for_decision`).
-            Confirm::Made { at, .. } if !self.side_has_seen && now < at + confirm_wait(n, s) => {
+            Confirm::Made { at, .. } if !self.side_confirmed && now < at + confirm_wait(n, s) => {
                 return Some(Step::Push);
             }
             Confirm::Made { .. } => {}
         }
-        let p = Partition::for_decision(g);
+        let p = self.partition(g);
         let decision = p.decide(&strategy);
         let Strategy::LeaseMajority { role } = strategy else {
             return Some(Step::Act(decision, Reason::Stable));
@@ -302,6 +306,23 @@ impl<const M: usize> Resolver<M> {
     /// that has seen the current version has seen the confirmation.
     pub(crate) fn confirming(&mut self, now: Instant) {
         self.confirm = Confirm::Made { at: now };
+        self.contact.clear();
+    }
+
+    /// Whether `a` has seen a version made since the confirmation.
+    pub(crate) fn in_contact(&self, a: &UniqueAddress) -> bool {
+        matches!(self.confirm, Confirm::Made { .. })
+            && self.contact.binary_search(&a.stable_hash()).is_ok()
+    }
+
+    /// The partition a decision is taken and carried out on: with the members silent since the
+    /// confirmation (see [`Partition::for_decision`]), or as flagged when no confirmation was
+    /// made (auto-down, down-all when unstable).
+    pub(crate) fn partition<'a, const R: usize>(&self, g: &'a Gossip<M, R>) -> Partition<'a, M, R> {
+        match self.confirm {
+            Confirm::Made { .. } => Partition::for_decision(g, |a| self.in_contact(a)),
+            _ => Partition::of(g),
+        }
     }
 
     fn restart_stable_timer(&mut self, now: Instant, members: usize, s: &DowningSettings) {
@@ -338,7 +359,17 @@ impl<const M: usize> Resolver<M> {
             self.timer_members.sort_unstable();
         }
         self.has_unreachable = p.has_unreachable();
-        self.side_has_seen = p.side_has_seen();
+        if matches!(self.confirm, Confirm::Made { .. }) {
+            for m in g.members().iter().filter(|m| g.seen_by(&m.address)) {
+                let h = m.address.stable_hash();
+                if let Err(at) = self.contact.binary_search(&h) {
+                    // Full only if membership churned during the wait: members left out then
+                    // count as silent, which can only make this side more careful.
+                    let _ = self.contact.insert(at, h);
+                }
+            }
+        }
+        self.side_confirmed = !self.partition(g).has_silent();
         let reachability_changed = unreachable != self.unreachable_digest;
         if reachability_changed || member_arrived {
             self.restart_stable_timer(now, n, s);
@@ -381,7 +412,7 @@ pub(crate) fn confirm_wait(members: usize, s: &DowningSettings) -> Duration {
 
 /// The key under which a member in `status` counts for the stable timer, if its status is one
 /// whose arrival resets the timer.
-fn timer_key(address_hash: u64, status: MemberStatus) -> Option<u64> {
+fn timer_key(address_hash: u64, status: MemberStatus) -> Option<u32> {
     let class = match status {
         MemberStatus::Joining | MemberStatus::WeaklyUp | MemberStatus::Removed => return None,
         MemberStatus::Up
@@ -394,7 +425,8 @@ fn timer_key(address_hash: u64, status: MemberStatus) -> Option<u64> {
     let mut d = Digest::new();
     d.write_u64(address_hash);
     d.write_u64(class);
-    Some(d.finish())
+    // 32 bits keep the device preset small; a collision only misses one timer restart.
+    Some(d.finish() as u32)
 }
 
 #[cfg(test)]
@@ -562,13 +594,12 @@ mod tests {
             Some(Step::Act(Decision::DownReachable, Reason::Stable)),
             "2 in contact against 3 silent or flagged"
         );
-        let mask = Partition::for_decision(&fresh).to_down(
+        let mask = r.partition(&fresh).to_down(
             &Strategy::KeepMajority { role: None },
             Decision::DownReachable,
         );
-        // This side, and the silent members too (whatever side they are on, they are not in
-        // contact with this one); not 5, which is flagged: the other side.
-        assert_eq!(&mask[..5], &[true, true, true, true, false]);
+        // This side only: the silent members and 5 (flagged) are the other side.
+        assert_eq!(&mask[..5], &[true, true, false, false, false]);
     }
 
     /// The instant of `r`'s stable deadline, probed tick by tick (100 ms resolution).

@@ -61,7 +61,7 @@ fn view(statuses: &[MemberStatus], ours: u32, backend: u32) -> G {
 
 /// Whether a leader in this view keeps its side and downs (some of) the other.
 fn survives(g: &G, strategy: &Strategy) -> bool {
-    let p = Partition::for_decision(g);
+    let p = Partition::for_decision(g, |a| g.seen_by(a));
     p.decide(strategy) == Decision::DownUnreachable
 }
 
