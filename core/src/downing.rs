@@ -111,6 +111,9 @@ pub struct Partition<'a, const M: usize, const R: usize> {
     /// Members that count as unreachable because they are silent (see
     /// [`Partition::for_decision`]).
     silent: [bool; M],
+    /// Members known not to be in contact with this side (see [`Partition::for_decision`]):
+    /// they stay unreachable however the records are read.
+    out_of_contact: [bool; M],
 }
 
 impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
@@ -129,9 +132,10 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     pub fn for_decision(g: &'a Gossip<M, R>, in_contact: impl Fn(&UniqueAddress) -> bool) -> Self {
         let mut p = Self::of(g);
         for (i, m) in g.members().iter().enumerate() {
-            if !p.unreachable[i] && downable(m.status) && !in_contact(&m.address) {
+            if downable(m.status) && !in_contact(&m.address) {
+                p.silent[i] = !p.unreachable[i];
                 p.unreachable[i] = true;
-                p.silent[i] = true;
+                p.out_of_contact[i] = true;
             }
         }
         p
@@ -149,6 +153,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             unreachable: [false; M],
             indirect: [false; M],
             silent: [false; M],
+            out_of_contact: [false; M],
         };
         let mut observes = [false; M];
         let members = g.members();
@@ -193,12 +198,16 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             let (o, s) = (index(&r.observer), index(&r.subject));
             !(indirect(o) && indirect(s)) && downable_at(o) && downable_at(s)
         });
-        for (i, silent) in self.silent.iter().enumerate() {
-            if *silent {
+        // Setting records aside must not make a member this side has no contact with look
+        // reachable: after a partition moved, stale records make members of the far side
+        // indirectly connected, and without their records the strategy would count them here.
+        for (i, out) in self.out_of_contact.iter().enumerate() {
+            if *out {
                 rest.unreachable[i] = true;
-                rest.silent[i] = true;
+                rest.out_of_contact[i] = true;
             }
         }
+        rest.silent = self.silent;
         rest
     }
 
