@@ -141,6 +141,11 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         p
     }
 
+    /// Which members are silent, by index (see [`Partition::for_decision`]).
+    pub fn silent(&self) -> [bool; M] {
+        self.silent
+    }
+
     /// Whether some member is silent (see [`Partition::for_decision`]).
     pub fn has_silent(&self) -> bool {
         self.silent.iter().any(|x| *x)

@@ -995,7 +995,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.stats.gossip_dropped += 1;
             return;
         };
-        if self.digests() != (version, seen) {
+        let (ours, our_seen) = self.digests();
+        if ours == version {
+            // The peer holds this very version: it has seen it.
+            let (g, me) = (&self.bufs[self.cur], self.me);
+            self.resolver.note_contact_of(g, &me, &sender);
+        }
+        if (ours, our_seen) != (version, seen) {
             // Versions or seen sets differ. Digests cannot tell who is newer, so send ours;
             // if the peer is newer it answers with its own (an older gossip always gets a
             // talkback).
@@ -1008,6 +1014,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.stats.gossip_dropped += 1;
             return;
         }
+        let me = self.me;
+        self.resolver.note_contact(&self.bufs[self.incoming], &me);
         let exiting = self.status == NodeStatus::Exiting;
         // After an exit, removal is the expected end; otherwise we were removed unannounced.
         let removed = if exiting {
@@ -1143,7 +1151,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .any(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
         };
         if prefer_unseen {
-            let unseen = |(m, seen): &(&Member, bool)| !seen && valid(m);
+            // Stragglers that someone flags are most likely cut off: during a partition the
+            // other side's members are all "unseen", and preferring them would spend nearly
+            // every round where it cannot arrive.
+            let unseen = |(m, seen): &(&Member, bool)| {
+                !seen && valid(m) && g.reachability.is_reachable(&m.address)
+            };
             let count = g.members_with_seen().filter(unseen).count();
             if count > 0 {
                 let k = self.rng.below(count);
@@ -1383,6 +1396,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 == Some(me);
         let s = self.config.downing;
         let g = &self.bufs[self.cur];
+        self.resolver.note_contact(g, &me);
         match self.resolver.tick(now, g, self.generation, responsible, &s) {
             None => {}
             Some(Step::Act(d, r)) => self.carry_out(now, d, r),
@@ -1390,7 +1404,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // A new version that every ally must see before the decision; only members
                 // still in contact with this side can see it.
                 self.local_change();
-                self.resolver.confirming(now);
+                let (g, me) = (&self.bufs[self.cur], self.me);
+                self.resolver.confirming(now, g, &me);
                 self.push_to_unseen();
             }
             Some(Step::Push) => self.push_to_unseen(),
@@ -1398,7 +1413,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// Full gossip to up to [`CONFIRM_PUSH`] members that have not seen the current state and
-    /// that this node does not flag, from a random place in the member list on: over the
+    /// that nobody flags, from a random place in the member list on: over the
     /// confirmation wait it reaches every such member of a small cluster, and random gossip
     /// spreads it further in a large one.
     fn push_to_unseen(&mut self) {
@@ -1414,6 +1429,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .map(|k| &g.members[(start + k) % n])
             .filter(|m| m.address != self.me && !g.seen_by(&m.address))
             .filter(|m| !mine.iter().any(|r| r.subject == m.address))
+            .filter(|m| g.reachability.is_reachable(&m.address))
             .map(|m| m.address)
             .take(CONFIRM_PUSH.min(room))
             .collect();
@@ -1434,10 +1450,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             _ => Strategy::DownAll,
         };
         let cur = self.cur;
-        let mask = self
-            .resolver
-            .partition(&self.bufs[cur])
-            .to_down(&strategy, decision);
+        let (mask, silent) = {
+            let p = self.resolver.partition(&self.bufs[cur]);
+            (p.to_down(&strategy, decision), p.silent())
+        };
         let me = self.bufs[cur].index_of(&self.me).ok();
         let self_downed = me.is_some_and(|i| mask[i]);
         // Who is told at once, directly: first the members that have seen the state decided
@@ -1473,6 +1489,17 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             let a = g.members[i].address;
             if g.set_status(&a, MemberStatus::Down).unwrap_or(false) {
                 downed += 1;
+            }
+            // A silent member downed here is out of contact: flag it as this node's
+            // observation, so that it does not hold back convergence (and its removal) as a
+            // reachable member that never sees the state.
+            if silent[i] && !self_downed {
+                let r = g
+                    .reachability
+                    .change(self.me, a, ReachabilityStatus::Unreachable);
+                if r.is_err() {
+                    self.stats.over_capacity += 1;
+                }
             }
         }
         self.notify(Event::Downing(DowningDecision {

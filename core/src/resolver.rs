@@ -97,11 +97,9 @@ pub(crate) struct Resolver<const M: usize> {
     timer_members: heapless::Vec<u32, M>,
     has_unreachable: bool,
     /// Stable hashes (sorted) of the members that have seen a version made since the
-    /// confirmation: every later version descends from it, so they are in contact with this
-    /// side. Gathered at every tick while the confirmation is out.
+    /// confirmation: they are in contact with this side. Gathered from this node's state and
+    /// from every gossip it receives while the confirmation is out.
     contact: heapless::Vec<u64, M>,
-    /// No member this side counts is silent (see [`Partition::for_decision`]).
-    side_confirmed: bool,
     /// Since the stable deadline was last set: whether a [`Step::Confirm`] was asked for, and
     /// once the node made it, when.
     confirm: Confirm,
@@ -123,7 +121,6 @@ impl<const M: usize> Resolver<M> {
             timer_members: heapless::Vec::new(),
             has_unreachable: false,
             contact: heapless::Vec::new(),
-            side_confirmed: false,
             confirm: Confirm::None,
             stable_deadline: None,
             unstable_since: None,
@@ -203,7 +200,9 @@ impl<const M: usize> Resolver<M> {
             Confirm::Asked => return None,
             // Allies that never see the confirmation are not in contact with this side: once
             // the wait is over they count as the other side (see `Partition::for_decision`).
-            Confirm::Made { at, .. } if !self.side_confirmed && now < at + confirm_wait(n, s) => {
+            Confirm::Made { at, .. }
+                if now < at + confirm_wait(n, s) && self.partition(g).has_silent() =>
+            {
                 return Some(Step::Push);
             }
             Confirm::Made { .. } => {}
@@ -301,12 +300,53 @@ impl<const M: usize> Resolver<M> {
         }
     }
 
-    /// The node made the version asked for by [`Step::Confirm`] at `now`. Every later version
-    /// it holds descends from that one (only this node bumps its own clock entry), so a member
-    /// that has seen the current version has seen the confirmation.
-    pub(crate) fn confirming(&mut self, now: Instant) {
-        self.confirm = Confirm::Made { at: now };
+    /// The node made the version asked for by [`Step::Confirm`] at `now`: `g`, its state
+    /// now. A version descends from it when this node's own clock entry is at least the
+    /// confirmed one (only this node bumps that entry).
+    pub(crate) fn confirming<const R: usize>(
+        &mut self,
+        now: Instant,
+        g: &Gossip<M, R>,
+        me: &UniqueAddress,
+    ) {
+        let counter = g.version().get(me);
+        self.confirm = Confirm::Made { at: now, counter };
         self.contact.clear();
+    }
+
+    /// Notes who has seen `g` (this node's state, or gossip just received from a peer): if it
+    /// descends from the confirmation, they are in contact with this side.
+    pub(crate) fn note_contact<const R: usize>(&mut self, g: &Gossip<M, R>, me: &UniqueAddress) {
+        if self.descends(g, me) {
+            for a in g.seen() {
+                self.add_contact(a);
+            }
+        }
+    }
+
+    /// Notes that `who` holds `g`, this node's state.
+    pub(crate) fn note_contact_of<const R: usize>(
+        &mut self,
+        g: &Gossip<M, R>,
+        me: &UniqueAddress,
+        who: &UniqueAddress,
+    ) {
+        if self.descends(g, me) {
+            self.add_contact(who);
+        }
+    }
+
+    fn descends<const R: usize>(&self, g: &Gossip<M, R>, me: &UniqueAddress) -> bool {
+        matches!(self.confirm, Confirm::Made { counter, .. } if g.version().get(me) >= counter)
+    }
+
+    fn add_contact(&mut self, a: &UniqueAddress) {
+        let h = a.stable_hash();
+        if let Err(at) = self.contact.binary_search(&h) {
+            // Full only if membership churned during the wait: members left out then count as
+            // silent, which can only make this side more careful.
+            let _ = self.contact.insert(at, h);
+        }
     }
 
     /// Whether `a` has seen a version made since the confirmation.
@@ -359,17 +399,6 @@ impl<const M: usize> Resolver<M> {
             self.timer_members.sort_unstable();
         }
         self.has_unreachable = p.has_unreachable();
-        if matches!(self.confirm, Confirm::Made { .. }) {
-            for m in g.members().iter().filter(|m| g.seen_by(&m.address)) {
-                let h = m.address.stable_hash();
-                if let Err(at) = self.contact.binary_search(&h) {
-                    // Full only if membership churned during the wait: members left out then
-                    // count as silent, which can only make this side more careful.
-                    let _ = self.contact.insert(at, h);
-                }
-            }
-        }
-        self.side_confirmed = !self.partition(g).has_silent();
         let reachability_changed = unreachable != self.unreachable_digest;
         if reachability_changed || member_arrived {
             self.restart_stable_timer(now, n, s);
@@ -399,7 +428,11 @@ impl<const M: usize> Resolver<M> {
 enum Confirm {
     None,
     Asked,
-    Made { at: Instant },
+    /// Made at `at`; this node's own clock entry in the confirmed version was `counter`.
+    Made {
+        at: Instant,
+        counter: u64,
+    },
 }
 
 /// How long a confirmation round waits for every ally to see the new version before those
@@ -480,7 +513,8 @@ mod tests {
         let later = t0 + Duration::from_secs(6);
         assert_eq!(r.tick(later, &g, 1, true, s), Some(Step::Confirm));
         // (The node bumps the state here; the allies have seen the new version.)
-        r.confirming(later);
+        r.confirming(later, &g, &n(1));
+        r.note_contact(&g, &n(1));
         assert_eq!(r.tick(later, &g, 2, true, s), None);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Acquire));
         (r, later)
@@ -557,17 +591,22 @@ mod tests {
         // Everyone on this side saw the state, but that was before the stable period ended.
         assert_eq!(r.tick(later, &g, 1, true, &s), Some(Step::Confirm));
         // The bumped version: only this node (1) has seen it so far.
-        r.confirming(later);
         let mut fresh = g.clone();
         fresh.bump(n(1), true).unwrap();
+        r.confirming(later, &fresh, &n(1));
+        r.note_contact(&fresh, &n(1));
         assert_eq!(r.tick(later, &fresh, 2, true, &s), Some(Step::Push));
+        // An older version that 2 and 3 saw does not count.
+        r.note_contact(&g, &n(1));
         fresh.add_seen(n(2));
+        r.note_contact(&fresh, &n(1));
         assert_eq!(
             r.tick(later, &fresh, 3, true, &s),
             Some(Step::Push),
             "3 has not seen it"
         );
         fresh.add_seen(n(3));
+        r.note_contact(&fresh, &n(1));
         assert_eq!(
             r.tick(later, &fresh, 4, true, &s),
             Some(Step::Act(Decision::DownUnreachable, Reason::Stable))
@@ -582,11 +621,12 @@ mod tests {
         assert_eq!(r.tick(Instant::ZERO, &g, 1, true, &s), None);
         let t = Instant::ZERO + Duration::from_secs(6);
         assert_eq!(r.tick(t, &g, 1, true, &s), Some(Step::Confirm));
-        r.confirming(t);
         // 1 and 2 see it; 3 and 4 are cut off where nobody here watches them.
         let mut fresh = g.clone();
         fresh.bump(n(1), true).unwrap();
+        r.confirming(t, &fresh, &n(1));
         fresh.add_seen(n(2));
+        r.note_contact(&fresh, &n(1));
         let wait = confirm_wait(5, &s);
         assert_eq!(r.tick(t + wait / 2, &fresh, 2, true, &s), Some(Step::Push));
         assert_eq!(
