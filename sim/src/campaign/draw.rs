@@ -147,8 +147,19 @@ pub fn draw(seed: u64) -> Drawn {
         steps: Vec::new(),
         pauses,
         hold_next: false,
+        pauses_only: kinds == [Kind::Pause],
+        last_pause: 0,
     };
-    let faults = 1 + g.r.below(10);
+    let faults = if kinds == [Kind::Pause] {
+        // Pauses alone: many of them, so a rare false alarm shows.
+        5 + g.r.below(40)
+    } else {
+        1 + g.r.below(10)
+    };
+    if kinds.contains(&Kind::Split) && g.r.below(2) == 0 {
+        // A partition of the calm, formed cluster: its decision is checked against the bound.
+        g.fault(Kind::Split);
+    }
     while g.steps.len() < faults {
         let kind = kinds[g.r.below(kinds.len())];
         g.fault(kind);
@@ -220,6 +231,8 @@ struct Gen<'a, 'r> {
     pauses: PauseMode,
     /// The next wait holds the network still long enough for a decision.
     hold_next: bool,
+    pauses_only: bool,
+    last_pause: u64,
 }
 
 impl Gen<'_, '_> {
@@ -243,6 +256,36 @@ impl Gen<'_, '_> {
         self.r.below(1501) as u64
     }
 
+    /// A wait around the time a partition is detected: a drawn detection time or the first
+    /// `UnreachableMember`, then an offset and zero to three gossip rounds / leader ticks.
+    fn detect_wait(&mut self) -> Wait {
+        let rounds = self.r.below(4) as u64 * 1000;
+        if self.r.below(3) == 0 {
+            Wait::Unreachable(self.offset() + rounds)
+        } else {
+            Wait::Ms(self.detect_ms() + self.offset() + rounds)
+        }
+    }
+
+    fn move_one(&mut self, mut sides: Vec<Vec<NodeId>>) -> Vec<Vec<NodeId>> {
+        let from = self.r.below(sides.len());
+        let mut to = self.r.below(sides.len() - 1);
+        if to >= from {
+            to += 1;
+        }
+        let k = self.r.below(sides[from].len());
+        let x = sides[from].remove(k);
+        sides[to].push(x);
+        sides[to].sort();
+        sides.retain(|s| !s.is_empty());
+        sides
+    }
+
+    fn new_sides(&mut self, n: usize) -> Vec<Vec<NodeId>> {
+        let parts = if n >= 3 && self.r.below(4) == 0 { 3 } else { 2 };
+        self.sides(parts)
+    }
+
     /// A wait drawn around the instants that matter.
     fn wait(&mut self) -> Wait {
         if std::mem::take(&mut self.hold_next) {
@@ -250,11 +293,7 @@ impl Gen<'_, '_> {
         }
         match self.r.below(12) {
             0 | 1 => Wait::Ms(self.offset()),
-            2..=4 => {
-                let d = self.detect_ms();
-                Wait::Ms(d + self.offset())
-            }
-            5 => Wait::Unreachable(self.offset()),
+            2..=5 => self.detect_wait(),
             6 => Wait::Downing(self.offset()),
             7 | 8 => {
                 // Around stable-after expiry, a leader tick either side.
@@ -302,10 +341,25 @@ impl Gen<'_, '_> {
         let all = self.shuffled(&self.p.all());
         let members = self.members();
         let mut sides: Vec<Vec<NodeId>> = vec![Vec::new(); parts];
-        // Members first, so every side has one; the rest anywhere.
+        // Members first: the first side gets 1, 2, half or any number of them (small sides
+        // and halves are where the edges are), the others share the rest; non-members anywhere.
         let (m, rest): (Vec<NodeId>, Vec<NodeId>) = all.iter().partition(|i| members.contains(i));
+        let n = m.len();
+        let first = match self.r.below(5) {
+            0 | 1 => 1,
+            2 => 2,
+            3 => n / 2,
+            _ => 1 + self.r.below(n - 1),
+        }
+        .clamp(1, n + 1 - parts);
         for (k, i) in m.iter().enumerate() {
-            let s = if k < parts { k } else { self.r.below(parts) };
+            let s = if k < first {
+                0
+            } else if k < first + parts - 1 {
+                k - first + 1
+            } else {
+                1 + self.r.below(parts - 1)
+            };
             sides[s].push(*i);
         }
         for i in rest {
@@ -336,29 +390,29 @@ impl Gen<'_, '_> {
                     self.sides = None;
                     return self.push(wait, Fault::Heal);
                 }
-                let sides = match self.sides.clone() {
-                    Some(mut sides) if sides.len() >= 2 && self.r.below(2) == 0 => {
-                        // Move one node across.
-                        let from = self.r.below(sides.len());
-                        let mut to = self.r.below(sides.len() - 1);
-                        if to >= from {
-                            to += 1;
+                // An episode: a partition, and perhaps one or two more that replace it (heal and
+                // re-form differently, or move one node across) around the time it is detected.
+                let episode = 1 + self.r.below(3);
+                let mut w = wait;
+                for e in 0..episode {
+                    if e > 0 {
+                        w = self.detect_wait();
+                    }
+                    let sides = match self.sides.clone() {
+                        Some(sides) if sides.len() >= 2 && self.r.below(2) == 0 => {
+                            let moved = self.move_one(sides);
+                            if moved.len() >= 2 {
+                                moved
+                            } else {
+                                self.new_sides(n)
+                            }
                         }
-                        let k = self.r.below(sides[from].len());
-                        let x = sides[from].remove(k);
-                        sides[to].push(x);
-                        sides[to].sort();
-                        sides.retain(|s| !s.is_empty());
-                        sides
-                    }
-                    _ => {
-                        let parts = if n >= 3 && self.r.below(4) == 0 { 3 } else { 2 };
-                        self.sides(parts)
-                    }
-                };
-                self.sides = Some(sides.clone());
-                self.push(wait, Fault::Split(sides));
-                self.hold_next = self.r.below(3) == 0;
+                        _ => self.new_sides(n),
+                    };
+                    self.sides = Some(sides.clone());
+                    self.push(w, Fault::Split(sides));
+                }
+                self.hold_next = self.r.below(2) == 0;
             }
             Kind::Overlap => {
                 if self.r.below(4) == 0 {
@@ -424,6 +478,13 @@ impl Gen<'_, '_> {
                 } else {
                     acceptable + 1 + self.r.below(2000) as u64
                 };
+                let wait = if self.pauses_only {
+                    // Alone, pauses are spaced so each stands on its own.
+                    Wait::Ms(self.last_pause + 1000 + self.r.below(4000) as u64)
+                } else {
+                    wait
+                };
+                self.last_pause = ms.max(1);
                 self.push(wait, Fault::Pause(x, ms.max(1)));
             }
             Kind::CrashRestart => {

@@ -189,6 +189,9 @@ struct Run<'a> {
     lossy: HashSet<NodeId>,
     link: LinkConfig,
     paused_until: Instant,
+    /// The latest run of pauses (of all nodes together): from, until.
+    pauses: Option<(Instant, Instant)>,
+    acceptable: Duration,
     faults: usize,
     trace: bool,
 }
@@ -228,6 +231,8 @@ impl<'a> Run<'a> {
             lossy: HashSet::new(),
             link,
             paused_until: Instant::ZERO,
+            pauses: None,
+            acceptable,
             faults: 0,
             trace: std::env::var("FJELL_CAMPAIGN_TRACE").is_ok(),
         }
@@ -497,9 +502,21 @@ impl<'a> Run<'a> {
             }
             Fault::Pause(n, ms) => {
                 if self.running(*n) {
+                    let now = self.sim.now();
                     let d = Duration::from_millis(*ms);
                     self.sim.pause(*n, d);
-                    self.paused_until = self.paused_until.max(self.sim.now() + d);
+                    self.paused_until = self.paused_until.max(now + d);
+                    // Pauses (of any nodes) that overlap or come within a heartbeat interval of
+                    // each other add up on some heartbeat path: they count as one pause.
+                    let gap = Duration::from_secs(1);
+                    let (start, until) = match self.pauses {
+                        Some((s, u)) if u + gap >= now => (s, u.max(now + d)),
+                        _ => (now, now + d),
+                    };
+                    self.pauses = Some((start, until));
+                    if until - start + Duration::from_millis(500) >= self.acceptable {
+                        self.pause_only = false;
+                    }
                 }
             }
             Fault::Crash(n) => {

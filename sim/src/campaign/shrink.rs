@@ -17,6 +17,13 @@ pub struct Shrunk {
     pub replays: usize,
 }
 
+fn wait_ms(w: Wait) -> u64 {
+    match w {
+        Wait::Ms(m) => m,
+        _ => 0,
+    }
+}
+
 fn same(a: Check, b: Check) -> bool {
     let split = |c| matches!(c, Check::SplitBrain | Check::SimSplitBrain);
     a == b || (split(a) && split(b))
@@ -55,8 +62,18 @@ impl Shrinker {
             while i < self.best.steps.len() {
                 let mut c = self.best.clone();
                 let end = (i + chunk).min(c.steps.len());
-                c.steps.drain(i..end);
-                if self.try_keep(c) {
+                let gone: u64 = c.steps.drain(i..end).map(|s| wait_ms(s.wait)).sum();
+                // First with the removed waits kept (later faults stay at their times), then
+                // without.
+                let mut kept = c.clone();
+                match kept.steps.get_mut(i) {
+                    Some(Step {
+                        wait: Wait::Ms(m), ..
+                    }) => *m += gone,
+                    Some(_) => {}
+                    None => kept.tail_ms += gone,
+                }
+                if self.try_keep(kept) || self.try_keep(c) {
                     removed = true;
                     progress = true;
                 } else {
