@@ -382,6 +382,13 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         self.reschedule(id);
     }
 
+    /// Restarts node `id` on the same address with a new uid and new settings (a rolling
+    /// configuration change). It must join again.
+    pub fn restart_with(&mut self, id: NodeId, config: Config) {
+        self.slots[id].config = config;
+        self.restart(id);
+    }
+
     /// Stops node `id` from processing anything until `d` from now (a stop-the-world pause);
     /// its messages and timers wait.
     pub fn pause(&mut self, id: NodeId, d: Duration) {

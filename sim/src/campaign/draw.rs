@@ -32,7 +32,8 @@ pub enum Kind {
     Leave,
     /// New nodes with the cluster's settings join.
     Join,
-    /// New nodes with a different strategy or strategy parameter try to join.
+    /// New nodes with a different strategy or strategy parameter try to join, and members
+    /// restart with one (a rolling configuration change).
     Mixed,
     /// A node of another cluster is listed first among a joiner's seed nodes.
     Stranger,
@@ -149,6 +150,7 @@ pub fn draw(seed: u64) -> Drawn {
         hold_next: false,
         pauses_only: kinds == [Kind::Pause],
         last_pause: 0,
+        odd: Vec::new(),
     };
     let faults = if kinds == [Kind::Pause] {
         // Pauses alone: many of them, so a rare false alarm shows.
@@ -233,6 +235,8 @@ struct Gen<'a, 'r> {
     hold_next: bool,
     pauses_only: bool,
     last_pause: u64,
+    /// Members running another strategy than the cluster's (joined or reconfigured).
+    odd: Vec<NodeId>,
 }
 
 impl Gen<'_, '_> {
@@ -281,7 +285,30 @@ impl Gen<'_, '_> {
         sides
     }
 
-    fn new_sides(&mut self, n: usize) -> Vec<Vec<NodeId>> {
+    fn new_sides(&mut self, n: usize, boundary: bool) -> Vec<Vec<NodeId>> {
+        if !self.odd.is_empty() && (boundary || self.r.below(2) == 0) {
+            // Along the configuration boundary: the differently configured members and up to
+            // two others against the rest.
+            let mut a = self.odd.clone();
+            let others: Vec<NodeId> = self
+                .members()
+                .into_iter()
+                .filter(|m| !a.contains(m))
+                .collect();
+            let others = self.shuffled(&others);
+            let k = self.r.below(3).min(others.len().saturating_sub(1));
+            a.extend(&others[..k]);
+            a.sort();
+            let b: Vec<NodeId> = self
+                .p
+                .all()
+                .into_iter()
+                .filter(|i| !a.contains(i))
+                .collect();
+            if !b.is_empty() && b.iter().any(|i| self.members().contains(i)) {
+                return vec![a, b];
+            }
+        }
         let parts = if n >= 3 && self.r.below(4) == 0 { 3 } else { 2 };
         self.sides(parts)
     }
@@ -392,7 +419,7 @@ impl Gen<'_, '_> {
                 }
                 // An episode: a partition, and perhaps one or two more that replace it (heal and
                 // re-form differently, or move one node across) around the time it is detected.
-                let episode = 1 + self.r.below(3);
+                let episode = [1, 1, 2, 3][self.r.below(4)];
                 let mut w = wait;
                 for e in 0..episode {
                     if e > 0 {
@@ -404,10 +431,10 @@ impl Gen<'_, '_> {
                             if moved.len() >= 2 {
                                 moved
                             } else {
-                                self.new_sides(n)
+                                self.new_sides(n, false)
                             }
                         }
-                        _ => self.new_sides(n),
+                        _ => self.new_sides(n, false),
                     };
                     self.sides = Some(sides.clone());
                     self.push(w, Fault::Split(sides));
@@ -531,21 +558,61 @@ impl Gen<'_, '_> {
                     .filter(|(i, e)| want(e) && !self.joined.contains(&(self.p.nodes + i)))
                     .map(|(i, _)| self.p.nodes + i)
                     .collect();
-                if let Some(&x) = idle.first() {
+                if kind == Kind::Mixed && (idle.is_empty() || self.r.below(2) == 0) {
+                    self.reconfigure(wait, &members);
+                } else if let Some(&x) = idle.first() {
                     let via = self.via();
                     self.joined.push(x);
+                    if matches!(self.p.extra(x), Some(Extra::Joiner(s)) if s != self.p.sbr) {
+                        self.odd.push(x);
+                    }
                     self.push(wait, Fault::Join(x, via));
-                } else if kind == Kind::Stranger {
-                    // A restart whose seed list starts with the stranger.
-                    let x = self.pick(&members);
-                    let via = self.via();
-                    self.push(wait, Fault::Restart(x, via));
-                } else {
-                    let x = self.pick(&members);
-                    self.push(wait, Fault::Leave(x));
+                }
+                if kind == Kind::Mixed && !self.odd.is_empty() && self.r.below(2) == 0 {
+                    // A rolling change goes on for a node or two; then the network splits along
+                    // the configuration boundary and stays split.
+                    for _ in 0..self.r.below(3) {
+                        let w = Wait::Ms(3000 + self.r.below(12_000) as u64);
+                        let members = self.members();
+                        self.reconfigure(w, &members);
+                    }
+                    let w = Wait::Ms(5000 + self.r.below(15_000) as u64);
+                    let n = self.members().len();
+                    let sides = self.new_sides(n, true);
+                    self.sides = Some(sides.clone());
+                    self.push(w, Fault::Split(sides));
+                    self.hold_next = true;
+                }
+                if !(kind == Kind::Mixed || !idle.is_empty()) {
+                    if kind == Kind::Stranger {
+                        // A restart whose seed list starts with the stranger.
+                        let x = self.pick(&members);
+                        let via = self.via();
+                        self.push(wait, Fault::Restart(x, via));
+                    } else {
+                        let x = self.pick(&members);
+                        self.push(wait, Fault::Leave(x));
+                    }
                 }
             }
         }
+    }
+
+    /// A member comes back with another strategy, usually the next in address order, as a
+    /// rolling configuration change goes.
+    fn reconfigure(&mut self, wait: Wait, members: &[NodeId]) {
+        let next = members.iter().copied().find(|m| !self.odd.contains(m));
+        let x = match next {
+            Some(x) if self.r.below(3) > 0 => x,
+            _ => self.pick(members),
+        };
+        let sbr = other_sbr(self.r, self.p.sbr, self.p.nodes);
+        if !self.odd.contains(&x) {
+            self.odd.push(x);
+        }
+        self.crashed.retain(|c| *c != x);
+        let via = self.via();
+        self.push(wait, Fault::Reconfigure(x, sbr, via));
     }
 
     /// Seed nodes for a join: the cluster's seeds, sometimes shuffled, with the stranger (if

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fjell_core::{Downing, Instant, MemberStatus, NodeStatus, Reason, Strategy, UniqueAddress};
 
 use super::oracle::{Oracle, Violation};
-use super::schedule::{Extra, Fault, Schedule, Wait};
+use super::schedule::{Extra, Fault, Sbr, Schedule, Wait};
 use crate::{addr_of, LinkConfig, NodeId, Sim};
 
 /// Which check a run failed.
@@ -192,6 +192,8 @@ struct Run<'a> {
     /// The latest run of pauses (of all nodes together): from, until.
     pauses: Option<(Instant, Instant)>,
     acceptable: Duration,
+    /// Each node's strategy (`None`: another cluster).
+    sbr_of: Vec<Option<Sbr>>,
     faults: usize,
     trace: bool,
 }
@@ -233,6 +235,16 @@ impl<'a> Run<'a> {
             paused_until: Instant::ZERO,
             pauses: None,
             acceptable,
+            sbr_of: s
+                .params
+                .all()
+                .into_iter()
+                .map(|i| match s.params.extra(i) {
+                    None => Some(s.params.sbr),
+                    Some(Extra::Joiner(sbr)) => Some(sbr),
+                    Some(Extra::OtherVersion(_) | Extra::Stranger) => None,
+                })
+                .collect(),
             faults: 0,
             trace: std::env::var("FJELL_CAMPAIGN_TRACE").is_ok(),
         }
@@ -537,6 +549,18 @@ impl<'a> Run<'a> {
                 self.joiners.retain(|(j, _)| j != n);
                 self.join(*n, via);
             }
+            Fault::Reconfigure(n, sbr, via) => {
+                self.drain()?;
+                if self.running(*n) {
+                    self.sim.crash(*n);
+                    self.oracle.crash(*n);
+                }
+                self.sim.restart_with(*n, self.s.params.config(*sbr));
+                self.sbr_of[*n] = Some(*sbr);
+                self.oracle.boot(*n, self.sim.node(*n).address());
+                self.joiners.retain(|(j, _)| j != n);
+                self.join(*n, via);
+            }
             Fault::Leave(n) => {
                 if self.running(*n) {
                     let a = addr_of(*n);
@@ -562,12 +586,7 @@ impl<'a> Run<'a> {
             .with_node(n, |x, now| x.join_seed_nodes(now, &seeds))
             .is_ok()
         {
-            let p = &self.s.params;
-            let same = match p.extra(n) {
-                None => true,
-                Some(Extra::Joiner(sbr)) => sbr == p.sbr,
-                Some(_) => false,
-            };
+            let same = self.sbr_of[n] == Some(self.s.params.sbr);
             if same {
                 self.joiners.push((n, via.to_vec()));
             }

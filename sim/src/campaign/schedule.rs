@@ -198,6 +198,9 @@ pub enum Fault {
     Leave(NodeId),
     /// The (idle) node joins through these nodes, as seed nodes.
     Join(NodeId, Vec<NodeId>),
+    /// Restart with a new uid and this strategy (the run's other settings unchanged), and join
+    /// through these nodes: a rolling configuration change, which the cluster may refuse.
+    Reconfigure(NodeId, Sbr, Vec<NodeId>),
 }
 
 impl Fault {
@@ -213,7 +216,7 @@ impl Fault {
             | Fault::Pause(n, _)
             | Fault::Crash(n)
             | Fault::Leave(n) => vec![*n],
-            Fault::Restart(n, via) | Fault::Join(n, via) => {
+            Fault::Restart(n, via) | Fault::Join(n, via) | Fault::Reconfigure(n, _, via) => {
                 let mut v = vec![*n];
                 v.extend(via);
                 v
@@ -239,6 +242,9 @@ impl Fault {
             Fault::Restart(n, via) => format!("Fault::Restart({n}, {})", v(via)),
             Fault::Leave(n) => format!("Fault::Leave({n})"),
             Fault::Join(n, via) => format!("Fault::Join({n}, {})", v(via)),
+            Fault::Reconfigure(n, sbr, via) => {
+                format!("Fault::Reconfigure({n}, {}, {})", sbr.rust(), v(via))
+            }
         }
     }
 }

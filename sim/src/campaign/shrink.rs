@@ -236,6 +236,7 @@ pub fn remove_node(s: &Schedule, id: NodeId) -> Option<Schedule> {
                 Fault::Crash(n) => Fault::Crash(map(*n)?),
                 Fault::Leave(n) => Fault::Leave(map(*n)?),
                 Fault::Restart(n, via) => Fault::Restart(map(*n)?, list(via)),
+                Fault::Reconfigure(n, sbr, via) => Fault::Reconfigure(map(*n)?, *sbr, list(via)),
                 Fault::Join(n, via) => {
                     let via = list(via);
                     if via.is_empty() {
