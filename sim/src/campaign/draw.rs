@@ -583,7 +583,7 @@ impl Gen<'_, '_> {
                     self.push(w, Fault::Split(sides));
                     self.hold_next = true;
                 }
-                if !(kind == Kind::Mixed || !idle.is_empty()) {
+                if kind != Kind::Mixed && idle.is_empty() {
                     if kind == Kind::Stranger {
                         // A restart whose seed list starts with the stranger.
                         let x = self.pick(&members);
