@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Instant as Wall;
 
 use fjell_core::{Config, Downing, Event, NodeStatus, StopReason, Strategy};
-use fjell_sim::campaign::{self, Check, Drawn, Ending, Failure, Kind};
+use fjell_sim::campaign::{self, Drawn, Ending, Failure, Kind};
 use fjell_sim::{NodeId, Sim};
 
 fn main() {
@@ -45,10 +45,11 @@ struct Tally {
     decisions: u64,
     unstable: u64,
     holds: u64,
-    /// Per check: failing seeds (sorted at the end).
-    failed: BTreeMap<Check, Vec<u64>>,
-    /// The lowest failing seed per check, with its run.
-    first: BTreeMap<Check, (u64, Drawn, Failure)>,
+    max_lag: Option<std::time::Duration>,
+    /// Per label (check, refined): failing seeds (sorted at the end).
+    failed: BTreeMap<String, Vec<u64>>,
+    /// The lowest failing seed per label, with its run.
+    first: BTreeMap<String, (u64, Drawn, Failure)>,
     /// Runs per enabled kind, and failures per enabled kind.
     kinds: BTreeMap<Kind, (u64, u64)>,
 }
@@ -84,12 +85,14 @@ fn adversarial(args: &[String]) {
                         t.decisions += rep.decisions as u64;
                         t.unstable += rep.unstable_decisions as u64;
                         t.holds += rep.holds_checked as u64;
+                        t.max_lag = t.max_lag.max(rep.max_decision_lag);
                     }
                     Err(f) => {
-                        t.failed.entry(f.check).or_default().push(seed);
-                        let better = t.first.get(&f.check).is_none_or(|(s, ..)| seed < *s);
+                        let label = campaign::label(&d.schedule, &f);
+                        t.failed.entry(label.clone()).or_default().push(seed);
+                        let better = t.first.get(&label).is_none_or(|(s, ..)| seed < *s);
                         if better {
-                            t.first.insert(f.check, (seed, d, f));
+                            t.first.insert(label, (seed, d, f));
                         }
                     }
                 }
@@ -113,13 +116,18 @@ fn adversarial(args: &[String]) {
          {} held partitions checked",
         t.faults, t.unreachable, t.decisions, t.unstable, t.holds
     );
+    println!(
+        "  decisions on held partitions came at most {:?} after stable-after (allowed: {:?})",
+        t.max_lag.unwrap_or_default(),
+        campaign::exec::DECISION_SLACK
+    );
     println!("  runs that failed a check: {failures}");
-    for (check, seeds) in &t.failed {
+    for (label, seeds) in &t.failed {
         let mut seeds = seeds.clone();
         seeds.sort();
         let shown: Vec<u64> = seeds.iter().copied().take(12).collect();
         println!(
-            "    {check:?}: {} runs, first found at run {} (seed {}); seeds {shown:?}{}",
+            "    {label}: {} runs, first found at run {} (seed {}); seeds {shown:?}{}",
             seeds.len(),
             seeds[0] - first + 1,
             seeds[0],
@@ -134,9 +142,9 @@ fn adversarial(args: &[String]) {
     for (k, (n, f)) in &t.kinds {
         println!("    {:<14} {n:>8} ({f})", format!("{k:?}"));
     }
-    for (seed, d, f) in t.first.values() {
+    for (label, (seed, d, f)) in &t.first {
         println!();
-        println!("first {:?} failure (seed {seed}):", f.check);
+        println!("first {label} failure (seed {seed}):");
         println!("{}", campaign::found(d, f, 400));
     }
     if failures > 0 {

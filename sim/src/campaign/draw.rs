@@ -151,6 +151,7 @@ pub fn draw(seed: u64) -> Drawn {
         pauses_only: kinds == [Kind::Pause],
         last_pause: 0,
         odd: Vec::new(),
+        leaves: kinds.contains(&Kind::Leave),
     };
     let faults = if kinds == [Kind::Pause] {
         // Pauses alone: many of them, so a rare false alarm shows.
@@ -237,6 +238,8 @@ struct Gen<'a, 'r> {
     last_pause: u64,
     /// Members running another strategy than the cluster's (joined or reconfigured).
     odd: Vec<NodeId>,
+    /// Graceful leaves are enabled.
+    leaves: bool,
 }
 
 impl Gen<'_, '_> {
@@ -440,6 +443,16 @@ impl Gen<'_, '_> {
                     self.push(w, Fault::Split(sides));
                 }
                 self.hold_next = self.r.below(2) == 0;
+                if self.hold_next && self.leaves && self.r.below(2) == 0 {
+                    // A graceful leave while the partition is held, between its detection and
+                    // the decision.
+                    let w = self.detect_ms()
+                        + self.offset()
+                        + self.r.below(self.stable_after_ms() as usize) as u64;
+                    let x = self.pick(&members);
+                    self.push(Wait::Ms(w), Fault::Leave(x));
+                    self.hold_next = true;
+                }
             }
             Kind::Overlap => {
                 if self.r.below(4) == 0 {

@@ -33,13 +33,17 @@ pub enum Check {
     /// A clean partition injected into a calm cluster was decided by down-all-when-unstable
     /// (`Reason::Unstable`) instead of on stability.
     UnstableDecision,
+    /// A decision on a clean partition injected into a calm cluster came later than
+    /// `stable-after` (plus [`DECISION_SLACK`]) after the decider's last reachability change —
+    /// as when a graceful leave restarts the timer.
+    LateDecision,
     /// A run whose only faults were pauses well under `acceptable-heartbeat-pause` saw an
     /// `UnreachableMember`.
     FalseUnreachable,
     /// A node of another cluster or protocol version became a member.
     ForeignMember,
-    /// A node with the cluster's settings that was told to join never became a member,
-    /// although one of its seed nodes served throughout the final settle period.
+    /// A node with the cluster's settings that was told to join gave up (or is still trying)
+    /// 60 s after the final heal, although one of its seed nodes serves.
     JoinStuck,
     /// A node reported `JoinRefused` but the refusing node never reported
     /// `JoinRequestRefused`.
@@ -48,7 +52,7 @@ pub enum Check {
 
 impl Check {
     /// Every check.
-    pub const ALL: [Check; 11] = [
+    pub const ALL: [Check; 12] = [
         Check::SplitBrain,
         Check::SimSplitBrain,
         Check::SimInvariant,
@@ -56,6 +60,7 @@ impl Check {
         Check::Formation,
         Check::Undecided,
         Check::UnstableDecision,
+        Check::LateDecision,
         Check::FalseUnreachable,
         Check::ForeignMember,
         Check::JoinStuck,
@@ -93,6 +98,9 @@ pub struct Report {
     pub unstable_decisions: usize,
     /// Held partitions checked for a decision.
     pub holds_checked: usize,
+    /// Over the decisions on held partitions: the longest time from the decider's last
+    /// reachability change to its decision, minus `stable-after`.
+    pub max_decision_lag: Option<Duration>,
     /// Nodes serving (by their own reports) at the end.
     pub up_at_end: usize,
     /// Virtual time.
@@ -171,6 +179,10 @@ fn replay_with(schedule: &Schedule, sim_check: bool) -> Result<Report, Failure> 
 struct Hold {
     start: Instant,
     deadline: Instant,
+    stable_after: Duration,
+    slack: Duration,
+    /// A member left gracefully during the hold.
+    leaves: bool,
     /// The sides, each reduced to the nodes up at the start.
     sides: Vec<Vec<NodeId>>,
 }
@@ -182,6 +194,7 @@ struct Run<'a> {
     at: &'a Cell<Duration>,
     hold: Option<Hold>,
     holds_checked: usize,
+    max_lag: Option<Duration>,
     /// Only pauses well under the acceptable pause: no `UnreachableMember` allowed.
     pause_only: bool,
     /// Nodes with the cluster's settings told to join, with their seed nodes (latest only).
@@ -197,6 +210,11 @@ struct Run<'a> {
     faults: usize,
     trace: bool,
 }
+
+/// How long after `stable-after` (counted from the decider's last reachability change) a
+/// decision on a calm, held partition may come: the side has to see the state (a few gossip
+/// rounds) and the leader acts on its next tick.
+pub const DECISION_SLACK: Duration = Duration::from_secs(4);
 
 /// The settle period the join check needs: a joiner retries every 10 s and a restarted node's
 /// old incarnation is first downed and removed (up to `stable-after` twice).
@@ -228,6 +246,7 @@ impl<'a> Run<'a> {
             at,
             hold: None,
             holds_checked: 0,
+            max_lag: None,
             pause_only,
             joiners: Vec::new(),
             lossy: HashSet::new(),
@@ -306,7 +325,7 @@ impl<'a> Run<'a> {
             .oracle
             .decisions
             .iter()
-            .filter(|d| d.2 == Reason::Unstable)
+            .filter(|d| d.reason == Reason::Unstable)
             .count();
         Ok(Report {
             faults: self.faults,
@@ -314,6 +333,7 @@ impl<'a> Run<'a> {
             decisions: self.oracle.decisions.len(),
             unstable_decisions: unstable,
             holds_checked: self.holds_checked,
+            max_decision_lag: self.max_lag,
             up_at_end: self
                 .oracle
                 .nodes
@@ -435,11 +455,14 @@ impl<'a> Run<'a> {
     }
 
     fn apply(&mut self, k: usize, fault: &Fault) -> Result<(), Failure> {
-        // Every fault but the split itself ends a held partition.
+        // Every fault but the split itself and a graceful leave ends a held partition.
         let calm = matches!(fault, Fault::Split(_))
             .then(|| self.calm())
             .flatten();
-        self.hold = None;
+        match (&mut self.hold, fault) {
+            (Some(h), Fault::Leave(_)) => h.leaves = true,
+            _ => self.hold = None,
+        }
         self.faults += 1;
         if self.trace {
             eprintln!(
@@ -460,12 +483,15 @@ impl<'a> Run<'a> {
                 }
                 if let Some(members) = calm {
                     let d = self.s.params.config(self.s.params.sbr).downing;
-                    let mut bound = Duration::from_secs(6 + 3 + 10) + d.stable_after_for(members);
+                    let stable_after = d.stable_after_for(members);
+                    let mut bound = Duration::from_secs(6 + 3 + 10) + stable_after;
+                    let mut slack = DECISION_SLACK;
                     if matches!(
                         d.downing,
                         Downing::SplitBrainResolver(Strategy::LeaseMajority { .. })
                     ) {
                         bound += d.acquire_lease_delay_for_minority;
+                        slack += d.acquire_lease_delay_for_minority;
                     }
                     let start = self.sim.now();
                     let sides = sides
@@ -480,6 +506,9 @@ impl<'a> Run<'a> {
                     self.hold = Some(Hold {
                         start,
                         deadline: start + bound,
+                        stable_after,
+                        slack,
+                        leaves: false,
                         sides,
                     });
                 }
@@ -679,21 +708,50 @@ impl<'a> Run<'a> {
             }
         }
         let in_sides: HashSet<NodeId> = h.sides.concat().into_iter().collect();
-        if let Some((t, by, _)) = self
+        let decided: Vec<_> = self
             .oracle
             .decisions
             .iter()
-            .find(|(t, by, r)| *t >= h.start && in_sides.contains(by) && *r == Reason::Unstable)
-        {
-            return Err(self.fail(
-                Check::UnstableDecision,
-                format!(
-                    "partition {:?} injected into a calm cluster and held still: node {by} \
-                     downed all as unstable {:?} after the partition",
-                    h.sides,
-                    *t - h.start
-                ),
-            ));
+            .filter(|d| d.at >= h.start && in_sides.contains(&d.by))
+            .copied()
+            .collect();
+        for d in &decided {
+            if d.reason == Reason::Unstable {
+                return Err(self.fail(
+                    Check::UnstableDecision,
+                    format!(
+                        "partition {:?} injected into a calm cluster and held still: node {} \
+                         downed all as unstable {:?} after the partition",
+                        h.sides,
+                        d.by,
+                        d.at - h.start
+                    ),
+                ));
+            }
+        }
+        for d in &decided {
+            // Reachability last changed (in the decider's reports) at `since`: the decision is
+            // due `stable-after` later, plus the time for its side to see that state and a leader
+            // tick (and, for lease-majority, the minority's delay).
+            let since = d.last_change.unwrap_or(h.start).max(h.start);
+            let lag = (d.at - since).saturating_sub(h.stable_after);
+            self.max_lag = self.max_lag.max(Some(lag));
+            if d.at > since + h.stable_after + h.slack {
+                return Err(self.fail(
+                    Check::LateDecision,
+                    format!(
+                        "partition {:?} injected into a calm cluster{}: node {} decided ({:?}) {:?} \
+                         after its last reachability change, more than stable-after ({:?}) + {:?}",
+                        h.sides,
+                        if h.leaves { ", with a graceful leave during it" } else { "" },
+                        d.by,
+                        d.reason,
+                        d.at - since,
+                        h.stable_after,
+                        h.slack
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -707,6 +765,11 @@ impl<'a> Run<'a> {
         for (j, via) in joiners {
             let r = &self.oracle.nodes[*j];
             if !self.running(*j) || r.was_up || r.gone || self.sim.is_stopped(*j) {
+                continue;
+            }
+            // A node that was welcomed counts as in: whether a welcomed joiner whose welcomer
+            // crashed before the news spread ever gets Up is not this check's question.
+            if self.sim.node(*j).status() == NodeStatus::Member {
                 continue;
             }
             if let Some(v) = via

@@ -46,6 +46,33 @@ pub fn run_seed(seed: u64) -> Result<Report, Box<(Drawn, Failure)>> {
     replay(&d.schedule).map_err(|f| Box::new((d, f)))
 }
 
+/// Whether any member of the run may run another strategy than the cluster's: a
+/// reconfigured node, or a joiner with another strategy that was told to join.
+pub fn mixed_settings(s: &Schedule) -> bool {
+    s.steps.iter().any(|st| match &st.fault {
+        Fault::Reconfigure(_, sbr, _) => *sbr != s.params.sbr,
+        Fault::Join(n, _) => {
+            matches!(s.params.extra(*n), Some(Extra::Joiner(sbr)) if sbr != s.params.sbr)
+        }
+        _ => false,
+    })
+}
+
+/// A finer label for a failure, for tallies: split brains with and without mixed settings,
+/// stuck joins with and without a stranger among the seed nodes.
+pub fn label(s: &Schedule, f: &Failure) -> String {
+    let stranger = s.params.extras.contains(&Extra::Stranger);
+    match f.check {
+        Check::SplitBrain | Check::SimSplitBrain if mixed_settings(s) => {
+            format!("{:?} (mixed settings)", f.check)
+        }
+        Check::SplitBrain | Check::SimSplitBrain => format!("{:?} (one setting)", f.check),
+        Check::JoinStuck if stranger => "JoinStuck (a stranger among the seeds)".into(),
+        Check::JoinStuck => "JoinStuck (no stranger)".into(),
+        c => format!("{c:?}"),
+    }
+}
+
 /// The drawn parameters of a run, on one line.
 pub fn describe(d: &Drawn) -> String {
     let p = &d.schedule.params;

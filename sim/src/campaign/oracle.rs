@@ -32,6 +32,20 @@ pub struct Reported {
     pub downed: HashSet<UniqueAddress>,
 }
 
+/// A downing decision a node reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided {
+    /// When.
+    pub at: Instant,
+    /// By whom.
+    pub by: NodeId,
+    /// Why.
+    pub reason: Reason,
+    /// When that node had last reported a reachability change (`UnreachableMember` or
+    /// `ReachableMember`) before deciding.
+    pub last_change: Option<Instant>,
+}
+
 /// A violation the oracle saw.
 #[derive(Debug, Clone)]
 pub struct Violation {
@@ -54,8 +68,10 @@ pub struct Oracle {
     pub downings_since_mark: usize,
     /// `UnreachableMember` events in all.
     pub unreachable_events: usize,
-    /// Every downing decision: when, by whom, why.
-    pub decisions: Vec<(Instant, NodeId, Reason)>,
+    /// Every downing decision.
+    pub decisions: Vec<Decided>,
+    /// Per node: when it last reported a member unreachable or reachable again.
+    pub last_reachability: Vec<Option<Instant>>,
     /// Every `JoinRefused` a node reported: when, who, refused by.
     pub join_refused: Vec<(Instant, NodeId, SocketAddr)>,
     /// Every `JoinRequestRefused` a node reported: when, who, the joiner.
@@ -67,6 +83,7 @@ impl Oracle {
     pub fn new(n: usize) -> Self {
         Oracle {
             nodes: vec![Reported::default(); n],
+            last_reachability: vec![None; n],
             ..Default::default()
         }
     }
@@ -78,6 +95,7 @@ impl Oracle {
             running: true,
             ..Default::default()
         };
+        self.last_reachability[id] = None;
     }
 
     /// Node `id` crashed.
@@ -159,10 +177,17 @@ impl Oracle {
             Event::UnreachableMember(_) => {
                 self.unreachable_since_mark += 1;
                 self.unreachable_events += 1;
+                self.last_reachability[id] = Some(l.at);
             }
+            Event::ReachableMember(_) => self.last_reachability[id] = Some(l.at),
             Event::Downing(d) => {
                 self.downings_since_mark += 1;
-                self.decisions.push((l.at, id, d.reason));
+                self.decisions.push(Decided {
+                    at: l.at,
+                    by: id,
+                    reason: d.reason,
+                    last_change: self.last_reachability[id],
+                });
             }
             Event::JoinRefused { by, .. } => self.join_refused.push((l.at, id, *by)),
             Event::JoinRequestRefused { from, .. } => {
