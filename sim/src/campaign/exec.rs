@@ -167,9 +167,15 @@ fn replay_with(schedule: &Schedule, sim_check: bool) -> Result<Report, Failure> 
             } else {
                 Check::Panic
             };
+            // The simulator's messages say when (`... at t=1.5s: ...`); else the last drain.
+            let at = msg
+                .split_once("t=")
+                .and_then(|(_, rest)| rest.split_once("s:"))
+                .and_then(|(secs, _)| secs.parse::<f64>().ok())
+                .map_or(at.get(), Duration::from_secs_f64);
             Err(Failure {
                 check,
-                at: at.get(),
+                at,
                 detail: msg,
             })
         }

@@ -1,25 +1,44 @@
 //! Split-brain campaigns.
 //!
 //! **The adversarial campaign.** Each campaign seed draws a run ([`draw()`]): swarm parameters —
-//! which fault kinds are enabled (a random non-empty subset, often a single kind), cluster size
-//! 3–16, strategy, down-all-when-unstable on or off, default or short `stable-after`, a link
-//! profile, extra nodes (joiners with the cluster's settings or a different strategy, a node of
-//! another cluster, a node speaking another protocol version) — and a [`Schedule`] of faults:
-//! partitions into two or three sides that move one node across, re-form, heal; overlapping
-//! cuts; one-way links; flapping links; loss bursts; pauses just under and just over the
-//! acceptable pause; crashes; restarts with a new uid; graceful leaves; joins. Waits between
-//! faults cluster around failure detection, `stable-after` expiry ± a leader tick, the first
-//! `UnreachableMember` or `Downing` after the previous fault, with 0–1.5 s offsets.
+//! which fault kinds are enabled ([`Kind`]: a random non-empty subset, a single kind in a quarter
+//! of the runs), cluster size 3–16, strategy (keep-majority, static-quorum, keep-oldest,
+//! lease-majority, down-all), down-all-when-unstable on or off, default or short (3–6 s)
+//! `stable-after`, a link profile ([`Profile`]), extra nodes ([`Extra`]: joiners with the
+//! cluster's strategy or another one, a node of another cluster, a node speaking another
+//! protocol version) — and a [`Schedule`] of faults ([`Fault`]): partitions into two or three
+//! sides (side sizes biased to 1, 2 and halves) in episodes that re-form or move one node across
+//! around detection time; overlapping cuts; one-way links; flapping links; loss bursts; pauses
+//! 0.5–1.5 s under or up to 2 s over the acceptable pause; crashes; restarts with a new uid;
+//! rolling configuration changes (a member restarts with another strategy) followed by a
+//! partition along the configuration boundary; graceful leaves, also while a partition is held;
+//! joins, with a stranger first among the seed nodes.
 //!
-//! [`replay`] runs a schedule deterministically under these checks ([`Check`]): the
-//! simulator's invariants and split-brain check; an independent split-brain oracle over the
-//! events each node reported ([`oracle`]); a bound on deciding a clean partition injected into
-//! a calm cluster and held still (every side stopped or downed the others within
-//! detection + spread + `stable-after` + margin, on stability, not as unstable); no
-//! `UnreachableMember` when the only faults were pauses well under the acceptable pause;
-//! foreign nodes never become members; joiners with the cluster's settings get in; a refused
-//! join is reported on both sides. A failing schedule is shrunk ([`shrink()`]) and printed as a
-//! Rust test ([`found`]).
+//! Waits ([`Wait`]) cluster around the instants that matter: failure detection (acceptable
+//! pause + 1–3 s), `stable-after` expiry ± a leader tick, the first `UnreachableMember` or
+//! `Downing` any node reports after the previous fault — each with a 0–1.5 s offset and zero to
+//! three gossip rounds — besides immediate follow-ups, long holds (detection + spread +
+//! `stable-after` + margin) and uniform 1–40 s.
+//!
+//! [`replay`] runs a schedule deterministically under these checks ([`Check`]):
+//! * the simulator's invariants and split-brain check ([`crate::Sim::check_split_brain`]);
+//! * an independent split-brain oracle over the events each node reported ([`oracle`]),
+//!   evaluated after every step's events, so transient splits count;
+//! * for a clean partition injected into a calm cluster (every member Up and reachable in
+//!   every view, nothing else cut, lossy or paused) and held still: every side decided (its
+//!   nodes stopped or every other member downed) within 6 s detection + 3 s spread +
+//!   `stable-after` + 10 s margin (+ the lease delay), never as unstable, and each decision at
+//!   most `stable-after` + [`exec::DECISION_SLACK`] after the decider's last reachability change
+//!   (graceful leaves may happen during the hold);
+//! * no `UnreachableMember` in a run whose only faults were pauses that, merged with any pause
+//!   within a heartbeat interval of them, stay 0.5 s under the acceptable pause;
+//! * nodes of another cluster or protocol version never become members;
+//! * a joiner with the cluster's settings does not give up while a seed node serves (checked
+//!   60 s after the final heal);
+//! * a refused join is reported on both sides (`JoinRefused` and `JoinRequestRefused`).
+//!
+//! A failing schedule is shrunk ([`shrink()`]: drop steps, fewer nodes, a clean network, shorter
+//! waits and holds) and printed as a Rust test ([`found`]).
 //!
 //! `cargo bench -p fjell-sim --bench split_brain -- <runs> [first-seed]` runs it at scale;
 //! `sim/tests/campaign.rs` runs a slice; `FJELL_CAMPAIGN_SEED=<seed> cargo test -p fjell-sim
@@ -102,11 +121,12 @@ pub fn describe(d: &Drawn) -> String {
 pub fn found(d: &Drawn, failure: &Failure, budget: usize) -> String {
     let s = shrink(&d.schedule, failure, budget);
     let seed = d.schedule.seed;
+    let shrunk_label = label(&s.schedule, &s.failure);
     let name = format!("campaign_{:?}_seed_{seed}", failure.check).to_lowercase();
     format!(
         "FAILED {describe}\n  {failure}\n  replay: FJELL_CAMPAIGN_SEED={seed} cargo test -p \
          fjell-sim --test campaign -- --nocapture\n  shrunk in {} replays ({} → {} steps, {} → \
-         {} nodes) to: {}\n{}",
+         {} nodes; {shrunk_label}) to: {}\n{}",
         s.replays,
         d.schedule.steps.len(),
         s.schedule.steps.len(),
