@@ -45,6 +45,8 @@ struct Tally {
     decisions: u64,
     unstable: u64,
     holds: u64,
+    /// Simulator split brains the event-stream oracle agreed with, and did not.
+    agreed: (u64, u64),
     max_lag: Option<std::time::Duration>,
     /// Per label (check, refined): failing seeds (sorted at the end).
     failed: BTreeMap<String, Vec<u64>>,
@@ -88,6 +90,13 @@ fn adversarial(args: &[String]) {
                         t.max_lag = t.max_lag.max(rep.max_decision_lag);
                     }
                     Err(f) => {
+                        if f.check == campaign::Check::SimSplitBrain {
+                            if f.detail.contains("oracle agrees") {
+                                t.agreed.0 += 1;
+                            } else {
+                                t.agreed.1 += 1;
+                            }
+                        }
                         let label = campaign::label(&d.schedule, &f);
                         t.failed.entry(label.clone()).or_default().push(seed);
                         let better = t.first.get(&label).is_none_or(|(s, ..)| seed < *s);
@@ -122,6 +131,13 @@ fn adversarial(args: &[String]) {
         campaign::exec::DECISION_SLACK
     );
     println!("  runs that failed a check: {failures}");
+    if t.agreed != (0, 0) {
+        println!(
+            "  simulator split brains the event-stream oracle also saw: {} of {}",
+            t.agreed.0,
+            t.agreed.0 + t.agreed.1
+        );
+    }
     for (label, seeds) in &t.failed {
         let mut seeds = seeds.clone();
         seeds.sort();
