@@ -49,4 +49,4 @@ fn adversarial_campaign_slice() {
 }
 
 /// Runs in the slice (the bench runs the rest).
-const SLICE: u64 = 400;
+const SLICE: u64 = 500;
