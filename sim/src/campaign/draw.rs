@@ -172,12 +172,24 @@ pub fn draw(seed: u64) -> Drawn {
     } else {
         g.wait_ms()
     };
+    // The join check needs a minute after the final heal; without joins 20 s show how the
+    // healed network settles.
+    let joins = g.steps.iter().any(|s| {
+        matches!(
+            s.fault,
+            Fault::Join(..) | Fault::Restart(..) | Fault::Reconfigure(..)
+        )
+    });
     let schedule = Schedule {
         seed,
         params: params.clone(),
         steps: g.steps,
         tail_ms,
-        settle_ms: super::exec::JOIN_SETTLE_MS,
+        settle_ms: if joins {
+            super::exec::JOIN_SETTLE_MS
+        } else {
+            20_000
+        },
     };
     Drawn {
         schedule,

@@ -306,12 +306,14 @@ impl<'a> Run<'a> {
         let formed = self.sim.run_until(Duration::from_secs(60), |s| {
             s.all_up(&base) && s.converged(&base)
         });
+        // The pause check counts from here: formation may flag a slow joiner.
+        let pause_only = std::mem::replace(&mut self.pause_only, false);
         self.drain()?;
         if let Err(e) = formed {
             return Err(self.fail(Check::Formation, e));
         }
-        // Pauses only count from here; formation may flag a slow joiner.
         self.oracle.unreachable_events = 0;
+        self.pause_only = pause_only;
         for (k, step) in self.s.steps.iter().enumerate() {
             self.oracle.mark();
             self.wait(step.wait)?;
