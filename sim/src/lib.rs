@@ -141,6 +141,8 @@ pub struct Sim<const M: usize = 64, const R: usize = 256> {
     check_split_brain: bool,
     quiet: bool,
     wire_version: HashMap<NodeId, u8>,
+    /// Per node: the incarnation and generation its split-brain check last ran on.
+    split_checked: HashMap<NodeId, (UniqueAddress, u64)>,
     lease: MemoryLease,
     traffic: Traffic,
     buf: Vec<u8>,
@@ -198,6 +200,7 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             check_split_brain: false,
             quiet: false,
             wire_version: HashMap::new(),
+            split_checked: HashMap::new(),
             lease: MemoryLease::new(Duration::from_secs(120)),
             traffic: Traffic::default(),
             buf: vec![0u8; Node::<M, R>::MAX_MESSAGE_LEN],
@@ -608,7 +611,18 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                     );
                 }
             }
-            if self.check_split_brain {
+            // The check is symmetric in the two nodes: a node whose state has not changed
+            // since its last check (same incarnation and generation) cannot have completed a
+            // split the other node's own checks missed.
+            let key = self.slots[id]
+                .node
+                .as_deref()
+                .map(|n| (n.address(), n.generation()));
+            let changed = key.is_some() && self.split_checked.get(&id) != key.as_ref();
+            if self.check_split_brain && changed {
+                if let Some(k) = key {
+                    self.split_checked.insert(id, k);
+                }
                 if let Err(e) = self.split_brain_check(id) {
                     if self.record_events && !self.quiet {
                         for l in &self.log {
