@@ -49,4 +49,20 @@ fn adversarial_campaign_slice() {
 }
 
 /// Runs in the slice (the bench runs the rest).
-const SLICE: u64 = 500;
+const SLICE: u64 = 1000;
+
+#[test]
+fn runs_are_deterministic() {
+    for seed in [3, 145, 253] {
+        let a = campaign::draw(seed);
+        let b = campaign::draw(seed);
+        assert_eq!(a.schedule, b.schedule);
+        let ra = campaign::replay(&a.schedule).map(|r| format!("{r:?}"));
+        let rb = campaign::replay(&b.schedule).map(|r| format!("{r:?}"));
+        assert_eq!(
+            ra.map_err(|f| f.to_string()),
+            rb.map_err(|f| f.to_string()),
+            "seed {seed}"
+        );
+    }
+}
