@@ -498,8 +498,9 @@ impl<'a> Run<'a> {
                         d.downing,
                         Downing::SplitBrainResolver(Strategy::LeaseMajority { .. })
                     ) {
+                        // The minority asks at the first leader tick after its delay.
                         bound += d.acquire_lease_delay_for_minority;
-                        slack += d.acquire_lease_delay_for_minority;
+                        slack += d.acquire_lease_delay_for_minority + Duration::from_secs(1);
                     }
                     let start = self.sim.now();
                     let sides = sides

@@ -78,7 +78,8 @@ pub fn mixed_settings(s: &Schedule) -> bool {
 }
 
 /// A finer label for a failure, for tallies: split brains with and without mixed settings,
-/// stuck joins with and without a stranger among the seed nodes.
+/// stuck joins with and without a stranger among the seed nodes, late decisions with and
+/// without a graceful leave during the partition.
 pub fn label(s: &Schedule, f: &Failure) -> String {
     let stranger = s.params.extras.contains(&Extra::Stranger);
     match f.check {
@@ -88,6 +89,10 @@ pub fn label(s: &Schedule, f: &Failure) -> String {
         Check::SplitBrain | Check::SimSplitBrain => format!("{:?} (one setting)", f.check),
         Check::JoinStuck if stranger => "JoinStuck (a stranger among the seeds)".into(),
         Check::JoinStuck => "JoinStuck (no stranger)".into(),
+        Check::LateDecision if f.detail.contains("graceful leave") => {
+            "LateDecision (a leave during the partition)".into()
+        }
+        Check::LateDecision => "LateDecision (no leave)".into(),
         c => format!("{c:?}"),
     }
 }
