@@ -28,7 +28,8 @@
 //!   every view, nothing else cut, lossy or paused) and held still: every side decided (its
 //!   nodes stopped or every other member downed) within 6 s detection + 3 s spread +
 //!   `stable-after` + 10 s margin (+ the lease delay), never as unstable, and each decision at
-//!   most `stable-after` + [`exec::DECISION_SLACK`] after the decider's last reachability change
+//!   most `stable-after` + [`exec::DECISION_SLACK`] (lease-majority: + its delay + a tick) after the
+//!   decider's last reachability change
 //!   (graceful leaves may happen during the hold);
 //! * no `UnreachableMember` in a run whose only faults were pauses that, merged with any pause
 //!   within a heartbeat interval of them, stay 0.5 s under the acceptable pause;
