@@ -1,20 +1,27 @@
-//! The randomized split-brain campaign (issue 4).
+//! The split-brain campaigns.
 //!
-//! `cargo bench -p fjell-sim --bench split_brain -- [runs] [first-seed]` — `runs` seeded runs
-//! (default 1,000) of 5 to 9 nodes under random partitions, one-way links, heals, crashes and
-//! restarts, cycling through keep-majority, static-quorum, keep-oldest, lease-majority and
-//! down-all. Every step checks that no two serving nodes have each downed the other, besides the
-//! simulator's other invariants. Prints the failing seeds, if any, and how the runs ended.
+//! `cargo bench -p fjell-sim --bench split_brain -- [runs] [first-seed]` — the adversarial
+//! campaign (`fjell_sim::campaign`): `runs` seeds (default 1,000) from `first-seed` (default 0),
+//! on every core. Each seed draws its swarm parameters and fault schedule; every run is checked
+//! by the simulator's invariants and split-brain check, the independent event-stream oracle,
+//! the decision bound for held partitions, the pause, foreign-member, join and refusal checks.
+//! Prints runs per minute, failures per check with the first failing seeds, and the first
+//! failure of each check shrunk to a replayable test. Exits 1 if any run failed.
+//!
+//! `cargo bench -p fjell-sim --bench split_brain -- legacy [runs] [first-seed]` — the first
+//! campaign (5 to 9 nodes, random partitions, heals, crashes and restarts 1–40 s apart).
 //!
 //! `cargo bench -p fjell-sim --bench split_brain -- resolution` — how long keep-majority takes
 //! to resolve a clean partition (60% / 40%) at 5, 25 and 100 nodes, default settings.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant as Wall;
 
 use fjell_core::{Config, Downing, Event, NodeStatus, StopReason, Strategy};
-use fjell_sim::campaign::{self, Ending};
+use fjell_sim::campaign::{self, Drawn, Ending, Failure, Kind};
 use fjell_sim::{NodeId, Sim};
 
 fn main() {
@@ -22,10 +29,146 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    if args.first().map(String::as_str) == Some("resolution") {
-        resolution();
-        return;
+    match args.first().map(String::as_str) {
+        Some("resolution") => resolution(),
+        Some("legacy") => legacy(&args[1..]),
+        _ => adversarial(&args),
     }
+}
+
+#[derive(Default)]
+struct Tally {
+    runs: u64,
+    virtual_secs: f64,
+    faults: u64,
+    unreachable: u64,
+    decisions: u64,
+    unstable: u64,
+    holds: u64,
+    /// Simulator split brains the event-stream oracle agreed with, and did not.
+    agreed: (u64, u64),
+    max_lag: Option<std::time::Duration>,
+    /// Per label (check, refined): failing seeds (sorted at the end).
+    failed: BTreeMap<String, Vec<u64>>,
+    /// The lowest failing seed per label, with its run.
+    first: BTreeMap<String, (u64, Drawn, Failure)>,
+    /// Runs per enabled kind, and failures per enabled kind.
+    kinds: BTreeMap<Kind, (u64, u64)>,
+}
+
+fn adversarial(args: &[String]) {
+    let runs: u64 = args.first().map_or(1000, |a| a.parse().expect("runs"));
+    let first: u64 = args.get(1).map_or(0, |a| a.parse().expect("first seed"));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = AtomicU64::new(first);
+    let tally = Mutex::new(Tally::default());
+    let start = Wall::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= first + runs {
+                    return;
+                }
+                let d = campaign::draw(seed);
+                let r = campaign::replay(&d.schedule);
+                let mut t = tally.lock().unwrap();
+                t.runs += 1;
+                for k in &d.kinds {
+                    let e = t.kinds.entry(*k).or_default();
+                    e.0 += 1;
+                    e.1 += u64::from(r.is_err());
+                }
+                match r {
+                    Ok(rep) => {
+                        t.virtual_secs += rep.virtual_time.as_secs_f64();
+                        t.faults += rep.faults as u64;
+                        t.unreachable += rep.unreachable_events as u64;
+                        t.decisions += rep.decisions as u64;
+                        t.unstable += rep.unstable_decisions as u64;
+                        t.holds += rep.holds_checked as u64;
+                        t.max_lag = t.max_lag.max(rep.max_decision_lag);
+                    }
+                    Err(f) => {
+                        if f.check == campaign::Check::SimSplitBrain {
+                            if f.detail.contains("oracle agrees") {
+                                t.agreed.0 += 1;
+                            } else {
+                                t.agreed.1 += 1;
+                            }
+                        }
+                        let label = campaign::label(&d.schedule, &f);
+                        t.failed.entry(label.clone()).or_default().push(seed);
+                        let better = t.first.get(&label).is_none_or(|(s, ..)| seed < *s);
+                        if better {
+                            t.first.insert(label, (seed, d, f));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let t = tally.into_inner().unwrap();
+    let failures: usize = t.failed.values().map(Vec::len).sum();
+    println!(
+        "adversarial split-brain campaign: {runs} runs (seeds {first}..{}), {threads} threads",
+        first + runs
+    );
+    println!(
+        "  {wall:.1} s wall, {:.0} runs/minute, {:.0} virtual s per passing run",
+        runs as f64 / wall * 60.0,
+        t.virtual_secs / (t.runs as f64 - failures as f64).max(1.0)
+    );
+    println!(
+        "  passing runs: {} faults, {} UnreachableMember events, {} decisions ({} as unstable), \
+         {} held partitions checked",
+        t.faults, t.unreachable, t.decisions, t.unstable, t.holds
+    );
+    println!(
+        "  decisions on held partitions came at most {:?} after stable-after (allowed: {:?})",
+        t.max_lag.unwrap_or_default(),
+        campaign::exec::DECISION_SLACK
+    );
+    println!("  runs that failed a check: {failures}");
+    if t.agreed != (0, 0) {
+        println!(
+            "  simulator split brains the event-stream oracle also saw: {} of {}",
+            t.agreed.0,
+            t.agreed.0 + t.agreed.1
+        );
+    }
+    for (label, seeds) in &t.failed {
+        let mut seeds = seeds.clone();
+        seeds.sort();
+        let shown: Vec<u64> = seeds.iter().copied().take(12).collect();
+        println!(
+            "    {label}: {} runs, first found at run {} (seed {}); seeds {shown:?}{}",
+            seeds.len(),
+            seeds[0] - first + 1,
+            seeds[0],
+            if seeds.len() > shown.len() {
+                " ..."
+            } else {
+                ""
+            }
+        );
+    }
+    println!("  runs (failing) per enabled fault kind:");
+    for (k, (n, f)) in &t.kinds {
+        println!("    {:<14} {n:>8} ({f})", format!("{k:?}"));
+    }
+    for (label, (seed, d, f)) in &t.first {
+        println!();
+        println!("first {label} failure (seed {seed}):");
+        println!("{}", campaign::found(d, f, 400));
+    }
+    if failures > 0 {
+        std::process::exit(1);
+    }
+}
+
+fn legacy(args: &[String]) {
     let runs: u64 = args.first().map_or(1000, |a| a.parse().expect("runs"));
     let first: u64 = args.get(1).map_or(0, |a| a.parse().expect("first seed"));
     let start = Wall::now();
@@ -59,7 +202,7 @@ fn main() {
     }
     let wall = start.elapsed();
     println!(
-        "split-brain campaign: {runs} runs (seeds {first}..{})",
+        "legacy split-brain campaign: {runs} runs (seeds {first}..{})",
         first + runs
     );
     println!(

@@ -139,6 +139,10 @@ pub struct Sim<const M: usize = 64, const R: usize = 256> {
     check_interval: Duration,
     checker: Checker,
     check_split_brain: bool,
+    quiet: bool,
+    wire_version: HashMap<NodeId, u8>,
+    /// Per node: the incarnation and generation its split-brain check last ran on.
+    split_checked: HashMap<NodeId, (UniqueAddress, u64)>,
     lease: MemoryLease,
     traffic: Traffic,
     buf: Vec<u8>,
@@ -146,7 +150,7 @@ pub struct Sim<const M: usize = 64, const R: usize = 256> {
 
 impl<const M: usize, const R: usize> Drop for Sim<M, R> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.quiet {
             eprintln!(
                 "fjell-sim: run failed with seed {} at t={:?}; replay with FJELL_SIM_SEED={}",
                 self.seed,
@@ -194,6 +198,9 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             check_interval: Duration::from_millis(1),
             checker: Checker::default(),
             check_split_brain: false,
+            quiet: false,
+            wire_version: HashMap::new(),
+            split_checked: HashMap::new(),
             lease: MemoryLease::new(Duration::from_secs(120)),
             traffic: Traffic::default(),
             buf: vec![0u8; Node::<M, R>::MAX_MESSAGE_LEN],
@@ -378,6 +385,13 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         self.reschedule(id);
     }
 
+    /// Restarts node `id` on the same address with a new uid and new settings (a rolling
+    /// configuration change). It must join again.
+    pub fn restart_with(&mut self, id: NodeId, config: Config) {
+        self.slots[id].config = config;
+        self.restart(id);
+    }
+
     /// Stops node `id` from processing anything until `d` from now (a stop-the-world pause);
     /// its messages and timers wait.
     pub fn pause(&mut self, id: NodeId, d: Duration) {
@@ -398,6 +412,39 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                 self.timers.push(Reverse((t, id)));
             }
         }
+    }
+
+    /// Unblocks the directed link `from → to` (undoes [`Sim::block`] or one direction of
+    /// [`Sim::partition`]).
+    pub fn unblock(&mut self, from: NodeId, to: NodeId) {
+        self.blocked.remove(&(from, to));
+    }
+
+    /// The link properties of `from → to` now (its own, or the default).
+    pub fn link(&self, from: NodeId, to: NodeId) -> LinkConfig {
+        *self.links.get(&(from, to)).unwrap_or(&self.default_link)
+    }
+
+    /// Makes node `id` send every message with `version` as the protocol version (the second
+    /// envelope byte), as a node of another fjell release would; `None` stops rewriting.
+    pub fn set_wire_version(&mut self, id: NodeId, version: Option<u8>) {
+        match version {
+            Some(v) => self.wire_version.insert(id, v),
+            None => self.wire_version.remove(&id),
+        };
+    }
+
+    /// Takes the event log recorded so far, leaving it empty (a long run that reads the log
+    /// as it goes keeps it short this way).
+    pub fn take_events(&mut self) -> Vec<Logged> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Quiet (true) or not (the default): a quiet simulation prints nothing when a check
+    /// panics — neither the event log on a split brain nor the replay hint — for drivers that
+    /// catch the panic and report it themselves.
+    pub fn quiet(&mut self, on: bool) {
+        self.quiet = on;
     }
 
     /// Blocks the directed link `from → to`.
@@ -549,6 +596,10 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                 DeliveryClass::Control => self.traffic.control_bytes += bytes.len() as u64,
                 DeliveryClass::Heartbeat => self.traffic.heartbeat_bytes += bytes.len() as u64,
             }
+            let mut bytes = bytes;
+            if let (Some(v), Some(b)) = (self.wire_version.get(&id), bytes.get_mut(1)) {
+                *b = *v;
+            }
             self.transmit(id, from, t.destination, bytes);
         }
         if self.check_invariants {
@@ -560,9 +611,20 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                     );
                 }
             }
-            if self.check_split_brain {
+            // The check is symmetric in the two nodes: a node whose state has not changed
+            // since its last check (same incarnation and generation) cannot have completed a
+            // split the other node's own checks missed.
+            let key = self.slots[id]
+                .node
+                .as_deref()
+                .map(|n| (n.address(), n.generation()));
+            let changed = key.is_some() && self.split_checked.get(&id) != key.as_ref();
+            if self.check_split_brain && changed {
+                if let Some(k) = key {
+                    self.split_checked.insert(id, k);
+                }
                 if let Err(e) = self.split_brain_check(id) {
-                    if self.record_events {
+                    if self.record_events && !self.quiet {
                         for l in &self.log {
                             eprintln!(
                                 "{:?} n{} {:?}",

@@ -1,10 +1,11 @@
-//! The randomized split-brain campaign: seeded runs of 5 to 9 nodes under random partitions
+//! The first randomized split-brain campaign (kept for `core/tests/split_brain.rs`): seeded runs of 5 to 9 nodes under random partitions
 //! (two or three sides, or one-way links), heals, crashes and restarts, with every downing
 //! strategy, checking after every step that the cluster never splits in two (see
 //! [`Sim::check_split_brain`]) besides the usual invariants. A violation panics with the seed.
 //!
-//! `cargo bench -p fjell-sim --bench split_brain -- <runs>` runs it at scale; the test suite runs
-//! a slice of it.
+//! `cargo bench -p fjell-sim --bench split_brain -- legacy <runs>` runs it at scale; the core's
+//! test suite runs a slice of it. The adversarial campaign ([`super::draw`], [`super::replay`])
+//! supersedes it.
 
 use std::time::Duration;
 

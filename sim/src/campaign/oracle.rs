@@ -1,0 +1,220 @@
+//! The independent split-brain oracle: it reads only what each node *reported* — its event
+//! stream, in time order — never the core's own serving rule or the simulator's check.
+//!
+//! A node counts as up from the moment it reports itself `MemberUp` or `MemberWeaklyUp` until
+//! it reports `SelfDowned`, `Stopped`, or itself Downed or Removed. It has downed an incarnation
+//! (address and uid) once it reported it `MemberDowned` or `MemberRemoved`. Two running nodes
+//! that are both up and have each downed the other's current incarnation are a split brain.
+//! The events are fed in the order they happened and the rule is checked after every step's
+//! events, so a split that lasts a single step is caught.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use fjell_core::{Event, Instant, Reason, UniqueAddress};
+
+use crate::{addr_of, Logged, NodeId};
+
+/// What one node has reported.
+#[derive(Debug, Clone, Default)]
+pub struct Reported {
+    /// The current incarnation (set by the driver at boot).
+    pub uid: Option<UniqueAddress>,
+    /// Running (not crashed).
+    pub running: bool,
+    /// Reported itself Up or WeaklyUp and not since down, removed or stopped.
+    pub up: bool,
+    /// Reported `SelfDowned` or `Stopped`.
+    pub gone: bool,
+    /// Ever reported itself Up (this incarnation).
+    pub was_up: bool,
+    /// Incarnations it reported Downed or Removed.
+    pub downed: HashSet<UniqueAddress>,
+}
+
+/// A downing decision a node reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided {
+    /// When.
+    pub at: Instant,
+    /// By whom.
+    pub by: NodeId,
+    /// Why.
+    pub reason: Reason,
+    /// When that node had last reported a reachability change (`UnreachableMember` or
+    /// `ReachableMember`) before deciding.
+    pub last_change: Option<Instant>,
+}
+
+/// A violation the oracle saw.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// When.
+    pub at: Instant,
+    /// What.
+    pub detail: String,
+}
+
+/// The oracle's state over a run.
+#[derive(Debug, Clone, Default)]
+pub struct Oracle {
+    /// Per node id.
+    pub nodes: Vec<Reported>,
+    /// Nodes that must never become members (another cluster, another protocol version).
+    pub foreign: Vec<NodeId>,
+    /// `UnreachableMember` events seen since [`Oracle::mark`].
+    pub unreachable_since_mark: usize,
+    /// `Downing` events seen since [`Oracle::mark`].
+    pub downings_since_mark: usize,
+    /// `UnreachableMember` events in all.
+    pub unreachable_events: usize,
+    /// Every downing decision.
+    pub decisions: Vec<Decided>,
+    /// Per node: when it last reported a member unreachable or reachable again.
+    pub last_reachability: Vec<Option<Instant>>,
+    /// Every `JoinRefused` a node reported: when, who, refused by.
+    pub join_refused: Vec<(Instant, NodeId, SocketAddr)>,
+    /// Every `JoinRequestRefused` a node reported: when, who, the joiner.
+    pub join_request_refused: Vec<(Instant, NodeId, SocketAddr)>,
+}
+
+impl Oracle {
+    /// An oracle for `n` node slots.
+    pub fn new(n: usize) -> Self {
+        Oracle {
+            nodes: vec![Reported::default(); n],
+            last_reachability: vec![None; n],
+            ..Default::default()
+        }
+    }
+
+    /// Node `id` (re)booted as `uid`: a fresh incarnation that has reported nothing yet.
+    pub fn boot(&mut self, id: NodeId, uid: UniqueAddress) {
+        self.nodes[id] = Reported {
+            uid: Some(uid),
+            running: true,
+            ..Default::default()
+        };
+        self.last_reachability[id] = None;
+    }
+
+    /// Node `id` crashed.
+    pub fn crash(&mut self, id: NodeId) {
+        self.nodes[id].running = false;
+        self.nodes[id].up = false;
+    }
+
+    /// Starts counting `UnreachableMember` and `Downing` events afresh.
+    pub fn mark(&mut self) {
+        self.unreachable_since_mark = 0;
+        self.downings_since_mark = 0;
+    }
+
+    /// Feeds logged events, in order; the first violation is returned.
+    ///
+    /// The events one node reports in one step (same node, same instant, consecutive) happen
+    /// together: the split-brain rule is checked after the last of them, so a node that downs
+    /// everyone, itself included, in one step never counts as up with the others downed.
+    pub fn feed(&mut self, log: &[Logged]) -> Result<(), Violation> {
+        let mut i = 0;
+        while i < log.len() {
+            let (node, at) = (log[i].node, log[i].at);
+            while i < log.len() && log[i].node == node && log[i].at == at {
+                self.event(&log[i])?;
+                i += 1;
+            }
+            self.check(node)
+                .map_err(|detail| Violation { at, detail })?;
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, l: &Logged) -> Result<(), Violation> {
+        let id = l.node;
+        let me = self.nodes[id].uid;
+        let is_me = |m: &UniqueAddress| Some(*m) == me;
+        let violation = |detail: String| Violation { at: l.at, detail };
+        let foreign_addr = |m: &UniqueAddress| {
+            self.foreign
+                .iter()
+                .find(|f| addr_of(**f) == m.socket_addr())
+                .copied()
+        };
+        match &l.event {
+            Event::MemberJoined(m)
+            | Event::MemberWeaklyUp(m)
+            | Event::MemberUp(m)
+            | Event::MemberLeft(m) => {
+                if let Some(f) = foreign_addr(&m.address) {
+                    return Err(violation(format!(
+                        "node {id} reports foreign node {f} (another cluster or protocol \
+                         version) as a member: {:?}",
+                        l.event
+                    )));
+                }
+                if is_me(&m.address)
+                    && matches!(l.event, Event::MemberUp(_) | Event::MemberWeaklyUp(_))
+                {
+                    let r = &mut self.nodes[id];
+                    if !r.gone {
+                        r.up = true;
+                        r.was_up = true;
+                    }
+                }
+            }
+            Event::MemberDowned(m) | Event::MemberRemoved { member: m, .. } => {
+                if is_me(&m.address) {
+                    self.nodes[id].up = false;
+                } else {
+                    self.nodes[id].downed.insert(m.address);
+                }
+            }
+            Event::SelfDowned | Event::Stopped(_) => {
+                let r = &mut self.nodes[id];
+                r.up = false;
+                r.gone = true;
+            }
+            Event::UnreachableMember(_) => {
+                self.unreachable_since_mark += 1;
+                self.unreachable_events += 1;
+                self.last_reachability[id] = Some(l.at);
+            }
+            Event::ReachableMember(_) => self.last_reachability[id] = Some(l.at),
+            Event::Downing(d) => {
+                self.downings_since_mark += 1;
+                self.decisions.push(Decided {
+                    at: l.at,
+                    by: id,
+                    reason: d.reason,
+                    last_change: self.last_reachability[id],
+                });
+            }
+            Event::JoinRefused { by, .. } => self.join_refused.push((l.at, id, *by)),
+            Event::JoinRequestRefused { from, .. } => {
+                self.join_request_refused
+                    .push((l.at, id, from.socket_addr()))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The split-brain rule for node `id` against every other node.
+    fn check(&self, id: NodeId) -> Result<(), String> {
+        let a = &self.nodes[id];
+        let Some(ua) = a.uid else { return Ok(()) };
+        if !(a.running && a.up) {
+            return Ok(());
+        }
+        for (j, b) in self.nodes.iter().enumerate() {
+            let Some(ub) = b.uid else { continue };
+            if j != id && b.running && b.up && a.downed.contains(&ub) && b.downed.contains(&ua) {
+                return Err(format!(
+                    "split brain: nodes {id} and {j} both report themselves up and each \
+                     reported the other's current incarnation downed or removed"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
