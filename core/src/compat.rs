@@ -112,6 +112,9 @@ pub enum Incompatibility {
         /// The setting ([`DowningSetting::key`] names it).
         setting: DowningSetting,
     },
+    /// The joiner's incarnation was removed from the cluster (downed while it was still
+    /// joining, for instance): it never comes back, and must restart with a new uid.
+    Removed,
 }
 
 impl fmt::Display for Incompatibility {
@@ -130,6 +133,9 @@ impl fmt::Display for Incompatibility {
             }
             Incompatibility::DowningDiffers { setting } => {
                 write!(f, "downing setting `{}` differs", setting.key())
+            }
+            Incompatibility::Removed => {
+                f.write_str("this incarnation was removed from the cluster; restart to rejoin")
             }
         }
     }

@@ -129,9 +129,10 @@ pub struct DowningSettings {
     /// (the sizes Pekko's documentation recommends).
     pub stable_after: Option<Duration>,
     /// When reachability keeps changing for `stable-after`, plus the resolver's confirmation
-    /// wait (half of `stable-after`), plus this long after the first change, every node downs
-    /// every member (`split-brain-resolver.down-all-when-unstable`). The confirmation wait is
-    /// added because no decision can come earlier than `stable-after` plus that wait.
+    /// wait (half of `stable-after`; with lease-majority, plus the minority's lease delay), plus
+    /// this long after the first change, every node downs every member
+    /// (`split-brain-resolver.down-all-when-unstable`). The waits are added because a decision
+    /// on a settled view can take that long.
     pub down_all_when_unstable: WhenUnstable,
     /// How long the leader keeps newly downed members before removing them, so the other side
     /// has stopped before anyone here acts on MemberRemoved (`down-removal-margin`). `None`:
@@ -169,6 +170,14 @@ impl DowningSettings {
             let n = members.max(5) as f32;
             Duration::from_millis((libm::log10f(n) * 10_000.0) as u64)
         })
+    }
+
+    /// How long the split brain resolver's confirmation round waits for every ally to see the
+    /// new version before those that have not count as the other side: half of
+    /// `stable-after`, time for many gossip rounds. Down-all-when-unstable waits this much
+    /// longer too, so it stays a fallback for reachability that keeps changing.
+    pub fn confirm_wait_for(&self, members: usize) -> Duration {
+        self.stable_after_for(members) / 2
     }
 
     /// The down-all-when-unstable delay for a cluster of `members`, if enabled (never with

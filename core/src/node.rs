@@ -898,6 +898,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.status != NodeStatus::Joining {
             return;
         }
+        if reason == Incompatibility::Removed && self.join.joining_to() == Some(by) {
+            // Removed while its Welcome was lost: this incarnation is over.
+            self.notify(Event::JoinRefused { by, reason });
+            self.stop(StopReason::Removed);
+            return;
+        }
         match self.join.on_refused(by) {
             Some(action) => self.run_join_action(now, action),
             None => {
@@ -954,7 +960,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     self.local_change();
                     self.send(who.socket_addr(), Out::Welcome(who.uid()));
                 }
-                Ok(false) => {} // tombstoned: an incarnation that was removed never returns
+                // Tombstoned: an incarnation that was removed never returns. Say so, or it
+                // would retry for good (its Welcome was lost before it was removed).
+                Ok(false) => self.refuse(who, Incompatibility::Removed),
                 Err(_) => self.stats.over_capacity += 1,
             },
         }

@@ -177,8 +177,16 @@ impl<const M: usize> Resolver<M> {
         }
         if let (Some(since), Some(extra)) = (self.unstable_since, s.unstable_after_for(n)) {
             // Every node, leader or not: when nothing settles, nobody can decide safely.
-            // The earliest a decision can come is stable-after plus the confirmation wait.
-            if now >= since + s.stable_after_for(n) + confirm_wait(n, s) + extra {
+            // The latest a decision on a settled view comes is stable-after plus the
+            // confirmation wait (plus, for lease-majority, the minority's delay).
+            let lease_delay = match s.downing {
+                Downing::SplitBrainResolver(Strategy::LeaseMajority { .. }) => {
+                    s.acquire_lease_delay_for_minority
+                }
+                _ => Duration::ZERO,
+            };
+            let decided_by = s.stable_after_for(n) + s.confirm_wait_for(n) + lease_delay;
+            if now >= since + decided_by + extra {
                 return Some(Step::Act(Decision::DownAll, Reason::Unstable));
             }
         }
@@ -201,7 +209,7 @@ impl<const M: usize> Resolver<M> {
             // Allies that never see the confirmation are not in contact with this side: once
             // the wait is over they count as the other side (see `Partition::for_decision`).
             Confirm::Made { at, .. }
-                if now < at + confirm_wait(n, s) && self.partition(g).has_silent() =>
+                if now < at + s.confirm_wait_for(n) && self.partition(g).has_silent() =>
             {
                 return Some(Step::Push);
             }
@@ -435,14 +443,6 @@ enum Confirm {
     },
 }
 
-/// How long a confirmation round waits for every ally to see the new version before those
-/// that have not count as the other side: half of `stable-after`, time for many gossip rounds.
-/// Down-all-when-unstable waits this much longer too, so it stays a fallback for reachability
-/// that keeps changing, not a race with a side whose partition was flagged only in part.
-pub(crate) fn confirm_wait(members: usize, s: &DowningSettings) -> Duration {
-    s.stable_after_for(members) / 2
-}
-
 /// The key under which a member in `status` counts for the stable timer, if its status is one
 /// whose arrival resets the timer.
 fn timer_key(address_hash: u64, status: MemberStatus) -> Option<u32> {
@@ -627,7 +627,7 @@ mod tests {
         r.confirming(t, &fresh, &n(1));
         fresh.add_seen(n(2));
         r.note_contact(&fresh, &n(1));
-        let wait = confirm_wait(5, &s);
+        let wait = s.confirm_wait_for(5);
         assert_eq!(r.tick(t + wait / 2, &fresh, 2, true, &s), Some(Step::Push));
         assert_eq!(
             r.tick(t + wait, &fresh, 2, true, &s),
