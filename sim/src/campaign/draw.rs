@@ -129,7 +129,9 @@ pub fn draw(seed: u64) -> Drawn {
         extras.push(Extra::Stranger);
     }
     if kinds.contains(&Kind::OtherVersion) {
-        extras.push(Extra::OtherVersion(2 + r.below(3) as u8));
+        // Any version but this build's own.
+        let v = fjell_core::wire::PROTOCOL_VERSION.wrapping_add(1 + r.below(3) as u8);
+        extras.push(Extra::OtherVersion(v));
     }
     let params = Params {
         nodes,

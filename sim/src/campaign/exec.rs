@@ -186,6 +186,9 @@ struct Hold {
     start: Instant,
     deadline: Instant,
     stable_after: Duration,
+    /// The resolver's confirmation wait, which a decision may take on top of `stable_after`
+    /// when the decider's side had not flagged every member of the other side.
+    confirm_wait: Duration,
     slack: Duration,
     /// A member left gracefully during the hold.
     leaves: bool,
@@ -492,7 +495,8 @@ impl<'a> Run<'a> {
                 if let Some(members) = calm {
                     let d = self.s.params.config(self.s.params.sbr).downing;
                     let stable_after = d.stable_after_for(members);
-                    let mut bound = Duration::from_secs(6 + 3 + 10) + stable_after;
+                    let confirm_wait = d.confirm_wait_for(members);
+                    let mut bound = Duration::from_secs(6 + 3 + 10) + stable_after + confirm_wait;
                     let mut slack = DECISION_SLACK;
                     if matches!(
                         d.downing,
@@ -516,6 +520,7 @@ impl<'a> Run<'a> {
                         start,
                         deadline: start + bound,
                         stable_after,
+                        confirm_wait,
                         slack,
                         leaves: false,
                         sides,
@@ -722,7 +727,7 @@ impl<'a> Run<'a> {
             .decisions
             .iter()
             .filter(|d| d.at >= h.start && in_sides.contains(&d.by))
-            .copied()
+            .cloned()
             .collect();
         for d in &decided {
             if d.reason == Reason::Unstable {
@@ -745,7 +750,21 @@ impl<'a> Run<'a> {
             let since = d.last_change.unwrap_or(h.start).max(h.start);
             let lag = (d.at - since).saturating_sub(h.stable_after);
             self.max_lag = self.max_lag.max(Some(lag));
-            if d.at > since + h.stable_after + h.slack {
+            // A side that has not flagged every member of the other side decides once its
+            // confirmation round times out: stable-after plus the confirmation wait.
+            let all_flagged = h
+                .sides
+                .iter()
+                .filter(|side| !side.contains(&d.by))
+                .flatten()
+                .filter_map(|i| self.oracle.nodes[*i].uid)
+                .all(|u| d.unreachable.contains(&u));
+            let wait = if all_flagged {
+                Duration::ZERO
+            } else {
+                h.confirm_wait
+            };
+            if d.at > since + h.stable_after + wait + h.slack {
                 return Err(self.fail(
                     Check::LateDecision,
                     format!(
@@ -757,7 +776,7 @@ impl<'a> Run<'a> {
                         d.reason,
                         d.at - since,
                         h.stable_after,
-                        h.slack
+                        h.slack + wait
                     ),
                 ));
             }
@@ -781,15 +800,19 @@ impl<'a> Run<'a> {
             if self.sim.node(*j).status() == NodeStatus::Member {
                 continue;
             }
-            if let Some(v) = via
-                .iter()
-                .find(|v| **v != *j && self.running(**v) && self.oracle.nodes[**v].up)
-            {
+            // A seed that serves with the joiner's settings (a rolling change may have left the
+            // serving seeds with others, which rightly refuse it).
+            if let Some(v) = via.iter().find(|v| {
+                **v != *j
+                    && self.running(**v)
+                    && self.oracle.nodes[**v].up
+                    && self.sbr_of[**v] == self.sbr_of[*j]
+            }) {
                 return Err(self.fail(
                     Check::JoinStuck,
                     format!(
-                        "node {j} (the cluster's settings) joined through {via:?} but is {:?} \
-                         {:?} after the final heal, although seed {v} serves",
+                        "node {j} joined through {via:?} but is {:?} {:?} after the final heal, \
+                         although seed {v} serves with the same settings",
                         self.sim.node(*j).status(),
                         Duration::from_millis(self.s.settle_ms)
                     ),

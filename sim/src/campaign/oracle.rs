@@ -30,10 +30,12 @@ pub struct Reported {
     pub was_up: bool,
     /// Incarnations it reported Downed or Removed.
     pub downed: HashSet<UniqueAddress>,
+    /// Incarnations it reports unreachable now.
+    pub unreachable: HashSet<UniqueAddress>,
 }
 
 /// A downing decision a node reported.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Decided {
     /// When.
     pub at: Instant,
@@ -44,6 +46,8 @@ pub struct Decided {
     /// When that node had last reported a reachability change (`UnreachableMember` or
     /// `ReachableMember`) before deciding.
     pub last_change: Option<Instant>,
+    /// The incarnations that node reported unreachable when it decided.
+    pub unreachable: Vec<UniqueAddress>,
 }
 
 /// A violation the oracle saw.
@@ -163,6 +167,9 @@ impl Oracle {
                 }
             }
             Event::MemberDowned(m) | Event::MemberRemoved { member: m, .. } => {
+                if matches!(l.event, Event::MemberRemoved { .. }) {
+                    self.nodes[id].unreachable.remove(&m.address);
+                }
                 if is_me(&m.address) {
                     self.nodes[id].up = false;
                 } else {
@@ -174,12 +181,16 @@ impl Oracle {
                 r.up = false;
                 r.gone = true;
             }
-            Event::UnreachableMember(_) => {
+            Event::UnreachableMember(m) => {
                 self.unreachable_since_mark += 1;
                 self.unreachable_events += 1;
                 self.last_reachability[id] = Some(l.at);
+                self.nodes[id].unreachable.insert(m.address);
             }
-            Event::ReachableMember(_) => self.last_reachability[id] = Some(l.at),
+            Event::ReachableMember(m) => {
+                self.last_reachability[id] = Some(l.at);
+                self.nodes[id].unreachable.remove(&m.address);
+            }
             Event::Downing(d) => {
                 self.downings_since_mark += 1;
                 self.decisions.push(Decided {
@@ -187,12 +198,12 @@ impl Oracle {
                     by: id,
                     reason: d.reason,
                     last_change: self.last_reachability[id],
+                    unreachable: self.nodes[id].unreachable.iter().copied().collect(),
                 });
             }
             Event::JoinRefused { by, .. } => self.join_refused.push((l.at, id, *by)),
             Event::JoinRequestRefused { from, .. } => {
-                self.join_request_refused
-                    .push((l.at, id, from.socket_addr()))
+                self.join_request_refused.push((l.at, id, *from))
             }
             _ => {}
         }
