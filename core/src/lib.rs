@@ -125,6 +125,15 @@
 //!   `stable-after` each time.
 //! - A node whose own timers fire half a heartbeat interval late or more (a pause, a starved
 //!   executor) discounts the gap in its failure detectors instead of flagging its peers.
+//! - Every downing setting that changes a decision is part of the join check (Pekko checks the
+//!   provider and strategy name only), and a refusal is reported on both sides for every
+//!   reason. A refusal from one seed does not end the seed process while other seeds remain.
+//! - A join from an incarnation that was removed (its Welcome lost before the cluster downed
+//!   it) is refused with [`compat::Incompatibility::Removed`] and the joiner stops, instead of
+//!   retrying for good.
+//! - When the split brain resolver sets indirectly connected records aside, members that have
+//!   not seen this side's confirmation stay unreachable: after a partition moved, stale records
+//!   make far-side members look indirectly connected, and Pekko's rule would count them here.
 //! - Lease-majority asks the lease again for every decision instead of trusting an earlier
 //!   grant, and releases it `release-after` from the latest decision taken with it.
 //! - A node stopped because it was downed says so with [`Event::SelfDowned`] at once, and the
