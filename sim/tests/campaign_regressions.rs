@@ -399,3 +399,125 @@ fn campaign_unstabledecision_seed_2368() {
         panic!("{f}");
     }
 }
+
+// Found by the 100,000-run campaign on the fixed core (2026-12-01); not fixed yet.
+
+#[test]
+#[ignore = "open: two conflicting lease-majority decisions (lease acquired on one side, denied on an overlapping one) leave two nodes serving for about 10 ms, each having received the other side's Down"]
+fn campaign_simsplitbrain_seed_3270() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 3270,
+        params: Params {
+            nodes: 14,
+            sbr: Sbr::LeaseMajority,
+            down_all_when_unstable: true,
+            stable_after_ms: None,
+            profile: Profile::Slow,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Unreachable(0),
+                fault: Fault::Cut(vec![7, 5], vec![6, 2, 1, 13, 11, 8, 4, 3, 0, 9, 10]),
+            },
+            Step {
+                wait: Wait::Ms(7743),
+                fault: Fault::OneWay(1, 9),
+            },
+        ],
+        tail_ms: 15077,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
+
+#[test]
+#[ignore = "open: after a flapping cut is mended, two nodes see convergence on one version but disagree"]
+fn campaign_siminvariant_seed_9456() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 9456,
+        params: Params {
+            nodes: 8,
+            sbr: Sbr::StaticQuorum(5),
+            down_all_when_unstable: true,
+            stable_after_ms: Some(4980),
+            profile: Profile::Clean,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(0),
+                fault: Fault::Cut(vec![2, 1, 3, 4], vec![5, 7]),
+            },
+            Step {
+                wait: Wait::Ms(1911),
+                fault: Fault::Mend(vec![3, 5, 7], vec![4, 6, 2, 1, 0]),
+            },
+            Step {
+                wait: Wait::Ms(671),
+                fault: Fault::Cut(vec![3, 5, 7], vec![4, 6, 2, 1, 0]),
+            },
+            Step {
+                wait: Wait::Ms(2248),
+                fault: Fault::Mend(vec![3, 5, 7], vec![4, 6, 2, 1, 0]),
+            },
+            Step {
+                wait: Wait::Ms(1255),
+                fault: Fault::Cut(vec![3, 5, 7], vec![4, 6, 2, 1, 0]),
+            },
+            Step {
+                wait: Wait::Ms(6009),
+                fault: Fault::Mend(vec![3, 5, 7], vec![4, 6, 2, 1, 0]),
+            },
+            Step {
+                wait: Wait::Ms(83),
+                fault: Fault::Cut(vec![3, 5, 7], vec![4, 6, 2, 1, 0]),
+            },
+            Step {
+                wait: Wait::Ms(5843),
+                fault: Fault::Mend(vec![3, 5, 7], vec![4, 6, 2, 1, 0]),
+            },
+        ],
+        tail_ms: 1040,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
+
+#[test]
+#[ignore = "open: a lone node of 5 with down-all is overtaken by down-all-when-unstable on slow links"]
+fn campaign_unstabledecision_seed_18029() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 18029,
+        params: Params {
+            nodes: 5,
+            sbr: Sbr::DownAll,
+            down_all_when_unstable: true,
+            stable_after_ms: Some(4298),
+            profile: Profile::Clean,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(0),
+                fault: Fault::Pause(4, 3978),
+            },
+            Step {
+                wait: Wait::Ms(4162),
+                fault: Fault::Split(vec![vec![3], vec![0, 1, 2, 4]]),
+            },
+        ],
+        tail_ms: 46115,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
