@@ -770,6 +770,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             let a = self.join.on_timeout(now, &t);
             self.run_join_action(now, a);
         }
+        // The reaper before the leader: a decision must not act on a verdict this node's own
+        // failure detector has already taken back (both tick once a second, together).
+        if self.due(Timer::Reaper, now) {
+            self.timers[Timer::Reaper as usize] =
+                Some(now + self.config.unreachable_nodes_reaper_interval);
+            self.reap(now);
+        }
         if self.due(Timer::Leader, now) {
             self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
             self.leader_tick(now);
@@ -784,11 +791,6 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         if self.due(Timer::Heartbeat, now) {
             self.heartbeat_tick(now);
-        }
-        if self.due(Timer::Reaper, now) {
-            self.timers[Timer::Reaper as usize] =
-                Some(now + self.config.unreachable_nodes_reaper_interval);
-            self.reap(now);
         }
         if self.due(Timer::SpeedUp, now) {
             self.timers[Timer::SpeedUp as usize] = None;

@@ -367,6 +367,19 @@ fn randomized_campaign_never_splits_the_brain() {
     }
 }
 
+/// Runs of the legacy campaign that split the cluster during the issue 12 work, each fixed:
+/// 143 (an ally that looked silent was left serving alone), 2473 (a losing side's Down of a
+/// silent member reached the winners after the heal), 7520 (just after a heal both sides
+/// decided on a flag their own failure detector was taking back in the same instant, because
+/// the leader tick ran before the reaper).
+#[test]
+fn legacy_campaign_runs_that_once_split_the_cluster() {
+    for seed in [143, 2473, 7520] {
+        let o = fjell_sim::campaign::run(seed);
+        assert!(o.faults > 0);
+    }
+}
+
 /// Issue 12, item 1: a partition that moves after the first one was detected but before the
 /// move itself is (heal, then cut another node off at once). The decision taken on the stale
 /// view counted a node that had just been cut off as an ally, because it had seen the state
