@@ -348,11 +348,20 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                     _ => Decision::DownAll,
                 }
             }
-            Strategy::LeaseMajority { .. } => {
+            Strategy::LeaseMajority { role } => {
                 if indirect {
-                    Decision::DownIndirectlyConnected
-                } else {
+                    return Decision::DownIndirectlyConnected;
+                }
+                // A side left with nothing but leaving members may already be gone on the
+                // other side (exited and removed there, which then asks for no lease): it must
+                // not take the lease and down the others.
+                let staying = self
+                    .counted(role)
+                    .any(|(i, m)| !self.unreachable[i] && m.status != MemberStatus::Leaving);
+                if staying {
                     Decision::DownUnreachable
+                } else {
+                    Decision::DownAll
                 }
             }
         }
@@ -789,6 +798,17 @@ mod tests {
         };
         let g = view(4, &[(1, Leaving), (4, Joining)], &[1, 4]);
         assert_eq!(decide(&alone, &g), DownAll);
+    }
+
+    #[test]
+    fn lease_majority_never_lets_a_side_of_leaving_members_take_the_lease() {
+        // Found by the adversarial campaign (seed 27018): 2 is leaving and cut off; 1 may
+        // already have removed it, and then asks for no lease at all.
+        let lease = Strategy::LeaseMajority { role: None };
+        let g = view(2, &[(2, Leaving)], &[1]);
+        assert_eq!(decide(&lease, &g), DownAll);
+        let g = view(3, &[(2, Leaving)], &[1]);
+        assert_eq!(decide(&lease, &g), DownUnreachable, "3 stays");
     }
 
     #[test]

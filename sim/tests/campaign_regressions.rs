@@ -521,3 +521,36 @@ fn campaign_unstabledecision_seed_18029() {
         panic!("{f}");
     }
 }
+
+/// A lease-majority side of nothing but a leaving member took the lease and downed the
+/// other, which had already removed it (and so asked for no lease).
+#[test]
+fn campaign_simsplitbrain_seed_27018() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 27018,
+        params: Params {
+            nodes: 2,
+            sbr: Sbr::LeaseMajority,
+            down_all_when_unstable: true,
+            stable_after_ms: None,
+            profile: Profile::Clean,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(0),
+                fault: Fault::Leave(1),
+            },
+            Step {
+                wait: Wait::Ms(0),
+                fault: Fault::Cut(vec![1], vec![0]),
+            },
+        ],
+        tail_ms: 23398,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
