@@ -238,15 +238,6 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             .any(|(i, m)| self.unreachable[i] && downable(m.status))
     }
 
-    /// Whether every member this side counts as reachable (and may down) has seen the current
-    /// state. A member the failure detector has not flagged yet but that cannot talk to this
-    /// side never sees it, so a decision waits instead of counting that member as an ally.
-    pub fn side_has_seen(&self) -> bool {
-        self.members()
-            .filter(|(i, m)| !self.unreachable[*i] && downable(m.status))
-            .all(|(_, m)| self.g.seen_by(&m.address))
-    }
-
     fn members(&self) -> impl Iterator<Item = (usize, &'a Member)> + '_ {
         self.g.members().iter().enumerate()
     }
@@ -857,13 +848,22 @@ mod tests {
     }
 
     #[test]
-    fn a_side_decides_only_once_every_member_it_counts_has_seen_the_state() {
+    fn members_out_of_contact_are_silent_and_count_as_the_other_side() {
         let mut g = view(5, &[], &[4, 5]);
         for i in [1, 2] {
             g.add_seen(n(i));
         }
-        assert!(!Partition::of(&g).side_has_seen(), "3 has not seen it");
+        let contact = |g: &G| Partition::for_decision(g, |a| g.seen_by(a)).silent();
+        assert_eq!(
+            &contact(&g)[..5],
+            &[false, false, true, false, false],
+            "3 is silent"
+        );
+        // 3 against 4 and 5 flagged: 2 here, 3 there.
+        let p = Partition::for_decision(&g, |a| g.seen_by(a));
+        assert_eq!(p.decide(&MAJ), DownReachable);
         g.add_seen(n(3));
-        assert!(Partition::of(&g).side_has_seen());
+        assert!(!Partition::for_decision(&g, |a| g.seen_by(a)).has_silent());
+        assert_eq!(decide(&MAJ, &g), DownUnreachable);
     }
 }
