@@ -114,6 +114,8 @@ pub struct Partition<'a, const M: usize, const R: usize> {
     /// Members known not to be in contact with this side (see [`Partition::for_decision`]):
     /// they stay unreachable however the records are read.
     out_of_contact: [bool; M],
+    /// Down members whose Down not every member has seen (see [`Partition::with_records`]).
+    pending_down: [bool; M],
 }
 
 impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
@@ -159,9 +161,27 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             indirect: [false; M],
             silent: [false; M],
             out_of_contact: [false; M],
+            pending_down: [false; M],
         };
         let mut observes = [false; M];
         let members = g.members();
+        // A Down that some member has not seen yet leaves the member in the count, on the
+        // other side: that member may be cut off together with the downed one and count it as
+        // an ally. Excluding it here (as Pekko does) lets two sides size the cluster
+        // differently, and both win, after a partition moved across the decision that downed
+        // it. Once every member has seen the Down the leader removes it at convergence.
+        let all_seen = members
+            .iter()
+            .filter(|m| downable(m.status))
+            .all(|m| g.seen_by(&m.address));
+        if !all_seen {
+            for (i, m) in members.iter().enumerate() {
+                if m.status == MemberStatus::Down {
+                    p.pending_down[i] = true;
+                    p.unreachable[i] = true;
+                }
+            }
+        }
         for r in g.reachability().records() {
             if r.status == ReachabilityStatus::Reachable || !keep(r) {
                 continue;
@@ -216,6 +236,18 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         rest
     }
 
+    /// Whether the member at `index` counts when sizing sides: by its status, or as a Down
+    /// member not every member has seen downed (counted on the other side).
+    fn counts_at(&self, index: usize, m: &Member) -> bool {
+        counts(m.status) || self.pending_down[index]
+    }
+
+    /// Whether the member at `index` may still be on the other side's roster: downable, or
+    /// downed where not every member has seen it.
+    fn opposes_at(&self, index: usize, m: &Member) -> bool {
+        downable(m.status) || self.pending_down[index]
+    }
+
     /// Whether the member at `index` is flagged unreachable.
     pub fn is_unreachable(&self, index: usize) -> bool {
         self.unreachable[index]
@@ -245,7 +277,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     /// Members that count (with `role`), as (index, member), in address order.
     fn counted(&self, role: Option<Role>) -> impl Iterator<Item = (usize, &'a Member)> + '_ {
         self.members()
-            .filter(move |(_, m)| counts(m.status) && has_role(m, role))
+            .filter(move |(i, m)| self.counts_at(*i, m) && has_role(m, role))
     }
 
     /// (reachable, unreachable) counts of counted members.
@@ -301,7 +333,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                     let here = !self.unreachable[i];
                     if here && counts(m.status) && m.status != MemberStatus::Leaving {
                         p_ours += 1;
-                    } else if !here && downable(m.status) {
+                    } else if !here && self.opposes_at(i, m) {
                         p_theirs += 1;
                     }
                 }
@@ -318,8 +350,9 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 if indirect {
                     return Decision::DownIndirectlyConnected;
                 }
-                let d =
-                    self.keep_oldest(down_if_alone, |_, m| counts(m.status) && has_role(m, role));
+                let d = self.keep_oldest(down_if_alone, |i, m| {
+                    self.counts_at(i, m) && has_role(m, role)
+                });
                 if d != Decision::DownUnreachable {
                     return d;
                 }
@@ -329,7 +362,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 // there.
                 let pessimistic = |i: usize, m: &Member| {
                     has_role(m, role)
-                        && downable(m.status)
+                        && self.opposes_at(i, m)
                         && (m.status != MemberStatus::Leaving || self.unreachable[i])
                         && (down_if_alone
                             || !matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
@@ -378,7 +411,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         for (i, m) in self.members().filter(|(_, m)| has_role(m, role)) {
             if !self.unreachable[i] && counts(m.status) && m.status != MemberStatus::Leaving {
                 p_ours += 1;
-            } else if self.unreachable[i] && downable(m.status) {
+            } else if self.unreachable[i] && self.opposes_at(i, m) {
                 p_theirs += 1;
             }
         }
@@ -432,9 +465,14 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                     Decision::DownIndirectlyConnected => Decision::DownAll,
                     d => d,
                 };
+                // A side that loses leaves the far side's members alone, indirectly connected
+                // or not: they are most likely on the winning side, and a member of this side
+                // that outlives the decision would otherwise count them as gone.
+                let far_too = extra != Decision::DownReachable;
                 let extra = rest.to_down(strategy, extra);
                 for (i, x) in out.iter_mut().enumerate().take(self.g.members().len()) {
-                    *x = downable_at(i) && (self.indirect[i] || extra[i]);
+                    let indirect = self.indirect[i] && (far_too || !self.out_of_contact[i]);
+                    *x = downable_at(i) && (indirect || extra[i]);
                 }
             }
             _ => {
@@ -442,8 +480,9 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                     let selected = match decision {
                         Decision::DownUnreachable => self.unreachable[i],
                         Decision::DownReachable => !self.unreachable[i],
+                        // Lost the lease: as for a side that loses above.
                         Decision::ReverseDownIndirectlyConnected => {
-                            self.indirect[i] || !self.unreachable[i]
+                            (self.indirect[i] && !self.out_of_contact[i]) || !self.unreachable[i]
                         }
                         _ => true,
                     };
@@ -865,5 +904,50 @@ mod tests {
         g.add_seen(n(3));
         assert!(!Partition::for_decision(&g, |a| g.seen_by(a)).has_silent());
         assert_eq!(decide(&MAJ, &g), DownUnreachable);
+    }
+
+    /// Seed 15774's shape: this node (2) downed 1 while 3 was with it; then the partition
+    /// moved 3 over to 1, which never saw the Down. Counting 1 as gone would make 2 and 3 equal
+    /// halves that 2 wins on its address, while 1 and 3 win as two of three.
+    #[test]
+    fn a_down_not_everyone_has_seen_counts_on_the_other_side() {
+        let mut g = view(3, &[(1, Down)], &[]);
+        flag(&mut g, 2, 3);
+        g.add_seen(n(2));
+        assert_eq!(decide(&MAJ, &g), DownReachable, "2 alone against 1 and 3");
+        // Keep-oldest: the downed oldest may still lead the other side.
+        let oldest = Strategy::KeepOldest {
+            down_if_alone: false,
+            role: None,
+        };
+        let mut g = view(3, &[(1, Down)], &[]);
+        flag(&mut g, 2, 3);
+        g.add_seen(n(2));
+        assert_eq!(decide(&oldest, &g), DownReachable);
+    }
+
+    /// Seed 39894's shape: stale records about this side, brought over by a member that moved,
+    /// make members of the far side (4, 5 observing 1 and 2) indirectly connected. A side that
+    /// loses must leave them alone: they are on the winning side.
+    #[test]
+    fn a_losing_side_leaves_far_indirectly_connected_members_alone() {
+        // This node is 1, with 2; 3..=7 are out of contact. 4 and 5 flagged 1 and 2 before the
+        // partition moved; 1 and 2 flag 3.
+        let mut g = view(7, &[], &[]);
+        for (o, s) in [(4, 1), (4, 2), (5, 1), (5, 2), (1, 3), (2, 3)] {
+            flag(&mut g, o, s);
+        }
+        for i in [1, 2] {
+            g.add_seen(n(i));
+        }
+        let p = Partition::for_decision(&g, |a| g.seen_by(a));
+        assert!(p.is_indirectly_connected(3) && p.is_indirectly_connected(4));
+        assert_eq!(p.decide(&MAJ), DownIndirectlyConnected);
+        let mask = p.to_down(&MAJ, DownIndirectlyConnected);
+        let downed: heapless::Vec<u8, 16> =
+            (0..7).filter(|i| mask[*i]).map(|i| i as u8 + 1).collect();
+        assert_eq!(&downed[..], &[1, 2], "only this side: 4 and 5 stay");
+        let mask = p.to_down(&MAJ, ReverseDownIndirectlyConnected);
+        assert!(!mask[3] && !mask[4], "nor when the lease was denied");
     }
 }

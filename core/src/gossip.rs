@@ -351,6 +351,15 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         Ok(())
     }
 
+    /// Whether merging `self` and `other` drops clock entries: one clock names a member the
+    /// other side has removed. The merged clock then forgets the updates those entries counted,
+    /// and can equal a version some node holds with other contents; the merging node must make
+    /// a version of its own ([`Gossip::bump`]).
+    pub fn merge_prunes(&self, other: &Self) -> bool {
+        let names_removed = |a: &Self, b: &Self| a.version.iter().any(|(n, _)| b.is_tombstoned(n));
+        names_removed(self, other) || names_removed(other, self)
+    }
+
     /// `self := merge(a, b)` (see [`Gossip::merge_in`]).
     pub fn merge_from(&mut self, a: &Self, b: &Self) -> Result<(), CapacityError> {
         self.clone_from(a);
@@ -477,6 +486,36 @@ mod tests {
             g.add_member(m).unwrap();
         }
         g
+    }
+
+    /// Seed 9456's shape: 3 downed 1 and 2, and was removed by 1 before that reached it. The
+    /// merge forgets 3's clock entry, so the result has 1's version with 1 and 2 Down: the
+    /// merging node must tell the two apart by a version of its own.
+    #[test]
+    fn a_merge_that_drops_a_removed_members_entry_reports_it() {
+        use MemberStatus::*;
+        let base = with(&[(1, Up), (2, Up), (3, Down)]);
+        let mut here = base.clone();
+        here.remove_member(&n(3), Instant::from_micros(0));
+        here.bump(n(1), true).unwrap();
+        let mut there = base.clone();
+        there.version.increment(n(3)).unwrap();
+        for i in [1, 2] {
+            there.set_status(&n(i), Down).unwrap();
+        }
+        assert!(here.merge_prunes(&there) && there.merge_prunes(&here));
+        let mut merged = there.clone();
+        merged.merge_in(&here).unwrap();
+        assert_eq!(
+            merged.compare(&here),
+            Causality::Same,
+            "the version cannot tell"
+        );
+        assert_ne!(merged.members(), here.members());
+        assert!(
+            !merged.merge_prunes(&here),
+            "once merged, nothing more to drop"
+        );
     }
 
     #[test]

@@ -134,6 +134,20 @@
 //! - When the split brain resolver sets indirectly connected records aside, members that have
 //!   not seen this side's confirmation stay unreachable: after a partition moved, stale records
 //!   make far-side members look indirectly connected, and Pekko's rule would count them here.
+//! - A Down that not every member has seen yet keeps the downed member in the split brain
+//!   resolver's count, on the other side. Pekko drops Down members from the count at once, so
+//!   after a partition moved across a decision two sides could size the cluster differently
+//!   and both win. The leader removes the member once everyone has seen the Down.
+//! - A side that loses (or is denied the lease) downs only its own members: indirectly
+//!   connected members it has had no contact with since its confirmation are left to the side
+//!   they are on. Pekko downs every indirectly connected member, which let a losing minority
+//!   down majority members that stale records had made look indirectly connected.
+//! - A merge that drops the clock entry of a member removed on one side makes a new version:
+//!   otherwise the merged state, with the removed member's updates in it, could carry a version
+//!   another node holds with other contents.
+//! - A member still Joining answers `InitJoinNack` unless another member has seen its current
+//!   state (or it is alone): the node that welcomed it may have crashed before anyone else heard
+//!   of it, and a joiner it took in would be stuck with it.
 //! - Lease-majority asks the lease again for every decision instead of trusting an earlier
 //!   grant, and releases it `release-after` from the latest decision taken with it.
 //! - A node stopped because it was downed says so with [`Event::SelfDowned`] at once, and the

@@ -863,15 +863,30 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         let can_take = self.status == NodeStatus::Member
             && !self.shutting_down()
-            && self
-                .self_member()
-                .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting));
+            && self.self_member().is_some_and(|m| match m.status {
+                MemberStatus::Down | MemberStatus::Exiting => false,
+                MemberStatus::Joining => self.acknowledged(),
+                _ => true,
+            });
         let out = if can_take {
             Out::InitJoinAck
         } else {
             Out::InitJoinNack
         };
         self.send(from.socket_addr(), out);
+    }
+
+    /// Whether another member that is not Down has seen this node's current state, or this
+    /// node is the only member. A member still Joining that is not acknowledged answers
+    /// `InitJoinNack` (Pekko takes joiners at any initialized node): the node that welcomed it
+    /// may have crashed before anyone else heard of it, leaving it a member only in its own
+    /// eyes, and a joiner it took in would be stuck with it (campaign seed 68219).
+    fn acknowledged(&self) -> bool {
+        let g = self.gossip();
+        g.members().len() == 1
+            || g.seen().iter().any(|a| {
+                *a != self.me && g.member(a).is_some_and(|m| m.status != MemberStatus::Down)
+            })
     }
 
     fn refuse(&mut self, from: UniqueAddress, reason: Incompatibility) {
@@ -1076,8 +1091,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .bufs
                     .get_disjoint_mut([inc, cur])
                     .expect("distinct buffer indices");
+                let prunes = i.merge_prunes(c);
                 // Merge into the incoming buffer: on failure our state is untouched.
                 if i.merge_in(c).is_err() {
+                    self.stats.over_capacity += 1;
+                    return;
+                }
+                // A merge that dropped a removed member's clock entry may have produced a
+                // version another node holds with other contents: make it new.
+                if prunes && i.is_member(&self.me) && i.bump(self.me, false).is_err() {
                     self.stats.over_capacity += 1;
                     return;
                 }
