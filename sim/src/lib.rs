@@ -29,7 +29,7 @@ use std::time::Duration;
 use fjell_core::random::Rng;
 use fjell_core::{
     Config, DeliveryClass, Event, Instant, Lease, LeaseRequest, Member, MemberStatus, MemoryLease,
-    Node, NodeStatus, UniqueAddress,
+    Node, NodeStatus, ReachabilityStatus, UniqueAddress,
 };
 
 /// Index of a simulated node (stable across restarts: a restart keeps the address).
@@ -140,6 +140,10 @@ pub struct Sim<const M: usize = 64, const R: usize = 256> {
     checker: Checker,
     check_split_brain: bool,
     quiet: bool,
+    /// `FJELL_SIM_VIEWS` is set: print a node's view before each decision it makes.
+    view_trace: bool,
+    /// The view of the node whose timers are running, when `view_trace`.
+    view_before: Option<String>,
     wire_version: HashMap<NodeId, u8>,
     /// Per node: the incarnation and generation its split-brain check last ran on.
     split_checked: HashMap<NodeId, (UniqueAddress, u64)>,
@@ -199,6 +203,8 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             checker: Checker::default(),
             check_split_brain: false,
             quiet: false,
+            view_trace: std::env::var("FJELL_SIM_VIEWS").is_ok(),
+            view_before: None,
             wire_version: HashMap::new(),
             split_checked: HashMap::new(),
             lease: MemoryLease::new(Duration::from_secs(120)),
@@ -238,9 +244,9 @@ impl<const M: usize, const R: usize> Sim<M, R> {
     }
 
     /// Also check, after every step, that the cluster never splits in two: no two running
-    /// nodes that each still serve (self Up, WeaklyUp, Leaving or shutting down) have each
-    /// downed or removed the other. Off by default: it compares the stepped node with every
-    /// other one.
+    /// nodes that each still serve (self Up, WeaklyUp, Leaving or shutting down) and are
+    /// [settled](Sim::settled) have each downed or removed the other. Off by default: it
+    /// compares the stepped node with every other one.
     pub fn check_split_brain(&mut self, on: bool) {
         self.check_split_brain = on;
     }
@@ -538,12 +544,49 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                 return true;
             }
             let now = self.now;
+            self.view_before = self.view_trace.then(|| self.describe_view(id));
             if let Some(n) = self.slots[id].node.as_deref_mut() {
                 n.handle_timeout(now);
             }
             self.flush(id);
+            self.view_before = None;
         }
         true
+    }
+
+    /// One node's view, on one line per member: status, whether it has seen the current
+    /// version, and the unreachability records about it (for `FJELL_SIM_VIEWS`).
+    pub fn describe_view(&self, id: NodeId) -> String {
+        let Some(node) = self.slots[id].node.as_deref() else {
+            return format!("n{id}: not running");
+        };
+        let g = node.gossip();
+        let name = |a: &UniqueAddress| {
+            self.by_addr
+                .get(&a.socket_addr())
+                .map_or_else(|| a.socket_addr().to_string(), |n| format!("n{n}"))
+        };
+        let mut out = format!(
+            "view of n{id} (leader {:?}):",
+            node.leader().map(|l| name(&l))
+        );
+        for (m, seen) in g.members_with_seen() {
+            let by: Vec<String> = g
+                .reachability()
+                .records()
+                .iter()
+                .filter(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
+                .map(|r| format!("{}:{:?}", name(&r.observer), r.status))
+                .collect();
+            out += &format!(
+                "\n    {} {:?}{} flagged by [{}]",
+                name(&m.address),
+                m.status,
+                if seen { " seen" } else { "" },
+                by.join(" ")
+            );
+        }
+        out
     }
 
     fn requeue(&mut self, mut d: Delivery, at: Instant) {
@@ -585,6 +628,12 @@ impl<const M: usize, const R: usize> Sim<M, R> {
                 out.push((t, self.buf[..t.len].to_vec()));
             }
             while let Some(e) = node.poll_event() {
+                if let (Event::Downing(_), Some(v)) = (&e, &self.view_before) {
+                    eprintln!(
+                        "{:>10.3} before deciding, {v}",
+                        now.as_micros() as f64 / 1e6
+                    );
+                }
                 events.push(e);
             }
         }
@@ -871,13 +920,28 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         }
     }
 
+    /// Whether node `id` has nothing left to decide: every member it sees flagged unreachable
+    /// is Down or Exiting. Until then a node that has downed a peer which downed it may still be
+    /// in the middle of resolving a partition that moved (see [`campaign::oracle`]).
+    pub fn settled(&self, id: NodeId) -> bool {
+        self.try_node(id).is_none_or(|n| {
+            n.unreachable()
+                .all(|m| !fjell_core::downing::downable(m.status))
+        })
+    }
+
     /// The split-brain invariant for node `id` against every other node.
     fn split_brain_check(&self, id: NodeId) -> Result<(), String> {
         if !self.serving(id) {
             return Ok(());
         }
         for other in self.running().filter(|o| *o != id) {
-            if self.serving(other) && self.has_downed(id, other) && self.has_downed(other, id) {
+            if self.serving(other)
+                && self.has_downed(id, other)
+                && self.has_downed(other, id)
+                && self.settled(id)
+                && self.settled(other)
+            {
                 let view = |i: NodeId| {
                     let n = self.node(i);
                     let members: Vec<String> = n
@@ -915,7 +979,7 @@ struct Checker {
     views: HashMap<NodeId, View>,
     /// Per gossip version seen at convergence: a digest of (members, statuses, leader) and the
     /// node that saw it. Two converged nodes with one version must agree.
-    converged: HashMap<u64, (u64, NodeId)>,
+    converged: HashMap<u64, (u64, NodeId, String)>,
 }
 
 struct View {
@@ -969,16 +1033,26 @@ impl Checker {
             std::hash::Hash::hash(&node.leader(), &mut h);
             let agreed = std::hash::Hasher::finish(&h);
             let version = g.version_digest();
+            let describe = || {
+                let members: Vec<String> = g
+                    .members()
+                    .iter()
+                    .map(|m| format!("{}:{:?}", m.address.socket_addr().ip(), m.status))
+                    .collect();
+                let leader = node.leader().map(|l| l.socket_addr().ip());
+                format!("[{}] leader {leader:?}", members.join(", "))
+            };
             match self.converged.get(&version) {
-                Some((other, by)) if *other != agreed => {
+                Some((other, by, seen)) if *other != agreed => {
                     return Err(format!(
                         "node {id} and node {by} both see convergence on one version but \
-                         disagree on members, statuses or leader"
+                         disagree on members, statuses or leader: {} against {seen}",
+                        describe()
                     ));
                 }
                 Some(_) => {}
                 None => {
-                    self.converged.insert(version, (agreed, id));
+                    self.converged.insert(version, (agreed, id, describe()));
                 }
             }
         }

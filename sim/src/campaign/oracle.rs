@@ -3,10 +3,21 @@
 //!
 //! A node counts as up from the moment it reports itself `MemberUp` or `MemberWeaklyUp` until
 //! it reports `SelfDowned`, `Stopped`, or itself Downed or Removed. It has downed an incarnation
-//! (address and uid) once it reported it `MemberDowned` or `MemberRemoved`. Two running nodes
-//! that are both up and have each downed the other's current incarnation are a split brain.
+//! (address and uid) once it reported it `MemberDowned` or `MemberRemoved`. It is *settled* when
+//! every member it reports unreachable is one it has downed: it has nothing left to decide.
+//!
+//! Two running nodes that are both up, both settled and have each downed the other's current
+//! incarnation are a split brain: each has finished resolving and goes on without the other.
 //! The events are fed in the order they happened and the rule is checked after every step's
 //! events, so a split that lasts a single step is caught.
+//!
+//! Two such nodes of which one is still unsettled are counted, not failed
+//! ([`Oracle::unsettled_mutual_downs`]): after a partition moves across a decision, a node can
+//! hear that a member was downed by that member's own side before it hears of its own Down from
+//! its former side. Both are condemned, and neither has finished deciding; the resolver of each
+//! still has unreachable members to decide on, counts the Downs nobody has confirmed as the
+//! other side ([`fjell_core::downing::Partition`]), and so goes down. [`Oracle::strict`] checks
+//! after the final heal that no such pair is left.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -32,6 +43,13 @@ pub struct Reported {
     pub downed: HashSet<UniqueAddress>,
     /// Incarnations it reports unreachable now.
     pub unreachable: HashSet<UniqueAddress>,
+}
+
+impl Reported {
+    /// Nothing left to decide: every member it reports unreachable it has also downed.
+    pub fn settled(&self) -> bool {
+        self.unreachable.iter().all(|u| self.downed.contains(u))
+    }
 }
 
 /// A downing decision a node reported.
@@ -80,6 +98,9 @@ pub struct Oracle {
     pub join_refused: Vec<(Instant, NodeId, SocketAddr)>,
     /// Every `JoinRequestRefused` a node reported: when, who, the joiner.
     pub join_request_refused: Vec<(Instant, NodeId, SocketAddr)>,
+    /// Steps after which two up nodes had each downed the other while one of them was still
+    /// unsettled (see the module documentation).
+    pub unsettled_mutual_downs: usize,
 }
 
 impl Oracle {
@@ -211,18 +232,49 @@ impl Oracle {
     }
 
     /// The split-brain rule for node `id` against every other node.
-    fn check(&self, id: NodeId) -> Result<(), String> {
-        let a = &self.nodes[id];
-        let Some(ua) = a.uid else { return Ok(()) };
-        if !(a.running && a.up) {
-            return Ok(());
+    fn check(&mut self, id: NodeId) -> Result<(), String> {
+        match self.mutually_downed(id) {
+            Some((j, true)) => Err(format!(
+                "split brain: nodes {id} and {j} both report themselves up, have nothing left \
+                 to decide, and each reported the other's current incarnation downed or removed"
+            )),
+            Some((_, false)) => {
+                self.unsettled_mutual_downs += 1;
+                Ok(())
+            }
+            None => Ok(()),
         }
+    }
+
+    /// A node that is up, as is `id`, and that has downed `id` as `id` has downed it, and
+    /// whether both are settled (a settled pair first).
+    fn mutually_downed(&self, id: NodeId) -> Option<(NodeId, bool)> {
+        let a = &self.nodes[id];
+        let ua = a.uid?;
+        if !(a.running && a.up) {
+            return None;
+        }
+        let mut unsettled = None;
         for (j, b) in self.nodes.iter().enumerate() {
             let Some(ub) = b.uid else { continue };
             if j != id && b.running && b.up && a.downed.contains(&ub) && b.downed.contains(&ua) {
+                if a.settled() && b.settled() {
+                    return Some((j, true));
+                }
+                unsettled = Some((j, false));
+            }
+        }
+        unsettled
+    }
+
+    /// The split-brain rule without the settled exemption, over every node: after the final
+    /// heal and settle time, no two up nodes may have downed each other at all.
+    pub fn strict(&self) -> Result<(), String> {
+        for id in 0..self.nodes.len() {
+            if let Some((j, _)) = self.mutually_downed(id) {
                 return Err(format!(
-                    "split brain: nodes {id} and {j} both report themselves up and each \
-                     reported the other's current incarnation downed or removed"
+                    "split brain: nodes {id} and {j} both report themselves up after the final \
+                     heal, and each reported the other's current incarnation downed or removed"
                 ));
             }
         }
