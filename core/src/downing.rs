@@ -303,6 +303,58 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
 
     /// The decision of `strategy` on the side of the partition this gossip's owner is on.
     pub fn decide(&self, strategy: &Strategy) -> Decision {
+        match self.decide_by_rule(strategy) {
+            Decision::DownIndirectlyConnected if !self.survivors_hold(strategy) => {
+                Decision::DownAll
+            }
+            d => d,
+        }
+    }
+
+    /// Whether the members a `DownIndirectlyConnected` decision leaves serving on this side
+    /// would win by the strategy's own rule against every member that could form another side:
+    /// all but them and the members it downs that are in contact with this side (they hear of
+    /// it and stop). The strategy judged the rest with the indirectly connected counted as
+    /// reachable: after a partition moved, nearly everyone can be indirectly connected, and a
+    /// side of one could otherwise keep itself against eight (seed 51998). A side that keeps
+    /// nobody passes.
+    fn survivors_hold(&self, strategy: &Strategy) -> bool {
+        let downed = self.to_down(strategy, Decision::DownIndirectlyConnected);
+        let survives = |i: usize| {
+            !downed[i]
+                && !self.unreachable[i]
+                && !self.out_of_contact[i]
+                && downable(self.g.members()[i].status)
+        };
+        let stops = |i: usize| downed[i] && !self.out_of_contact[i];
+        if !self.members().any(|(i, _)| survives(i)) {
+            return true;
+        }
+        let (size, role) = match *strategy {
+            Strategy::DownAll => return true,
+            Strategy::StaticQuorum { size, role } => (Some(size as usize), role),
+            Strategy::KeepOldest { role, .. } => {
+                let oldest = self
+                    .counted(role)
+                    .min_by_key(|(_, m)| (m.up_number, m.address));
+                return oldest.is_some_and(|(i, _)| survives(i));
+            }
+            Strategy::KeepMajority { role } | Strategy::LeaseMajority { role } => (None, role),
+        };
+        let ours = self.counted(role).filter(|(i, _)| survives(*i)).count();
+        let theirs = self
+            .counted(role)
+            .filter(|(i, _)| !survives(*i) && !stops(*i))
+            .count();
+        let lowest = self.counted(role).find(|(i, _)| !stops(*i));
+        match size {
+            Some(q) => ours >= q,
+            None => ours > theirs || (ours == theirs && lowest.is_some_and(|(i, _)| survives(i))),
+        }
+    }
+
+    /// [`Partition::decide`] before the survivors of a `DownIndirectlyConnected` are checked.
+    fn decide_by_rule(&self, strategy: &Strategy) -> Decision {
         let indirect = self.has_indirectly_connected();
         match *strategy {
             Strategy::DownAll => Decision::DownAll,
@@ -461,7 +513,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             Decision::DownIndirectlyConnected => {
                 // Set the indirectly connected aside and let the strategy judge the rest.
                 let rest = self.without_indirectly_connected();
-                let extra = match rest.decide(strategy) {
+                let extra = match rest.decide_by_rule(strategy) {
                     Decision::DownIndirectlyConnected => Decision::DownAll,
                     d => d,
                 };
@@ -949,5 +1001,29 @@ mod tests {
         assert_eq!(&downed[..], &[1, 2], "only this side: 4 and 5 stay");
         let mask = p.to_down(&MAJ, ReverseDownIndirectlyConnected);
         assert!(!mask[3] && !mask[4], "nor when the lease was denied");
+    }
+
+    /// Seed 51998's shape: the strategy judged the rest with the indirectly connected counted
+    /// as this side's (2, 4, 6, 7 here), then the decision downs them, and what is left (8 and
+    /// 9) must still win on its own against the members that could form another side (1, 3
+    /// and 5, out of contact). It does not, so the decision is down-all.
+    #[test]
+    fn the_survivors_of_down_indirectly_connected_must_win_on_their_own() {
+        let mut g = view(9, &[], &[]);
+        for (a, b) in [(2, 4), (4, 2), (6, 7), (7, 6)] {
+            flag(&mut g, a, b);
+        }
+        for i in [2, 4, 6, 7, 8, 9] {
+            g.add_seen(n(i));
+        }
+        let p = Partition::for_decision(&g, |a| g.seen_by(a));
+        assert_eq!(p.decide_by_rule(&MAJ), DownIndirectlyConnected);
+        assert_eq!(p.decide(&MAJ), DownAll, "2 of 9 kept against 3");
+        // With 1, 3 and 5 in contact too, they hear of the decision: 8 and 9 stay.
+        for i in [1, 3, 5] {
+            g.add_seen(n(i));
+        }
+        let p = Partition::for_decision(&g, |a| g.seen_by(a));
+        assert_eq!(p.decide(&MAJ), DownIndirectlyConnected);
     }
 }

@@ -632,3 +632,43 @@ fn campaign_simsplitbrain_seed_78517() {
         panic!("{f}");
     }
 }
+
+/// Found by the 100,000-run campaign at commit 6c329dc.
+#[test]
+fn campaign_simsplitbrain_seed_51998() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 51998,
+        params: Params {
+            nodes: 9,
+            sbr: Sbr::KeepMajority,
+            down_all_when_unstable: true,
+            stable_after_ms: None,
+            profile: Profile::Jittery,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Unreachable(3010),
+                fault: Fault::Split(vec![vec![0, 3, 5, 6, 7, 8], vec![1, 2, 4]]),
+            },
+            Step {
+                wait: Wait::Ms(7047),
+                fault: Fault::Split(vec![vec![0], vec![1, 3, 5], vec![2, 4, 6, 7, 8]]),
+            },
+            Step {
+                wait: Wait::Ms(6596),
+                fault: Fault::Pause(1, 3786),
+            },
+            Step {
+                wait: Wait::Ms(6098),
+                fault: Fault::Split(vec![vec![0, 1, 3, 5, 6, 7], vec![4, 8], vec![2]]),
+            },
+        ],
+        tail_ms: 1018,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
