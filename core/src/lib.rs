@@ -148,6 +148,13 @@
 //! - A member still Joining answers `InitJoinNack` unless another member has seen its current
 //!   state (or it is alone): the node that welcomed it may have crashed before anyone else heard
 //!   of it, and a joiner it took in would be stuck with it.
+//! - A node that flags members itself gossips first to the members it heard from within the
+//!   acceptable heartbeat pause: during a partition they are on its side, and its news reaches
+//!   them in a round or two instead of by lucky draws among black-holed members.
+//! - The members a `DownIndirectlyConnected` decision keeps must win by the strategy's own rule
+//!   against every member that could form another side, or the decision is down-all: after
+//!   partitions moved, nearly every member can be indirectly connected, and Pekko's rule let a
+//!   side of one keep itself against eight.
 //! - Lease-majority asks the lease again for every decision instead of trusting an earlier
 //!   grant, and releases it `release-after` from the latest decision taken with it.
 //! - A node stopped because it was downed says so with [`Event::SelfDowned`] at once, and the
@@ -177,6 +184,7 @@ pub mod node;
 pub mod phi;
 pub mod random;
 pub mod reachability;
+pub mod recent;
 pub mod resolver;
 mod sorted;
 pub mod time;

@@ -22,6 +22,7 @@ use crate::member::{IllegalTransition, Member, MemberStatus};
 use crate::phi::DetectorSettings;
 use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
+use crate::recent::Recent;
 use crate::resolver::{DowningDecision, Reason, Resolver, Step};
 use crate::time::Instant;
 use crate::vclock::Causality;
@@ -181,6 +182,41 @@ enum Timer {
 }
 const TIMERS: usize = 5;
 
+/// The deadline of each [`Timer`], if armed. Kept as bare instants and a bit mask (48 bytes
+/// rather than 80 for `[Option<Instant>; TIMERS]`): the device preset lives within 16 KiB.
+#[derive(Debug, Clone, Copy)]
+struct Timers {
+    at: [Instant; TIMERS],
+    armed: u8,
+}
+
+impl Timers {
+    const NONE: Timers = Timers {
+        at: [Instant::ZERO; TIMERS],
+        armed: 0,
+    };
+
+    fn get(&self, t: Timer) -> Option<Instant> {
+        (self.armed & (1 << t as u8) != 0).then_some(self.at[t as usize])
+    }
+
+    fn set(&mut self, t: Timer, at: Option<Instant>) {
+        match at {
+            Some(at) => {
+                self.at[t as usize] = at;
+                self.armed |= 1 << t as u8;
+            }
+            None => self.armed &= !(1 << t as u8),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Instant> + '_ {
+        (0..TIMERS)
+            .filter(|i| self.armed & (1 << i) != 0)
+            .map(|i| self.at[i])
+    }
+}
+
 /// One cluster node's membership state machine, for at most `M` members, `R` reachability
 /// records and `H` heartbeat intervals per monitored member. See the [crate docs](crate) for
 /// the call order and an example.
@@ -195,7 +231,7 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     bufs: [Gossip<M, R>; 2],
     cur: usize,
     incoming: usize,
-    timers: [Option<Instant>; TIMERS],
+    timers: Timers,
     speed_up_left: u8,
     ring_update_at: Option<Instant>,
     outbox: heapless::Deque<Pending, OUTBOX_CAPACITY>,
@@ -212,6 +248,8 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     self_downed: bool,
     exit_ticks: u32,
     resolver: Resolver<M>,
+    /// Peers heard from lately (see [`crate::recent`]).
+    recent: Recent<M>,
     stats: Stats,
     generation: u64,
     /// (generation, version digest, seen digest): digests cost a pass over the state and are
@@ -252,7 +290,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             bufs: [Gossip::new(), Gossip::new()],
             cur: 0,
             incoming: 1,
-            timers: [None; TIMERS],
+            timers: Timers::NONE,
             speed_up_left: 0,
             ring_update_at: None,
             outbox: heapless::Deque::new(),
@@ -267,6 +305,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self_downed: false,
             exit_ticks: 0,
             resolver: Resolver::new(),
+            recent: Recent::default(),
             stats: Stats::default(),
             generation: 0,
             digest_cache: None,
@@ -377,12 +416,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return None;
         }
-        self.timers
-            .iter()
-            .flatten()
-            .copied()
-            .chain(self.join.next_timeout())
-            .min()
+        self.timers.iter().chain(self.join.next_timeout()).min()
     }
 
     /// The next request for the lease of the lease-majority strategy, if any. Answer an
@@ -670,6 +704,22 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 return Err(InputError::SenderMismatch);
             }
         }
+        if matches!(
+            msg,
+            Message::Heartbeat { .. }
+                | Message::HeartbeatRsp { .. }
+                | Message::Gossip { .. }
+                | Message::GossipStatus { .. }
+        ) {
+            let g = self.gossip();
+            if let Some(i) = g
+                .members()
+                .iter()
+                .position(|m| m.address.same_address(from))
+            {
+                self.recent.heard(i, g.members().len());
+            }
+        }
         match msg {
             Message::InitJoin { from, compat } => self.on_init_join(from, &compat),
             Message::InitJoinAck { from } => {
@@ -741,8 +791,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let generation = self.generation;
         // Timers that fire much later than asked mean this node itself did not run (a
         // stop-the-world pause, a starved executor): its peers were not silent, it was.
-        let late = self.timers.iter().flatten().filter(|t| **t <= now).min();
-        if let Some(late) = late.map(|t| now - *t) {
+        let late = self.timers.iter().filter(|t| *t <= now).min();
+        if let Some(late) = late.map(|t| now - t) {
             if late >= self.config.failure_detector.heartbeat_interval / 2 {
                 self.heartbeats.discount(now, late);
             }
@@ -756,11 +806,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// rounds per interval from the moment it exists.
     fn after_input(&mut self, now: Instant, generation_before: u64) {
         if self.generation != generation_before
-            && self.timers[Timer::SpeedUp as usize].is_none()
+            && self.timers.get(Timer::SpeedUp).is_none()
             && self.speed_up_needed()
         {
             self.speed_up_left = 2;
-            self.timers[Timer::SpeedUp as usize] = Some(now + self.config.gossip_interval / 3);
+            self.timers
+                .set(Timer::SpeedUp, Some(now + self.config.gossip_interval / 3));
         }
     }
 
@@ -773,40 +824,48 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // The reaper before the leader: a decision must not act on a verdict this node's own
         // failure detector has already taken back (both tick once a second, together).
         if self.due(Timer::Reaper, now) {
-            self.timers[Timer::Reaper as usize] =
-                Some(now + self.config.unreachable_nodes_reaper_interval);
+            self.timers.set(
+                Timer::Reaper,
+                Some(now + self.config.unreachable_nodes_reaper_interval),
+            );
             self.reap(now);
         }
         if self.due(Timer::Leader, now) {
-            self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
+            self.timers.set(
+                Timer::Leader,
+                Some(now + self.config.leader_actions_interval),
+            );
             self.leader_tick(now);
         }
         if self.due(Timer::Gossip, now) {
-            self.timers[Timer::Gossip as usize] = Some(now + self.config.gossip_interval);
+            self.timers
+                .set(Timer::Gossip, Some(now + self.config.gossip_interval));
+            self.recent.tick(self.gossip().members.len());
             self.gossip_round();
             if self.speed_up_needed() {
                 self.speed_up_left = 2;
-                self.timers[Timer::SpeedUp as usize] = Some(now + self.config.gossip_interval / 3);
+                self.timers
+                    .set(Timer::SpeedUp, Some(now + self.config.gossip_interval / 3));
             }
         }
         if self.due(Timer::Heartbeat, now) {
             self.heartbeat_tick(now);
         }
         if self.due(Timer::SpeedUp, now) {
-            self.timers[Timer::SpeedUp as usize] = None;
+            self.timers.set(Timer::SpeedUp, None);
             if self.speed_up_needed() {
                 self.gossip_round();
                 self.speed_up_left = self.speed_up_left.saturating_sub(1);
                 if self.speed_up_left > 0 {
-                    self.timers[Timer::SpeedUp as usize] =
-                        Some(now + self.config.gossip_interval / 3);
+                    self.timers
+                        .set(Timer::SpeedUp, Some(now + self.config.gossip_interval / 3));
                 }
             }
         }
     }
 
     fn due(&self, t: Timer, now: Instant) -> bool {
-        self.timers[t as usize].is_some_and(|d| d <= now)
+        self.timers.get(t).is_some_and(|d| d <= now)
     }
 
     // ----- join -------------------------------------------------------------------------
@@ -848,11 +907,17 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .rng
             .below(crate::time::micros(self.config.gossip_interval).max(1) as usize)
             as u64;
-        self.timers[Timer::Gossip as usize] = Some(now + Duration::from_micros(jitter));
-        self.timers[Timer::Leader as usize] = Some(now + self.config.leader_actions_interval);
-        self.timers[Timer::Heartbeat as usize] = Some(now);
-        self.timers[Timer::Reaper as usize] =
-            Some(now + self.config.unreachable_nodes_reaper_interval);
+        self.timers
+            .set(Timer::Gossip, Some(now + Duration::from_micros(jitter)));
+        self.timers.set(
+            Timer::Leader,
+            Some(now + self.config.leader_actions_interval),
+        );
+        self.timers.set(Timer::Heartbeat, Some(now));
+        self.timers.set(
+            Timer::Reaper,
+            Some(now + self.config.unreachable_nodes_reaper_interval),
+        );
         self.changed();
     }
 
@@ -1154,6 +1219,18 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// Gossip rounds within which a member counts as heard from lately: the acceptable
+    /// heartbeat pause, at least one.
+    fn recent_rounds(&self) -> u8 {
+        let pause = self
+            .config
+            .failure_detector
+            .acceptable_heartbeat_pause
+            .as_micros();
+        let round = self.config.gossip_interval.as_micros().max(1);
+        pause.div_ceil(round).clamp(1, u128::from(u8::MAX - 1)) as u8
+    }
+
     /// Probability of preferring a node that has not seen our version: the configured value
     /// up to `reduce-gossip-different-view-probability` members, falling linearly to a tenth of
     /// it at three times that size, so huge clusters do not all hammer the few stragglers.
@@ -1185,7 +1262,33 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if prefer_unseen {
             // Stragglers that someone flags are most likely cut off: during a partition the
             // other side's members are all "unseen", and preferring them would spend nearly
-            // every round where it cannot arrive.
+            // every round where it cannot arrive. While this node flags members itself, the
+            // ones it heard from lately are on its side: prefer those (see `crate::recent`).
+            let partitioned = mine
+                .iter()
+                .any(|r| r.status != ReachabilityStatus::Reachable);
+            let recent = &self.recent;
+            let rounds = self.recent_rounds();
+            let unseen_heard = |(i, (m, seen)): &(usize, (&Member, bool))| {
+                !seen
+                    && valid(m)
+                    && g.reachability.is_reachable(&m.address)
+                    && recent.is_recent(*i, n, rounds)
+            };
+            let count = g
+                .members_with_seen()
+                .enumerate()
+                .filter(unseen_heard)
+                .count();
+            if partitioned && count > 0 {
+                let k = self.rng.below(count);
+                return g
+                    .members_with_seen()
+                    .enumerate()
+                    .filter(unseen_heard)
+                    .nth(k)
+                    .map(|(_, (m, _))| m.address);
+            }
             let unseen = |(m, seen): &(&Member, bool)| {
                 !seen && valid(m) && g.reachability.is_reachable(&m.address)
             };
@@ -1253,12 +1356,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         for (to, seq) in requests {
             self.send(to, Out::Heartbeat(seq));
         }
-        self.timers[Timer::Heartbeat as usize] = self
-            .heartbeats
-            .next_request_at()
-            .into_iter()
-            .chain(self.ring_update_at)
-            .min();
+        self.timers.set(
+            Timer::Heartbeat,
+            self.heartbeats
+                .next_request_at()
+                .into_iter()
+                .chain(self.ring_update_at)
+                .min(),
+        );
     }
 
     /// Writes this node's failure-detector verdicts into the reachability table (notes §9.3).
@@ -1620,8 +1725,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         self.status = NodeStatus::Stopped(reason);
         self.join.stop();
-        self.timers = [None; TIMERS];
+        self.timers = Timers::NONE;
         self.heartbeats.clear();
+        self.recent.clear();
         self.changed();
         self.notify(Event::Stopped(reason));
     }

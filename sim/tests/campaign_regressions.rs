@@ -672,3 +672,30 @@ fn campaign_simsplitbrain_seed_51998() {
         panic!("{f}");
     }
 }
+
+/// Found by the 100,000-run campaign at commit 6c329dc: a lone pair of a clean partition is
+/// decided by down-all-when-unstable.
+#[test]
+fn campaign_unstabledecision_seed_6466() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 6466,
+        params: Params {
+            nodes: 12,
+            sbr: Sbr::LeaseMajority,
+            down_all_when_unstable: true,
+            stable_after_ms: Some(5131),
+            profile: Profile::Clean,
+            extras: vec![],
+        },
+        steps: vec![Step {
+            wait: Wait::Ms(2902),
+            fault: Fault::Split(vec![vec![0, 4], vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 11]]),
+        }],
+        tail_ms: 45425,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
