@@ -120,7 +120,7 @@
 //!   reached the other side. The exhaustive check in `core/tests/decision_exhaustive.rs`
 //!   found both: with Pekko's rules two disjoint sides could both survive.
 //! - Each node monitors its `monitored-by-nr-of-members` nearest ring successors whether they
-//!   are reachable or not (plus the members it flags). Pekko walks past unreachable successors,
+//!   are reachable or not (plus the members it flags), Down and Exiting members left out. Pekko walks past unreachable successors,
 //!   which moves the monitors on every detection round of a large partition and restarts
 //!   `stable-after` each time.
 //! - A node whose own timers fire half a heartbeat interval late or more (a pause, a starved
@@ -145,7 +145,7 @@
 //! - A merge that drops the clock entry of a member removed on one side makes a new version:
 //!   otherwise the merged state, with the removed member's updates in it, could carry a version
 //!   another node holds with other contents.
-//! - A member still Joining answers `InitJoinNack` unless another member has seen its current
+//! - A member not yet Up answers `InitJoinNack` unless another member has seen its current
 //!   state (or it is alone): the node that welcomed it may have crashed before anyone else heard
 //!   of it, and a joiner it took in would be stuck with it.
 //! - A node that flags members itself gossips first to the members it heard from within the

@@ -930,7 +930,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             && !self.shutting_down()
             && self.self_member().is_some_and(|m| match m.status {
                 MemberStatus::Down | MemberStatus::Exiting => false,
-                MemberStatus::Joining => self.acknowledged(),
+                MemberStatus::Joining | MemberStatus::WeaklyUp => self.acknowledged(),
                 _ => true,
             });
         let out = if can_take {
@@ -942,10 +942,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// Whether another member that is not Down has seen this node's current state, or this
-    /// node is the only member. A member still Joining that is not acknowledged answers
-    /// `InitJoinNack` (Pekko takes joiners at any initialized node): the node that welcomed it
-    /// may have crashed before anyone else heard of it, leaving it a member only in its own
-    /// eyes, and a joiner it took in would be stuck with it (campaign seed 68219).
+    /// node is the only member. A member not yet Up (Joining or WeaklyUp) that is not
+    /// acknowledged answers `InitJoinNack` (Pekko takes joiners at any initialized node): the
+    /// node that welcomed it may have crashed or been downed before anyone else heard of it,
+    /// leaving it a member only in its own eyes, and a joiner it took in would be stuck with it
+    /// (campaign seeds 68219 and 10941).
     fn acknowledged(&self) -> bool {
         let g = self.gossip();
         g.members().len() == 1

@@ -699,3 +699,77 @@ fn campaign_unstabledecision_seed_6466() {
         panic!("{f}");
     }
 }
+
+/// Found by the 100,000-run campaign at commit 6c329dc: a restarted node joined through a
+/// member that was WeaklyUp only in its own eyes (admitted during a partition by a member the
+/// other side then downed) and stayed Joining after the final heal while a seed served. A
+/// member not yet Up answers `InitJoinNack` unless another member has seen its state.
+#[test]
+fn campaign_joinstuck_seed_10941() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 10941,
+        params: Params {
+            nodes: 4,
+            sbr: Sbr::KeepMajority,
+            down_all_when_unstable: false,
+            stable_after_ms: None,
+            profile: Profile::Clean,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(0),
+                fault: Fault::Restart(0, vec![0, 1, 2]),
+            },
+            Step {
+                wait: Wait::Ms(8686),
+                fault: Fault::Split(vec![vec![0, 1], vec![2, 3]]),
+            },
+            Step {
+                wait: Wait::Ms(8066),
+                fault: Fault::Restart(1, vec![0, 1, 2]),
+            },
+        ],
+        tail_ms: 0,
+        settle_ms: 60000,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
+
+/// Found by the 100,000-run campaign at commit 6c329dc: a lone node of a clean partition is
+/// decided by down-all-when-unstable.
+#[test]
+fn campaign_unstabledecision_seed_24082() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 24082,
+        params: Params {
+            nodes: 8,
+            sbr: Sbr::KeepOldest {
+                down_if_alone: false,
+            },
+            down_all_when_unstable: true,
+            stable_after_ms: Some(4646),
+            profile: Profile::Clean,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(7020),
+                fault: Fault::Reconfigure(7, Sbr::KeepMajority, vec![0, 1, 2]),
+            },
+            Step {
+                wait: Wait::Ms(17075),
+                fault: Fault::Split(vec![vec![4, 7], vec![0, 1, 2, 3, 5, 6]]),
+            },
+        ],
+        tail_ms: 42901,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
