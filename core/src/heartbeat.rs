@@ -110,9 +110,9 @@ impl<const H: usize> Heartbeats<H> {
     }
 
     /// Recomputes the receivers from the ring: the members this node flags, then the next `k`
-    /// members after `me` by hash, Down and Exiting members left out. New receivers get a
-    /// fresh detector; dropped receivers are forgotten only while they look available, so a
-    /// crashed member keeps its monitor until it is downed. `generation` identifies the
+    /// members after `me` by hash, Down and Exiting members left out of the ring. New receivers
+    /// get a fresh detector; dropped receivers are forgotten only while they look available,
+    /// so a crashed member keeps its monitor until it is removed. `generation` identifies the
     /// state of `g`: the ring is recomputed only when it moved.
     #[allow(clippy::too_many_arguments)]
     pub fn update<const M: usize, const R: usize>(
@@ -145,10 +145,11 @@ impl<const H: usize> Heartbeats<H> {
         // reachable without evidence (a flapping member that keeps a partition unstable).
         // The price, during a large partition: fewer of the k reachable successors (at least
         // one) are watched by this node until the flagged ones are downed and removed.
+        // Down members this node flags stay watched until removed: when the network heals,
+        // seeing them again is what lets this node gossip their Down to them.
         for r in g.reachability.rows_of(me) {
             if r.status == ReachabilityStatus::Unreachable
-                && g.member(&r.subject)
-                    .is_some_and(|m| crate::downing::downable(m.status))
+                && g.is_member(&r.subject)
                 && want.len() + 1 < MAX_MONITORED
             {
                 let _ = want.push(r.subject);
@@ -169,10 +170,7 @@ impl<const H: usize> Heartbeats<H> {
         // (so someone sees them come back) and only as room allows: wanted members first.
         self.monitors.retain(|m| {
             want.contains(&m.subject)
-                || (g
-                    .member(&m.subject)
-                    .is_some_and(|x| crate::downing::downable(x.status))
-                    && !m.detector.is_available(now, s))
+                || (g.is_member(&m.subject) && !m.detector.is_available(now, s))
         });
         for a in want.iter() {
             if self.monitors.iter().any(|m| m.subject == *a) {
@@ -347,10 +345,10 @@ fn successors<const M: usize, const R: usize>(
     let mut best: heapless::Vec<((u64, UniqueAddress), u16), { MAX_MONITORED * 2 }> =
         heapless::Vec::new();
     for (i, m) in g.members().iter().enumerate() {
-        // Down and Exiting members are on their way out: watching them would take the slot
-        // of a member whose reachability still matters (campaign seed 24082: a lone node
-        // watched a downed member instead of one of the other side, flagged that one 3 s late,
-        // and down-all-when-unstable overtook its decision).
+        // Down and Exiting members are on their way out: as ring successors they would take
+        // the slot of a member whose reachability still matters (campaign seed 24082: a lone
+        // node watched a downed member instead of one of the other side, flagged that one 3 s
+        // late, and down-all-when-unstable overtook its decision).
         if m.address == *me || !crate::downing::downable(m.status) {
             continue;
         }
@@ -423,25 +421,31 @@ mod tests {
         assert!(watched_by[1..].iter().all(|c| *c == 5), "{watched_by:?}");
     }
 
-    /// Seed 24082's shape: a downed member (flagged by this node, not yet removed) took one of
-    /// the k slots, and a member whose reachability mattered went unwatched.
+    /// Seed 24082's shape: a downed member not yet removed took one of the k ring slots, and a
+    /// member whose reachability mattered went unwatched. A Down member this node flags stays
+    /// watched on top (seed 2621: seeing it again after a heal is how it learns of its Down).
     #[test]
-    fn down_and_exiting_members_are_not_monitored() {
+    fn down_and_exiting_members_take_no_ring_slot() {
         let mut g = gossip(4);
         let mut h = Heartbeats::<8>::new();
         watch(&mut h, Instant::ZERO, &g, 1, 2);
         let first: heapless::Vec<UniqueAddress, 8> =
             h.monitors().iter().map(|m| m.subject).collect();
-        g.reachability
-            .change(n(1), first[0], ReachabilityStatus::Unreachable)
-            .unwrap();
         g.set_status(&first[0], MemberStatus::Down).unwrap();
         g.set_status(&first[1], MemberStatus::Up).unwrap();
         g.set_status(&first[1], MemberStatus::Leaving).unwrap();
         g.set_status(&first[1], MemberStatus::Exiting).unwrap();
+        g.bump(n(1), true).unwrap();
         watch(&mut h, Instant::from_micros(10_000_000), &g, 1, 2);
-        assert!(h.monitors().iter().all(|m| !first.contains(&m.subject)));
-        assert_eq!(h.monitors().len(), 1, "the only member left to watch");
+        let now: heapless::Vec<UniqueAddress, 8> = h.monitors().iter().map(|m| m.subject).collect();
+        assert_eq!(now.len(), 1, "the only member left on the ring: {now:?}");
+        assert!(!first.contains(&now[0]));
+        g.reachability
+            .change(n(1), first[0], ReachabilityStatus::Unreachable)
+            .unwrap();
+        watch(&mut h, Instant::from_micros(20_000_000), &g, 1, 2);
+        assert!(h.monitors().iter().any(|m| m.subject == first[0]));
+        assert_eq!(h.monitors().len(), 2);
     }
 
     #[test]

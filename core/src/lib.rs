@@ -155,6 +155,11 @@
 //!   against every member that could form another side, or the decision is down-all: after
 //!   partitions moved, nearly every member can be indirectly connected, and Pekko's rule let a
 //!   side of one keep itself against eight.
+//! - A removed incarnation that still gossips (it missed its Down while cut off) is answered
+//!   with the state whose tombstone stops it; Akka relies on Artery's quarantine for this.
+//! - For the split brain resolver, a node that sees itself flagged defers to an unflagged
+//!   member in contact with it: Pekko's leader rule counts a node as reachable to itself, so
+//!   two nodes of one connected side could both decide (one granted the lease, one denied).
 //! - Lease-majority asks the lease again for every decision instead of trusting an earlier
 //!   grant, and releases it `release-after` from the latest decision taken with it.
 //! - A node stopped because it was downed says so with [`Event::SelfDowned`] at once, and the

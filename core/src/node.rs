@@ -1072,6 +1072,17 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     // ----- gossip -----------------------------------------------------------------------
 
+    /// A removed incarnation is still gossiping: it missed its Down (it was cut off when it
+    /// was downed, and nobody that knew watched it come back). Send it this node's gossip,
+    /// whose tombstone stops it. Akka relies on Artery's quarantine for this; without it the
+    /// removed node lives on and can later decide against the cluster (campaign seed 2621).
+    /// One answer per message the removed node sends, never more.
+    fn tell_removed(&mut self, who: Option<UniqueAddress>) {
+        if let Some(who) = who.filter(|w| self.is_member() && self.gossip().is_tombstoned(w)) {
+            self.send(who.socket_addr(), Out::Gossip(who.uid()));
+        }
+    }
+
     fn valid_peer(&self, from: &UniqueAddress) -> bool {
         let g = self.gossip();
         g.is_member(from)
@@ -1084,6 +1095,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             sender.filter(|s| self.is_member() && to_uid == self.me.uid() && self.valid_peer(s))
         else {
             self.stats.gossip_dropped += 1;
+            let removed = self
+                .gossip()
+                .tombstones()
+                .iter()
+                .find(|t| t.address.socket_addr() == from)
+                .map(|t| t.address);
+            self.tell_removed(removed);
             return;
         };
         let (ours, our_seen) = self.digests();
@@ -1103,6 +1121,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     fn on_gossip(&mut self, from: UniqueAddress, to: UniqueAddress) {
         if !self.is_member() || to != self.me || !self.valid_peer(&from) {
             self.stats.gossip_dropped += 1;
+            self.tell_removed(Some(from));
             return;
         }
         let me = self.me;
@@ -1527,11 +1546,23 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // among the members in contact with it. A member of the other side that no monitor
         // here flags never sees this side's state, so it cannot lead this side (it would,
         // by address, and nobody here would decide).
+        // A node that sees itself flagged defers to an unflagged member in contact, if there is
+        // one: counting itself as reachable (as Pekko's leader rule does) made two nodes of one
+        // connected side both decide, one with the lease and one denied it, and their decisions
+        // left two disjoint groups serving (campaign seed 42424).
         let me = self.me;
         let g = self.gossip();
-        let responsible = self.serving()
-            && leader::leader_among(g, &me, |m| m.address == me || g.seen_by(&m.address))
-                == Some(me);
+        let flagged =
+            !g.reachability.is_empty() && g.reachability_of(&me) != ReachabilityStatus::Reachable;
+        let lead = leader::leader_among(g, &me, |m| {
+            if m.address == me {
+                !flagged
+            } else {
+                g.seen_by(&m.address)
+            }
+        })
+        .or_else(|| leader::leader_among(g, &me, |m| m.address == me || g.seen_by(&m.address)));
+        let responsible = self.serving() && lead == Some(me);
         let s = self.config.downing;
         let g = &self.bufs[self.cur];
         self.resolver.note_contact(g, &me);

@@ -469,3 +469,37 @@ fn full_cluster_shutdown_makes_everyone_ready_and_lets_no_one_in() {
         .unwrap();
     }
 }
+
+/// A member downed and removed while cut off never saw its Down: when the network heals, the
+/// first gossip it sends is answered with the state whose tombstone stops it (Akka relies on
+/// Artery's quarantine for this). Manual downing, so its own resolver plays no part.
+#[test]
+fn a_removed_member_that_missed_its_down_is_told_when_it_gossips() {
+    for seed in seeds(5) {
+        let mut sim: Sim = Sim::new(seed);
+        let ids = cluster(&mut sim, 3, &Config::default());
+        for &i in &ids {
+            sim.join_seed_nodes(i, &ids[..1]);
+        }
+        sim.run_until(SECS(30), |s| s.all_up(&ids) && s.converged(&ids))
+            .unwrap();
+        sim.partition(&ids[..2], &ids[2..]);
+        sim.run_for(SECS(10));
+        sim.down(ids[0], ids[2]);
+        sim.run_until(SECS(30), |s| {
+            ids[..2]
+                .iter()
+                .all(|&o| s.node(o).gossip().is_tombstoned(&s.node(ids[2]).address()))
+        })
+        .expect("the majority removed node 2");
+        // Nobody watches node 2 any more; it still thinks it is Up.
+        sim.run_for(SECS(5));
+        assert!(!sim.is_stopped(ids[2]));
+        sim.heal();
+        sim.run_until(SECS(30), |s| s.is_stopped(ids[2]))
+            .expect("node 2 learned it was removed");
+        assert!(sim
+            .events_of(ids[2])
+            .any(|e| matches!(e, Event::Stopped(StopReason::Removed))));
+    }
+}

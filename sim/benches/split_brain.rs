@@ -48,6 +48,8 @@ struct Tally {
     /// Simulator split brains the event-stream oracle agreed with, and did not.
     agreed: (u64, u64),
     max_lag: Option<std::time::Duration>,
+    /// Passing runs with a mutual down while one end was unsettled (see the oracle).
+    unsettled: u64,
     /// Per label (check, refined): failing seeds (sorted at the end).
     failed: BTreeMap<String, Vec<u64>>,
     /// The lowest failing seed per label, with its run.
@@ -88,6 +90,9 @@ fn adversarial(args: &[String]) {
                         t.unstable += rep.unstable_decisions as u64;
                         t.holds += rep.holds_checked as u64;
                         t.max_lag = t.max_lag.max(rep.max_decision_lag);
+                        if rep.unsettled_mutual_downs > 0 {
+                            t.unsettled += 1;
+                        }
                     }
                     Err(f) => {
                         if f.check == campaign::Check::SimSplitBrain {
@@ -126,9 +131,15 @@ fn adversarial(args: &[String]) {
         t.faults, t.unreachable, t.decisions, t.unstable, t.holds
     );
     println!(
-        "  decisions on held partitions came at most {:?} after stable-after (allowed: {:?})",
+        "  decisions on held partitions came at most {:?} after stable-after (allowed: {:?}, \
+         plus the confirmation wait when the decider had not flagged the whole other side, \
+         plus the lease delay)",
         t.max_lag.unwrap_or_default(),
         campaign::exec::DECISION_SLACK
+    );
+    println!(
+        "  passing runs in which two up nodes had downed each other while one was unsettled: {}",
+        t.unsettled
     );
     println!("  runs that failed a check: {failures}");
     if t.agreed != (0, 0) {

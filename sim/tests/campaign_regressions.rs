@@ -773,3 +773,66 @@ fn campaign_unstabledecision_seed_24082() {
         panic!("{f}");
     }
 }
+
+/// Found by the 100,000-run campaign at commit a804566 (two nodes, lease-majority, a cut
+/// mended and cut again).
+#[test]
+fn campaign_simsplitbrain_seed_2621() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 2621,
+        params: Params {
+            nodes: 2,
+            sbr: Sbr::LeaseMajority,
+            down_all_when_unstable: false,
+            stable_after_ms: None,
+            profile: Profile::Clean,
+            extras: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(11126),
+                fault: Fault::Cut(vec![1], vec![0]),
+            },
+            Step {
+                wait: Wait::Ms(13671),
+                fault: Fault::Mend(vec![1], vec![0]),
+            },
+            Step {
+                wait: Wait::Unreachable(2415),
+                fault: Fault::Cut(vec![1], vec![0]),
+            },
+        ],
+        tail_ms: 18294,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
+
+/// Found by the 100,000-run campaign at commit a804566: one overlapping cut, lease-majority.
+#[test]
+fn campaign_simsplitbrain_seed_42424() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 42424,
+        params: Params {
+            nodes: 8,
+            sbr: Sbr::LeaseMajority,
+            down_all_when_unstable: true,
+            stable_after_ms: None,
+            profile: Profile::Jittery,
+            extras: vec![],
+        },
+        steps: vec![Step {
+            wait: Wait::Ms(6698),
+            fault: Fault::Cut(vec![6, 5, 1], vec![0, 7]),
+        }],
+        tail_ms: 24797,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
