@@ -110,7 +110,8 @@
 //!   detected) is not counted. Members that have not seen it after half of `stable-after` count
 //!   as the other side, and the side is led by the leader among the members in contact with it,
 //!   so a side decides on stability even when its monitors do not watch every member of the
-//!   other side. Down-all-when-unstable waits that half longer.
+//!   other side. Down-all-when-unstable waits that half longer, plus
+//!   two leader ticks (stable-after and the wait each end at the next tick).
 //! - A decision is sent at once to every ally that saw the confirmation (as many as the outbox
 //!   holds), not to one gossip target: an ally cut off before it knew whom the decision downed
 //!   would count those members as alive.

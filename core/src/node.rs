@@ -1566,7 +1566,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let s = self.config.downing;
         let g = &self.bufs[self.cur];
         self.resolver.note_contact(g, &me);
-        match self.resolver.tick(now, g, self.generation, responsible, &s) {
+        let tick = self.config.leader_actions_interval;
+        match self
+            .resolver
+            .tick(now, g, self.generation, responsible, &s, tick)
+        {
             None => {}
             Some(Step::Act(d, r)) => self.carry_out(now, d, r),
             Some(Step::Confirm) => {

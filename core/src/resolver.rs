@@ -150,6 +150,7 @@ impl<const M: usize> Resolver<M> {
         generation: u64,
         responsible: bool,
         s: &DowningSettings,
+        tick: Duration,
     ) -> Option<Step> {
         let n = g.members().len();
         if generation != self.generation {
@@ -185,7 +186,8 @@ impl<const M: usize> Resolver<M> {
                 }
                 _ => Duration::ZERO,
             };
-            let decided_by = s.stable_after_for(n) + s.confirm_wait_for(n) + lease_delay;
+            // Stable-after and the confirmation wait each end at the next tick: two ticks.
+            let decided_by = s.stable_after_for(n) + s.confirm_wait_for(n) + lease_delay + 2 * tick;
             if now >= since + decided_by + extra {
                 return Some(Step::Act(Decision::DownAll, Reason::Unstable));
             }
@@ -465,6 +467,8 @@ fn timer_key(address_hash: u64, status: MemberStatus) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TICK: Duration = Duration::from_secs(1);
     use crate::address::UniqueAddress;
     use crate::member::{AppVersion, Member, RoleSet};
     use crate::reachability::ReachabilityStatus;
@@ -509,13 +513,13 @@ mod tests {
         let mut r = Resolver::new();
         let t0 = Instant::ZERO;
         let g = view(&[4, 5]);
-        assert_eq!(r.tick(t0, &g, 1, true, s), None);
+        assert_eq!(r.tick(t0, &g, 1, true, s, TICK), None);
         let later = t0 + Duration::from_secs(6);
-        assert_eq!(r.tick(later, &g, 1, true, s), Some(Step::Confirm));
+        assert_eq!(r.tick(later, &g, 1, true, s, TICK), Some(Step::Confirm));
         // (The node bumps the state here; the allies have seen the new version.)
         r.confirming(later, &g, &n(1));
         r.note_contact(&g, &n(1));
-        assert_eq!(r.tick(later, &g, 2, true, s), None);
+        assert_eq!(r.tick(later, &g, 2, true, s, TICK), None);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Acquire));
         (r, later)
     }
@@ -560,16 +564,16 @@ mod tests {
             g.set_status(&n(i), MemberStatus::Down).unwrap();
         }
         let later = now + Duration::from_secs(600);
-        r.tick(later, &g, 2, true, &s);
+        r.tick(later, &g, 2, true, &s, TICK);
         assert_eq!(r.poll_request(), None);
         // Removed: release-after runs from then on.
         let mut g = view(&[]);
         for i in [4, 5] {
             g.remove_member(&n(i), later);
         }
-        r.tick(later, &g, 3, true, &s);
+        r.tick(later, &g, 3, true, &s, TICK);
         assert_eq!(r.poll_request(), None);
-        r.tick(later + s.lease_release_after, &g, 3, true, &s);
+        r.tick(later + s.lease_release_after, &g, 3, true, &s, TICK);
         assert_eq!(r.poll_request(), Some(LeaseRequest::Release));
     }
 
@@ -586,29 +590,29 @@ mod tests {
         let s = keep_majority();
         let mut r = Resolver::<8>::new();
         let g = view(&[4, 5]);
-        assert_eq!(r.tick(Instant::ZERO, &g, 1, true, &s), None);
+        assert_eq!(r.tick(Instant::ZERO, &g, 1, true, &s, TICK), None);
         let later = Instant::ZERO + Duration::from_secs(6);
         // Everyone on this side saw the state, but that was before the stable period ended.
-        assert_eq!(r.tick(later, &g, 1, true, &s), Some(Step::Confirm));
+        assert_eq!(r.tick(later, &g, 1, true, &s, TICK), Some(Step::Confirm));
         // The bumped version: only this node (1) has seen it so far.
         let mut fresh = g.clone();
         fresh.bump(n(1), true).unwrap();
         r.confirming(later, &fresh, &n(1));
         r.note_contact(&fresh, &n(1));
-        assert_eq!(r.tick(later, &fresh, 2, true, &s), Some(Step::Push));
+        assert_eq!(r.tick(later, &fresh, 2, true, &s, TICK), Some(Step::Push));
         // An older version that 2 and 3 saw does not count.
         r.note_contact(&g, &n(1));
         fresh.add_seen(n(2));
         r.note_contact(&fresh, &n(1));
         assert_eq!(
-            r.tick(later, &fresh, 3, true, &s),
+            r.tick(later, &fresh, 3, true, &s, TICK),
             Some(Step::Push),
             "3 has not seen it"
         );
         fresh.add_seen(n(3));
         r.note_contact(&fresh, &n(1));
         assert_eq!(
-            r.tick(later, &fresh, 4, true, &s),
+            r.tick(later, &fresh, 4, true, &s, TICK),
             Some(Step::Act(Decision::DownUnreachable, Reason::Stable))
         );
     }
@@ -618,9 +622,9 @@ mod tests {
         let s = keep_majority();
         let mut r = Resolver::<8>::new();
         let g = view(&[5]);
-        assert_eq!(r.tick(Instant::ZERO, &g, 1, true, &s), None);
+        assert_eq!(r.tick(Instant::ZERO, &g, 1, true, &s, TICK), None);
         let t = Instant::ZERO + Duration::from_secs(6);
-        assert_eq!(r.tick(t, &g, 1, true, &s), Some(Step::Confirm));
+        assert_eq!(r.tick(t, &g, 1, true, &s, TICK), Some(Step::Confirm));
         // 1 and 2 see it; 3 and 4 are cut off where nobody here watches them.
         let mut fresh = g.clone();
         fresh.bump(n(1), true).unwrap();
@@ -628,9 +632,12 @@ mod tests {
         fresh.add_seen(n(2));
         r.note_contact(&fresh, &n(1));
         let wait = s.confirm_wait_for(5);
-        assert_eq!(r.tick(t + wait / 2, &fresh, 2, true, &s), Some(Step::Push));
         assert_eq!(
-            r.tick(t + wait, &fresh, 2, true, &s),
+            r.tick(t + wait / 2, &fresh, 2, true, &s, TICK),
+            Some(Step::Push)
+        );
+        assert_eq!(
+            r.tick(t + wait, &fresh, 2, true, &s, TICK),
             Some(Step::Act(Decision::DownReachable, Reason::Stable)),
             "2 in contact against 3 silent or flagged"
         );
@@ -646,11 +653,11 @@ mod tests {
     fn deadline_after(r: &mut Resolver<8>, from: Instant, g: &G, generation: u64) -> Duration {
         let s = keep_majority();
         let mut t = from;
-        assert_eq!(r.tick(t, g, generation, false, &s), None);
+        assert_eq!(r.tick(t, g, generation, false, &s, TICK), None);
         loop {
             t = t + Duration::from_millis(100);
             // Probe a copy as the responsible node, so the real resolver stays unconfirmed.
-            if r.clone().tick(t, g, generation, true, &s).is_some() {
+            if r.clone().tick(t, g, generation, true, &s, TICK).is_some() {
                 return t - from;
             }
         }
@@ -703,7 +710,7 @@ mod tests {
         ];
         for (what, change, resets) in cases {
             let mut r = Resolver::<8>::new();
-            assert_eq!(r.tick(t0, &base, 1, false, &s), None);
+            assert_eq!(r.tick(t0, &base, 1, false, &s, TICK), None);
             let mut g = base.clone();
             change(&mut g);
             let left = deadline_after(&mut r, t1, &g, 2);

@@ -836,3 +836,30 @@ fn campaign_simsplitbrain_seed_42424() {
         panic!("{f}");
     }
 }
+
+/// Found by the 100,000-run campaign at commit 6c329dc: a lone node on slow links decided by
+/// down-all-when-unstable.
+#[test]
+fn campaign_unstabledecision_seed_20514() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 20514,
+        params: Params {
+            nodes: 11,
+            sbr: Sbr::StaticQuorum(7),
+            down_all_when_unstable: true,
+            stable_after_ms: Some(5275),
+            profile: Profile::Slow,
+            extras: vec![],
+        },
+        steps: vec![Step {
+            wait: Wait::Ms(5665),
+            fault: Fault::Split(vec![vec![1], vec![3, 4, 5, 7, 9], vec![0, 2, 6, 8, 10]]),
+        }],
+        tail_ms: 27963,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}

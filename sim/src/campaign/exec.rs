@@ -217,6 +217,8 @@ struct Run<'a> {
     /// Until when failure detectors may still be judging with a history a pause or a loss
     /// burst stretched (see [`DETECTOR_MEMORY`]).
     disturbed_until: Instant,
+    /// When links were last cut.
+    last_cut: Instant,
     /// The latest run of pauses (of all nodes together): from, until.
     pauses: Option<(Instant, Instant)>,
     acceptable: Duration,
@@ -242,6 +244,11 @@ pub const JOIN_SETTLE_MS: u64 = 60_000;
 /// (seed 18029: a 4.0 s pause, then a partition 0.2 s later; the paused node was flagged 7 s
 /// after the others). Sixty further samples dilute one such interval to a fraction of a second.
 pub const DETECTOR_MEMORY: Duration = Duration::from_secs(60);
+
+/// A cut mended within this long may have ended before any detector flagged it, and then
+/// counts as a disturbance like a pause (seed 98377: a cut mended after 1.8 s, then a partition
+/// a second later).
+pub const SHORT_OUTAGE: Duration = Duration::from_secs(6);
 
 const SLICE: Duration = Duration::from_millis(100);
 
@@ -276,6 +283,7 @@ impl<'a> Run<'a> {
             link,
             paused_until: Instant::ZERO,
             disturbed_until: Instant::ZERO,
+            last_cut: Instant::ZERO,
             pauses: None,
             acceptable,
             sbr_of: s
@@ -497,6 +505,20 @@ impl<'a> Run<'a> {
                 self.sim.elapsed().as_secs_f64()
             );
         }
+        let blocked_before = self.sim.blocked_links().len();
+        self.apply_fault(fault, calm)?;
+        let (blocked, now) = (self.sim.blocked_links().len(), self.sim.now());
+        if blocked > blocked_before {
+            self.last_cut = now;
+        } else if blocked < blocked_before && now < self.last_cut + SHORT_OUTAGE {
+            // Links came back before the failure detector could flag them: the silence is
+            // in the phi history now, as after a pause.
+            self.disturbed_until = self.disturbed_until.max(now + DETECTOR_MEMORY);
+        }
+        Ok(())
+    }
+
+    fn apply_fault(&mut self, fault: &Fault, calm: Option<usize>) -> Result<(), Failure> {
         match fault {
             Fault::Split(sides) => {
                 self.sim.heal();
@@ -655,8 +677,8 @@ impl<'a> Run<'a> {
     }
 
     /// If the cluster is calm — every running member up by its own report, every view holding
-    /// exactly those members, all Up and reachable, no link cut, lossy or paused, nor paused
-    /// or lossy within [`DETECTOR_MEMORY`] — the number of members.
+    /// exactly those members, all Up and reachable, no link cut, lossy or paused, nor paused,
+    /// lossy or briefly cut within [`DETECTOR_MEMORY`] — the number of members.
     fn calm(&self) -> Option<usize> {
         if !self.sim.blocked_links().is_empty()
             || !self.lossy.is_empty()
