@@ -69,6 +69,18 @@ pub struct MonitorStats {
     pub available: bool,
 }
 
+/// What a monitor says of its member (see [`Heartbeats::reap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The detector suspects it.
+    Unavailable,
+    /// Available, and it has answered this monitor.
+    Answering,
+    /// Available only because a new monitor has not waited long enough: no evidence either
+    /// way, so a flag stays as it is.
+    NotYetHeard,
+}
+
 /// The heartbeat state of one node: the members it monitors, at most [`MAX_MONITORED`].
 #[derive(Debug, Clone, Default)]
 pub struct Heartbeats<const H: usize> {
@@ -291,15 +303,22 @@ impl<const H: usize> Heartbeats<H> {
         &'a mut self,
         now: Instant,
         s: &'a DetectorSettings,
-    ) -> impl Iterator<Item = (UniqueAddress, bool)> + 'a {
+    ) -> impl Iterator<Item = (UniqueAddress, Verdict)> + 'a {
         for m in self.monitors.iter_mut() {
             if !m.detector.is_monitoring() && now >= m.first_expected_at {
                 m.detector.heartbeat(now, s);
             }
         }
-        self.monitors
-            .iter()
-            .map(move |m| (m.subject, m.detector.is_available(now, s)))
+        self.monitors.iter().map(move |m| {
+            let verdict = if !m.detector.is_available(now, s) {
+                Verdict::Unavailable
+            } else if m.last_seq.is_some() {
+                Verdict::Answering
+            } else {
+                Verdict::NotYetHeard
+            };
+            (m.subject, verdict)
+        })
     }
 
     /// True unless a monitor of this node suspects `subject`. Members not monitored count as
@@ -485,6 +504,35 @@ mod tests {
         assert!(h.monitors().iter().any(|m| m.subject == other));
     }
 
+    /// A new monitor is no evidence that its member is back: until it answers, the verdict is
+    /// `NotYetHeard`, and a flag on the member stays (found by the resolution bench: a silent
+    /// member a winning decision downed and flagged lost its flag to a fresh monitor, and was
+    /// never removed).
+    #[test]
+    fn only_an_answer_says_a_member_is_answering() {
+        let g = gossip(2);
+        let mut h = Heartbeats::<8>::new();
+        watch(&mut h, Instant::ZERO, &g, 1, 5);
+        let verdicts =
+            |h: &mut Heartbeats<8>, ms| h.reap(Instant::from_millis(ms), &S).next().unwrap().1;
+        assert_eq!(verdicts(&mut h, 500), Verdict::NotYetHeard);
+        assert_eq!(verdicts(&mut h, 1_500), Verdict::NotYetHeard);
+        let (to, seq) = h
+            .requests(Instant::from_millis(1_500), S.heartbeat_interval)
+            .next()
+            .unwrap();
+        let sent = wire_millis(Instant::from_millis(1_500));
+        assert!(h.on_response(
+            Instant::from_millis(1_510),
+            to,
+            seq,
+            sent,
+            uid_tag(&n(2)),
+            &S
+        ));
+        assert_eq!(verdicts(&mut h, 1_600), Verdict::Answering);
+    }
+
     #[test]
     fn responses_feed_the_detector_once_and_measure_rtt() {
         let g = gossip(2);
@@ -549,13 +597,18 @@ mod tests {
         let mut h = Heartbeats::<8>::new();
         watch(&mut h, Instant::ZERO, &g, 1, 5);
         let at = |s: u64| Instant::from_millis(s);
-        assert!(h.reap(at(500), &S).all(|(_, ok)| ok));
+        assert!(h.reap(at(500), &S).all(|(_, v)| v != Verdict::Unavailable));
         assert!(
-            h.reap(at(1_000), &S).all(|(_, ok)| ok),
+            h.reap(at(1_000), &S)
+                .all(|(_, v)| v != Verdict::Unavailable),
             "first heartbeat synthesised"
         );
         // Bootstrapped at 1 s: μ = 1 s + 3 s pause, σ = 250 ms → suspected after ≈ 6.4 s.
-        assert!(h.reap(at(6_300), &S).all(|(_, ok)| ok));
-        assert!(h.reap(at(6_500), &S).all(|(_, ok)| !ok));
+        assert!(h
+            .reap(at(6_300), &S)
+            .all(|(_, v)| v != Verdict::Unavailable));
+        assert!(h
+            .reap(at(6_500), &S)
+            .all(|(_, v)| v == Verdict::Unavailable));
     }
 }

@@ -1398,15 +1398,22 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             { heartbeat::MAX_MONITORED * 2 },
         > = heapless::Vec::new();
         let g = &self.bufs[self.cur];
-        for (subject, available) in self.heartbeats.reap(now, &s) {
+        for (subject, verdict) in self.heartbeats.reap(now, &s) {
             if !g.is_member(&subject) {
                 continue;
             }
             let current = g.reachability.status_by(&me, &subject);
-            if !available && current == ReachabilityStatus::Reachable {
-                let _ = changes.push((subject, ReachabilityStatus::Unreachable));
-            } else if available && current == ReachabilityStatus::Unreachable {
-                let _ = changes.push((subject, ReachabilityStatus::Reachable));
+            // Only an answer takes a flag back: a new monitor that has not heard from the
+            // member yet is no evidence (the flag this node set on a silent member it downed
+            // would otherwise vanish, and the member would never be removed).
+            match (verdict, current) {
+                (heartbeat::Verdict::Unavailable, ReachabilityStatus::Reachable) => {
+                    let _ = changes.push((subject, ReachabilityStatus::Unreachable));
+                }
+                (heartbeat::Verdict::Answering, ReachabilityStatus::Unreachable) => {
+                    let _ = changes.push((subject, ReachabilityStatus::Reachable));
+                }
+                _ => {}
             }
         }
         // A member this node flags but cannot monitor (more flagged members than monitor slots)
@@ -1545,11 +1552,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // Each side of a partition has one node that leads it in its own view: the leader
         // among the members in contact with it. A member of the other side that no monitor
         // here flags never sees this side's state, so it cannot lead this side (it would,
-        // by address, and nobody here would decide).
-        // A node that sees itself flagged defers to an unflagged member in contact, if there is
-        // one: counting itself as reachable (as Pekko's leader rule does) made two nodes of one
-        // connected side both decide, one with the lease and one denied it, and their decisions
-        // left two disjoint groups serving (campaign seed 42424).
+        // by address, and nobody here would decide). A node that sees itself flagged defers
+        // to an unflagged member in contact, if there is one: counting itself as reachable
+        // (as Pekko's leader rule does) made two nodes of one connected side both decide, one
+        // with the lease and one denied it, and their decisions left two disjoint groups
+        // serving (campaign seed 42424).
         let me = self.me;
         let g = self.gossip();
         let flagged =

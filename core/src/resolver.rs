@@ -141,8 +141,8 @@ impl<const M: usize> Resolver<M> {
         self.hold_down_until.is_some_and(|t| now < t)
     }
 
-    /// One tick (every leader tick). `responsible`: this node leads its side and has been Up.
-    /// Returns what the node must do now.
+    /// One tick (every leader tick, `tick` apart). `responsible`: this node leads its side and
+    /// has been Up. Returns what the node must do now.
     pub(crate) fn tick<const R: usize>(
         &mut self,
         now: Instant,
@@ -467,11 +467,11 @@ fn timer_key(address_hash: u64, status: MemberStatus) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const TICK: Duration = Duration::from_secs(1);
     use crate::address::UniqueAddress;
     use crate::member::{AppVersion, Member, RoleSet};
     use crate::reachability::ReachabilityStatus;
+
+    const TICK: Duration = Duration::from_secs(1);
     use core::time::Duration;
 
     type G = Gossip<8, 16>;

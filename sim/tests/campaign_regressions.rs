@@ -633,7 +633,7 @@ fn campaign_simsplitbrain_seed_78517() {
     }
 }
 
-/// Found by the 100,000-run campaign at commit 6c329dc.
+/// Found by the 100,000-run campaign on the first of these fixes (just before commit 8b6d0f1).
 #[test]
 fn campaign_simsplitbrain_seed_51998() {
     use fjell_sim::campaign::*;
@@ -673,8 +673,8 @@ fn campaign_simsplitbrain_seed_51998() {
     }
 }
 
-/// Found by the 100,000-run campaign at commit 6c329dc: a lone pair of a clean partition is
-/// decided by down-all-when-unstable.
+/// Found by the 100,000-run campaign on the first of these fixes (just before commit 8b6d0f1): a
+/// lone pair of a clean partition is decided by down-all-when-unstable.
 #[test]
 fn campaign_unstabledecision_seed_6466() {
     use fjell_sim::campaign::*;
@@ -700,10 +700,11 @@ fn campaign_unstabledecision_seed_6466() {
     }
 }
 
-/// Found by the 100,000-run campaign at commit 6c329dc: a restarted node joined through a
-/// member that was WeaklyUp only in its own eyes (admitted during a partition by a member the
-/// other side then downed) and stayed Joining after the final heal while a seed served. A
-/// member not yet Up answers `InitJoinNack` unless another member has seen its state.
+/// Found by the 100,000-run campaign on the first of these fixes (just before commit 8b6d0f1): a
+/// restarted node joined through a member that was WeaklyUp only in its own eyes (admitted during a
+/// partition by a member the other side then downed) and stayed Joining after the final heal while
+/// a seed served. A member not yet Up answers `InitJoinNack` unless another member has seen its
+/// state.
 #[test]
 fn campaign_joinstuck_seed_10941() {
     use fjell_sim::campaign::*;
@@ -739,8 +740,8 @@ fn campaign_joinstuck_seed_10941() {
     }
 }
 
-/// Found by the 100,000-run campaign at commit 6c329dc: a lone node of a clean partition is
-/// decided by down-all-when-unstable.
+/// Found by the 100,000-run campaign on the first of these fixes (just before commit 8b6d0f1): a
+/// lone node of a clean partition is decided by down-all-when-unstable.
 #[test]
 fn campaign_unstabledecision_seed_24082() {
     use fjell_sim::campaign::*;
@@ -837,8 +838,8 @@ fn campaign_simsplitbrain_seed_42424() {
     }
 }
 
-/// Found by the 100,000-run campaign at commit 6c329dc: a lone node on slow links decided by
-/// down-all-when-unstable.
+/// Found by the 100,000-run campaign on the first of these fixes (just before commit 8b6d0f1): a
+/// lone node on slow links decided by down-all-when-unstable.
 #[test]
 fn campaign_unstabledecision_seed_20514() {
     use fjell_sim::campaign::*;
