@@ -217,18 +217,28 @@ impl JoinProcess {
     }
 
     /// `from` refused this node (incompatible configuration or protocol version). `None`: the
-    /// join is over — `from` is the node the Join went to, or the last seed left. Otherwise
-    /// `from` is out of this join and the returned action carries on with the others; a
-    /// refusal from a node this process never contacted changes nothing.
+    /// join is over — `from` is the node a direct Join went to, or the last seed left.
+    /// Otherwise `from` is out of this join and the returned action carries on with the
+    /// others (probing them afresh if `from` was the seed the Join went to); a refusal from a
+    /// node this process never contacted changes nothing.
     ///
     /// One seed's refusal must not end the join: a seed that is not initialised yet answers
-    /// every InitJoin, and a stale or misconfigured one must not keep a node out of a cluster
-    /// that the other seeds would take it into.
-    pub fn on_refused(&mut self, from: SocketAddr) -> Option<JoinAction> {
-        if self.joining_to() == Some(from) {
-            return None;
-        }
+    /// every InitJoin, and a stale, misconfigured or restarted one (which may have founded a
+    /// cluster of its own, campaign seed 192015) must not keep a node out of a cluster that the
+    /// other seeds would take it into.
+    pub fn on_refused(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        t: &JoinTiming,
+    ) -> Option<JoinAction> {
         let seed = self.candidates().find(|(_, s)| *s == from);
+        if self.joining_to() == Some(from) {
+            let (i, _) = seed?;
+            self.refused |= 1 << i;
+            self.candidates().next()?;
+            return Some(self.restart(now, t));
+        }
         let Some((i, _)) = seed else {
             return Some(JoinAction::Wait);
         };
@@ -397,8 +407,15 @@ mod tests {
     fn a_refusing_seed_is_dropped_and_the_join_ends_when_none_is_left() {
         let mut j = JoinProcess::new(a(5));
         j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
-        assert_eq!(j.on_refused(a(9)), Some(JoinAction::Wait), "not contacted");
-        assert_eq!(j.on_refused(a(1)), Some(JoinAction::Wait));
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(9), &T),
+            Some(JoinAction::Wait),
+            "not contacted"
+        );
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(1), &T),
+            Some(JoinAction::Wait)
+        );
         assert_eq!(
             j.probe_targets().collect::<heapless::Vec<_, 4>>(),
             [a(2), a(3)]
@@ -408,22 +425,40 @@ mod tests {
             JoinAction::Wait,
             "refused"
         );
-        assert_eq!(j.on_refused(a(2)), Some(JoinAction::Wait));
-        assert_eq!(j.on_refused(a(3)), None);
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(2), &T),
+            Some(JoinAction::Wait)
+        );
+        assert_eq!(j.on_refused(Instant::ZERO, a(3), &T), None);
     }
 
+    /// Seed 192015: the seed the Join went to had restarted with other settings and founded a
+    /// cluster of its own; its refusal must send the joiner to the other seeds.
     #[test]
-    fn a_refusal_from_the_join_target_ends_the_join_and_others_do_not() {
+    fn a_refusal_from_the_join_target_moves_on_to_the_other_seeds() {
         let mut j = JoinProcess::new(a(5));
-        j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
         j.on_ack(Instant::ZERO, a(2), &T);
-        assert_eq!(j.on_refused(a(1)), Some(JoinAction::Wait));
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(1), &T),
+            Some(JoinAction::Wait)
+        );
         assert_eq!(j.joining_to(), Some(a(2)));
-        assert_eq!(j.on_refused(a(2)), None);
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(2), &T),
+            Some(JoinAction::Probe),
+            "a(3) is left"
+        );
+        assert_eq!(j.probe_targets().collect::<heapless::Vec<_, 4>>(), [a(3)]);
+        j.on_ack(Instant::ZERO, a(3), &T);
+        assert_eq!(j.on_refused(Instant::ZERO, a(3), &T), None, "none left");
         let mut direct = JoinProcess::new(a(5));
         direct.start_join(Instant::ZERO, a(1), &T);
-        assert_eq!(direct.on_refused(a(2)), Some(JoinAction::Wait));
-        assert_eq!(direct.on_refused(a(1)), None);
+        assert_eq!(
+            direct.on_refused(Instant::ZERO, a(2), &T),
+            Some(JoinAction::Wait)
+        );
+        assert_eq!(direct.on_refused(Instant::ZERO, a(1), &T), None);
     }
 
     #[test]
@@ -431,10 +466,17 @@ mod tests {
         let mut j = JoinProcess::new(a(1));
         j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
         assert_eq!(j.on_nack(a(3)), JoinAction::Wait);
-        assert_eq!(j.on_refused(a(2)), Some(JoinAction::JoinSelf));
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(2), &T),
+            Some(JoinAction::JoinSelf)
+        );
         let mut j = JoinProcess::new(a(1));
         j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
-        assert_eq!(j.on_refused(a(2)), None, "refused by all: never founds");
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(2), &T),
+            None,
+            "refused by all: never founds"
+        );
     }
 
     #[test]

@@ -128,7 +128,8 @@
 //!   executor) discounts the gap in its failure detectors instead of flagging its peers.
 //! - Every downing setting that changes a decision is part of the join check (Pekko checks the
 //!   provider and strategy name only), and a refusal is reported on both sides for every
-//!   reason. A refusal from one seed does not end the seed process while other seeds remain.
+//!   reason. A refusal from one seed, even the one the Join went to, does not end the seed
+//!   process while other seeds remain.
 //! - A join from an incarnation that was removed (its Welcome lost before the cluster downed
 //!   it) is refused with [`compat::Incompatibility::Removed`] and the joiner stops, instead of
 //!   retrying for good.

@@ -987,7 +987,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.stop(StopReason::Removed);
             return;
         }
-        match self.join.on_refused(by) {
+        let t = self.timing();
+        match self.join.on_refused(now, by, &t) {
             Some(action) => self.run_join_action(now, action),
             None => {
                 self.join.stop();

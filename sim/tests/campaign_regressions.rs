@@ -864,3 +864,80 @@ fn campaign_unstabledecision_seed_20514() {
         panic!("{f}");
     }
 }
+
+/// Found by the 100,000-run campaign at commit 9bf52b5 (seeds 100000..200000): static quorum
+/// 14 of 16, a leave on the 14-member side makes it lose; one of its members missed the
+/// confirmation (1% loss), was left alone by the losing decision, and, alone, lost the race
+/// between its own stable-after (restarted by the Downs it then heard of) and
+/// down-all-when-unstable. The outcome is the same (it downs itself); the reason is not.
+#[test]
+#[ignore = "open: a member of a losing side that missed the confirmation decides by down-all-when-unstable"]
+fn campaign_unstabledecision_seed_190801() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 190801,
+        params: Params {
+            nodes: 16,
+            sbr: Sbr::StaticQuorum(14),
+            down_all_when_unstable: true,
+            stable_after_ms: Some(3995),
+            profile: Profile::Jittery,
+            extras: vec![Extra::Stranger],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(10961),
+                fault: Fault::Split(vec![
+                    vec![0, 11, 16],
+                    vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15],
+                ]),
+            },
+            Step {
+                wait: Wait::Ms(9969),
+                fault: Fault::Leave(10),
+            },
+        ],
+        tail_ms: 20378,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
+
+/// Found by the 100,000-run campaign at commit 9bf52b5 (seeds 100000..200000): a restarted
+/// node joined through the first seed just as that seed restarted with another strategy and
+/// founded a cluster of its own; its refusal ended the join although another seed served.
+#[test]
+fn campaign_joinstuck_seed_192015() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 192015,
+        params: Params {
+            nodes: 5,
+            sbr: Sbr::StaticQuorum(3),
+            down_all_when_unstable: false,
+            stable_after_ms: Some(3181),
+            profile: Profile::Slow,
+            extras: vec![
+                Extra::Joiner(Sbr::StaticQuorum(3)),
+                Extra::Joiner(Sbr::KeepMajority),
+            ],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(6705),
+                fault: Fault::Restart(2, vec![0, 1, 2]),
+            },
+            Step {
+                wait: Wait::Ms(38),
+                fault: Fault::Reconfigure(0, Sbr::LeaseMajority, vec![0, 1, 2]),
+            },
+        ],
+        tail_ms: 0,
+        settle_ms: 60000,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
