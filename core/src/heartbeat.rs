@@ -122,7 +122,8 @@ impl<const H: usize> Heartbeats<H> {
     }
 
     /// Recomputes the receivers from the ring: the members this node flags, then the next `k`
-    /// members after `me` by hash, Down and Exiting members left out of the ring. New receivers
+    /// members after `me` by hash that are not Down or Exiting, then, room permitting, the
+    /// Down and Exiting members among the next `k` of all members. New receivers
     /// get a fresh detector; dropped receivers are forgotten only while they look available,
     /// so a crashed member keeps its monitor until it is removed. `generation` identifies the
     /// state of `g`: the ring is recomputed only when it moved.
@@ -146,10 +147,11 @@ impl<const H: usize> Heartbeats<H> {
             self.ring_members = g.members().len() as u16;
             self.ring_generation = Some(generation);
         }
-        let ring: heapless::Vec<UniqueAddress, { MAX_MONITORED * 2 }> = self
+        let ring: heapless::Vec<(UniqueAddress, bool), { MAX_MONITORED * 2 }> = self
             .ring
             .iter()
-            .filter_map(|i| g.members().get(usize::from(*i)).map(|m| m.address))
+            .filter_map(|i| g.members().get(usize::from(*i)))
+            .map(|m| (m.address, crate::downing::downable(m.status)))
             .collect();
         let mut want: heapless::Vec<UniqueAddress, MAX_MONITORED> = heapless::Vec::new();
         // Members this node itself flags come first, whatever the ring says now: only this
@@ -173,7 +175,15 @@ impl<const H: usize> Heartbeats<H> {
         // resolver's stable-after. A fixed set is detected in one round; members of the other
         // side that no monitor of this side watches never see this side's state, and the
         // resolver counts them as the other side once its confirmation round times out.
-        for a in ring.iter().take(k) {
+        // Down and Exiting members are on their way out: they come last, so they never take
+        // the slot of a member whose reachability still matters (campaign seed 24082: a lone
+        // node watched a downed member instead of one of the other side, flagged that one 3 s
+        // late, and down-all-when-unstable overtook its decision). They are still watched as
+        // room allows, so that one that stops without its `Departed` arriving is flagged and
+        // removed.
+        let live = ring.iter().filter(|(_, live)| *live).take(k);
+        let leaving = ring.iter().take(k).filter(|(_, live)| !*live);
+        for (a, _) in live.chain(leaving) {
             if !want.contains(a) && want.push(*a).is_err() {
                 break;
             }
@@ -364,11 +374,7 @@ fn successors<const M: usize, const R: usize>(
     let mut best: heapless::Vec<((u64, UniqueAddress), u16), { MAX_MONITORED * 2 }> =
         heapless::Vec::new();
     for (i, m) in g.members().iter().enumerate() {
-        // Down and Exiting members are on their way out: as ring successors they would take
-        // the slot of a member whose reachability still matters (campaign seed 24082: a lone
-        // node watched a downed member instead of one of the other side, flagged that one 3 s
-        // late, and down-all-when-unstable overtook its decision).
-        if m.address == *me || !crate::downing::downable(m.status) {
+        if m.address == *me {
             continue;
         }
         let d = dist(&m.address);
@@ -441,8 +447,9 @@ mod tests {
     }
 
     /// Seed 24082's shape: a downed member not yet removed took one of the k ring slots, and a
-    /// member whose reachability mattered went unwatched. A Down member this node flags stays
-    /// watched on top (seed 2621: seeing it again after a heal is how it learns of its Down).
+    /// member whose reachability mattered went unwatched. Down and Exiting members come after
+    /// the live ones, still watched as room allows (a downed node that stops without its
+    /// `Departed` arriving must be flagged to be removed).
     #[test]
     fn down_and_exiting_members_take_no_ring_slot() {
         let mut g = gossip(4);
@@ -457,14 +464,15 @@ mod tests {
         g.bump(n(1), true).unwrap();
         watch(&mut h, Instant::from_micros(10_000_000), &g, 1, 2);
         let now: heapless::Vec<UniqueAddress, 8> = h.monitors().iter().map(|m| m.subject).collect();
-        assert_eq!(now.len(), 1, "the only member left on the ring: {now:?}");
-        assert!(!first.contains(&now[0]));
-        g.reachability
-            .change(n(1), first[0], ReachabilityStatus::Unreachable)
-            .unwrap();
-        watch(&mut h, Instant::from_micros(20_000_000), &g, 1, 2);
-        assert!(h.monitors().iter().any(|m| m.subject == first[0]));
-        assert_eq!(h.monitors().len(), 2);
+        // The only live member left comes first; the two on their way out are still watched
+        // after it (room allowing), so one that stops unannounced is flagged and removed.
+        assert_eq!(now.len(), 3, "{now:?}");
+        let live = (2..=4).map(n).find(|a| !first.contains(a)).unwrap();
+        assert!(
+            now.contains(&live),
+            "not among the first 2 of the ring, but the only live one"
+        );
+        assert!(first.iter().all(|f| now.contains(f)));
     }
 
     #[test]
