@@ -356,6 +356,13 @@ mod tests {
 
     const KEEP_MAJORITY: Strategy = Strategy::KeepMajority { role: None };
 
+    /// The setting key a copy of `a` with `change` applied is refused for, if any.
+    fn changed_key(a: &Config, change: fn(&mut DowningSettings)) -> Option<&'static str> {
+        let mut b = a.clone();
+        change(&mut b.downing);
+        differs(&Compat::of(a), &Compat::of(&b))
+    }
+
     fn differs(a: &Compat, b: &Compat) -> Option<&'static str> {
         match a.check(b) {
             Some(Incompatibility::DowningDiffers { setting }) => Some(setting.key()),
@@ -465,12 +472,7 @@ mod tests {
     fn timing_settings_must_match_as_configured() {
         let mut a = Config::default();
         a.downing.downing = Downing::SplitBrainResolver(KEEP_MAJORITY);
-        let ours = Compat::of(&a);
-        let key = |change: fn(&mut DowningSettings)| {
-            let mut b = a.clone();
-            change(&mut b.downing);
-            differs(&ours, &Compat::of(&b))
-        };
+        let key = |change| changed_key(&a, change);
         // Scaling with the cluster size is not the same setting as any fixed value, even the
         // one it yields for today's size.
         assert_eq!(
@@ -491,12 +493,7 @@ mod tests {
             None
         );
         a.downing.downing = Downing::SplitBrainResolver(Strategy::LeaseMajority { role: None });
-        let ours = Compat::of(&a);
-        let key = |change: fn(&mut DowningSettings)| {
-            let mut b = a.clone();
-            change(&mut b.downing);
-            differs(&ours, &Compat::of(&b))
-        };
+        let key = |change| changed_key(&a, change);
         assert_eq!(
             key(|d| d.acquire_lease_delay_for_minority = Duration::from_secs(1)),
             Some("split-brain-resolver.lease-majority.acquire-lease-delay-for-minority")

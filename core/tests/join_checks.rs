@@ -53,11 +53,7 @@ fn a_protocol_version_refusal_is_reported_on_the_refusing_side() {
 fn a_refusal_from_one_seed_does_not_end_the_join() {
     for seed in seeds(5) {
         let mut sim: Sim = Sim::new(seed);
-        let mut other = Config::default();
-        other
-            .compat_settings
-            .push(("schema".try_into().unwrap(), "v2".try_into().unwrap()))
-            .unwrap();
+        let other = another_schema();
         // The first seed runs another configuration and is not initialised: it refuses
         // everyone compatible with the other two, which formed a cluster on their own.
         let s1 = sim.add_node(other);
@@ -89,11 +85,7 @@ fn a_refusal_from_one_seed_does_not_end_the_join() {
 fn a_join_refused_by_every_seed_ends() {
     for seed in seeds(3) {
         let mut sim: Sim = Sim::new(seed);
-        let mut other = Config::default();
-        other
-            .compat_settings
-            .push(("schema".try_into().unwrap(), "v2".try_into().unwrap()))
-            .unwrap();
+        let other = another_schema();
         let s1 = sim.add_node(Config::default());
         let s2 = sim.add_node(Config::default());
         let joiner = sim.add_node(other);
@@ -110,6 +102,15 @@ fn a_join_refused_by_every_seed_ends() {
         assert_eq!(refused, 1, "seed {seed}: reported once, when the join ends");
         assert_eq!(sim.node(s1).members().len(), 2);
     }
+}
+
+/// The default configuration with an application compatibility setting the default lacks.
+fn another_schema() -> Config {
+    let mut c = Config::default();
+    c.compat_settings
+        .push(("schema".try_into().unwrap(), "v2".try_into().unwrap()))
+        .unwrap();
+    c
 }
 
 fn sbr(strategy: fjell_core::Strategy) -> Config {
