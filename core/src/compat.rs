@@ -19,6 +19,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::Capacity;
 use crate::config::{
     Config, Downing, DowningSettings, Name, Value, WhenUnstable, MAX_COMPAT_SETTINGS,
 };
@@ -37,16 +38,21 @@ pub struct Compat {
     pub downing: DowningDeclaration,
     /// `configuration-compatibility-check.enforce-on-join`.
     pub enforce_on_join: bool,
+    /// What the node can hold ([`crate::capacity`]): checked against the cluster's size, not
+    /// against the member's own declaration.
+    pub capacity: Capacity,
 }
 
 impl Compat {
-    /// The declaration of a node with `config`.
+    /// The declaration of a node with `config`, without a capacity bound ([`crate::Node`]
+    /// declares its own).
     pub fn of(config: &Config) -> Compat {
         Compat {
             cluster_name: config.cluster_name.clone(),
             settings: config.compat_settings.clone(),
             downing: DowningDeclaration::of(&config.downing),
             enforce_on_join: config.enforce_on_join,
+            capacity: Capacity::UNBOUNDED,
         }
     }
 
@@ -115,6 +121,17 @@ pub enum Incompatibility {
     /// The joiner's incarnation was removed from the cluster (downed while it was still
     /// joining, for instance): it never comes back, and must restart with a new uid.
     Removed,
+    /// The cluster cannot take the joiner: with it, the cluster would exceed what some member
+    /// or the joiner itself can hold (see [`crate::capacity`]). Also the reason a joiner learns
+    /// when it was let in concurrently with others and dropped to make room.
+    Capacity {
+        /// Members the refusing side counts (joiners included).
+        members: u16,
+        /// The most members every member of the cluster can hold.
+        holds: u16,
+        /// What the joiner declared.
+        joiner: Capacity,
+    },
 }
 
 impl fmt::Display for Incompatibility {
@@ -137,6 +154,16 @@ impl fmt::Display for Incompatibility {
             Incompatibility::Removed => {
                 f.write_str("this incarnation was removed from the cluster; restart to rejoin")
             }
+            Incompatibility::Capacity {
+                members,
+                holds,
+                joiner,
+            } => write!(
+                f,
+                "the cluster is full: {members} members, every member holds {holds}, the joiner \
+                 holds {}",
+                joiner.holds()
+            ),
         }
     }
 }

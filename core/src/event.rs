@@ -28,6 +28,11 @@ pub enum StopReason {
     Removed,
     /// Joining did not succeed before `shutdown-after-unsuccessful-join-seed-nodes`.
     JoinGaveUp,
+    /// It was let in concurrently with other joiners past the cluster's capacity and dropped
+    /// to make room (an [`Event::JoinRefused`] with reason
+    /// [`crate::compat::Incompatibility::Capacity`] comes first). Start a new incarnation to
+    /// try again.
+    Dropped,
 }
 
 /// Something the user may want to react to.
@@ -95,6 +100,57 @@ pub enum Event {
     SelfDowned,
     /// This node no longer takes part in the cluster. No further events follow.
     Stopped(StopReason),
+    /// A fixed capacity was reached (reported once per kind until polled, however often it
+    /// happens in between; [`crate::Stats`] counts each occurrence).
+    LimitReached(Limit),
+}
+
+/// A fixed capacity of the node, named in [`Event::LimitReached`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// The outbox was full and an outgoing message was dropped ([`crate::node::OUTBOX_CAPACITY`]).
+    /// The protocol treats it as a message lost on the network: every message is repeated or
+    /// superseded by a later one.
+    Outbox,
+    /// The caller's buffer was smaller than [`crate::Node::MAX_MESSAGE_LEN`]: a message was
+    /// dropped.
+    Buffer,
+    /// More members are flagged unreachable than the reachability table holds even compacted:
+    /// an observation was not recorded (see [`crate::reachability::Reachability::compact`]).
+    ReachabilityRecords,
+    /// Gossip would hold more members than the smallest member can, even without the joiners
+    /// that may be dropped (two sides each moved members up: only a split brain does that).
+    /// The gossip was not merged.
+    Members,
+    /// More departure confirmations than [`crate::node::MAX_DEPARTED`]: the leader removes the
+    /// others once the failure detector flags them.
+    Departed,
+}
+
+/// Limits reached and not yet reported, one bit per [`Limit`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits(u8);
+
+impl Limits {
+    const ALL: [Limit; 5] = [
+        Limit::Outbox,
+        Limit::Buffer,
+        Limit::ReachabilityRecords,
+        Limit::Members,
+        Limit::Departed,
+    ];
+
+    pub(crate) fn reached(&mut self, l: Limit) {
+        self.0 |= 1 << l as u8;
+    }
+
+    pub(crate) fn take(&mut self) -> Option<Limit> {
+        let l = Self::ALL
+            .into_iter()
+            .find(|l| self.0 & (1 << *l as u8) != 0)?;
+        self.0 &= !(1 << l as u8);
+        Some(l)
+    }
 }
 
 impl Event {

@@ -4,6 +4,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::address::{Digest, UniqueAddress};
+use crate::capacity::{Capacity, DropLine};
 use crate::member::{IllegalTransition, Member, MemberStatus};
 use crate::reachability::{Reachability, ReachabilityFull, ReachabilityStatus};
 use crate::time::Instant;
@@ -149,6 +150,20 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 Ok(true)
             }
         }
+    }
+
+    /// Records `status` as `observer`'s view of `subject`, within the record capacity of every
+    /// member (see [`crate::reachability::Reachability::observe`]). Returns whether it changed.
+    pub fn observe(
+        &mut self,
+        observer: UniqueAddress,
+        subject: UniqueAddress,
+        status: ReachabilityStatus,
+    ) -> Result<bool, CapacityError> {
+        let limit = crate::capacity::cluster_records(&self.members, Capacity::of(M, R));
+        Ok(self
+            .reachability
+            .observe(observer, subject, status, &self.members, limit)?)
     }
 
     /// Moves member `a` to `to` if the transition table allows it. Returns whether it changed.
@@ -307,9 +322,14 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// guessing it was removed; that guess breaks associativity. fjell relies on tombstones,
     /// which always travel with a removal.
     ///
+    /// Beyond the cluster's capacity (the smallest [`crate::Capacity::holds`] of the merged
+    /// members), Joining and then WeaklyUp members are dropped by a rule every node applies
+    /// alike ([`crate::capacity::DropLine`]) and tombstoned as removed at `now`, so that no
+    /// stale copy brings them back; only members that are further on can make it fail.
+    ///
     /// On a capacity error `self` is left half-merged and must be discarded: merge into a
     /// scratch copy when the original must survive (as [`crate::Node`] does).
-    pub fn merge_in(&mut self, other: &Self) -> Result<(), CapacityError> {
+    pub fn merge_in_at(&mut self, other: &Self, now: Instant) -> Result<(), CapacityError> {
         // 1. Tombstones: union, earliest removal time.
         for t in &other.tombstones {
             self.add_tombstone(*t);
@@ -322,7 +342,16 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         let other_is_result =
             matches!(self_rel, Causality::Same | Causality::Before) && untouched(other);
         // 3. Members: union minus tombstoned; same member → merge winner. Tombstoned members
-        //    are dropped before the union so it never overflows when the result fits.
+        //    are dropped before the union so it never overflows when the result fits. Beyond
+        //    the cluster's capacity, Joining and then WeaklyUp members go by a rule every node
+        //    applies alike (`capacity::DropLine`).
+        let tombstones = &self.tombstones;
+        let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
+        let line = DropLine::compute(&self.members, &other.members, alive, Capacity::of(M, R))
+            .map_err(|_| CapacityError::Members)?;
+        if let Some(line) = line {
+            self.tombstone_dropped(other, &line, now);
+        }
         let tombstones = &self.tombstones;
         let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
         self.members.retain(|m| alive(&m.address));
@@ -334,30 +363,91 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             |x, y| Member::merge_winner(x, y).clone(),
         )
         .map_err(|_| CapacityError::Members)?;
-        // 4. Clock and reachability, restricted to members. Both sides keep them to their own
-        //    members (an invariant), so "still a member" is "not tombstoned".
-        self.version.retain(alive);
-        self.version.merge_in_where(&other.version, alive)?;
-        self.reachability.merge_in(&other.reachability, alive)?;
-        // 5. Seen.
-        if !self_is_result {
+        // 4. Clock and reachability, restricted to the merged members.
+        let members = &self.members;
+        let member = |a: &UniqueAddress| members.binary_search_by(|m| m.address.cmp(a)).is_ok();
+        self.version.retain(member);
+        self.version.merge_in_where(&other.version, member)?;
+        let records = crate::capacity::cluster_records(members, Capacity::of(M, R));
+        self.reachability
+            .merge_in(&other.reachability, members, records)?;
+        // 5. Seen. A side whose members were dropped is not the result.
+        if !self_is_result || line.is_some() {
             self.seen.clear();
         }
-        if other_is_result {
+        if other_is_result && line.is_none() {
             crate::sorted::union_into(&mut self.seen, &other.seen, |a| *a, |a, _| *a)
                 .map_err(|_| CapacityError::Members)?;
         }
-        self.seen.retain(|a| alive(a));
+        self.seen.retain(|a| member(a));
         Ok(())
     }
 
+    /// `self := merge(self, other)` for states within capacity, or where dropped members may be
+    /// tombstoned as removed at [`Instant::ZERO`] (see [`Gossip::merge_in_at`]).
+    pub fn merge_in(&mut self, other: &Self) -> Result<(), CapacityError> {
+        self.merge_in_at(other, Instant::ZERO)
+    }
+
+    /// Tombstones the members of `self` ∪ `other` that `line` drops, judged by their merged
+    /// status.
+    fn tombstone_dropped(&mut self, other: &Self, line: &DropLine, now: Instant) {
+        let merged = |m: &Member, copy: Option<&Member>| {
+            copy.map_or(m.status, |c| Member::merge_winner(m, c).status)
+        };
+        for i in 0..self.members.len() {
+            let m = &self.members[i];
+            if line.drops(&m.address, merged(m, other.member(&m.address))) {
+                let address = m.address;
+                self.add_tombstone(Tombstone {
+                    address,
+                    removed_at: now,
+                });
+            }
+        }
+        for m in &other.members {
+            if !self.is_member(&m.address) && line.drops(&m.address, m.status) {
+                self.add_tombstone(Tombstone {
+                    address: m.address,
+                    removed_at: now,
+                });
+            }
+        }
+    }
+
     /// Whether merging `self` and `other` drops clock entries: one clock names a member the
-    /// other side has removed. The merged clock then forgets the updates those entries counted,
+    /// other side has removed. (A merge that drops members for capacity prunes their entries
+    /// too: see [`Gossip::merge_drops`].) The merged clock then forgets the updates those entries counted,
     /// and can equal a version some node holds with other contents; the merging node must make
     /// a version of its own ([`Gossip::bump`]).
     pub fn merge_prunes(&self, other: &Self) -> bool {
         let names_removed = |a: &Self, b: &Self| a.version.iter().any(|(n, _)| b.is_tombstoned(n));
         names_removed(self, other) || names_removed(other, self)
+    }
+
+    /// The members that merging `self` and `other` drops to stay within the cluster's
+    /// capacity (see [`crate::capacity`]), each once.
+    pub fn merge_drops<'a>(&'a self, other: &'a Self) -> impl Iterator<Item = UniqueAddress> + 'a {
+        let alive = |a: &UniqueAddress| !self.is_tombstoned(a) && !other.is_tombstoned(a);
+        let line = DropLine::compute(&self.members, &other.members, alive, Capacity::of(M, R))
+            .ok()
+            .flatten();
+        let merged = |m: &Member, copy: Option<&Member>| {
+            copy.map_or(m.status, |c| Member::merge_winner(m, c).status)
+        };
+        let ours = self
+            .members
+            .iter()
+            .filter(move |m| alive(&m.address))
+            .filter(move |m| {
+                line.is_some_and(|l| l.drops(&m.address, merged(m, other.member(&m.address))))
+            });
+        let theirs = other
+            .members
+            .iter()
+            .filter(move |m| alive(&m.address) && !self.is_member(&m.address))
+            .filter(move |m| line.is_some_and(|l| l.drops(&m.address, m.status)));
+        ours.chain(theirs).map(|m| m.address)
     }
 
     /// `self := merge(a, b)` (see [`Gossip::merge_in`]).

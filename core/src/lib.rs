@@ -180,6 +180,7 @@
 extern crate std;
 
 pub mod address;
+pub mod capacity;
 pub mod compat;
 pub mod config;
 pub mod downing;
@@ -202,9 +203,10 @@ pub mod vclock;
 pub mod wire;
 
 pub use address::UniqueAddress;
+pub use capacity::Capacity;
 pub use config::{Config, ConfigError, Downing, DowningSettings, WhenUnstable};
 pub use downing::{Decision, Strategy};
-pub use event::{Event, StopReason};
+pub use event::{Event, Limit, StopReason};
 pub use gossip::Gossip;
 pub use heartbeat::MonitorStats;
 pub use lease::{Lease, LeaseRequest, MemoryLease};

@@ -4,6 +4,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::address::UniqueAddress;
+use crate::capacity::Capacity;
 
 /// Longest role name, in bytes.
 pub const MAX_ROLE_LEN: usize = 16;
@@ -328,10 +329,12 @@ pub struct Member {
     pub roles: RoleSet,
     /// Application version the node declared when joining.
     pub app_version: AppVersion,
+    /// What the node can hold, declared when joining (see [`crate::capacity`]).
+    pub capacity: Capacity,
 }
 
 impl Member {
-    /// A new Joining member.
+    /// A new Joining member, declaring no capacity bound (set [`Member::capacity`] for one).
     pub fn joining(address: UniqueAddress, roles: RoleSet, app_version: AppVersion) -> Member {
         Member {
             address,
@@ -339,6 +342,7 @@ impl Member {
             up_number: UP_NUMBER_UNSET,
             roles,
             app_version,
+            capacity: Capacity::UNBOUNDED,
         }
     }
 
@@ -361,8 +365,19 @@ impl Member {
         }
         // Equal status: the older copy (lower up-number). Break remaining ties on the
         // remaining fields so the choice never depends on argument order.
-        let ka = (a.up_number, a.app_version, a.roles.as_slice());
-        let kb = (b.up_number, b.app_version, b.roles.as_slice());
+        let ka = (
+            a.up_number,
+            a.app_version,
+            a.roles.as_slice(),
+            a.capacity.members,
+        );
+        let kb = (
+            b.up_number,
+            b.app_version,
+            b.roles.as_slice(),
+            b.capacity.members,
+        );
+        let (ka, kb) = ((ka, a.capacity.records), (kb, b.capacity.records));
         if ka <= kb {
             a
         } else {

@@ -10,9 +10,10 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::address::UniqueAddress;
+use crate::capacity::{self, Capacity};
 use crate::config::{Config, ConfigError, Downing};
 use crate::downing::{Decision, Strategy};
-use crate::event::{Event, Publisher, StopReason};
+use crate::event::{Event, Limit, Limits, Publisher, StopReason};
 use crate::gossip::Gossip;
 use crate::heartbeat::{self, Heartbeats, MonitorStats};
 use crate::join::{JoinAction, JoinProcess, JoinTiming};
@@ -84,6 +85,14 @@ pub enum CommandError {
     Stopped,
     /// No seed nodes were given.
     NoSeeds,
+    /// More seed nodes than the join process holds ([`crate::join::MAX_SEEDS`]). Every node
+    /// must see the same list, so none is left out silently.
+    TooManySeeds {
+        /// Seeds given.
+        given: usize,
+        /// The most this node takes.
+        max: usize,
+    },
     /// The status change is not allowed.
     Illegal(IllegalTransition),
 }
@@ -96,6 +105,9 @@ impl fmt::Display for CommandError {
             CommandError::NotAMember => f.write_str("this node is not a member yet"),
             CommandError::Stopped => f.write_str("this node has stopped"),
             CommandError::NoSeeds => f.write_str("no seed nodes given"),
+            CommandError::TooManySeeds { given, max } => {
+                write!(f, "{given} seed nodes given; at most {max} are supported")
+            }
             CommandError::Illegal(t) => t.fmt(f),
         }
     }
@@ -251,6 +263,8 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     /// Peers heard from lately (see [`crate::recent`]).
     recent: Recent<M>,
     stats: Stats,
+    /// Limits reached and not yet reported as [`Event::LimitReached`].
+    limits: Limits,
     generation: u64,
     /// (generation, version digest, seen digest): digests cost a pass over the state and are
     /// needed for every status sent or received.
@@ -271,14 +285,23 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// A buffer of this many bytes always holds any message this node sends or accepts.
     pub const MAX_MESSAGE_LEN: usize = wire::max_message_len(M, R);
 
+    /// What this node declares it can hold when joining (see [`crate::capacity`]).
+    pub const CAPACITY: Capacity = Capacity::of(M, R);
+
     /// A node listening on `addr`, with incarnation `uid` (draw it at random at each process
     /// start) and `seed` for its random choices. Validates `config`.
     pub fn new(config: Config, addr: SocketAddr, uid: u64, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
-        if M < 1 || M > u16::MAX as usize || H > u16::MAX as usize {
+        if M < 1 || M > u16::MAX as usize || H > u16::MAX as usize || R > u16::MAX as usize {
             return Err(ConfigError {
                 key: "capacity",
-                reason: "member and history capacities must be between 1 and 65,535",
+                reason: "member, record and history capacities must be between 1 and 65,535",
+            });
+        }
+        if R < 1 {
+            return Err(ConfigError {
+                key: "capacity",
+                reason: "a node needs at least one reachability record",
             });
         }
         Ok(Node {
@@ -307,6 +330,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             resolver: Resolver::new(),
             recent: Recent::default(),
             stats: Stats::default(),
+            limits: Limits::default(),
             generation: 0,
             digest_cache: None,
         })
@@ -408,7 +432,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 return Some(e);
             }
         }
-        self.notices.pop_front()
+        self.notices
+            .pop_front()
+            .or_else(|| self.limits.take().map(Event::LimitReached))
     }
 
     /// The next instant at which [`Node::handle_timeout`] must be called.
@@ -498,14 +524,20 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                         len,
                     })
                 }
-                Err(_) => self.stats.buffer_too_small += 1,
+                Err(_) => {
+                    self.stats.buffer_too_small += 1;
+                    self.limits.reached(Limit::Buffer);
+                }
             }
         }
     }
 
     /// What this node declares when joining (built on demand: it is rarely needed).
     fn compat(&self) -> Compat {
-        Compat::of(&self.config)
+        Compat {
+            capacity: Self::CAPACITY,
+            ..Compat::of(&self.config)
+        }
     }
 
     fn send(&mut self, to: SocketAddr, out: Out) {
@@ -516,6 +548,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         if self.outbox.push_back(Pending { to, out }).is_err() {
             self.stats.outbox_overflow += 1;
+            self.limits.reached(Limit::Outbox);
         }
     }
 
@@ -555,6 +588,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.check_can_join()?;
         if seeds.is_empty() {
             return Err(CommandError::NoSeeds);
+        }
+        if seeds.len() > crate::join::MAX_SEEDS {
+            return Err(CommandError::TooManySeeds {
+                given: seeds.len(),
+                max: crate::join::MAX_SEEDS,
+            });
         }
         let t = self.timing();
         let action = self.join.start_seeds(now, seeds, &t);
@@ -736,7 +775,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 roles,
                 app_version,
                 compat,
-            } => self.on_join(Member::joining(from, roles, app_version), &compat),
+            } => {
+                let joiner = Member {
+                    capacity: compat.capacity,
+                    ..Member::joining(from, roles, app_version)
+                };
+                self.on_join(joiner, &compat)
+            }
             Message::Welcome { from, to } => self.on_welcome(now, from, to),
             Message::GossipStatus {
                 to_uid,
@@ -752,7 +797,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 let s = self.config.failure_detector;
                 self.heartbeats.on_response(now, from, seq, sent, tag, &s);
             }
-            Message::Gossip { from, to } => self.on_gossip(from, to),
+            Message::Gossip { from, to } => self.on_gossip(now, from, to),
             Message::Departed { from } => self.on_departed(from),
             Message::JoinRefused { from, reason } => {
                 self.on_refused(now, from.socket_addr(), reason)
@@ -890,7 +935,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.join.stop();
         let g = &mut self.bufs[self.cur];
         g.clear();
-        let me = Member::joining(self.me, self.config.roles, self.config.app_version);
+        let me = Member {
+            capacity: Self::CAPACITY,
+            ..Member::joining(self.me, self.config.roles, self.config.app_version)
+        };
         let _ = g.add_member(me);
         self.become_member(now);
         self.local_change();
@@ -933,6 +981,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 MemberStatus::Joining | MemberStatus::WeaklyUp => self.acknowledged(),
                 _ => true,
             });
+        if can_take && !self.gossip().is_member(&from) {
+            if let Err(reason) = capacity::admits(self.members(), Self::CAPACITY, compat.capacity) {
+                self.refuse(from, reason);
+                return;
+            }
+        }
         let out = if can_take {
             Out::InitJoinAck
         } else {
@@ -963,6 +1017,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.send(from.socket_addr(), Out::JoinRefused);
         } else {
             self.stats.outbox_overflow += 1;
+            self.limits.reached(Limit::Outbox);
         }
         self.notify_refusal(from.socket_addr(), reason);
     }
@@ -1027,10 +1082,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // Terminated and Down; the leader removes it, and the joiner's retry gets in.
                 let g = &mut self.bufs[self.cur];
                 let changed_r = g
-                    .reachability
-                    .change(self.me, old, ReachabilityStatus::Terminated)
+                    .observe(self.me, old, ReachabilityStatus::Terminated)
                     .unwrap_or_else(|_| {
                         self.stats.over_capacity += 1;
+                        self.limits.reached(Limit::ReachabilityRecords);
                         false
                     });
                 let changed_s = status != MemberStatus::Down
@@ -1039,16 +1094,36 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     self.local_change();
                 }
             }
-            None => match self.bufs[self.cur].add_member(joiner) {
-                Ok(true) => {
-                    self.local_change();
-                    self.send(who.socket_addr(), Out::Welcome(who.uid()));
+            None if self.gossip().is_tombstoned(&who) => {
+                // An incarnation that was removed never returns. Say so, or it would retry
+                // for good (its Welcome was lost before it was removed).
+                self.refuse(who, Incompatibility::Removed)
+            }
+            None => {
+                if let Err(reason) =
+                    capacity::admits(self.members(), Self::CAPACITY, joiner.capacity)
+                {
+                    self.refuse(who, reason);
+                    return;
                 }
-                // Tombstoned: an incarnation that was removed never returns. Say so, or it
-                // would retry for good (its Welcome was lost before it was removed).
-                Ok(false) => self.refuse(who, Incompatibility::Removed),
-                Err(_) => self.stats.over_capacity += 1,
-            },
+                self.admit(joiner);
+            }
+        }
+    }
+
+    fn admit(&mut self, joiner: Member) {
+        let who = joiner.address;
+        match self.bufs[self.cur].add_member(joiner) {
+            Ok(true) => {
+                self.local_change();
+                self.send(who.socket_addr(), Out::Welcome(who.uid()));
+            }
+            Ok(false) => {}
+            // `capacity::admits` checked the room, and `M` bounds every member's capacity.
+            Err(_) => {
+                self.stats.over_capacity += 1;
+                self.limits.reached(Limit::Members);
+            }
         }
     }
 
@@ -1119,7 +1194,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    fn on_gossip(&mut self, from: UniqueAddress, to: UniqueAddress) {
+    fn on_gossip(&mut self, now: Instant, from: UniqueAddress, to: UniqueAddress) {
         if !self.is_member() || to != self.me || !self.valid_peer(&from) {
             self.stats.gossip_dropped += 1;
             self.tell_removed(Some(from));
@@ -1134,10 +1209,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         } else {
             StopReason::Removed
         };
+        let joining = self
+            .self_member()
+            .is_some_and(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp));
         let inc = &self.bufs[self.incoming];
         if !inc.is_member(&self.me) {
             if inc.is_tombstoned(&self.me) {
-                self.stop(removed);
+                let state = self.incoming;
+                self.removed_by(from.socket_addr(), removed, joining, state);
             } else {
                 self.stats.gossip_dropped += 1;
             }
@@ -1177,24 +1256,30 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .bufs
                     .get_disjoint_mut([inc, cur])
                     .expect("distinct buffer indices");
-                let prunes = i.merge_prunes(c);
+                let dropped: heapless::Vec<UniqueAddress, DEPART_GOSSIP_FANOUT> =
+                    i.merge_drops(c).take(DEPART_GOSSIP_FANOUT).collect();
+                let prunes = !dropped.is_empty() || i.merge_prunes(c);
                 // Merge into the incoming buffer: on failure our state is untouched.
-                if i.merge_in(c).is_err() {
+                if i.merge_in_at(c, now).is_err() {
                     self.stats.over_capacity += 1;
+                    self.limits.reached(Limit::Members);
                     return;
                 }
                 // A merge that dropped a removed member's clock entry may have produced a
                 // version another node holds with other contents: make it new.
                 if prunes && i.is_member(&self.me) && i.bump(self.me, false).is_err() {
                     self.stats.over_capacity += 1;
+                    self.limits.reached(Limit::Members);
                     return;
                 }
                 core::mem::swap(&mut self.cur, &mut self.incoming);
+                self.tell_dropped(&dropped);
                 (true, true)
             }
         };
         if !self.gossip().is_member(&self.me) {
-            self.stop(removed);
+            let state = self.cur;
+            self.removed_by(from.socket_addr(), removed, joining, state);
             return;
         }
         if !exiting && !self.bufs[self.cur].seen_by(&self.me) {
@@ -1213,6 +1298,34 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// This node's merge dropped these members for capacity (and tombstoned them,
+    /// [`crate::capacity`]): tell them, with the state that says so, and report the refusal.
+    fn tell_dropped(&mut self, dropped: &[UniqueAddress]) {
+        let reason = capacity::full(self.members(), Self::CAPACITY, Capacity::UNBOUNDED);
+        for d in dropped {
+            self.send(d.socket_addr(), Out::Gossip(d.uid()));
+            self.notify_refusal(d.socket_addr(), reason.clone());
+        }
+    }
+
+    /// Gossip from `by` (or its merge, `self.bufs[state]`) removed this node. A node that was
+    /// `joining` (not Up yet) into a cluster that is full was let in concurrently with others
+    /// past the capacity and dropped ([`crate::capacity`]): it says so before stopping.
+    fn removed_by(&mut self, by: SocketAddr, reason: StopReason, joining: bool, state: usize) {
+        let inc = &self.bufs[state];
+        let full = inc.members.len() >= capacity::cluster_holds(&inc.members, Self::CAPACITY);
+        if reason == StopReason::Removed && joining && full {
+            let refusal = capacity::full(&inc.members, Self::CAPACITY, Self::CAPACITY);
+            self.notify(Event::JoinRefused {
+                by,
+                reason: refusal,
+            });
+            self.stop(StopReason::Dropped);
+        } else {
+            self.stop(reason);
+        }
+    }
+
     fn on_departed(&mut self, from: UniqueAddress) {
         let departing = self
             .gossip()
@@ -1220,6 +1333,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .is_some_and(|m| matches!(m.status, MemberStatus::Exiting | MemberStatus::Down));
         if departing && !self.departed.contains(&from) && self.departed.push(from).is_err() {
             self.stats.over_capacity += 1;
+            self.limits.reached(Limit::Departed);
         }
     }
 
@@ -1422,9 +1536,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // evidence would make it flap.
         let mut changed = false;
         for (subject, status) in changes {
-            match self.bufs[self.cur].reachability.change(me, subject, status) {
+            match self.bufs[self.cur].observe(me, subject, status) {
                 Ok(c) => changed |= c,
-                Err(_) => self.stats.over_capacity += 1,
+                Err(_) => {
+                    self.stats.over_capacity += 1;
+                    self.limits.reached(Limit::ReachabilityRecords);
+                }
             }
         }
         if changed {
@@ -1675,11 +1792,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // observation, so that it does not hold back convergence (and its removal) as a
             // reachable member that never sees the state.
             if silent[i] && !self_downed {
-                let r = g
-                    .reachability
-                    .change(self.me, a, ReachabilityStatus::Unreachable);
+                let r = g.observe(self.me, a, ReachabilityStatus::Unreachable);
                 if r.is_err() {
                     self.stats.over_capacity += 1;
+                    self.limits.reached(Limit::ReachabilityRecords);
                 }
             }
         }
@@ -1814,6 +1930,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let me = self.me;
         if self.bufs[self.cur].bump(me, mark_seen).is_err() {
             self.stats.over_capacity += 1;
+            self.limits.reached(Limit::Members);
         }
         self.changed();
     }
@@ -1918,11 +2035,13 @@ mod tests {
             events.push(e);
         }
         assert_eq!(events[0], Event::SelfDowned);
-        // One report per joiner and reason, and never more than the queue holds.
-        assert_eq!(events.len(), NOTICES);
-        assert!(events[1..]
+        // One report per joiner and reason, and never more than the queue holds; the refusals
+        // that did not fit in the outbox are one more report.
+        assert_eq!(events.len(), NOTICES + 1);
+        assert!(events[1..NOTICES]
             .iter()
             .all(|e| matches!(e, Event::JoinRequestRefused { .. })));
+        assert_eq!(events[NOTICES], Event::LimitReached(Limit::Outbox));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::address::UniqueAddress;
+use crate::member::{Member, MemberStatus};
 
 /// What one observer thinks of one subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -44,6 +45,8 @@ pub struct Reachability<const M: usize, const R: usize> {
     records: heapless::Vec<Record, R>,
     /// Sorted by observer.
     versions: heapless::Vec<(UniqueAddress, u64), M>,
+    /// Rows were compacted away since the table was last empty ([`Reachability::compact`]).
+    compacted: bool,
 }
 
 impl<const M: usize, const R: usize> Reachability<M, R> {
@@ -52,6 +55,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         Reachability {
             records: heapless::Vec::new(),
             versions: heapless::Vec::new(),
+            compacted: false,
         }
     }
 
@@ -68,6 +72,17 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     /// True if no observer has any row.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// True if rows were compacted away since the table was last empty: observers then add a
+    /// row only where compaction would keep it ([`Reachability::observe`]).
+    pub fn is_compacted(&self) -> bool {
+        self.compacted
+    }
+
+    /// See [`Self::is_compacted`]. Used by the wire decoder.
+    pub(crate) fn set_compacted(&mut self, compacted: bool) {
+        self.compacted = compacted && !self.records.is_empty();
     }
 
     /// Version of `observer` (zero if none).
@@ -246,6 +261,8 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
             from = rows.start;
             self.remove_range(rows);
         }
+        // A partition that is over leaves no rows: compaction starts afresh with the next.
+        self.compacted &= !self.records.is_empty();
     }
 
     /// Subjects flagged Unreachable or Terminated by at least one observer accepted by
@@ -268,16 +285,22 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         })
     }
 
-    /// Merges `other` into `self`: per observer (that `is_member` accepts) the rows of the side
-    /// with the higher version; only rows whose subject is a member survive.
+    /// Merges `other` into `self`: per observer (a current member) the rows of the side with
+    /// the higher version, and on equal versions the rows of both (a side may have compacted
+    /// some away); only rows whose subject is a member survive. When the result would exceed
+    /// `limit` (or `R`) records it is compacted ([`Reachability::compact`]); only then can
+    /// it still fail, if more than `R` members are flagged at once.
     ///
-    /// Equal versions carry equal rows, since only the observer writes its rows; should a
-    /// hostile peer send different rows under an equal version, ours are kept.
+    /// Only the observer writes its rows, so equal versions carry equal rows, less what
+    /// compaction dropped; should a hostile peer send a different status under an equal
+    /// version, ours is kept.
     pub fn merge_in(
         &mut self,
         other: &Self,
-        is_member: impl Fn(&UniqueAddress) -> bool,
+        members: &[Member],
+        limit: usize,
     ) -> Result<(), ReachabilityFull> {
+        let is_member = |a: &UniqueAddress| members.binary_search_by(|m| m.address.cmp(a)).is_ok();
         // Drop what will not survive first, so the unions below only grow towards a result
         // that fits whenever the merged state does.
         self.retain_members(&is_member);
@@ -286,15 +309,39 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         let versions = &self.versions;
         let other_newer =
             |o: &UniqueAddress| version_in(&other.versions, o) > version_in(versions, o);
+        let other_counts = |r: &Record| {
+            keep(r) && version_in(&other.versions, &r.observer) >= version_in(versions, &r.observer)
+        };
         self.records.retain(|r| !other_newer(&r.observer));
-        crate::sorted::union_into_where(
-            &mut self.records,
-            &other.records,
-            |r| keep(r) && other_newer(&r.observer),
-            |r| (r.observer, r.subject),
-            |x, _| *x,
-        )
-        .map_err(|_| ReachabilityFull)?;
+        self.compacted |= other.compacted;
+        let limit = limit.min(R);
+        let union_len =
+            crate::sorted::union_len_where(&self.records, &other.records, other_counts, |r| {
+                (r.observer, r.subject)
+            });
+        if union_len <= limit {
+            crate::sorted::union_into_where(
+                &mut self.records,
+                &other.records,
+                other_counts,
+                |r| (r.observer, r.subject),
+                |x, _| *x,
+            )
+            .map_err(|_| ReachabilityFull)?;
+        } else {
+            let other_rows = || other.records.iter().filter(|r| other_counts(r));
+            let best = Compaction::<M>::new(members, self.records.iter().chain(other_rows()));
+            self.compacted = true;
+            self.records.retain(|r| best.keeps(r, members));
+            crate::sorted::union_into_where(
+                &mut self.records,
+                &other.records,
+                |r| other_counts(r) && best.keeps(r, members),
+                |r| (r.observer, r.subject),
+                |x, _| *x,
+            )
+            .map_err(|_| ReachabilityFull)?;
+        }
         crate::sorted::union_into_where(
             &mut self.versions,
             &other.versions,
@@ -304,7 +351,97 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         )
         .map_err(|_| ReachabilityFull)?;
         self.drop_all_reachable_rows();
+        if self.records.len() > limit {
+            self.compact(members, limit);
+        }
         Ok(())
+    }
+
+    /// Records `status` as `observer`'s view of `subject` while keeping the table within
+    /// `limit` records: when full, the table is compacted first ([`Reachability::compact`]).
+    /// A row compaction would drop at once is not added (another observer's row about the
+    /// same subject says as much), so a full table does not churn versions. Fails only when
+    /// more than `limit` members are flagged.
+    pub fn observe(
+        &mut self,
+        observer: UniqueAddress,
+        subject: UniqueAddress,
+        status: ReachabilityStatus,
+        members: &[Member],
+        limit: usize,
+    ) -> Result<bool, ReachabilityFull> {
+        let limit = limit.min(R);
+        let adds = status != ReachabilityStatus::Reachable
+            && observer != subject
+            && self.status_by(&observer, &subject) == ReachabilityStatus::Reachable;
+        if adds && (self.compacted || self.records.len() >= limit) {
+            // Under compaction a row that is not the one compaction keeps would be dropped by
+            // the next merge and added again by the next reaper tick, each time a new version:
+            // leave it out while another observer's row says as much.
+            let row = Record {
+                observer,
+                subject,
+                status,
+                version: 0,
+            };
+            let keeps = |t: &Self| {
+                Compaction::<M>::new(members, t.records.iter().chain([&row])).keeps(&row, members)
+            };
+            if self.compacted && !keeps(self) {
+                return Ok(false);
+            }
+            if self.records.len() >= limit {
+                self.compact(members, limit);
+                if self.records.len() >= limit {
+                    return if keeps(self) {
+                        Err(ReachabilityFull)
+                    } else {
+                        Ok(false)
+                    };
+                }
+            }
+        }
+        self.change(observer, subject, status)
+    }
+
+    /// Compacts the table to at most `limit` records: one row per flagged subject (the worst
+    /// status, from an observer that is itself neither flagged nor Down where there is one,
+    /// lowest address first), no rows saying Reachable; if more than `limit` subjects are
+    /// flagged, those with the highest addresses lose their rows. Versions stay, so a peer
+    /// with the full rows of an observer merges them back in.
+    ///
+    /// What the split brain resolver reads survives compaction: which members are flagged and
+    /// by an observer that counts, and whether some flagging observer is itself reachable
+    /// (a member flagged only by flagged observers is indirectly connected). Which members
+    /// each observer flags is lost, so a member one observer takes back stays reachable until
+    /// another observer that still flags it re-flags it (its next reaper tick).
+    pub fn compact(&mut self, members: &[Member], limit: usize) {
+        let best = Compaction::<M>::new(members, self.records.iter());
+        let before = self.records.len();
+        self.records.retain(|r| best.keeps(r, members));
+        self.compacted |= self.records.len() < before;
+        self.drop_all_reachable_rows();
+        if self.records.len() > limit {
+            // Keep the lowest-addressed subjects: rows are sorted by observer, so count per
+            // subject index and cut at the subject where the total passes the limit.
+            let mut cut = members.len();
+            let mut kept = 0;
+            for (i, m) in members.iter().enumerate() {
+                let rows = self
+                    .records
+                    .iter()
+                    .filter(|r| r.subject == m.address)
+                    .count();
+                if kept + rows > limit {
+                    cut = i;
+                    break;
+                }
+                kept += rows;
+            }
+            self.records
+                .retain(|r| index_in(members, &r.subject).is_some_and(|i| i < cut));
+            self.drop_all_reachable_rows();
+        }
     }
 
     /// Rebuilds the table from decoded parts, validating order. Used by the wire decoder.
@@ -334,7 +471,71 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     pub fn clear(&mut self) {
         self.records.clear();
         self.versions.clear();
+        self.compacted = false;
     }
+}
+
+/// The row compaction keeps per subject, chosen among candidate rows: the worst status, then an
+/// observer that is neither flagged nor Down, then the lowest observer address.
+struct Compaction<const M: usize> {
+    /// Per member index: flagged by some candidate row, or Down.
+    doubtful: [bool; M],
+    /// Per subject (member index): the best key among its rows, `u32::MAX` if none.
+    best: [u32; M],
+}
+
+impl<const M: usize> Compaction<M> {
+    fn new<'a>(members: &[Member], rows: impl Iterator<Item = &'a Record> + Clone) -> Self {
+        let mut doubtful = [false; M];
+        for (i, m) in members.iter().enumerate().take(M) {
+            doubtful[i] = m.status == MemberStatus::Down;
+        }
+        for r in rows.clone() {
+            if r.status != ReachabilityStatus::Reachable {
+                if let Some(i) = index_in(members, &r.subject) {
+                    doubtful[i] = true;
+                }
+            }
+        }
+        let mut best = [u32::MAX; M];
+        for r in rows {
+            if let (Some(s), Some(o)) = (
+                index_in(members, &r.subject),
+                index_in(members, &r.observer),
+            ) {
+                best[s] = best[s].min(key(r, o, doubtful[o]));
+            }
+        }
+        Compaction { doubtful, best }
+    }
+
+    fn keeps(&self, r: &Record, members: &[Member]) -> bool {
+        match (
+            index_in(members, &r.subject),
+            index_in(members, &r.observer),
+        ) {
+            (Some(s), Some(o)) => {
+                r.status != ReachabilityStatus::Reachable
+                    && self.best[s] == key(r, o, self.doubtful[o])
+            }
+            _ => false,
+        }
+    }
+}
+
+fn index_in(members: &[Member], a: &UniqueAddress) -> Option<usize> {
+    members.binary_search_by(|m| m.address.cmp(a)).ok()
+}
+
+/// Lower is kept first: status (Terminated before Unreachable), then an observer that counts
+/// and is reachable, then the observer's index (address order). Reachable rows never win.
+fn key(r: &Record, observer: usize, observer_doubtful: bool) -> u32 {
+    let status = match r.status {
+        ReachabilityStatus::Terminated => 0,
+        ReachabilityStatus::Unreachable => 1,
+        ReachabilityStatus::Reachable => 3,
+    };
+    (status << 24) | (u32::from(observer_doubtful) << 16) | (observer as u32 & 0xFFFF)
 }
 
 fn version_in<const M: usize>(
@@ -357,6 +558,12 @@ mod tests {
     }
 
     type T = Reachability<8, 16>;
+
+    fn members(ids: &[u8]) -> std::vec::Vec<Member> {
+        ids.iter()
+            .map(|i| Member::joining(n(*i), Default::default(), Default::default()))
+            .collect()
+    }
 
     #[test]
     fn reachable_again_only_when_every_observer_agrees() {
@@ -412,15 +619,16 @@ mod tests {
         let mut b = a.clone();
         b.change(n(1), n(2), Reachable).unwrap(); // observer 1, version 2: all reachable
         a.change(n(3), n(2), Unreachable).unwrap();
+        let all = members(&[1, 2, 3]);
         let mut m = a.clone();
-        m.merge_in(&b, |_| true).unwrap();
+        m.merge_in(&b, &all, 16).unwrap();
         assert_eq!(m.status_by(&n(1), &n(2)), Reachable);
         assert_eq!(m.status_by(&n(3), &n(2)), Unreachable);
         let mut m2 = b.clone();
-        m2.merge_in(&a, |_| true).unwrap();
+        m2.merge_in(&a, &all, 16).unwrap();
         assert_eq!(m, m2);
         let mut m3 = a.clone();
-        m3.merge_in(&b, |x| *x != n(2)).unwrap();
+        m3.merge_in(&b, &members(&[1, 3]), 16).unwrap();
         assert!(m3.is_empty());
     }
 

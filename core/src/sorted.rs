@@ -94,6 +94,25 @@ pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
     Ok(())
 }
 
+/// The size of `dst ∪ {x ∈ src | take(x)}`, both sorted and unique by `key`.
+pub fn union_len_where<T, K: Ord>(
+    dst: &[T],
+    src: &[T],
+    take: impl Fn(&T) -> bool,
+    key: impl Fn(&T) -> K,
+) -> usize {
+    let mut src = src.iter().filter(|x| take(x)).peekable();
+    let mut n = 0;
+    for d in dst {
+        while src.next_if(|s| key(s) < key(d)).is_some() {
+            n += 1;
+        }
+        src.next_if(|s| key(s) == key(d));
+        n += 1;
+    }
+    n + src.count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +160,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&dst[..], &[(2, 9), (4, 1), (6, 1), (7, 1)]);
+        let dst = v(&[(2, 1), (6, 1)]);
+        assert_eq!(
+            union_len_where(&dst, &src, |x| x.0 % 2 == 0 || x.0 == 7, |x| x.0),
+            4
+        );
     }
 
     #[test]

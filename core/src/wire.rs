@@ -24,8 +24,9 @@ use crate::time::Instant;
 /// First byte of every fjell message.
 pub const MAGIC: u8 = 0xF7;
 /// The protocol version this build speaks. 2: the join handshake declares the downing
-/// settings and enforce-on-join ([`Compat`]).
-pub const PROTOCOL_VERSION: u8 = 2;
+/// settings and enforce-on-join ([`Compat`]). 3: the handshake and member records carry each
+/// node's capacity ([`crate::capacity`]).
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Which lane a transport should use for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -523,6 +524,7 @@ fn encode_gossip<const M: usize, const R: usize>(
             r.version,
         ))?;
     }
+    w.put(&g.reachability.is_compacted())?;
     w.count(g.tombstones.len())?;
     for t in &g.tombstones {
         let age_ms = u64::try_from((now - t.removed_at).as_millis()).unwrap_or(u64::MAX);
@@ -625,6 +627,8 @@ fn decode_gossip<const M: usize, const R: usize>(
     if g.reachability.has_only_reachable_rows() {
         return Err(WireError::Malformed("an observer with only Reachable rows"));
     }
+    let compacted: bool = r.take()?;
+    g.reachability.set_compacted(compacted);
     let n = r.count(M)?;
     for _ in 0..n {
         let (address, age_ms): (UniqueAddress, u64) = r.take()?;
