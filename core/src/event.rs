@@ -125,6 +125,10 @@ pub enum Limit {
     /// More departure confirmations than [`crate::node::MAX_DEPARTED`]: the leader removes the
     /// others once the failure detector flags them.
     Departed,
+    /// The tombstone table (`M` entries) holds only tombstones younger than
+    /// [`crate::node::TOMBSTONE_MIN_AGE`]: members due for removal stay Down or Exiting until one
+    /// is old enough to go.
+    Tombstones,
 }
 
 /// Limits reached and not yet reported, one bit per [`Limit`].
@@ -132,12 +136,13 @@ pub enum Limit {
 pub(crate) struct Limits(u8);
 
 impl Limits {
-    const ALL: [Limit; 5] = [
+    const ALL: [Limit; 6] = [
         Limit::Outbox,
         Limit::Buffer,
         Limit::ReachabilityRecords,
         Limit::Members,
         Limit::Departed,
+        Limit::Tombstones,
     ];
 
     pub(crate) fn reached(&mut self, l: Limit) {

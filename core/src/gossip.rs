@@ -296,6 +296,17 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         }
     }
 
+    /// How many more tombstones fit without pushing out one younger than `keep` (free slots
+    /// plus tombstones at least `keep` old).
+    pub fn tombstone_room(&self, now: Instant, keep: Duration) -> usize {
+        let old = self
+            .tombstones
+            .iter()
+            .filter(|t| now - t.removed_at >= keep)
+            .count();
+        M - self.tombstones.len() + old
+    }
+
     /// Drops tombstones older than `ttl` on this node's clock. Returns whether any went.
     pub fn prune_tombstones(&mut self, now: Instant, ttl: Duration) -> bool {
         let before = self.tombstones.len();

@@ -4,6 +4,8 @@
 //! Most leader actions run only at convergence, when every node that matters has seen the same
 //! state; that is what keeps two leaders on two sides of a partition from both acting.
 
+use core::time::Duration;
+
 use crate::address::UniqueAddress;
 use crate::gossip::Gossip;
 use crate::member::{Member, MemberStatus, Role, UP_NUMBER_UNSET};
@@ -102,6 +104,9 @@ pub struct LeaderOutcome {
     pub ready_for_shutdown: u32,
     /// Members removed.
     pub removed: u32,
+    /// Members that were due for removal but wait: their tombstones would push out tombstones
+    /// younger than `keep_tombstones` (see [`actions_on_convergence`]).
+    pub deferred: u32,
 }
 
 impl LeaderOutcome {
@@ -118,12 +123,18 @@ impl LeaderOutcome {
 /// margin has passed); moves Joining/WeaklyUp to Up when the requirements are met, handing out
 /// up-numbers in address order after the youngest current one; Leaving → Exiting;
 /// PreparingForShutdown → ReadyForShutdown. Does not bump the clock: the caller does, once.
+///
+/// A removal needs a tombstone, and the table holds `M`: a member waits (Down or Exiting,
+/// counted in [`LeaderOutcome::deferred`]) rather than push out a tombstone younger than
+/// `keep_tombstones`. A tombstone keeps a stale copy of the state (a message long in flight)
+/// from bringing its member back, so it must outlive any such copy.
 pub fn actions_on_convergence<const M: usize, const R: usize>(
     g: &mut Gossip<M, R>,
     now: Instant,
     req: &UpRequirements<'_>,
     departed: &[UniqueAddress],
     keep_down: bool,
+    keep_tombstones: Duration,
 ) -> LeaderOutcome {
     let mut out = LeaderOutcome::default();
     // Removals first (collected, then applied, so indices stay valid).
@@ -139,6 +150,11 @@ pub fn actions_on_convergence<const M: usize, const R: usize>(
         if gone {
             let _ = doomed.push(m.address);
         }
+    }
+    let room = g.tombstone_room(now, keep_tombstones);
+    if doomed.len() > room {
+        out.deferred = (doomed.len() - room) as u32;
+        doomed.truncate(room);
     }
     let up_ok = req.met(g);
     let mut next_up = g
@@ -272,7 +288,7 @@ mod tests {
         use MemberStatus::*;
         let mut g = with(&[(1, Up), (2, Joining), (3, WeaklyUp), (4, Leaving)]);
         g.member_mut(&n(1)).unwrap().up_number = 7;
-        let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[], false);
+        let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[], false, Duration::ZERO);
         assert_eq!(out.moved_up, 2);
         assert_eq!(g.member(&n(2)).unwrap().up_number, 8);
         assert_eq!(g.member(&n(3)).unwrap().up_number, 9);
@@ -288,7 +304,8 @@ mod tests {
             ..REQ
         };
         assert_eq!(
-            actions_on_convergence(&mut g, Instant::ZERO, &req, &[], false).moved_up,
+            actions_on_convergence(&mut g, Instant::ZERO, &req, &[], false, Duration::ZERO)
+                .moved_up,
             0
         );
         let roles = [(Role::new("backend").unwrap(), 1)];
@@ -297,11 +314,13 @@ mod tests {
             ..REQ
         };
         assert_eq!(
-            actions_on_convergence(&mut g, Instant::ZERO, &req, &[], false).moved_up,
+            actions_on_convergence(&mut g, Instant::ZERO, &req, &[], false, Duration::ZERO)
+                .moved_up,
             0
         );
         assert_eq!(
-            actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[], false).moved_up,
+            actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[], false, Duration::ZERO)
+                .moved_up,
             2
         );
     }
@@ -313,7 +332,8 @@ mod tests {
         g.reachability
             .change(n(1), n(2), ReachabilityStatus::Unreachable)
             .unwrap();
-        let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[n(3)], false);
+        let out =
+            actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[n(3)], false, Duration::ZERO);
         assert_eq!(out.removed, 2);
         assert!(
             g.is_member(&n(4)),

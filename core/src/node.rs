@@ -35,6 +35,13 @@ use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoin
 pub const OUTBOX_CAPACITY: usize = 14;
 /// Exiting or Down nodes whose departure confirmation is remembered.
 pub const MAX_DEPARTED: usize = 8;
+/// The least time a tombstone is kept before a removal may push it out of the full table
+/// (capped at `prune-gossip-tombstones-after`). Only a copy of the state older than its
+/// tombstone can bring a removed member back, and gossip from Down members is not merged, so
+/// such a copy would be a message in flight this long: QUIC gives up on a connection within
+/// the failure detector's bounds, long before. When every tombstone is younger, removals wait
+/// ([`Limit::Tombstones`]).
+pub const TOMBSTONE_MIN_AGE: Duration = Duration::from_secs(300);
 /// Notices (non-membership events) held until polled.
 const NOTICES: usize = 4;
 /// Leader ticks a Down node waits for its status to spread before stopping (Pekko: 4).
@@ -1159,10 +1166,27 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// Whether gossip from `from` may be merged: a member that is not Down and that this node
+    /// does not flag. A Down member may hold a state from before removals whose tombstones are
+    /// gone by the time it is heard again (cut off while the down-removal margin held it), and
+    /// it has nothing the cluster needs: it is told instead ([`Node::tell_down`]).
     fn valid_peer(&self, from: &UniqueAddress) -> bool {
         let g = self.gossip();
-        g.is_member(from)
+        g.member(from)
+            .is_some_and(|m| m.status != MemberStatus::Down)
             && g.reachability.status_by(&self.me, from) == ReachabilityStatus::Reachable
+    }
+
+    /// A member this node has Down sent gossip or a status (`knows`: its gossip already says
+    /// it is Down): send it the state that says so, once per message, so it stops.
+    fn tell_down(&mut self, from: UniqueAddress, knows: bool) {
+        let down = self
+            .gossip()
+            .member(&from)
+            .is_some_and(|m| m.status == MemberStatus::Down);
+        if down && !knows && self.is_member() {
+            self.send(from.socket_addr(), Out::Gossip(from.uid()));
+        }
     }
 
     fn on_gossip_status(&mut self, from: SocketAddr, to_uid: u64, version: u64, seen: u64) {
@@ -1178,6 +1202,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 .find(|t| t.address.socket_addr() == from)
                 .map(|t| t.address);
             self.tell_removed(removed);
+            if let Some(s) = sender.filter(|_| to_uid == self.me.uid()) {
+                // A status cannot say whether the sender knows it is Down.
+                self.tell_down(s, false);
+            }
             return;
         };
         let (ours, our_seen) = self.digests();
@@ -1198,6 +1226,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if !self.is_member() || to != self.me || !self.valid_peer(&from) {
             self.stats.gossip_dropped += 1;
             self.tell_removed(Some(from));
+            let knows = self.bufs[self.incoming]
+                .member(&from)
+                .is_some_and(|m| m.status == MemberStatus::Down);
+            if to == self.me {
+                self.tell_down(from, knows);
+            }
             return;
         }
         let me = self.me;
@@ -1566,13 +1600,18 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 let req = up_requirements(&self.config, self.shutting_down());
                 let cur = self.cur;
                 let keep_down = self.resolver.holds_down_members(now);
+                let keep = TOMBSTONE_MIN_AGE.min(self.config.prune_gossip_tombstones_after);
                 let out = leader::actions_on_convergence(
                     &mut self.bufs[cur],
                     now,
                     &req,
                     &self.departed,
                     keep_down,
+                    keep,
                 );
+                if out.deferred > 0 {
+                    self.limits.reached(Limit::Tombstones);
+                }
                 if out.changed() {
                     self.local_change();
                     // Tell removed nodes that confirmed their departure, so they stop at once
