@@ -51,6 +51,11 @@ pub struct Config {
     pub min_nr_of_members: u32,
     /// Per-role minimums (`role.<name>.min-nr-of-members`).
     pub role_min_nr_of_members: heapless::Vec<(Role, u32), MAX_ROLE_MINIMUMS>,
+    /// The most members this node takes part with (`max-members`, off: the node's compile-time
+    /// capacity `M`, and at most `2 R`). Declared when joining: the cluster stays within the
+    /// smallest member's bound and refuses joiners beyond it ([`crate::capacity`]). Use it to
+    /// bound a cluster of large nodes by policy.
+    pub max_members: Option<u16>,
     /// Tombstone lifetime on each node's own monotonic clock (`prune-gossip-tombstones-after`,
     /// 24 h).
     pub prune_gossip_tombstones_after: Duration,
@@ -261,6 +266,7 @@ impl Default for Config {
             allow_weakly_up_members: Some(Duration::from_secs(7)),
             min_nr_of_members: 1,
             role_min_nr_of_members: heapless::Vec::new(),
+            max_members: None,
             prune_gossip_tombstones_after: Duration::from_secs(24 * 3600),
             gossip_different_view_probability: 0.8,
             reduce_gossip_different_view_probability: 400,
@@ -324,6 +330,7 @@ impl Config {
         "allow-weakly-up-members",
         "min-nr-of-members",
         "role-min-nr-of-members",
+        "max-members",
         "prune-gossip-tombstones-after",
         "gossip-different-view-probability",
         "reduce-gossip-different-view-probability",
@@ -356,6 +363,12 @@ impl Config {
             });
         }
         positive("gossip-interval", self.gossip_interval)?;
+        if self.max_members == Some(0) {
+            return Err(ConfigError {
+                key: "max-members",
+                reason: "must be at least 1",
+            });
+        }
         positive("leader-actions-interval", self.leader_actions_interval)?;
         positive("seed-node-timeout", self.seed_node_timeout)?;
         if let Some(d) = self.retry_unsuccessful_join_after {

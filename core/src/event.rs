@@ -222,6 +222,16 @@ impl<const M: usize> Publisher<M> {
         }
     }
 
+    /// Forgets what was reported, without reporting anything: the node starts over as a
+    /// joiner, and its next membership is reported as a fresh one.
+    pub fn reset(&mut self) {
+        self.seen.clear();
+        self.leader = None;
+        self.role_leaders.clear();
+        self.phase = Phase::Done;
+        self.cursor = 0;
+    }
+
     /// The state changed: start diffing again from the top.
     pub fn invalidate(&mut self) {
         self.phase = Phase::Removed;

@@ -69,6 +69,9 @@ pub struct JoinProcess {
     /// Seeds (bit i: `seeds[i]`) that refused this node during this join. Kept across
     /// restarts: the refusal is about configuration, which a retry does not change.
     refused: u16,
+    /// Seeds that refused this node because the cluster is full, since the current probing
+    /// began: the cluster may shrink, so they are asked again when probing starts afresh.
+    full: u16,
     give_up_at: Option<Instant>,
 }
 
@@ -94,6 +97,7 @@ impl JoinProcess {
             stage: Stage::Idle,
             nacked: 0,
             refused: 0,
+            full: 0,
             give_up_at: None,
         }
     }
@@ -110,7 +114,7 @@ impl JoinProcess {
 
     /// The seeds this node may still join through, with their indices.
     fn candidates(&self) -> impl Iterator<Item = (usize, SocketAddr)> + '_ {
-        let refused = self.refused;
+        let refused = self.refused | self.full;
         self.seeds
             .iter()
             .copied()
@@ -173,6 +177,7 @@ impl JoinProcess {
             deadline: now + t.seed_node_timeout,
         };
         self.nacked = 0;
+        self.full = 0;
         JoinAction::Probe
     }
 
@@ -226,28 +231,53 @@ impl JoinProcess {
     /// every InitJoin, and a stale, misconfigured or restarted one (which may have founded a
     /// cluster of its own, campaign seed 192015) must not keep a node out of a cluster that the
     /// other seeds would take it into.
+    ///
+    /// A `temporary` refusal (the cluster is full) holds only until probing starts afresh.
     pub fn on_refused(
         &mut self,
         now: Instant,
         from: SocketAddr,
         t: &JoinTiming,
+        temporary: bool,
     ) -> Option<JoinAction> {
         let seed = self.candidates().find(|(_, s)| *s == from);
+        let mark = |j: &mut Self, i: usize| {
+            if temporary {
+                j.full |= 1 << i;
+            } else {
+                j.refused |= 1 << i;
+            }
+        };
         if self.joining_to() == Some(from) {
             let (i, _) = seed?;
-            self.refused |= 1 << i;
+            mark(self, i);
             self.candidates().next()?;
-            return Some(self.restart(now, t));
+            let action = self.restart(now, t);
+            // Probing afresh right away: the seed that just refused stays out of this round.
+            mark(self, i);
+            return Some(action);
         }
         let Some((i, _)) = seed else {
             return Some(JoinAction::Wait);
         };
-        self.refused |= 1 << i;
+        mark(self, i);
         match self.stage {
             // The Join target has not refused: its Welcome may still come.
             Stage::Joining { .. } => Some(JoinAction::Wait),
             _ if self.candidates().next().is_none() => None,
             _ => Some(self.first_seed_may_found()),
+        }
+    }
+
+    /// Joins again through the same seeds, or else through `via` (a member of the lost
+    /// view): the membership this node won was lost (see [`crate::Node`]). Refusals are
+    /// forgotten.
+    pub fn resume(&mut self, now: Instant, t: &JoinTiming, via: Option<SocketAddr>) -> JoinAction {
+        self.refused = 0;
+        self.give_up_at = t.give_up_after.map(|d| now + d);
+        match via {
+            Some(to) if self.seeds.is_empty() => self.join(now, to, t),
+            _ => self.restart(now, t),
         }
     }
 
@@ -302,10 +332,16 @@ impl JoinProcess {
             Stage::Probing {
                 next_probe,
                 backoff,
+                deadline,
                 ..
             } if now >= *next_probe => {
                 *backoff = (*backoff * 2).min(cap);
                 *next_probe = now + *backoff;
+                if now >= *deadline {
+                    // Every seed-node-timeout, seeds that were full are asked again.
+                    *deadline = now + t.seed_node_timeout;
+                    self.full = 0;
+                }
                 JoinAction::Probe
             }
             Stage::Probing { .. } => JoinAction::Wait,
@@ -408,12 +444,12 @@ mod tests {
         let mut j = JoinProcess::new(a(5));
         j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
         assert_eq!(
-            j.on_refused(Instant::ZERO, a(9), &T),
+            j.on_refused(Instant::ZERO, a(9), &T, false),
             Some(JoinAction::Wait),
             "not contacted"
         );
         assert_eq!(
-            j.on_refused(Instant::ZERO, a(1), &T),
+            j.on_refused(Instant::ZERO, a(1), &T, false),
             Some(JoinAction::Wait)
         );
         assert_eq!(
@@ -426,10 +462,10 @@ mod tests {
             "refused"
         );
         assert_eq!(
-            j.on_refused(Instant::ZERO, a(2), &T),
+            j.on_refused(Instant::ZERO, a(2), &T, false),
             Some(JoinAction::Wait)
         );
-        assert_eq!(j.on_refused(Instant::ZERO, a(3), &T), None);
+        assert_eq!(j.on_refused(Instant::ZERO, a(3), &T, false), None);
     }
 
     /// Seed 192015: the seed the Join went to had restarted with other settings and founded a
@@ -440,25 +476,57 @@ mod tests {
         j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
         j.on_ack(Instant::ZERO, a(2), &T);
         assert_eq!(
-            j.on_refused(Instant::ZERO, a(1), &T),
+            j.on_refused(Instant::ZERO, a(1), &T, false),
             Some(JoinAction::Wait)
         );
         assert_eq!(j.joining_to(), Some(a(2)));
         assert_eq!(
-            j.on_refused(Instant::ZERO, a(2), &T),
+            j.on_refused(Instant::ZERO, a(2), &T, false),
             Some(JoinAction::Probe),
             "a(3) is left"
         );
         assert_eq!(j.probe_targets().collect::<heapless::Vec<_, 4>>(), [a(3)]);
         j.on_ack(Instant::ZERO, a(3), &T);
-        assert_eq!(j.on_refused(Instant::ZERO, a(3), &T), None, "none left");
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(3), &T, false),
+            None,
+            "none left"
+        );
         let mut direct = JoinProcess::new(a(5));
         direct.start_join(Instant::ZERO, a(1), &T);
         assert_eq!(
-            direct.on_refused(Instant::ZERO, a(2), &T),
+            direct.on_refused(Instant::ZERO, a(2), &T, false),
             Some(JoinAction::Wait)
         );
-        assert_eq!(direct.on_refused(Instant::ZERO, a(1), &T), None);
+        assert_eq!(direct.on_refused(Instant::ZERO, a(1), &T, false), None);
+    }
+
+    #[test]
+    fn a_full_cluster_is_asked_again_when_probing_starts_afresh() {
+        let mut j = JoinProcess::new(a(9));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        // Seed 1 is full; seed 2 does not answer (cut off).
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(1), &T, true),
+            Some(JoinAction::Wait)
+        );
+        assert_eq!(j.probe_targets().collect::<heapless::Vec<_, 4>>(), [a(2)]);
+        // The next round asks seed 1 again: the cluster may have room by now.
+        let mut now = Instant::ZERO;
+        let mut probed_again = false;
+        for _ in 0..100 {
+            now = j.next_timeout().unwrap();
+            if j.on_timeout(now, &T) == JoinAction::Probe && j.probe_targets().any(|s| s == a(1)) {
+                probed_again = true;
+                break;
+            }
+        }
+        assert!(probed_again, "seed 1 asked again by {now:?}");
+        // Both full in one round: the join ends (the caller is told and may retry).
+        let mut j = JoinProcess::new(a(9));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
+        assert!(j.on_refused(Instant::ZERO, a(1), &T, true).is_some());
+        assert_eq!(j.on_refused(Instant::ZERO, a(2), &T, true), None);
     }
 
     #[test]
@@ -467,13 +535,13 @@ mod tests {
         j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
         assert_eq!(j.on_nack(a(3)), JoinAction::Wait);
         assert_eq!(
-            j.on_refused(Instant::ZERO, a(2), &T),
+            j.on_refused(Instant::ZERO, a(2), &T, false),
             Some(JoinAction::JoinSelf)
         );
         let mut j = JoinProcess::new(a(1));
         j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
         assert_eq!(
-            j.on_refused(Instant::ZERO, a(2), &T),
+            j.on_refused(Instant::ZERO, a(2), &T, false),
             None,
             "refused by all: never founds"
         );

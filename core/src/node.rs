@@ -269,6 +269,8 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     resolver: Resolver<M>,
     /// Peers heard from lately (see [`crate::recent`]).
     recent: Recent<M>,
+    /// Reaper ticks since a member was last heard from.
+    silent_ticks: u8,
     stats: Stats,
     /// Limits reached and not yet reported as [`Event::LimitReached`].
     limits: Limits,
@@ -292,8 +294,21 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// A buffer of this many bytes always holds any message this node sends or accepts.
     pub const MAX_MESSAGE_LEN: usize = wire::max_message_len(M, R);
 
-    /// What this node declares it can hold when joining (see [`crate::capacity`]).
+    /// What a node of this type can hold (see [`crate::capacity`]).
     pub const CAPACITY: Capacity = Capacity::of(M, R);
+
+    /// What this node declares it can hold when joining: [`Self::CAPACITY`], bounded by
+    /// `max-members`.
+    pub fn capacity(&self) -> Capacity {
+        let members = self
+            .config
+            .max_members
+            .map_or(Self::CAPACITY.members, |m| m.min(Self::CAPACITY.members));
+        Capacity {
+            members,
+            ..Self::CAPACITY
+        }
+    }
 
     /// A node listening on `addr`, with incarnation `uid` (draw it at random at each process
     /// start) and `seed` for its random choices. Validates `config`.
@@ -336,6 +351,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             exit_ticks: 0,
             resolver: Resolver::new(),
             recent: Recent::default(),
+            silent_ticks: 0,
             stats: Stats::default(),
             limits: Limits::default(),
             generation: 0,
@@ -542,7 +558,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// What this node declares when joining (built on demand: it is rarely needed).
     fn compat(&self) -> Compat {
         Compat {
-            capacity: Self::CAPACITY,
+            capacity: self.capacity(),
             ..Compat::of(&self.config)
         }
     }
@@ -764,6 +780,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 .position(|m| m.address.same_address(from))
             {
                 self.recent.heard(i, g.members().len());
+                self.silent_ticks = 0;
             }
         }
         match msg {
@@ -940,12 +957,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     fn join_self(&mut self, now: Instant) {
         self.join.stop();
-        let g = &mut self.bufs[self.cur];
-        g.clear();
         let me = Member {
-            capacity: Self::CAPACITY,
+            capacity: self.capacity(),
             ..Member::joining(self.me, self.config.roles, self.config.app_version)
         };
+        let g = &mut self.bufs[self.cur];
+        g.clear();
         let _ = g.add_member(me);
         self.become_member(now);
         self.local_change();
@@ -988,8 +1005,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 MemberStatus::Joining | MemberStatus::WeaklyUp => self.acknowledged(),
                 _ => true,
             });
-        if can_take && !self.gossip().is_member(&from) {
-            if let Err(reason) = capacity::admits(self.members(), Self::CAPACITY, compat.capacity) {
+        // A new incarnation of a member takes its place (the old one is downed when it sends
+        // its Join): no room needed.
+        let replaces = self.gossip().member_at(from.socket_addr()).is_some();
+        if can_take && !replaces {
+            if let Err(reason) = capacity::admits(self.members(), self.capacity(), compat.capacity)
+            {
                 self.refuse(from, reason);
                 return;
             }
@@ -1050,7 +1071,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let t = self.timing();
-        match self.join.on_refused(now, by, &t) {
+        let temporary = matches!(reason, Incompatibility::Capacity { .. });
+        match self.join.on_refused(now, by, &t, temporary) {
             Some(action) => self.run_join_action(now, action),
             None => {
                 self.join.stop();
@@ -1108,7 +1130,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
             None => {
                 if let Err(reason) =
-                    capacity::admits(self.members(), Self::CAPACITY, joiner.capacity)
+                    capacity::admits(self.members(), self.capacity(), joiner.capacity)
                 {
                     self.refuse(who, reason);
                     return;
@@ -1231,6 +1253,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 .is_some_and(|m| m.status == MemberStatus::Down);
             if to == self.me {
                 self.tell_down(from, knows);
+                self.tell_unknown(from);
             }
             return;
         }
@@ -1251,6 +1274,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             if inc.is_tombstoned(&self.me) {
                 let state = self.incoming;
                 self.removed_by(from.socket_addr(), removed, joining, state);
+            } else if joining {
+                // A member sent this joiner a state without it and without its tombstone: the
+                // cluster never heard of it (see `tell_unknown`). Join again.
+                self.rejoin(now, from.socket_addr());
             } else {
                 self.stats.gossip_dropped += 1;
             }
@@ -1332,11 +1359,62 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// A node this node neither lists nor has a tombstone for gossips to it as a member. If
+    /// the sender's state holds nothing this node has not seen (every clock entry of a
+    /// current member is at most ours), its membership came from members the cluster no
+    /// longer has: it was welcomed by a node that was downed, or cut off and removed, before
+    /// anyone else heard of it. Send it this node's state, which leaves it out, so that it
+    /// joins again; otherwise it would stay a member in its own eyes only. A joiner welcomed
+    /// by a current member that this node has not heard from yet holds a newer entry of that
+    /// member, and is left alone.
+    fn tell_unknown(&mut self, from: UniqueAddress) {
+        let (g, inc) = (&self.bufs[self.cur], &self.bufs[self.incoming]);
+        if !self.is_member() || g.is_member(&from) || g.is_tombstoned(&from) {
+            return;
+        }
+        if !inc.is_member(&from) {
+            return;
+        }
+        let stale = inc
+            .version
+            .iter()
+            .all(|(n, v)| !g.is_member(n) || v <= g.version.get(n));
+        if stale {
+            self.send(from.socket_addr(), Out::Gossip(from.uid()));
+        }
+    }
+
+    /// The cluster does not know this joiner although it took itself for a member
+    /// ([`Self::tell_unknown`]): start over as a joiner, through the same seeds, or else
+    /// through `via`. Its events start over too, as for a first join.
+    fn rejoin(&mut self, now: Instant, via: SocketAddr) {
+        self.status = NodeStatus::Joining;
+        self.silent_ticks = 0;
+        self.timers = Timers::NONE;
+        self.speed_up_left = 0;
+        self.ring_update_at = None;
+        self.heartbeats.clear();
+        self.recent.clear();
+        self.departed.clear();
+        self.resolver = Resolver::new();
+        self.ticks_without_convergence = 0;
+        self.bufs[self.cur].clear();
+        // Nobody else ever counted this node in: its view of the members goes without a
+        // MemberRemoved for each (the cluster removed none of them), and the next membership
+        // is reported afresh.
+        self.generation += 1;
+        self.publisher.reset();
+        let t = self.timing();
+        let action = self.join.resume(now, &t, Some(via));
+        self.run_join_action(now, action);
+    }
+
     /// This node's merge dropped these members for capacity (and tombstoned them,
     /// [`crate::capacity`]): tell them, with the state that says so, and report the refusal.
     fn tell_dropped(&mut self, dropped: &[UniqueAddress]) {
-        let reason = capacity::full(self.members(), Self::CAPACITY, Capacity::UNBOUNDED);
-        for d in dropped {
+        let reason = capacity::full(self.members(), self.capacity(), Capacity::UNBOUNDED);
+        let me = self.me;
+        for d in dropped.iter().filter(|d| **d != me) {
             self.send(d.socket_addr(), Out::Gossip(d.uid()));
             self.notify_refusal(d.socket_addr(), reason.clone());
         }
@@ -1347,9 +1425,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// past the capacity and dropped ([`crate::capacity`]): it says so before stopping.
     fn removed_by(&mut self, by: SocketAddr, reason: StopReason, joining: bool, state: usize) {
         let inc = &self.bufs[state];
-        let full = inc.members.len() >= capacity::cluster_holds(&inc.members, Self::CAPACITY);
+        let full = inc.members.len() >= capacity::cluster_holds(&inc.members, self.capacity());
         if reason == StopReason::Removed && joining && full {
-            let refusal = capacity::full(&inc.members, Self::CAPACITY, Self::CAPACITY);
+            let refusal = capacity::full(&inc.members, self.capacity(), self.capacity());
             self.notify(Event::JoinRefused {
                 by,
                 reason: refusal,
@@ -1580,6 +1658,21 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         if changed {
             self.local_change();
+        }
+        // A joiner (not Up yet) that hears from no member has nobody to learn its fate from:
+        // its cluster may be gone (downed while it was cut off from it), and it would stay a
+        // member in its own eyes. After three acceptable pauses of silence it joins again; a
+        // member that still has it welcomes it back at once.
+        self.silent_ticks = self.silent_ticks.saturating_add(1);
+        let joining = self
+            .self_member()
+            .is_some_and(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp));
+        let silence = self.config.unreachable_nodes_reaper_interval * u32::from(self.silent_ticks);
+        if joining && silence > s.acceptable_heartbeat_pause * 3 {
+            let via = self.gossip().members.iter().find(|m| m.address != me);
+            if let Some(via) = via.map(|m| m.address.socket_addr()) {
+                self.rejoin(now, via);
+            }
         }
     }
 

@@ -278,6 +278,7 @@ impl Settings {
             }
             "allow-weakly-up-members" => c.allow_weakly_up_members = optional(&v)?,
             "min-nr-of-members" => c.min_nr_of_members = integer(&v)?,
+            "max-members" => c.max_members = Some(integer(&v)?),
             "prune-gossip-tombstones-after" => c.prune_gossip_tombstones_after = duration(&v)?,
             "gossip-different-view-probability" => {
                 c.gossip_different_view_probability = float(&v)? as f32

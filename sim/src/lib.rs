@@ -1001,8 +1001,10 @@ impl Checker {
             last: HashMap::new(),
             removed: HashSet::new(),
         });
-        // A restarted node's view starts afresh.
-        if view.incarnation != node.address() {
+        // A restarted node's view starts afresh, and so does the view of a node that is not a
+        // member (it may join again: a joiner the cluster never heard of starts over).
+        let member = matches!(node.status(), NodeStatus::Member | NodeStatus::Exiting);
+        if view.incarnation != node.address() || !member {
             view.incarnation = node.address();
             view.generation = None;
             view.last.clear();

@@ -39,6 +39,11 @@ pub enum Kind {
     Stranger,
     /// A node speaking another protocol version tries to join.
     OtherVersion,
+    /// The cluster runs at its capacity (`max-members`, some members holding more): joiners,
+    /// two at a time through different members, some that cannot hold the cluster. Drawn on a
+    /// stream of its own, outside [`Kind::ALL`], so adding it left every earlier seed's run as
+    /// it was.
+    Capacity,
 }
 
 impl Kind {
@@ -113,6 +118,7 @@ pub fn draw(seed: u64) -> Drawn {
             }
         }
     };
+    let mut kinds = kinds;
     let pauses = [PauseMode::Under, PauseMode::Over, PauseMode::Mixed][r.below(3)];
     let mut extras = Vec::new();
     if kinds.contains(&Kind::Join) {
@@ -133,6 +139,32 @@ pub fn draw(seed: u64) -> Drawn {
         let v = fjell_core::wire::PROTOCOL_VERSION.wrapping_add(1 + r.below(3) as u8);
         extras.push(Extra::OtherVersion(v));
     }
+    let mut max_members = Vec::new();
+    let mut capacity_joiners = Vec::new();
+    let mut rc = Rng::new(seed ^ 0xCA9A_C17E_0000_0013);
+    if rc.below(4) == 0 {
+        kinds.push(Kind::Capacity);
+        // The cluster holds its initial size or one more; some members hold more than that.
+        let cap = (nodes + rc.below(2)) as u16;
+        max_members = (0..nodes)
+            .map(|_| {
+                if rc.below(3) == 0 {
+                    cap + 1 + rc.below(3) as u16
+                } else {
+                    cap
+                }
+            })
+            .collect();
+        max_members[rc.below(nodes)] = cap;
+        max_members.resize(nodes + extras.len(), 0);
+        for _ in 0..2 + rc.below(2) {
+            capacity_joiners.push(nodes + extras.len());
+            extras.push(Extra::Joiner(sbr));
+            // Now and then a joiner that cannot hold the cluster.
+            let small = rc.below(4) == 0;
+            max_members.push(if small { (nodes - 1) as u16 } else { 0 });
+        }
+    }
     let params = Params {
         nodes,
         sbr,
@@ -140,6 +172,7 @@ pub fn draw(seed: u64) -> Drawn {
         stable_after_ms,
         profile,
         extras,
+        max_members,
     };
     let mut g = Gen {
         p: &params,
@@ -154,6 +187,7 @@ pub fn draw(seed: u64) -> Drawn {
         last_pause: 0,
         odd: Vec::new(),
         leaves: kinds.contains(&Kind::Leave),
+        capacity_joiners,
     };
     let faults = if kinds == [Kind::Pause] {
         // Pauses alone: many of them, so a rare false alarm shows.
@@ -254,6 +288,8 @@ struct Gen<'a, 'r> {
     odd: Vec<NodeId>,
     /// Graceful leaves are enabled.
     leaves: bool,
+    /// The extras drawn for [`Kind::Capacity`].
+    capacity_joiners: Vec<NodeId>,
 }
 
 impl Gen<'_, '_> {
@@ -568,6 +604,23 @@ impl Gen<'_, '_> {
             Kind::Leave => {
                 let x = self.pick(&members);
                 self.push(wait, Fault::Leave(x));
+            }
+            Kind::Capacity => {
+                // Two joiners at the same instant, through different members.
+                let idle: Vec<NodeId> = self
+                    .capacity_joiners
+                    .iter()
+                    .copied()
+                    .filter(|x| !self.joined.contains(x))
+                    .take(2)
+                    .collect();
+                let first = self.r.below(n);
+                for (k, x) in idle.into_iter().enumerate() {
+                    let member = members[(first + k) % n];
+                    self.joined.push(x);
+                    let at = if k == 0 { wait } else { Wait::Ms(0) };
+                    self.push(at, Fault::Join(x, vec![member]));
+                }
             }
             Kind::Join | Kind::Mixed | Kind::OtherVersion | Kind::Stranger => {
                 let want = |e: &Extra| {

@@ -46,13 +46,16 @@ pub enum Check {
     /// 60 s after the final heal, although one of its seed nodes serves.
     JoinStuck,
     /// A node reported `JoinRefused` but the refusing node never reported
-    /// `JoinRequestRefused`.
+    /// `JoinRequestRefused` (for a refusal for capacity: no member did).
     SilentRefusal,
+    /// A run at capacity ([`super::Kind::Capacity`]) left a running member that does not see
+    /// convergence after the final heal and the settle period.
+    Wedged,
 }
 
 impl Check {
     /// Every check.
-    pub const ALL: [Check; 12] = [
+    pub const ALL: [Check; 13] = [
         Check::SplitBrain,
         Check::SimSplitBrain,
         Check::SimInvariant,
@@ -65,6 +68,7 @@ impl Check {
         Check::ForeignMember,
         Check::JoinStuck,
         Check::SilentRefusal,
+        Check::Wedged,
     ];
 }
 
@@ -825,6 +829,23 @@ impl<'a> Run<'a> {
     }
 
     fn final_checks(&mut self) -> Result<(), Failure> {
+        if !self.s.params.max_members.is_empty() && self.s.settle_ms >= JOIN_SETTLE_MS {
+            let wedged = self.s.params.all().into_iter().find(|&i| {
+                self.running(i)
+                    && self.sim.node(i).status() == NodeStatus::Member
+                    && !self.sim.node(i).is_converged()
+            });
+            if let Some(i) = wedged {
+                return Err(self.fail(
+                    Check::Wedged,
+                    format!(
+                        "node {i} does not see convergence {:?} after the final heal: {}",
+                        Duration::from_millis(self.s.settle_ms),
+                        self.sim.describe_view(i)
+                    ),
+                ));
+            }
+        }
         if self.s.settle_ms >= JOIN_SETTLE_MS {
             if let Err(detail) = self.oracle.strict() {
                 return Err(self.fail(Check::SplitBrain, detail));
@@ -838,6 +859,17 @@ impl<'a> Run<'a> {
         for (j, via) in joiners {
             let r = &self.oracle.nodes[*j];
             if !self.running(*j) || r.was_up || r.gone || self.sim.is_stopped(*j) {
+                continue;
+            }
+            // Refused because the cluster is full, or the joiner cannot hold it (as a member
+            // reported).
+            let me = addr_of(*j);
+            if self
+                .oracle
+                .join_request_refused
+                .iter()
+                .any(|x| x.2 == me && x.3)
+            {
                 continue;
             }
             // A node that was welcomed counts as in: whether a welcomed joiner whose welcomer
@@ -864,13 +896,17 @@ impl<'a> Run<'a> {
                 ));
             }
         }
-        for (t, j, by) in &self.oracle.join_refused {
+        for (t, j, by, capacity) in &self.oracle.join_refused {
             let me = addr_of(*j);
+            // A joiner dropped for capacity hears it from whoever sends it the state first,
+            // not necessarily from the member whose merge dropped it (which reports it).
             let told = self
                 .oracle
                 .join_request_refused
                 .iter()
-                .any(|(t2, r, from)| t2 <= t && addr_of(*r) == *by && *from == me);
+                .any(|(t2, r, from, _)| {
+                    t2 <= t && (*capacity || addr_of(*r) == *by) && *from == me
+                });
             if !told {
                 return Err(self.fail(
                     Check::SilentRefusal,

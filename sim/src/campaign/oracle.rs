@@ -22,6 +22,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
+use fjell_core::compat::Incompatibility;
 use fjell_core::{Event, Instant, Reason, UniqueAddress};
 
 use crate::{addr_of, Logged, NodeId};
@@ -94,10 +95,11 @@ pub struct Oracle {
     pub decisions: Vec<Decided>,
     /// Per node: when it last reported a member unreachable or reachable again.
     pub last_reachability: Vec<Option<Instant>>,
-    /// Every `JoinRefused` a node reported: when, who, refused by.
-    pub join_refused: Vec<(Instant, NodeId, SocketAddr)>,
-    /// Every `JoinRequestRefused` a node reported: when, who, the joiner.
-    pub join_request_refused: Vec<(Instant, NodeId, SocketAddr)>,
+    /// Every `JoinRefused` a node reported: when, who, refused by, and whether for capacity.
+    pub join_refused: Vec<(Instant, NodeId, SocketAddr, bool)>,
+    /// Every `JoinRequestRefused` a node reported: when, who, the joiner, and whether for
+    /// capacity.
+    pub join_request_refused: Vec<(Instant, NodeId, SocketAddr, bool)>,
     /// Steps after which two up nodes had each downed the other while one of them was still
     /// unsettled (see the module documentation).
     pub unsettled_mutual_downs: usize,
@@ -222,9 +224,13 @@ impl Oracle {
                     unreachable: self.nodes[id].unreachable.iter().copied().collect(),
                 });
             }
-            Event::JoinRefused { by, .. } => self.join_refused.push((l.at, id, *by)),
-            Event::JoinRequestRefused { from, .. } => {
-                self.join_request_refused.push((l.at, id, *from))
+            Event::JoinRefused { by, reason } => {
+                let capacity = matches!(reason, Incompatibility::Capacity { .. });
+                self.join_refused.push((l.at, id, *by, capacity))
+            }
+            Event::JoinRequestRefused { from, reason } => {
+                let capacity = matches!(reason, Incompatibility::Capacity { .. });
+                self.join_request_refused.push((l.at, id, *from, capacity))
             }
             _ => {}
         }

@@ -112,6 +112,9 @@ pub struct Params {
     pub profile: Profile,
     /// Nodes `nodes..nodes + extras.len()`.
     pub extras: Vec<Extra>,
+    /// `max-members` of node `i` (missing or 0: the node's own capacity): runs at and over
+    /// the cluster's capacity, with members and joiners that hold different sizes.
+    pub max_members: Vec<u16>,
 }
 
 impl Params {
@@ -130,6 +133,12 @@ impl Params {
 
     /// The configuration of node `id`.
     pub fn config_of(&self, id: NodeId) -> Config {
+        let mut c = self.config_without_cap(id);
+        c.max_members = self.max_members.get(id).copied().filter(|m| *m > 0);
+        c
+    }
+
+    fn config_without_cap(&self, id: NodeId) -> Config {
         match id.checked_sub(self.nodes).map(|i| self.extras[i]) {
             None | Some(Extra::OtherVersion(_)) => self.config(self.sbr),
             Some(Extra::Joiner(sbr)) => self.config(sbr),
@@ -300,6 +309,7 @@ impl Schedule {
             })
             .collect();
         let _ = writeln!(s, "        extras: vec![{}],", extras.join(", "));
+        let _ = writeln!(s, "        max_members: vec!{:?},", p.max_members);
         let _ = writeln!(s, "    }},");
         let _ = writeln!(s, "    steps: vec![");
         for st in &self.steps {
