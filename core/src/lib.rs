@@ -165,12 +165,24 @@
 //! - For the split brain resolver, a node that sees itself flagged defers to an unflagged
 //!   member in contact with it: Pekko's leader rule counts a node as reachable to itself, so
 //!   two nodes of one connected side could both decide (one granted the lease, one denied).
+//!   It takes over when the decision is a whole stable-after overdue (the member it deferred
+//!   to may be gone).
 //! - Lease-majority asks the lease again for every decision instead of trusting an earlier
 //!   grant, and releases it `release-after` from the latest decision taken with it.
 //! - A node stopped because it was downed says so with [`Event::SelfDowned`] at once, and the
 //!   resolver's decisions are events ([`Event::Downing`]) too.
 //! - Heartbeats are 6 and 8 bytes and a converged cluster's gossip status is 27 bytes: a node
 //!   sends 97 bytes per second in steady state with the defaults (5 monitors).
+//! - Capacity is part of the join handshake and of each member record ([`capacity`]): the
+//!   cluster never grows past its smallest member, concurrent admissions past the bound are
+//!   undone the same way on every node, and a full reachability table is compacted rather than
+//!   refused. Pekko has no bound to keep.
+//! - Gossip from a Down member is not merged (it is told it is Down instead), and a removal
+//!   never pushes out a tombstone younger than [`node::TOMBSTONE_MIN_AGE`]: with a bounded
+//!   tombstone table, a stale copy of the state must not bring a removed incarnation back.
+//! - A joiner the cluster never heard of (welcomed by a member that was then downed) joins
+//!   again, through its seeds, once a member answers it with a state that leaves it out or it
+//!   hears from no member for three acceptable heartbeat pauses; it reports itself removed.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -221,10 +233,11 @@ pub use wire::{DeliveryClass, WireError};
 /// Capacities for small devices: 16 members, 12 reachability records, 8 heartbeat intervals
 /// per monitored member. The whole state fits in 16 KiB.
 pub type DeviceNode = Node<16, 12, 8>;
-/// Capacities for servers: 4,096 members, 8,192 reachability records, 1,000 heartbeat
-/// intervals per monitored member (Pekko's `max-sample-size`). Large (megabytes): keep it on
-/// the heap.
-pub type ServerNode = Node<4096, 8192, 1000>;
+/// Capacities for servers: 4,096 members, 2,048 reachability records (half the members: a
+/// full table is compacted to one record per flagged member, and the side of a partition that
+/// may survive flags fewer than half, see [`capacity`]), 1,000 heartbeat intervals per
+/// monitored member (Pekko's `max-sample-size`). Large (megabytes): keep it on the heap.
+pub type ServerNode = Node<4096, 2048, 1000>;
 
 #[cfg(test)]
 mod tests {

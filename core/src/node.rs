@@ -1386,8 +1386,19 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// The cluster does not know this joiner although it took itself for a member
     /// ([`Self::tell_unknown`]): start over as a joiner, through the same seeds, or else
-    /// through `via`. Its events start over too, as for a first join.
+    /// through `via`. It reports itself removed; its events start over, as for a first join.
     fn rejoin(&mut self, now: Instant, via: SocketAddr) {
+        // This node leaves the membership it believed in: say so for itself alone (the
+        // cluster removed none of the others).
+        if let Some(m) = self.self_member() {
+            let mut member = m.clone();
+            let previous_status = member.status;
+            member.status = MemberStatus::Removed;
+            self.notify(Event::MemberRemoved {
+                member,
+                previous_status,
+            });
+        }
         self.status = NodeStatus::Joining;
         self.silent_ticks = 0;
         self.timers = Timers::NONE;
@@ -1399,9 +1410,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.resolver = Resolver::new();
         self.ticks_without_convergence = 0;
         self.bufs[self.cur].clear();
-        // Nobody else ever counted this node in: its view of the members goes without a
-        // MemberRemoved for each (the cluster removed none of them), and the next membership
-        // is reported afresh.
+        // Its view of the others goes without a MemberRemoved for each, and the next
+        // membership is reported afresh.
         self.generation += 1;
         self.publisher.reset();
         let t = self.timing();
@@ -1806,7 +1816,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // to an unflagged member in contact, if there is one: counting itself as reachable
         // (as Pekko's leader rule does) made two nodes of one connected side both decide, one
         // with the lease and one denied it, and their decisions left two disjoint groups
-        // serving (campaign seed 42424).
+        // serving (campaign seed 42424). It takes over when the decision is overdue
+        // (`Resolver::overdue`).
         let me = self.me;
         let g = self.gossip();
         let flagged =
@@ -1819,8 +1830,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
         })
         .or_else(|| leader::leader_among(g, &me, |m| m.address == me || g.seen_by(&m.address)));
-        let responsible = self.serving() && lead == Some(me);
         let s = self.config.downing;
+        let overdue = flagged && self.resolver.overdue(now, g.members.len(), &s);
+        let responsible = self.serving() && (lead == Some(me) || overdue);
         let g = &self.bufs[self.cur];
         self.resolver.note_contact(g, &me);
         let tick = self.config.leader_actions_interval;
@@ -2174,6 +2186,18 @@ mod tests {
             .iter()
             .all(|e| matches!(e, Event::JoinRequestRefused { .. })));
         assert_eq!(events[NOTICES], Event::LimitReached(Limit::Outbox));
+    }
+
+    #[test]
+    fn more_seeds_than_the_join_process_holds_are_refused() {
+        let mut n = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        let seeds: std::vec::Vec<SocketAddr> = (1..=9).map(addr).collect();
+        assert_eq!(
+            n.join_seed_nodes(Instant::ZERO, &seeds),
+            Err(CommandError::TooManySeeds { given: 9, max: 8 })
+        );
+        assert_eq!(n.status(), NodeStatus::Idle);
+        assert_eq!(n.join_seed_nodes(Instant::ZERO, &seeds[..8]), Ok(()));
     }
 
     #[test]

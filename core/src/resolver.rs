@@ -359,6 +359,18 @@ impl<const M: usize> Resolver<M> {
         }
     }
 
+    /// Whether a decision is overdue: unreachable members, and nothing changed for a whole
+    /// stable-after past the stable deadline. The node leading this side would have decided
+    /// (and changed the state) by then, so a node that deferred to it takes over: the member it
+    /// deferred to may be gone, its seen mark on a version nobody changes any more being all
+    /// that is left of it (campaign seed 21749).
+    pub(crate) fn overdue(&self, now: Instant, members: usize, s: &DowningSettings) -> bool {
+        self.has_unreachable
+            && self
+                .stable_deadline
+                .is_some_and(|d| now >= d + s.stable_after_for(members))
+    }
+
     /// Whether `a` has seen a version made since the confirmation.
     pub(crate) fn in_contact(&self, a: &UniqueAddress) -> bool {
         matches!(self.confirm, Confirm::Made { .. })

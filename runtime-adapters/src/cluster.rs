@@ -31,7 +31,14 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Default capacities of a node started by [`ClusterBuilder::build`] and
 /// [`ClusterBuilder::start`]: fjell-core's [`ServerNode`](fjell_core::ServerNode) (4,096
-/// members, 3.8 MB, kept on the heap). Use the `_sized` variants for other capacities.
+/// members, 2,048 reachability records, 2.9 MB, kept on the heap): a server process can afford
+/// it, and a cluster of servers then never runs into a member limit it did not choose.
+///
+/// To pick another, use the `_sized` variants: memory grows with `M` (about 700 bytes per
+/// member of capacity, twice that of the records), so `build_sized::<256, 128, 1000>` takes
+/// 214 kB and `build_sized::<1024, 512, 1000>` 746 kB; keep `R` at least `M / 2`
+/// (`fjell_core::Capacity::holds`). To bound a cluster by policy without changing the memory,
+/// set `max-members`: the cluster stays within its smallest member's bound.
 pub type DefaultNode = fjell_core::ServerNode;
 
 /// Why a node could not start.
@@ -260,7 +267,7 @@ impl ClusterBuilder {
 
     /// Builds a node with the [`DefaultNode`] capacities; see [`ClusterBuilder::build_sized`].
     pub fn build(self, timer: impl Timer) -> Result<(Cluster, Driver), StartError> {
-        self.build_sized::<4096, 8192, 1000>(timer)
+        self.build_sized::<4096, 2048, 1000>(timer)
     }
 
     /// Builds a node for at most `M` members, `R` reachability records and `H` heartbeat
@@ -350,7 +357,7 @@ impl ClusterBuilder {
 
     /// Builds the node ([`ClusterBuilder::build`]) and runs its driver on `runtime`.
     pub fn start(self, runtime: impl Runtime + Clone) -> Result<Cluster, StartError> {
-        self.start_sized::<4096, 8192, 1000>(runtime)
+        self.start_sized::<4096, 2048, 1000>(runtime)
     }
 
     /// Builds a node of the given capacities ([`ClusterBuilder::build_sized`]) and runs its

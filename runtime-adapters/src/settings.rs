@@ -545,6 +545,7 @@ mod tests {
             "roles" | "seed-nodes" => "[]",
             "app-version" => "\"1.2.3\"",
             "min-nr-of-members"
+            | "max-members"
             | "reduce-gossip-different-view-probability"
             | "role-min-nr-of-members.backend" => "2",
             "failure-detector.monitored-by-nr-of-members" => "3",

@@ -1096,3 +1096,83 @@ fn campaign_joinstuck_seed_185() {
         panic!("{f}");
     }
 }
+
+/// Found by the campaign after joiners that the cluster never heard of began to join again: a
+/// node that starts over reported nothing about itself, so the oracle went on counting it as
+/// serving, and a joiner that only it could have let in (the seeds lead nowhere else) was
+/// "stuck". It now reports itself removed.
+#[test]
+fn campaign_joinstuck_seed_10941_a_joiner_that_starts_over_says_so() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 10941,
+        params: Params {
+            nodes: 4,
+            sbr: Sbr::KeepMajority,
+            down_all_when_unstable: false,
+            stable_after_ms: None,
+            profile: Profile::Clean,
+            extras: vec![Extra::Stranger],
+            max_members: vec![],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(0),
+                fault: Fault::Restart(0, vec![4, 0, 1]),
+            },
+            Step {
+                wait: Wait::Ms(8686),
+                fault: Fault::Split(vec![vec![0, 1], vec![2, 3, 4]]),
+            },
+            Step {
+                wait: Wait::Ms(8066),
+                fault: Fault::Restart(1, vec![4, 0, 1]),
+            },
+        ],
+        tail_ms: 0,
+        settle_ms: 60000,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
+
+/// Capacity runs, Wedged (not about capacity: the same without `max-members`): a node that saw
+/// itself flagged deferred, as the leader rule says, to an unflagged member whose seen mark
+/// was all that was left of it (it had downed itself on another side), and its own side never
+/// decided. A node that deferred takes over once the decision is a stable-after overdue.
+#[test]
+fn campaign_wedged_seed_21749() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 21749,
+        params: Params {
+            nodes: 7,
+            sbr: Sbr::DownAll,
+            down_all_when_unstable: false,
+            stable_after_ms: Some(5392),
+            profile: Profile::Clean,
+            extras: vec![],
+            max_members: vec![10, 11, 9, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(0),
+                fault: Fault::Split(vec![vec![0], vec![1, 4, 6], vec![2, 3, 5]]),
+            },
+            Step {
+                wait: Wait::Ms(5475),
+                fault: Fault::Split(vec![vec![0, 3], vec![1, 4, 6], vec![2, 5]]),
+            },
+            Step {
+                wait: Wait::Ms(857),
+                fault: Fault::Split(vec![vec![0], vec![2, 3, 6], vec![1, 4, 5]]),
+            },
+        ],
+        tail_ms: 9136,
+        settle_ms: 60000,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}

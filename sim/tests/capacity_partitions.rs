@@ -384,13 +384,24 @@ fn device_capacities_keep_the_half_with_the_lowest_address() {
     run_cases::<16, 12>("device equal halves", &cases);
 }
 
-/// The server preset's ratio (`ServerNode`: R = 2·M) at a size the simulator runs quickly:
-/// 64 nodes in `Sim<64, 128>`, split 32 | 32 (the half with node 0 survives) and 33 | 31, five
-/// arrangements each (a few seconds in all). Spread over the ring, a node has about 3 of its 5
-/// ring successors on the other side: about 3·M/2 records per side, still under R = 2·M.
+/// R = 2·M (the server preset's ratio before compaction) at a size the simulator runs
+/// quickly: 64 nodes in `Sim<64, 128>`, split 32 | 32 (the half with node 0 survives) and
+/// 33 | 31, five arrangements each (a few seconds in all). Spread over the ring, a node has
+/// about 3 of its 5 ring successors on the other side: about 3·M/2 records per side, under
+/// R = 2·M without compaction.
 #[test]
 fn server_ratio_keeps_one_side_of_a_half_split_of_64() {
     let mut cases = arrangements(64, 32, 2);
     cases.extend(arrangements(64, 31, 2));
     run_cases::<64, 128>("server ratio", &cases);
+}
+
+/// The server preset's ratio (`ServerNode`: R = M/2, the least a node may have to hold `M`
+/// members, `fjell_core::Capacity::holds`) at 64 nodes: the side that survives flags at most
+/// half of the members, one compacted record each, so a half split fits exactly.
+#[test]
+fn half_the_records_still_resolve_a_half_split_of_64() {
+    let mut cases = arrangements(64, 32, 2);
+    cases.extend(arrangements(64, 31, 2));
+    run_cases::<64, 32>("R = M/2", &cases);
 }
