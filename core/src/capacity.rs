@@ -132,6 +132,13 @@ impl DropLine {
         }
     }
 
+    /// Whether `m` is dropped, given the other side's copy of it, if any (the merged status
+    /// decides).
+    pub fn drops_member(&self, m: &Member, copy: Option<&Member>) -> bool {
+        let status = copy.map_or(m.status, |c| Member::merge_winner(m, c).status);
+        self.drops(&m.address, status)
+    }
+
     /// The line for merging the member lists `a` and `b` (each sorted, restricted to members
     /// for which `alive` holds) on a node of capacity `own`: `Ok(None)` if the union fits,
     /// `Err(OverCapacity)` if it does not fit even without any Joining or WeaklyUp member (two sides each

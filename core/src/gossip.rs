@@ -403,24 +403,23 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// Tombstones the members of `self` ∪ `other` that `line` drops, judged by their merged
     /// status.
     fn tombstone_dropped(&mut self, other: &Self, line: &DropLine, now: Instant) {
-        let merged = |m: &Member, copy: Option<&Member>| {
-            copy.map_or(m.status, |c| Member::merge_winner(m, c).status)
-        };
+        let removed_at = now;
         for i in 0..self.members.len() {
             let m = &self.members[i];
-            if line.drops(&m.address, merged(m, other.member(&m.address))) {
+            if line.drops_member(m, other.member(&m.address)) {
                 let address = m.address;
                 self.add_tombstone(Tombstone {
                     address,
-                    removed_at: now,
+                    removed_at,
                 });
             }
         }
         for m in &other.members {
-            if !self.is_member(&m.address) && line.drops(&m.address, m.status) {
+            if !self.is_member(&m.address) && line.drops_member(m, None) {
+                let address = m.address;
                 self.add_tombstone(Tombstone {
-                    address: m.address,
-                    removed_at: now,
+                    address,
+                    removed_at,
                 });
             }
         }
@@ -443,21 +442,16 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         let line = DropLine::compute(&self.members, &other.members, alive, Capacity::of(M, R))
             .ok()
             .flatten();
-        let merged = |m: &Member, copy: Option<&Member>| {
-            copy.map_or(m.status, |c| Member::merge_winner(m, c).status)
-        };
         let ours = self
             .members
             .iter()
             .filter(move |m| alive(&m.address))
-            .filter(move |m| {
-                line.is_some_and(|l| l.drops(&m.address, merged(m, other.member(&m.address))))
-            });
+            .filter(move |m| line.is_some_and(|l| l.drops_member(m, other.member(&m.address))));
         let theirs = other
             .members
             .iter()
             .filter(move |m| alive(&m.address) && !self.is_member(&m.address))
-            .filter(move |m| line.is_some_and(|l| l.drops(&m.address, m.status)));
+            .filter(move |m| line.is_some_and(|l| l.drops_member(m, None)));
         ours.chain(theirs).map(|m| m.address)
     }
 

@@ -973,6 +973,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     fn become_member(&mut self, now: Instant) {
         self.status = NodeStatus::Member;
+        self.silent_ticks = 0;
         self.join.stop();
         // Spread the first gossip tick so nodes started together do not gossip in lockstep.
         let jitter = self
