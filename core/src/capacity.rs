@@ -143,17 +143,29 @@ impl DropLine {
     /// for which `alive` holds) on a node of capacity `own`: `Ok(None)` if the union fits,
     /// `Err(OverCapacity)` if it does not fit even without any Joining or WeaklyUp member (two sides each
     /// moved members up past the bound: only a split brain does that).
-    pub fn compute(
-        a: &[Member],
-        b: &[Member],
+    pub fn compute<'a>(
+        a: &'a [Member],
+        b: &'a [Member],
         alive: impl Fn(&UniqueAddress) -> bool,
         own: Capacity,
     ) -> Result<Option<DropLine>, OverCapacity> {
-        let union = || Union::new(a, b, &alive);
-        let mut n = union().count();
+        // The common case first, cheaply: the size of the union, and the smallest bound of
+        // any copy (copies of one member declare the same capacity; should a hostile one
+        // not, the smaller counts on every node alike).
+        let mut n = union_len(a, b, &alive);
+        let find = |list: &'a [Member], x: &UniqueAddress| {
+            list.binary_search_by(|m| m.address.cmp(x))
+                .ok()
+                .map(|i| &list[i])
+        };
         let bound = |line: Option<DropLine>| {
-            union()
-                .filter(|m| line.is_none_or(|l| !l.drops(&m.address, m.status)))
+            let kept = |m: &Member, other: &'a [Member]| {
+                alive(&m.address)
+                    && line.is_none_or(|l| !l.drops_member(m, find(other, &m.address)))
+            };
+            let ours = a.iter().filter(|m| kept(m, b));
+            let theirs = b.iter().filter(|m| kept(m, a));
+            ours.chain(theirs)
                 .map(|m| m.capacity.holds())
                 .fold(own.holds(), usize::min)
         };
@@ -161,6 +173,7 @@ impl DropLine {
         if n <= cap {
             return Ok(None);
         }
+        let union = || Union::new(a, b, &alive);
         for weakly_up in [false, true] {
             let wanted = if weakly_up {
                 MemberStatus::WeaklyUp
@@ -183,6 +196,34 @@ impl DropLine {
             }
         }
         Err(OverCapacity)
+    }
+}
+
+/// The size of the union of two member lists sorted by address, counting only members for
+/// which `alive` holds.
+fn union_len(a: &[Member], b: &[Member], alive: impl Fn(&UniqueAddress) -> bool) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    loop {
+        while a.get(i).is_some_and(|m| !alive(&m.address)) {
+            i += 1;
+        }
+        while b.get(j).is_some_and(|m| !alive(&m.address)) {
+            j += 1;
+        }
+        match (a.get(i), b.get(j)) {
+            (None, None) => return n,
+            (Some(_), None) => i += 1,
+            (None, Some(_)) => j += 1,
+            (Some(x), Some(y)) => match x.address.cmp(&y.address) {
+                core::cmp::Ordering::Less => i += 1,
+                core::cmp::Ordering::Greater => j += 1,
+                core::cmp::Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                }
+            },
+        }
+        n += 1;
     }
 }
 

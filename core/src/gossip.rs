@@ -374,14 +374,17 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             |x, y| Member::merge_winner(x, y).clone(),
         )
         .map_err(|_| CapacityError::Members)?;
-        // 4. Clock and reachability, restricted to the merged members.
-        let members = &self.members;
-        let member = |a: &UniqueAddress| members.binary_search_by(|m| m.address.cmp(a)).is_ok();
+        // 4. Clock and reachability, restricted to the merged members. Both sides keep them to
+        //    their own members (an invariant), so "still a member" is "not tombstoned" (the
+        //    dropped members were tombstoned too).
+        let tombstones = &self.tombstones;
+        let member = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
         self.version.retain(member);
         self.version.merge_in_where(&other.version, member)?;
+        let members = &self.members;
         let records = crate::capacity::cluster_records(members, Capacity::of(M, R));
         self.reachability
-            .merge_in(&other.reachability, members, records)?;
+            .merge_in(&other.reachability, member, members, records)?;
         // 5. Seen. A side whose members were dropped is not the result.
         if !self_is_result || line.is_some() {
             self.seen.clear();
