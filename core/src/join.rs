@@ -72,6 +72,9 @@ pub struct JoinProcess {
     /// Seeds that refused this node because the cluster is full, since the current probing
     /// began: the cluster may shrink, so they are asked again when probing starts afresh.
     full: u16,
+    /// A seed refused this node for capacity during this join: a cluster exists, and the
+    /// first seed must not found another.
+    cluster_exists: bool,
     give_up_at: Option<Instant>,
 }
 
@@ -98,6 +101,7 @@ impl JoinProcess {
             nacked: 0,
             refused: 0,
             full: 0,
+            cluster_exists: false,
             give_up_at: None,
         }
     }
@@ -140,6 +144,7 @@ impl JoinProcess {
     ) -> JoinAction {
         self.seeds.clear();
         self.refused = 0;
+        self.cluster_exists = false;
         for s in seeds {
             if !self.seeds.contains(s) {
                 let _ = self.seeds.push(*s);
@@ -153,6 +158,7 @@ impl JoinProcess {
     pub fn start_join(&mut self, now: Instant, to: SocketAddr, t: &JoinTiming) -> JoinAction {
         self.seeds.clear();
         self.refused = 0;
+        self.cluster_exists = false;
         self.give_up_at = t.give_up_after.map(|d| now + d);
         if to == self.me {
             self.stage = Stage::Idle;
@@ -211,6 +217,9 @@ impl JoinProcess {
     /// The first seed founds the cluster at once when every seed it could join through is not
     /// a member either: nobody else can found it.
     fn first_seed_may_found(&mut self) -> JoinAction {
+        if self.cluster_exists {
+            return JoinAction::Wait;
+        }
         if let Stage::Probing { first: true, .. } = self.stage {
             let nacked = self.nacked;
             if self.candidates().all(|(i, _)| nacked & (1 << i) != 0) {
@@ -244,6 +253,7 @@ impl JoinProcess {
         let mark = |j: &mut Self, i: usize| {
             if temporary {
                 j.full |= 1 << i;
+                j.cluster_exists = true;
             } else {
                 j.refused |= 1 << i;
             }
@@ -274,6 +284,7 @@ impl JoinProcess {
     /// forgotten.
     pub fn resume(&mut self, now: Instant, t: &JoinTiming, via: Option<SocketAddr>) -> JoinAction {
         self.refused = 0;
+        self.cluster_exists = false;
         self.give_up_at = t.give_up_after.map(|d| now + d);
         match via {
             Some(to) if self.seeds.is_empty() => self.join(now, to, t),
@@ -296,7 +307,7 @@ impl JoinProcess {
                 next_probe,
                 deadline,
                 ..
-            } => Some(if *first {
+            } => Some(if *first && !self.cluster_exists {
                 (*next_probe).min(*deadline)
             } else {
                 *next_probe
@@ -325,7 +336,7 @@ impl JoinProcess {
                 first: true,
                 deadline,
                 ..
-            } if now >= *deadline => {
+            } if now >= *deadline && !self.cluster_exists => {
                 self.stage = Stage::Idle;
                 JoinAction::JoinSelf
             }
@@ -527,6 +538,26 @@ mod tests {
         j.start_seeds(Instant::ZERO, &[a(1), a(2)], &T);
         assert!(j.on_refused(Instant::ZERO, a(1), &T, true).is_some());
         assert_eq!(j.on_refused(Instant::ZERO, a(2), &T, true), None);
+    }
+
+    #[test]
+    fn the_first_seed_never_founds_once_a_seed_was_full() {
+        // A full cluster exists: neither the nacks of the others nor the deadline may make
+        // the first seed found a second one.
+        let mut j = JoinProcess::new(a(1));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
+        assert_eq!(
+            j.on_refused(Instant::ZERO, a(2), &T, true),
+            Some(JoinAction::Wait)
+        );
+        assert_eq!(j.on_nack(a(3)), JoinAction::Wait);
+        let mut now = Instant::ZERO;
+        for _ in 0..50 {
+            let next = j.next_timeout().unwrap();
+            assert!(next > now, "time moves on: {next:?}");
+            now = next;
+            assert_ne!(j.on_timeout(now, &T), JoinAction::JoinSelf, "at {now:?}");
+        }
     }
 
     #[test]

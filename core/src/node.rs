@@ -1136,6 +1136,19 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     self.refuse(who, reason);
                     return;
                 }
+                // The Welcome must decode at the joiner: the table within its records, compacted
+                // if need be, but without losing a flagged member.
+                let limit = usize::from(joiner.capacity.records);
+                let g = &mut self.bufs[self.cur];
+                if g.reachability.records().len() > limit {
+                    if g.reachability.flagged_subjects(|_| true).count() > limit {
+                        let reason =
+                            capacity::full(self.members(), self.capacity(), joiner.capacity);
+                        self.refuse(who, reason);
+                        return;
+                    }
+                    g.reachability.compact(&g.members, limit);
+                }
                 self.admit(joiner);
             }
         }
@@ -1248,11 +1261,18 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     fn on_gossip(&mut self, now: Instant, from: UniqueAddress, to: UniqueAddress) {
         if !self.is_member() || to != self.me || !self.valid_peer(&from) {
             self.stats.gossip_dropped += 1;
-            self.tell_removed(Some(from));
-            let knows = self.bufs[self.incoming]
+            // Answer only a sender that counts this node in: one that has it Down, removed or
+            // not at all needs nothing from it, and two nodes that each had the other out would
+            // otherwise answer each other for good.
+            let inc = &self.bufs[self.incoming];
+            let counts_me = inc
+                .member(&self.me)
+                .is_some_and(|m| m.status != MemberStatus::Down);
+            let knows = inc
                 .member(&from)
                 .is_some_and(|m| m.status == MemberStatus::Down);
-            if to == self.me {
+            if to == self.me && counts_me {
+                self.tell_removed(Some(from));
                 self.tell_down(from, knows);
                 self.tell_unknown(from);
             }
@@ -1322,9 +1342,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     i.merge_drops(c).take(DEPART_GOSSIP_FANOUT).collect();
                 let prunes = !dropped.is_empty() || i.merge_prunes(c);
                 // Merge into the incoming buffer: on failure our state is untouched.
-                if i.merge_in_at(c, now).is_err() {
+                if let Err(e) = i.merge_in_at(c, now) {
                     self.stats.over_capacity += 1;
-                    self.limits.reached(Limit::Members);
+                    self.limits.reached(match e {
+                        crate::gossip::CapacityError::Members => Limit::Members,
+                        crate::gossip::CapacityError::Reachability => Limit::ReachabilityRecords,
+                    });
                     return;
                 }
                 // A merge that dropped a removed member's clock entry may have produced a

@@ -331,7 +331,8 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
             .map_err(|_| ReachabilityFull)?;
         } else {
             let other_rows = || other.records.iter().filter(|r| other_counts(r));
-            let best = Compaction::<M>::new(members, self.records.iter().chain(other_rows()));
+            let best =
+                Compaction::<M>::new(members, self.records.iter().chain(other_rows()), limit);
             self.compacted = true;
             self.records.retain(|r| best.keeps(r, members));
             crate::sorted::union_into_where(
@@ -386,7 +387,8 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
                 version: 0,
             };
             let keeps = |t: &Self| {
-                Compaction::<M>::new(members, t.records.iter().chain([&row])).keeps(&row, members)
+                Compaction::<M>::new(members, t.records.iter().chain([&row]), limit)
+                    .keeps(&row, members)
             };
             if self.compacted && !keeps(self) {
                 return Ok(false);
@@ -408,7 +410,8 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     /// Compacts the table to at most `limit` records: one row per flagged subject (the worst
     /// status, from an observer that is itself neither flagged nor Down where there is one,
     /// lowest address first), no rows saying Reachable; if more than `limit` subjects are
-    /// flagged, those with the highest addresses lose their rows. Versions stay, so a peer
+    /// flagged, those with the highest addresses lose their rows (a merge makes the same cut
+    /// before its union, so that it never overflows). Versions stay, so a peer
     /// with the full rows of an observer merges them back in.
     ///
     /// What the split brain resolver reads survives compaction: which members are flagged and
@@ -417,32 +420,11 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     /// each observer flags is lost, so a member one observer takes back stays reachable until
     /// another observer that still flags it re-flags it (its next reaper tick).
     pub fn compact(&mut self, members: &[Member], limit: usize) {
-        let best = Compaction::<M>::new(members, self.records.iter());
+        let best = Compaction::<M>::new(members, self.records.iter(), limit);
         let before = self.records.len();
         self.records.retain(|r| best.keeps(r, members));
         self.compacted |= self.records.len() < before;
         self.drop_all_reachable_rows();
-        if self.records.len() > limit {
-            // Keep the lowest-addressed subjects: rows are sorted by observer, so count per
-            // subject index and cut at the subject where the total passes the limit.
-            let mut cut = members.len();
-            let mut kept = 0;
-            for (i, m) in members.iter().enumerate() {
-                let rows = self
-                    .records
-                    .iter()
-                    .filter(|r| r.subject == m.address)
-                    .count();
-                if kept + rows > limit {
-                    cut = i;
-                    break;
-                }
-                kept += rows;
-            }
-            self.records
-                .retain(|r| index_in(members, &r.subject).is_some_and(|i| i < cut));
-            self.drop_all_reachable_rows();
-        }
     }
 
     /// Rebuilds the table from decoded parts, validating order. Used by the wire decoder.
@@ -483,10 +465,16 @@ struct Compaction<const M: usize> {
     doubtful: [bool; M],
     /// Per subject (member index): the best key among its rows, `u32::MAX` if none.
     best: [u32; M],
+    /// Subjects from this member index on keep no row (more than `limit` are flagged).
+    cut: usize,
 }
 
 impl<const M: usize> Compaction<M> {
-    fn new<'a>(members: &[Member], rows: impl Iterator<Item = &'a Record> + Clone) -> Self {
+    fn new<'a>(
+        members: &[Member],
+        rows: impl Iterator<Item = &'a Record> + Clone,
+        limit: usize,
+    ) -> Self {
         let mut doubtful = [false; M];
         for (i, m) in members.iter().enumerate().take(M) {
             doubtful[i] = m.status == MemberStatus::Down;
@@ -507,7 +495,23 @@ impl<const M: usize> Compaction<M> {
                 best[s] = best[s].min(key(r, o, doubtful[o]));
             }
         }
-        Compaction { doubtful, best }
+        // One row per flagged subject: beyond `limit` of them, the highest addresses go.
+        let mut cut = M;
+        let mut kept = 0;
+        for (i, b) in best.iter().enumerate() {
+            if *b != u32::MAX {
+                if kept == limit {
+                    cut = i;
+                    break;
+                }
+                kept += 1;
+            }
+        }
+        Compaction {
+            doubtful,
+            best,
+            cut,
+        }
     }
 
     fn keeps(&self, r: &Record, members: &[Member]) -> bool {
@@ -516,7 +520,8 @@ impl<const M: usize> Compaction<M> {
             index_in(members, &r.observer),
         ) {
             (Some(s), Some(o)) => {
-                r.status != ReachabilityStatus::Reachable
+                s < self.cut
+                    && r.status != ReachabilityStatus::Reachable
                     && self.best[s] == key(r, o, self.doubtful[o])
             }
             _ => false,
