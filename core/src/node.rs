@@ -1840,7 +1840,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // to an unflagged member in contact, if there is one: counting itself as reachable
         // (as Pekko's leader rule does) made two nodes of one connected side both decide, one
         // with the lease and one denied it, and their decisions left two disjoint groups
-        // serving (campaign seed 42424). It takes over when the decision is overdue
+        // serving (campaign seed 42424). Others take over when the decision is overdue
         // (`Resolver::overdue`).
         let me = self.me;
         let g = self.gossip();
@@ -1855,7 +1855,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         })
         .or_else(|| leader::leader_among(g, &me, |m| m.address == me || g.seen_by(&m.address)));
         let s = self.config.downing;
-        let overdue = flagged && self.resolver.overdue(now, g.members.len(), &s);
+        // When the leader has not acted for a stable-after past the deadline, the members in
+        // contact take over in address order, a stable-after apart.
+        let rank = g
+            .members
+            .iter()
+            .filter(|m| m.address < me && Some(m.address) != lead && g.seen_by(&m.address))
+            .count();
+        let overdue = self.resolver.overdue(now, g.members.len(), rank, &s);
         let responsible = self.serving() && (lead == Some(me) || overdue);
         let g = &self.bufs[self.cur];
         self.resolver.note_contact(g, &me);

@@ -359,16 +359,23 @@ impl<const M: usize> Resolver<M> {
         }
     }
 
-    /// Whether a decision is overdue: unreachable members, and nothing changed for a whole
-    /// stable-after past the stable deadline. The node leading this side would have decided
-    /// (and changed the state) by then, so a node that deferred to it takes over: the member it
-    /// deferred to may be gone, its seen mark on a version nobody changes any more being all
-    /// that is left of it (campaign seed 21749).
-    pub(crate) fn overdue(&self, now: Instant, members: usize, s: &DowningSettings) -> bool {
+    /// Whether a decision is overdue for a node of `rank` (0 first): unreachable members, and
+    /// nothing changed for `1 + rank` stable-afters past the stable deadline. The node leading
+    /// this side would have decided (and changed the state) by then, so the others take over,
+    /// one after the other: the member they defer to may be gone, its seen mark on a version
+    /// nobody changes any more being all that is left of it (campaign seeds 21749, 83144).
+    pub(crate) fn overdue(
+        &self,
+        now: Instant,
+        members: usize,
+        rank: usize,
+        s: &DowningSettings,
+    ) -> bool {
+        let rank = u32::try_from(rank).unwrap_or(u32::MAX).saturating_add(1);
         self.has_unreachable
             && self
                 .stable_deadline
-                .is_some_and(|d| now >= d + s.stable_after_for(members))
+                .is_some_and(|d| now >= d + s.stable_after_for(members).saturating_mul(rank))
     }
 
     /// Whether `a` has seen a version made since the confirmation.

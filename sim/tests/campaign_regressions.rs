@@ -1176,3 +1176,43 @@ fn campaign_wedged_seed_21749() {
         panic!("{f}");
     }
 }
+
+/// Capacity runs, Wedged (not about capacity): a node alone after moving partitions deferred
+/// to the leader of its view, a member that had downed itself on another side and that no
+/// monitor here flagged, and never decided. Members in contact now take over an overdue
+/// decision in address order, a stable-after apart.
+#[test]
+fn campaign_wedged_seed_83144() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 83144,
+        params: Params {
+            nodes: 7,
+            sbr: Sbr::LeaseMajority,
+            down_all_when_unstable: false,
+            stable_after_ms: None,
+            profile: Profile::Clean,
+            extras: vec![],
+            max_members: vec![7, 7, 10, 7, 10, 7, 7, 0, 6, 0],
+        },
+        steps: vec![
+            Step {
+                wait: Wait::Ms(32744),
+                fault: Fault::Split(vec![vec![1, 2, 5], vec![0, 3, 4, 6]]),
+            },
+            Step {
+                wait: Wait::Ms(4852),
+                fault: Fault::Split(vec![vec![2, 5], vec![0, 1, 3, 4, 6]]),
+            },
+            Step {
+                wait: Wait::Downing(0),
+                fault: Fault::Split(vec![vec![5], vec![0, 1, 2, 3, 4, 6]]),
+            },
+        ],
+        tail_ms: 4449,
+        settle_ms: 60000,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}

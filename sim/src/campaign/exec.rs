@@ -49,7 +49,7 @@ pub enum Check {
     /// `JoinRequestRefused` (for a refusal for capacity: no member did).
     SilentRefusal,
     /// A run at capacity ([`super::Kind::Capacity`]) left a running member that does not see
-    /// convergence after the final heal and the settle period.
+    /// convergence after the final heal, the settle period and [`WEDGE_GRACE`].
     Wedged,
 }
 
@@ -255,6 +255,9 @@ pub const DETECTOR_MEMORY: Duration = Duration::from_secs(60);
 pub const SHORT_OUTAGE: Duration = Duration::from_secs(6);
 
 const SLICE: Duration = Duration::from_millis(100);
+
+/// How much longer than the settle period a member of a capacity run may take to converge.
+pub const WEDGE_GRACE: Duration = Duration::from_secs(60);
 
 impl<'a> Run<'a> {
     fn new(s: &'a Schedule, at: &'a Cell<Duration>, sim_check: bool) -> Self {
@@ -828,24 +831,40 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn final_checks(&mut self) -> Result<(), Failure> {
-        if !self.s.params.max_members.is_empty() && self.s.settle_ms >= JOIN_SETTLE_MS {
+    /// Capacity runs: every running member sees convergence after the final heal and the
+    /// settle period, or within [`WEDGE_GRACE`] more (a joiner whose Welcome was lost retries
+    /// after 10 s, and a restarted node's old incarnation is removed first).
+    fn wedged(&mut self) -> Result<(), Failure> {
+        if self.s.params.max_members.is_empty() || self.s.settle_ms < JOIN_SETTLE_MS {
+            return Ok(());
+        }
+        let end = self.sim.now() + WEDGE_GRACE;
+        loop {
             let wedged = self.s.params.all().into_iter().find(|&i| {
                 self.running(i)
                     && self.sim.node(i).status() == NodeStatus::Member
                     && !self.sim.node(i).is_converged()
             });
-            if let Some(i) = wedged {
+            let Some(i) = wedged else {
+                return Ok(());
+            };
+            if self.sim.now() >= end {
                 return Err(self.fail(
                     Check::Wedged,
                     format!(
                         "node {i} does not see convergence {:?} after the final heal: {}",
-                        Duration::from_millis(self.s.settle_ms),
+                        Duration::from_millis(self.s.settle_ms) + WEDGE_GRACE,
                         self.sim.describe_view(i)
                     ),
                 ));
             }
+            let next = self.sim.now() + Duration::from_secs(1);
+            self.advance(next)?;
         }
+    }
+
+    fn final_checks(&mut self) -> Result<(), Failure> {
+        self.wedged()?;
         if self.s.settle_ms >= JOIN_SETTLE_MS {
             if let Err(detail) = self.oracle.strict() {
                 return Err(self.fail(Check::SplitBrain, detail));
