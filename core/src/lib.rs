@@ -165,8 +165,9 @@
 //! - For the split brain resolver, a node that sees itself flagged defers to an unflagged
 //!   member in contact with it: Pekko's leader rule counts a node as reachable to itself, so
 //!   two nodes of one connected side could both decide (one granted the lease, one denied).
-//!   It takes over when the decision is a whole stable-after overdue (the member it deferred
-//!   to may be gone).
+//!   When the leader of a side has not decided a stable-after past the deadline (it may be
+//!   gone, with nobody here to flag it), the members in contact take over in address order, a
+//!   stable-after apart.
 //! - Lease-majority asks the lease again for every decision instead of trusting an earlier
 //!   grant, and releases it `release-after` from the latest decision taken with it.
 //! - A node stopped because it was downed says so with [`Event::SelfDowned`] at once, and the

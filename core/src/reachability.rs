@@ -640,6 +640,27 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_with_more_flagged_members_than_records_keeps_the_lowest_and_never_fails() {
+        // Two sides each flag four members; a table of six holds the union only compacted and
+        // cut: the two highest-addressed subjects lose their rows, and the merge succeeds.
+        type Small = Reachability<16, 6>;
+        let all = members(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let mut a = Small::new();
+        let mut b = Small::new();
+        for s in 3..=6 {
+            a.change(n(1), n(s), Unreachable).unwrap();
+        }
+        for s in 7..=10 {
+            b.change(n(2), n(s), Unreachable).unwrap();
+        }
+        a.merge_in(&b, |_| true, &all, 6).unwrap();
+        assert_eq!(a.records().len(), 6);
+        assert!(a.is_compacted());
+        let flagged: std::vec::Vec<_> = a.flagged_subjects(|_| true).collect();
+        assert_eq!(flagged, [3, 4, 5, 6, 7, 8].map(n));
+    }
+
+    #[test]
     fn flagged_subjects_are_unique() {
         let mut t = T::new();
         t.change(n(1), n(5), Unreachable).unwrap();

@@ -719,3 +719,31 @@ fn removals_wait_for_a_tombstone_to_come_of_age_and_say_so() {
         }
     }
 }
+
+/// Two members that each downed the other (an operator on each side of a partition) must not
+/// answer each other's gossip for good once the partition heals: gossip from a Down member is
+/// answered only if it still counts the receiver in (found in review: each answer drew an
+/// answer, at network speed).
+#[test]
+fn two_members_that_downed_each_other_do_not_answer_each_other_for_good() {
+    let mut sim: Sim<8, 64> = Sim::new(9);
+    let ids = sim.start_cluster(2, &config(Downing::Manual, HOUR), 1);
+    sim.run_until(Duration::from_secs(60), |s| s.all_up(&ids))
+        .expect("cluster formed");
+    let (a, b) = (ids[0], ids[1]);
+    sim.partition(&[a], &[b]);
+    sim.run_until(Duration::from_secs(60), |s| {
+        s.node(a).unreachable().next().is_some() && s.node(b).unreachable().next().is_some()
+    })
+    .expect("each flags the other");
+    sim.down(a, b);
+    sim.down(b, a);
+    sim.run_for(Duration::from_secs(5));
+    sim.heal();
+    sim.run_for(Duration::from_secs(5));
+    let before = sim.traffic().gossip_bytes;
+    sim.run_for(Duration::from_secs(10));
+    let gossip = sim.traffic().gossip_bytes - before;
+    // A few full gossips per second at most (a couple of hundred bytes each), not a flood.
+    assert!(gossip < 20_000, "{gossip} gossip bytes in 10 s");
+}
