@@ -289,8 +289,8 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     /// `members` for compaction) the rows of the side with
     /// the higher version, and on equal versions the rows of both (a side may have compacted
     /// some away); only rows whose subject is a member survive. When the result would exceed
-    /// `limit` (or `R`) records it is compacted ([`Reachability::compact`]); only then can
-    /// it still fail, if more than `R` members are flagged at once.
+    /// `limit` (or `R`) records it is compacted ([`Reachability::compact`]), the cut of
+    /// subjects beyond `limit` included, before the union: the merge does not overflow.
     ///
     /// Only the observer writes its rows, so equal versions carry equal rows, less what
     /// compaction dropped; should a hostile peer send a different status under an equal
@@ -396,10 +396,16 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
             if self.records.len() >= limit {
                 self.compact(members, limit);
                 if self.records.len() >= limit {
-                    return if keeps(self) {
-                        Err(ReachabilityFull)
-                    } else {
+                    // Full of flagged members: a subject already flagged is known; another
+                    // cannot be recorded.
+                    let known = self
+                        .records
+                        .iter()
+                        .any(|r| r.subject == subject && r.status != ReachabilityStatus::Reachable);
+                    return if known {
                         Ok(false)
+                    } else {
+                        Err(ReachabilityFull)
                     };
                 }
             }
