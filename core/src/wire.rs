@@ -570,6 +570,11 @@ fn decode_gossip<const M: usize, const R: usize>(
         if g.members.last().is_some_and(|l| l.address >= m.address) {
             return Err(WireError::Malformed("members out of order"));
         }
+        // No node holds fewer than one member or record (`Node::new` refuses it): such a
+        // declaration could only make every merge refuse the state.
+        if m.capacity.members == 0 || m.capacity.records == 0 {
+            return Err(WireError::Malformed("a member declares no capacity"));
+        }
         g.members.push(m).map_err(|_| WireError::OverCapacity)?;
     }
     let n = r.count(M)?;
@@ -994,6 +999,11 @@ mod tests {
     #[test]
     fn hostile_gossip_content_is_refused() {
         assert!(tampered(|_| {}).is_ok());
+        // A member declaring that it holds nothing.
+        assert_eq!(
+            tampered(|g| g.members[1].capacity.records = 0),
+            Err(WireError::Malformed("a member declares no capacity"))
+        );
         // An Up member without an up-number.
         assert_eq!(
             tampered(|g| g.members[0].up_number = crate::member::UP_NUMBER_UNSET),
