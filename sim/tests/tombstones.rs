@@ -158,14 +158,29 @@ struct Scenario {
     removals: usize,
     /// After how many of them the stale node is resumed (unpaused and healed); churn goes on.
     resume_after: usize,
-    /// A frozen p wakes up still cut off, and the partition heals only once p flags
-    /// someone: p has then made a change of its own, so its view is concurrent with the
-    /// cluster's whatever else happened.
-    flag_before_heal: bool,
-    /// Also run the simulator's own checker (structural invariants, and a removed member
-    /// coming back as a node that removed it sees it). Off where a resurrection is expected,
-    /// so that the failure is this file's oracle speaking.
-    sim_checks: bool,
+}
+
+impl Scenario {
+    /// Two core nodes and two churners.
+    fn new(
+        seed: u64,
+        config: Config,
+        holder: Holder,
+        churn: Churn,
+        removals: usize,
+        resume_after: usize,
+    ) -> Self {
+        Scenario {
+            seed,
+            config,
+            core: 2,
+            churners: 2,
+            holder,
+            churn,
+            removals,
+            resume_after,
+        }
+    }
 }
 
 /// What a run of [`stale_member`] saw.
@@ -192,7 +207,8 @@ struct Outcome {
 /// incarnation joins the dead once the leader has removed it.
 fn stale_member<const M: usize, const R: usize>(sc: &Scenario) -> Outcome {
     let mut sim: Sim<M, R> = Sim::new(sc.seed);
-    sim.check_invariants(sc.sim_checks);
+    // The simulator's own checker too (structural invariants, a removed member coming back).
+    sim.check_invariants(true);
     sim.record_events(false);
     let n = sc.core + 1 + sc.churners;
     let ids = sim.start_cluster(n, &sc.config, sc.core.min(2));
@@ -253,11 +269,14 @@ fn stale_member<const M: usize, const R: usize>(sc: &Scenario) -> Outcome {
         }
         if round >= sc.resume_after && !healed {
             let flagging = |s: &Sim<M, R>| s.node(p).unreachable().next().is_some();
-            if round == sc.removals && sc.flag_before_heal {
+            // A frozen p wakes up still cut off, and the partition heals only once p flags
+            // someone: p has then made a change of its own, so its view is concurrent with the
+            // cluster's whatever else happened.
+            if round == sc.removals {
                 // No churn left to wait through: wait here.
                 ok = run(&mut sim, &mut o, 10, &flagging).unwrap_or(true);
             }
-            if !sc.flag_before_heal || flagging(&sim) || round == sc.removals {
+            if flagging(&sim) || round == sc.removals {
                 sim.heal();
                 healed = true;
             }
@@ -328,18 +347,14 @@ fn assert_no_resurrection(out: &Outcome) {
 #[test]
 fn m_plus_1_leaves_while_a_frozen_down_member_is_held_keep_the_first_out() {
     for seed in fjell_sim::seeds(1) {
-        let out = stale_member::<8, 64>(&Scenario {
+        let out = stale_member::<8, 64>(&Scenario::new(
             seed,
-            config: config(KEEP_MAJORITY, HOUR),
-            core: 2,
-            churners: 2,
-            holder: Holder::Pause,
-            churn: Churn::Leave,
-            removals: 9,
-            resume_after: 9,
-            flag_before_heal: true,
-            sim_checks: false,
-        });
+            config(KEEP_MAJORITY, HOUR),
+            Holder::Pause,
+            Churn::Leave,
+            9,
+            9,
+        ));
         assert!(
             out.held_at_resume && out.tombstones_at_resume == 8,
             "{out:?}"
@@ -358,18 +373,14 @@ fn m_plus_1_leaves_while_a_frozen_down_member_is_held_keep_the_first_out() {
 #[test]
 fn default_keep_majority_with_rolling_downs_keeps_removed_incarnations_out() {
     for seed in fjell_sim::seeds(1) {
-        let out = stale_member::<8, 64>(&Scenario {
+        let out = stale_member::<8, 64>(&Scenario::new(
             seed,
-            config: config(KEEP_MAJORITY, None),
-            core: 2,
-            churners: 2,
-            holder: Holder::Pause,
-            churn: Churn::Down,
-            removals: 30,
-            resume_after: 10,
-            flag_before_heal: true,
-            sim_checks: false,
-        });
+            config(KEEP_MAJORITY, None),
+            Holder::Pause,
+            Churn::Down,
+            30,
+            10,
+        ));
         assert_no_resurrection(&out);
     }
 }
@@ -378,18 +389,14 @@ fn default_keep_majority_with_rolling_downs_keeps_removed_incarnations_out() {
 #[test]
 fn lease_majority_with_rolling_downs_keeps_removed_incarnations_out() {
     for seed in fjell_sim::seeds(1) {
-        let out = stale_member::<8, 64>(&Scenario {
+        let out = stale_member::<8, 64>(&Scenario::new(
             seed,
-            config: config(LEASE_MAJORITY, None),
-            core: 2,
-            churners: 2,
-            holder: Holder::Pause,
-            churn: Churn::Down,
-            removals: 30,
-            resume_after: 10,
-            flag_before_heal: true,
-            sim_checks: false,
-        });
+            config(LEASE_MAJORITY, None),
+            Holder::Pause,
+            Churn::Down,
+            30,
+            10,
+        ));
         assert_no_resurrection(&out);
     }
 }
@@ -401,18 +408,14 @@ fn lease_majority_with_rolling_downs_keeps_removed_incarnations_out() {
 #[test]
 fn manual_downing_with_a_margin_keeps_removed_incarnations_out_after_a_partition() {
     for seed in fjell_sim::seeds(1) {
-        let out = stale_member::<8, 64>(&Scenario {
+        let out = stale_member::<8, 64>(&Scenario::new(
             seed,
-            config: config(Downing::Manual, HOUR),
-            core: 2,
-            churners: 2,
-            holder: Holder::Partition,
-            churn: Churn::Leave,
-            removals: 10,
-            resume_after: 10,
-            flag_before_heal: true,
-            sim_checks: false,
-        });
+            config(Downing::Manual, HOUR),
+            Holder::Partition,
+            Churn::Leave,
+            10,
+            10,
+        ));
         assert_no_resurrection(&out);
     }
 }
@@ -422,18 +425,14 @@ fn manual_downing_with_a_margin_keeps_removed_incarnations_out_after_a_partition
 #[test]
 fn device_capacities_m_plus_1_leaves_while_a_frozen_down_member_is_held_keep_the_first_out() {
     for seed in fjell_sim::seeds(1) {
-        let out = stale_member::<16, 12>(&Scenario {
+        let out = stale_member::<16, 12>(&Scenario::new(
             seed,
-            config: config(KEEP_MAJORITY, HOUR),
-            core: 2,
-            churners: 2,
-            holder: Holder::Pause,
-            churn: Churn::Leave,
-            removals: 17,
-            resume_after: 17,
-            flag_before_heal: true,
-            sim_checks: false,
-        });
+            config(KEEP_MAJORITY, HOUR),
+            Holder::Pause,
+            Churn::Leave,
+            17,
+            17,
+        ));
         assert!(
             out.held_at_resume && out.tombstones_at_resume == 16,
             "{out:?}"
@@ -521,18 +520,14 @@ fn a_gossip_delivered_after_m_plus_1_removals_keeps_removed_incarnations_out() {
 #[test]
 fn m_leaves_while_a_frozen_down_member_is_held_keep_its_stale_view_out() {
     for seed in fjell_sim::seeds(3) {
-        let out = stale_member::<8, 64>(&Scenario {
+        let out = stale_member::<8, 64>(&Scenario::new(
             seed,
-            config: config(KEEP_MAJORITY, HOUR),
-            core: 2,
-            churners: 2,
-            holder: Holder::Pause,
-            churn: Churn::Leave,
-            removals: 8,
-            resume_after: 8,
-            flag_before_heal: true,
-            sim_checks: true,
-        });
+            config(KEEP_MAJORITY, HOUR),
+            Holder::Pause,
+            Churn::Leave,
+            8,
+            8,
+        ));
         assert_no_resurrection(&out);
         assert!(
             out.held_at_resume && out.tombstones_at_resume == 8,
@@ -558,18 +553,14 @@ fn m_leaves_while_a_frozen_down_member_is_held_keep_its_stale_view_out() {
 #[test]
 fn a_stale_member_removed_at_once_stays_out_after_its_tombstone_is_evicted() {
     for seed in fjell_sim::seeds(3) {
-        let out = stale_member::<8, 64>(&Scenario {
+        let out = stale_member::<8, 64>(&Scenario::new(
             seed,
-            config: config(Downing::Manual, None),
-            core: 2,
-            churners: 2,
-            holder: Holder::Partition,
-            churn: Churn::Restart,
-            removals: 10,
-            resume_after: 10,
-            flag_before_heal: true,
-            sim_checks: true,
-        });
+            config(Downing::Manual, None),
+            Holder::Partition,
+            Churn::Restart,
+            10,
+            10,
+        ));
         assert_no_resurrection(&out);
         assert!(
             !out.held_at_resume && !out.p_tombstoned_at_resume,
@@ -586,18 +577,14 @@ fn a_stale_member_removed_at_once_stays_out_after_its_tombstone_is_evicted() {
 #[test]
 fn a_node_frozen_across_its_own_removal_stays_out_after_its_tombstone_is_evicted() {
     for seed in fjell_sim::seeds(3) {
-        let out = stale_member::<8, 64>(&Scenario {
+        let out = stale_member::<8, 64>(&Scenario::new(
             seed,
-            config: config(KEEP_MAJORITY, None),
-            core: 2,
-            churners: 2,
-            holder: Holder::Pause,
-            churn: Churn::Leave,
-            removals: 20,
-            resume_after: 14,
-            flag_before_heal: true,
-            sim_checks: true,
-        });
+            config(KEEP_MAJORITY, None),
+            Holder::Pause,
+            Churn::Leave,
+            20,
+            14,
+        ));
         assert_no_resurrection(&out);
         assert!(
             !out.held_at_resume && !out.p_tombstoned_at_resume,
