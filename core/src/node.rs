@@ -437,6 +437,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         crate::event::Replay::new(self.gossip(), self.me)
     }
 
+    /// This node is a member that is not Up yet (Joining or WeaklyUp): one the cluster may
+    /// still drop for capacity, or never have heard of.
+    fn not_up_yet(&self) -> bool {
+        self.self_member()
+            .is_some_and(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
+    }
+
     fn is_member(&self) -> bool {
         matches!(self.status, NodeStatus::Member | NodeStatus::Exiting)
     }
@@ -1287,9 +1294,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         } else {
             StopReason::Removed
         };
-        let joining = self
-            .self_member()
-            .is_some_and(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp));
+        let joining = self.not_up_yet();
         let inc = &self.bufs[self.incoming];
         if !inc.is_member(&self.me) {
             if inc.is_tombstoned(&self.me) {
@@ -1698,9 +1703,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // member in its own eyes. After three acceptable pauses of silence it joins again; a
         // member that still has it welcomes it back at once.
         self.silent_ticks = self.silent_ticks.saturating_add(1);
-        let joining = self
-            .self_member()
-            .is_some_and(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp));
+        let joining = self.not_up_yet();
         let silence = self.config.unreachable_nodes_reaper_interval * u32::from(self.silent_ticks);
         if joining && silence > s.acceptable_heartbeat_pause * 3 {
             let via = self.gossip().members.iter().find(|m| m.address != me);
