@@ -91,6 +91,8 @@ pub mod admin;
 pub mod config;
 #[cfg(feature = "quic")]
 mod counters;
+#[cfg(feature = "dev-certs")]
+mod dev_ca;
 #[cfg(feature = "quic")]
 mod error;
 #[cfg(feature = "quic")]
@@ -108,12 +110,12 @@ pub use admin::{AdminClient, AdminError, AdminRequest};
 pub use config::{TransportConfig, TransportConfigError};
 #[cfg(feature = "quic")]
 pub use counters::{BadInput, Counters};
+#[cfg(feature = "dev-certs")]
+pub use dev_ca::DevCa;
 #[cfg(feature = "quic")]
 pub use error::{RequestError, SendError, TransportError};
 #[cfg(feature = "quic")]
 pub use fjell_core::{DeliveryClass, Transmit};
-#[cfg(feature = "dev-certs")]
-pub use tls::DevCa;
 #[cfg(feature = "quic")]
 pub use tls::{Credentials, PeerIdentity, TlsError};
 #[cfg(feature = "quic")]
