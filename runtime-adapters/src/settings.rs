@@ -87,6 +87,11 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// This node's private key.
     pub key: PathBuf,
+    /// `tls.deny`: fingerprints of certificates refused even though the CA signed them.
+    pub deny: Vec<fjell_quic::tls::Fingerprint>,
+    /// `tls.watch`: how often the PEM files are checked for changes and reloaded (default
+    /// 5 s; `"off"` reloads only when asked).
+    pub watch: Option<Duration>,
 }
 
 /// Everything a settings file can say about a node.
@@ -102,6 +107,9 @@ pub struct Settings {
     pub seed_nodes: Vec<SocketAddr>,
     /// `tls.ca`, `tls.cert`, `tls.key`.
     pub tls: Option<TlsFiles>,
+    /// `address-map`: declared differences between a node's certified address and the
+    /// source address its connections come from (see [`fjell_quic::config::AddressMapping`]).
+    pub address_map: Vec<fjell_quic::config::AddressMapping>,
     /// `log-info`: membership changes at info level (default true).
     pub log_info: bool,
     /// `shutdown-timeout` (default 20 s).
@@ -116,6 +124,7 @@ impl Default for Settings {
             advertised_address: None,
             seed_nodes: Vec::new(),
             tls: None,
+            address_map: Vec::new(),
             log_info: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }

@@ -192,3 +192,66 @@ mod tests {
         assert_eq!(lazy.validate().unwrap_err().key, "keep_alive");
     }
 }
+
+/// A declared difference between the address a node's certificate certifies and the source
+/// address its connections arrive from (NAT, containers, a proxy). Without one, an inbound
+/// connection whose source differs from its certified address is refused.
+///
+/// Written `CERTIFIED=OBSERVED`: `10.0.0.2:7355=192.168.1.5:40000` (that port only) or
+/// `10.0.0.2:7355=192.168.1.5` (any port of that IP, for NATs that rewrite ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressMapping {
+    /// The address the certificate certifies.
+    pub certified: SocketAddr,
+    /// The source IP connections from that node arrive from.
+    pub observed_ip: std::net::IpAddr,
+    /// The source port, if it is fixed.
+    pub observed_port: Option<u16>,
+}
+
+impl AddressMapping {
+    /// True if a connection certified as `certified` may arrive from `source`.
+    pub fn allows(&self, certified: SocketAddr, source: SocketAddr) -> bool {
+        self.certified == certified
+            && self.observed_ip.to_canonical() == source.ip().to_canonical()
+            && self.observed_port.is_none_or(|p| p == source.port())
+    }
+}
+
+/// An address mapping that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an address mapping is CERTIFIED=OBSERVED: IP:PORT=IP:PORT or IP:PORT=IP")]
+pub struct BadAddressMapping;
+
+impl std::str::FromStr for AddressMapping {
+    type Err = BadAddressMapping;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (certified, observed) = s.split_once('=').ok_or(BadAddressMapping)?;
+        let certified = certified.trim().parse().map_err(|_| BadAddressMapping)?;
+        let observed = observed.trim();
+        let (observed_ip, observed_port) = match observed.parse::<SocketAddr>() {
+            Ok(a) => (a.ip(), Some(a.port())),
+            Err(_) => (observed.parse().map_err(|_| BadAddressMapping)?, None),
+        };
+        Ok(AddressMapping {
+            certified,
+            observed_ip,
+            observed_port,
+        })
+    }
+}
+
+impl std::fmt::Display for AddressMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.observed_port {
+            Some(p) => write!(
+                f,
+                "{}={}",
+                self.certified,
+                SocketAddr::new(self.observed_ip, p)
+            ),
+            None => write!(f, "{}={}", self.certified, self.observed_ip),
+        }
+    }
+}

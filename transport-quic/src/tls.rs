@@ -281,3 +281,61 @@ pub(crate) fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity, Tl
         .ok_or(TlsError::NoIdentity)?;
     identity_of(certs.first().ok_or(TlsError::NoIdentity)?)
 }
+
+/// The SHA-256 digest of a certificate (DER), the key of a deny list. Written
+/// `sha256:` followed by 64 lowercase hex digits (`fjell certs` prints it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of `cert`.
+    pub fn of(cert: &CertificateDer<'_>) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Fingerprint(out)
+    }
+
+    /// The fingerprint of the first certificate in PEM text.
+    pub fn of_pem(pem: &[u8]) -> Result<Self, TlsError> {
+        let chain = certs("certificate", pem)?;
+        Ok(Self::of(&chain[0]))
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sha256:")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A fingerprint that is not `sha256:` and 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a certificate fingerprint is `sha256:` followed by 64 hex digits")]
+pub struct BadFingerprint;
+
+impl std::str::FromStr for Fingerprint {
+    type Err = BadFingerprint;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s.trim().strip_prefix("sha256:").ok_or(BadFingerprint)?;
+        if hex.len() != 64 || !hex.is_ascii() {
+            return Err(BadFingerprint);
+        }
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| BadFingerprint)?;
+        }
+        Ok(Fingerprint(out))
+    }
+}
