@@ -176,7 +176,7 @@ impl AdminClient {
                 ))
             }
         };
-        match crate::tls::peer_identity(&conn) {
+        match crate::tls::peer_identity(&conn).map(|(id, _)| id) {
             Ok(PeerIdentity::Node(a)) if a == node => Ok(AdminClient { endpoint, conn }),
             other => {
                 conn.close(

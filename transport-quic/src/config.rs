@@ -77,6 +77,13 @@ pub struct TransportConfig {
     /// Accept QUIC datagrams (default true). Peers send heartbeats as datagrams to a node
     /// that accepts them and on a heartbeat stream of their own otherwise.
     pub datagrams: bool,
+    /// Declared differences between a node's certified address and the source address of
+    /// its connections (default none: a node must connect from the address it certifies;
+    /// see [`crate::admission`]).
+    pub address_map: Vec<AddressMapping>,
+    /// Certificates refused even though the CA signed them (default none). Replace the list
+    /// while running with [`Transport::reload`](crate::Transport::reload).
+    pub deny: Vec<crate::tls::Fingerprint>,
 }
 
 /// A setting with a bad value.
@@ -116,6 +123,8 @@ impl TransportConfig {
             stream_receive_window: 1024 * 1024,
             receive_window: 1024 * 1024,
             datagrams: true,
+            address_map: Vec::new(),
+            deny: Vec::new(),
         }
     }
 

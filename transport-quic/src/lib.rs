@@ -88,6 +88,8 @@ pub mod frame;
 #[cfg(feature = "quic")]
 pub mod admin;
 #[cfg(feature = "quic")]
+pub mod admission;
+#[cfg(feature = "quic")]
 pub mod config;
 #[cfg(feature = "quic")]
 mod counters;
@@ -98,6 +100,8 @@ mod error;
 #[cfg(feature = "quic")]
 mod peer;
 #[cfg(feature = "quic")]
+mod refusals;
+#[cfg(feature = "quic")]
 mod rt;
 #[cfg(feature = "quic")]
 pub mod tls;
@@ -107,7 +111,7 @@ mod transport;
 #[cfg(feature = "quic")]
 pub use admin::{AdminClient, AdminError, AdminRequest};
 #[cfg(feature = "quic")]
-pub use config::{TransportConfig, TransportConfigError};
+pub use config::{AddressMapping, TransportConfig, TransportConfigError};
 #[cfg(feature = "quic")]
 pub use counters::{BadInput, Counters};
 #[cfg(feature = "dev-certs")]
@@ -117,9 +121,9 @@ pub use error::{RequestError, SendError, TransportError};
 #[cfg(feature = "quic")]
 pub use fjell_core::{DeliveryClass, Transmit};
 #[cfg(feature = "quic")]
-pub use tls::{Credentials, PeerIdentity, TlsError};
+pub use tls::{Credentials, Fingerprint, PeerIdentity, TlsError};
 #[cfg(feature = "quic")]
-pub use transport::{AppMessage, CoreMessage, Transport};
+pub use transport::{AppMessage, CoreMessage, DialOutcome, Transport};
 
 /// QUIC application error codes fjell-quic closes connections with.
 pub mod close_code {
@@ -133,6 +137,11 @@ pub mod close_code {
     pub const NOT_A_NODE: u32 = 3;
     /// The peer is no longer a member ([`Transport::disconnect`](crate::Transport::disconnect)).
     pub const DISCONNECTED: u32 = 4;
+    /// A node's connection came from another address than the one its certificate
+    /// certifies (see [`admission`](crate::admission)).
+    pub const WRONG_PATH: u32 = 5;
+    /// The certificate is on the deny list.
+    pub const DENIED: u32 = 6;
     /// A malformed frame or stream header.
     pub const MALFORMED: u32 = 0x10;
     /// A frame above the maximum size.

@@ -179,6 +179,27 @@ impl Credentials {
         &self.identity
     }
 
+    /// The fingerprint of this certificate (what a deny list names).
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.chain[0])
+    }
+
+    /// When this certificate, or the first CA certificate, expires: whichever is sooner
+    /// (from then on peers refuse this node).
+    pub fn expires(&self) -> Result<std::time::SystemTime, TlsError> {
+        let not_after = |c: &CertificateDer<'_>| -> Result<std::time::SystemTime, TlsError> {
+            let (_, parsed) = x509_parser::parse_x509_certificate(c.as_ref())
+                .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+            let secs = parsed.validity().not_after.timestamp();
+            Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64))
+        };
+        let leaf = not_after(&self.chain[0])?;
+        match self.ca.first() {
+            Some(ca) => Ok(leaf.min(not_after(ca)?)),
+            None => Ok(leaf),
+        }
+    }
+
     pub(crate) fn roots(&self) -> Result<rustls::RootCertStore, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
         for c in &self.ca {
@@ -273,13 +294,17 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError> 
     Err(TlsError::NoIdentity)
 }
 
-/// The identity certified by the peer of an established connection.
-pub(crate) fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity, TlsError> {
+/// The identity certified by the peer of an established connection, and the fingerprint of
+/// its certificate.
+pub(crate) fn peer_identity(
+    conn: &quinn::Connection,
+) -> Result<(PeerIdentity, Fingerprint), TlsError> {
     let certs = conn
         .peer_identity()
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
         .ok_or(TlsError::NoIdentity)?;
-    identity_of(certs.first().ok_or(TlsError::NoIdentity)?)
+    let leaf = certs.first().ok_or(TlsError::NoIdentity)?;
+    Ok((identity_of(leaf)?, Fingerprint::of(leaf)))
 }
 
 /// The SHA-256 digest of a certificate (DER), the key of a deny list. Written

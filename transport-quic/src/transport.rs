@@ -13,14 +13,16 @@ use quinn::{Connection, RecvStream, VarInt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::admission::{Gate, Refusal};
 use crate::close_code;
 use crate::config::{TransportConfig, TransportConfigError};
 use crate::counters::{bump, AtomicCounters, BadInput, Counters};
 use crate::error::{RequestError, SendError, TransportError};
 use crate::frame::{CoreClass, Frame, FrameDecoder, FrameError, Lane, LEN_PREFIX};
 use crate::peer::{send_datagram, Peer};
+use crate::refusals::Refusals;
 use crate::rt;
-use crate::tls::{self, PeerIdentity, TlsError};
+use crate::tls::{self, Credentials, Fingerprint, PeerIdentity, TlsError};
 
 /// A fjell-core message received from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,32 @@ impl AppMessage {
     /// True for a request: answer it with [`Transport::respond`].
     pub fn is_request(&self) -> bool {
         self.request.is_some()
+    }
+}
+
+/// How the last attempt to connect to a peer ended (see [`Transport::dial_outcome`]): what a
+/// node that cannot get into a cluster reports about each contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// Connected, and the peer's certificate is the node dialed.
+    Connected,
+    /// No answer: nothing listens there, a firewall, a wrong address or port.
+    NoAnswer(String),
+    /// The TLS handshake failed: the peer refused this node's certificate or presented one
+    /// this node refuses (another CA, an expired certificate, no certificate).
+    HandshakeRefused(String),
+    /// The handshake succeeded but the peer is not admitted (see [`crate::admission`]).
+    Refused(String),
+}
+
+impl std::fmt::Display for DialOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DialOutcome::Connected => f.write_str("connected"),
+            DialOutcome::NoAnswer(e) => write!(f, "no answer ({e})"),
+            DialOutcome::HandshakeRefused(e) => write!(f, "TLS handshake refused: {e}"),
+            DialOutcome::Refused(e) => write!(f, "refused: {e}"),
+        }
     }
 }
 
@@ -98,7 +126,12 @@ pub(crate) struct Inner {
     pub(crate) me: SocketAddr,
     instance: u64,
     endpoint: quinn::Endpoint,
-    client: quinn::ClientConfig,
+    /// Replaced by [`Transport::reload`]; each dial takes the current one.
+    client: RwLock<quinn::ClientConfig>,
+    quic: Arc<quinn::TransportConfig>,
+    gate: Gate,
+    refusals: Refusals,
+    dials: Mutex<HashMap<SocketAddr, DialOutcome>>,
     peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
     members: RwLock<HashSet<SocketAddr>>,
     core: (Sender<CoreMessage>, Receiver<CoreMessage>),
@@ -148,13 +181,8 @@ impl Transport {
         let tc = Arc::new(tc);
 
         let creds = &config.credentials;
-        let server_crypto =
-            quinn::crypto::rustls::QuicServerConfig::try_from(creds.rustls_server_config()?)
-                .map_err(|e| TlsError::Verifier(e.to_string()))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
-        server.transport_config(tc.clone());
-        let mut client = creds.quinn_client_config()?;
-        client.transport_config(tc);
+        let server = server_config(creds, &tc)?;
+        let client = client_config(creds, &tc)?;
         let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(creds.reset_key()));
         let cid_key = creds.connection_id_key();
         endpoint_cfg.cid_generator(move || {
@@ -170,11 +198,15 @@ impl Transport {
             core: async_channel::bounded(config.inbound_queue),
             app: async_channel::bounded(config.inbound_queue),
             admin: crate::admin::queue(16),
+            gate: Gate::new(me, config.address_map.clone(), config.deny.iter().copied()),
+            refusals: Refusals::new("connection", std::time::Instant::now()),
+            dials: Mutex::new(HashMap::new()),
             cfg: config,
             me,
             instance: u64::from_le_bytes(instance),
             endpoint,
-            client,
+            client: RwLock::new(client),
+            quic: tc,
             peers: Mutex::new(HashMap::new()),
             members: RwLock::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
@@ -184,7 +216,48 @@ impl Transport {
             shutdown: event_listener::Event::new(),
         });
         rt::spawn(inner.clone().accept_loop());
+        rt::spawn(inner.clone().summarise_refusals());
         Ok(Transport { inner })
+    }
+
+    /// Replaces this node's certificate and key (and CA) and the deny list while running:
+    /// new connections use the new credentials, connections in use stay (membership does not
+    /// change), and connections of peers whose certificate is now denied are closed at once.
+    /// The new certificate must certify the same address.
+    pub fn reload(
+        &self,
+        credentials: &Credentials,
+        deny: impl IntoIterator<Item = Fingerprint>,
+    ) -> Result<(), TransportError> {
+        let inner = &self.inner;
+        if node_address_of(credentials)? != inner.me {
+            return Err(TransportError::Config(TransportConfigError {
+                key: "credentials",
+                reason: "a reloaded certificate must certify the same node address",
+            }));
+        }
+        let server = server_config(credentials, &inner.quic)?;
+        let client = client_config(credentials, &inner.quic)?;
+        inner.endpoint.set_server_config(Some(server));
+        *inner.client.write().unwrap() = client;
+        inner.gate.set_deny(deny);
+        let peers: Vec<_> = inner.peers.lock().unwrap().values().cloned().collect();
+        for p in peers {
+            let Some(link) = p.link() else { continue };
+            if let Ok((_, fp)) = tls::peer_identity(&link.conn) {
+                if inner.gate.is_denied(&fp) {
+                    tracing::warn!(peer = %p.addr, "fjell-quic: closing the connection of {}: certificate {fp} is now denied", p.addr);
+                    link.conn
+                        .close(VarInt::from_u32(close_code::DENIED), b"certificate denied");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How the last attempt to connect to `peer` ended, if this node dialed it.
+    pub fn dial_outcome(&self, peer: SocketAddr) -> Option<DialOutcome> {
+        self.inner.dials.lock().unwrap().get(&peer).cloned()
     }
 
     /// This node's certified (advertised) address.
@@ -429,10 +502,36 @@ impl Drop for PendingGuard<'_> {
 }
 
 fn node_address(config: &TransportConfig) -> Result<SocketAddr, TransportError> {
-    match config.credentials.identity() {
+    node_address_of(&config.credentials)
+}
+
+fn node_address_of(credentials: &Credentials) -> Result<SocketAddr, TransportError> {
+    match credentials.identity() {
         PeerIdentity::Node(a) => Ok(*a),
         other => Err(TransportError::NotANode(other.to_string())),
     }
+}
+
+fn server_config(
+    creds: &Credentials,
+    tc: &Arc<quinn::TransportConfig>,
+) -> Result<quinn::ServerConfig, TransportError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(creds.rustls_server_config()?)
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(tc.clone());
+    // A connection stays on the path it was admitted on (see `admission`).
+    server.migration(false);
+    Ok(server)
+}
+
+fn client_config(
+    creds: &Credentials,
+    tc: &Arc<quinn::TransportConfig>,
+) -> Result<quinn::ClientConfig, TransportError> {
+    let mut client = creds.quinn_client_config()?;
+    client.transport_config(tc.clone());
+    Ok(client)
 }
 
 /// True when a handshake failed in TLS (QUIC crypto error codes 0x100-0x1ff): no
@@ -445,6 +544,24 @@ fn is_tls_refusal(e: &quinn::ConnectionError) -> bool {
         _ => return false,
     };
     (0x100..0x200).contains(&code)
+}
+
+/// Why the peer closed `conn`, if it closed it as a refusal of this node (see
+/// [`crate::admission`]).
+fn refused_by_peer(conn: &Connection) -> Option<String> {
+    let quinn::ConnectionError::ApplicationClosed(c) = conn.close_reason()? else {
+        return None;
+    };
+    let why = match u32::try_from(c.error_code.into_inner()).ok()? {
+        close_code::DENIED => "the peer has this node's certificate on its deny list",
+        close_code::WRONG_PATH => {
+            "the peer saw this node connect from another address than its certificate certifies"
+        }
+        close_code::IDENTITY_MISMATCH => "the peer refused this node's identity",
+        close_code::NOT_A_NODE => "the peer does not take this node's certificate for a node",
+        _ => return None,
+    };
+    Some(why.to_owned())
 }
 
 fn serialize<T: Serialize + ?Sized>(m: &T) -> Result<Bytes, SendError> {
@@ -520,77 +637,100 @@ impl Inner {
 
     /// Dials `addr` and checks that the certificate is the node at that address.
     pub(crate) async fn dial(&self, addr: SocketAddr) -> Option<Connection> {
-        let refuse = |why: &dyn std::fmt::Display| {
-            bump(&self.counters.refused_handshakes);
-            tracing::warn!(peer = %addr, "fjell-quic: dial refused: {why}");
+        let (conn, outcome) = self.try_dial(addr).await;
+        match &outcome {
+            DialOutcome::HandshakeRefused(why) | DialOutcome::Refused(why) => {
+                bump(&self.counters.refused_handshakes);
+                let why = format!("dialed {addr}: {why}");
+                self.refusals.log(self.refusals.refused(
+                    std::time::Instant::now(),
+                    addr.ip(),
+                    &why,
+                ));
+            }
+            DialOutcome::NoAnswer(e) => {
+                tracing::debug!(peer = %addr, "fjell-quic: dial failed: {e}");
+            }
+            DialOutcome::Connected => {}
+        }
+        self.dials.lock().unwrap().insert(addr, outcome);
+        conn
+    }
+
+    async fn try_dial(&self, addr: SocketAddr) -> (Option<Connection>, DialOutcome) {
+        let client = self.client.read().unwrap().clone();
+        let connecting = match self
+            .endpoint
+            .connect_with(client, addr, &addr.ip().to_string())
+        {
+            Ok(c) => c,
+            Err(e) => return (None, DialOutcome::NoAnswer(e.to_string())),
         };
-        let connecting =
-            match self
-                .endpoint
-                .connect_with(self.client.clone(), addr, &addr.ip().to_string())
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(peer = %addr, "fjell-quic: cannot dial: {e}");
-                    return None;
-                }
-            };
         let conn = match connecting.await {
             Ok(c) => c,
             Err(e) if is_tls_refusal(&e) => {
-                refuse(&e);
-                return None;
+                return (None, DialOutcome::HandshakeRefused(e.to_string()))
             }
-            Err(e) => {
-                tracing::debug!(peer = %addr, "fjell-quic: dial failed: {e}");
-                return None;
-            }
+            Err(e) => return (None, DialOutcome::NoAnswer(e.to_string())),
         };
-        match tls::peer_identity(&conn) {
-            Ok(PeerIdentity::Node(a)) if a == addr => Some(conn),
-            other => {
-                let why = match other {
-                    Ok(id) => format!("the certificate at {addr} certifies {id}"),
-                    Err(e) => e.to_string(),
-                };
-                refuse(&why);
-                conn.close(VarInt::from_u32(close_code::IDENTITY_MISMATCH), b"identity");
-                None
+        let admitted = tls::peer_identity(&conn)
+            .map_err(|e| Refusal::NoIdentity(e.to_string()))
+            .and_then(|(id, fp)| self.gate.dialed(addr, &id, &fp));
+        match admitted {
+            Ok(()) => (Some(conn), DialOutcome::Connected),
+            Err(r) => {
+                conn.close(VarInt::from_u32(r.close_code()), b"refused");
+                (None, DialOutcome::Refused(r.to_string()))
             }
+        }
+    }
+
+    /// Logs the summaries of refusals once each interval ends.
+    async fn summarise_refusals(self: Arc<Self>) {
+        while !self.is_closing() {
+            let shutdown = self.shutdown.listen();
+            if self.is_closing() {
+                break;
+            }
+            futures_lite::future::or(rt::sleep(crate::refusals::INTERVAL / 4), shutdown).await;
+            self.refusals
+                .log(self.refusals.tick(std::time::Instant::now()));
         }
     }
 
     async fn accept_loop(self: Arc<Self>) {
         while let Some(incoming) = self.endpoint.accept().await {
             let inner = self.clone();
+            let source = incoming.remote_address();
             rt::spawn(async move {
+                let refused = |why: &dyn std::fmt::Display| {
+                    bump(&inner.counters.refused_handshakes);
+                    let why = why.to_string();
+                    inner.refusals.log(inner.refusals.refused(
+                        std::time::Instant::now(),
+                        source.ip(),
+                        &why,
+                    ));
+                };
                 let conn = match incoming.await {
                     Ok(c) => c,
-                    Err(e) if is_tls_refusal(&e) => {
-                        bump(&inner.counters.refused_handshakes);
-                        tracing::warn!("fjell-quic: handshake refused: {e}");
-                        return;
-                    }
+                    Err(e) if is_tls_refusal(&e) => return refused(&e),
                     Err(e) => {
                         tracing::debug!("fjell-quic: incoming connection failed: {e}");
                         return;
                     }
                 };
-                match tls::peer_identity(&conn) {
-                    Ok(PeerIdentity::Node(addr)) if addr != inner.me => {
-                        inner.run_connection(addr, conn, addr).await
-                    }
+                let admitted = tls::peer_identity(&conn)
+                    .map_err(|e| Refusal::NoIdentity(e.to_string()))
+                    .and_then(|(id, fp)| inner.gate.inbound(&id, &fp, source).map(|()| id));
+                match admitted {
+                    Ok(PeerIdentity::Node(addr)) => inner.run_connection(addr, conn, addr).await,
                     Ok(PeerIdentity::Admin(name)) => {
                         crate::admin::serve(name, conn, inner.admin.0.clone()).await
                     }
-                    other => {
-                        bump(&inner.counters.refused_handshakes);
-                        let id = other.map(|i| i.to_string()).unwrap_or_default();
-                        tracing::warn!(
-                            remote = %conn.remote_address(),
-                            "fjell-quic: refusing a connection from {id:?}: not another node"
-                        );
-                        conn.close(VarInt::from_u32(close_code::NOT_A_NODE), b"not a node");
+                    Err(r) => {
+                        refused(&r);
+                        conn.close(VarInt::from_u32(r.close_code()), b"refused");
                     }
                 }
             });
@@ -622,6 +762,12 @@ impl Inner {
         rt::spawn(self.clone().read_datagrams(peer, conn.clone()));
         while let Ok(s) = conn.accept_uni().await {
             rt::spawn(self.clone().read_stream(peer, conn.clone(), dialer, s));
+        }
+        if let Some(why) = refused_by_peer(&conn) {
+            self.dials
+                .lock()
+                .unwrap()
+                .insert(peer, DialOutcome::Refused(why));
         }
         let known = self.peers.lock().unwrap().get(&peer).cloned();
         if let Some(p) = known {
@@ -767,11 +913,17 @@ impl Inner {
         }
     }
 
-    /// Closes a connection that sent bad input, with one log line and a counter.
+    /// Closes a connection that sent bad input, with a counter and a log line (aggregated
+    /// per peer: see [`crate::refusals`]).
     fn refuse(&self, conn: &Connection, from: SocketAddr, e: FrameError) {
         let why = BadInput::of(&e);
         self.counters.bad_input(why);
-        tracing::warn!(peer = %from, reason = ?why, "fjell-quic: closing connection: {e}");
+        let text = format!("bad input from {from} ({why:?}): {e}");
+        self.refusals.log(self.refusals.refused(
+            std::time::Instant::now(),
+            conn.remote_address().ip(),
+            &text,
+        ));
         conn.close(VarInt::from_u32(why.close_code()), e.to_string().as_bytes());
     }
 }

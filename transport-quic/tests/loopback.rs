@@ -291,10 +291,10 @@ fn a_peer_sending_garbage_or_an_oversized_frame_is_disconnected_while_others_are
             ),
         ];
         for (i, (what, bytes, code, counter)) in cases.into_iter().enumerate() {
-            // A member's valid certificate: only the bytes are bad.
-            let (_, addr) = free_socket();
+            // A member's valid certificate, on its own path: only the bytes are bad.
+            let (socket, addr) = free_socket();
             let creds = ca.node(addr).unwrap();
-            let conn = raw_connect(creds.quinn_client_config().unwrap(), a.address())
+            let conn = raw_connect_from(socket, creds.quinn_client_config().unwrap(), a.address())
                 .await
                 .unwrap();
             let mut s = conn.open_uni().await.unwrap();
@@ -317,8 +317,9 @@ fn a_peer_sending_garbage_or_an_oversized_frame_is_disconnected_while_others_are
             );
         }
         // A datagram that is not a heartbeat closes the connection too.
-        let (_, addr) = free_socket();
-        let conn = raw_connect(
+        let (socket, addr) = free_socket();
+        let conn = raw_connect_from(
+            socket,
             ca.node(addr).unwrap().quinn_client_config().unwrap(),
             a.address(),
         )
@@ -466,8 +467,8 @@ fn a_node_cannot_speak_for_another_member() {
         let a = drive(t.clone(), 1, &[t.address()]);
         a.until(10, "A founding its cluster", |n| n.members().len() == 1)
             .await;
-        // A seed probe from R, sent over a connection certified as P.
-        let (_, p) = free_socket();
+        // A seed probe from R, sent over a connection certified as P (from P's address).
+        let (p_socket, p) = free_socket();
         let (_, r) = free_socket();
         let mut forger =
             fjell_core::DeviceNode::new(fjell_core::Config::default(), r, 9, 9).unwrap();
@@ -484,7 +485,8 @@ fn a_node_cannot_speak_for_another_member() {
             bytes: Bytes::copy_from_slice(&buf[..tx.len]),
         }
         .encode_framed(&mut bytes);
-        let conn = raw_connect(
+        let conn = raw_connect_from(
+            p_socket,
             ca.node(p).unwrap().quinn_client_config().unwrap(),
             t.address(),
         )
@@ -558,4 +560,115 @@ fn closing_releases_the_port_at_once_even_while_backing_off_from_a_peer() {
         .await;
         stranger.close().await;
     })
+}
+
+/// A copy of node B's certificate and key used from another address (a leaked key, a cloned
+/// VM) is refused, and B's own connection is untouched.
+#[test]
+fn a_certificate_used_from_another_address_is_refused() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let (a, b) = pair(&ca);
+        b.send(a.address(), &Chat::Ping(1)).await.unwrap();
+        let m = within(5, "B's first message", a.recv()).await.unwrap();
+        assert_eq!(m.from, b.address());
+
+        // The impostor: B's certificate, another port.
+        let b_creds = ca.node(b.address()).unwrap();
+        let before = a.counters().refused_handshakes;
+        let conn = raw_connect(b_creds.quinn_client_config().unwrap(), a.address())
+            .await
+            .unwrap();
+        match within(5, "A closing the impostor", conn.closed()).await {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                assert_eq!(
+                    c.error_code,
+                    quinn::VarInt::from_u32(close_code::WRONG_PATH)
+                )
+            }
+            other => panic!("closed with {other}"),
+        }
+        assert_eq!(a.counters().refused_handshakes, before + 1);
+
+        // A whole transport doing the same never reaches A either.
+        let (socket, _) = free_socket();
+        let impostor = transport_on(b_creds, socket);
+        impostor.set_members([a.address()]);
+        impostor.send(a.address(), &Chat::Ping(99)).await.unwrap();
+        eventually(10, "A refusing the impostor transport", || {
+            a.counters().refused_handshakes >= before + 2
+        })
+        .await;
+
+        // B is still B, on its own connection.
+        b.send(a.address(), &Chat::Ping(2)).await.unwrap();
+        let m = within(5, "B's message after the impostor", a.recv())
+            .await
+            .unwrap();
+        assert_eq!(
+            (m.from, m.decode::<Chat>().unwrap()),
+            (b.address(), Chat::Ping(2))
+        );
+        assert!(a.try_recv().is_none(), "nothing from the impostor");
+        assert!(a.is_connected(b.address()));
+    });
+}
+
+/// Reloading credentials: a rotated certificate serves new connections with no change to
+/// the peers; a certificate put on the deny list loses its connection at once and cannot
+/// connect again until it is taken off.
+#[test]
+fn reloaded_credentials_and_deny_list_apply_without_a_restart() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let a = node_transport(&ca);
+        let (socket, b_addr) = free_socket();
+        let b_creds = ca.node(b_addr).unwrap();
+        let b = transport_on(b_creds.clone(), socket);
+        a.set_members([b.address()]);
+        b.set_members([a.address()]);
+        b.send(a.address(), &Chat::Ping(1)).await.unwrap();
+        within(5, "B's first message", a.recv()).await.unwrap();
+
+        // Rotation: A takes a new certificate for the same address; B keeps talking.
+        let rotated = ca.node(a.address()).unwrap();
+        a.reload(&rotated, []).unwrap();
+        let other_addr = ca.node(b.address()).unwrap();
+        assert!(a.reload(&other_addr, []).is_err(), "another address");
+        b.send(a.address(), &Chat::Ping(2)).await.unwrap();
+        let m = within(5, "B after the rotation", a.recv()).await.unwrap();
+        assert_eq!(m.decode::<Chat>().unwrap(), Chat::Ping(2));
+
+        // Deny B's certificate: its connection closes within seconds.
+        let b_fp = b_creds.fingerprint();
+        a.reload(&rotated, [b_fp]).unwrap();
+        eventually(5, "B's connection closed", || !b.is_connected(a.address())).await;
+        let refused = a.counters().refused_handshakes;
+        b.send(a.address(), &Chat::Ping(3)).await.unwrap();
+        eventually(10, "B's redial refused", || {
+            a.counters().refused_handshakes > refused
+        })
+        .await;
+        assert!(a.try_recv().is_none(), "nothing from a denied peer");
+        // B learns why (what a node that cannot get in reports).
+        eventually(5, "B knowing it was denied", || {
+            matches!(
+                b.dial_outcome(a.address()),
+                Some(fjell_quic::DialOutcome::Refused(why)) if why.contains("deny list")
+            )
+        })
+        .await;
+
+        // Off the list again: B gets through (its queued message, then a new one).
+        a.reload(&rotated, []).unwrap();
+        b.send(a.address(), &Chat::Ping(4)).await.unwrap();
+        loop {
+            let m = within(15, "B after the deny list is cleared", a.recv())
+                .await
+                .unwrap();
+            if m.decode::<Chat>().unwrap() == Chat::Ping(4) {
+                break;
+            }
+        }
+    });
 }

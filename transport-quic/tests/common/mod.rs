@@ -47,12 +47,29 @@ pub fn pair(ca: &DevCa) -> (Transport, Transport) {
     (a, b)
 }
 
-/// A raw QUIC connection to `to` with client configuration `cfg` (for peers that misbehave).
+/// A raw QUIC connection to `to` with client configuration `cfg` from a fresh port (for
+/// peers that misbehave).
 pub async fn raw_connect(
     cfg: quinn::ClientConfig,
     to: SocketAddr,
 ) -> Result<quinn::Connection, quinn::ConnectionError> {
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    raw_connect_from(UdpSocket::bind("127.0.0.1:0").unwrap(), cfg, to).await
+}
+
+/// A raw QUIC connection to `to` from `socket`: the path a node certified for the socket's
+/// address would use.
+pub async fn raw_connect_from(
+    socket: UdpSocket,
+    cfg: quinn::ClientConfig,
+    to: SocketAddr,
+) -> Result<quinn::Connection, quinn::ConnectionError> {
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::SmolRuntime),
+    )
+    .unwrap();
     endpoint.connect_with(cfg, to, "127.0.0.1").unwrap().await
 }
 
