@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use fjell_core::{
-    AppVersion, CommandError, Config, ConfigError, Downing, Event, Member, Role, RoleSet, Strategy,
-    UniqueAddress,
+    AppVersion, CommandError, Config, ConfigError, Downing, Event, Instant, Member, Role, RoleSet,
+    Strategy, UniqueAddress,
 };
 use fjell_quic::{
-    AppMessage, Credentials, PeerIdentity, RequestError, SendError, TlsError, Transport,
-    TransportConfig, TransportError,
+    AddressMapping, AppMessage, Credentials, Fingerprint, PeerIdentity, RequestError, SendError,
+    TlsError, Transport, TransportConfig, TransportError,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::credentials::{CredentialSource, Keeper, LoadCredentials};
 use crate::driver::{new_node, Command, Driver, DriverSettings, Run, Shared, Termination};
 use crate::lease::ClusterLease;
 use crate::runtime::{Runtime, Timer};
@@ -92,6 +93,10 @@ pub struct ClusterBuilder {
     seed_nodes: Vec<SocketAddr>,
     credentials: Option<Credentials>,
     pem_files: Option<[PathBuf; 3]>,
+    credential_source: Option<CredentialSource>,
+    watch: Option<Duration>,
+    deny: Vec<Fingerprint>,
+    address_map: Vec<AddressMapping>,
     log_info: bool,
     shutdown_timeout: Duration,
     lease: Option<Arc<dyn ClusterLease>>,
@@ -127,6 +132,10 @@ impl ClusterBuilder {
             seed_nodes: Vec::new(),
             credentials: None,
             pem_files: None,
+            credential_source: None,
+            watch: None,
+            deny: Vec::new(),
+            address_map: Vec::new(),
             log_info: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             lease: None,
@@ -238,6 +247,35 @@ impl ClusterBuilder {
         self
     }
 
+    /// How often the PEM files given to [`ClusterBuilder::pem_files`] are checked for changes
+    /// and reloaded without a restart (default `None`: only on
+    /// [`Cluster::reload_credentials`]). See [`crate::credentials`].
+    pub fn watch_credentials(mut self, every: Option<Duration>) -> Self {
+        self.watch = every;
+        self
+    }
+
+    /// Where [`Cluster::reload_credentials`] and file watching reload the credentials and
+    /// the deny list from (overrides the default built from [`ClusterBuilder::pem_files`],
+    /// which reloads the PEM files and keeps the deny list).
+    pub fn credential_source(mut self, source: CredentialSource) -> Self {
+        self.credential_source = Some(source);
+        self
+    }
+
+    /// Certificates to refuse even though the cluster CA signed them (by fingerprint).
+    pub fn deny(mut self, fingerprints: impl IntoIterator<Item = Fingerprint>) -> Self {
+        self.deny = fingerprints.into_iter().collect();
+        self
+    }
+
+    /// Declared differences between nodes' certified addresses and the source addresses
+    /// of their connections (NAT, containers); see [`fjell_quic::admission`].
+    pub fn address_map(mut self, mappings: impl IntoIterator<Item = AddressMapping>) -> Self {
+        self.address_map = mappings.into_iter().collect();
+        self
+    }
+
     /// Log membership changes at info level (default on; Pekko's `log-info`). Gossip is
     /// logged at debug level either way.
     pub fn log_info(mut self, on: bool) -> Self {
@@ -295,6 +333,24 @@ impl ClusterBuilder {
             (None, Some([ca, cert, key])) => Credentials::from_pem_files(ca, cert, key)?,
             (None, None) => return Err(StartError::NoCredentials),
         };
+        let source = match (self.credential_source, self.pem_files) {
+            (Some(s), _) => Some(s),
+            (None, Some(files)) => {
+                let deny = self.deny.clone();
+                let [ca, cert, key] = files.clone();
+                let load: LoadCredentials = Arc::new(move || {
+                    let c = Credentials::from_pem_files(&ca, &cert, &key)
+                        .map_err(|e| e.to_string())?;
+                    Ok((c, deny.clone()))
+                });
+                Some(CredentialSource {
+                    paths: files.to_vec(),
+                    load,
+                    watch: self.watch,
+                })
+            }
+            (None, None) => None,
+        };
         let addr = match credentials.identity() {
             PeerIdentity::Node(a) => *a,
             other => return Err(TransportError::NotANode(other.to_string()).into()),
@@ -305,8 +361,11 @@ impl ClusterBuilder {
                 certified: addr.to_string(),
             });
         }
+        let keeper = Keeper::new(source, &credentials, Instant::ZERO);
         let mut tc = TransportConfig::for_detector(credentials, &self.config.failure_detector);
         tc.bind = self.bind;
+        tc.deny = self.deny;
+        tc.address_map = self.address_map;
         if let Some(f) = self.transport {
             f(&mut tc);
         }
@@ -332,6 +391,7 @@ impl ClusterBuilder {
             log_info: self.log_info,
             shutdown_timeout: self.shutdown_timeout,
             lease: self.lease,
+            credentials: keeper,
         };
         let run = Run::new(
             node,
@@ -546,6 +606,25 @@ impl Cluster {
     /// new cluster.
     pub async fn join(&self, addr: SocketAddr) -> Result<(), CommandError> {
         self.ask(|r| Command::Join(addr, r)).await
+    }
+
+    /// Reloads the TLS credentials and the deny list from where they came from (the PEM
+    /// files, or the builder's [`ClusterBuilder::credential_source`]) without a restart: new
+    /// connections use them, connections in use stay, peers now denied are disconnected.
+    /// Returns the new certificate's fingerprint; on an error the credentials in use stay.
+    pub async fn reload_credentials(&self) -> Result<Fingerprint, String> {
+        let (tx, rx) = async_channel::bounded(1);
+        if self
+            .inner
+            .commands
+            .try_send(Command::ReloadCredentials(tx))
+            .is_err()
+        {
+            return Err("the node has stopped".into());
+        }
+        rx.recv()
+            .await
+            .unwrap_or_else(|_| Err("the node has stopped".into()))
     }
 
     /// Joins through the seed-node process (the same list, in the same order, on every

@@ -47,6 +47,8 @@ pub(crate) enum Command {
     Abort,
     /// What the failure detector says of each monitored member now.
     Monitored(Sender<Vec<fjell_core::MonitorStats>>),
+    /// Reload the TLS credentials and deny list from their source.
+    ReloadCredentials(Sender<Result<fjell_quic::Fingerprint, String>>),
 }
 
 /// How a node's driver ended.
@@ -92,6 +94,7 @@ pub(crate) struct DriverSettings {
     pub(crate) log_info: bool,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) lease: Option<Arc<dyn ClusterLease>>,
+    pub(crate) credentials: crate::credentials::Keeper,
 }
 
 /// A node's driver: a plain `Future` that runs the node until it stops. Poll it on any
@@ -196,6 +199,8 @@ pub(crate) struct Run<const M: usize, const R: usize, const H: usize> {
     leave_deadline: Option<Instant>,
     published: Option<u64>,
     buf: Vec<u8>,
+    /// What this node reports while it is not in a cluster yet.
+    progress: crate::progress::JoinProgress,
     settings: DriverSettings,
     shared: Arc<Shared>,
     /// Dropped when the driver ends: handles waiting for the end see the channel close.
@@ -213,6 +218,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         shared: Arc<Shared>,
         alive: Sender<()>,
     ) -> Self {
+        let progress = crate::progress::JoinProgress::new(node.config().seed_node_timeout);
         Run {
             me: node.address(),
             origin: timer.now(),
@@ -231,6 +237,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             leave_deadline: None,
             published: None,
             buf: vec![0; Node::<M, R, H>::MAX_MESSAGE_LEN],
+            progress,
             settings,
             shared,
             _alive: alive,
@@ -250,12 +257,17 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     }
 
     async fn run(mut self) {
-        if !self.settings.seed_nodes.is_empty() {
-            let now = self.now();
-            if let Err(e) = self.node.join_seed_nodes(now, &self.settings.seed_nodes) {
+        let now = self.now();
+        let seeds = self.settings.seed_nodes.clone();
+        if seeds.is_empty() {
+            tracing::info!(node = %self.me, "fjell: no seed nodes configured: waiting to be joined by hand");
+        } else {
+            tracing::info!(node = %self.me, seeds = ?seeds, "fjell: joining through the seed nodes");
+            if let Err(e) = self.node.join_seed_nodes(now, &seeds) {
                 tracing::warn!(node = %self.me, "fjell: cannot join the seed nodes: {e}");
             }
         }
+        self.progress.attempt(now, &seeds);
         let end = loop {
             let now = self.now();
             // Timers first, whatever woke us: a busy transport must not starve them.
@@ -270,10 +282,14 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                 tracing::warn!(node = %self.me, "fjell: leaving did not finish in time");
                 break Termination::LeaveTimedOut;
             }
-            let wake = match (self.node.poll_timeout(), self.leave_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            self.housekeeping(now);
+            let deadlines = [
+                self.node.poll_timeout(),
+                self.leave_deadline,
+                self.progress.deadline(),
+                Some(self.settings.credentials.deadline()),
+            ];
+            let wake = deadlines.into_iter().flatten().min();
             let input = self.next_input(wake.map(|w| w - now)).await;
             let now = self.now();
             let ended = match input {
@@ -319,6 +335,21 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             }
         };
         self.finish(end).await;
+    }
+
+    /// What is not the core's: the join progress report and the credentials.
+    fn housekeeping(&mut self, now: Instant) {
+        if matches!(
+            self.node.status(),
+            NodeStatus::Member | NodeStatus::Exiting | NodeStatus::Stopped(_)
+        ) {
+            self.progress.done();
+        }
+        let transport = &self.transport;
+        if let Some(w) = self.progress.warning(now, |a| transport.dial_outcome(a)) {
+            tracing::warn!(node = %self.me, "fjell: {w}");
+        }
+        self.settings.credentials.poll(now, &self.transport);
     }
 
     /// Waits for the next input, or `wait` (the next deadline).
@@ -452,6 +483,9 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         if self.settings.log_info {
             log_event(&self.me, &e);
         }
+        if let Event::JoinRefused { by, reason } = &e {
+            self.progress.refused(*by, reason.to_string());
+        }
         if let Event::MemberUp(m) = &e {
             if m.address == self.me && !self.was_up {
                 self.was_up = true;
@@ -489,8 +523,14 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             let _ = r.try_send(result);
         };
         match c {
-            Command::Join(a, r) => reply(r, self.node.join(now, a)),
-            Command::JoinSeedNodes(s, r) => reply(r, self.node.join_seed_nodes(now, &s)),
+            Command::Join(a, r) => {
+                self.progress.attempt(now, &[a]);
+                reply(r, self.node.join(now, a))
+            }
+            Command::JoinSeedNodes(s, r) => {
+                self.progress.attempt(now, &s);
+                reply(r, self.node.join_seed_nodes(now, &s))
+            }
             Command::Leave(a, r) => reply(r, self.node.leave(now, a)),
             Command::Down(a, r) => reply(r, self.node.down(now, a)),
             Command::PrepareForFullClusterShutdown(r) => {
@@ -522,6 +562,9 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             Command::OnMemberRemoved(cb) => self.on_removed.push(cb),
             Command::Shutdown(timeout) => return self.begin_leave(now, timeout),
             Command::Abort => return Some(Termination::Aborted),
+            Command::ReloadCredentials(tx) => {
+                let _ = tx.try_send(self.settings.credentials.reload(&self.transport));
+            }
             Command::Monitored(tx) => {
                 let _ = tx.try_send(self.node.monitored(now).collect());
             }

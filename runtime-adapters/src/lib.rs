@@ -154,9 +154,11 @@
 #![deny(missing_docs)]
 
 mod cluster;
+pub mod credentials;
 mod driver;
 pub mod lease;
 pub mod management;
+mod progress;
 pub mod runtime;
 pub mod settings;
 mod state;
