@@ -339,8 +339,8 @@ impl ClusterBuilder {
                 let deny = self.deny.clone();
                 let [ca, cert, key] = files.clone();
                 let load: LoadCredentials = Arc::new(move || {
-                    let c = Credentials::from_pem_files(&ca, &cert, &key)
-                        .map_err(|e| e.to_string())?;
+                    let c =
+                        Credentials::from_pem_files(&ca, &cert, &key).map_err(|e| e.to_string())?;
                     Ok((c, deny.clone()))
                 });
                 Some(CredentialSource {

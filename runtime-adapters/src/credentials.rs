@@ -136,7 +136,9 @@ impl Keeper {
                 Ok(fp)
             }
             Err(e) => {
-                tracing::warn!("fjell: cannot reload the TLS credentials, keeping those in use: {e}");
+                tracing::warn!(
+                    "fjell: cannot reload the TLS credentials, keeping those in use: {e}"
+                );
                 Err(e)
             }
         }

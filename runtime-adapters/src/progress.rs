@@ -121,7 +121,10 @@ mod tests {
     #[test]
     fn warns_after_the_seed_node_timeout_with_every_contacts_answer() {
         let mut p = JoinProgress::new(Duration::from_secs(5));
-        p.attempt(at(0), &[a("10.0.0.1:7355"), a("10.0.0.2:7355"), a("10.0.0.3:7355")]);
+        p.attempt(
+            at(0),
+            &[a("10.0.0.1:7355"), a("10.0.0.2:7355"), a("10.0.0.3:7355")],
+        );
         p.refused(a("10.0.0.3:7355"), "Capacity".into());
         let dial = |addr: SocketAddr| match addr.port() {
             7355 if addr.ip().to_string() == "10.0.0.1" => {

@@ -18,10 +18,16 @@
 //!   on that connection, so the core's sender check stops a node speaking for another.
 //!   Credentials load from PEM files; the `dev-certs` feature adds [`DevCa`], a throwaway
 //!   in-memory CA for development (it logs a warning: not for production).
+//! - **One certificate, one node** ([`admission`]): a node's connection must come from the
+//!   address its certificate certifies (or one the operator mapped to it, for NAT), so a
+//!   copy of a node's key used elsewhere is refused instead of evicting the node; a deny
+//!   list of certificate fingerprints refuses what the CA signed but should no longer get
+//!   in; [`Transport::reload`] swaps credentials and deny list without a restart.
 //! - **Framing** ([`frame`]): length-prefixed postcard frames with a maximum size. Bad input
 //!   (malformed, oversized, unknown kind, wrong version) closes that connection with an error
-//!   code ([`close_code`]) and one log line, and is counted per reason ([`Counters`]); every
-//!   other connection keeps working.
+//!   code ([`close_code`]) and is counted per reason ([`Counters`]); every other connection
+//!   keeps working. Refused handshakes and bad input are logged once per peer and then
+//!   summarised per minute, so a flood cannot grow the log at its own rate.
 //! - **Administrator connections** ([`admin`]): an operator tool with a certificate that
 //!   certifies an administrator (`fjell-admin://NAME`) may send management requests, which
 //!   the node's driver answers ([`Transport::recv_admin`], [`AdminClient`]).

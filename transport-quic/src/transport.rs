@@ -651,7 +651,9 @@ impl Inner {
             DialOutcome::NoAnswer(e) => {
                 tracing::debug!(peer = %addr, "fjell-quic: dial failed: {e}");
             }
-            DialOutcome::Connected => {}
+            // Recorded when the peer's hello arrives: a peer that refuses this node closes the
+            // connection first, and its refusal must not be overwritten by each redial.
+            DialOutcome::Connected => return conn,
         }
         self.dials.lock().unwrap().insert(addr, outcome);
         conn
@@ -849,6 +851,10 @@ impl Inner {
         };
         let sent = match (lane, frame) {
             (Lane::Membership, Frame::Hello { instance }) => {
+                self.dials
+                    .lock()
+                    .unwrap()
+                    .insert(from, DialOutcome::Connected);
                 let link = crate::peer::Link {
                     conn: conn.clone(),
                     dialer,
