@@ -248,7 +248,8 @@ fn run(path: PathBuf) -> ExitCode {
     let settings = match Settings::from_file(&path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("fjell run: {}: {e}", path.display());
+            // Names the file: "cannot read the settings file F: ..." or "F: invalid setting ...".
+            eprintln!("fjell run: {e}");
             return ExitCode::from(2);
         }
     };

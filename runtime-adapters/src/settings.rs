@@ -9,16 +9,23 @@
 //! ```toml
 //! advertised-address = "10.0.0.1:7355"
 //! bind = "0.0.0.0:7355"
-//! seed-nodes = ["10.0.0.1:7355", "10.0.0.2:7355"]
+//! seed-nodes = ["node1.example.com:7355", "10.0.0.2:7355"]
 //! roles = ["backend"]
 //! app-version = "1.4.0"
 //! gossip-interval = "1s"
 //! downing = "keep-majority"
+//! # A node behind a NAT: its certificate certifies 10.0.0.3:7355, its packets come from
+//! # 192.168.1.5 (any port).
+//! address-map = ["10.0.0.3:7355=192.168.1.5"]
 //!
 //! [tls]
 //! ca = "ca.pem"
 //! cert = "node.pem"
 //! key = "node.key"
+//! # Certificates refused although the CA signed them (`fjell certs fingerprint FILE`).
+//! deny = ["sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"]
+//! # How often the PEM files are checked for changes (default "5s"; "off").
+//! watch = "5s"
 //!
 //! [failure-detector]
 //! threshold = 10.0
@@ -36,14 +43,23 @@
 //! **Unsafe**: with different downing settings both sides of a partition may survive. Use it
 //! only for a rolling change of those settings.
 //!
+//! **Addresses** (`bind`, `advertised-address`, `seed-nodes`) are `IP:PORT` or `HOST:PORT`.
+//! A host name is resolved once, when the settings are loaded (a changed DNS record needs a
+//! restart), to its first IPv4 address, or to its first address if it has no IPv4 one:
+//! `localhost` often resolves to both `::1` and `127.0.0.1` in an order that differs between
+//! machines, and a node's certificate certifies one exact IP (see [`resolve_address`]). A
+//! name that does not resolve is an error naming the key and the name.
+//!
 //! **Environment overrides** are applied after the file: `FJELL_` followed by the key in
 //! upper case, `-` written `_` and `.` written `__`. `FJELL_GOSSIP_INTERVAL=2s`,
 //! `FJELL_FAILURE_DETECTOR__THRESHOLD=12`, `FJELL_SEED_NODES=10.0.0.1:7355,10.0.0.2:7355`,
 //! `FJELL_TLS__CA=/etc/fjell/ca.pem`. A value is read as TOML when it parses as a TOML value
 //! (numbers, booleans, arrays) and as a string otherwise; lists also take comma-separated
 //! strings. An unknown `FJELL_` variable is an error, like an unknown key in the file (so a
-//! typo never goes unnoticed). Role names and compat keys containing `_` cannot be set this
-//! way; use the file.
+//! typo never goes unnoticed), except the management commands' own variables
+//! ([`Settings::MANAGEMENT_VARIABLES`]), which are ignored so that one shell can both run a
+//! node and manage it. Role names and compat keys containing `_` cannot be set this way; use
+//! the file. `FJELL_TLS__DENY` and `FJELL_ADDRESS_MAP` take comma-separated lists.
 //!
 //! Every error names the key (and the variable, for overrides), and the core's own
 //! validation ([`Config::validate`]) runs before [`Settings`] is returned, so a bad file is
@@ -78,8 +94,34 @@ impl SettingsError {
     }
 }
 
-/// PEM files of a node's TLS credentials (`tls.ca`, `tls.cert`, `tls.key`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Why [`Settings::from_file`] failed: the file could not be read at all, or a setting in it
+/// (or in the environment) is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsFileError {
+    /// The file could not be read (missing, not readable, not UTF-8).
+    #[error("cannot read the settings file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A setting is invalid.
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The setting and what is wrong with it.
+        source: SettingsError,
+    },
+}
+
+/// How often the TLS files are checked for changes when `tls.watch` is not set.
+pub const DEFAULT_TLS_WATCH: Duration = Duration::from_secs(5);
+
+/// PEM files of a node's TLS credentials (`tls.ca`, `tls.cert`, `tls.key`), the deny list
+/// and the reload interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     /// The cluster CA certificate(s).
     pub ca: PathBuf,
@@ -94,18 +136,31 @@ pub struct TlsFiles {
     pub watch: Option<Duration>,
 }
 
+impl Default for TlsFiles {
+    /// No files, no deny list, and the default watch interval ([`DEFAULT_TLS_WATCH`]).
+    fn default() -> Self {
+        TlsFiles {
+            ca: PathBuf::new(),
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            deny: Vec::new(),
+            watch: Some(DEFAULT_TLS_WATCH),
+        }
+    }
+}
+
 /// Everything a settings file can say about a node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The core's settings (validated).
     pub config: Config,
-    /// `bind`: the local address to bind.
+    /// `bind`: the local address to bind (a host name in the file is resolved).
     pub bind: Option<SocketAddr>,
-    /// `advertised-address`: the address others reach this node at.
+    /// `advertised-address`: the address others reach this node at (resolved).
     pub advertised_address: Option<SocketAddr>,
-    /// `seed-nodes`.
+    /// `seed-nodes` (resolved).
     pub seed_nodes: Vec<SocketAddr>,
-    /// `tls.ca`, `tls.cert`, `tls.key`.
+    /// `tls.ca`, `tls.cert`, `tls.key`, `tls.deny`, `tls.watch`.
     pub tls: Option<TlsFiles>,
     /// `address-map`: declared differences between a node's certified address and the
     /// source address its connections come from (see [`fjell_quic::config::AddressMapping`]).
@@ -158,8 +213,22 @@ impl Settings {
         "tls.ca",
         "tls.cert",
         "tls.key",
+        "tls.deny",
+        "tls.watch",
+        "address-map",
         "log-info",
         "shutdown-timeout",
+    ];
+
+    /// The management commands' environment variables (`fjell members --node` and the
+    /// others read them). Loading settings ignores them rather than refusing them as unknown
+    /// `FJELL_` keys: an operator who exported them to manage a node can still start one
+    /// from the same shell.
+    pub const MANAGEMENT_VARIABLES: &'static [&'static str] = &[
+        "FJELL_NODE",
+        "FJELL_ADMIN_CA",
+        "FJELL_ADMIN_CERT",
+        "FJELL_ADMIN_KEY",
     ];
 
     /// The split brain resolver's per-strategy keys (Pekko's names), beyond
@@ -173,11 +242,16 @@ impl Settings {
     ];
 
     /// Reads a settings file and applies the process's `FJELL_*` environment overrides.
-    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, SettingsError> {
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, SettingsFileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SettingsError::new(path.display().to_string(), e.to_string()))?;
-        Self::load(&text, std::env::vars())
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::load(&text, std::env::vars()).map_err(|source| SettingsFileError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads settings from TOML text, without environment overrides.
@@ -186,7 +260,8 @@ impl Settings {
     }
 
     /// Reads settings from TOML text, then applies the overrides among `env` (name, value)
-    /// pairs whose name starts with `FJELL_`; other pairs are ignored.
+    /// pairs whose name starts with `FJELL_`; other pairs, and
+    /// [`Settings::MANAGEMENT_VARIABLES`], are ignored.
     pub fn load(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
@@ -203,7 +278,9 @@ impl Settings {
         }
         let mut env: Vec<_> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("FJELL_"))
+            .filter(|(k, _)| {
+                k.starts_with("FJELL_") && !Self::MANAGEMENT_VARIABLES.contains(&k.as_str())
+            })
             .collect();
         env.sort();
         for (var, raw) in env {
@@ -236,7 +313,18 @@ impl Settings {
     }
 
     /// A builder with these settings (TLS from the PEM files, if given).
+    ///
+    /// `tls.deny`, `tls.watch` and `address-map` are parsed and validated but not passed on:
+    /// the transport does not take them yet. A warning says so when the deny list or the
+    /// address map is not empty, since an operator relying on either would otherwise be
+    /// misled.
     pub fn builder(self) -> ClusterBuilder {
+        if self.tls.as_ref().is_some_and(|t| !t.deny.is_empty()) {
+            tracing::warn!("fjell: tls.deny is not enforced by this version; the listed certificates are still accepted");
+        }
+        if !self.address_map.is_empty() {
+            tracing::warn!("fjell: address-map is not applied by this version");
+        }
         let mut b = ClusterBuilder::new()
             .config(self.config)
             .seed_nodes(self.seed_nodes)
@@ -264,12 +352,32 @@ impl Settings {
             "seed-nodes" => {
                 self.seed_nodes = list(&v)?
                     .iter()
-                    .map(|s| parse_addr(s))
+                    .map(|s| resolve_address(s))
+                    .collect::<Result<_, _>>()?
+            }
+            "address-map" => {
+                self.address_map = list(&v)?
+                    .iter()
+                    .map(|s| s.parse().map_err(|e| format!("{s:?}: {e}")))
                     .collect::<Result<_, _>>()?
             }
             "tls.ca" => self.tls.get_or_insert_with(TlsFiles::default).ca = string(&v)?.into(),
             "tls.cert" => self.tls.get_or_insert_with(TlsFiles::default).cert = string(&v)?.into(),
             "tls.key" => self.tls.get_or_insert_with(TlsFiles::default).key = string(&v)?.into(),
+            "tls.deny" => {
+                self.tls.get_or_insert_with(TlsFiles::default).deny = list(&v)?
+                    .iter()
+                    .map(|s| s.parse().map_err(|e| format!("{s:?}: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "tls.watch" => {
+                let watch = optional(&v)?;
+                // A zero interval would check the files in a busy loop.
+                if watch == Some(Duration::ZERO) {
+                    return Err("must be longer than zero, or \"off\"".into());
+                }
+                self.tls.get_or_insert_with(TlsFiles::default).watch = watch;
+            }
             "log-info" => self.log_info = boolean(&v)?,
             "shutdown-timeout" => self.shutdown_timeout = duration(&v)?,
             "cluster-name" => c.cluster_name = name(&v)?,
@@ -485,13 +593,42 @@ fn list(v: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not an IP address and port, like \"10.0.0.1:7355\""))
+/// Resolves `IP:PORT` or `HOST:PORT` to one socket address: an IP as written, a host name
+/// to the first IPv4 address it resolves to, or to its first address if it has no IPv4 one.
+///
+/// IPv4 first because a node's certificate certifies one exact IP and `localhost` (like
+/// many dual-stack names) resolves to `::1` and `127.0.0.1` in an order that differs
+/// between machines: the settings, `fjell certs node --addr` and the management commands
+/// should all pick the same address for the same name. Resolve once, at start: the
+/// certified address does not follow later DNS changes.
+///
+/// The error names the text: ``cannot resolve `nohost.invalid:7355`: ...``.
+pub fn resolve_address(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let s = s.trim();
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if s.rsplit_once(':').is_none_or(|(host, port)| {
+        host.is_empty() || port.is_empty() || port.parse::<u16>().is_err()
+    }) {
+        return Err(format!(
+            "{s:?} is not an address: write IP:PORT or HOST:PORT, like \"10.0.0.1:7355\""
+        ));
+    }
+    let all: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{s}`: {e}"))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("cannot resolve `{s}`: the name has no addresses"))
 }
 
 fn addr(v: &Value) -> Result<SocketAddr, String> {
-    parse_addr(&string(v)?)
+    resolve_address(&string(v)?)
 }
 
 fn short_name(s: &str) -> Result<Name, String> {
@@ -551,7 +688,7 @@ mod tests {
     fn value_for(key: &str) -> &'static str {
         match key {
             "cluster-name" | "compat" | "tls.ca" | "tls.cert" | "tls.key" => "\"x\"",
-            "roles" | "seed-nodes" => "[]",
+            "roles" | "seed-nodes" | "tls.deny" | "address-map" => "[]",
             "app-version" => "\"1.2.3\"",
             "min-nr-of-members"
             | "max-members"
@@ -620,5 +757,137 @@ mod tests {
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
         assert_eq!(parse_duration("s"), None);
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_management_commands_variables_are_not_settings() {
+        let mut vars: Vec<_> = Settings::MANAGEMENT_VARIABLES
+            .iter()
+            .map(|v| (*v, "anything"))
+            .collect();
+        let s = Settings::load("", env(&vars)).unwrap();
+        assert_eq!(s, Settings::default());
+        // Any other unknown FJELL_ variable is still a typo to report.
+        vars.push(("FJELL_NODES", "10.0.0.1:7355"));
+        let e = Settings::load("", env(&vars)).unwrap_err();
+        assert_eq!(e.key, "nodes (from FJELL_NODES)");
+        assert_eq!(e.reason, "unknown key");
+    }
+
+    #[test]
+    fn a_missing_file_is_not_a_bad_setting() {
+        let path = std::env::temp_dir().join("fjell-no-such-settings-file.toml");
+        let e = Settings::from_file(&path).unwrap_err();
+        assert!(matches!(e, SettingsFileError::Read { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read the settings file {}: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn addresses_may_be_host_names() {
+        let s = Settings::from_toml(
+            "bind = \"localhost:7355\"\nadvertised-address = \"127.0.0.1:7355\"\n\
+             seed-nodes = [\"localhost:7356\", \"[::1]:7357\"]",
+        )
+        .unwrap();
+        // IPv4 first, whatever order the resolver returns `localhost` in.
+        assert_eq!(s.bind, Some("127.0.0.1:7355".parse().unwrap()));
+        assert_eq!(
+            s.seed_nodes,
+            [
+                "127.0.0.1:7356".parse::<SocketAddr>().unwrap(),
+                "[::1]:7357".parse().unwrap()
+            ]
+        );
+        let e = Settings::from_toml("seed-nodes = [\"nohost.invalid:7355\"]").unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "invalid setting `seed-nodes`: cannot resolve `nohost.invalid:7355`: "
+            ),
+            "{e}"
+        );
+        let e = Settings::load("", env(&[("FJELL_BIND", "nohost.invalid:1")])).unwrap_err();
+        assert_eq!(e.key, "bind (from FJELL_BIND)");
+        assert!(e.reason.contains("`nohost.invalid:1`"), "{e}");
+        let e = Settings::from_toml("advertised-address = \"localhost\"").unwrap_err();
+        assert_eq!(e.key, "advertised-address");
+        assert!(e.reason.contains("IP:PORT or HOST:PORT"), "{e}");
+    }
+
+    const FP: &str = "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    const TLS: &str = "[tls]\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n";
+
+    #[test]
+    fn the_deny_list_holds_fingerprints() {
+        let s = Settings::from_toml(&format!("{TLS}deny = [\"{FP}\"]")).unwrap();
+        assert_eq!(s.tls.unwrap().deny, [FP.parse().unwrap()]);
+        let other = FP.replace("0f1e", "aaaa");
+        let s = Settings::load(TLS, env(&[("FJELL_TLS__DENY", &format!("{FP},{other}"))])).unwrap();
+        assert_eq!(
+            s.tls.unwrap().deny,
+            [FP.parse().unwrap(), other.parse().unwrap()]
+        );
+        let e = Settings::from_toml(&format!("{TLS}deny = [\"{FP}\", \"sha1:abcd\"]")).unwrap_err();
+        assert_eq!(e.key, "tls.deny");
+        assert_eq!(
+            e.reason,
+            "\"sha1:abcd\": a certificate fingerprint is `sha256:` followed by 64 hex digits"
+        );
+    }
+
+    #[test]
+    fn the_tls_files_are_watched_every_5_s_unless_set() {
+        let watch = |extra: &str| {
+            Settings::from_toml(&format!("{TLS}{extra}"))
+                .map(|s| s.tls.unwrap().watch)
+                .map_err(|e| e.key)
+        };
+        assert_eq!(watch(""), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(watch("watch = \"1m\""), Ok(Some(Duration::from_secs(60))));
+        assert_eq!(watch("watch = \"off\""), Ok(None));
+        assert_eq!(watch("watch = \"0s\""), Err("tls.watch".to_string()));
+        assert_eq!(watch("watch = 5"), Err("tls.watch".to_string()));
+        assert_eq!(Settings::from_toml("").unwrap().tls, None);
+    }
+
+    #[test]
+    fn address_mappings_are_certified_equals_observed() {
+        let s = Settings::from_toml(
+            "address-map = [\"10.0.0.3:7355=192.168.1.5\", \"10.0.0.4:7355=192.168.1.6:4000\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            s.address_map,
+            [
+                "10.0.0.3:7355=192.168.1.5".parse().unwrap(),
+                "10.0.0.4:7355=192.168.1.6:4000".parse().unwrap()
+            ]
+        );
+        let s = Settings::load(
+            "",
+            env(&[(
+                "FJELL_ADDRESS_MAP",
+                "10.0.0.3:7355=192.168.1.5,10.0.0.4:1=10.1.1.1",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(s.address_map.len(), 2);
+        let e = Settings::from_toml("address-map = [\"10.0.0.3:7355\"]").unwrap_err();
+        assert_eq!(e.key, "address-map");
+        assert_eq!(
+            e.reason,
+            "\"10.0.0.3:7355\": an address mapping is CERTIFIED=OBSERVED: IP:PORT=IP:PORT or IP:PORT=IP"
+        );
     }
 }
