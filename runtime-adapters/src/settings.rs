@@ -67,6 +67,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fjell_core::config::Name;
@@ -74,6 +75,7 @@ use fjell_core::{AppVersion, Config, DetectorKind, Downing, Role, Strategy, When
 use toml::Value;
 
 use crate::cluster::{parse_roles, ClusterBuilder, DEFAULT_SHUTDOWN_TIMEOUT};
+use crate::credentials::{CredentialSource, LoadCredentials};
 
 /// A setting that cannot be used, by key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,6 +167,9 @@ pub struct Settings {
     /// `address-map`: declared differences between a node's certified address and the
     /// source address its connections come from (see [`fjell_quic::config::AddressMapping`]).
     pub address_map: Vec<fjell_quic::config::AddressMapping>,
+    /// The file these settings were read from ([`Settings::from_file`]): read again when the
+    /// credentials are reloaded, for the deny list.
+    pub source: Option<PathBuf>,
     /// `log-info`: membership changes at info level (default true).
     pub log_info: bool,
     /// `shutdown-timeout` (default 20 s).
@@ -180,6 +185,7 @@ impl Default for Settings {
             seed_nodes: Vec::new(),
             tls: None,
             address_map: Vec::new(),
+            source: None,
             log_info: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
@@ -248,10 +254,13 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::load(&text, std::env::vars()).map_err(|source| SettingsFileError::Invalid {
-            path: path.to_path_buf(),
-            source,
-        })
+        let mut s =
+            Self::load(&text, std::env::vars()).map_err(|source| SettingsFileError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        s.source = Some(path.to_path_buf());
+        Ok(s)
     }
 
     /// Reads settings from TOML text, without environment overrides.
@@ -312,24 +321,18 @@ impl Settings {
         Ok(s)
     }
 
-    /// A builder with these settings (TLS from the PEM files, if given).
-    ///
-    /// `tls.deny`, `tls.watch` and `address-map` are parsed and validated but not passed on:
-    /// the transport does not take them yet. A warning says so when the deny list or the
-    /// address map is not empty, since an operator relying on either would otherwise be
-    /// misled.
+    /// A builder with these settings: TLS from the PEM files, if given, with the deny list
+    /// and the address map. The credentials and the deny list are reloaded without a restart
+    /// ([`crate::credentials`]) when asked, and every `tls.watch` when one of the PEM files
+    /// or (for settings read by [`Settings::from_file`]) the settings file changes; the
+    /// settings file is then read again for the new deny list and file names.
     pub fn builder(self) -> ClusterBuilder {
-        if self.tls.as_ref().is_some_and(|t| !t.deny.is_empty()) {
-            tracing::warn!("fjell: tls.deny is not enforced by this version; the listed certificates are still accepted");
-        }
-        if !self.address_map.is_empty() {
-            tracing::warn!("fjell: address-map is not applied by this version");
-        }
         let mut b = ClusterBuilder::new()
             .config(self.config)
             .seed_nodes(self.seed_nodes)
             .log_info(self.log_info)
-            .shutdown_timeout(self.shutdown_timeout);
+            .shutdown_timeout(self.shutdown_timeout)
+            .address_map(self.address_map);
         if let Some(a) = self.bind {
             b = b.bind(a);
         }
@@ -337,7 +340,11 @@ impl Settings {
             b = b.advertised_address(a);
         }
         if let Some(t) = self.tls {
-            b = b.pem_files(t.ca, t.cert, t.key);
+            let source = credential_source(&t, self.source);
+            b = b
+                .pem_files(t.ca, t.cert, t.key)
+                .deny(t.deny)
+                .credential_source(source);
         }
         b
     }
@@ -889,5 +896,41 @@ mod tests {
             e.reason,
             "\"10.0.0.3:7355\": an address mapping is CERTIFIED=OBSERVED: IP:PORT=IP:PORT or IP:PORT=IP"
         );
+    }
+}
+
+/// Where a node started from these settings reloads its credentials: the settings file
+/// (for the deny list and the PEM file names, environment overrides applied again) when
+/// there is one, else the PEM files with the deny list as it is.
+fn credential_source(tls: &TlsFiles, settings_file: Option<PathBuf>) -> CredentialSource {
+    let pem = [tls.ca.clone(), tls.cert.clone(), tls.key.clone()];
+    let mut paths = pem.to_vec();
+    let load: LoadCredentials = match settings_file {
+        Some(file) => {
+            paths.push(file.clone());
+            Arc::new(move || {
+                let s = Settings::from_file(&file).map_err(|e| e.to_string())?;
+                let t = s
+                    .tls
+                    .ok_or_else(|| format!("{}: no [tls] section", file.display()))?;
+                let c = fjell_quic::Credentials::from_pem_files(&t.ca, &t.cert, &t.key)
+                    .map_err(|e| e.to_string())?;
+                Ok((c, t.deny))
+            })
+        }
+        None => {
+            let deny = tls.deny.clone();
+            Arc::new(move || {
+                let [ca, cert, key] = &pem;
+                let c = fjell_quic::Credentials::from_pem_files(ca, cert, key)
+                    .map_err(|e| e.to_string())?;
+                Ok((c, deny.clone()))
+            })
+        }
+    };
+    CredentialSource {
+        paths,
+        load,
+        watch: tls.watch,
     }
 }
