@@ -688,6 +688,42 @@ fn optional(v: &Value) -> Result<Option<Duration>, String> {
     }
 }
 
+/// Where a node started from these settings reloads its credentials: the settings file
+/// (for the deny list and the PEM file names, environment overrides applied again) when
+/// there is one, else the PEM files with the deny list as it is.
+fn credential_source(tls: &TlsFiles, settings_file: Option<PathBuf>) -> CredentialSource {
+    let pem = [tls.ca.clone(), tls.cert.clone(), tls.key.clone()];
+    let mut paths = pem.to_vec();
+    let load: LoadCredentials = match settings_file {
+        Some(file) => {
+            paths.push(file.clone());
+            Arc::new(move || {
+                let s = Settings::from_file(&file).map_err(|e| e.to_string())?;
+                let t = s
+                    .tls
+                    .ok_or_else(|| format!("{}: no [tls] section", file.display()))?;
+                let c = fjell_quic::Credentials::from_pem_files(&t.ca, &t.cert, &t.key)
+                    .map_err(|e| e.to_string())?;
+                Ok((c, t.deny))
+            })
+        }
+        None => {
+            let deny = tls.deny.clone();
+            Arc::new(move || {
+                let [ca, cert, key] = &pem;
+                let c = fjell_quic::Credentials::from_pem_files(ca, cert, key)
+                    .map_err(|e| e.to_string())?;
+                Ok((c, deny.clone()))
+            })
+        }
+    };
+    CredentialSource {
+        paths,
+        load,
+        watch: tls.watch,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -896,41 +932,5 @@ mod tests {
             e.reason,
             "\"10.0.0.3:7355\": an address mapping is CERTIFIED=OBSERVED: IP:PORT=IP:PORT or IP:PORT=IP"
         );
-    }
-}
-
-/// Where a node started from these settings reloads its credentials: the settings file
-/// (for the deny list and the PEM file names, environment overrides applied again) when
-/// there is one, else the PEM files with the deny list as it is.
-fn credential_source(tls: &TlsFiles, settings_file: Option<PathBuf>) -> CredentialSource {
-    let pem = [tls.ca.clone(), tls.cert.clone(), tls.key.clone()];
-    let mut paths = pem.to_vec();
-    let load: LoadCredentials = match settings_file {
-        Some(file) => {
-            paths.push(file.clone());
-            Arc::new(move || {
-                let s = Settings::from_file(&file).map_err(|e| e.to_string())?;
-                let t = s
-                    .tls
-                    .ok_or_else(|| format!("{}: no [tls] section", file.display()))?;
-                let c = fjell_quic::Credentials::from_pem_files(&t.ca, &t.cert, &t.key)
-                    .map_err(|e| e.to_string())?;
-                Ok((c, t.deny))
-            })
-        }
-        None => {
-            let deny = tls.deny.clone();
-            Arc::new(move || {
-                let [ca, cert, key] = &pem;
-                let c = fjell_quic::Credentials::from_pem_files(ca, cert, key)
-                    .map_err(|e| e.to_string())?;
-                Ok((c, deny.clone()))
-            })
-        }
-    };
-    CredentialSource {
-        paths,
-        load,
-        watch: tls.watch,
     }
 }
