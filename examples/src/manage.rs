@@ -3,10 +3,11 @@
 //! [`fjell_runtime::management`].
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fjell_quic::{Credentials, DevCa};
+use fjell_quic::tls::Fingerprint;
+use fjell_quic::{Credentials, DevCa, PeerIdentity, TlsError};
 use fjell_runtime::management::{Client, MemberInfo, Request, Response, Status};
 
 use crate::Error;
@@ -129,8 +130,9 @@ fn status_text(s: &Status) -> String {
     out
 }
 
-/// `fjell certs ca`: a new cluster CA in `dir` (`ca.pem`, `ca.key`). Refuses to overwrite.
-pub fn certs_ca(dir: &Path) -> Result<String, Error> {
+/// `fjell certs ca`: a new CA for the cluster `cluster` in `dir` (`ca.pem`, `ca.key`), valid
+/// for `validity`. Refuses to overwrite.
+pub fn certs_ca(dir: &Path, cluster: &str, validity: Duration) -> Result<String, Error> {
     std::fs::create_dir_all(dir)?;
     let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
     for f in [&cert, &key] {
@@ -138,30 +140,48 @@ pub fn certs_ca(dir: &Path) -> Result<String, Error> {
             return Err(format!("{} exists; not overwriting a CA", f.display()).into());
         }
     }
-    let ca = DevCa::new()?;
+    let ca = DevCa::for_cluster(cluster, validity).map_err(plain)?;
     std::fs::write(&cert, ca.ca_pem())?;
     write_private(&key, &ca.key_pem())?;
     Ok(format!(
-        "wrote {} (give it to every node and tool) and {} (keep it off the nodes)",
+        "wrote {} (give it to every node and tool) and {} (keep it off the nodes)\n{}",
         cert.display(),
-        key.display()
+        key.display(),
+        describe(ca.ca_pem().as_bytes())?
     ))
 }
 
-/// `fjell certs node` / `fjell certs admin`: a certificate and key issued by the CA whose key
-/// is `ca_key`, written as `<out>/<name>.pem` and `<out>/<name>.key`.
+/// `fjell certs node` / `fjell certs admin`: a certificate and key issued by the CA in
+/// `ca_cert` and `ca_key` (what [`certs_ca`] wrote), valid for `validity` (never beyond the
+/// CA), written as `<out>/<name>.pem` and `<out>/<name>.key`.
 pub fn certs_issue(
+    ca_cert: &Path,
     ca_key: &Path,
     out: &Path,
     name: &str,
     subject: Subject<'_>,
+    validity: Duration,
 ) -> Result<String, Error> {
-    let key_pem =
-        std::fs::read_to_string(ca_key).map_err(|e| format!("{}: {e}", ca_key.display()))?;
-    let ca = DevCa::from_key_pem(&key_pem)?;
-    let (cert, key) = match subject {
-        Subject::Node(addr) => ca.node_pem(addr)?,
-        Subject::Admin(admin) => ca.admin_pem(admin)?,
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let (cert_pem, key_pem) = (read(ca_cert)?, read(ca_key)?);
+    let ca = DevCa::from_pem(&cert_pem, &key_pem)
+        .map_err(|e| {
+            format!(
+                "cannot issue with the CA in {} and {}: {}",
+                ca_cert.display(),
+                ca_key.display(),
+                plain(e)
+            )
+        })?
+        .with_leaf_validity(validity);
+    let (identity, (cert, key)) = match subject {
+        Subject::Node(addr) => (PeerIdentity::Node(addr), ca.node_pem(addr).map_err(plain)?),
+        Subject::Admin(admin) => (
+            PeerIdentity::Admin(admin.to_string()),
+            ca.admin_pem(admin).map_err(plain)?,
+        ),
     };
     std::fs::create_dir_all(out)?;
     let (cert_path, key_path) = (
@@ -172,12 +192,63 @@ pub fn certs_issue(
         return Err(format!("{} exists; not overwriting it", cert_path.display()).into());
     }
     write_private(&key_path, &key)?;
-    std::fs::write(&cert_path, cert)?;
+    std::fs::write(&cert_path, &cert)?;
     Ok(format!(
-        "wrote {} and {}",
+        "wrote {} and {}\ncertifies    {identity}\n{}",
         cert_path.display(),
-        key_path.display()
+        key_path.display(),
+        describe(cert.as_bytes())?
     ))
+}
+
+/// `fjell certs fingerprint`: one line per file, `sha256:<hex>  FILE`, the fingerprint of
+/// the file's first certificate (the leaf of a chain), as `tls.deny` takes it.
+pub fn certs_fingerprint(files: &[PathBuf]) -> Result<String, Error> {
+    let mut out = Vec::new();
+    for f in files {
+        let pem = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let fp = Fingerprint::of_pem(&pem).map_err(|e| format!("{}: {e}", f.display()))?;
+        out.push(format!("{fp}  {}", f.display()));
+    }
+    Ok(out.join("\n"))
+}
+
+/// Subject, issuer, validity and fingerprint of a PEM certificate, as `fjell certs` prints
+/// them after writing one.
+fn describe(pem: &[u8]) -> Result<String, Error> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| e.to_string())?;
+    let cert = block.parse_x509().map_err(|e| e.to_string())?;
+    let v = cert.validity();
+    Ok(format!(
+        "subject      {}\nissuer       {}\nvalid        {} to {}\nfingerprint  {}",
+        cert.subject(),
+        cert.issuer(),
+        utc(&v.not_before),
+        utc(&v.not_after),
+        Fingerprint::of_pem(pem)?
+    ))
+}
+
+/// `2026-12-01 22:46 UTC`.
+fn utc(t: &x509_parser::time::ASN1Time) -> String {
+    let t = t.to_datetime();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// The reason alone: `DevCa` reports its refusals as [`TlsError::Generate`], whose prefix
+/// ("generating development certificates failed") would mislead about a production CA.
+fn plain(e: TlsError) -> String {
+    match e {
+        TlsError::Generate(reason) => reason,
+        e => e.to_string(),
+    }
 }
 
 /// Who a certificate is for.
