@@ -163,9 +163,9 @@ fn whole_days(n: u32) -> Duration {
 #[derive(Args)]
 struct Manage {
     /// The node to ask: the IP:PORT it advertises (its certificate must certify exactly
-    /// that address).
+    /// that address), or HOST:PORT resolving to it (first IPv4 address, else first address).
     #[arg(long, env = "FJELL_NODE")]
-    node: SocketAddr,
+    node: String,
     /// The cluster CA certificate.
     #[arg(long, env = "FJELL_ADMIN_CA", default_value = "ca.pem")]
     ca: PathBuf,
@@ -178,7 +178,7 @@ struct Manage {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Seconds to wait for the node.
+    /// Seconds to wait for the node's answer (connection and request together).
     #[arg(long, default_value_t = 10)]
     timeout: u64,
 }
@@ -186,7 +186,8 @@ struct Manage {
 /// A command about one member.
 #[derive(Args)]
 struct Target {
-    /// The member's address.
+    /// The member's address: IP:PORT, or HOST:PORT resolving to it.
+    #[arg(value_parser = resolve_address)]
     address: SocketAddr,
     #[command(flatten)]
     manage: Manage,
@@ -279,6 +280,14 @@ fn certs(c: Certs) -> ExitCode {
 }
 
 fn manage(m: Manage, request: Request) -> ExitCode {
+    // Resolved once: the node's certificate certifies the IP, and the handshake checks it.
+    let node = match resolve_address(&m.node) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("fjell: {e}");
+            return ExitCode::from(manage::EXIT_UNREACHABLE);
+        }
+    };
     let credentials = match Credentials::from_pem_files(&m.ca, &m.cert, &m.key) {
         Ok(c) => c,
         Err(e) => {
@@ -292,7 +301,7 @@ fn manage(m: Manage, request: Request) -> ExitCode {
         }
     };
     let timeout = Duration::from_secs(m.timeout);
-    let (text, code) = smol::block_on(manage::call(&credentials, m.node, request, m.json, timeout));
+    let (text, code) = smol::block_on(manage::call(&credentials, node, request, m.json, timeout));
     if code == manage::EXIT_UNREACHABLE {
         eprintln!("{text}");
     } else {

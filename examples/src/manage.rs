@@ -2,13 +2,15 @@
 //! join, leave, down, is-available) and `fjell certs`: formatting and exit codes, over
 //! [`fjell_runtime::management`].
 
-use std::net::SocketAddr;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fjell_quic::tls::Fingerprint;
 use fjell_quic::{Credentials, DevCa, PeerIdentity, TlsError};
 use fjell_runtime::management::{Client, MemberInfo, Request, Response, Status};
+use futures_lite::future;
 
 use crate::Error;
 
@@ -17,9 +19,59 @@ pub const EXIT_REFUSED: u8 = 1;
 /// Exit code: the node could not be reached, or refused the administrator.
 pub const EXIT_UNREACHABLE: u8 = 3;
 
+/// How long [`probe`] waits for a sign that nothing listens. An ICMP error comes back
+/// within a round trip; 300 ms covers distant networks without delaying the answer, since
+/// the probe runs alongside the handshake.
+pub const PROBE_WAIT: Duration = Duration::from_millis(300);
+
 /// Asks the node at `node` with the administrator credentials, and renders the answer.
 /// Returns the text to print and the exit code.
+///
+/// The whole exchange (connection and answer) gets `timeout`. Alongside the QUIC handshake a
+/// [`probe`] looks for an ICMP error, so that a port where nothing listens fails at once
+/// (`fjell: nothing listens at ADDR (connection refused)`) instead of after `timeout`
+/// (`fjell: no answer from ADDR within N s`); both exit with [`EXIT_UNREACHABLE`].
 pub async fn call(
+    credentials: &Credentials,
+    node: SocketAddr,
+    request: Request,
+    json: bool,
+    timeout: Duration,
+) -> (String, u8) {
+    let probed = async {
+        match smol::unblock(move || probe(node, PROBE_WAIT)).await {
+            Probe::NothingListens => (
+                format!("fjell: nothing listens at {node} (connection refused)"),
+                EXIT_UNREACHABLE,
+            ),
+            Probe::CannotReach(e) => (format!("fjell: cannot reach {node}: {e}"), EXIT_UNREACHABLE),
+            // No verdict: the handshake or the timer decides.
+            Probe::NoError => future::pending().await,
+        }
+    };
+    let given_up = async {
+        smol::Timer::after(timeout).await;
+        (
+            format!(
+                "fjell: no answer from {node} within {} s",
+                timeout.as_secs_f64()
+            ),
+            EXIT_UNREACHABLE,
+        )
+    };
+    // The client's own timeouts are a little longer, so `given_up` speaks for a silent
+    // node with one message whether the handshake or the request was waiting.
+    let exchange = exchange(
+        credentials,
+        node,
+        request,
+        json,
+        timeout + Duration::from_secs(1),
+    );
+    future::or(probed, future::or(exchange, given_up)).await
+}
+
+async fn exchange(
     credentials: &Credentials,
     node: SocketAddr,
     request: Request,
@@ -35,6 +87,62 @@ pub async fn call(
     match answer {
         Ok(r) => render(&request, &r, json),
         Err(e) => (format!("fjell: {node}: {e}"), EXIT_UNREACHABLE),
+    }
+}
+
+/// What [`probe`] learned about a node's UDP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The host answered with ICMP port unreachable: no process listens on that port.
+    NothingListens,
+    /// The network or host is unreachable (an ICMP error or a local routing error).
+    CannotReach(String),
+    /// No error within the wait: something may listen, or packets are dropped silently.
+    NoError,
+}
+
+/// Sends one byte to `node` from a connected UDP socket and waits up to `wait` for the error
+/// the host sends back when nothing listens.
+///
+/// A QUIC endpoint drops a 1-byte datagram without answering (it is shorter than any QUIC
+/// packet), so a node that is up is not disturbed. The QUIC client's own socket is not
+/// connected and so never sees ICMP errors (Linux reports them only to connected sockets),
+/// which is why a refused port would otherwise look like a silent one until the timeout.
+/// On Linux the error arrives as `ConnectionRefused` from `recv`; Windows reports it as
+/// `ConnectionReset`.
+pub fn probe(node: SocketAddr, wait: Duration) -> Probe {
+    let local: SocketAddr = if node.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let verdict = |e: std::io::Error| match e.kind() {
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset => Probe::NothingListens,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+            Probe::CannotReach(e.to_string())
+        }
+        _ => Probe::NoError,
+    };
+    let socket = match UdpSocket::bind(local) {
+        Ok(s) => s,
+        Err(_) => return Probe::NoError,
+    };
+    if let Err(e) = socket.connect(node) {
+        return verdict(e);
+    }
+    if socket
+        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+        .is_err()
+    {
+        return Probe::NoError;
+    }
+    if let Err(e) = socket.send(&[0]) {
+        return verdict(e);
+    }
+    let mut buf = [0u8; 16];
+    match socket.recv(&mut buf) {
+        Ok(_) => Probe::NoError,
+        Err(e) => verdict(e),
     }
 }
 

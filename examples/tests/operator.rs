@@ -1,13 +1,16 @@
 //! What an operator meets, through the `fjell` binary: certificates from `fjell certs` (named
-//! CA, bounded validity, chaining to the CA on disk, fingerprints), and the messages for a
-//! missing settings file and a name that does not resolve.
+//! CA, bounded validity, chaining to the CA on disk, fingerprints), a node run from them and
+//! managed by host name with the management variables exported, and the messages for a
+//! missing settings file, a name that does not resolve, a port where nothing listens and a
+//! node that does not answer.
 
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fjell_quic::tls::Fingerprint;
-use fjell_quic::{Credentials, PeerIdentity};
+use fjell_quic::{Credentials, DevCa, PeerIdentity};
 
 /// `fjell` in `dir` with `env` and none of the caller's own `FJELL_` variables.
 fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -49,6 +52,24 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A loopback UDP port nothing listens on (just released by this process).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Administrator files (`ca.pem`, `admin.pem`, `admin.key`) from a throwaway CA.
+fn write_admin(dir: &Path) {
+    let ca = DevCa::new().unwrap();
+    let (cert, key) = ca.admin_pem("ops").unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.ca_pem()).unwrap();
+    std::fs::write(dir.join("admin.pem"), cert).unwrap();
+    std::fs::write(dir.join("admin.key"), key).unwrap();
+}
+
 /// Subject, issuer, not-before and not-after (Unix seconds) of a PEM certificate file.
 fn certificate(path: &Path) -> (String, String, i64, i64) {
     let pem = std::fs::read(path).unwrap();
@@ -84,6 +105,16 @@ fn printed_fingerprint(out: &str) -> Fingerprint {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Kills the node when the test ends, passed or not.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -184,6 +215,80 @@ fn certificates_name_their_cluster_expire_and_chain_to_the_ca_on_disk() {
 }
 
 #[test]
+fn a_node_runs_from_fjell_certs_files_and_is_managed_by_host_name() {
+    let dir = scratch("run");
+    let port = free_port();
+    let name = format!("localhost:{port}");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for args in [
+        &["certs", "ca", "--cluster", "test"][..],
+        &["certs", "node", "--addr", &name],
+        &["certs", "admin", "--admin", "ops", "--name", "ops"],
+    ] {
+        let out = fjell(&dir, args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        if args[1] == "node" {
+            assert!(
+                stdout(&out)
+                    .starts_with(&format!("{name} resolves to {addr}; certifying {addr}\n")),
+                "{}",
+                text(&out)
+            );
+        }
+    }
+    std::fs::write(
+        dir.join("node.toml"),
+        format!(
+            "advertised-address = \"{name}\"\nseed-nodes = [\"{name}\"]\n\
+             leader-actions-interval = \"200ms\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n"
+        ),
+    )
+    .unwrap();
+    // What the README suggests for the management commands, exported in the node's shell.
+    let env = [
+        ("FJELL_NODE", name.as_str()),
+        ("FJELL_ADMIN_CA", "ca.pem"),
+        ("FJELL_ADMIN_CERT", "ops.pem"),
+        ("FJELL_ADMIN_KEY", "ops.key"),
+    ];
+    let log = std::fs::File::create(dir.join("node.log")).unwrap();
+    let mut node = Node(
+        command(&dir, &["run", "--config", "node.toml"], &env)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = node.0.try_wait().unwrap() {
+            panic!(
+                "fjell run ended ({status}):\n{}",
+                std::fs::read_to_string(dir.join("node.log")).unwrap()
+            );
+        }
+        let out = fjell(&dir, &["is-available", "--timeout", "2"], &env);
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never available: {}", text(&out));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = fjell(&dir, &["members"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with(&addr.to_string()) && l.contains(" Up ")),
+        "{}",
+        text(&out)
+    );
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn settings_errors_name_the_file_the_key_and_the_variable() {
     let dir = scratch("settings");
     let out = fjell(&dir, &["run", "--config", "node.toml"], &[]);
@@ -229,5 +334,52 @@ fn settings_errors_name_the_file_the_key_and_the_variable() {
         "fjell run: empty.toml: invalid setting `gossip-intervall (from FJELL_GOSSIP_INTERVALL)`: \
          unknown key\n"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_port_where_nothing_listens_fails_at_once() {
+    let dir = scratch("refused");
+    write_admin(&dir);
+    let node = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let out = fjell(&dir, &["members", "--node", &node, "--timeout", "10"], &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("fjell: nothing listens at {node} (connection refused)\n")
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_port_that_never_answers_times_out() {
+    let dir = scratch("silent");
+    write_admin(&dir);
+    // Bound, so no ICMP error comes back, and never read.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let node = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = fjell(&dir, &["status", "--node", &node, "--timeout", "1"], &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("fjell: no answer from {node} within 1 s\n")
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    let out = fjell(&dir, &["status", "--node", "nohost.invalid:7355"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        stderr(&out).starts_with("fjell: cannot resolve `nohost.invalid:7355`: "),
+        "{}",
+        text(&out)
+    );
+    drop(silent);
     let _ = std::fs::remove_dir_all(&dir);
 }
