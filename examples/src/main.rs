@@ -402,3 +402,30 @@ fn simulate(n: usize, seed: u64) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `fjell run` ignores exactly the variables the management commands read; a new one
+    /// added here without `Settings::MANAGEMENT_VARIABLES` would stop nodes from starting.
+    #[test]
+    fn the_management_variables_are_the_ones_settings_ignore() {
+        let cli = Cli::command();
+        let members = cli.find_subcommand("members").unwrap();
+        let mut read: Vec<String> = members
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        read.sort();
+        let mut ignored: Vec<String> = Settings::MANAGEMENT_VARIABLES
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        ignored.sort();
+        assert_eq!(read, ignored);
+    }
+}
