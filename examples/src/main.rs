@@ -4,7 +4,8 @@
 //!   membership event as each node sees it, crashes a node (the split brain resolver downs
 //!   it), lets another leave, prints the final members.
 //! - `fjell run --config node.toml`: a long-running node from a settings file.
-//! - `fjell certs ca|node|admin`: a cluster CA and certificates, as PEM files.
+//! - `fjell certs ca|node|admin|fingerprint`: a cluster CA and certificates, as PEM files;
+//!   fingerprints for the deny list.
 //! - `fjell members|status|leader|unreachable|is-available|join|leave|down`: management of a
 //!   running node over QUIC, with an administrator certificate.
 //! - `fjell simulate`: the same kind of story in the deterministic simulator (virtual time).
@@ -19,6 +20,7 @@ use fjell_core::{Config, Event};
 use fjell_examples::manage::{self, Subject};
 use fjell_quic::Credentials;
 use fjell_runtime::management::Request;
+use fjell_runtime::settings::resolve_address;
 use fjell_runtime::{Settings, Smol};
 use fjell_sim::Sim;
 
@@ -83,18 +85,26 @@ enum Command {
 enum Certs {
     /// A new cluster CA: `<out>/ca.pem` (for every node and tool) and `<out>/ca.key`.
     Ca {
+        /// The cluster's name, in the CA's subject (`CN=fjell cluster CA NAME, O=fjell`), so
+        /// that CAs of different clusters are told apart.
+        #[arg(long)]
+        cluster: String,
+        /// Days the CA is valid (from 5 minutes ago, for clock skew).
+        #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
         /// Directory to write into.
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
     /// A node certificate for the address the node advertises.
     Node {
-        /// The node's advertised address (IP:PORT), which the certificate certifies.
+        /// The node's advertised address, IP:PORT or HOST:PORT. A host name is resolved now
+        /// (first IPv4 address, else first address) and the certificate certifies that
+        /// IP:PORT.
         #[arg(long)]
-        addr: SocketAddr,
-        /// The CA's private key.
-        #[arg(long, default_value = "ca.key")]
-        ca_key: PathBuf,
+        addr: String,
+        #[command(flatten)]
+        issuer: Issuer,
         /// Directory to write `<name>.pem` and `<name>.key` into.
         #[arg(long, default_value = ".")]
         out: PathBuf,
@@ -107,9 +117,8 @@ enum Certs {
         /// The administrator's name.
         #[arg(long, default_value = "admin")]
         admin: String,
-        /// The CA's private key.
-        #[arg(long, default_value = "ca.key")]
-        ca_key: PathBuf,
+        #[command(flatten)]
+        issuer: Issuer,
         /// Directory to write `<name>.pem` and `<name>.key` into.
         #[arg(long, default_value = ".")]
         out: PathBuf,
@@ -117,15 +126,46 @@ enum Certs {
         #[arg(long, default_value = "admin")]
         name: String,
     },
+    /// Print the SHA-256 fingerprint of each PEM certificate file (its first certificate),
+    /// as `sha256:<hex>  FILE`: what `tls.deny` lists.
+    Fingerprint {
+        /// PEM certificate files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// The CA that issues a certificate, and for how long.
+#[derive(Args)]
+struct Issuer {
+    /// The CA certificate; issued certificates chain to it.
+    #[arg(long, default_value = "ca.pem")]
+    ca_cert: PathBuf,
+    /// The CA's private key (must be the key of `--ca-cert`).
+    #[arg(long, default_value = "ca.key")]
+    ca_key: PathBuf,
+    /// Days the certificate is valid (from 5 minutes ago; never beyond the CA).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    days: u32,
+}
+
+impl Issuer {
+    fn validity(&self) -> Duration {
+        whole_days(self.days)
+    }
+}
+
+fn whole_days(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n) * 86_400)
 }
 
 /// How to reach a node as an administrator.
 #[derive(Args)]
 struct Manage {
     /// The node to ask: the IP:PORT it advertises (its certificate must certify exactly
-    /// that address).
+    /// that address), or HOST:PORT resolving to it (first IPv4 address, else first address).
     #[arg(long, env = "FJELL_NODE")]
-    node: SocketAddr,
+    node: String,
     /// The cluster CA certificate.
     #[arg(long, env = "FJELL_ADMIN_CA", default_value = "ca.pem")]
     ca: PathBuf,
@@ -138,7 +178,7 @@ struct Manage {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Seconds to wait for the node.
+    /// Seconds to wait for the node's answer (connection and request together).
     #[arg(long, default_value_t = 10)]
     timeout: u64,
 }
@@ -146,7 +186,8 @@ struct Manage {
 /// A command about one member.
 #[derive(Args)]
 struct Target {
-    /// The member's address.
+    /// The member's address: IP:PORT, or HOST:PORT resolving to it.
+    #[arg(value_parser = resolve_address)]
     address: SocketAddr,
     #[command(flatten)]
     manage: Manage,
@@ -187,19 +228,44 @@ fn main() -> ExitCode {
 
 fn certs(c: Certs) -> ExitCode {
     let done = match c {
-        Certs::Ca { out } => manage::certs_ca(&out),
+        Certs::Ca { cluster, days, out } => manage::certs_ca(&out, &cluster, whole_days(days)),
         Certs::Node {
             addr,
-            ca_key,
+            issuer,
             out,
             name,
-        } => manage::certs_issue(&ca_key, &out, &name, Subject::Node(addr)),
+        } => resolve_address(&addr)
+            .map_err(Into::into)
+            .and_then(|resolved| {
+                let msg = manage::certs_issue(
+                    &issuer.ca_cert,
+                    &issuer.ca_key,
+                    &out,
+                    &name,
+                    Subject::Node(resolved),
+                    issuer.validity(),
+                )?;
+                // Say which address a name became: the certificate certifies only that one.
+                Ok(if resolved.to_string() == addr.trim() {
+                    msg
+                } else {
+                    format!("{addr} resolves to {resolved}; certifying {resolved}\n{msg}")
+                })
+            }),
         Certs::Admin {
             admin,
-            ca_key,
+            issuer,
             out,
             name,
-        } => manage::certs_issue(&ca_key, &out, &name, Subject::Admin(&admin)),
+        } => manage::certs_issue(
+            &issuer.ca_cert,
+            &issuer.ca_key,
+            &out,
+            &name,
+            Subject::Admin(&admin),
+            issuer.validity(),
+        ),
+        Certs::Fingerprint { files } => manage::certs_fingerprint(&files),
     };
     match done {
         Ok(msg) => {
@@ -214,6 +280,14 @@ fn certs(c: Certs) -> ExitCode {
 }
 
 fn manage(m: Manage, request: Request) -> ExitCode {
+    // Resolved once: the node's certificate certifies the IP, and the handshake checks it.
+    let node = match resolve_address(&m.node) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("fjell: {e}");
+            return ExitCode::from(manage::EXIT_UNREACHABLE);
+        }
+    };
     let credentials = match Credentials::from_pem_files(&m.ca, &m.cert, &m.key) {
         Ok(c) => c,
         Err(e) => {
@@ -227,7 +301,7 @@ fn manage(m: Manage, request: Request) -> ExitCode {
         }
     };
     let timeout = Duration::from_secs(m.timeout);
-    let (text, code) = smol::block_on(manage::call(&credentials, m.node, request, m.json, timeout));
+    let (text, code) = smol::block_on(manage::call(&credentials, node, request, m.json, timeout));
     if code == manage::EXIT_UNREACHABLE {
         eprintln!("{text}");
     } else {
@@ -327,4 +401,31 @@ fn simulate(n: usize, seed: u64) -> ExitCode {
         println!("  {}  {:?}  up-number {}", m.address, m.status, m.up_number);
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `fjell run` ignores exactly the variables the management commands read; a new one
+    /// added here without `Settings::MANAGEMENT_VARIABLES` would stop nodes from starting.
+    #[test]
+    fn the_management_variables_are_the_ones_settings_ignore() {
+        let cli = Cli::command();
+        let members = cli.find_subcommand("members").unwrap();
+        let mut read: Vec<String> = members
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        read.sort();
+        let mut ignored: Vec<String> = Settings::MANAGEMENT_VARIABLES
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        ignored.sort();
+        assert_eq!(read, ignored);
+    }
 }

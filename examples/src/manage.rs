@@ -2,12 +2,15 @@
 //! join, leave, down, is-available) and `fjell certs`: formatting and exit codes, over
 //! [`fjell_runtime::management`].
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fjell_quic::{Credentials, DevCa};
+use fjell_quic::tls::Fingerprint;
+use fjell_quic::{Credentials, DevCa, PeerIdentity, TlsError};
 use fjell_runtime::management::{Client, MemberInfo, Request, Response, Status};
+use futures_lite::future;
 
 use crate::Error;
 
@@ -16,9 +19,59 @@ pub const EXIT_REFUSED: u8 = 1;
 /// Exit code: the node could not be reached, or refused the administrator.
 pub const EXIT_UNREACHABLE: u8 = 3;
 
+/// How long [`probe`] waits for a sign that nothing listens. An ICMP error comes back
+/// within a round trip; 300 ms covers distant networks without delaying the answer, since
+/// the probe runs alongside the handshake.
+pub const PROBE_WAIT: Duration = Duration::from_millis(300);
+
 /// Asks the node at `node` with the administrator credentials, and renders the answer.
 /// Returns the text to print and the exit code.
+///
+/// The whole exchange (connection and answer) gets `timeout`. Alongside the QUIC handshake a
+/// [`probe`] looks for an ICMP error, so that a port where nothing listens fails at once
+/// (`fjell: nothing listens at ADDR (connection refused)`) instead of after `timeout`
+/// (`fjell: no answer from ADDR within N s`); both exit with [`EXIT_UNREACHABLE`].
 pub async fn call(
+    credentials: &Credentials,
+    node: SocketAddr,
+    request: Request,
+    json: bool,
+    timeout: Duration,
+) -> (String, u8) {
+    let probed = async {
+        match smol::unblock(move || probe(node, PROBE_WAIT)).await {
+            Probe::NothingListens => (
+                format!("fjell: nothing listens at {node} (connection refused)"),
+                EXIT_UNREACHABLE,
+            ),
+            Probe::CannotReach(e) => (format!("fjell: cannot reach {node}: {e}"), EXIT_UNREACHABLE),
+            // No verdict: the handshake or the timer decides.
+            Probe::NoError => future::pending().await,
+        }
+    };
+    let given_up = async {
+        smol::Timer::after(timeout).await;
+        (
+            format!(
+                "fjell: no answer from {node} within {} s",
+                timeout.as_secs_f64()
+            ),
+            EXIT_UNREACHABLE,
+        )
+    };
+    // The client's own timeouts are a little longer, so `given_up` speaks for a silent
+    // node with one message whether the handshake or the request was waiting.
+    let exchange = exchange(
+        credentials,
+        node,
+        request,
+        json,
+        timeout + Duration::from_secs(1),
+    );
+    future::or(probed, future::or(exchange, given_up)).await
+}
+
+async fn exchange(
     credentials: &Credentials,
     node: SocketAddr,
     request: Request,
@@ -34,6 +87,62 @@ pub async fn call(
     match answer {
         Ok(r) => render(&request, &r, json),
         Err(e) => (format!("fjell: {node}: {e}"), EXIT_UNREACHABLE),
+    }
+}
+
+/// What [`probe`] learned about a node's UDP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The host answered with ICMP port unreachable: no process listens on that port.
+    NothingListens,
+    /// The network or host is unreachable (an ICMP error or a local routing error).
+    CannotReach(String),
+    /// No error within the wait: something may listen, or packets are dropped silently.
+    NoError,
+}
+
+/// Sends one byte to `node` from a connected UDP socket and waits up to `wait` for the error
+/// the host sends back when nothing listens.
+///
+/// A QUIC endpoint drops a 1-byte datagram without answering (it is shorter than any QUIC
+/// packet), so a node that is up is not disturbed. The QUIC client's own socket is not
+/// connected and so never sees ICMP errors (Linux reports them only to connected sockets),
+/// which is why a refused port would otherwise look like a silent one until the timeout.
+/// On Linux the error arrives as `ConnectionRefused` from `recv`; Windows reports it as
+/// `ConnectionReset`.
+pub fn probe(node: SocketAddr, wait: Duration) -> Probe {
+    let local: SocketAddr = if node.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let verdict = |e: std::io::Error| match e.kind() {
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset => Probe::NothingListens,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+            Probe::CannotReach(e.to_string())
+        }
+        _ => Probe::NoError,
+    };
+    let socket = match UdpSocket::bind(local) {
+        Ok(s) => s,
+        Err(_) => return Probe::NoError,
+    };
+    if let Err(e) = socket.connect(node) {
+        return verdict(e);
+    }
+    if socket
+        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+        .is_err()
+    {
+        return Probe::NoError;
+    }
+    if let Err(e) = socket.send(&[0]) {
+        return verdict(e);
+    }
+    let mut buf = [0u8; 16];
+    match socket.recv(&mut buf) {
+        Ok(_) => Probe::NoError,
+        Err(e) => verdict(e),
     }
 }
 
@@ -129,8 +238,9 @@ fn status_text(s: &Status) -> String {
     out
 }
 
-/// `fjell certs ca`: a new cluster CA in `dir` (`ca.pem`, `ca.key`). Refuses to overwrite.
-pub fn certs_ca(dir: &Path) -> Result<String, Error> {
+/// `fjell certs ca`: a new CA for the cluster `cluster` in `dir` (`ca.pem`, `ca.key`), valid
+/// for `validity`. Refuses to overwrite.
+pub fn certs_ca(dir: &Path, cluster: &str, validity: Duration) -> Result<String, Error> {
     std::fs::create_dir_all(dir)?;
     let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
     for f in [&cert, &key] {
@@ -138,30 +248,48 @@ pub fn certs_ca(dir: &Path) -> Result<String, Error> {
             return Err(format!("{} exists; not overwriting a CA", f.display()).into());
         }
     }
-    let ca = DevCa::new()?;
+    let ca = DevCa::for_cluster(cluster, validity).map_err(plain)?;
     std::fs::write(&cert, ca.ca_pem())?;
     write_private(&key, &ca.key_pem())?;
     Ok(format!(
-        "wrote {} (give it to every node and tool) and {} (keep it off the nodes)",
+        "wrote {} (give it to every node and tool) and {} (keep it off the nodes)\n{}",
         cert.display(),
-        key.display()
+        key.display(),
+        describe(ca.ca_pem().as_bytes())?
     ))
 }
 
-/// `fjell certs node` / `fjell certs admin`: a certificate and key issued by the CA whose key
-/// is `ca_key`, written as `<out>/<name>.pem` and `<out>/<name>.key`.
+/// `fjell certs node` / `fjell certs admin`: a certificate and key issued by the CA in
+/// `ca_cert` and `ca_key` (what [`certs_ca`] wrote), valid for `validity` (never beyond the
+/// CA), written as `<out>/<name>.pem` and `<out>/<name>.key`.
 pub fn certs_issue(
+    ca_cert: &Path,
     ca_key: &Path,
     out: &Path,
     name: &str,
     subject: Subject<'_>,
+    validity: Duration,
 ) -> Result<String, Error> {
-    let key_pem =
-        std::fs::read_to_string(ca_key).map_err(|e| format!("{}: {e}", ca_key.display()))?;
-    let ca = DevCa::from_key_pem(&key_pem)?;
-    let (cert, key) = match subject {
-        Subject::Node(addr) => ca.node_pem(addr)?,
-        Subject::Admin(admin) => ca.admin_pem(admin)?,
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let (cert_pem, key_pem) = (read(ca_cert)?, read(ca_key)?);
+    let ca = DevCa::from_pem(&cert_pem, &key_pem)
+        .map_err(|e| {
+            format!(
+                "cannot issue with the CA in {} and {}: {}",
+                ca_cert.display(),
+                ca_key.display(),
+                plain(e)
+            )
+        })?
+        .with_leaf_validity(validity);
+    let (identity, (cert, key)) = match subject {
+        Subject::Node(addr) => (PeerIdentity::Node(addr), ca.node_pem(addr).map_err(plain)?),
+        Subject::Admin(admin) => (
+            PeerIdentity::Admin(admin.to_string()),
+            ca.admin_pem(admin).map_err(plain)?,
+        ),
     };
     std::fs::create_dir_all(out)?;
     let (cert_path, key_path) = (
@@ -172,12 +300,63 @@ pub fn certs_issue(
         return Err(format!("{} exists; not overwriting it", cert_path.display()).into());
     }
     write_private(&key_path, &key)?;
-    std::fs::write(&cert_path, cert)?;
+    std::fs::write(&cert_path, &cert)?;
     Ok(format!(
-        "wrote {} and {}",
+        "wrote {} and {}\ncertifies    {identity}\n{}",
         cert_path.display(),
-        key_path.display()
+        key_path.display(),
+        describe(cert.as_bytes())?
     ))
+}
+
+/// `fjell certs fingerprint`: one line per file, `sha256:<hex>  FILE`, the fingerprint of
+/// the file's first certificate (the leaf of a chain), as `tls.deny` takes it.
+pub fn certs_fingerprint(files: &[PathBuf]) -> Result<String, Error> {
+    let mut out = Vec::new();
+    for f in files {
+        let pem = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let fp = Fingerprint::of_pem(&pem).map_err(|e| format!("{}: {e}", f.display()))?;
+        out.push(format!("{fp}  {}", f.display()));
+    }
+    Ok(out.join("\n"))
+}
+
+/// Subject, issuer, validity and fingerprint of a PEM certificate, as `fjell certs` prints
+/// them after writing one.
+fn describe(pem: &[u8]) -> Result<String, Error> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| e.to_string())?;
+    let cert = block.parse_x509().map_err(|e| e.to_string())?;
+    let v = cert.validity();
+    Ok(format!(
+        "subject      {}\nissuer       {}\nvalid        {} to {}\nfingerprint  {}",
+        cert.subject(),
+        cert.issuer(),
+        utc(&v.not_before),
+        utc(&v.not_after),
+        Fingerprint::of_pem(pem)?
+    ))
+}
+
+/// `2026-12-01 22:46 UTC`.
+fn utc(t: &x509_parser::time::ASN1Time) -> String {
+    let t = t.to_datetime();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// The reason alone: `DevCa` reports its refusals as [`TlsError::Generate`], whose prefix
+/// ("generating development certificates failed") would mislead about a production CA.
+fn plain(e: TlsError) -> String {
+    match e {
+        TlsError::Generate(reason) => reason,
+        e => e.to_string(),
+    }
 }
 
 /// Who a certificate is for.
