@@ -336,21 +336,49 @@ fn run(path: PathBuf) -> ExitCode {
             }
         };
         // Ctrl-C or SIGTERM: leave gracefully, so the others never see this node unreachable.
-        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-        if let Err(e) = ctrlc::set_handler(move || {
-            let _ = stop_tx.try_send(());
-        }) {
-            eprintln!("fjell run: cannot install the signal handler: {e}");
-        }
-        let stopped = async {
-            let _ = stop_rx.recv().await;
-            eprintln!("fjell run: leaving the cluster");
-            cluster.shutdown().await
-        };
-        let t = futures_lite::future::or(cluster.terminated(), stopped).await;
+        // SIGHUP: reload the TLS credentials and the deny list.
+        let t = futures_lite::future::or(cluster.terminated(), signals(&cluster)).await;
         eprintln!("fjell run: node ended: {t:?}");
         ExitCode::SUCCESS
     })
+}
+
+/// Until SIGINT or SIGTERM: then leave gracefully. On SIGHUP reload the TLS credentials and
+/// the deny list (the driver logs the outcome).
+#[cfg(unix)]
+async fn signals(cluster: &fjell_runtime::Cluster) -> fjell_runtime::Termination {
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt;
+    let mut signals = match Signals::new([Signal::Int, Signal::Term, Signal::Hup]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fjell run: cannot install the signal handlers: {e}");
+            return std::future::pending().await;
+        }
+    };
+    while let Some(Ok(signal)) = signals.next().await {
+        if signal == Signal::Hup {
+            let _ = cluster.reload_credentials().await;
+        } else {
+            break;
+        }
+    }
+    eprintln!("fjell run: leaving the cluster");
+    cluster.shutdown().await
+}
+
+/// Until Ctrl-C: then leave gracefully.
+#[cfg(not(unix))]
+async fn signals(cluster: &fjell_runtime::Cluster) -> fjell_runtime::Termination {
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop_tx.try_send(());
+    }) {
+        eprintln!("fjell run: cannot install the signal handler: {e}");
+    }
+    let _ = stop_rx.recv().await;
+    eprintln!("fjell run: leaving the cluster");
+    cluster.shutdown().await
 }
 
 fn describe(e: &Event) -> String {

@@ -107,6 +107,11 @@ impl Site {
     fn settings(&self, cert: usize, bind: SocketAddr, advertise: bool, extra_tls: &str) -> String {
         let seeds: Vec<String> = self.addrs.iter().map(|a| format!("\"{a}\"")).collect();
         let d = self.dir.display();
+        let watch = if extra_tls.contains("watch") {
+            ""
+        } else {
+            "watch = \"200ms\"\n"
+        };
         let advertised = if advertise {
             format!("advertised-address = \"{bind}\"\n")
         } else {
@@ -122,8 +127,7 @@ impl Site {
              ca = \"{d}/ca.pem\"\n\
              cert = \"{d}/node{cert}.pem\"\n\
              key = \"{d}/node{cert}.key\"\n\
-             watch = \"200ms\"\n\
-             {extra_tls}\n",
+             {watch}{extra_tls}\n",
             seeds.join(", ")
         )
     }
@@ -235,22 +239,41 @@ fn a_copied_certificate_at_another_address_evicts_no_one() {
     drop(impostor);
 }
 
-/// A node's certificate replaced on disk while the cluster runs: the node reloads it,
-/// new connections work, and the membership does not change.
+/// A node's certificate replaced on disk while the cluster runs: the node reloads it (node
+/// 1 on SIGHUP, node 2 on seeing the files change), new connections work, and the
+/// membership does not change.
 #[test]
 fn a_certificate_rotated_on_a_running_cluster_changes_no_membership() {
     let site = Site::new("rotate", 3);
-    let nodes: Vec<Proc> = (0..3).map(|i| site.start(i, "")).collect();
+    let nodes: Vec<Proc> = (0..3)
+        .map(|i| site.start(i, if i == 1 { "watch = \"off\"" } else { "" }))
+        .collect();
     let uids = site.wait_all_up(&site.addrs, 90);
-    let (cert, key) = site.ca.node_pem(site.addrs[1]).unwrap();
-    let fp = fjell_quic::Fingerprint::of_pem(cert.as_bytes()).unwrap();
-    // Replace each file in one step, key first.
-    for (name, text) in [("node1.key", &key), ("node1.pem", &cert)] {
-        let tmp = site.dir.join(format!("{name}.new"));
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, site.dir.join(name)).unwrap();
+    for i in [1, 2] {
+        let (cert, key) = site.ca.node_pem(site.addrs[i]).unwrap();
+        let fp = fjell_quic::Fingerprint::of_pem(cert.as_bytes()).unwrap();
+        // Replace each file in one step, key first.
+        for (name, text) in [
+            (format!("node{i}.key"), &key),
+            (format!("node{i}.pem"), &cert),
+        ] {
+            let tmp = site.dir.join(format!("{name}.new"));
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, site.dir.join(name)).unwrap();
+        }
+        if i == 1 {
+            let hup = Command::new("kill")
+                .args(["-HUP", &nodes[1].child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(hup.success());
+        }
+        nodes[i].wait_log(10, &["reloaded the TLS credentials", &fp.to_string()]);
     }
-    nodes[1].wait_log(10, &["reloaded the TLS credentials", &fp.to_string()]);
+    assert!(
+        !nodes[1].log().contains("cannot reload"),
+        "node 1 does not watch its files: it reloads once, on SIGHUP"
+    );
     // A new connection to node 1 (a management request) is served with the new certificate,
     // and every node still lists the same incarnations.
     for a in &site.addrs {
@@ -347,4 +370,19 @@ fn a_flood_of_refused_handshakes_writes_a_few_log_lines() {
         refusals <= 30,
         "{refusals} lines about refusals for 3,000 handshakes:\n{log}"
     );
+}
+
+/// A certificate that expires within 30 days is a warning when the node starts (and daily).
+#[test]
+fn a_certificate_near_expiry_is_a_warning_at_start() {
+    let site = Site::new("expiry", 1);
+    let ca = DevCa::from_pem(&site.ca.ca_pem(), &site.ca.key_pem())
+        .unwrap()
+        .with_leaf_validity(Duration::from_secs(10 * 24 * 3600));
+    let (cert, key) = ca.node_pem(site.addrs[0]).unwrap();
+    std::fs::write(site.dir.join("node0.pem"), cert).unwrap();
+    std::fs::write(site.dir.join("node0.key"), key).unwrap();
+    let node = site.start(0, "");
+    let line = node.wait_log(30, &["WARN", "certificate", "expires on", "in 9 days"]);
+    assert!(line.contains("issue a new one and reload it"), "{line}");
 }

@@ -70,8 +70,8 @@ impl DevCa {
     /// otherwise: 1 year (365 days), and never beyond its CA.
     pub const LEAF_VALIDITY: Duration = Duration::from_secs(365 * DAY);
     /// How long the throwaway CA of [`DevCa::new`] (and so everything it issues) is valid:
-    /// 30 days.
-    pub const DEV_VALIDITY: Duration = Duration::from_secs(30 * DAY);
+    /// 90 days, beyond the 30 days within which a running node warns of expiry.
+    pub const DEV_VALIDITY: Duration = Duration::from_secs(90 * DAY);
     /// How far in the past every validity period starts: 5 minutes, for clock skew.
     pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
     /// The longest cluster name [`DevCa::for_cluster`] takes: the CA's common name
@@ -492,7 +492,7 @@ mod tests {
         let (subject, _, from, until) = parse(&ca.ca_pem());
         assert_eq!(subject, "CN=fjell development CA");
         assert!(about(from, now - SKEW));
-        assert!(about(until, now + 30 * DAY));
+        assert!(about(until, now + 90 * DAY));
         let (_, _, _, leaf_until) = parse(&ca.node_pem("127.0.0.1:1".parse().unwrap()).unwrap().0);
         assert_eq!(leaf_until, until);
     }
