@@ -386,3 +386,43 @@ fn a_certificate_near_expiry_is_a_warning_at_start() {
     let line = node.wait_log(30, &["WARN", "certificate", "expires on", "in 9 days"]);
     assert!(line.contains("issue a new one and reload it"), "{line}");
 }
+
+/// A node that cannot get in says why: seeds that do not answer, or no seeds at all.
+#[test]
+fn a_node_that_cannot_get_in_says_why() {
+    let site = Site::new("lonely", 1);
+    let nobody = free_port();
+    let d = site.dir.display();
+    let tls =
+        format!("[tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/node0.pem\"\nkey = \"{d}/node0.key\"\n");
+    let a = site.addrs[0];
+    let node = Proc::start(
+        &site.dir,
+        "seeded",
+        &format!("bind = \"{a}\"\nseed-nodes = [\"{nobody}\"]\n{tls}"),
+    );
+    node.wait_log(
+        5,
+        &[
+            "INFO",
+            "joining through the seed nodes",
+            &nobody.to_string(),
+        ],
+    );
+    let line = node.wait_log(20, &["WARN", "not in a cluster after"]);
+    assert!(
+        line.contains(&format!("contacts: {nobody}: no answer")),
+        "{line}"
+    );
+    drop(node);
+    let node = Proc::start(&site.dir, "unseeded", &format!("bind = \"{a}\"\n{tls}"));
+    node.wait_log(5, &["INFO", "no seed nodes configured"]);
+    node.wait_log(
+        20,
+        &[
+            "WARN",
+            "not in a cluster after 5 s: no seed nodes are configured \
+             (set `seed-nodes`, or join by hand with `fjell join`)",
+        ],
+    );
+}

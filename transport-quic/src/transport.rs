@@ -61,6 +61,8 @@ impl AppMessage {
 /// node that cannot get into a cluster reports about each contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DialOutcome {
+    /// A dial is under way and nothing has answered yet.
+    Dialing,
     /// Connected, and the peer's certificate is the node dialed.
     Connected,
     /// No answer: nothing listens there, a firewall, a wrong address or port.
@@ -75,6 +77,7 @@ pub enum DialOutcome {
 impl std::fmt::Display for DialOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            DialOutcome::Dialing => f.write_str("no answer yet"),
             DialOutcome::Connected => f.write_str("connected"),
             DialOutcome::NoAnswer(e) => write!(f, "no answer ({e})"),
             DialOutcome::HandshakeRefused(e) => write!(f, "TLS handshake refused: {e}"),
@@ -653,13 +656,19 @@ impl Inner {
             }
             // Recorded when the peer's hello arrives: a peer that refuses this node closes the
             // connection first, and its refusal must not be overwritten by each redial.
-            DialOutcome::Connected => return conn,
+            DialOutcome::Connected | DialOutcome::Dialing => return conn,
         }
         self.dials.lock().unwrap().insert(addr, outcome);
         conn
     }
 
     async fn try_dial(&self, addr: SocketAddr) -> (Option<Connection>, DialOutcome) {
+        // A handshake with nothing at the other end takes the whole idle timeout to fail.
+        self.dials
+            .lock()
+            .unwrap()
+            .entry(addr)
+            .or_insert(DialOutcome::Dialing);
         let client = self.client.read().unwrap().clone();
         let connecting = match self
             .endpoint
