@@ -184,6 +184,11 @@
 //! - A joiner the cluster never heard of (welcomed by a member that was then downed) joins
 //!   again, through its seeds, once a member answers it with a state that leaves it out or it
 //!   hears from no member for three acceptable heartbeat pauses; it reports itself removed.
+//! - A member that the members it hears from no longer gossip with (30 gossip rounds, at
+//!   least three acceptable pauses, while some member it does not flag is neither Down nor
+//!   Exiting) treats itself as removed the same way: it was removed, or downed, without
+//!   learning it. Pekko leaves such a node a member in its own eyes. A member cut off from
+//!   everyone flags them all and is left to the downing strategy.
 
 #![no_std]
 #![forbid(unsafe_code)]

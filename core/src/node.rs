@@ -29,6 +29,10 @@ use crate::time::Instant;
 use crate::vclock::Causality;
 use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoing, WireError};
 
+/// Gossip rounds without gossip from any member after which a member that still hears from
+/// some treats itself as removed (see `Node::ignored`).
+pub const IGNORED_ROUNDS: u32 = 30;
+
 /// Queued outgoing messages. Drivers drain after every input, so this only has to hold what
 /// one input produces; when full, the newest message is dropped and counted. Heartbeat
 /// requests never overflow it: those that do not fit stay due and go out on the next call.
@@ -271,6 +275,9 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     recent: Recent<M>,
     /// Reaper ticks since a member was last heard from.
     silent_ticks: u8,
+    /// Reaper ticks since a member last sent gossip or a gossip status (see
+    /// [`Node::ignored`]).
+    gossip_silent_ticks: u16,
     stats: Stats,
     /// Limits reached and not yet reported as [`Event::LimitReached`].
     limits: Limits,
@@ -352,6 +359,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             resolver: Resolver::new(),
             recent: Recent::default(),
             silent_ticks: 0,
+            gossip_silent_ticks: 0,
             stats: Stats::default(),
             limits: Limits::default(),
             generation: 0,
@@ -788,6 +796,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             {
                 self.recent.heard(i, g.members().len());
                 self.silent_ticks = 0;
+                if matches!(msg, Message::Gossip { .. } | Message::GossipStatus { .. }) {
+                    self.gossip_silent_ticks = 0;
+                }
             }
         }
         match msg {
@@ -981,6 +992,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     fn become_member(&mut self, now: Instant) {
         self.status = NodeStatus::Member;
         self.silent_ticks = 0;
+        self.gossip_silent_ticks = 0;
         self.join.stop();
         // Spread the first gossip tick so nodes started together do not gossip in lockstep.
         let jitter = self
@@ -1430,6 +1442,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         self.status = NodeStatus::Joining;
         self.silent_ticks = 0;
+        self.gossip_silent_ticks = 0;
         self.timers = Timers::NONE;
         self.speed_up_left = 0;
         self.ring_update_at = None;
@@ -1710,7 +1723,46 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             if let Some(via) = via.map(|m| m.address.socket_addr()) {
                 self.rejoin(now, via);
             }
+            return;
         }
+        self.gossip_silent_ticks = self.gossip_silent_ticks.saturating_add(1);
+        if let Some(via) = self.ignored() {
+            self.rejoin(now, via);
+        }
+    }
+
+    /// A member that the members it hears from (their heartbeats answer) no longer gossip
+    /// with has been removed without learning it, or is taken for another incarnation: it
+    /// would stay a member in its own eyes only. Members gossip with one another every round,
+    /// so after [`IGNORED_ROUNDS`] rounds (at least three acceptable pauses) without gossip
+    /// or a gossip status from any member, while some member other than itself is neither
+    /// flagged by it nor Down or Exiting, it treats itself as removed and joins again
+    /// ([`Self::rejoin`]): a member that still has it welcomes it back at once. A member cut
+    /// off from everyone flags them all, and is left to the downing strategy instead (a
+    /// survivor of the split brain resolver must not give itself up).
+    fn ignored(&self) -> Option<SocketAddr> {
+        if self.status != NodeStatus::Member || self.not_up_yet() {
+            return None;
+        }
+        let bound = (self.config.gossip_interval * IGNORED_ROUNDS)
+            .max(self.config.failure_detector.acceptable_heartbeat_pause * 3);
+        let silence =
+            self.config.unreachable_nodes_reaper_interval * u32::from(self.gossip_silent_ticks);
+        if silence <= bound {
+            return None;
+        }
+        let g = self.gossip();
+        let mine = g.reachability.rows_of(&self.me);
+        g.members
+            .iter()
+            .find(|m| {
+                m.address != self.me
+                    && !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
+                    && !mine.iter().any(|r| {
+                        r.subject == m.address && r.status != ReachabilityStatus::Reachable
+                    })
+            })
+            .map(|m| m.address.socket_addr())
     }
 
     // ----- leader and self ----------------------------------------------------------------

@@ -132,6 +132,8 @@ pub struct Sim<const M: usize = 64, const R: usize = 256> {
     default_link: LinkConfig,
     links: HashMap<(NodeId, NodeId), LinkConfig>,
     blocked: HashSet<(NodeId, NodeId)>,
+    /// Directed links blocked for one delivery class only ([`Sim::block_class`]).
+    blocked_class: HashSet<(NodeId, NodeId, DeliveryClass)>,
     paused_until: HashMap<NodeId, Instant>,
     log: Vec<Logged>,
     record_events: bool,
@@ -195,6 +197,7 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             default_link: LinkConfig::default(),
             links: HashMap::new(),
             blocked: HashSet::new(),
+            blocked_class: HashSet::new(),
             paused_until: HashMap::new(),
             log: Vec::new(),
             record_events: true,
@@ -458,6 +461,12 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         self.blocked.insert((from, to));
     }
 
+    /// Blocks the directed link `from → to` for messages of `class` only: for example gossip
+    /// lost while heartbeats pass, as when another process took over a node's connections.
+    pub fn block_class(&mut self, from: NodeId, to: NodeId, class: DeliveryClass) {
+        self.blocked_class.insert((from, to, class));
+    }
+
     /// Splits the nodes into two sides that cannot reach each other.
     pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
         for &x in a {
@@ -478,6 +487,7 @@ impl<const M: usize, const R: usize> Sim<M, R> {
     /// Removes every partition and block.
     pub fn heal(&mut self) {
         self.blocked.clear();
+        self.blocked_class.clear();
     }
 
     /// The event log (if recording).
@@ -649,7 +659,7 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             if let (Some(v), Some(b)) = (self.wire_version.get(&id), bytes.get_mut(1)) {
                 *b = *v;
             }
-            self.transmit(id, from, t.destination, bytes);
+            self.transmit(id, from, t.destination, t.class, bytes);
         }
         if self.check_invariants {
             if let Some(node) = self.slots[id].node.as_deref() {
@@ -699,12 +709,21 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         }
     }
 
-    fn transmit(&mut self, from_id: NodeId, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+    fn transmit(
+        &mut self,
+        from_id: NodeId,
+        from: SocketAddr,
+        to: SocketAddr,
+        class: DeliveryClass,
+        bytes: Vec<u8>,
+    ) {
         let Some(&to_id) = self.by_addr.get(&to) else {
             self.traffic.dropped += 1;
             return;
         };
-        if self.blocked.contains(&(from_id, to_id)) {
+        if self.blocked.contains(&(from_id, to_id))
+            || self.blocked_class.contains(&(from_id, to_id, class))
+        {
             self.traffic.dropped += 1;
             return;
         }

@@ -1,0 +1,91 @@
+//! A member the cluster no longer gossips with learns it (`Node::ignored`).
+//!
+//! The case seen with real processes: another process holding a node's certificate took over
+//! the connections the others used to reach it, so the node still had its heartbeats answered
+//! (it dialed the others itself) but never again received gossip. The cluster downed and
+//! removed it; it went on answering "Member Up" for as long as it ran. In the simulator the
+//! same shape is gossip towards the node lost while every other message passes. Each test
+//! failed before the rule: the node stayed Up in its own eyes until the end.
+
+use std::time::Duration;
+
+use fjell_core::{Config, DeliveryClass, Event, MemberStatus, NodeStatus};
+use fjell_sim::{NodeId, Sim};
+
+fn formed(seed: u64) -> (Sim, Vec<NodeId>) {
+    let mut sim: Sim = Sim::new(seed);
+    let ids = sim.start_cluster(3, &Config::default(), 3);
+    sim.run_until(Duration::from_secs(60), |s| {
+        s.all_up(&ids) && s.converged(&ids)
+    })
+    .expect("formed");
+    (sim, ids)
+}
+
+/// When node `id` reported itself removed, if it did.
+fn removed_itself(sim: &Sim, id: NodeId) -> bool {
+    let me = sim.node(id).address();
+    sim.events_of(id)
+        .any(|e| matches!(e, Event::MemberRemoved { member, .. } if member.address == me))
+}
+
+#[test]
+fn a_member_removed_without_being_told_learns_it() {
+    for seed in 0..5 {
+        let (mut sim, ids) = formed(seed);
+        sim.record_events(true);
+        let (a, b, x) = (ids[0], ids[1], ids[2]);
+        // Gossip towards x is lost from now on; heartbeats and x's own messages pass.
+        for from in [a, b] {
+            sim.block_class(from, x, DeliveryClass::Gossip);
+        }
+        sim.down(a, x);
+        let rest = [a, b];
+        sim.run_until(Duration::from_secs(60), |s| {
+            rest.iter().all(|r| s.node(*r).members().len() == 2)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: x not removed: {e}"));
+        // Within the bound (30 gossip rounds) and a few reaper ticks, x says so itself.
+        let waited = sim
+            .run_until(Duration::from_secs(40), |s| removed_itself(s, x))
+            .unwrap_or_else(|e| panic!("seed {seed}: x never learnt it was removed: {e}"));
+        assert!(waited <= Duration::from_secs(35), "seed {seed}: {waited:?}");
+        assert_ne!(sim.node(x).status(), NodeStatus::Member, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_member_that_gets_no_gossip_comes_back_once_gossip_flows() {
+    for seed in 0..5 {
+        let (mut sim, ids) = formed(seed);
+        sim.record_events(true);
+        let x = ids[2];
+        let uid = sim.node(x).address();
+        for from in [ids[0], ids[1]] {
+            sim.block_class(from, x, DeliveryClass::Gossip);
+        }
+        sim.run_until(Duration::from_secs(60), |s| removed_itself(s, x))
+            .unwrap_or_else(|e| panic!("seed {seed}: x never gave itself up: {e}"));
+        // The others still have it: once gossip flows again it is welcomed back as the same
+        // incarnation, and the cluster is whole.
+        sim.heal();
+        sim.run_until(Duration::from_secs(60), |s| {
+            s.all_up(&ids) && s.converged(&ids)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: not whole again: {e}"));
+        assert_eq!(sim.node(x).address(), uid, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_member_cut_off_from_everyone_is_left_to_the_downing_strategy() {
+    // Manual downing: a member alone in a partition flags everyone and keeps its view, as in
+    // Pekko; the rule is only for members the others still answer.
+    let (mut sim, ids) = formed(7);
+    sim.record_events(true);
+    let x = ids[2];
+    sim.partition(&[x], &ids[..2]);
+    sim.run_for(Duration::from_secs(120));
+    assert!(!removed_itself(&sim, x));
+    assert_eq!(sim.node(x).status(), NodeStatus::Member);
+}
