@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use fjell_core::{Config, DeliveryClass, Event, MemberStatus, NodeStatus};
+use fjell_core::{Config, DeliveryClass, Event, NodeStatus};
 use fjell_sim::{NodeId, Sim};
 
 fn formed(seed: u64) -> (Sim, Vec<NodeId>) {
@@ -22,7 +22,7 @@ fn formed(seed: u64) -> (Sim, Vec<NodeId>) {
     (sim, ids)
 }
 
-/// When node `id` reported itself removed, if it did.
+/// Whether node `id` reported itself removed.
 fn removed_itself(sim: &Sim, id: NodeId) -> bool {
     let me = sim.node(id).address();
     sim.events_of(id)
