@@ -2,6 +2,8 @@
 //! binary: members, status, leader, is-available, down (which removes the node), and
 //! refusals of a missing certificate, one from another CA, and a node's certificate.
 
+mod common;
+use common::text;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -16,15 +18,6 @@ fn fjell(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("fjell runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn write_admin(dir: &Path, ca: &DevCa, cluster_ca: &DevCa) {

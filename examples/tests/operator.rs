@@ -4,6 +4,8 @@
 //! missing settings file, a name that does not resolve, a port where nothing listens and a
 //! node that does not answer.
 
+mod common;
+use common::text;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -25,15 +27,6 @@ fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
 
 fn fjell(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command(dir, args, env).output().expect("fjell runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn stdout(o: &Output) -> String {

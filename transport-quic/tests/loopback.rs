@@ -621,12 +621,7 @@ fn a_certificate_used_from_another_address_is_refused() {
 fn reloaded_credentials_and_deny_list_apply_without_a_restart() {
     smol::block_on(async {
         let ca = DevCa::new().unwrap();
-        let a = node_transport(&ca);
-        let (socket, b_addr) = free_socket();
-        let b_creds = ca.node(b_addr).unwrap();
-        let b = transport_on(b_creds.clone(), socket);
-        a.set_members([b.address()]);
-        b.set_members([a.address()]);
+        let (a, b, b_creds) = pair_with_credentials(&ca);
         b.send(a.address(), &Chat::Ping(1)).await.unwrap();
         within(5, "B's first message", a.recv()).await.unwrap();
 

@@ -39,6 +39,17 @@ pub fn node_transport_with(ca: &DevCa, tweak: impl FnOnce(&mut TransportConfig))
     Transport::with_socket(cfg, socket).unwrap()
 }
 
+/// Two transports that list each other as members, and the second one's credentials.
+pub fn pair_with_credentials(ca: &DevCa) -> (Transport, Transport, Credentials) {
+    let a = node_transport(ca);
+    let (socket, b_addr) = free_socket();
+    let b_creds = ca.node(b_addr).unwrap();
+    let b = transport_on(b_creds.clone(), socket);
+    a.set_members([b.address()]);
+    b.set_members([a.address()]);
+    (a, b, b_creds)
+}
+
 /// Two transports that list each other as members.
 pub fn pair(ca: &DevCa) -> (Transport, Transport) {
     let (a, b) = (node_transport(ca), node_transport(ca));
