@@ -202,6 +202,7 @@ pub mod capacity;
 pub mod compat;
 pub mod config;
 pub mod downing;
+pub mod error;
 pub mod event;
 pub mod gossip;
 pub mod heartbeat;

@@ -70,8 +70,8 @@
 //!     let addr = "127.0.0.1:7355".parse()?;
 //!     let ca = DevCa::new()?; // development only: logs a warning
 //!     let transport = Transport::bind(TransportConfig::new(ca.node(addr)?))?;
-//!     let mut node = DeviceNode::new(Config::default(), addr, 1, 2).map_err(|e| format!("{e}"))?;
-//!     node.join_seed_nodes(Instant::ZERO, &[addr]).map_err(|e| format!("{e}"))?;
+//!     let mut node = DeviceNode::new(Config::default(), addr, 1, 2)?;
+//!     node.join_seed_nodes(Instant::ZERO, &[addr])?;
 //!     let mut buf = vec![0; DeviceNode::MAX_MESSAGE_LEN];
 //!     while let Some(t) = node.poll_transmit(Instant::ZERO, &mut buf) {
 //!         let _ = transport.send_transmit(&t, &buf[..t.len]);
