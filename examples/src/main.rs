@@ -356,11 +356,14 @@ async fn signals(cluster: &fjell_runtime::Cluster) -> fjell_runtime::Termination
             return std::future::pending().await;
         }
     };
-    while let Some(Ok(signal)) = signals.next().await {
-        if signal == Signal::Hup {
-            let _ = cluster.reload_credentials().await;
-        } else {
-            break;
+    while let Some(signal) = signals.next().await {
+        match signal {
+            Ok(Signal::Hup) => {
+                let _ = cluster.reload_credentials().await;
+            }
+            Ok(_) => break,
+            // A failure to read one signal is no reason to leave.
+            Err(e) => eprintln!("fjell run: reading a signal failed: {e}"),
         }
     }
     eprintln!("fjell run: leaving the cluster");

@@ -7,6 +7,11 @@
 //! asked ([`crate::Cluster::reload_credentials`], `SIGHUP` in the `fjell` binary) and, when
 //! the credentials come from files, when one of the files changes (checked every
 //! `tls.watch`). A reload that fails keeps the credentials in use and says why.
+//!
+//! What a reload does not do: it keeps connections already admitted under the old CA
+//! (only the deny list closes connections), the stateless-reset and connection ID keys
+//! derived from the private key at start, the address map, and the list of files watched.
+//! After a key leak or a CA compromise, restart the node once the new files are in place.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,11 +49,16 @@ impl std::fmt::Debug for CredentialSource {
     }
 }
 
-type Stamp = Option<(SystemTime, u64)>;
+/// What a file holds, as a hash of its contents (a modification time can miss an edit of
+/// the same length within its resolution); `None` if it cannot be read.
+type Stamp = Option<u64>;
 
 fn stamp(path: &PathBuf) -> Stamp {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
 }
 
 /// The driver's side: watching, reloading, expiry warnings.

@@ -339,11 +339,15 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
 
     /// What is not the core's: the join progress report and the credentials.
     fn housekeeping(&mut self, now: Instant) {
-        if matches!(
-            self.node.status(),
-            NodeStatus::Member | NodeStatus::Exiting | NodeStatus::Stopped(_)
-        ) {
-            self.progress.done();
+        match self.node.status() {
+            NodeStatus::Member | NodeStatus::Exiting | NodeStatus::Stopped(_) => {
+                self.progress.done()
+            }
+            // The core started over as a joiner by itself (it found itself removed).
+            NodeStatus::Joining if self.progress.deadline().is_none() => {
+                self.progress.attempt(now, &self.settings.seed_nodes)
+            }
+            _ => {}
         }
         let transport = &self.transport;
         if let Some(w) = self.progress.warning(now, |a| transport.dial_outcome(a)) {

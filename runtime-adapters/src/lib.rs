@@ -178,3 +178,8 @@ pub use runtime::Tokio;
 pub use runtime::{BoxFuture, Runtime, Timer};
 pub use settings::{Settings, SettingsError};
 pub use state::{member_of, ClusterState};
+
+/// The README's Rust snippets, compiled as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -19,6 +19,7 @@ const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// The join attempts of a node not in a cluster yet.
 #[derive(Debug)]
 pub(crate) struct JoinProgress {
+    first: Duration,
     started: Option<Instant>,
     interval: Duration,
     next: Option<Instant>,
@@ -30,6 +31,7 @@ impl JoinProgress {
     /// First warning `seed_node_timeout` after the first attempt.
     pub(crate) fn new(seed_node_timeout: Duration) -> Self {
         JoinProgress {
+            first: seed_node_timeout,
             started: None,
             interval: seed_node_timeout,
             next: None,
@@ -37,14 +39,18 @@ impl JoinProgress {
         }
     }
 
-    /// The node starts joining through `contacts` (seed nodes or one address) at `now`.
+    /// The node starts joining through `contacts` (seed nodes or one address) at `now`. An
+    /// attempt after the node got in (it joins again) starts the report over.
     pub(crate) fn attempt(&mut self, now: Instant, contacts: &[SocketAddr]) {
-        if self.started.is_none() {
+        if self.started.is_none() || self.next.is_none() {
             self.started = Some(now);
-            self.next = Some(now + self.interval);
+            self.next = Some(now + self.first);
+            self.interval = self.first;
+            self.contacts.clear();
         }
         for c in contacts {
-            self.contacts.entry(*c).or_insert(None);
+            // A new attempt through a contact forgets what it answered before.
+            self.contacts.insert(*c, None);
         }
     }
 
@@ -53,7 +59,7 @@ impl JoinProgress {
         self.contacts.insert(by, Some(reason));
     }
 
-    /// The node got in (or stopped trying): nothing more to report.
+    /// The node got in (or stopped trying): nothing more to report until it tries again.
     pub(crate) fn done(&mut self) {
         self.next = None;
     }
@@ -144,6 +150,14 @@ mod tests {
         assert_eq!(p.deadline(), Some(at(35)));
         p.done();
         assert_eq!(p.warning(at(100), dial), None);
+        // Joining again (say the node found itself removed) starts the report over, and the
+        // old refusal is forgotten.
+        p.attempt(at(200), &[a("10.0.0.3:7355")]);
+        assert_eq!(p.warning(at(204), dial), None);
+        assert_eq!(
+            p.warning(at(205), dial).unwrap(),
+            "not in a cluster after 5 s; contacts: 10.0.0.3:7355: TLS handshake refused: UnknownCA"
+        );
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub enum SettingsFileError {
     },
 }
 
+/// The shortest `tls.watch`.
+pub const MIN_TLS_WATCH: Duration = Duration::from_millis(100);
+
 /// How often the TLS files are checked for changes when `tls.watch` is not set.
 pub const DEFAULT_TLS_WATCH: Duration = Duration::from_secs(5);
 
@@ -263,6 +266,55 @@ impl Settings {
         Ok(s)
     }
 
+    /// The `[tls]` section of a settings file, with its `FJELL_TLS__*` overrides: what a
+    /// running node reads again to reload its credentials and deny list. Nothing else is
+    /// read, so nothing is resolved (no DNS lookups on the node's driver) and an edit
+    /// elsewhere in the file cannot stop a reload.
+    pub fn tls_from_file(path: impl AsRef<std::path::Path>) -> Result<TlsFiles, SettingsFileError> {
+        let path = path.as_ref();
+        let invalid = |source| SettingsFileError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            invalid(SettingsError::new(
+                "(syntax)",
+                e.to_string().trim_end().to_string(),
+            ))
+        })?;
+        let mut s = Settings::default();
+        let mut d = DowningKeys::default();
+        let mut flat = Vec::new();
+        flatten("", Value::Table(table), &mut flat);
+        for (key, value) in flat.into_iter().filter(|(k, _)| k.starts_with("tls.")) {
+            s.apply(&mut d, &key, value)
+                .map_err(|reason| invalid(SettingsError::new(key, reason)))?;
+        }
+        let mut env: Vec<_> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("FJELL_TLS__"))
+            .collect();
+        env.sort();
+        for (var, raw) in env {
+            let key = var["FJELL_".len()..]
+                .to_lowercase()
+                .replace("__", ".")
+                .replace('_', "-");
+            s.apply(&mut d, &key, env_value(&raw)).map_err(|reason| {
+                invalid(SettingsError::new(format!("{key} (from {var})"), reason))
+            })?;
+        }
+        s.tls.ok_or_else(|| {
+            invalid(SettingsError::new(
+                "tls",
+                "missing: the file no longer has a [tls] section",
+            ))
+        })
+    }
+
     /// Reads settings from TOML text, without environment overrides.
     pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
         Self::load(text, std::iter::empty())
@@ -379,9 +431,9 @@ impl Settings {
             }
             "tls.watch" => {
                 let watch = optional(&v)?;
-                // A zero interval would check the files in a busy loop.
-                if watch == Some(Duration::ZERO) {
-                    return Err("must be longer than zero, or \"off\"".into());
+                // A tiny interval would check the files in a busy loop.
+                if watch.is_some_and(|w| w < MIN_TLS_WATCH) {
+                    return Err("must be at least 100ms, or \"off\"".into());
                 }
                 self.tls.get_or_insert_with(TlsFiles::default).watch = watch;
             }
@@ -698,10 +750,7 @@ fn credential_source(tls: &TlsFiles, settings_file: Option<PathBuf>) -> Credenti
         Some(file) => {
             paths.push(file.clone());
             Arc::new(move || {
-                let s = Settings::from_file(&file).map_err(|e| e.to_string())?;
-                let t = s
-                    .tls
-                    .ok_or_else(|| format!("{}: no [tls] section", file.display()))?;
+                let t = Settings::tls_from_file(&file).map_err(|e| e.to_string())?;
                 let c = fjell_quic::Credentials::from_pem_files(&t.ca, &t.cert, &t.key)
                     .map_err(|e| e.to_string())?;
                 Ok((c, t.deny))
@@ -900,6 +949,7 @@ mod tests {
         assert_eq!(watch("watch = \"1m\""), Ok(Some(Duration::from_secs(60))));
         assert_eq!(watch("watch = \"off\""), Ok(None));
         assert_eq!(watch("watch = \"0s\""), Err("tls.watch".to_string()));
+        assert_eq!(watch("watch = \"50ms\""), Err("tls.watch".to_string()));
         assert_eq!(watch("watch = 5"), Err("tls.watch".to_string()));
         assert_eq!(Settings::from_toml("").unwrap().tls, None);
     }
@@ -932,5 +982,30 @@ mod tests {
             e.reason,
             "\"10.0.0.3:7355\": an address mapping is CERTIFIED=OBSERVED: IP:PORT=IP:PORT or IP:PORT=IP"
         );
+    }
+
+    #[test]
+    fn a_reload_reads_the_tls_section_alone() {
+        let dir = std::env::temp_dir().join(format!("fjell-tls-only-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        let fp = "sha256:".to_string() + &"ab".repeat(32);
+        // A seed that does not resolve, and a key no version knows: only a full load fails.
+        std::fs::write(
+            &path,
+            format!(
+                "seed-nodes = [\"nohost.invalid:7355\"]\nno-such-key = 1\n\
+                 [tls]\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\ndeny = [\"{fp}\"]\n"
+            ),
+        )
+        .unwrap();
+        assert!(Settings::from_file(&path).is_err());
+        let tls = Settings::tls_from_file(&path).unwrap();
+        assert_eq!(tls.cert, PathBuf::from("n.pem"));
+        assert_eq!(tls.deny, vec![fp.parse().unwrap()]);
+        std::fs::write(&path, "bind = \"127.0.0.1:1\"\n").unwrap();
+        let gone = Settings::tls_from_file(&path).unwrap_err().to_string();
+        assert!(gone.contains("no longer has a [tls] section"), "{gone}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -194,6 +194,12 @@ impl AdminClient {
         }
     }
 
+    /// Completes when the connection closes, with why (for instance the node closing it
+    /// because this certificate is now on its deny list).
+    pub async fn closed(&self) -> quinn::ConnectionError {
+        self.conn.closed().await
+    }
+
     /// Sends `request` and waits at most `timeout` for the answer.
     pub async fn request(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, AdminError> {
         if request.len() > MAX_ADMIN_MESSAGE {

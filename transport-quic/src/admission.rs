@@ -10,8 +10,8 @@
 //!   node's single endpoint both listens and dials, so its connections leave from that
 //!   address), or from an address the operator declared for it ([`AddressMapping`]: NAT,
 //!   containers);
-//! - a dialed connection must present the certificate of the address dialed (the path is
-//!   then the one this node chose);
+//! - a dialed connection must present the certificate of exactly the address dialed (the
+//!   path is then the one this node chose);
 //! - a certificate on the deny list is refused whatever the path;
 //! - QUIC connection migration is off, so a connection never moves away from the path it
 //!   was admitted on.
@@ -149,7 +149,9 @@ impl Gate {
             return Err(Refusal::Denied(*fp));
         }
         match identity {
-            PeerIdentity::Node(a) if same_path(*a, dialed) => Ok(()),
+            // Exactly the address dialed: its messages are delivered as from that address,
+            // which must be the one the certificate names.
+            PeerIdentity::Node(a) if *a == dialed => Ok(()),
             other => Err(Refusal::WrongNode {
                 dialed,
                 certified: other.to_string(),
@@ -232,5 +234,7 @@ mod tests {
         g.set_deny([]);
         assert_eq!(g.dialed(a("10.0.0.2:7355"), &node2, &FP), Ok(()));
         assert!(g.dialed(a("10.0.0.3:7355"), &node2, &FP).is_err());
+        // Another spelling of the address would deliver its messages under another name.
+        assert!(g.dialed(a("[::ffff:10.0.0.2]:7355"), &node2, &FP).is_err());
     }
 }

@@ -82,7 +82,8 @@ impl Refusals {
     pub(crate) fn refused(&self, now: Instant, peer: IpAddr, reason: &str) -> Vec<Line> {
         let mut s = self.state.lock().unwrap();
         let mut out = Self::roll(&mut s, now);
-        let reason = bounded(reason);
+        let reason = printable(reason);
+        let peer = key(peer);
         if let Some((count, last)) = s.peers.get_mut(&peer) {
             *count += 1;
             *last = reason;
@@ -150,12 +151,39 @@ impl Refusals {
     }
 }
 
-fn bounded(reason: &str) -> String {
-    let mut end = reason.len().min(MAX_REASON);
-    while !reason.is_char_boundary(end) {
+/// `text` made safe for a log line: at most [`MAX_REASON`] bytes, control characters
+/// escaped (reasons may quote what a peer sent, and a peer must not write lines of its own).
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        if out.len() >= MAX_REASON {
+            break;
+        }
+    }
+    let mut end = out.len().min(MAX_REASON);
+    while !out.is_char_boundary(end) {
         end -= 1;
     }
-    reason[..end].to_owned()
+    out.truncate(end);
+    out
+}
+
+/// The key refusals are counted under: the IP, or an IPv6 address's /64 (a host usually
+/// holds a whole /64, and must not fill the table alone).
+fn key(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut b = v6.octets();
+            b[8..].fill(0);
+            IpAddr::from(b)
+        }
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +239,24 @@ mod tests {
         let long = log.refused(t0 + INTERVAL, ip("10.0.0.1"), &"é".repeat(500));
         match &long[0] {
             Line::First { reason, .. } => assert!(reason.len() <= MAX_REASON),
+            other => panic!("{other:?}"),
+        }
+        // One IPv6 host's /64 is one peer.
+        assert_eq!(log.refused(t0 + INTERVAL, ip("2001:db8::1"), "x").len(), 1);
+        assert!(log
+            .refused(t0 + INTERVAL, ip("2001:db8::2"), "x")
+            .is_empty());
+    }
+
+    #[test]
+    fn a_peer_cannot_write_lines_of_its_own() {
+        let log = Refusals::new("handshake", Instant::now());
+        let lines = log.refused(Instant::now(), ip("10.0.0.1"), "bad\nFAKE LINE\r\u{1b}[31m");
+        match &lines[0] {
+            Line::First { reason, .. } => {
+                assert!(!reason.chars().any(char::is_control), "{reason:?}");
+                assert!(reason.contains("\\n"), "{reason:?}");
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -222,6 +222,10 @@ impl Credentials {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         cfg.alpn_protocols = vec![ALPN.to_vec()];
+        // No session resumption: a resumed handshake skips certificate verification, so an
+        // expired certificate could go on reconnecting through an old session.
+        cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        cfg.send_tls13_tickets = 0;
         Ok(cfg)
     }
 
@@ -232,6 +236,7 @@ impl Credentials {
             .with_root_certificates(self.roots()?)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
         cfg.alpn_protocols = vec![ALPN.to_vec()];
+        cfg.resumption = rustls::client::Resumption::disabled();
         Ok(cfg)
     }
 
@@ -354,7 +359,7 @@ impl std::str::FromStr for Fingerprint {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let hex = s.trim().strip_prefix("sha256:").ok_or(BadFingerprint)?;
-        if hex.len() != 64 || !hex.is_ascii() {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BadFingerprint);
         }
         let mut out = [0u8; 32];

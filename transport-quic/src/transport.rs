@@ -20,7 +20,7 @@ use crate::counters::{bump, AtomicCounters, BadInput, Counters};
 use crate::error::{RequestError, SendError, TransportError};
 use crate::frame::{CoreClass, Frame, FrameDecoder, FrameError, Lane, LEN_PREFIX};
 use crate::peer::{send_datagram, Peer};
-use crate::refusals::Refusals;
+use crate::refusals::{printable, Refusals};
 use crate::rt;
 use crate::tls::{self, Credentials, Fingerprint, PeerIdentity, TlsError};
 
@@ -133,6 +133,9 @@ pub(crate) struct Inner {
     client: RwLock<quinn::ClientConfig>,
     quic: Arc<quinn::TransportConfig>,
     gate: Gate,
+    /// Every admitted connection (node or administrator, with or without a hello yet) and
+    /// its peer's certificate, so that a reload closes each one the deny list now names.
+    admitted: Mutex<HashMap<usize, (Connection, Fingerprint)>>,
     refusals: Refusals,
     dials: Mutex<HashMap<SocketAddr, DialOutcome>>,
     peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
@@ -202,6 +205,7 @@ impl Transport {
             app: async_channel::bounded(config.inbound_queue),
             admin: crate::admin::queue(16),
             gate: Gate::new(me, config.address_map.clone(), config.deny.iter().copied()),
+            admitted: Mutex::new(HashMap::new()),
             refusals: Refusals::new("connection", std::time::Instant::now()),
             dials: Mutex::new(HashMap::new()),
             cfg: config,
@@ -244,15 +248,13 @@ impl Transport {
         inner.endpoint.set_server_config(Some(server));
         *inner.client.write().unwrap() = client;
         inner.gate.set_deny(deny);
-        let peers: Vec<_> = inner.peers.lock().unwrap().values().cloned().collect();
-        for p in peers {
-            let Some(link) = p.link() else { continue };
-            if let Ok((_, fp)) = tls::peer_identity(&link.conn) {
-                if inner.gate.is_denied(&fp) {
-                    tracing::warn!(peer = %p.addr, "fjell-quic: closing the connection of {}: certificate {fp} is now denied", p.addr);
-                    link.conn
-                        .close(VarInt::from_u32(close_code::DENIED), b"certificate denied");
-                }
+        let mut admitted = inner.admitted.lock().unwrap();
+        admitted.retain(|_, (conn, _)| conn.close_reason().is_none());
+        for (conn, fp) in admitted.values() {
+            if inner.gate.is_denied(fp) {
+                let remote = conn.remote_address();
+                tracing::warn!(%remote, "fjell-quic: closing the connection from {remote}: certificate {fp} is now denied");
+                conn.close(VarInt::from_u32(close_code::DENIED), b"certificate denied");
             }
         }
         Ok(())
@@ -680,20 +682,38 @@ impl Inner {
         let conn = match connecting.await {
             Ok(c) => c,
             Err(e) if is_tls_refusal(&e) => {
-                return (None, DialOutcome::HandshakeRefused(e.to_string()))
+                return (
+                    None,
+                    DialOutcome::HandshakeRefused(printable(&e.to_string())),
+                )
             }
-            Err(e) => return (None, DialOutcome::NoAnswer(e.to_string())),
+            Err(e) => return (None, DialOutcome::NoAnswer(printable(&e.to_string()))),
         };
         let admitted = tls::peer_identity(&conn)
             .map_err(|e| Refusal::NoIdentity(e.to_string()))
-            .and_then(|(id, fp)| self.gate.dialed(addr, &id, &fp));
+            .and_then(|(id, fp)| self.gate.dialed(addr, &id, &fp).map(|()| fp));
         match admitted {
-            Ok(()) => (Some(conn), DialOutcome::Connected),
+            Ok(fp) if self.register(&conn, fp) => (Some(conn), DialOutcome::Connected),
+            Ok(fp) => (None, DialOutcome::Refused(Refusal::Denied(fp).to_string())),
             Err(r) => {
                 conn.close(VarInt::from_u32(r.close_code()), b"refused");
                 (None, DialOutcome::Refused(r.to_string()))
             }
         }
+    }
+
+    /// Records an admitted connection for [`Transport::reload`]. A deny list replaced while
+    /// the connection was being admitted is checked once more here, so no admitted
+    /// connection escapes a reload. False if the connection was closed instead.
+    fn register(&self, conn: &Connection, fp: Fingerprint) -> bool {
+        let mut admitted = self.admitted.lock().unwrap();
+        if self.gate.is_denied(&fp) {
+            conn.close(VarInt::from_u32(close_code::DENIED), b"certificate denied");
+            return false;
+        }
+        admitted.retain(|_, (c, _)| c.close_reason().is_none());
+        admitted.insert(conn.stable_id(), (conn.clone(), fp));
+        true
     }
 
     /// Logs the summaries of refusals once each interval ends.
@@ -733,10 +753,13 @@ impl Inner {
                 };
                 let admitted = tls::peer_identity(&conn)
                     .map_err(|e| Refusal::NoIdentity(e.to_string()))
-                    .and_then(|(id, fp)| inner.gate.inbound(&id, &fp, source).map(|()| id));
+                    .and_then(|(id, fp)| inner.gate.inbound(&id, &fp, source).map(|()| (id, fp)));
                 match admitted {
-                    Ok(PeerIdentity::Node(addr)) => inner.run_connection(addr, conn, addr).await,
-                    Ok(PeerIdentity::Admin(name)) => {
+                    Ok((_, fp)) if !inner.register(&conn, fp) => {}
+                    Ok((PeerIdentity::Node(addr), _)) => {
+                        inner.run_connection(addr, conn, addr).await
+                    }
+                    Ok((PeerIdentity::Admin(name), _)) => {
                         crate::admin::serve(name, conn, inner.admin.0.clone()).await
                     }
                     Err(r) => {

@@ -667,3 +667,48 @@ fn reloaded_credentials_and_deny_list_apply_without_a_restart() {
         }
     });
 }
+
+/// A reload closes every admitted connection the deny list now names: one that never sent
+/// a hello (so was never adopted as a peer's link) and an administrator's.
+#[test]
+fn a_reload_closes_connections_that_were_never_adopted() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let (socket, a_addr) = free_socket();
+        let a_creds = ca.node(a_addr).unwrap();
+        let a = transport_on(a_creds.clone(), socket);
+        let (socket, c_addr) = free_socket();
+        let c_creds = ca.node(c_addr).unwrap();
+        let silent = raw_connect_from(socket, c_creds.quinn_client_config().unwrap(), a_addr)
+            .await
+            .unwrap();
+        let ops = ca.admin("ops").unwrap();
+        let admin = fjell_quic::AdminClient::connect(&ops, a_addr, Duration::from_secs(5))
+            .await
+            .unwrap();
+        a.reload(&a_creds, [c_creds.fingerprint(), ops.fingerprint()])
+            .unwrap();
+        let closed = [
+            (
+                "silent node",
+                within(5, "silent node", silent.closed()).await,
+            ),
+            (
+                "administrator",
+                within(5, "administrator", admin.closed()).await,
+            ),
+        ];
+        for (what, why) in closed {
+            match why {
+                quinn::ConnectionError::ApplicationClosed(c) => {
+                    assert_eq!(
+                        c.error_code,
+                        quinn::VarInt::from_u32(close_code::DENIED),
+                        "{what}"
+                    )
+                }
+                other => panic!("{what}: closed with {other}"),
+            }
+        }
+    });
+}
