@@ -12,6 +12,14 @@ use fjell_quic::{Credentials, DevCa};
 use fjell_runtime::management::Request;
 use serde_json::Value;
 
+/// The tests run one at a time: each starts up to four debug-build nodes, and a 2-core
+/// machine running them all at once answers too slowly for what they measure.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A `fjell run` process; killed when dropped.
 struct Proc {
     child: Child,
@@ -203,6 +211,7 @@ impl Drop for Site {
 /// refused by every node; node 2 stays Up with its own incarnation all along.
 #[test]
 fn a_copied_certificate_at_another_address_evicts_no_one() {
+    let _serial = serial();
     let site = Site::new("impostor", 3);
     let nodes: Vec<Proc> = (0..3).map(|i| site.start(i, "")).collect();
     let uids = site.wait_all_up(&site.addrs, 90);
@@ -249,6 +258,7 @@ fn a_copied_certificate_at_another_address_evicts_no_one() {
 /// membership does not change.
 #[test]
 fn a_certificate_rotated_on_a_running_cluster_changes_no_membership() {
+    let _serial = serial();
     let site = Site::new("rotate", 3);
     let nodes: Vec<Proc> = (0..3)
         .map(|i| site.start(i, if i == 1 { "watch = \"off\"" } else { "" }))
@@ -294,6 +304,7 @@ fn a_certificate_rotated_on_a_running_cluster_changes_no_membership() {
 /// with the same certificate cannot come back.
 #[test]
 fn a_denied_node_is_disconnected_and_cannot_rejoin() {
+    let _serial = serial();
     let site = Site::new("deny", 3);
     let mut nodes: Vec<Proc> = (0..3).map(|i| site.start(i, "")).collect();
     site.wait_all_up(&site.addrs, 90);
@@ -334,6 +345,7 @@ fn a_denied_node_is_disconnected_and_cannot_rejoin() {
 /// lines rather than one each.
 #[test]
 fn a_flood_of_refused_handshakes_writes_a_few_log_lines() {
+    let _serial = serial();
     let site = Site::new("flood", 1);
     let node = site.start(0, "");
     site.wait_up(site.addrs[0], &site.addrs, 60);
@@ -382,6 +394,7 @@ fn a_flood_of_refused_handshakes_writes_a_few_log_lines() {
 /// A certificate that expires within 30 days is a warning when the node starts (and daily).
 #[test]
 fn a_certificate_near_expiry_is_a_warning_at_start() {
+    let _serial = serial();
     let site = Site::new("expiry", 1);
     let ca = DevCa::from_pem(&site.ca.ca_pem(), &site.ca.key_pem())
         .unwrap()
@@ -397,6 +410,7 @@ fn a_certificate_near_expiry_is_a_warning_at_start() {
 /// A node that cannot get in says why: seeds that do not answer, or no seeds at all.
 #[test]
 fn a_node_that_cannot_get_in_says_why() {
+    let _serial = serial();
     let site = Site::new("lonely", 1);
     let nobody = free_port();
     let d = site.dir.display();
