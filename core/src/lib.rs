@@ -186,9 +186,10 @@
 //!   hears from no member for three acceptable heartbeat pauses; it reports itself removed.
 //! - A member that the members it hears from no longer gossip with (30 gossip rounds, at
 //!   least three acceptable pauses, while some member it does not flag is neither Down nor
-//!   Exiting) treats itself as removed the same way: it was removed, or downed, without
-//!   learning it. Pekko leaves such a node a member in its own eyes. A member cut off from
-//!   everyone flags them all and is left to the downing strategy.
+//!   Exiting) stops as removed (`StopReason::Removed`): it was removed, or downed, without
+//!   learning it, and that incarnation must not come back; a new one can join. Pekko leaves
+//!   such a node a member in its own eyes. A member cut off from everyone flags them all and
+//!   is left to the downing strategy.
 
 #![no_std]
 #![forbid(unsafe_code)]

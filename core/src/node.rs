@@ -1726,8 +1726,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         self.gossip_silent_ticks = self.gossip_silent_ticks.saturating_add(1);
-        if let Some(via) = self.ignored() {
-            self.rejoin(now, via);
+        if self.ignored() {
+            // Not a rejoin as the same incarnation: if the cluster removed it, that
+            // incarnation must never come back (its tombstone may be gone by now).
+            self.stop(StopReason::Removed);
         }
     }
 
@@ -1736,33 +1738,30 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// would stay a member in its own eyes only. Members gossip with one another every round,
     /// so after [`IGNORED_ROUNDS`] rounds (at least three acceptable pauses) without gossip
     /// or a gossip status from any member, while some member other than itself is neither
-    /// flagged by it nor Down or Exiting, it treats itself as removed and joins again
-    /// ([`Self::rejoin`]): a member that still has it welcomes it back at once. A member cut
-    /// off from everyone flags them all, and is left to the downing strategy instead (a
-    /// survivor of the split brain resolver must not give itself up).
-    fn ignored(&self) -> Option<SocketAddr> {
+    /// flagged by it nor Down or Exiting, it stops as removed ([`StopReason::Removed`]); a
+    /// new incarnation can join. A member cut off from everyone flags them all, and is left
+    /// to the downing strategy instead (a survivor of the split brain resolver must not give
+    /// itself up).
+    fn ignored(&self) -> bool {
         if self.status != NodeStatus::Member || self.not_up_yet() {
-            return None;
+            return false;
         }
         let bound = (self.config.gossip_interval * IGNORED_ROUNDS)
             .max(self.config.failure_detector.acceptable_heartbeat_pause * 3);
         let silence =
             self.config.unreachable_nodes_reaper_interval * u32::from(self.gossip_silent_ticks);
         if silence <= bound {
-            return None;
+            return false;
         }
         let g = self.gossip();
         let mine = g.reachability.rows_of(&self.me);
-        g.members
-            .iter()
-            .find(|m| {
-                m.address != self.me
-                    && !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
-                    && !mine.iter().any(|r| {
-                        r.subject == m.address && r.status != ReachabilityStatus::Reachable
-                    })
-            })
-            .map(|m| m.address.socket_addr())
+        g.members.iter().any(|m| {
+            m.address != self.me
+                && !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
+                && !mine
+                    .iter()
+                    .any(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
+        })
     }
 
     // ----- leader and self ----------------------------------------------------------------
