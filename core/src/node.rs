@@ -1318,10 +1318,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .get_disjoint_mut([cur, inc])
                     .expect("distinct buffer indices");
                 // Tell the peer what it lacks: our own mark, or others' it has not heard of.
-                let we_know_more = c.seen.iter().any(|a| !i.seen_by(a));
-                let before = c.seen.len();
+                let we_know_more = c.seen().iter().any(|a| !i.seen_by(a));
+                let before = c.seen().len();
                 c.union_seen(i);
-                let mut changed = c.seen.len() != before;
+                let mut changed = c.seen().len() != before;
                 // Tombstones expire by local time, so equal versions may differ there.
                 for t in i.tombstones.iter() {
                     if !c.is_member(&t.address) && !c.is_tombstoned(&t.address) {
@@ -1405,9 +1405,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let stale = inc
-            .version
+            .version()
             .iter()
-            .all(|(n, v)| !g.is_member(n) || v <= g.version.get(n));
+            .all(|(n, v)| !g.is_member(n) || v <= g.version().get(n));
         if stale {
             self.send(from.socket_addr(), Out::Gossip(from.uid()));
         }
@@ -1607,7 +1607,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.is_member()
             && g.members.len() > 1
             && (g.members.iter().any(|m| m.status == MemberStatus::Down)
-                || g.seen.len() < g.members.len() / 2)
+                || g.seen().len() < g.members.len() / 2)
     }
 
     // ----- failure detection -------------------------------------------------------------

@@ -12,6 +12,7 @@ pub struct Overflow;
 
 /// `dst := dst ∪ src`, both sorted and unique by `key`; equal keys become `both(dst, src)`.
 /// On overflow `dst` is left unchanged.
+#[cfg(test)]
 pub fn union_into<T: Clone, K: Ord, const N: usize>(
     dst: &mut heapless::Vec<T, N>,
     src: &[T],

@@ -502,13 +502,20 @@ fn encode_gossip<const M: usize, const R: usize>(
     for m in &g.members {
         w.put(m)?;
     }
-    w.count(g.version.len())?;
-    for (a, v) in g.version.iter() {
-        w.put(&(index(g, a), v))?;
+    // Clock entries and the seen set are columns by member index: written as indices.
+    let clock = g
+        .clock_column()
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0);
+    w.count(clock.clone().count())?;
+    for (i, v) in clock {
+        w.put(&(i as u32, *v))?;
     }
-    w.count(g.seen.len())?;
-    for a in &g.seen {
-        w.put(&index(g, a))?;
+    let seen = g.seen_column().iter().enumerate().filter(|(_, s)| **s);
+    w.count(seen.clone().count())?;
+    for (i, _) in seen {
+        w.put(&(i as u32))?;
     }
     let versions = g.reachability.versions();
     w.count(g.reachability.versions().count())?;
@@ -575,7 +582,7 @@ fn decode_gossip<const M: usize, const R: usize>(
         if m.capacity.members == 0 || m.capacity.records == 0 {
             return Err(WireError::Malformed("a member declares no capacity"));
         }
-        g.members.push(m).map_err(|_| WireError::OverCapacity)?;
+        g.push_member(m).map_err(|_| WireError::OverCapacity)?;
     }
     let n = r.count(M)?;
     let mut last = None;
@@ -587,9 +594,8 @@ fn decode_gossip<const M: usize, const R: usize>(
             ));
         }
         last = Some(i);
-        g.version
-            .set(member_at(g, i)?, v)
-            .map_err(|_| WireError::OverCapacity)?;
+        member_at(g, i)?;
+        g.set_clock_at(i as usize, v);
     }
     let n = r.count(M)?;
     let mut last = None;
@@ -599,8 +605,8 @@ fn decode_gossip<const M: usize, const R: usize>(
             return Err(WireError::Malformed("seen set out of order"));
         }
         last = Some(i);
-        let a = member_at(g, i)?;
-        g.seen.push(a).map_err(|_| WireError::OverCapacity)?;
+        member_at(g, i)?;
+        g.set_seen_at(i as usize);
     }
     let n = r.count(M)?;
     for _ in 0..n {
@@ -796,8 +802,8 @@ mod tests {
             }
         );
         assert_eq!(scratch.members, g.members);
-        assert_eq!(scratch.version, g.version);
-        assert_eq!(scratch.seen, g.seen);
+        assert_eq!(scratch.version(), g.version());
+        assert_eq!(scratch.seen(), g.seen());
         assert_eq!(scratch.reachability, g.reachability);
         assert_eq!(
             scratch.tombstones[0].removed_at,
@@ -1011,7 +1017,7 @@ mod tests {
         );
         // A counter that would freeze ours if adopted.
         assert!(matches!(
-            tampered(|g| g.version.set(n(1), MAX_COUNTER + 1).unwrap()),
+            tampered(|g| g.set_clock_at(0, MAX_COUNTER + 1)),
             Err(WireError::Malformed(_))
         ));
         // Rows that only say Reachable are never stored by an honest observer.
