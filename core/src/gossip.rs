@@ -7,7 +7,7 @@ use core::time::Duration;
 use crate::address::{Digest, UniqueAddress};
 use crate::capacity::{Capacity, DropLine};
 use crate::member::{IllegalTransition, Member, MemberStatus};
-use crate::reachability::{Reachability, ReachabilityFull, ReachabilityStatus};
+use crate::reachability::{Reachability, ReachabilityFull, ReachabilityStatus, Table, NONE};
 use crate::time::Instant;
 use crate::vclock::{Causality, VectorClock};
 
@@ -51,10 +51,11 @@ pub enum UpdateError {
 /// sorted and unique and none is `Removed`; clock entries, seen entries and reachability
 /// observers and subjects are all current members; no member is tombstoned.
 ///
-/// Per-member data (clock counter, seen mark) is kept in columns parallel to `members`
-/// rather than keyed by address: the invariant makes every entry a member's, and an index
-/// takes a fraction of the 32 bytes of an address. Every change to `members` goes through
-/// this module, which keeps the columns aligned.
+/// Per-member data (clock counter, seen mark) is kept in columns parallel to `members`, and
+/// reachability rows name members by index, rather than by address: the invariant makes every
+/// entry a member's, and an index takes a fraction of the 32 bytes of an address. Every
+/// change to `members` goes through this module, which keeps the columns aligned and
+/// renumbers the rows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Gossip<const M: usize, const R: usize> {
     pub(crate) members: heapless::Vec<Member, M>,
@@ -62,7 +63,7 @@ pub struct Gossip<const M: usize, const R: usize> {
     clock: heapless::Vec<u64, M>,
     /// Whether each member has seen this version.
     seen: heapless::Vec<bool, M>,
-    pub(crate) reachability: Reachability<M, R>,
+    pub(crate) reachability: Table<M, R>,
     pub(crate) tombstones: heapless::Vec<Tombstone, M>,
 }
 
@@ -137,7 +138,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             members: heapless::Vec::new(),
             clock: heapless::Vec::new(),
             seen: heapless::Vec::new(),
-            reachability: Reachability::new(),
+            reachability: Table::new(),
             tombstones: heapless::Vec::new(),
         }
     }
@@ -162,8 +163,8 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     }
 
     /// The reachability table.
-    pub fn reachability(&self) -> &Reachability<M, R> {
-        &self.reachability
+    pub fn reachability(&self) -> Reachability<'_, M, R> {
+        Reachability::new(&self.reachability, &self.members)
     }
 
     /// Tombstones in address order.
@@ -249,23 +250,30 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 // The columns have the members' capacity: they fit where the member did.
                 let _ = self.clock.insert(i, 0);
                 let _ = self.seen.insert(i, false);
+                self.reachability.insert_member(i);
                 Ok(true)
             }
         }
     }
 
-    /// Records `status` as `observer`'s view of `subject`, within the record capacity of every
-    /// member (see [`crate::reachability::Reachability::observe`]). Returns whether it changed.
+    /// Records `status` as `observer`'s view of `subject` (both members: for anyone else
+    /// nothing changes) within the record capacity of every member: when the table is full it
+    /// is compacted first, and under compaction a row compaction would drop at once is not
+    /// added (see [`crate::reachability`]). Returns whether it changed; fails only when more
+    /// members are flagged than that capacity.
     pub fn observe(
         &mut self,
         observer: UniqueAddress,
         subject: UniqueAddress,
         status: ReachabilityStatus,
     ) -> Result<bool, CapacityError> {
+        let (Ok(o), Ok(s)) = (self.index_of(&observer), self.index_of(&subject)) else {
+            return Ok(false);
+        };
         let limit = crate::capacity::cluster_records(&self.members, Capacity::of(M, R));
         Ok(self
             .reachability
-            .observe(observer, subject, status, &self.members, limit)?)
+            .observe(o as u16, s as u16, status, &self.members, limit)?)
     }
 
     /// Moves member `a` to `to` if the transition table allows it. Returns whether it changed.
@@ -356,8 +364,8 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             self.members.remove(i);
             self.clock.remove(i);
             self.seen.remove(i);
+            self.reachability.remove_member(i, a);
         }
-        self.reachability.remove_node(a);
         self.add_tombstone(Tombstone {
             address: *a,
             removed_at: now,
@@ -468,6 +476,13 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         if let Some(line) = line {
             self.tombstone_dropped(other, &line, now);
         }
+        // Reachability rows name members by index: number ours for the merged members (one
+        // index array on the stack, `M` entries), before the members move.
+        let mut map = [NONE; M];
+        self.merged_indices(other, &mut map);
+        let tombstones = &self.tombstones;
+        let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
+        self.reachability.remap(&map, alive);
         self.retain_members(|t, m| t.binary_search_by(|t| t.address.cmp(&m.address)).is_err());
         // 4. Clock (the pointwise maximum) and seen set, along with the members: both sides
         //    keep them to their own members (an invariant). A side whose members were dropped
@@ -478,14 +493,51 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             other_is_result && line.is_none(),
         )?;
         // 5. Reachability, restricted to the merged members: "still a member" is "not
-        //    tombstoned" (the dropped members were tombstoned too).
+        //    tombstoned" (the dropped members were tombstoned too). Their rows are numbered
+        //    for the merged members as they are taken.
+        for (i, j) in crate::vclock::pairs(&self.members, &other.members) {
+            if let Some(j) = j {
+                map[j] = i.map_or(NONE, |i| i as u16);
+            }
+        }
         let tombstones = &self.tombstones;
         let member = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
         let members = &self.members;
         let records = crate::capacity::cluster_records(members, Capacity::of(M, R));
-        self.reachability
-            .merge_in(&other.reachability, member, members, records)?;
+        self.reachability.merge_in(
+            &other.reachability,
+            &map[..other.members.len()],
+            member,
+            members,
+            records,
+        )?;
         Ok(())
+    }
+
+    /// Writes into `map[i]` the index the member at `i` will have once `other` is merged in,
+    /// or [`NONE`] if it is tombstoned: the merged members are both sides' less tombstoned
+    /// ones, in address order.
+    fn merged_indices(&self, other: &Self, map: &mut [u16]) {
+        let alive = |a: &UniqueAddress| {
+            self.tombstones
+                .binary_search_by(|t| t.address.cmp(a))
+                .is_err()
+        };
+        let (mut k, mut j) = (0, 0);
+        for (i, m) in self.members.iter().enumerate() {
+            if !alive(&m.address) {
+                map[i] = NONE;
+                continue;
+            }
+            // Theirs before this one come first; one both sides hold counts once.
+            while let Some(t) = other.members.get(j).filter(|t| t.address < m.address) {
+                k += u16::from(alive(&t.address));
+                j += 1;
+            }
+            j += usize::from(other.members.get(j).is_some_and(|t| t.address == m.address));
+            map[i] = k;
+            k += 1;
+        }
     }
 
     /// Keeps the members `keep` accepts (given the tombstones), and their columns.
@@ -654,15 +706,22 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         self.merge_in(b)
     }
 
-    /// Replaces the reachability table, dropping rows about non-members. For tests that build
-    /// states by hand; the protocol changes reachability only through its observers.
+    /// Records `status` as `observer`'s view of `subject` (both members: for anyone else
+    /// nothing changes), bumping the observer's version, with no regard for the record
+    /// capacity of the cluster (only `R` bounds it). For tests that build states by hand; the
+    /// protocol changes reachability through [`Gossip::observe`].
     #[doc(hidden)]
-    pub fn set_reachability_for_tests(&mut self, mut r: Reachability<M, R>) {
-        let members = &self.members;
-        r.retain_members(&|a: &UniqueAddress| {
-            members.binary_search_by(|m| m.address.cmp(a)).is_ok()
-        });
-        self.reachability = r;
+    pub fn change_reachability_for_tests(
+        &mut self,
+        observer: UniqueAddress,
+        subject: UniqueAddress,
+        status: ReachabilityStatus,
+    ) -> Result<bool, ReachabilityFull> {
+        let (Ok(o), Ok(s)) = (self.index_of(&observer), self.index_of(&subject)) else {
+            return Ok(false);
+        };
+        self.reachability
+            .change(o as u16, s as u16, status, &self.members)
     }
 
     /// Empties the seen set. For tests.
@@ -692,12 +751,15 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         if self
             .reachability
             .versions()
+            .iter()
             .any(|(a, _)| !self.is_member(a))
         {
             return Err("reachability version for a non-member");
         }
-        for r in self.reachability.records() {
-            if !self.is_member(&r.observer) || !self.is_member(&r.subject) {
+        // Rows name members by index.
+        let n = self.members.len();
+        for r in self.reachability.rows() {
+            if usize::from(r.observer) >= n || usize::from(r.subject) >= n {
                 return Err("reachability record for a non-member");
             }
         }
@@ -707,17 +769,24 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         Ok(())
     }
 
-    /// Whether observations by `observer` count: only those of members that are not Down (a
-    /// downed node's stale verdicts must not block the rest).
-    pub(crate) fn observer_counts(&self, observer: &UniqueAddress) -> bool {
-        self.member(observer)
-            .is_some_and(|m| m.status != MemberStatus::Down)
+    /// Whether observations by the member at index `observer` count: only those of members
+    /// that are not Down (a downed node's stale verdicts must not block the rest).
+    fn observer_counts_at(&self, observer: u16) -> bool {
+        self.members[usize::from(observer)].status != MemberStatus::Down
     }
 
     /// Aggregate reachability of `subject` over observers that count.
     pub fn reachability_of(&self, subject: &UniqueAddress) -> ReachabilityStatus {
+        let Ok(s) = self.index_of(subject) else {
+            return ReachabilityStatus::Reachable;
+        };
         self.reachability
-            .status_filtered(subject, |o| self.observer_counts(o))
+            .rows()
+            .iter()
+            .filter(|r| usize::from(r.subject) == s && self.observer_counts_at(r.observer))
+            .map(|r| r.status)
+            .max()
+            .unwrap_or(ReachabilityStatus::Reachable)
     }
 
     /// Convergence (notes §6): every member that must have seen this version has (or has
@@ -740,14 +809,13 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             return false;
         }
         // One pass over the records: a subject flagged twice is simply checked twice.
-        !self.reachability.records().iter().any(|r| {
+        !self.reachability.rows().iter().any(|r| {
+            let subject = &self.members[usize::from(r.subject)];
             r.status != ReachabilityStatus::Reachable
-                && self.observer_counts(&r.observer)
-                && r.subject != *self_node
-                && !departed.contains(&r.subject)
-                && self.member(&r.subject).is_some_and(|m| {
-                    !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
-                })
+                && self.observer_counts_at(r.observer)
+                && subject.address != *self_node
+                && !departed.contains(&subject.address)
+                && !matches!(subject.status, MemberStatus::Down | MemberStatus::Exiting)
         })
     }
 }
@@ -1060,8 +1128,7 @@ mod tests {
             g.is_converged(&n(1), &[]),
             "joining members need not have seen"
         );
-        g.reachability
-            .change(n(1), n(3), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(1), n(3), ReachabilityStatus::Unreachable)
             .unwrap();
         assert!(!g.is_converged(&n(1), &[]), "unreachable joiner blocks");
         g.set_status(&n(3), Down).unwrap();
@@ -1084,8 +1151,7 @@ mod tests {
         let mut g = with(&[(1, Up), (2, Down), (3, Up)]);
         g.bump(n(1), true).unwrap();
         g.add_seen(n(3));
-        g.reachability
-            .change(n(2), n(3), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(2), n(3), ReachabilityStatus::Unreachable)
             .unwrap();
         assert!(g.is_converged(&n(1), &[]));
     }

@@ -30,6 +30,20 @@ pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
     key: impl Fn(&T) -> K,
     both: impl Fn(&T, &T) -> T,
 ) -> Result<(), Overflow> {
+    union_into_mapped(dst, src, take, T::clone, key, both)
+}
+
+/// [`union_into_where`] where each element of `src` becomes `map(element)` (before its key
+/// is taken): `map` must keep `src` sorted and unique by `key`.
+pub fn union_into_mapped<S, T: Clone, K: Ord, const N: usize>(
+    dst: &mut heapless::Vec<T, N>,
+    src: &[S],
+    take: impl Fn(&S) -> bool,
+    map: impl Fn(&S) -> T,
+    key: impl Fn(&T) -> K,
+    both: impl Fn(&T, &T) -> T,
+) -> Result<(), Overflow> {
+    let src_key = |j: usize| key(&map(&src[j]));
     // Skipping is done by index: `src` elements not taken are simply passed over.
     let next = |mut j: usize| {
         while j < src.len() && !take(&src[j]) {
@@ -51,7 +65,7 @@ pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
             first_taken = Some(j);
         }
         match (i < dst.len(), j < src.len()) {
-            (true, true) => match key(&dst[i]).cmp(&key(&src[j])) {
+            (true, true) => match key(&dst[i]).cmp(&src_key(j)) {
                 Ordering::Less => i += 1,
                 Ordering::Greater => j = next(j + 1),
                 Ordering::Equal => {
@@ -71,24 +85,24 @@ pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
     if let Some(f) = first_taken {
         while dst.len() < n {
             // Placeholders, overwritten below.
-            let _ = dst.push(src[f].clone());
+            let _ = dst.push(map(&src[f]));
         }
     }
     // Pass 2: fill from the back; the write index never passes an unread `dst` element.
     let (mut i, mut j, mut k) = (old, prev(src.len()), n);
     while j > 0 {
         k -= 1;
-        let take_dst = i > 0 && key(&dst[i - 1]) >= key(&src[j - 1]);
+        let take_dst = i > 0 && key(&dst[i - 1]) >= src_key(j - 1);
         if take_dst {
-            if key(&dst[i - 1]) == key(&src[j - 1]) {
-                dst[k] = both(&dst[i - 1], &src[j - 1]);
+            if key(&dst[i - 1]) == src_key(j - 1) {
+                dst[k] = both(&dst[i - 1], &map(&src[j - 1]));
                 j = prev(j - 1);
             } else {
                 dst[k] = dst[i - 1].clone();
             }
             i -= 1;
         } else {
-            dst[k] = src[j - 1].clone();
+            dst[k] = map(&src[j - 1]);
             j = prev(j - 1);
         }
     }
@@ -103,6 +117,26 @@ pub fn union_len_where<T, K: Ord>(
     key: impl Fn(&T) -> K,
 ) -> usize {
     let mut src = src.iter().filter(|x| take(x)).peekable();
+    let mut n = 0;
+    for d in dst {
+        while src.next_if(|s| key(s) < key(d)).is_some() {
+            n += 1;
+        }
+        src.next_if(|s| key(s) == key(d));
+        n += 1;
+    }
+    n + src.count()
+}
+
+/// The size of `dst ∪ {map(x) | x ∈ src, take(x)}` (see [`union_into_mapped`]).
+pub fn union_len_mapped<S, T, K: Ord>(
+    dst: &[T],
+    src: &[S],
+    take: impl Fn(&S) -> bool,
+    map: impl Fn(&S) -> T,
+    key: impl Fn(&T) -> K,
+) -> usize {
+    let mut src = src.iter().filter(|x| take(x)).map(map).peekable();
     let mut n = 0;
     for d in dst {
         while src.next_if(|s| key(s) < key(d)).is_some() {
@@ -166,6 +200,26 @@ mod tests {
             union_len_where(&dst, &src, |x| x.0 % 2 == 0 || x.0 == 7, |x| x.0),
             4
         );
+    }
+
+    #[test]
+    fn a_mapped_union_renumbers_what_it_takes() {
+        // `src` in another numbering: x ↦ 2x keeps it sorted.
+        let mut dst = v(&[(2, 1), (6, 1)]);
+        let src = [(1u8, 5u8), (2, 1), (3, 1), (5, 1)];
+        let take = |x: &(u8, u8)| x.0 != 5;
+        let map = |x: &(u8, u8)| (2 * x.0, x.1);
+        assert_eq!(union_len_mapped(&dst, &src, take, map, |x| x.0), 3);
+        union_into_mapped(
+            &mut dst,
+            &src,
+            take,
+            map,
+            |x| x.0,
+            |x, y| (x.0, x.1.max(y.1)),
+        )
+        .unwrap();
+        assert_eq!(&dst[..], &[(2, 5), (4, 1), (6, 1)]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::address::UniqueAddress;
 pub use crate::compat::{Compat, Incompatibility};
 use crate::gossip::{Gossip, Tombstone};
 use crate::member::{AppVersion, Member, MemberStatus, RoleSet, UP_NUMBER_UNSET};
-use crate::reachability::{ReachabilityStatus, Record};
+use crate::reachability::{ReachabilityStatus, Row};
 use crate::time::Instant;
 
 /// First byte of every fjell message.
@@ -518,15 +518,16 @@ fn encode_gossip<const M: usize, const R: usize>(
         w.put(&(i as u32))?;
     }
     let versions = g.reachability.versions();
-    w.count(g.reachability.versions().count())?;
+    w.count(versions.len())?;
     for (a, v) in versions {
         w.put(&(index(g, a), v))?;
     }
-    w.count(g.reachability.records().len())?;
-    for r in g.reachability.records() {
+    // Rows name members by index already.
+    w.count(g.reachability.rows().len())?;
+    for r in g.reachability.rows() {
         w.put(&(
-            index(g, &r.observer),
-            index(g, &r.subject),
+            u32::from(r.observer),
+            u32::from(r.subject),
             r.status,
             r.version,
         ))?;
@@ -622,17 +623,20 @@ fn decode_gossip<const M: usize, const R: usize>(
     let n = r.count(R)?;
     for _ in 0..n {
         let (o, s, status, version): (u32, u32, ReachabilityStatus, u64) = r.take()?;
-        let rec = Record {
-            observer: member_at(g, o)?,
-            subject: member_at(g, s)?,
+        let observer = member_at(g, o)?;
+        member_at(g, s)?;
+        if version > g.reachability.version_of(&observer) {
+            return Err(WireError::Malformed("record newer than its observer"));
+        }
+        // In range, so below `M`: the indices fit a `u16` (see `reachability::Table`).
+        let row = Row {
+            observer: o as u16,
+            subject: s as u16,
             status,
             version,
         };
-        if version > g.reachability.version_of(&rec.observer) {
-            return Err(WireError::Malformed("record newer than its observer"));
-        }
         g.reachability
-            .push_record(rec)
+            .push_record(row)
             .map_err(|_| WireError::Malformed("reachability records out of order"))?;
     }
     if g.reachability.has_only_reachable_rows() {
@@ -743,7 +747,7 @@ pub fn decode<const M: usize, const R: usize>(
 mod tests {
     use super::*;
     use crate::member::Role;
-    use crate::reachability::Reachability;
+    use crate::reachability::Table;
 
     type G = Gossip<8, 16>;
 
@@ -764,12 +768,10 @@ mod tests {
         g.bump(n(1), true).unwrap();
         g.bump(n(3), true).unwrap();
         g.add_seen(n(2));
-        g.reachability
-            .change(n(2), n(4), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(2), n(4), ReachabilityStatus::Unreachable)
             .unwrap();
         g.remove_member(&n(4), Instant::from_millis(1_000));
-        g.reachability
-            .change(n(1), n(3), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(1), n(3), ReachabilityStatus::Unreachable)
             .unwrap();
         g.check_invariants().unwrap();
         g
@@ -804,7 +806,7 @@ mod tests {
         assert_eq!(scratch.members, g.members);
         assert_eq!(scratch.version(), g.version());
         assert_eq!(scratch.seen(), g.seen());
-        assert_eq!(scratch.reachability, g.reachability);
+        assert_eq!(scratch.reachability(), g.reachability());
         assert_eq!(
             scratch.tombstones[0].removed_at,
             Instant::from_millis(96_000)
@@ -1023,11 +1025,11 @@ mod tests {
         // Rows that only say Reachable are never stored by an honest observer.
         assert_eq!(
             tampered(|g| {
-                let mut r = Reachability::<8, 16>::new();
+                let mut r = Table::<8, 16>::new();
                 r.push_version(n(1), 1).unwrap();
-                r.push_record(Record {
-                    observer: n(1),
-                    subject: n(2),
+                r.push_record(Row {
+                    observer: 0,
+                    subject: 1,
                     status: ReachabilityStatus::Reachable,
                     version: 1,
                 })

@@ -31,8 +31,9 @@ pub fn of<const M: usize, const R: usize>(g: &New<M, R>) -> gossip::Gossip<M, R>
             })
             .expect("in order");
     }
+    // As is: `change` can leave the flag set on an empty table (both implementations).
     r.reachability
-        .set_compacted(g.reachability().is_compacted());
+        .set_compacted_exactly(g.reachability().is_compacted());
     r.tombstones = g
         .tombstones()
         .iter()

@@ -442,6 +442,11 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
         self.records.push(r).map_err(|_| ())
     }
 
+    /// Sets the compacted flag as is (for the test oracle's conversion; not in the original).
+    pub(crate) fn set_compacted_exactly(&mut self, compacted: bool) {
+        self.compacted = compacted;
+    }
+
     /// Clears the table.
     pub fn clear(&mut self) {
         self.records.clear();
