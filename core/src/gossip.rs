@@ -51,8 +51,9 @@ pub enum UpdateError {
 /// sorted and unique and none is `Removed`; clock entries, seen entries and reachability
 /// observers and subjects are all current members; no member is tombstoned.
 ///
-/// Per-member data (clock counter, seen mark) is kept in columns parallel to `members`, and
-/// reachability rows name members by index, rather than by address: the invariant makes every
+/// Per-member data (clock counter, seen mark, reachability version as an observer) is kept in
+/// columns parallel to `members`, and reachability rows name members by index, rather than by
+/// address: the invariant makes every
 /// entry a member's, and an index takes a fraction of the 32 bytes of an address. Every
 /// change to `members` goes through this module, which keeps the columns aligned and
 /// renumbers the rows.
@@ -197,6 +198,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         // The columns have the members' capacity: they fit where the member did.
         let _ = self.clock.push(0);
         let _ = self.seen.push(false);
+        let _ = self.reachability.versions.push(0);
         Ok(())
     }
 
@@ -364,7 +366,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             self.members.remove(i);
             self.clock.remove(i);
             self.seen.remove(i);
-            self.reachability.remove_member(i, a);
+            self.reachability.remove_member(i);
         }
         self.add_tombstone(Tombstone {
             address: *a,
@@ -480,34 +482,30 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         // index array on the stack, `M` entries), before the members move.
         let mut map = [NONE; M];
         self.merged_indices(other, &mut map);
-        let tombstones = &self.tombstones;
-        let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
-        self.reachability.remap(&map, alive);
+        self.reachability.remap(&map);
         self.retain_members(|t, m| t.binary_search_by(|t| t.address.cmp(&m.address)).is_err());
         // 4. Clock (the pointwise maximum) and seen set, along with the members: both sides
         //    keep them to their own members (an invariant). A side whose members were dropped
-        //    is not the result.
+        //    is not the result. Reachability versions come along too, ours only: the table
+        //    merges theirs (it compares both first).
         self.union_members(
             other,
             self_is_result && line.is_none(),
             other_is_result && line.is_none(),
         )?;
-        // 5. Reachability, restricted to the merged members: "still a member" is "not
-        //    tombstoned" (the dropped members were tombstoned too). Their rows are numbered
-        //    for the merged members as they are taken.
+        // 5. Reachability, restricted to the merged members. Their rows and versions are
+        //    numbered for the merged members as they are taken (none for a dropped member).
         for (i, j) in crate::vclock::pairs(&self.members, &other.members) {
             if let Some(j) = j {
                 map[j] = i.map_or(NONE, |i| i as u16);
             }
         }
-        let tombstones = &self.tombstones;
-        let member = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
         let members = &self.members;
         let records = crate::capacity::cluster_records(members, Capacity::of(M, R));
         self.reachability.merge_in(
             &other.reachability,
             &map[..other.members.len()],
-            member,
+            &other.members,
             members,
             records,
         )?;
@@ -549,18 +547,22 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 self.members.swap(k, i);
                 self.clock[k] = self.clock[i];
                 self.seen[k] = self.seen[i];
+                self.reachability.versions[k] = self.reachability.versions[i];
                 k += 1;
             }
         }
         self.members.truncate(k);
         self.clock.truncate(k);
         self.seen.truncate(k);
+        self.reachability.versions.truncate(k);
     }
 
     /// `self.members ∪= other.members`, less tombstoned members, each shared member keeping
-    /// its merge winner, in place from the back (see [`crate::sorted`]) with the columns alongside:
-    /// clocks take the pointwise maximum, and a seen mark stays if `keep_seen` (ours) or
-    /// `take_seen` (theirs) says so. Members of `self` must not be tombstoned.
+    /// its merge winner, in place from the back (see [`crate::sorted`]) with the columns
+    /// alongside: clocks take the pointwise maximum, a seen mark stays if `keep_seen` (ours) or
+    /// `take_seen` (theirs) says so, and reachability versions stay ours (0 for a member only
+    /// `other` has: [`Table::merge_in`] takes theirs). Members of `self` must not be
+    /// tombstoned; the reachability rows are not touched.
     fn union_members(
         &mut self,
         other: &Self,
@@ -595,6 +597,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 let _ = self.members.push(other.members[first].clone());
                 let _ = self.clock.push(0);
                 let _ = self.seen.push(false);
+                let _ = self.reachability.versions.push(0);
             }
         }
         let prev = |mut j: usize| {
@@ -618,12 +621,14 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                     self.members.swap(k, i - 1);
                     self.clock[k] = self.clock[i - 1];
                     self.seen[k] = self.seen[i - 1];
+                    self.reachability.versions[k] = self.reachability.versions[i - 1];
                     i -= 1;
                 }
                 Ordering::Equal => {
                     self.members[k] = Member::merge_winner(&self.members[i - 1], theirs).clone();
                     self.clock[k] = self.clock[i - 1].max(other.clock[j - 1]);
                     self.seen[k] = self.seen[i - 1] || (take_seen && other.seen[j - 1]);
+                    self.reachability.versions[k] = self.reachability.versions[i - 1];
                     i -= 1;
                     j = prev(j - 1);
                 }
@@ -631,6 +636,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                     self.members[k] = theirs.clone();
                     self.clock[k] = other.clock[j - 1];
                     self.seen[k] = take_seen && other.seen[j - 1];
+                    self.reachability.versions[k] = 0;
                     j = prev(j - 1);
                 }
             }
@@ -720,8 +726,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         let (Ok(o), Ok(s)) = (self.index_of(&observer), self.index_of(&subject)) else {
             return Ok(false);
         };
-        self.reachability
-            .change(o as u16, s as u16, status, &self.members)
+        self.reachability.change(o as u16, s as u16, status)
     }
 
     /// Empties the seen set. For tests.
@@ -744,17 +749,13 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         {
             return Err("a Removed member in the member set");
         }
-        // Clock and seen entries are members' by construction: one per member.
+        // Clock, seen and reachability version entries are members' by construction: one per
+        // member.
         if self.clock.len() != self.members.len() || self.seen.len() != self.members.len() {
             return Err("clock or seen column out of step with the members");
         }
-        if self
-            .reachability
-            .versions()
-            .iter()
-            .any(|(a, _)| !self.is_member(a))
-        {
-            return Err("reachability version for a non-member");
+        if self.reachability.versions.len() != self.members.len() {
+            return Err("reachability versions out of step with the members");
         }
         // Rows name members by index.
         let n = self.members.len();

@@ -7,9 +7,9 @@
 //!
 //! Rows name observer and subject by their index in the gossip's member list, which is sorted
 //! by address: index order is address order, so the table keeps the order and every rule it
-//! had when rows held addresses, in a fifth of the memory. The gossip renumbers the rows
-//! whenever its members change ([`crate::Gossip`]); [`Reachability`] reads the table with
-//! addresses.
+//! had when rows held addresses, in a fifth of the memory. Observer versions are a column
+//! parallel to the member list. The gossip renumbers the rows and moves the column whenever
+//! its members change ([`crate::Gossip`]); [`Reachability`] reads the table with addresses.
 //!
 //! # Compaction
 //!
@@ -84,15 +84,16 @@ impl Row {
     }
 }
 
-/// Observer → subject rows (at most `R`) by member index, and per-observer versions (at most
-/// `M` observers). Kept by [`crate::Gossip`], which renumbers the rows when its members
-/// change; read through [`Reachability`].
+/// Observer → subject rows (at most `R`) by member index, and each member's version as an
+/// observer. Kept by [`crate::Gossip`], which renumbers the rows and moves the versions when
+/// its members change; read through [`Reachability`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Table<const M: usize, const R: usize> {
     /// Sorted by (observer, subject): an observer's rows are contiguous.
     records: heapless::Vec<Row, R>,
-    /// Sorted by observer.
-    versions: heapless::Vec<(UniqueAddress, u64), M>,
+    /// The version of each member as an observer, parallel to the gossip's members (0: none
+    /// yet). The gossip moves it along with its other columns.
+    pub(crate) versions: heapless::Vec<u64, M>,
     /// Rows were compacted away since the table was last empty ([`Table::compact`]).
     compacted: bool,
 }
@@ -132,14 +133,9 @@ impl<const M: usize, const R: usize> Table<M, R> {
         self.compacted = compacted && !self.records.is_empty();
     }
 
-    /// Version of `observer` (zero if none).
-    pub(crate) fn version_of(&self, observer: &UniqueAddress) -> u64 {
-        version_in(&self.versions, observer)
-    }
-
-    /// All observer versions, by observer.
-    pub(crate) fn versions(&self) -> &[(UniqueAddress, u64)] {
-        &self.versions
+    /// Version of the member at index `observer` (zero if none).
+    pub(crate) fn version_of(&self, observer: u16) -> u64 {
+        self.versions[usize::from(observer)]
     }
 
     /// True if `observer` has rows and all of them say Reachable (never stored by
@@ -179,14 +175,13 @@ impl<const M: usize, const R: usize> Table<M, R> {
             .map_or(ReachabilityStatus::Reachable, |r| r.status)
     }
 
-    /// Records `status` as the view of `members[observer]` of `members[subject]`. Returns
-    /// whether the table changed.
+    /// Records `status` as the view of the member at index `observer` of the one at `subject`.
+    /// Returns whether the table changed.
     pub(crate) fn change(
         &mut self,
         observer: u16,
         subject: u16,
         status: ReachabilityStatus,
-        members: &[Member],
     ) -> Result<bool, ReachabilityFull> {
         if observer == subject {
             return Ok(false);
@@ -207,9 +202,8 @@ impl<const M: usize, const R: usize> Table<M, R> {
         if existing.is_none() && self.records.is_full() {
             return Err(ReachabilityFull);
         }
-        let address = members[usize::from(observer)].address;
-        let version = self.version_of(&address).saturating_add(1);
-        self.set_version(address, version)?;
+        let version = self.version_of(observer).saturating_add(1);
+        self.versions[usize::from(observer)] = version;
         let row = Row {
             observer,
             subject,
@@ -231,17 +225,6 @@ impl<const M: usize, const R: usize> Table<M, R> {
         Ok(true)
     }
 
-    fn set_version(&mut self, observer: UniqueAddress, v: u64) -> Result<(), ReachabilityFull> {
-        match self.versions.binary_search_by(|(a, _)| a.cmp(&observer)) {
-            Ok(i) => self.versions[i].1 = v,
-            Err(i) => self
-                .versions
-                .insert(i, (observer, v))
-                .map_err(|_| ReachabilityFull)?,
-        }
-        Ok(())
-    }
-
     fn remove_range(&mut self, rows: core::ops::Range<usize>) {
         let n = rows.len();
         if n == 0 {
@@ -252,8 +235,10 @@ impl<const M: usize, const R: usize> Table<M, R> {
         self.records.truncate(len - n);
     }
 
-    /// A member was inserted at index `i`: later members move up one.
+    /// A member was inserted at index `i`: later members move up one. Its version is none.
     pub(crate) fn insert_member(&mut self, i: usize) {
+        // The gossip inserted the member: the column, of the same capacity, has room.
+        let _ = self.versions.insert(i, 0);
         let shift = |x: &mut u16| *x += u16::from(usize::from(*x) >= i);
         for r in self.records.iter_mut() {
             shift(&mut r.observer);
@@ -261,9 +246,10 @@ impl<const M: usize, const R: usize> Table<M, R> {
         }
     }
 
-    /// Forgets the member at index `i`, `node`, as observer and as subject (it was removed
-    /// from the cluster); later members move down one.
-    pub(crate) fn remove_member(&mut self, i: usize, node: &UniqueAddress) {
+    /// Forgets the member at index `i` as observer and as subject (it was removed from the
+    /// cluster); later members move down one.
+    pub(crate) fn remove_member(&mut self, i: usize) {
+        self.versions.remove(i);
         let i = i as u16;
         self.records.retain(|r| r.observer != i && r.subject != i);
         let shift = |x: &mut u16| *x -= u16::from(*x > i);
@@ -271,17 +257,13 @@ impl<const M: usize, const R: usize> Table<M, R> {
             shift(&mut r.observer);
             shift(&mut r.subject);
         }
-        if let Ok(i) = self.versions.binary_search_by(|(a, _)| a.cmp(node)) {
-            self.versions.remove(i);
-        }
         self.drop_all_reachable_rows();
     }
 
-    /// Renumbers the rows after the members changed: the member at index `i` is now at
+    /// Renumbers the rows for members about to change: the member at index `i` will be at
     /// `map[i]`, or gone if that is [`NONE`] (its rows go with it). `map` must be increasing
-    /// where it is not `NONE`, so the order stays. Keeps the versions of observers accepted by
-    /// `is_member`.
-    pub(crate) fn remap(&mut self, map: &[u16], is_member: impl Fn(&UniqueAddress) -> bool) {
+    /// where it is not `NONE`, so the order stays. The versions are the gossip's to move.
+    pub(crate) fn remap(&mut self, map: &[u16]) {
         let at = |x: u16| map[usize::from(x)];
         self.records
             .retain(|r| at(r.observer) != NONE && at(r.subject) != NONE);
@@ -289,7 +271,6 @@ impl<const M: usize, const R: usize> Table<M, R> {
             r.observer = at(r.observer);
             r.subject = at(r.subject);
         }
-        self.versions.retain(|(a, _)| is_member(a));
         self.drop_all_reachable_rows();
     }
 
@@ -305,12 +286,13 @@ impl<const M: usize, const R: usize> Table<M, R> {
         self.compacted &= !self.records.is_empty();
     }
 
-    /// Merges `other` into `self`, both over the merged member list `members`: per observer
-    /// the rows of the side with the higher version, and on equal versions the rows of both (a
-    /// side may have compacted some away). Our rows must already be numbered for `members`
-    /// ([`Table::remap`]); `theirs` numbers `other`'s (index in `other`'s members → index in
-    /// `members`, [`NONE`] for a member the merge dropped, whose rows do not survive). Observer
-    /// versions are kept for members accepted by `is_member`. When the result would exceed
+    /// Merges `other` (over `other_members`) into `self` (over the merged member list
+    /// `members`): per observer the rows of the side with the higher version, and on equal
+    /// versions the rows of both (a side may have compacted some away); versions take the
+    /// maximum. Our rows and versions must already be numbered for `members` ([`Table::remap`]
+    /// and the gossip's columns; a member only `other` has has version 0 here); `theirs`
+    /// numbers `other`'s (index in `other_members` → index in `members`, [`NONE`] for a member
+    /// the merge dropped, whose rows and version do not survive). When the result would exceed
     /// `limit` (or `R`) records it is compacted ([`Table::compact`]), the cut of subjects
     /// beyond `limit` included, before the union: the merge does not overflow.
     ///
@@ -321,7 +303,7 @@ impl<const M: usize, const R: usize> Table<M, R> {
         &mut self,
         other: &Self,
         theirs: &[u16],
-        is_member: impl Fn(&UniqueAddress) -> bool,
+        other_members: &[Member],
         members: &[Member],
         limit: usize,
     ) -> Result<(), ReachabilityFull> {
@@ -332,15 +314,19 @@ impl<const M: usize, const R: usize> Table<M, R> {
             subject: at(r.subject),
             ..*r
         };
-        // Versions by the observer's index in `members`.
+        // Versions of the observer of one of our rows, by its index in `members`: ours, and
+        // theirs (found by address: there are few observers).
         let versions = &self.versions;
-        let ours = |o: u16| version_in(versions, &members[usize::from(o)].address);
-        let other_version = |o: u16| version_in(&other.versions, &members[usize::from(o)].address);
+        let ours = |o: u16| versions[usize::from(o)];
+        let theirs_of_ours = |o: u16| {
+            index_in(other_members, &members[usize::from(o)].address)
+                .map_or(0, |j| other.versions[j])
+        };
         // Drop our rows of observers for which `other` is newer, and take theirs.
         let other_counts =
-            |r: &Row| keep(r) && other_version(at(r.observer)) >= ours(at(r.observer));
+            |r: &Row| keep(r) && other.versions[usize::from(r.observer)] >= ours(at(r.observer));
         self.records
-            .retain(|r| other_version(r.observer) <= ours(r.observer));
+            .retain(|r| theirs_of_ours(r.observer) <= ours(r.observer));
         self.compacted |= other.compacted;
         let limit = limit.min(R);
         let union_len = crate::sorted::union_len_mapped(
@@ -385,14 +371,12 @@ impl<const M: usize, const R: usize> Table<M, R> {
             )
             .map_err(|_| ReachabilityFull)?;
         }
-        crate::sorted::union_into_where(
-            &mut self.versions,
-            &other.versions,
-            |e| is_member(&e.0),
-            |e| e.0,
-            |x, y| (x.0, x.1.max(y.1)),
-        )
-        .map_err(|_| ReachabilityFull)?;
+        for (k, v) in theirs.iter().zip(&other.versions) {
+            if *k != NONE {
+                let ours = &mut self.versions[usize::from(*k)];
+                *ours = (*ours).max(*v);
+            }
+        }
         self.drop_all_reachable_rows();
         if self.records.len() > limit {
             self.compact(members, limit);
@@ -451,7 +435,7 @@ impl<const M: usize, const R: usize> Table<M, R> {
                 }
             }
         }
-        self.change(observer, subject, status, members)
+        self.change(observer, subject, status)
     }
 
     /// Compacts the table to at most `limit` records (see the [module docs](self)).
@@ -463,17 +447,8 @@ impl<const M: usize, const R: usize> Table<M, R> {
         self.drop_all_reachable_rows();
     }
 
-    /// Rebuilds the table from decoded parts, validating order. Used by the wire decoder.
-    pub(crate) fn push_version(&mut self, observer: UniqueAddress, v: u64) -> Result<(), ()> {
-        if let Some(last) = self.versions.last() {
-            if last.0 >= observer {
-                return Err(());
-            }
-        }
-        self.versions.push((observer, v)).map_err(|_| ())
-    }
-
-    /// See [`Self::push_version`]. Observer and subject must be member indices.
+    /// Rebuilds the table from decoded rows, validating their order (the decoder checks the
+    /// rest). Observer and subject must be member indices.
     pub(crate) fn push_record(&mut self, r: Row) -> Result<(), ()> {
         if r.observer == r.subject || r.version == 0 {
             return Err(());
@@ -540,9 +515,13 @@ impl<'a, const M: usize, const R: usize> Reachability<'a, M, R> {
         self.table.records.iter().map(move |r| this.record(r))
     }
 
-    /// All observer versions, by observer.
+    /// All observer versions (those that are not zero), by observer.
     pub fn versions(&self) -> impl Iterator<Item = (&'a UniqueAddress, u64)> + Clone + 'a {
-        self.table.versions.iter().map(|(a, v)| (a, *v))
+        self.members
+            .iter()
+            .zip(&self.table.versions)
+            .filter(|(_, v)| **v != 0)
+            .map(|(m, v)| (&m.address, *v))
     }
 
     /// True if no observer has any row.
@@ -558,7 +537,7 @@ impl<'a, const M: usize, const R: usize> Reachability<'a, M, R> {
 
     /// Version of `observer` (zero if none).
     pub fn version_of(&self, observer: &UniqueAddress) -> u64 {
-        self.table.version_of(observer)
+        self.index(observer).map_or(0, |o| self.table.version_of(o))
     }
 
     /// The records written by `observer`.
@@ -731,16 +710,6 @@ fn key(r: &Row, observer: usize, observer_doubtful: bool) -> u32 {
     (status << 24) | (u32::from(observer_doubtful) << 16) | (observer as u32 & 0xFFFF)
 }
 
-fn version_in<const M: usize>(
-    versions: &heapless::Vec<(UniqueAddress, u64), M>,
-    observer: &UniqueAddress,
-) -> u64 {
-    match versions.binary_search_by(|(a, _)| a.cmp(observer)) {
-        Ok(i) => versions[i].1,
-        Err(_) => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::ReachabilityStatus::*;
@@ -761,6 +730,13 @@ mod tests {
         index_in(ms, &n(i)).expect("a member") as u16
     }
 
+    /// An empty table over `ms` (no versions yet).
+    fn table<const R: usize>(ms: &[Member]) -> Table<16, R> {
+        let mut t = Table::new();
+        t.versions.extend(ms.iter().map(|_| 0));
+        t
+    }
+
     /// `n(o)`'s view of `n(s)`, both in `ms`.
     fn change<const R: usize>(
         t: &mut Table<16, R>,
@@ -769,7 +745,7 @@ mod tests {
         s: u8,
         status: ReachabilityStatus,
     ) -> bool {
-        t.change(at(ms, o), at(ms, s), status, ms).unwrap()
+        t.change(at(ms, o), at(ms, s), status).unwrap()
     }
 
     fn view<'a, const M: usize, const R: usize>(
@@ -785,7 +761,7 @@ mod tests {
     #[test]
     fn reachable_again_only_when_every_observer_agrees() {
         let ms = members(&[1, 2, 3]);
-        let mut t = Table::<16, 16>::new();
+        let mut t = table::<16>(&ms);
         assert!(change(&mut t, &ms, 1, 3, Unreachable));
         assert!(change(&mut t, &ms, 2, 3, Unreachable));
         assert_eq!(view(&t, &ms).status(&n(3)), Unreachable);
@@ -794,7 +770,7 @@ mod tests {
         change(&mut t, &ms, 2, 3, Reachable);
         assert_eq!(view(&t, &ms).status(&n(3)), Reachable);
         assert!(t.is_empty(), "all-reachable rows are not stored");
-        assert_eq!(t.version_of(&n(1)), 2);
+        assert_eq!(t.version_of(at(&ms, 1)), 2);
     }
 
     #[test]
@@ -803,7 +779,7 @@ mod tests {
         // is removed, 1's rows say only Reachable and must go, or the decoder refuses the state.
         let ms = members(&[1, 2, 4]);
         let table = || {
-            let mut t = Table::<16, 16>::new();
+            let mut t = table::<16>(&ms);
             change(&mut t, &ms, 1, 2, Unreachable);
             change(&mut t, &ms, 1, 4, Unreachable);
             change(&mut t, &ms, 1, 2, Reachable);
@@ -811,19 +787,19 @@ mod tests {
             t
         };
         let mut t = table();
-        t.remove_member(2, &n(4));
+        t.remove_member(2);
         assert!(t.is_empty());
         assert!(!t.has_only_reachable_rows());
-        assert_eq!(t.version_of(&n(1)), 3, "the observer's version stays");
+        assert_eq!(t.version_of(0), 3, "the observer's version stays");
         let mut t = table();
-        t.remap(&[0, 1, NONE], |a| *a != n(4));
+        t.remap(&[0, 1, NONE]);
         assert!(t.is_empty());
     }
 
     #[test]
     fn inserting_and_removing_members_renumber_the_rows() {
         let ms = members(&[1, 3, 5]);
-        let mut t = Table::<16, 16>::new();
+        let mut t = table::<16>(&ms);
         change(&mut t, &ms, 1, 3, Unreachable);
         change(&mut t, &ms, 3, 5, Unreachable);
         change(&mut t, &ms, 5, 1, Terminated);
@@ -841,28 +817,21 @@ mod tests {
             view(&t, &ms).records().collect::<std::vec::Vec<_>>(),
             before
         );
-        // 3 goes, with its rows as observer and subject.
-        t.remove_member(2, &n(3));
+        // 3 goes, with its rows as observer and subject, and its version.
+        t.remove_member(2);
         let ms = members(&[1, 2, 5, 6]);
         let after: std::vec::Vec<_> = view(&t, &ms)
             .records()
             .map(|r| (r.observer, r.subject, r.status))
             .collect();
         assert_eq!(after, [(n(5), n(1), Terminated)]);
-        assert_eq!(
-            (
-                t.version_of(&n(1)),
-                t.version_of(&n(3)),
-                t.version_of(&n(5))
-            ),
-            (1, 0, 1)
-        );
+        assert_eq!(&t.versions[..], &[1, 0, 1, 0]);
     }
 
     #[test]
     fn terminated_is_sticky_and_self_observation_ignored() {
         let ms = members(&[1, 2, 3]);
-        let mut t = Table::<16, 16>::new();
+        let mut t = table::<16>(&ms);
         change(&mut t, &ms, 1, 2, Terminated);
         assert!(!change(&mut t, &ms, 1, 2, Reachable));
         assert_eq!(view(&t, &ms).status(&n(2)), Terminated);
@@ -874,38 +843,42 @@ mod tests {
     #[test]
     fn merge_takes_newer_rows_per_observer() {
         let all = members(&[1, 2, 3]);
-        let mut a = Table::<16, 16>::new();
+        let mut a = table::<16>(&all);
         change(&mut a, &all, 1, 2, Unreachable);
         let mut b = a.clone();
         change(&mut b, &all, 1, 2, Reachable); // observer 1, version 2: all reachable
         change(&mut a, &all, 3, 2, Unreachable);
         let mut m = a.clone();
-        m.merge_in(&b, &SAME[..3], |_| true, &all, 16).unwrap();
+        m.merge_in(&b, &SAME[..3], &all, &all, 16).unwrap();
         assert_eq!(view(&m, &all).status_by(&n(1), &n(2)), Reachable);
         assert_eq!(view(&m, &all).status_by(&n(3), &n(2)), Unreachable);
         let mut m2 = b.clone();
-        m2.merge_in(&a, &SAME[..3], |_| true, &all, 16).unwrap();
+        m2.merge_in(&a, &SAME[..3], &all, &all, 16).unwrap();
         assert_eq!(m, m2);
-        // Without member 2: ours renumbered first, theirs as they are taken.
+        // Without member 2: ours renumbered first (the gossip moves the versions), theirs as
+        // they are taken.
         let without = [0, NONE, 1];
         let mut m3 = a.clone();
-        m3.remap(&without, |x| *x != n(2));
-        m3.merge_in(&b, &without, |x| *x != n(2), &members(&[1, 3]), 16)
+        m3.remap(&without);
+        m3.versions = [a.versions[0], a.versions[2]].into_iter().collect();
+        m3.merge_in(&b, &without, &all, &members(&[1, 3]), 16)
             .unwrap();
         assert!(m3.is_empty());
+        assert_eq!(&m3.versions[..], &[2, 1]);
     }
 
     #[test]
     fn a_merge_renumbers_the_other_sides_rows() {
         // Ours over {1, 3}, theirs over {2, 3}: merged {1, 2, 3}.
         let (ours, theirs, all) = (members(&[1, 3]), members(&[2, 3]), members(&[1, 2, 3]));
-        let mut a = Table::<16, 16>::new();
+        let mut a = table::<16>(&ours);
         change(&mut a, &ours, 1, 3, Unreachable);
-        let mut b = Table::<16, 16>::new();
+        let mut b = table::<16>(&theirs);
         change(&mut b, &theirs, 2, 3, Terminated);
         change(&mut b, &theirs, 3, 2, Unreachable);
-        a.remap(&[0, 2], |_| true);
-        a.merge_in(&b, &[1, 2], |_| true, &all, 16).unwrap();
+        a.remap(&[0, 2]);
+        a.versions = [1, 0, 0].into_iter().collect();
+        a.merge_in(&b, &[1, 2], &theirs, &all, 16).unwrap();
         let rows: std::vec::Vec<_> = view(&a, &all)
             .records()
             .map(|r| (r.observer, r.subject, r.status))
@@ -918,6 +891,7 @@ mod tests {
                 (n(3), n(2), Unreachable)
             ]
         );
+        assert_eq!(&a.versions[..], &[1, 1, 1]);
     }
 
     #[test]
@@ -925,15 +899,15 @@ mod tests {
         // Two sides each flag four members; a table of six holds the union only compacted and
         // cut: the two highest-addressed subjects lose their rows, and the merge succeeds.
         let all = members(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-        let mut a = Table::<16, 6>::new();
-        let mut b = Table::<16, 6>::new();
+        let mut a = table::<6>(&all);
+        let mut b = table::<6>(&all);
         for s in 3..=6 {
             change(&mut a, &all, 1, s, Unreachable);
         }
         for s in 7..=10 {
             change(&mut b, &all, 2, s, Unreachable);
         }
-        a.merge_in(&b, &SAME, |_| true, &all, 6).unwrap();
+        a.merge_in(&b, &SAME, &all, &all, 6).unwrap();
         assert_eq!(a.rows().len(), 6);
         assert!(a.is_compacted());
         let flagged: std::vec::Vec<_> = view(&a, &all).flagged_subjects(|_| true).collect();
@@ -943,7 +917,7 @@ mod tests {
     #[test]
     fn flagged_subjects_are_unique() {
         let ms = members(&[1, 2, 4, 5]);
-        let mut t = Table::<16, 16>::new();
+        let mut t = table::<16>(&ms);
         change(&mut t, &ms, 1, 5, Unreachable);
         change(&mut t, &ms, 2, 5, Unreachable);
         change(&mut t, &ms, 2, 4, Unreachable);

@@ -19,22 +19,12 @@ pub fn union_into<T: Clone, K: Ord, const N: usize>(
     key: impl Fn(&T) -> K,
     both: impl Fn(&T, &T) -> T,
 ) -> Result<(), Overflow> {
-    union_into_where(dst, src, |_| true, key, both)
+    union_into_mapped(dst, src, |_| true, T::clone, key, both)
 }
 
-/// [`union_into`] taking only the elements of `src` accepted by `take`.
-pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
-    dst: &mut heapless::Vec<T, N>,
-    src: &[T],
-    take: impl Fn(&T) -> bool,
-    key: impl Fn(&T) -> K,
-    both: impl Fn(&T, &T) -> T,
-) -> Result<(), Overflow> {
-    union_into_mapped(dst, src, take, T::clone, key, both)
-}
-
-/// [`union_into_where`] where each element of `src` becomes `map(element)` (before its key
-/// is taken): `map` must keep `src` sorted and unique by `key`.
+/// `dst := dst ∪ {map(x) | x ∈ src, take(x)}`, `dst` and the mapped `src` sorted and unique by
+/// `key` (`map` must keep `src` in order); equal keys become `both(dst, mapped src)`. On overflow
+/// `dst` is left unchanged.
 pub fn union_into_mapped<S, T: Clone, K: Ord, const N: usize>(
     dst: &mut heapless::Vec<T, N>,
     src: &[S],
@@ -186,10 +176,11 @@ mod tests {
     fn filtered_union_skips_rejected_elements() {
         let mut dst = v(&[(2, 1), (6, 1)]);
         let src = [(1, 1), (2, 9), (3, 1), (4, 1), (7, 1)];
-        union_into_where(
+        union_into_mapped(
             &mut dst,
             &src,
             |x| x.0 % 2 == 0 || x.0 == 7,
+            |x| *x,
             |x| x.0,
             |x, y| (x.0, x.1.max(y.1)),
         )

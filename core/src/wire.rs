@@ -486,13 +486,6 @@ pub fn encode<const M: usize, const R: usize>(
     Ok(w.pos)
 }
 
-fn index<const M: usize, const R: usize>(g: &Gossip<M, R>, a: &UniqueAddress) -> u32 {
-    // Only called for addresses the invariants guarantee are members.
-    let i = g.members.binary_search_by(|m| m.address.cmp(a));
-    debug_assert!(i.is_ok(), "gossip invariant broken: {a} is not a member");
-    i.unwrap_or(0) as u32
-}
-
 fn encode_gossip<const M: usize, const R: usize>(
     w: &mut Writer<'_>,
     g: &Gossip<M, R>,
@@ -517,12 +510,13 @@ fn encode_gossip<const M: usize, const R: usize>(
     for (i, _) in seen {
         w.put(&(i as u32))?;
     }
-    let versions = g.reachability.versions();
-    w.count(versions.len())?;
-    for (a, v) in versions {
-        w.put(&(index(g, a), v))?;
+    // Versions are a column by member index, rows name members by index: written as is.
+    let versions = g.reachability.versions.iter().enumerate();
+    let versions = versions.filter(|(_, v)| **v != 0);
+    w.count(versions.clone().count())?;
+    for (i, v) in versions {
+        w.put(&(i as u32, *v))?;
     }
-    // Rows name members by index already.
     w.count(g.reachability.rows().len())?;
     for r in g.reachability.rows() {
         w.put(&(
@@ -610,22 +604,26 @@ fn decode_gossip<const M: usize, const R: usize>(
         g.set_seen_at(i as usize);
     }
     let n = r.count(M)?;
+    let mut last = None;
     for _ in 0..n {
         let (i, v): (u32, u64) = r.take()?;
         if v > MAX_COUNTER {
             return Err(WireError::Malformed("reachability version out of range"));
         }
-        let a = member_at(g, i)?;
-        g.reachability
-            .push_version(a, v)
-            .map_err(|_| WireError::Malformed("reachability versions out of order"))?;
+        member_at(g, i)?;
+        if last.is_some_and(|l| l >= i) {
+            return Err(WireError::Malformed("reachability versions out of order"));
+        }
+        last = Some(i);
+        // A zero version is no version: accepted as before, and not kept.
+        g.reachability.versions[i as usize] = v;
     }
     let n = r.count(R)?;
     for _ in 0..n {
         let (o, s, status, version): (u32, u32, ReachabilityStatus, u64) = r.take()?;
-        let observer = member_at(g, o)?;
+        member_at(g, o)?;
         member_at(g, s)?;
-        if version > g.reachability.version_of(&observer) {
+        if version > g.reachability.version_of(o as u16) {
             return Err(WireError::Malformed("record newer than its observer"));
         }
         // In range, so below `M`: the indices fit a `u16` (see `reachability::Table`).
@@ -1026,7 +1024,7 @@ mod tests {
         assert_eq!(
             tampered(|g| {
                 let mut r = Table::<8, 16>::new();
-                r.push_version(n(1), 1).unwrap();
+                r.versions.extend([1, 0, 0]);
                 r.push_record(Row {
                     observer: 0,
                     subject: 1,
@@ -1037,6 +1035,67 @@ mod tests {
                 g.reachability = r;
             }),
             Err(WireError::Malformed("an observer with only Reachable rows"))
+        );
+    }
+
+    /// A gossip message from `n(1)` to `n(2)` holding members `n(1)` and `n(2)`, no clock
+    /// entries, the reachability versions `versions` and no rows.
+    fn with_versions(versions: &[(u32, u64)]) -> heapless::Vec<u8, 512> {
+        let mut buf = [0u8; 512];
+        let mut w = Writer {
+            buf: &mut buf,
+            pos: 0,
+        };
+        for b in [MAGIC, PROTOCOL_VERSION, Kind::Gossip as u8] {
+            w.byte(b).unwrap();
+        }
+        w.put(&n(1)).unwrap();
+        w.put(&n(2)).unwrap();
+        w.count(2).unwrap();
+        for i in 1..=2 {
+            w.put(&Member::joining(
+                n(i),
+                RoleSet::new(),
+                AppVersion::default(),
+            ))
+            .unwrap();
+        }
+        w.count(0).unwrap(); // clock
+        w.count(0).unwrap(); // seen
+        w.count(versions.len()).unwrap();
+        for v in versions {
+            w.put(v).unwrap();
+        }
+        w.count(0).unwrap(); // rows
+        w.put(&false).unwrap(); // compacted
+        w.count(0).unwrap(); // tombstones
+        let len = w.pos;
+        buf[..len].iter().copied().collect()
+    }
+
+    #[test]
+    fn a_zero_reachability_version_is_accepted_as_no_version() {
+        // Never sent by an honest node, accepted as before; it is not kept, so the state
+        // re-encodes without it.
+        let mut g = G::new();
+        decode(&with_versions(&[(0, 0), (1, 3)]), &mut g, Instant::ZERO).unwrap();
+        let versions: std::vec::Vec<_> = g.reachability().versions().collect();
+        assert_eq!(versions, [(&n(2), 3)]);
+        let mut buf = [0u8; 512];
+        let out = Outgoing::Gossip {
+            from: n(1),
+            to: n(2),
+        };
+        let len = encode(&out, &g, Instant::ZERO, &mut buf).unwrap();
+        assert_eq!(&buf[..len], &with_versions(&[(1, 3)])[..]);
+        // Order is still checked across it.
+        assert_eq!(
+            decode(&with_versions(&[(1, 0), (0, 3)]), &mut g, Instant::ZERO),
+            Err(WireError::Malformed("reachability versions out of order"))
+        );
+        assert_eq!(
+            decode(&with_versions(&[(0, 0), (0, 0)]), &mut g, Instant::ZERO),
+            Err(WireError::Malformed("reachability versions out of order"))
         );
     }
 

@@ -366,7 +366,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         let tombstones = &self.tombstones;
         let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
         self.members.retain(|m| alive(&m.address));
-        crate::sorted::union_into_where(
+        super::union_into_where(
             &mut self.members,
             &other.members,
             |m| alive(&m.address),

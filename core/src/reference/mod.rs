@@ -9,6 +9,19 @@ pub mod reachability;
 pub mod vclock;
 
 use crate::gossip::Gossip as New;
+use crate::sorted::{union_into_mapped, Overflow};
+
+/// The filtered union the reference was written with (now [`union_into_mapped`] without a
+/// mapping).
+pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
+    dst: &mut heapless::Vec<T, N>,
+    src: &[T],
+    take: impl Fn(&T) -> bool,
+    key: impl Fn(&T) -> K,
+    both: impl Fn(&T, &T) -> T,
+) -> Result<(), Overflow> {
+    union_into_mapped(dst, src, take, T::clone, key, both)
+}
 
 /// The reference state holding exactly what `g` holds.
 pub fn of<const M: usize, const R: usize>(g: &New<M, R>) -> gossip::Gossip<M, R> {

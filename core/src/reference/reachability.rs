@@ -307,7 +307,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
                 (r.observer, r.subject)
             });
         if union_len <= limit {
-            crate::sorted::union_into_where(
+            super::union_into_where(
                 &mut self.records,
                 &other.records,
                 other_counts,
@@ -321,7 +321,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
                 Compaction::<M>::new(members, self.records.iter().chain(other_rows()), limit);
             self.compacted = true;
             self.records.retain(|r| best.keeps(r, members));
-            crate::sorted::union_into_where(
+            super::union_into_where(
                 &mut self.records,
                 &other.records,
                 |r| other_counts(r) && best.keeps(r, members),
@@ -330,7 +330,7 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
             )
             .map_err(|_| ReachabilityFull)?;
         }
-        crate::sorted::union_into_where(
+        super::union_into_where(
             &mut self.versions,
             &other.versions,
             |e| is_member(&e.0),

@@ -140,7 +140,7 @@ impl<const N: usize> VectorClock<N> {
         other: &Self,
         keep: impl Fn(&UniqueAddress) -> bool,
     ) -> Result<(), ClockFull> {
-        crate::sorted::union_into_where(
+        super::union_into_where(
             &mut self.entries,
             &other.entries,
             |e| keep(&e.0),
