@@ -479,9 +479,12 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             self.tombstone_dropped(other, &line, now);
         }
         // Reachability rows name members by index: number ours for the merged members (one
-        // index array on the stack, `M` entries), before the members move.
+        // index array on the stack, `M` entries), before the members move. Without rows
+        // (a cluster at peace) there is nothing to number.
         let mut map = [NONE; M];
-        self.merged_indices(other, &mut map);
+        if !self.reachability.is_empty() {
+            self.merged_indices(other, &mut map);
+        }
         self.reachability.remap(&map);
         self.retain_members(|t, m| t.binary_search_by(|t| t.address.cmp(&m.address)).is_err());
         // 4. Clock (the pointwise maximum) and seen set, along with the members: both sides
@@ -494,17 +497,24 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             other_is_result && line.is_none(),
         )?;
         // 5. Reachability, restricted to the merged members. Their rows and versions are
-        //    numbered for the merged members as they are taken (none for a dropped member).
-        for (i, j) in crate::vclock::pairs(&self.members, &other.members) {
-            if let Some(j) = j {
-                map[j] = i.map_or(NONE, |i| i as u16);
+        //    numbered for the merged members as they are taken (none for a dropped member);
+        //    a table with neither has nothing to number.
+        let theirs = &other.reachability;
+        let numbered = if theirs.is_empty() && theirs.versions.iter().all(|v| *v == 0) {
+            0
+        } else {
+            for (i, j) in crate::vclock::pairs(&self.members, &other.members) {
+                if let Some(j) = j {
+                    map[j] = i.map_or(NONE, |i| i as u16);
+                }
             }
-        }
+            other.members.len()
+        };
         let members = &self.members;
         let records = crate::capacity::cluster_records(members, Capacity::of(M, R));
         self.reachability.merge_in(
             &other.reachability,
-            &map[..other.members.len()],
+            &map[..numbered],
             &other.members,
             members,
             records,

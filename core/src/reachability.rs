@@ -292,7 +292,8 @@ impl<const M: usize, const R: usize> Table<M, R> {
     /// maximum. Our rows and versions must already be numbered for `members` ([`Table::remap`]
     /// and the gossip's columns; a member only `other` has has version 0 here); `theirs`
     /// numbers `other`'s (index in `other_members` → index in `members`, [`NONE`] for a member
-    /// the merge dropped, whose rows and version do not survive). When the result would exceed
+    /// the merge dropped, whose rows and version do not survive; empty if `other` has neither
+    /// rows nor versions). When the result would exceed
     /// `limit` (or `R`) records it is compacted ([`Table::compact`]), the cut of subjects
     /// beyond `limit` included, before the union: the merge does not overflow.
     ///
