@@ -8,7 +8,7 @@
 use crate::address::UniqueAddress;
 use crate::gossip::Gossip;
 use crate::member::{Member, MemberStatus, Role};
-use crate::reachability::{ReachabilityStatus, Record};
+use crate::reachability::{ReachabilityStatus, Row};
 
 /// A split brain resolver strategy (Pekko `split-brain-resolver.active-strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +154,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     }
 
     /// The partition seen through the records accepted by `keep` only.
-    fn with_records(g: &'a Gossip<M, R>, keep: impl Fn(&Record) -> bool) -> Self {
+    fn with_records(g: &'a Gossip<M, R>, keep: impl Fn(&Row) -> bool) -> Self {
         let mut p = Partition {
             g,
             unreachable: [false; M],
@@ -182,13 +182,13 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 }
             }
         }
-        for r in g.reachability().records() {
+        let seen = g.seen_column();
+        // Rows name members by index.
+        for r in g.reachability.rows() {
             if r.status == ReachabilityStatus::Reachable || !keep(r) {
                 continue;
             }
-            let (Ok(o), Ok(s)) = (g.index_of(&r.observer), g.index_of(&r.subject)) else {
-                continue;
-            };
+            let (o, s) = (usize::from(r.observer), usize::from(r.subject));
             // A downed node's stale verdicts do not count.
             if members[o].status == MemberStatus::Down {
                 continue;
@@ -196,7 +196,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             p.unreachable[s] = true;
             observes[o] = true;
             // A flagged node that has seen this very state is talking to someone.
-            if g.seen_by(&r.subject) {
+            if seen[s] {
                 p.indirect[o] = true;
                 p.indirect[s] = true;
             }
@@ -216,11 +216,10 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     /// (a member flagged by this side and observing a third is no ally).
     fn without_indirectly_connected(&self) -> Self {
         let g = self.g;
-        let index = |a: &UniqueAddress| g.index_of(a).ok();
-        let indirect = |i: Option<usize>| i.is_some_and(|i| self.indirect[i]);
-        let downable_at = |i: Option<usize>| i.is_some_and(|i| downable(g.members()[i].status));
+        let indirect = |i: u16| self.indirect[usize::from(i)];
+        let downable_at = |i: u16| downable(g.members()[usize::from(i)].status);
         let mut rest = Self::with_records(g, |r| {
-            let (o, s) = (index(&r.observer), index(&r.subject));
+            let (o, s) = (r.observer, r.subject);
             !(indirect(o) && indirect(s)) && downable_at(o) && downable_at(s)
         });
         // Setting records aside must not make a member this side has no contact with look
@@ -597,8 +596,7 @@ mod tests {
         // Observed by a reachable member (the first one not flagged).
         let observer = (1..=count).find(|i| !unreachable.contains(i)).unwrap_or(1);
         for u in unreachable {
-            g.reachability
-                .change(n(observer), n(*u), ReachabilityStatus::Unreachable)
+            g.change_reachability_for_tests(n(observer), n(*u), ReachabilityStatus::Unreachable)
                 .unwrap();
         }
         g
@@ -737,11 +735,9 @@ mod tests {
         assert_eq!(decide(&Strategy::DownAll, &view(5, &[], &[5])), DownAll);
         // 2 cannot reach 3 and 3 cannot reach 2, both reach 1: indirectly connected.
         let mut g = view(3, &[], &[]);
-        g.reachability
-            .change(n(2), n(3), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(2), n(3), ReachabilityStatus::Unreachable)
             .unwrap();
-        g.reachability
-            .change(n(3), n(2), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(3), n(2), ReachabilityStatus::Unreachable)
             .unwrap();
         let ic: heapless::Vec<UniqueAddress, 4> = indirectly_connected(&g).collect();
         assert_eq!(&ic[..], &[n(2), n(3)]);
@@ -751,8 +747,7 @@ mod tests {
     }
 
     fn flag(g: &mut G, observer: u8, subject: u8) {
-        g.reachability
-            .change(n(observer), n(subject), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(observer), n(subject), ReachabilityStatus::Unreachable)
             .unwrap();
     }
 

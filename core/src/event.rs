@@ -116,7 +116,7 @@ pub enum Limit {
     /// dropped.
     Buffer,
     /// More members are flagged unreachable than the reachability table holds even compacted:
-    /// an observation was not recorded (see [`crate::reachability::Reachability::compact`]).
+    /// an observation was not recorded (see [compaction](crate::reachability#compaction)).
     ReachabilityRecords,
     /// Gossip would hold more members than the smallest member can, even without the joiners
     /// that may be dropped (two sides each moved members up: only a split brain does that).
@@ -308,7 +308,7 @@ impl<const M: usize> Publisher<M> {
                         if s.member.address == *self_node {
                             continue;
                         }
-                        let now_unreachable = !g.reachability.is_reachable(&s.member.address);
+                        let now_unreachable = !g.reachability().is_reachable(&s.member.address);
                         if now_unreachable != s.unreachable && now_unreachable == want_unreachable {
                             s.unreachable = now_unreachable;
                             let m = s.member.clone();
@@ -426,7 +426,7 @@ impl<const M: usize, const R: usize> Iterator for Replay<'_, M, R> {
                 1 => match g.members.get(self.i) {
                     Some(m) => {
                         self.i += 1;
-                        if m.address != self.me && !g.reachability.is_reachable(&m.address) {
+                        if m.address != self.me && !g.reachability().is_reachable(&m.address) {
                             return Some(Event::UnreachableMember(m.clone()));
                         }
                     }
@@ -501,8 +501,7 @@ mod tests {
         g.add_member(Member::joining(n(2), RoleSet::new(), AppVersion::default()))
             .unwrap();
         g.set_status(&n(1), MemberStatus::Up).unwrap();
-        g.reachability
-            .change(n(1), n(2), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(1), n(2), ReachabilityStatus::Unreachable)
             .unwrap();
         let e = drain(&mut p, &g);
         assert!(matches!(e[0], Event::MemberUp(ref m) if m.address == n(1)));

@@ -1,14 +1,15 @@
 //! The gossip state, its merge (a state CRDT), the seen set and convergence.
 
+use core::cmp::Ordering;
 use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::address::{Digest, UniqueAddress};
 use crate::capacity::{Capacity, DropLine};
 use crate::member::{IllegalTransition, Member, MemberStatus};
-use crate::reachability::{Reachability, ReachabilityFull, ReachabilityStatus};
+use crate::reachability::{Reachability, ReachabilityFull, ReachabilityStatus, Table, NONE};
 use crate::time::Instant;
-use crate::vclock::{Causality, ClockFull, VectorClock};
+use crate::vclock::{Causality, VectorClock};
 
 /// A removed member's identity, kept so stale gossip cannot bring it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +27,6 @@ pub enum CapacityError {
     Members,
     /// More than `R` reachability records.
     Reachability,
-}
-
-impl From<ClockFull> for CapacityError {
-    fn from(_: ClockFull) -> Self {
-        CapacityError::Members
-    }
 }
 
 impl From<ReachabilityFull> for CapacityError {
@@ -55,13 +50,86 @@ pub enum UpdateError {
 /// Invariants kept by every operation here and checked by the wire decoder: members are
 /// sorted and unique and none is `Removed`; clock entries, seen entries and reachability
 /// observers and subjects are all current members; no member is tombstoned.
+///
+/// Per-member data (clock counter, seen mark, reachability version as an observer) is kept in
+/// columns parallel to `members`, and reachability rows name members by index, rather than by
+/// address: the invariant makes every
+/// entry a member's, and an index takes a fraction of the 32 bytes of an address. Every
+/// change to `members` goes through this module, which keeps the columns aligned and
+/// renumbers the rows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Gossip<const M: usize, const R: usize> {
     pub(crate) members: heapless::Vec<Member, M>,
-    pub(crate) version: VectorClock<M>,
-    pub(crate) seen: heapless::Vec<UniqueAddress, M>,
-    pub(crate) reachability: Reachability<M, R>,
+    /// The clock counter of each member (0: no entry).
+    clock: heapless::Vec<u64, M>,
+    /// Whether each member has seen this version.
+    seen: heapless::Vec<bool, M>,
+    pub(crate) reachability: Table<M, R>,
     pub(crate) tombstones: heapless::Vec<Tombstone, M>,
+}
+
+/// The members that have seen a gossip state's version, in address order
+/// ([`Gossip::seen`]).
+#[derive(Clone, Copy)]
+pub struct Seen<'a> {
+    members: &'a [Member],
+    seen: &'a [bool],
+}
+
+impl<'a> Seen<'a> {
+    /// The members that have seen it, in address order.
+    pub fn iter(&self) -> SeenIter<'a> {
+        SeenIter {
+            rows: self.members.iter().zip(self.seen),
+        }
+    }
+
+    /// How many have seen it.
+    pub fn len(&self) -> usize {
+        self.seen.iter().filter(|s| **s).count()
+    }
+
+    /// True if nobody has seen it.
+    pub fn is_empty(&self) -> bool {
+        !self.seen.iter().any(|s| *s)
+    }
+}
+
+impl<'a> IntoIterator for Seen<'a> {
+    type Item = &'a UniqueAddress;
+    type IntoIter = SeenIter<'a>;
+
+    fn into_iter(self) -> SeenIter<'a> {
+        self.iter()
+    }
+}
+
+impl PartialEq<Seen<'_>> for Seen<'_> {
+    fn eq(&self, other: &Seen<'_>) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Seen<'_> {}
+
+impl core::fmt::Debug for Seen<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over [`Seen`].
+#[derive(Clone)]
+pub struct SeenIter<'a> {
+    rows: core::iter::Zip<core::slice::Iter<'a, Member>, core::slice::Iter<'a, bool>>,
+}
+
+impl<'a> Iterator for SeenIter<'a> {
+    type Item = &'a UniqueAddress;
+
+    fn next(&mut self) -> Option<&'a UniqueAddress> {
+        self.rows.find(|(_, s)| **s).map(|(m, _)| &m.address)
+    }
 }
 
 impl<const M: usize, const R: usize> Gossip<M, R> {
@@ -69,9 +137,9 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     pub const fn new() -> Self {
         Gossip {
             members: heapless::Vec::new(),
-            version: VectorClock::new(),
+            clock: heapless::Vec::new(),
             seen: heapless::Vec::new(),
-            reachability: Reachability::new(),
+            reachability: Table::new(),
             tombstones: heapless::Vec::new(),
         }
     }
@@ -79,7 +147,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// Empties the gossip.
     pub fn clear(&mut self) {
         self.members.clear();
-        self.version.clear();
+        self.clock.clear();
         self.seen.clear();
         self.reachability.clear();
         self.tombstones.clear();
@@ -91,13 +159,13 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     }
 
     /// The vector clock.
-    pub fn version(&self) -> &VectorClock<M> {
-        &self.version
+    pub fn version(&self) -> VectorClock<'_> {
+        VectorClock::new(&self.members, &self.clock)
     }
 
     /// The reachability table.
-    pub fn reachability(&self) -> &Reachability<M, R> {
-        &self.reachability
+    pub fn reachability(&self) -> Reachability<'_, M, R> {
+        Reachability::new(&self.reachability, &self.members)
     }
 
     /// Tombstones in address order.
@@ -106,8 +174,42 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     }
 
     /// Nodes that have seen exactly this version, in address order.
-    pub fn seen(&self) -> &[UniqueAddress] {
+    pub fn seen(&self) -> Seen<'_> {
+        Seen {
+            members: &self.members,
+            seen: &self.seen,
+        }
+    }
+
+    /// The clock counter of each member, by member index (0: no entry). For the wire codec.
+    pub(crate) fn clock_column(&self) -> &[u64] {
+        &self.clock
+    }
+
+    /// Whether each member has seen this version, by member index. For the wire codec.
+    pub(crate) fn seen_column(&self) -> &[bool] {
         &self.seen
+    }
+
+    /// Appends a decoded member (in address order: the decoder checks) with no clock entry,
+    /// unseen. Fails when full.
+    pub(crate) fn push_member(&mut self, m: Member) -> Result<(), Member> {
+        self.members.push(m)?;
+        // The columns have the members' capacity: they fit where the member did.
+        let _ = self.clock.push(0);
+        let _ = self.seen.push(false);
+        let _ = self.reachability.versions.push(0);
+        Ok(())
+    }
+
+    /// Sets the clock counter of the member at index `i` (in range). For the wire decoder.
+    pub(crate) fn set_clock_at(&mut self, i: usize, v: u64) {
+        self.clock[i] = v;
+    }
+
+    /// Marks the member at index `i` (in range) as having seen this version. For the decoder.
+    pub(crate) fn set_seen_at(&mut self, i: usize) {
+        self.seen[i] = true;
     }
 
     pub(crate) fn index_of(&self, a: &UniqueAddress) -> Result<usize, usize> {
@@ -147,23 +249,33 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 self.members
                     .insert(i, m)
                     .map_err(|_| CapacityError::Members)?;
+                // The columns have the members' capacity: they fit where the member did.
+                let _ = self.clock.insert(i, 0);
+                let _ = self.seen.insert(i, false);
+                self.reachability.insert_member(i);
                 Ok(true)
             }
         }
     }
 
-    /// Records `status` as `observer`'s view of `subject`, within the record capacity of every
-    /// member (see [`crate::reachability::Reachability::observe`]). Returns whether it changed.
+    /// Records `status` as `observer`'s view of `subject` (both members: for anyone else
+    /// nothing changes) within the record capacity of every member: when the table is full it
+    /// is compacted first, and under compaction a row compaction would drop at once is not
+    /// added (see [`crate::reachability`]). Returns whether it changed; fails only when more
+    /// members are flagged than that capacity.
     pub fn observe(
         &mut self,
         observer: UniqueAddress,
         subject: UniqueAddress,
         status: ReachabilityStatus,
     ) -> Result<bool, CapacityError> {
+        let (Ok(o), Ok(s)) = (self.index_of(&observer), self.index_of(&subject)) else {
+            return Ok(false);
+        };
         let limit = crate::capacity::cluster_records(&self.members, Capacity::of(M, R));
         Ok(self
             .reachability
-            .observe(observer, subject, status, &self.members, limit)?)
+            .observe(o as u16, s as u16, status, &self.members, limit)?)
     }
 
     /// Moves member `a` to `to` if the transition table allows it. Returns whether it changed.
@@ -180,65 +292,68 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         self.index_of(a).ok().map(|i| &mut self.members[i])
     }
 
-    /// Records a local change by `node`: bump its clock entry, and only it has seen the result.
+    /// Records a local change by `node` (a member): bump its clock entry, and only it has seen
+    /// the result. Only members have clock entries: for anyone else just the seen set is
+    /// cleared.
     pub fn bump(&mut self, node: UniqueAddress, mark_seen: bool) -> Result<(), CapacityError> {
-        self.version.increment(node)?;
-        self.seen.clear();
-        if mark_seen && self.is_member(&node) {
-            self.seen.push(node).map_err(|_| CapacityError::Members)?;
+        self.seen.fill(false);
+        if let Ok(i) = self.index_of(&node) {
+            self.clock[i] = self.clock[i].saturating_add(1);
+            self.seen[i] = mark_seen;
         }
         Ok(())
     }
 
-    /// Members in address order, each with whether it has seen this version (one linear walk,
-    /// both lists being sorted).
+    /// Advances `node`'s clock entry without touching the seen set. For tests that build
+    /// concurrent states.
+    #[cfg(test)]
+    pub(crate) fn increment_clock(&mut self, node: &UniqueAddress) {
+        let i = self.index_of(node).expect("a member");
+        self.clock[i] += 1;
+    }
+
+    /// Members in address order, each with whether it has seen this version.
     pub fn members_with_seen(&self) -> impl Iterator<Item = (&Member, bool)> {
-        let mut seen = self.seen.iter().peekable();
-        self.members.iter().map(move |m| {
-            while seen.next_if(|s| **s < m.address).is_some() {}
-            (m, seen.next_if(|s| **s == m.address).is_some())
-        })
+        self.members.iter().zip(self.seen.iter().copied())
     }
 
     /// True if `a` has seen this version.
     pub fn seen_by(&self, a: &UniqueAddress) -> bool {
-        self.seen.binary_search(a).is_ok()
+        self.index_of(a).is_ok_and(|i| self.seen[i])
     }
 
     /// Marks this version seen by `a` (a member).
     pub fn add_seen(&mut self, a: UniqueAddress) {
-        if !self.is_member(&a) {
-            return;
-        }
-        if let Err(i) = self.seen.binary_search(&a) {
-            // Capacity equals the member capacity and seen ⊆ members: cannot overflow.
-            let _ = self.seen.insert(i, a);
+        if let Ok(i) = self.index_of(&a) {
+            self.seen[i] = true;
         }
     }
 
-    /// Unions in the seen set of a copy with the same version.
+    /// Unions in the seen set of a copy with the same version (its members that are ours).
     pub fn union_seen(&mut self, other: &Self) {
-        for a in &other.seen {
-            self.add_seen(*a);
+        for (i, j) in crate::vclock::pairs(&self.members, &other.members) {
+            if let (Some(i), Some(j)) = (i, j) {
+                self.seen[i] |= other.seen[j];
+            }
         }
     }
 
     /// Removes `a` from the seen set.
     pub fn unsee(&mut self, a: &UniqueAddress) {
-        if let Ok(i) = self.seen.binary_search(a) {
-            self.seen.remove(i);
+        if let Ok(i) = self.index_of(a) {
+            self.seen[i] = false;
         }
     }
 
     /// A digest of the version vector.
     pub fn version_digest(&self) -> u64 {
-        self.version.digest()
+        self.version().digest()
     }
 
     /// A digest of the seen set (full identities, uids included).
     pub fn seen_digest(&self) -> u64 {
         let mut h = Digest::new();
-        for a in &self.seen {
+        for a in self.seen() {
             h.write_u64(a.stable_hash());
         }
         h.finish()
@@ -249,10 +364,10 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     pub fn remove_member(&mut self, a: &UniqueAddress, now: Instant) {
         if let Ok(i) = self.index_of(a) {
             self.members.remove(i);
+            self.clock.remove(i);
+            self.seen.remove(i);
+            self.reachability.remove_member(i);
         }
-        self.unsee(a);
-        self.reachability.remove_node(a);
-        self.version.prune(a);
         self.add_tombstone(Tombstone {
             address: *a,
             removed_at: now,
@@ -316,7 +431,7 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
 
     /// Compares versions.
     pub fn compare(&self, other: &Self) -> Causality {
-        self.version.compare(&other.version)
+        self.version().compare(&other.version())
     }
 
     /// `self := merge(self, other)`: a state CRDT (commutative, associative, idempotent) over
@@ -346,8 +461,8 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             self.add_tombstone(*t);
         }
         // 2. Which side's seen set stays valid: a side whose version is the merged version.
-        let self_rel = self.version.compare(&other.version);
-        let untouched = |g: &Self| g.version.iter().all(|(a, _)| !self.is_tombstoned(a));
+        let self_rel = self.compare(other);
+        let untouched = |g: &Self| g.version().iter().all(|(a, _)| !self.is_tombstoned(a));
         let self_is_result =
             matches!(self_rel, Causality::Same | Causality::After) && untouched(self);
         let other_is_result =
@@ -363,37 +478,179 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         if let Some(line) = line {
             self.tombstone_dropped(other, &line, now);
         }
-        let tombstones = &self.tombstones;
-        let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
-        self.members.retain(|m| alive(&m.address));
-        crate::sorted::union_into_where(
-            &mut self.members,
-            &other.members,
-            |m| alive(&m.address),
-            |m| m.address,
-            |x, y| Member::merge_winner(x, y).clone(),
-        )
-        .map_err(|_| CapacityError::Members)?;
-        // 4. Clock and reachability, restricted to the merged members. Both sides keep them to
-        //    their own members (an invariant), so "still a member" is "not tombstoned" (the
-        //    dropped members were tombstoned too).
-        let tombstones = &self.tombstones;
-        let member = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
-        self.version.retain(member);
-        self.version.merge_in_where(&other.version, member)?;
+        // Reachability rows name members by index: number ours for the merged members (one
+        // index array on the stack, `M` entries), before the members move. Without rows
+        // (a cluster at peace) there is nothing to number.
+        let mut map = [NONE; M];
+        if !self.reachability.is_empty() {
+            self.merged_indices(other, &mut map);
+        }
+        self.reachability.remap(&map);
+        self.retain_members(|t, m| t.binary_search_by(|t| t.address.cmp(&m.address)).is_err());
+        // 4. Clock (the pointwise maximum) and seen set, along with the members: both sides
+        //    keep them to their own members (an invariant). A side whose members were dropped
+        //    is not the result. Reachability versions come along too, ours only: the table
+        //    merges theirs (it compares both first).
+        self.union_members(
+            other,
+            self_is_result && line.is_none(),
+            other_is_result && line.is_none(),
+        )?;
+        // 5. Reachability, restricted to the merged members. Their rows and versions are
+        //    numbered for the merged members as they are taken (none for a dropped member);
+        //    a table with neither has nothing to number.
+        let theirs = &other.reachability;
+        let numbered = if theirs.is_empty() && theirs.versions.iter().all(|v| *v == 0) {
+            0
+        } else {
+            for (i, j) in crate::vclock::pairs(&self.members, &other.members) {
+                if let Some(j) = j {
+                    map[j] = i.map_or(NONE, |i| i as u16);
+                }
+            }
+            other.members.len()
+        };
         let members = &self.members;
         let records = crate::capacity::cluster_records(members, Capacity::of(M, R));
-        self.reachability
-            .merge_in(&other.reachability, member, members, records)?;
-        // 5. Seen. A side whose members were dropped is not the result.
-        if !self_is_result || line.is_some() {
-            self.seen.clear();
+        self.reachability.merge_in(
+            &other.reachability,
+            &map[..numbered],
+            &other.members,
+            members,
+            records,
+        )?;
+        Ok(())
+    }
+
+    /// Writes into `map[i]` the index the member at `i` will have once `other` is merged in,
+    /// or [`NONE`] if it is tombstoned: the merged members are both sides' less tombstoned
+    /// ones, in address order.
+    fn merged_indices(&self, other: &Self, map: &mut [u16]) {
+        let alive = |a: &UniqueAddress| {
+            self.tombstones
+                .binary_search_by(|t| t.address.cmp(a))
+                .is_err()
+        };
+        let (mut k, mut j) = (0, 0);
+        for (i, m) in self.members.iter().enumerate() {
+            if !alive(&m.address) {
+                map[i] = NONE;
+                continue;
+            }
+            // Theirs before this one come first; one both sides hold counts once.
+            while let Some(t) = other.members.get(j).filter(|t| t.address < m.address) {
+                k += u16::from(alive(&t.address));
+                j += 1;
+            }
+            j += usize::from(other.members.get(j).is_some_and(|t| t.address == m.address));
+            map[i] = k;
+            k += 1;
         }
-        if other_is_result && line.is_none() {
-            crate::sorted::union_into(&mut self.seen, &other.seen, |a| *a, |a, _| *a)
-                .map_err(|_| CapacityError::Members)?;
+    }
+
+    /// Keeps the members `keep` accepts (given the tombstones), and their columns.
+    fn retain_members(&mut self, keep: impl Fn(&[Tombstone], &Member) -> bool) {
+        let mut k = 0;
+        for i in 0..self.members.len() {
+            if keep(&self.tombstones, &self.members[i]) {
+                // Order is kept: the member at `k` was dropped, or `k == i`.
+                self.members.swap(k, i);
+                self.clock[k] = self.clock[i];
+                self.seen[k] = self.seen[i];
+                self.reachability.versions[k] = self.reachability.versions[i];
+                k += 1;
+            }
         }
-        self.seen.retain(|a| member(a));
+        self.members.truncate(k);
+        self.clock.truncate(k);
+        self.seen.truncate(k);
+        self.reachability.versions.truncate(k);
+    }
+
+    /// `self.members ∪= other.members`, less tombstoned members, each shared member keeping
+    /// its merge winner, in place from the back (see [`crate::sorted`]) with the columns
+    /// alongside: clocks take the pointwise maximum, a seen mark stays if `keep_seen` (ours) or
+    /// `take_seen` (theirs) says so, and reachability versions stay ours (0 for a member only
+    /// `other` has: [`Table::merge_in`] takes theirs). Members of `self` must not be
+    /// tombstoned; the reachability rows are not touched.
+    fn union_members(
+        &mut self,
+        other: &Self,
+        keep_seen: bool,
+        take_seen: bool,
+    ) -> Result<(), CapacityError> {
+        if !keep_seen {
+            self.seen.fill(false);
+        }
+        let tombstones = &self.tombstones;
+        let taken = |j: usize| {
+            let a = &other.members[j].address;
+            tombstones.binary_search_by(|t| t.address.cmp(a)).is_err()
+        };
+        let n = crate::sorted::union_len_where(
+            &self.members,
+            &other.members,
+            |m| {
+                tombstones
+                    .binary_search_by(|t| t.address.cmp(&m.address))
+                    .is_err()
+            },
+            |m| m.address,
+        );
+        if n > M {
+            return Err(CapacityError::Members);
+        }
+        let old = self.members.len();
+        if let Some(first) = (0..other.members.len()).find(|j| taken(*j)) {
+            while self.members.len() < n {
+                // Placeholders, overwritten below; the columns have the members' capacity.
+                let _ = self.members.push(other.members[first].clone());
+                let _ = self.clock.push(0);
+                let _ = self.seen.push(false);
+                let _ = self.reachability.versions.push(0);
+            }
+        }
+        let prev = |mut j: usize| {
+            while j > 0 && !taken(j - 1) {
+                j -= 1;
+            }
+            j
+        };
+        // Fill from the back; the write index never passes an unread element of `self`.
+        let (mut i, mut j, mut k) = (old, prev(other.members.len()), n);
+        while j > 0 {
+            k -= 1;
+            let theirs = &other.members[j - 1];
+            let ord = match i {
+                0 => Ordering::Less,
+                _ => self.members[i - 1].address.cmp(&theirs.address),
+            };
+            match ord {
+                Ordering::Greater => {
+                    // What `k` held was a placeholder or already moved on.
+                    self.members.swap(k, i - 1);
+                    self.clock[k] = self.clock[i - 1];
+                    self.seen[k] = self.seen[i - 1];
+                    self.reachability.versions[k] = self.reachability.versions[i - 1];
+                    i -= 1;
+                }
+                Ordering::Equal => {
+                    self.members[k] = Member::merge_winner(&self.members[i - 1], theirs).clone();
+                    self.clock[k] = self.clock[i - 1].max(other.clock[j - 1]);
+                    self.seen[k] = self.seen[i - 1] || (take_seen && other.seen[j - 1]);
+                    self.reachability.versions[k] = self.reachability.versions[i - 1];
+                    i -= 1;
+                    j = prev(j - 1);
+                }
+                Ordering::Less => {
+                    self.members[k] = theirs.clone();
+                    self.clock[k] = other.clock[j - 1];
+                    self.seen[k] = take_seen && other.seen[j - 1];
+                    self.reachability.versions[k] = 0;
+                    j = prev(j - 1);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -434,7 +691,8 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// and can equal a version some node holds with other contents; the merging node must make
     /// a version of its own ([`Gossip::bump`]).
     pub fn merge_prunes(&self, other: &Self) -> bool {
-        let names_removed = |a: &Self, b: &Self| a.version.iter().any(|(n, _)| b.is_tombstoned(n));
+        let names_removed =
+            |a: &Self, b: &Self| a.version().iter().any(|(n, _)| b.is_tombstoned(n));
         names_removed(self, other) || names_removed(other, self)
     }
 
@@ -464,21 +722,27 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         self.merge_in(b)
     }
 
-    /// Replaces the reachability table, dropping rows about non-members. For tests that build
-    /// states by hand; the protocol changes reachability only through its observers.
+    /// Records `status` as `observer`'s view of `subject` (both members: for anyone else
+    /// nothing changes), bumping the observer's version, with no regard for the record
+    /// capacity of the cluster (only `R` bounds it). For tests that build states by hand; the
+    /// protocol changes reachability through [`Gossip::observe`].
     #[doc(hidden)]
-    pub fn set_reachability_for_tests(&mut self, mut r: Reachability<M, R>) {
-        let members = &self.members;
-        r.retain_members(&|a: &UniqueAddress| {
-            members.binary_search_by(|m| m.address.cmp(a)).is_ok()
-        });
-        self.reachability = r;
+    pub fn change_reachability_for_tests(
+        &mut self,
+        observer: UniqueAddress,
+        subject: UniqueAddress,
+        status: ReachabilityStatus,
+    ) -> Result<bool, ReachabilityFull> {
+        let (Ok(o), Ok(s)) = (self.index_of(&observer), self.index_of(&subject)) else {
+            return Ok(false);
+        };
+        self.reachability.change(o as u16, s as u16, status)
     }
 
     /// Empties the seen set. For tests.
     #[doc(hidden)]
     pub fn clear_seen_for_tests(&mut self) {
-        self.seen.clear();
+        self.seen.fill(false);
     }
 
     /// Checks the invariants listed on [`Gossip`]. Used by decoders, tests and the simulator.
@@ -495,21 +759,18 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         {
             return Err("a Removed member in the member set");
         }
-        if self.version.iter().any(|(a, _)| !self.is_member(a)) {
-            return Err("clock entry for a non-member");
+        // Clock, seen and reachability version entries are members' by construction: one per
+        // member.
+        if self.clock.len() != self.members.len() || self.seen.len() != self.members.len() {
+            return Err("clock or seen column out of step with the members");
         }
-        if self.seen.iter().any(|a| !self.is_member(a)) {
-            return Err("seen entry for a non-member");
+        if self.reachability.versions.len() != self.members.len() {
+            return Err("reachability versions out of step with the members");
         }
-        if self
-            .reachability
-            .versions()
-            .any(|(a, _)| !self.is_member(a))
-        {
-            return Err("reachability version for a non-member");
-        }
-        for r in self.reachability.records() {
-            if !self.is_member(&r.observer) || !self.is_member(&r.subject) {
+        // Rows name members by index.
+        let n = self.members.len();
+        for r in self.reachability.rows() {
+            if usize::from(r.observer) >= n || usize::from(r.subject) >= n {
                 return Err("reachability record for a non-member");
             }
         }
@@ -519,17 +780,24 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         Ok(())
     }
 
-    /// Whether observations by `observer` count: only those of members that are not Down (a
-    /// downed node's stale verdicts must not block the rest).
-    pub(crate) fn observer_counts(&self, observer: &UniqueAddress) -> bool {
-        self.member(observer)
-            .is_some_and(|m| m.status != MemberStatus::Down)
+    /// Whether observations by the member at index `observer` count: only those of members
+    /// that are not Down (a downed node's stale verdicts must not block the rest).
+    fn observer_counts_at(&self, observer: u16) -> bool {
+        self.members[usize::from(observer)].status != MemberStatus::Down
     }
 
     /// Aggregate reachability of `subject` over observers that count.
     pub fn reachability_of(&self, subject: &UniqueAddress) -> ReachabilityStatus {
+        let Ok(s) = self.index_of(subject) else {
+            return ReachabilityStatus::Reachable;
+        };
         self.reachability
-            .status_filtered(subject, |o| self.observer_counts(o))
+            .rows()
+            .iter()
+            .filter(|r| usize::from(r.subject) == s && self.observer_counts_at(r.observer))
+            .map(|r| r.status)
+            .max()
+            .unwrap_or(ReachabilityStatus::Reachable)
     }
 
     /// Convergence (notes §6): every member that must have seen this version has (or has
@@ -552,14 +820,13 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             return false;
         }
         // One pass over the records: a subject flagged twice is simply checked twice.
-        !self.reachability.records().iter().any(|r| {
+        !self.reachability.rows().iter().any(|r| {
+            let subject = &self.members[usize::from(r.subject)];
             r.status != ReachabilityStatus::Reachable
-                && self.observer_counts(&r.observer)
-                && r.subject != *self_node
-                && !departed.contains(&r.subject)
-                && self.member(&r.subject).is_some_and(|m| {
-                    !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
-                })
+                && self.observer_counts_at(r.observer)
+                && subject.address != *self_node
+                && !departed.contains(&subject.address)
+                && !matches!(subject.status, MemberStatus::Down | MemberStatus::Exiting)
         })
     }
 }
@@ -597,7 +864,7 @@ mod tests {
         here.remove_member(&n(3), Instant::from_micros(0));
         here.bump(n(1), true).unwrap();
         let mut there = base.clone();
-        there.version.increment(n(3)).unwrap();
+        there.increment_clock(&n(3));
         for i in [1, 2] {
             there.set_status(&n(i), Down).unwrap();
         }
@@ -614,6 +881,204 @@ mod tests {
             !merged.merge_prunes(&here),
             "once merged, nothing more to drop"
         );
+    }
+
+    /// The clock and seen set as (member, counter, seen) rows, read through the public API.
+    fn rows(g: &G) -> std::vec::Vec<(UniqueAddress, u64, bool)> {
+        g.members()
+            .iter()
+            .map(|m| {
+                (
+                    m.address,
+                    g.version().get(&m.address),
+                    g.seen_by(&m.address),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn columns_follow_members_through_inserts_and_removals() {
+        use MemberStatus::*;
+        let mut g = with(&[(5, Up), (2, Up)]);
+        g.bump(n(5), true).unwrap();
+        g.bump(n(5), true).unwrap();
+        g.add_seen(n(2));
+        // Inserted before, between and after the existing members: no entry, unseen.
+        g.add_member(Member::joining(n(1), RoleSet::new(), AppVersion::default()))
+            .unwrap();
+        g.add_member(Member::joining(n(3), RoleSet::new(), AppVersion::default()))
+            .unwrap();
+        g.add_member(Member::joining(n(7), RoleSet::new(), AppVersion::default()))
+            .unwrap();
+        g.bump(n(3), false).unwrap();
+        assert_eq!(
+            rows(&g),
+            [
+                (n(1), 0, false),
+                (n(2), 0, false),
+                (n(3), 1, false),
+                (n(5), 2, false),
+                (n(7), 0, false)
+            ]
+        );
+        g.add_seen(n(7));
+        g.add_seen(n(2));
+        g.remove_member(&n(3), Instant::ZERO);
+        assert_eq!(
+            rows(&g),
+            [
+                (n(1), 0, false),
+                (n(2), 0, true),
+                (n(5), 2, false),
+                (n(7), 0, true)
+            ]
+        );
+        assert_eq!(g.version().len(), 1);
+        let seen: std::vec::Vec<_> = g.seen().iter().copied().collect();
+        assert_eq!(seen, [n(2), n(7)]);
+        g.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_merge_of_disjoint_members_interleaves_their_columns() {
+        use MemberStatus::*;
+        let mut a = with(&[(1, Up), (3, Up), (5, Up)]);
+        let mut b = with(&[(2, Up), (4, Up), (6, Up)]);
+        a.bump(n(3), true).unwrap();
+        a.bump(n(5), true).unwrap();
+        b.bump(n(2), true).unwrap();
+        b.bump(n(6), true).unwrap();
+        let mut m = a.clone();
+        m.merge_in(&b).unwrap();
+        // Concurrent: nobody has seen the merged version.
+        assert_eq!(
+            rows(&m),
+            [
+                (n(1), 0, false),
+                (n(2), 1, false),
+                (n(3), 1, false),
+                (n(4), 0, false),
+                (n(5), 1, false),
+                (n(6), 1, false)
+            ]
+        );
+        let mut m2 = b.clone();
+        m2.merge_in(&a).unwrap();
+        assert_eq!(m, m2);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_merge_of_overlapping_members_takes_the_maximum_and_the_winners_seen_set() {
+        use MemberStatus::*;
+        let base = with(&[(2, Up), (4, Up)]);
+        let mut a = base.clone();
+        a.bump(n(2), true).unwrap();
+        a.add_member(Member::joining(n(1), RoleSet::new(), AppVersion::default()))
+            .unwrap();
+        a.bump(n(2), true).unwrap();
+        // `b` descends from `a`: its seen set survives, `a`'s does not.
+        let mut b = a.clone();
+        b.add_member(Member::joining(n(5), RoleSet::new(), AppVersion::default()))
+            .unwrap();
+        b.bump(n(4), true).unwrap();
+        b.add_seen(n(5));
+        let mut m = a.clone();
+        m.merge_in(&b).unwrap();
+        assert_eq!(
+            rows(&m),
+            [
+                (n(1), 0, false),
+                (n(2), 2, false),
+                (n(4), 1, true),
+                (n(5), 0, true)
+            ]
+        );
+        assert_eq!(m, b);
+        // Equal versions: both seen sets.
+        let mut c = b.clone();
+        c.unsee(&n(5));
+        c.add_seen(n(1));
+        let mut m = b.clone();
+        m.merge_in(&c).unwrap();
+        let seen: std::vec::Vec<_> = m.seen().iter().copied().collect();
+        assert_eq!(seen, [n(1), n(4), n(5)]);
+    }
+
+    #[test]
+    fn a_merge_drops_tombstoned_and_excess_members_with_their_columns() {
+        use MemberStatus::*;
+        // Capacity 4: {1 Up, 2 Up, 3 Joining} and {1 Up, 2 Up removed, 4 Joining, 5 Joining}.
+        let mut a = Gossip::<4, 4>::new();
+        for (i, s) in [(1, Up), (2, Up), (3, Joining)] {
+            let mut m = Member::joining(n(i), RoleSet::new(), AppVersion::default());
+            m.status = s;
+            a.add_member(m).unwrap();
+        }
+        a.bump(n(1), true).unwrap();
+        let mut b = a.clone();
+        a.bump(n(2), true).unwrap();
+        a.bump(n(3), true).unwrap();
+        b.remove_member(&n(3), Instant::ZERO);
+        b.remove_member(&n(2), Instant::ZERO);
+        for i in [4, 5, 6] {
+            b.add_member(Member::joining(n(i), RoleSet::new(), AppVersion::default()))
+                .unwrap();
+            b.bump(n(i), true).unwrap();
+        }
+        // {1, 4, 5, 6} fits; 2 and 3 are tombstoned by `b`.
+        let mut m = a.clone();
+        m.merge_in(&b).unwrap();
+        let rows: std::vec::Vec<_> = m
+            .members()
+            .iter()
+            .map(|x| {
+                (
+                    x.address,
+                    m.version().get(&x.address),
+                    m.seen_by(&x.address),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (n(1), 1, false),
+                (n(4), 1, false),
+                (n(5), 1, false),
+                (n(6), 1, false)
+            ]
+        );
+        m.check_invariants().unwrap();
+        // {1, 5, 6, 7} and {1, 6, 8, 9}: five members, and the highest Joining one (9) goes,
+        // with its entry.
+        let mut c = m.clone();
+        c.remove_member(&n(4), Instant::ZERO);
+        c.add_member(Member::joining(n(7), RoleSet::new(), AppVersion::default()))
+            .unwrap();
+        c.bump(n(7), true).unwrap();
+        let mut d = m.clone();
+        d.remove_member(&n(4), Instant::ZERO);
+        d.remove_member(&n(5), Instant::ZERO);
+        for i in [8, 9] {
+            d.add_member(Member::joining(n(i), RoleSet::new(), AppVersion::default()))
+                .unwrap();
+            d.bump(n(i), true).unwrap();
+        }
+        let drops: std::vec::Vec<_> = c.merge_drops(&d).collect();
+        assert_eq!(drops, [n(9)]);
+        let mut e = c.clone();
+        // Later than the four tombstones (the table holds `M`), so that 9's pushes one out.
+        e.merge_in_at(&d, Instant::from_millis(1)).unwrap();
+        let rows: std::vec::Vec<_> = e
+            .members()
+            .iter()
+            .map(|x| (x.address, e.version().get(&x.address)))
+            .collect();
+        assert_eq!(rows, [(n(1), 1), (n(6), 1), (n(7), 1), (n(8), 1)]);
+        assert!(e.is_tombstoned(&n(9)) && e.seen().is_empty());
+        e.check_invariants().unwrap();
     }
 
     #[test]
@@ -674,8 +1139,7 @@ mod tests {
             g.is_converged(&n(1), &[]),
             "joining members need not have seen"
         );
-        g.reachability
-            .change(n(1), n(3), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(1), n(3), ReachabilityStatus::Unreachable)
             .unwrap();
         assert!(!g.is_converged(&n(1), &[]), "unreachable joiner blocks");
         g.set_status(&n(3), Down).unwrap();
@@ -698,8 +1162,7 @@ mod tests {
         let mut g = with(&[(1, Up), (2, Down), (3, Up)]);
         g.bump(n(1), true).unwrap();
         g.add_seen(n(3));
-        g.reachability
-            .change(n(2), n(3), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(2), n(3), ReachabilityStatus::Unreachable)
             .unwrap();
         assert!(g.is_converged(&n(1), &[]));
     }

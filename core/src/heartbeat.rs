@@ -161,7 +161,7 @@ impl<const H: usize> Heartbeats<H> {
         // one) are watched by this node until the flagged ones are downed and removed.
         // Down members this node flags stay watched until removed: when the network heals,
         // seeing them again is what lets this node gossip their Down to them.
-        for r in g.reachability.rows_of(me) {
+        for r in g.reachability().rows_of(me) {
             if r.status == ReachabilityStatus::Unreachable
                 && g.is_member(&r.subject)
                 && want.len() + 1 < MAX_MONITORED
@@ -492,8 +492,7 @@ mod tests {
             h.monitors().iter().map(|m| m.subject).collect();
         // Someone flags the first successor: it is still one of the three (a fixed set is
         // detected in one round during a partition).
-        g.reachability
-            .change(n(2), before[0], ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(2), before[0], ReachabilityStatus::Unreachable)
             .unwrap();
         watch(&mut h, Instant::ZERO, &g, 1, 3);
         let after: heapless::Vec<UniqueAddress, 8> =
@@ -504,8 +503,7 @@ mod tests {
             .map(n)
             .find(|a| !before.contains(a))
             .expect("a non-successor");
-        g.reachability
-            .change(n(1), other, ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(1), other, ReachabilityStatus::Unreachable)
             .unwrap();
         watch(&mut h, Instant::ZERO, &g, 1, 3);
         assert_eq!(h.monitors().len(), 4);

@@ -141,7 +141,7 @@ pub fn actions_on_convergence<const M: usize, const R: usize>(
     let mut doomed: heapless::Vec<UniqueAddress, M> = heapless::Vec::new();
     for m in &g.members {
         let confirmed = departed.contains(&m.address);
-        let unreachable = !g.reachability.is_reachable(&m.address);
+        let unreachable = !g.reachability().is_reachable(&m.address);
         let gone = match m.status {
             MemberStatus::Exiting => confirmed || unreachable,
             MemberStatus::Down => confirmed || (unreachable && !keep_down),
@@ -276,8 +276,7 @@ mod tests {
     fn unreachable_members_do_not_lead_except_for_themselves() {
         use MemberStatus::*;
         let mut g = with(&[(1, Up), (2, Up)]);
-        g.reachability
-            .change(n(2), n(1), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(2), n(1), ReachabilityStatus::Unreachable)
             .unwrap();
         assert_eq!(leader(&g, &n(2)), Some(n(2)));
         assert_eq!(leader(&g, &n(1)), Some(n(1)));
@@ -329,8 +328,7 @@ mod tests {
     fn down_and_exiting_removed_only_when_unreachable_or_departed() {
         use MemberStatus::*;
         let mut g = with(&[(1, Up), (2, Down), (3, Exiting), (4, Down)]);
-        g.reachability
-            .change(n(1), n(2), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(1), n(2), ReachabilityStatus::Unreachable)
             .unwrap();
         let out =
             actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[n(3)], false, Duration::ZERO);

@@ -216,6 +216,8 @@ pub mod phi;
 pub mod random;
 pub mod reachability;
 pub mod recent;
+#[cfg(test)]
+mod reference;
 pub mod resolver;
 mod sorted;
 pub mod time;

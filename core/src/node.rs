@@ -419,7 +419,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let g = self.gossip();
         g.members
             .iter()
-            .filter(move |m| m.address != self.me && !g.reachability.is_reachable(&m.address))
+            .filter(move |m| m.address != self.me && !g.reachability().is_reachable(&m.address))
     }
 
     /// Failure-detector view of each member this node monitors: phi, time since the last
@@ -1159,8 +1159,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // if need be, but without losing a flagged member.
                 let limit = usize::from(joiner.capacity.records);
                 let g = &mut self.bufs[self.cur];
-                if g.reachability.records().len() > limit {
-                    if g.reachability.flagged_subjects(|_| true).count() > limit {
+                if g.reachability.rows().len() > limit {
+                    if g.reachability().flagged_subjects(|_| true).count() > limit {
                         let reason =
                             capacity::full(self.members(), self.capacity(), joiner.capacity);
                         self.refuse(who, reason);
@@ -1229,7 +1229,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let g = self.gossip();
         g.member(from)
             .is_some_and(|m| m.status != MemberStatus::Down)
-            && g.reachability.status_by(&self.me, from) == ReachabilityStatus::Reachable
+            && g.reachability().status_by(&self.me, from) == ReachabilityStatus::Reachable
     }
 
     /// A member this node has Down sent gossip or a status (`knows`: its gossip already says
@@ -1330,10 +1330,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .get_disjoint_mut([cur, inc])
                     .expect("distinct buffer indices");
                 // Tell the peer what it lacks: our own mark, or others' it has not heard of.
-                let we_know_more = c.seen.iter().any(|a| !i.seen_by(a));
-                let before = c.seen.len();
+                let we_know_more = c.seen().iter().any(|a| !i.seen_by(a));
+                let before = c.seen().len();
                 c.union_seen(i);
-                let mut changed = c.seen.len() != before;
+                let mut changed = c.seen().len() != before;
                 // Tombstones expire by local time, so equal versions may differ there.
                 for t in i.tombstones.iter() {
                     if !c.is_member(&t.address) && !c.is_tombstoned(&t.address) {
@@ -1417,9 +1417,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let stale = inc
-            .version
+            .version()
             .iter()
-            .all(|(n, v)| !g.is_member(n) || v <= g.version.get(n));
+            .all(|(n, v)| !g.is_member(n) || v <= g.version().get(n));
         if stale {
             self.send(from.socket_addr(), Out::Gossip(from.uid()));
         }
@@ -1551,11 +1551,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let g = &self.bufs[self.cur];
         let me = self.me;
         // Never gossip to a member this node itself flags (others' flags do not matter).
-        let mine = g.reachability.rows_of(&me);
+        let mine = g.reachability().rows_of(&me);
         let valid = |m: &Member| {
             m.address != me
                 && !mine
-                    .iter()
+                    .clone()
                     .any(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
         };
         if prefer_unseen {
@@ -1564,14 +1564,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // every round where it cannot arrive. While this node flags members itself, the
             // ones it heard from lately are on its side: prefer those (see `crate::recent`).
             let partitioned = mine
-                .iter()
+                .clone()
                 .any(|r| r.status != ReachabilityStatus::Reachable);
             let recent = &self.recent;
             let rounds = self.recent_rounds();
             let unseen_heard = |(i, (m, seen)): &(usize, (&Member, bool))| {
                 !seen
                     && valid(m)
-                    && g.reachability.is_reachable(&m.address)
+                    && g.reachability().is_reachable(&m.address)
                     && recent.is_recent(*i, n, rounds)
             };
             let count = g
@@ -1589,7 +1589,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .map(|(_, (m, _))| m.address);
             }
             let unseen = |(m, seen): &(&Member, bool)| {
-                !seen && valid(m) && g.reachability.is_reachable(&m.address)
+                !seen && valid(m) && g.reachability().is_reachable(&m.address)
             };
             let count = g.members_with_seen().filter(unseen).count();
             if count > 0 {
@@ -1620,7 +1620,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.is_member()
             && g.members.len() > 1
             && (g.members.iter().any(|m| m.status == MemberStatus::Down)
-                || g.seen.len() < g.members.len() / 2)
+                || g.seen().len() < g.members.len() / 2)
     }
 
     // ----- failure detection -------------------------------------------------------------
@@ -1681,7 +1681,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             if !g.is_member(&subject) {
                 continue;
             }
-            let current = g.reachability.status_by(&me, &subject);
+            let current = g.reachability().status_by(&me, &subject);
             // Only an answer takes a flag back: a new monitor that has not heard from the
             // member yet is no evidence (the flag this node set on a silent member it downed
             // would otherwise vanish, and the member would never be removed).
@@ -1860,7 +1860,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .members
                     .iter()
                     .filter(|m| m.status == MemberStatus::Down)
-                    .all(|m| g.seen_by(&m.address) || !g.reachability.is_reachable(&m.address));
+                    .all(|m| g.seen_by(&m.address) || !g.reachability().is_reachable(&m.address));
                 if spread || self.self_down_ticks >= SELF_DOWN_TICKS {
                     self.depart(StopReason::Downed);
                 }
@@ -1949,14 +1949,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if n < 2 {
             return;
         }
-        let mine = g.reachability.rows_of(&self.me);
+        let reach = g.reachability();
         let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
         let start = self.rng.below(n);
         let targets: heapless::Vec<UniqueAddress, CONFIRM_PUSH> = (0..n)
             .map(|k| &g.members[(start + k) % n])
             .filter(|m| m.address != self.me && !g.seen_by(&m.address))
-            .filter(|m| !mine.iter().any(|r| r.subject == m.address))
-            .filter(|m| g.reachability.is_reachable(&m.address))
+            .filter(|m| !reach.rows_of(&self.me).any(|r| r.subject == m.address))
+            .filter(|m| reach.is_reachable(&m.address))
             .map(|m| m.address)
             .take(CONFIRM_PUSH.min(room))
             .collect();
@@ -1990,7 +1990,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // so they stop at once.
         let told: heapless::Vec<UniqueAddress, OUTBOX_CAPACITY> = {
             let g = &self.bufs[cur];
-            let mine = g.reachability.rows_of(&self.me);
+            let mine = g.reachability().rows_of(&self.me);
             let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
             let others = g
                 .members
@@ -2001,7 +2001,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 |m: &Member| g.seen_by(&m.address) || self.resolver.in_contact(&m.address);
             let in_contact = others.clone().filter(|(_, m)| contact(m));
             let downed_unflagged = others.filter(|(i, m)| {
-                mask[*i] && !contact(m) && !mine.iter().any(|r| r.subject == m.address)
+                mask[*i] && !contact(m) && !mine.clone().any(|r| r.subject == m.address)
             });
             in_contact
                 .chain(downed_unflagged)

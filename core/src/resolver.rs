@@ -512,8 +512,7 @@ mod tests {
             }
         }
         for f in flagged {
-            g.reachability
-                .change(n(1), n(*f), ReachabilityStatus::Unreachable)
+            g.change_reachability_for_tests(n(1), n(*f), ReachabilityStatus::Unreachable)
                 .unwrap();
         }
         g

@@ -12,23 +12,28 @@ pub struct Overflow;
 
 /// `dst := dst ∪ src`, both sorted and unique by `key`; equal keys become `both(dst, src)`.
 /// On overflow `dst` is left unchanged.
+#[cfg(test)]
 pub fn union_into<T: Clone, K: Ord, const N: usize>(
     dst: &mut heapless::Vec<T, N>,
     src: &[T],
     key: impl Fn(&T) -> K,
     both: impl Fn(&T, &T) -> T,
 ) -> Result<(), Overflow> {
-    union_into_where(dst, src, |_| true, key, both)
+    union_into_mapped(dst, src, |_| true, T::clone, key, both)
 }
 
-/// [`union_into`] taking only the elements of `src` accepted by `take`.
-pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
+/// `dst := dst ∪ {map(x) | x ∈ src, take(x)}`, `dst` and the mapped `src` sorted and unique by
+/// `key` (`map` must keep `src` in order); equal keys become `both(dst, mapped src)`. On overflow
+/// `dst` is left unchanged.
+pub fn union_into_mapped<S, T: Clone, K: Ord, const N: usize>(
     dst: &mut heapless::Vec<T, N>,
-    src: &[T],
-    take: impl Fn(&T) -> bool,
+    src: &[S],
+    take: impl Fn(&S) -> bool,
+    map: impl Fn(&S) -> T,
     key: impl Fn(&T) -> K,
     both: impl Fn(&T, &T) -> T,
 ) -> Result<(), Overflow> {
+    let src_key = |j: usize| key(&map(&src[j]));
     // Skipping is done by index: `src` elements not taken are simply passed over.
     let next = |mut j: usize| {
         while j < src.len() && !take(&src[j]) {
@@ -50,7 +55,7 @@ pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
             first_taken = Some(j);
         }
         match (i < dst.len(), j < src.len()) {
-            (true, true) => match key(&dst[i]).cmp(&key(&src[j])) {
+            (true, true) => match key(&dst[i]).cmp(&src_key(j)) {
                 Ordering::Less => i += 1,
                 Ordering::Greater => j = next(j + 1),
                 Ordering::Equal => {
@@ -70,24 +75,24 @@ pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
     if let Some(f) = first_taken {
         while dst.len() < n {
             // Placeholders, overwritten below.
-            let _ = dst.push(src[f].clone());
+            let _ = dst.push(map(&src[f]));
         }
     }
     // Pass 2: fill from the back; the write index never passes an unread `dst` element.
     let (mut i, mut j, mut k) = (old, prev(src.len()), n);
     while j > 0 {
         k -= 1;
-        let take_dst = i > 0 && key(&dst[i - 1]) >= key(&src[j - 1]);
+        let take_dst = i > 0 && key(&dst[i - 1]) >= src_key(j - 1);
         if take_dst {
-            if key(&dst[i - 1]) == key(&src[j - 1]) {
-                dst[k] = both(&dst[i - 1], &src[j - 1]);
+            if key(&dst[i - 1]) == src_key(j - 1) {
+                dst[k] = both(&dst[i - 1], &map(&src[j - 1]));
                 j = prev(j - 1);
             } else {
                 dst[k] = dst[i - 1].clone();
             }
             i -= 1;
         } else {
-            dst[k] = src[j - 1].clone();
+            dst[k] = map(&src[j - 1]);
             j = prev(j - 1);
         }
     }
@@ -102,6 +107,26 @@ pub fn union_len_where<T, K: Ord>(
     key: impl Fn(&T) -> K,
 ) -> usize {
     let mut src = src.iter().filter(|x| take(x)).peekable();
+    let mut n = 0;
+    for d in dst {
+        while src.next_if(|s| key(s) < key(d)).is_some() {
+            n += 1;
+        }
+        src.next_if(|s| key(s) == key(d));
+        n += 1;
+    }
+    n + src.count()
+}
+
+/// The size of `dst ∪ {map(x) | x ∈ src, take(x)}` (see [`union_into_mapped`]).
+pub fn union_len_mapped<S, T, K: Ord>(
+    dst: &[T],
+    src: &[S],
+    take: impl Fn(&S) -> bool,
+    map: impl Fn(&S) -> T,
+    key: impl Fn(&T) -> K,
+) -> usize {
+    let mut src = src.iter().filter(|x| take(x)).map(map).peekable();
     let mut n = 0;
     for d in dst {
         while src.next_if(|s| key(s) < key(d)).is_some() {
@@ -151,10 +176,11 @@ mod tests {
     fn filtered_union_skips_rejected_elements() {
         let mut dst = v(&[(2, 1), (6, 1)]);
         let src = [(1, 1), (2, 9), (3, 1), (4, 1), (7, 1)];
-        union_into_where(
+        union_into_mapped(
             &mut dst,
             &src,
             |x| x.0 % 2 == 0 || x.0 == 7,
+            |x| *x,
             |x| x.0,
             |x, y| (x.0, x.1.max(y.1)),
         )
@@ -165,6 +191,26 @@ mod tests {
             union_len_where(&dst, &src, |x| x.0 % 2 == 0 || x.0 == 7, |x| x.0),
             4
         );
+    }
+
+    #[test]
+    fn a_mapped_union_renumbers_what_it_takes() {
+        // `src` in another numbering: x ↦ 2x keeps it sorted.
+        let mut dst = v(&[(2, 1), (6, 1)]);
+        let src = [(1u8, 5u8), (2, 1), (3, 1), (5, 1)];
+        let take = |x: &(u8, u8)| x.0 != 5;
+        let map = |x: &(u8, u8)| (2 * x.0, x.1);
+        assert_eq!(union_len_mapped(&dst, &src, take, map, |x| x.0), 3);
+        union_into_mapped(
+            &mut dst,
+            &src,
+            take,
+            map,
+            |x| x.0,
+            |x, y| (x.0, x.1.max(y.1)),
+        )
+        .unwrap();
+        assert_eq!(&dst[..], &[(2, 5), (4, 1), (6, 1)]);
     }
 
     #[test]

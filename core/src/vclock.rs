@@ -1,10 +1,15 @@
 //! Version vectors over member identities.
 //!
 //! Every local change to the gossip bumps the local node's counter. Pekko keys entries by a
-//! 32-character MD5 string; fjell keys them by [`UniqueAddress`] and sends them on the wire as
-//! indices into the gossip's member list, which is cheaper and cannot collide.
+//! 32-character MD5 string; fjell keeps one counter per member, in a column parallel to the
+//! gossip's sorted member list (only members have entries), and sends them on the wire as
+//! indices into that list, which is cheaper and cannot collide.
+
+use core::cmp::Ordering;
+use core::fmt;
 
 use crate::address::{Digest, UniqueAddress};
+use crate::member::Member;
 
 /// How two version vectors relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,112 +24,60 @@ pub enum Causality {
     Concurrent,
 }
 
-/// A version vector with at most `N` entries, sorted by node.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct VectorClock<const N: usize> {
-    entries: heapless::Vec<(UniqueAddress, u64), N>,
+/// A gossip state's version vector, read through its member list: the counter of the member
+/// at index `i` is the `i`-th counter, and zero means no entry.
+///
+/// Two clocks are equal when they hold the same nonzero entries, whatever members they are
+/// read through.
+#[derive(Clone, Copy)]
+pub struct VectorClock<'a> {
+    members: &'a [Member],
+    counters: &'a [u64],
 }
 
-/// The vector clock would need more than `N` entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClockFull;
-
-impl<const N: usize> VectorClock<N> {
-    /// The empty clock.
-    pub const fn new() -> Self {
-        VectorClock {
-            entries: heapless::Vec::new(),
-        }
+impl<'a> VectorClock<'a> {
+    /// The clock whose entry for `members[i]` is `counters[i]` (the two are parallel).
+    pub(crate) fn new(members: &'a [Member], counters: &'a [u64]) -> Self {
+        debug_assert_eq!(members.len(), counters.len());
+        VectorClock { members, counters }
     }
 
     /// The counter of `node` (zero if absent).
     pub fn get(&self, node: &UniqueAddress) -> u64 {
-        match self.entries.binary_search_by(|(a, _)| a.cmp(node)) {
-            Ok(i) => self.entries[i].1,
+        match self.members.binary_search_by(|m| m.address.cmp(node)) {
+            Ok(i) => self.counters[i],
             Err(_) => 0,
         }
     }
 
-    /// Sets the counter of `node`; zero removes the entry.
-    pub fn set(&mut self, node: UniqueAddress, value: u64) -> Result<(), ClockFull> {
-        match self.entries.binary_search_by(|(a, _)| a.cmp(&node)) {
-            Ok(i) if value == 0 => {
-                self.entries.remove(i);
-            }
-            Ok(i) => self.entries[i].1 = value,
-            Err(_) if value == 0 => {}
-            Err(i) => self
-                .entries
-                .insert(i, (node, value))
-                .map_err(|_| ClockFull)?,
-        }
-        Ok(())
-    }
-
-    /// Advances `node`'s counter by one.
-    pub fn increment(&mut self, node: UniqueAddress) -> Result<(), ClockFull> {
-        let v = self.get(&node).saturating_add(1);
-        self.set(node, v)
-    }
-
-    /// Drops `node`'s entry (used when a member is removed).
-    pub fn prune(&mut self, node: &UniqueAddress) {
-        if let Ok(i) = self.entries.binary_search_by(|(a, _)| a.cmp(node)) {
-            self.entries.remove(i);
-        }
-    }
-
-    /// Keeps only entries for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&UniqueAddress) -> bool) {
-        self.entries.retain(|(a, _)| keep(a));
-    }
-
-    /// Entries in node order.
-    pub fn iter(&self) -> impl Iterator<Item = (&UniqueAddress, u64)> {
-        self.entries.iter().map(|(a, v)| (a, *v))
+    /// Entries (nonzero counters) in node order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a UniqueAddress, u64)> + 'a {
+        self.members
+            .iter()
+            .zip(self.counters)
+            .filter(|(_, v)| **v != 0)
+            .map(|(m, v)| (&m.address, *v))
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.counters.iter().filter(|v| **v != 0).count()
     }
 
     /// True if no node has changed anything yet.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Removes all entries.
-    pub fn clear(&mut self) {
-        self.entries.clear();
+        self.counters.iter().all(|v| *v == 0)
     }
 
     /// Compares pointwise (a missing entry counts as zero).
-    pub fn compare(&self, other: &Self) -> Causality {
+    pub fn compare(&self, other: &VectorClock<'_>) -> Causality {
         let (mut less, mut greater) = (false, false);
-        let (a, b) = (&self.entries, &other.entries);
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() || j < b.len() {
-            let (va, vb) = match (a.get(i), b.get(j)) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    i += 1;
-                    j += 1;
-                    (x.1, y.1)
-                }
-                (Some(x), Some(y)) if x.0 < y.0 => {
-                    i += 1;
-                    (x.1, 0)
-                }
-                (Some(x), None) => {
-                    i += 1;
-                    (x.1, 0)
-                }
-                (_, Some(y)) => {
-                    j += 1;
-                    (0, y.1)
-                }
-                (None, None) => unreachable!("loop condition"),
-            };
+        for (va, vb) in pairs(self.members, other.members).map(|(i, j)| {
+            (
+                i.map_or(0, |i| self.counters[i]),
+                j.map_or(0, |j| other.counters[j]),
+            )
+        }) {
             less |= va < vb;
             greater |= va > vb;
             if less && greater {
@@ -139,42 +92,53 @@ impl<const N: usize> VectorClock<N> {
         }
     }
 
-    /// `self := max(self, other)` pointwise.
-    pub fn merge_in(&mut self, other: &Self) -> Result<(), ClockFull> {
-        crate::sorted::union_into(
-            &mut self.entries,
-            &other.entries,
-            |e| e.0,
-            |x, y| (x.0, x.1.max(y.1)),
-        )
-        .map_err(|_| ClockFull)
-    }
-
-    /// `self := max(self, other)` pointwise, taking only `other`'s entries `keep` accepts.
-    pub fn merge_in_where(
-        &mut self,
-        other: &Self,
-        keep: impl Fn(&UniqueAddress) -> bool,
-    ) -> Result<(), ClockFull> {
-        crate::sorted::union_into_where(
-            &mut self.entries,
-            &other.entries,
-            |e| keep(&e.0),
-            |e| e.0,
-            |x, y| (x.0, x.1.max(y.1)),
-        )
-        .map_err(|_| ClockFull)
-    }
-
     /// A 64-bit digest of the whole vector, identical on every node for equal vectors.
     pub fn digest(&self) -> u64 {
         let mut h = Digest::new();
-        for (a, v) in &self.entries {
+        for (a, v) in self.iter() {
             h.write_u64(a.stable_hash());
-            h.write_u64(*v);
+            h.write_u64(v);
         }
         h.finish()
     }
+}
+
+impl PartialEq<VectorClock<'_>> for VectorClock<'_> {
+    fn eq(&self, other: &VectorClock<'_>) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for VectorClock<'_> {}
+
+impl fmt::Debug for VectorClock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The union of two sorted, unique member lists, in address order: for each address, its
+/// index in `a` and in `b` (at least one of the two).
+pub(crate) fn pairs<'a>(
+    a: &'a [Member],
+    b: &'a [Member],
+) -> impl Iterator<Item = (Option<usize>, Option<usize>)> + 'a {
+    let (mut i, mut j) = (0, 0);
+    core::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => match x.address.cmp(&y.address) {
+                Ordering::Equal => (Some(i), Some(j)),
+                Ordering::Less => (Some(i), None),
+                Ordering::Greater => (None, Some(j)),
+            },
+            (Some(_), None) => (Some(i), None),
+            (None, Some(_)) => (None, Some(j)),
+            (None, None) => return None,
+        };
+        i += usize::from(next.0.is_some());
+        j += usize::from(next.1.is_some());
+        Some(next)
+    })
 }
 
 #[cfg(test)]
@@ -185,69 +149,64 @@ mod tests {
         UniqueAddress::new(([10, 0, 0, i], 1).into(), 1)
     }
 
-    fn clock(v: &[(u8, u64)]) -> VectorClock<8> {
-        let mut c = VectorClock::new();
-        for (i, x) in v {
-            c.set(n(*i), *x).unwrap();
-        }
-        c
+    /// Members and counters for the entries `v`, plus a member without an entry (9), which
+    /// must not matter.
+    fn clock(v: &[(u8, u64)]) -> (std::vec::Vec<Member>, std::vec::Vec<u64>) {
+        let mut e: std::vec::Vec<(u8, u64)> = v.to_vec();
+        e.push((9, 0));
+        e.sort();
+        let members = e
+            .iter()
+            .map(|(i, _)| Member::joining(n(*i), Default::default(), Default::default()))
+            .collect();
+        (members, e.iter().map(|(_, x)| *x).collect())
+    }
+
+    fn cmp(a: &[(u8, u64)], b: &[(u8, u64)]) -> Causality {
+        let ((am, ac), (bm, bc)) = (clock(a), clock(b));
+        VectorClock::new(&am, &ac).compare(&VectorClock::new(&bm, &bc))
     }
 
     #[test]
     fn compare_covers_all_cases() {
-        assert_eq!(clock(&[]).compare(&clock(&[])), Causality::Same);
-        assert_eq!(clock(&[(1, 1)]).compare(&clock(&[(1, 1)])), Causality::Same);
-        assert_eq!(
-            clock(&[(1, 1)]).compare(&clock(&[(1, 2)])),
-            Causality::Before
-        );
-        assert_eq!(
-            clock(&[(1, 1)]).compare(&clock(&[(1, 1), (2, 1)])),
-            Causality::Before
-        );
-        assert_eq!(
-            clock(&[(1, 2), (2, 1)]).compare(&clock(&[(1, 1)])),
-            Causality::After
-        );
-        assert_eq!(
-            clock(&[(1, 2)]).compare(&clock(&[(2, 1)])),
-            Causality::Concurrent
-        );
-        assert_eq!(
-            clock(&[(1, 2), (3, 1)]).compare(&clock(&[(1, 3)])),
-            Causality::Concurrent
-        );
+        assert_eq!(cmp(&[], &[]), Causality::Same);
+        assert_eq!(cmp(&[(1, 1)], &[(1, 1)]), Causality::Same);
+        assert_eq!(cmp(&[(1, 1)], &[(1, 2)]), Causality::Before);
+        assert_eq!(cmp(&[(1, 1)], &[(1, 1), (2, 1)]), Causality::Before);
+        assert_eq!(cmp(&[(1, 2), (2, 1)], &[(1, 1)]), Causality::After);
+        assert_eq!(cmp(&[(1, 2)], &[(2, 1)]), Causality::Concurrent);
+        assert_eq!(cmp(&[(1, 2), (3, 1)], &[(1, 3)]), Causality::Concurrent);
+        // A member without an entry on one side and absent on the other: equal.
+        assert_eq!(cmp(&[(1, 1), (4, 0)], &[(1, 1)]), Causality::Same);
     }
 
     #[test]
-    fn merge_is_pointwise_max() {
-        let mut m = clock(&[(1, 2), (3, 1)]);
-        m.merge_in(&clock(&[(1, 3), (2, 5)])).unwrap();
-        assert_eq!(m, clock(&[(1, 3), (2, 5), (3, 1)]));
-        assert_eq!(m.compare(&clock(&[(1, 2), (3, 1)])), Causality::After);
+    fn equality_and_digest_ignore_members_without_entries() {
+        let (am, ac) = clock(&[(1, 2), (3, 0)]);
+        let (bm, bc) = clock(&[(1, 2)]);
+        let (a, b) = (VectorClock::new(&am, &ac), VectorClock::new(&bm, &bc));
+        assert_eq!(a, b);
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!((a.len(), a.get(&n(1)), a.get(&n(3))), (1, 2, 0));
+        let (cm, cc) = clock(&[(1, 3)]);
+        assert_ne!(a, VectorClock::new(&cm, &cc));
+        let (em, ec) = clock(&[]);
+        assert!(VectorClock::new(&em, &ec).is_empty());
     }
 
     #[test]
-    fn merge_reports_overflow() {
-        let a: VectorClock<2> = {
-            let mut c = VectorClock::new();
-            c.set(n(1), 1).unwrap();
-            c.set(n(2), 1).unwrap();
-            c
-        };
-        let mut b = VectorClock::<2>::new();
-        b.set(n(3), 1).unwrap();
-        let mut out = a.clone();
-        assert_eq!(out.merge_in(&b), Err(ClockFull));
-        assert_eq!(out, a);
-    }
-
-    #[test]
-    fn zero_means_absent() {
-        let mut c = clock(&[(1, 1)]);
-        c.set(n(1), 0).unwrap();
-        assert!(c.is_empty());
-        c.prune(&n(9));
-        assert_eq!(c.digest(), clock(&[]).digest());
+    fn pairs_walk_the_union_in_order() {
+        let (a, _) = clock(&[(1, 1), (3, 1)]);
+        let (b, _) = clock(&[(2, 1), (3, 1)]);
+        let p: std::vec::Vec<_> = pairs(&a, &b).collect();
+        assert_eq!(
+            p,
+            [
+                (Some(0), None),
+                (None, Some(0)),
+                (Some(1), Some(1)),
+                (Some(2), Some(2))
+            ]
+        );
     }
 }

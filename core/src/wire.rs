@@ -18,7 +18,7 @@ use crate::address::UniqueAddress;
 pub use crate::compat::{Compat, Incompatibility};
 use crate::gossip::{Gossip, Tombstone};
 use crate::member::{AppVersion, Member, MemberStatus, RoleSet, UP_NUMBER_UNSET};
-use crate::reachability::{ReachabilityStatus, Record};
+use crate::reachability::{ReachabilityStatus, Row};
 use crate::time::Instant;
 
 /// First byte of every fjell message.
@@ -486,13 +486,6 @@ pub fn encode<const M: usize, const R: usize>(
     Ok(w.pos)
 }
 
-fn index<const M: usize, const R: usize>(g: &Gossip<M, R>, a: &UniqueAddress) -> u32 {
-    // Only called for addresses the invariants guarantee are members.
-    let i = g.members.binary_search_by(|m| m.address.cmp(a));
-    debug_assert!(i.is_ok(), "gossip invariant broken: {a} is not a member");
-    i.unwrap_or(0) as u32
-}
-
 fn encode_gossip<const M: usize, const R: usize>(
     w: &mut Writer<'_>,
     g: &Gossip<M, R>,
@@ -502,24 +495,33 @@ fn encode_gossip<const M: usize, const R: usize>(
     for m in &g.members {
         w.put(m)?;
     }
-    w.count(g.version.len())?;
-    for (a, v) in g.version.iter() {
-        w.put(&(index(g, a), v))?;
+    // Clock entries and the seen set are columns by member index: written as indices.
+    let clock = g
+        .clock_column()
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0);
+    w.count(clock.clone().count())?;
+    for (i, v) in clock {
+        w.put(&(i as u32, *v))?;
     }
-    w.count(g.seen.len())?;
-    for a in &g.seen {
-        w.put(&index(g, a))?;
+    let seen = g.seen_column().iter().enumerate().filter(|(_, s)| **s);
+    w.count(seen.clone().count())?;
+    for (i, _) in seen {
+        w.put(&(i as u32))?;
     }
-    let versions = g.reachability.versions();
-    w.count(g.reachability.versions().count())?;
-    for (a, v) in versions {
-        w.put(&(index(g, a), v))?;
+    // Versions are a column by member index, rows name members by index: written as is.
+    let versions = g.reachability.versions.iter().enumerate();
+    let versions = versions.filter(|(_, v)| **v != 0);
+    w.count(versions.clone().count())?;
+    for (i, v) in versions {
+        w.put(&(i as u32, *v))?;
     }
-    w.count(g.reachability.records().len())?;
-    for r in g.reachability.records() {
+    w.count(g.reachability.rows().len())?;
+    for r in g.reachability.rows() {
         w.put(&(
-            index(g, &r.observer),
-            index(g, &r.subject),
+            u32::from(r.observer),
+            u32::from(r.subject),
             r.status,
             r.version,
         ))?;
@@ -575,7 +577,7 @@ fn decode_gossip<const M: usize, const R: usize>(
         if m.capacity.members == 0 || m.capacity.records == 0 {
             return Err(WireError::Malformed("a member declares no capacity"));
         }
-        g.members.push(m).map_err(|_| WireError::OverCapacity)?;
+        g.push_member(m).map_err(|_| WireError::OverCapacity)?;
     }
     let n = r.count(M)?;
     let mut last = None;
@@ -587,9 +589,8 @@ fn decode_gossip<const M: usize, const R: usize>(
             ));
         }
         last = Some(i);
-        g.version
-            .set(member_at(g, i)?, v)
-            .map_err(|_| WireError::OverCapacity)?;
+        member_at(g, i)?;
+        g.set_clock_at(i as usize, v);
     }
     let n = r.count(M)?;
     let mut last = None;
@@ -599,34 +600,41 @@ fn decode_gossip<const M: usize, const R: usize>(
             return Err(WireError::Malformed("seen set out of order"));
         }
         last = Some(i);
-        let a = member_at(g, i)?;
-        g.seen.push(a).map_err(|_| WireError::OverCapacity)?;
+        member_at(g, i)?;
+        g.set_seen_at(i as usize);
     }
     let n = r.count(M)?;
+    let mut last = None;
     for _ in 0..n {
         let (i, v): (u32, u64) = r.take()?;
         if v > MAX_COUNTER {
             return Err(WireError::Malformed("reachability version out of range"));
         }
-        let a = member_at(g, i)?;
-        g.reachability
-            .push_version(a, v)
-            .map_err(|_| WireError::Malformed("reachability versions out of order"))?;
+        member_at(g, i)?;
+        if last.is_some_and(|l| l >= i) {
+            return Err(WireError::Malformed("reachability versions out of order"));
+        }
+        last = Some(i);
+        // A zero version is no version: accepted as before, and not kept.
+        g.reachability.versions[i as usize] = v;
     }
     let n = r.count(R)?;
     for _ in 0..n {
         let (o, s, status, version): (u32, u32, ReachabilityStatus, u64) = r.take()?;
-        let rec = Record {
-            observer: member_at(g, o)?,
-            subject: member_at(g, s)?,
+        member_at(g, o)?;
+        member_at(g, s)?;
+        if version > g.reachability.version_of(o as u16) {
+            return Err(WireError::Malformed("record newer than its observer"));
+        }
+        // In range, so below `M`: the indices fit a `u16` (see `reachability::Table`).
+        let row = Row {
+            observer: o as u16,
+            subject: s as u16,
             status,
             version,
         };
-        if version > g.reachability.version_of(&rec.observer) {
-            return Err(WireError::Malformed("record newer than its observer"));
-        }
         g.reachability
-            .push_record(rec)
+            .push_record(row)
             .map_err(|_| WireError::Malformed("reachability records out of order"))?;
     }
     if g.reachability.has_only_reachable_rows() {
@@ -737,7 +745,7 @@ pub fn decode<const M: usize, const R: usize>(
 mod tests {
     use super::*;
     use crate::member::Role;
-    use crate::reachability::Reachability;
+    use crate::reachability::Table;
 
     type G = Gossip<8, 16>;
 
@@ -758,12 +766,10 @@ mod tests {
         g.bump(n(1), true).unwrap();
         g.bump(n(3), true).unwrap();
         g.add_seen(n(2));
-        g.reachability
-            .change(n(2), n(4), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(2), n(4), ReachabilityStatus::Unreachable)
             .unwrap();
         g.remove_member(&n(4), Instant::from_millis(1_000));
-        g.reachability
-            .change(n(1), n(3), ReachabilityStatus::Unreachable)
+        g.change_reachability_for_tests(n(1), n(3), ReachabilityStatus::Unreachable)
             .unwrap();
         g.check_invariants().unwrap();
         g
@@ -796,9 +802,9 @@ mod tests {
             }
         );
         assert_eq!(scratch.members, g.members);
-        assert_eq!(scratch.version, g.version);
-        assert_eq!(scratch.seen, g.seen);
-        assert_eq!(scratch.reachability, g.reachability);
+        assert_eq!(scratch.version(), g.version());
+        assert_eq!(scratch.seen(), g.seen());
+        assert_eq!(scratch.reachability(), g.reachability());
         assert_eq!(
             scratch.tombstones[0].removed_at,
             Instant::from_millis(96_000)
@@ -1011,17 +1017,17 @@ mod tests {
         );
         // A counter that would freeze ours if adopted.
         assert!(matches!(
-            tampered(|g| g.version.set(n(1), MAX_COUNTER + 1).unwrap()),
+            tampered(|g| g.set_clock_at(0, MAX_COUNTER + 1)),
             Err(WireError::Malformed(_))
         ));
         // Rows that only say Reachable are never stored by an honest observer.
         assert_eq!(
             tampered(|g| {
-                let mut r = Reachability::<8, 16>::new();
-                r.push_version(n(1), 1).unwrap();
-                r.push_record(Record {
-                    observer: n(1),
-                    subject: n(2),
+                let mut r = Table::<8, 16>::new();
+                r.versions.extend([1, 0, 0]);
+                r.push_record(Row {
+                    observer: 0,
+                    subject: 1,
                     status: ReachabilityStatus::Reachable,
                     version: 1,
                 })
@@ -1029,6 +1035,67 @@ mod tests {
                 g.reachability = r;
             }),
             Err(WireError::Malformed("an observer with only Reachable rows"))
+        );
+    }
+
+    /// A gossip message from `n(1)` to `n(2)` holding members `n(1)` and `n(2)`, no clock
+    /// entries, the reachability versions `versions` and no rows.
+    fn with_versions(versions: &[(u32, u64)]) -> heapless::Vec<u8, 512> {
+        let mut buf = [0u8; 512];
+        let mut w = Writer {
+            buf: &mut buf,
+            pos: 0,
+        };
+        for b in [MAGIC, PROTOCOL_VERSION, Kind::Gossip as u8] {
+            w.byte(b).unwrap();
+        }
+        w.put(&n(1)).unwrap();
+        w.put(&n(2)).unwrap();
+        w.count(2).unwrap();
+        for i in 1..=2 {
+            w.put(&Member::joining(
+                n(i),
+                RoleSet::new(),
+                AppVersion::default(),
+            ))
+            .unwrap();
+        }
+        w.count(0).unwrap(); // clock
+        w.count(0).unwrap(); // seen
+        w.count(versions.len()).unwrap();
+        for v in versions {
+            w.put(v).unwrap();
+        }
+        w.count(0).unwrap(); // rows
+        w.put(&false).unwrap(); // compacted
+        w.count(0).unwrap(); // tombstones
+        let len = w.pos;
+        buf[..len].iter().copied().collect()
+    }
+
+    #[test]
+    fn a_zero_reachability_version_is_accepted_as_no_version() {
+        // Never sent by an honest node, accepted as before; it is not kept, so the state
+        // re-encodes without it.
+        let mut g = G::new();
+        decode(&with_versions(&[(0, 0), (1, 3)]), &mut g, Instant::ZERO).unwrap();
+        let versions: std::vec::Vec<_> = g.reachability().versions().collect();
+        assert_eq!(versions, [(&n(2), 3)]);
+        let mut buf = [0u8; 512];
+        let out = Outgoing::Gossip {
+            from: n(1),
+            to: n(2),
+        };
+        let len = encode(&out, &g, Instant::ZERO, &mut buf).unwrap();
+        assert_eq!(&buf[..len], &with_versions(&[(1, 3)])[..]);
+        // Order is still checked across it.
+        assert_eq!(
+            decode(&with_versions(&[(1, 0), (0, 3)]), &mut g, Instant::ZERO),
+            Err(WireError::Malformed("reachability versions out of order"))
+        );
+        assert_eq!(
+            decode(&with_versions(&[(0, 0), (0, 0)]), &mut g, Instant::ZERO),
+            Err(WireError::Malformed("reachability versions out of order"))
         );
     }
 

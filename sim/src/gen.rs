@@ -7,7 +7,7 @@
 
 use fjell_core::gossip::Gossip;
 use fjell_core::member::{AppVersion, Member, MemberStatus, RoleSet};
-use fjell_core::reachability::{Reachability, ReachabilityStatus};
+use fjell_core::reachability::ReachabilityStatus;
 use fjell_core::{Instant, UniqueAddress};
 
 /// Bytes [`gossip`] reads.
@@ -70,14 +70,13 @@ pub fn gossip<const M: usize, const R: usize>(b: &[u8; SPEC_LEN]) -> Gossip<M, R
         }
     }
     // bytes 21..24: how far each observer's history has gone.
-    let mut r = Reachability::<M, R>::new();
     for o in 0..3 {
         for k in 0..(b[21 + o] % 5) as usize {
             let (subject, status) = history(o, k);
-            r.change(node(o), node(subject), status).expect("capacity");
+            g.change_reachability_for_tests(node(o), node(subject), status)
+                .expect("capacity");
         }
     }
-    g.set_reachability_for_tests(r);
     // byte 24: clock counters (2 bits per node 0..3, plus extras via byte 12..).
     for i in 0..6 {
         if g.is_member(&node(i)) {

@@ -584,7 +584,6 @@ impl<const M: usize, const R: usize> Sim<M, R> {
             let by: Vec<String> = g
                 .reachability()
                 .records()
-                .iter()
                 .filter(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
                 .map(|r| format!("{}:{:?}", name(&r.observer), r.status))
                 .collect();
