@@ -11,7 +11,6 @@ use crate::gossip::{CapacityError, UpdateError};
 use crate::member::{IllegalTransition, RoleTooLong, TooManyRoles};
 use crate::node::{CommandError, InputError};
 use crate::reachability::ReachabilityFull;
-use crate::vclock::ClockFull;
 use crate::wire::{BufferTooSmall, WireError};
 
 macro_rules! message {
@@ -27,7 +26,6 @@ macro_rules! message {
 message! {
     OverCapacity => "the cluster would exceed what one of its members can hold",
     ReachabilityFull => "the reachability table is full",
-    ClockFull => "the vector clock would need more entries than the member capacity",
     BufferTooSmall => "the buffer is too small for the message",
     RoleTooLong => "a role name is 1 to 16 bytes of UTF-8 without NUL",
     TooManyRoles => "more roles than a node may declare",
@@ -71,7 +69,6 @@ impl Error for UpdateError {
 
 impl Error for OverCapacity {}
 impl Error for ReachabilityFull {}
-impl Error for ClockFull {}
 impl Error for BufferTooSmall {}
 impl Error for RoleTooLong {}
 impl Error for TooManyRoles {}
@@ -102,7 +99,6 @@ mod tests {
     fn every_error_is_a_core_error_with_a_message() {
         boxed(OverCapacity);
         boxed(ReachabilityFull);
-        boxed(ClockFull);
         boxed(BufferTooSmall);
         boxed(RoleTooLong);
         boxed(TooManyRoles);

@@ -1754,12 +1754,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return false;
         }
         let g = self.gossip();
-        let mine = g.reachability.rows_of(&self.me);
+        let mine = g.reachability().rows_of(&self.me);
         g.members.iter().any(|m| {
             m.address != self.me
                 && !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
                 && !mine
-                    .iter()
+                    .clone()
                     .any(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
         })
     }

@@ -32,7 +32,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Default capacities of a node started by [`ClusterBuilder::build`] and
 /// [`ClusterBuilder::start`]: fjell-core's [`ServerNode`](fjell_core::ServerNode) (4,096
-/// members, 2,048 reachability records, 2.9 MB, kept on the heap): a server process can afford
+/// members, 2,048 reachability records, 1.8 MB, kept on the heap): a server process can afford
 /// it, and a cluster of servers then never runs into a member limit it did not choose.
 ///
 /// To pick another, use the `_sized` variants: memory grows with `M` (about 700 bytes per

@@ -109,7 +109,7 @@
 //! ## A node's life
 //!
 //! - [`ClusterBuilder::start`] (or [`ClusterBuilder::build`]) validates the settings, builds
-//!   the core on the heap (the default [`DefaultNode`] is 3.8 MB; it is built on a thread
+//!   the core on the heap (the default [`DefaultNode`] is 1.8 MB; it is built on a thread
 //!   with a large stack, because in debug builds the value passes through the stack), binds
 //!   the transport and, once the driver runs, joins the seed nodes if any were given.
 //! - Watch it with [`Cluster::state`], [`Cluster::wait_for`] (any condition on the state,

@@ -51,7 +51,7 @@ fn a_driver_polled_by_a_plain_block_on_runs_a_node() {
 
 #[test]
 fn a_server_sized_node_is_built_from_a_small_stack() {
-    // 3.8 MB of node must never pass through the caller's stack (in debug builds a value
+    // 1.8 MB of node must never pass through the caller's stack (in debug builds a value
     // returned by `Node::new` does): build it from a thread with a 256 KiB stack.
     let ca = fjell_quic::DevCa::new().unwrap();
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
