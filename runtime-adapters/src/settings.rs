@@ -280,33 +280,11 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            invalid(SettingsError::new(
-                "(syntax)",
-                e.to_string().trim_end().to_string(),
-            ))
-        })?;
         let mut s = Settings::default();
-        let mut d = DowningKeys::default();
-        let mut flat = Vec::new();
-        flatten("", Value::Table(table), &mut flat);
-        for (key, value) in flat.into_iter().filter(|(k, _)| k.starts_with("tls.")) {
-            s.apply(&mut d, &key, value)
-                .map_err(|reason| invalid(SettingsError::new(key, reason)))?;
-        }
-        let mut env: Vec<_> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("FJELL_TLS__"))
-            .collect();
-        env.sort();
-        for (var, raw) in env {
-            let key = var["FJELL_".len()..]
-                .to_lowercase()
-                .replace("__", ".")
-                .replace('_', "-");
-            s.apply(&mut d, &key, env_value(&raw)).map_err(|reason| {
-                invalid(SettingsError::new(format!("{key} (from {var})"), reason))
-            })?;
-        }
+        s.apply_text(&mut DowningKeys::default(), &text, std::env::vars(), |k| {
+            k.starts_with("tls.")
+        })
+        .map_err(invalid)?;
         s.tls.ok_or_else(|| {
             invalid(SettingsError::new(
                 "tls",
@@ -315,26 +293,21 @@ impl Settings {
         })
     }
 
-    /// Reads settings from TOML text, without environment overrides.
-    pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
-        Self::load(text, std::iter::empty())
-    }
-
-    /// Reads settings from TOML text, then applies the overrides among `env` (name, value)
-    /// pairs whose name starts with `FJELL_`; other pairs, and
-    /// [`Settings::MANAGEMENT_VARIABLES`], are ignored.
-    pub fn load(
+    /// Applies the keys of TOML `text`, then the `FJELL_*` overrides among `env` (not
+    /// [`Settings::MANAGEMENT_VARIABLES`]), both only where `keep` accepts the key.
+    fn apply_text(
+        &mut self,
+        d: &mut DowningKeys,
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, SettingsError> {
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<(), SettingsError> {
         let table: toml::Table = toml::from_str(text)
             .map_err(|e| SettingsError::new("(syntax)", e.to_string().trim_end().to_string()))?;
-        let mut s = Settings::default();
-        let mut d = DowningKeys::default();
         let mut flat = Vec::new();
         flatten("", Value::Table(table), &mut flat);
-        for (key, value) in flat {
-            s.apply(&mut d, &key, value)
+        for (key, value) in flat.into_iter().filter(|(k, _)| keep(k)) {
+            self.apply(d, &key, value)
                 .map_err(|reason| SettingsError::new(key, reason))?;
         }
         let mut env: Vec<_> = env
@@ -349,9 +322,29 @@ impl Settings {
                 .to_lowercase()
                 .replace("__", ".")
                 .replace('_', "-");
-            s.apply(&mut d, &key, env_value(&raw))
-                .map_err(|reason| SettingsError::new(format!("{key} (from {var})"), reason))?;
+            if keep(&key) {
+                self.apply(d, &key, env_value(&raw))
+                    .map_err(|reason| SettingsError::new(format!("{key} (from {var})"), reason))?;
+            }
         }
+        Ok(())
+    }
+
+    /// Reads settings from TOML text, without environment overrides.
+    pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
+        Self::load(text, std::iter::empty())
+    }
+
+    /// Reads settings from TOML text, then applies the overrides among `env` (name, value)
+    /// pairs whose name starts with `FJELL_`; other pairs, and
+    /// [`Settings::MANAGEMENT_VARIABLES`], are ignored.
+    pub fn load(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut s = Settings::default();
+        let mut d = DowningKeys::default();
+        s.apply_text(&mut d, text, env, |_| true)?;
         if let Some(t) = &s.tls {
             for (key, path) in [
                 ("tls.ca", &t.ca),
