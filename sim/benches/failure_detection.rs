@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant as Wall};
 
 use fjell_core::{Config, Event};
+use fjell_sim::targets::Targets;
 use fjell_sim::{LinkConfig, NodeId, Sim};
 
 fn config(heartbeat: Duration) -> Config {
@@ -97,7 +98,7 @@ fn distribution(heartbeat: Duration) {
     );
 }
 
-fn large_cluster() {
+fn large_cluster(targets: &mut Targets) {
     let wall = Wall::now();
     let (mut sim, ids) = formed::<1024, 2048>(11, 1000, &Config::default());
     let mut times = Vec::new();
@@ -123,9 +124,10 @@ fn large_cluster() {
         times[times.len() - 1],
         wall.elapsed().as_secs_f64()
     );
+    targets.at_most("1,000-node detection median (s)", med, 8.0);
 }
 
-fn steady<const M: usize, const R: usize>(n: usize) {
+fn steady<const M: usize, const R: usize>(n: usize, targets: &mut Targets) {
     let (mut sim, ids) = formed::<M, R>(3, n, &Config::default());
     // Long enough that the wall-clock measurement is not noise (100 nodes run 600 s in < 1 s).
     let secs = if n <= 100 { 1800 } else { 60 };
@@ -145,6 +147,11 @@ fn steady<const M: usize, const R: usize>(n: usize) {
         (after.gossip_bytes - before.gossip_bytes) as f64 / per,
         secs as f64 / wall_fast
     );
+    targets.at_most(
+        &format!("steady-state payload, {n} nodes (bytes/node/s)"),
+        (after.bytes - before.bytes) as f64 / per,
+        100.0,
+    );
     sim.check_invariants(true);
     let wall = Wall::now();
     sim.run_for(Duration::from_secs(secs));
@@ -155,7 +162,7 @@ fn steady<const M: usize, const R: usize>(n: usize) {
     assert!(sim.converged(&ids));
 }
 
-fn campaign(hours: u64) {
+fn campaign(hours: u64, targets: &mut Targets) {
     let wall = Wall::now();
     let mut sim: Sim<128, 256> = Sim::new(2026);
     sim.check_invariants(false);
@@ -193,23 +200,28 @@ fn campaign(hours: u64) {
         sim.converged(&ids),
         wall.elapsed().as_secs_f64()
     );
+    targets.at_most(
+        "false alarms (UnreachableMember events)",
+        false_alarms as f64,
+        0.0,
+    );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let mut targets = Targets::new();
     if let Some(i) = args.iter().position(|a| a == "campaign") {
         let hours = args.get(i + 1).and_then(|h| h.parse().ok()).unwrap_or(24);
-        campaign(hours);
-        return;
+        campaign(hours, &mut targets);
+    } else if args.iter().any(|a| a == "steady") {
+        steady::<128, 256>(100, &mut targets);
+        steady::<1024, 2048>(1000, &mut targets);
+    } else {
+        distribution(Duration::from_secs(1));
+        distribution(Duration::from_millis(100));
+        steady::<128, 256>(100, &mut targets);
+        steady::<1024, 2048>(1000, &mut targets);
+        large_cluster(&mut targets);
     }
-    if args.iter().any(|a| a == "steady") {
-        steady::<128, 256>(100);
-        steady::<1024, 2048>(1000);
-        return;
-    }
-    distribution(Duration::from_secs(1));
-    distribution(Duration::from_millis(100));
-    steady::<128, 256>(100);
-    steady::<1024, 2048>(1000);
-    large_cluster();
+    targets.finish();
 }

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant as WallInstant};
 
 use fjell_core::{Config, DeviceNode, MemberStatus, ServerNode};
+use fjell_sim::targets::Targets;
 use fjell_sim::{NodeId, Sim};
 
 type Big = Sim<1024, 1024>;
@@ -15,7 +16,7 @@ fn rounds(sim: &Big, ids: &[NodeId]) -> u64 {
     ids.iter().map(|&i| sim.node(i).stats().gossip_rounds).sum()
 }
 
-fn cold_start(seed: u64, n: usize) -> (Big, Vec<NodeId>) {
+fn cold_start(seed: u64, n: usize, targets: &mut Targets) -> (Big, Vec<NodeId>) {
     let mut sim = Big::new(seed);
     sim.record_events(false);
     sim.check_invariants(false);
@@ -43,10 +44,12 @@ fn cold_start(seed: u64, n: usize) -> (Big, Vec<NodeId>) {
         conv.as_secs_f64(),
         wall.elapsed().as_secs_f64()
     );
+    targets.at_most("every node knows all members (s)", know.as_secs_f64(), 5.0);
+    targets.at_most("every node sees all Up (s)", up.as_secs_f64(), 15.0);
     (sim, ids)
 }
 
-fn change_propagation(sim: &mut Big, ids: &[NodeId], leaver: NodeId) {
+fn change_propagation(sim: &mut Big, ids: &[NodeId], leaver: NodeId, targets: &mut Targets) {
     // Nodes that left in earlier rounds are stopped and no longer count.
     let ids: Vec<NodeId> = ids
         .iter()
@@ -84,6 +87,11 @@ fn change_propagation(sim: &mut Big, ids: &[NodeId], leaver: NodeId) {
         converged.as_secs_f64(),
         (r2 - r0) as f64 / n
     );
+    targets.at_most(
+        "rounds until one change reaches every node",
+        (r1 - r0) as f64 / n,
+        12.0,
+    );
 }
 
 fn gossip_size(sim: &Big, id: NodeId) {
@@ -114,16 +122,23 @@ fn main() {
         std::mem::size_of::<DeviceNode>(),
         std::mem::size_of::<ServerNode>()
     );
+    let mut targets = Targets::new();
     for seed in [1, 2, 3] {
-        let (mut sim, ids) = cold_start(seed, 1000);
+        let (mut sim, ids) = cold_start(seed, 1000, &mut targets);
         if seed == 1 {
             gossip_size(&sim, ids[0]);
         }
         for k in 0..3 {
             sim.run_for(Duration::from_secs(5));
-            change_propagation(&mut sim, &ids, ids[500 + k * 100 + seed as usize]);
+            change_propagation(
+                &mut sim,
+                &ids,
+                ids[500 + k * 100 + seed as usize],
+                &mut targets,
+            );
             // Let the leave complete before the next change.
             sim.run_for(Duration::from_secs(10));
         }
     }
+    targets.finish();
 }

@@ -20,6 +20,7 @@
 
 pub mod campaign;
 pub mod gen;
+pub mod targets;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
