@@ -1841,7 +1841,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         match self.status {
             NodeStatus::Exiting => {
                 self.exit_ticks += 1;
-                if self.exit_ticks > EXIT_CONFIRM_TICKS {
+                if self.exit_ticks > EXIT_CONFIRM_TICKS || self.nobody_to_confirm_to() {
                     self.stop(StopReason::Left);
                 } else {
                     self.confirm_departure();
@@ -2068,7 +2068,19 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.changed();
             self.spread_to_some();
             self.confirm_departure();
+            if self.nobody_to_confirm_to() {
+                // Alone (or with Down members only): no leader waits for the confirmation.
+                self.stop(StopReason::Left);
+            }
         }
+    }
+
+    /// No member but this one that is not Down: a departure has nobody to be confirmed to.
+    fn nobody_to_confirm_to(&self) -> bool {
+        self.gossip()
+            .members
+            .iter()
+            .all(|m| m.address == self.me || m.status == MemberStatus::Down)
     }
 
     /// Full gossip to a few distinct random members, so news about this node outlives it.
