@@ -106,16 +106,10 @@ pub fn union_len_where<T, K: Ord>(
     take: impl Fn(&T) -> bool,
     key: impl Fn(&T) -> K,
 ) -> usize {
-    let mut src = src.iter().filter(|x| take(x)).peekable();
-    let mut n = 0;
-    for d in dst {
-        while src.next_if(|s| key(s) < key(d)).is_some() {
-            n += 1;
-        }
-        src.next_if(|s| key(s) == key(d));
-        n += 1;
-    }
-    n + src.count()
+    union_len_of_keys(
+        dst.iter().map(&key),
+        src.iter().filter(|x| take(x)).map(&key),
+    )
 }
 
 /// The size of `dst ∪ {map(x) | x ∈ src, take(x)}` (see [`union_into_mapped`]).
@@ -126,13 +120,21 @@ pub fn union_len_mapped<S, T, K: Ord>(
     map: impl Fn(&S) -> T,
     key: impl Fn(&T) -> K,
 ) -> usize {
-    let mut src = src.iter().filter(|x| take(x)).map(map).peekable();
+    union_len_of_keys(
+        dst.iter().map(&key),
+        src.iter().filter(|x| take(x)).map(|x| key(&map(x))),
+    )
+}
+
+/// The size of the union of two sorted, unique key sequences.
+fn union_len_of_keys<K: Ord>(dst: impl Iterator<Item = K>, src: impl Iterator<Item = K>) -> usize {
+    let mut src = src.peekable();
     let mut n = 0;
     for d in dst {
-        while src.next_if(|s| key(s) < key(d)).is_some() {
+        while src.next_if(|s| *s < d).is_some() {
             n += 1;
         }
-        src.next_if(|s| key(s) == key(d));
+        src.next_if(|s| *s == d);
         n += 1;
     }
     n + src.count()
