@@ -708,6 +708,12 @@ impl Inner {
     fn register(&self, conn: &Connection, fp: Fingerprint) -> bool {
         let mut admitted = self.admitted.lock().unwrap();
         if self.gate.is_denied(&fp) {
+            drop(admitted);
+            bump(&self.counters.refused_handshakes);
+            let why = Refusal::Denied(fp).to_string();
+            let peer = conn.remote_address().ip();
+            self.refusals
+                .log(self.refusals.refused(std::time::Instant::now(), peer, &why));
             conn.close(VarInt::from_u32(close_code::DENIED), b"certificate denied");
             return false;
         }
