@@ -17,7 +17,7 @@ fn main() -> Result<(), Error> {
             .builder(0)?
             .roles([FRONTEND])
             .configure(worker::configure)
-            .start(fjell_runtime::Smol)?;
+            .start()?;
         let f = frontend.clone();
         frontend.register_on_member_up(move || {
             let _ = up_tx.try_send(Frontend::start(f));
@@ -28,7 +28,7 @@ fn main() -> Result<(), Error> {
                 .builder(i)?
                 .roles([BACKEND])
                 .configure(worker::configure)
-                .start(fjell_runtime::Smol)?;
+                .start()?;
             smol::spawn(worker::backend(b.clone())).detach();
             backends.push(b);
         }

@@ -1,18 +1,16 @@
-//! The code behind the `fjell` binary and the examples that mirror the Akka cluster
-//! documentation, as a library so tests can drive them end to end.
+//! Examples that mirror the Akka cluster documentation, as a library so tests can drive
+//! them end to end. (The `fjell` binary is the `fjell-cli` package, in `examples/fjell/`.)
 //!
 //! - [`local`]: start nodes on loopback over QUIC with development certificates.
-//! - [`demo`]: `fjell demo`, a scripted tour: formation, a crash resolved by the split brain
-//!   resolver, a graceful leave.
 //! - [`listener`]: Akka's *simple cluster listener*.
 //! - [`worker`]: Akka's *worker dial-in* (transformation) sample: frontends and backends.
-//! - [`manage`]: the management commands and `fjell certs`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), fjell_examples::Error> {
-//! // The demo with three nodes, printing to stdout.
-//! let opts = fjell_examples::demo::Options { nodes: 3, keep_running: false };
-//! smol::block_on(fjell_examples::demo::run(opts, std::io::stdout()))?;
+//! // Three nodes on loopback that form a cluster.
+//! let mut lo = fjell_examples::local::Loopback::new(3)?;
+//! let nodes = (0..3).map(|i| lo.start(i)).collect::<Result<Vec<_>, _>>()?;
+//! # drop(nodes);
 //! # Ok(())
 //! # }
 //! ```
@@ -20,10 +18,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod demo;
 pub mod listener;
 pub mod local;
-pub mod manage;
 pub mod worker;
 
 /// A boxed error for the examples' fallible steps.

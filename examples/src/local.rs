@@ -5,7 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 
 use fjell_core::{Downing, Strategy};
 use fjell_quic::DevCa;
-use fjell_runtime::{Cluster, ClusterBuilder, Smol};
+use fjell_runtime::{Cluster, ClusterBuilder};
 
 use crate::Error;
 
@@ -63,6 +63,6 @@ impl Loopback {
 
     /// Starts node `i` on smol.
     pub fn start(&mut self, i: usize) -> Result<Cluster, Error> {
-        Ok(self.builder(i)?.start(Smol)?)
+        Ok(self.builder(i)?.start()?)
     }
 }

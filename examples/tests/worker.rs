@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fjell_examples::local::Loopback;
 use fjell_examples::worker::{self, Frontend, BACKEND, FRONTEND, UNAVAILABLE};
-use fjell_runtime::{MemberStatus, Smol};
+use fjell_runtime::MemberStatus;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -18,7 +18,7 @@ fn worker_dial_in_end_to_end() {
             .unwrap()
             .roles([FRONTEND])
             .configure(worker::configure)
-            .start(Smol)
+            .start()
             .unwrap();
         let (tx, rx) = smol::channel::bounded(1);
         let f = frontend.clone();
@@ -31,7 +31,7 @@ fn worker_dial_in_end_to_end() {
             .unwrap()
             .roles([BACKEND])
             .configure(worker::configure);
-        backends.push(b1.start(Smol).unwrap());
+        backends.push(b1.start().unwrap());
         smol::spawn(worker::backend(backends[0].clone())).detach();
         // One backend is not enough: the gate keeps everyone Joining.
         let joined = frontend
@@ -53,7 +53,7 @@ fn worker_dial_in_end_to_end() {
                 .unwrap()
                 .roles([BACKEND])
                 .configure(worker::configure)
-                .start(Smol)
+                .start()
                 .unwrap();
             smol::spawn(worker::backend(b.clone())).detach();
             backends.push(b);

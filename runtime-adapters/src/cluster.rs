@@ -8,21 +8,21 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use fjell_core::{
-    AppVersion, CommandError, Config, ConfigError, Downing, Event, Instant, Member, Role, RoleSet,
-    Strategy, UniqueAddress,
+    AppVersion, CommandError, Config, Downing, Event, Instant, Member, Role, RoleSet, Strategy,
+    UniqueAddress,
 };
 use fjell_quic::{
     AddressMapping, AppMessage, Credentials, Fingerprint, PeerIdentity, RequestError, SendError,
-    TlsError, Transport, TransportConfig, TransportError,
+    Transport, TransportConfig, TransportError,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::credentials::{CredentialSource, Keeper, LoadCredentials};
 use crate::driver::{new_node, Command, Driver, DriverSettings, Run, Shared, Termination};
+use crate::error::{SettingsError, StartError};
 use crate::lease::ClusterLease;
-use crate::runtime::{Runtime, Timer};
-use crate::settings::SettingsError;
+use crate::runtime::Runtime;
 use crate::state::ClusterState;
 
 /// The default time a graceful shutdown may take before the transport is closed anyway:
@@ -41,41 +41,6 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 /// (`fjell_core::Capacity::holds`). To bound a cluster by policy without changing the memory,
 /// set `max-members`: the cluster stays within its smallest member's bound.
 pub type DefaultNode = fjell_core::ServerNode;
-
-/// Why a node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A core setting is invalid (the message names the key, as in
-    /// [`Config::KEYS`](fjell_core::Config::KEYS)).
-    #[error("{0}")]
-    Config(ConfigError),
-    /// A setting given to the builder or read from a settings file is invalid.
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    /// No TLS credentials were given ([`ClusterBuilder::credentials`] or
-    /// [`ClusterBuilder::pem_files`]).
-    #[error("no TLS credentials: give the builder credentials or PEM files")]
-    NoCredentials,
-    /// The credentials cannot be loaded or used.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// The advertised address is not the one the node's certificate certifies.
-    #[error("the advertised address {advertised} is not the address the certificate certifies ({certified})")]
-    AddressMismatch {
-        /// What the builder was told.
-        advertised: SocketAddr,
-        /// What the certificate says.
-        certified: String,
-    },
-    /// The lease-majority strategy was chosen without a lease.
-    #[error(
-        "downing `lease-majority` needs a lease: give the builder one (ClusterBuilder::lease)"
-    )]
-    NoLease,
-    /// The transport could not start (binding the socket, TLS setup).
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-}
 
 /// A change to the transport's settings (see [`ClusterBuilder::transport`]).
 type TransportTweak = Box<dyn FnOnce(&mut TransportConfig) + Send>;
@@ -304,18 +269,26 @@ impl ClusterBuilder {
     }
 
     /// Builds a node with the [`DefaultNode`] capacities; see [`ClusterBuilder::build_sized`].
-    pub fn build(self, timer: impl Timer) -> Result<(Cluster, Driver), StartError> {
-        self.build_sized::<4096, 2048, 1000>(timer)
+    pub fn build(self, runtime: impl Runtime) -> Result<(Cluster, Driver), StartError> {
+        self.build_sized::<4096, 2048, 1000>(runtime)
     }
 
     /// Builds a node for at most `M` members, `R` reachability records and `H` heartbeat
-    /// intervals per monitored member (see [`fjell_core::Node`]), binds its transport, and
-    /// returns its handle and its driver. The driver is a plain `Future`: nothing happens
-    /// until some executor polls it (the seed nodes are joined when it first runs). With
-    /// the `tokio` feature, call this inside a tokio runtime.
+    /// intervals per monitored member (see [`fjell_core::Node`]), binds its transport on
+    /// `runtime` (its socket, timers and tasks), and returns its handle and its driver. The
+    /// driver is a plain `Future`: nothing happens until some executor polls it (the seed
+    /// nodes are joined when it first runs); it takes its timers from `runtime` and may be
+    /// polled from any thread.
     pub fn build_sized<const M: usize, const R: usize, const H: usize>(
         self,
-        timer: impl Timer,
+        runtime: impl Runtime,
+    ) -> Result<(Cluster, Driver), StartError> {
+        self.build_on::<M, R, H>(Arc::new(runtime))
+    }
+
+    fn build_on<const M: usize, const R: usize, const H: usize>(
+        self,
+        runtime: Arc<dyn Runtime>,
     ) -> Result<(Cluster, Driver), StartError> {
         if let Some(e) = self.invalid {
             return Err(e.into());
@@ -372,8 +345,8 @@ impl ClusterBuilder {
         let node = new_node::<M, R, H>(self.config, addr, random_u64(), random_u64())
             .map_err(StartError::Config)?;
         let transport = match self.socket {
-            Some(s) => Transport::with_socket(tc, s)?,
-            None => Transport::bind(tc)?,
+            Some(s) => Transport::with_socket(tc, s, runtime.clone())?,
+            None => Transport::bind(tc, runtime.clone())?,
         };
         let me = node.address();
         let shared = Arc::new(Shared {
@@ -385,7 +358,6 @@ impl ClusterBuilder {
         });
         let (commands, commands_rx) = async_channel::unbounded();
         let (alive, alive_rx) = async_channel::bounded(1);
-        let timer: Arc<dyn Timer> = Arc::new(timer);
         let settings = DriverSettings {
             seed_nodes: self.seed_nodes,
             log_info: self.log_info,
@@ -396,7 +368,7 @@ impl ClusterBuilder {
         let run = Run::new(
             node,
             transport.clone(),
-            timer.clone(),
+            runtime.clone(),
             commands_rx,
             settings,
             shared.clone(),
@@ -407,7 +379,7 @@ impl ClusterBuilder {
                 commands,
                 shared,
                 ended: alive_rx,
-                timer,
+                runtime,
                 me,
                 shutdown_timeout: self.shutdown_timeout,
             }),
@@ -415,14 +387,40 @@ impl ClusterBuilder {
         Ok((cluster, run.into_driver()))
     }
 
-    /// Builds the node ([`ClusterBuilder::build`]) and runs its driver on `runtime`.
-    pub fn start(self, runtime: impl Runtime + Clone) -> Result<Cluster, StartError> {
-        self.start_sized::<4096, 2048, 1000>(runtime)
+    /// Builds a node with the [`DefaultNode`] capacities and runs it on a thread of its own
+    /// ([`OwnThread`](crate::runtime::OwnThread)): the driver and the transport are isolated
+    /// from the application's executor, whatever it is (smol, tokio, none), so application
+    /// load does not delay heartbeats. The thread ends when the node has stopped.
+    #[cfg(feature = "smol")]
+    pub fn start(self) -> Result<Cluster, StartError> {
+        self.start_sized::<4096, 2048, 1000>()
+    }
+
+    /// Builds a node of the given capacities ([`ClusterBuilder::build_sized`]) and runs it on
+    /// a thread of its own, like [`ClusterBuilder::start`].
+    #[cfg(feature = "smol")]
+    pub fn start_sized<const M: usize, const R: usize, const H: usize>(
+        self,
+    ) -> Result<Cluster, StartError> {
+        let (runtime, thread) = crate::runtime::OwnThread::new();
+        let (cluster, driver) = self.build_on::<M, R, H>(Arc::new(runtime))?;
+        let name = format!("fjell-node {}", cluster.self_address().socket_addr());
+        thread
+            .run(name, driver)
+            .map_err(|e| StartError::Transport(TransportError::Io(e)))?;
+        Ok(cluster)
+    }
+
+    /// Builds a node with the [`DefaultNode`] capacities and runs it on `runtime`, sharing
+    /// the application's executor (prefer [`ClusterBuilder::start`] where the application
+    /// may keep that executor busy: a delayed heartbeat looks like a failing node).
+    pub fn start_on(self, runtime: impl Runtime + Clone) -> Result<Cluster, StartError> {
+        self.start_sized_on::<4096, 2048, 1000>(runtime)
     }
 
     /// Builds a node of the given capacities ([`ClusterBuilder::build_sized`]) and runs its
     /// driver on `runtime`.
-    pub fn start_sized<const M: usize, const R: usize, const H: usize>(
+    pub fn start_sized_on<const M: usize, const R: usize, const H: usize>(
         self,
         runtime: impl Runtime + Clone,
     ) -> Result<Cluster, StartError> {
@@ -455,7 +453,7 @@ struct Handle {
     commands: Sender<Command>,
     shared: Arc<Shared>,
     ended: Receiver<()>,
-    timer: Arc<dyn Timer>,
+    runtime: Arc<dyn Runtime>,
     me: UniqueAddress,
     shutdown_timeout: Duration,
 }
@@ -725,7 +723,7 @@ impl Cluster {
         timeout: Duration,
         f: impl std::future::Future<Output = T>,
     ) -> Option<T> {
-        crate::runtime::timeout(&*self.inner.timer, timeout, f).await
+        crate::runtime::timeout(&*self.inner.runtime, timeout, f).await
     }
 
     /// The node's transport, for what this handle does not pass through (counters,

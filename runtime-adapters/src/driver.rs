@@ -21,7 +21,7 @@ use fjell_core::{
 use fjell_quic::{CoreMessage, Transport};
 
 use crate::lease::ClusterLease;
-use crate::runtime::{BoxFuture, Timer};
+use crate::runtime::{BoxFuture, Runtime};
 use crate::state::ClusterState;
 
 /// A user callback (on member up / removed).
@@ -103,11 +103,6 @@ pub(crate) struct DriverSettings {
 #[must_use = "the node does nothing until its driver is polled"]
 pub struct Driver {
     run: BoxFuture<()>,
-    /// fjell-quic spawns its connection tasks on tokio (with the `tokio` feature) from
-    /// inside the driver's calls, so every poll enters the runtime the node was built in:
-    /// the driver may then be polled from any thread.
-    #[cfg(feature = "tokio")]
-    tokio: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -119,16 +114,8 @@ impl std::fmt::Debug for Driver {
 impl Future for Driver {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        #[cfg(feature = "tokio")]
-        let _entered = this.tokio.as_ref().map(|h| h.enter());
-        this.run.as_mut().poll(cx)
+        self.run.as_mut().poll(cx)
     }
-}
-
-/// The core's [`Instant`] for `at`: microseconds since `origin`.
-pub(crate) fn instant_since(origin: std::time::Instant, at: std::time::Instant) -> Instant {
-    Instant::from_micros(u64::try_from(at.duration_since(origin).as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Builds a node on the heap. Large nodes are built on a thread with a stack big enough for
@@ -184,7 +171,7 @@ pub(crate) struct Run<const M: usize, const R: usize, const H: usize> {
     node: Box<Node<M, R, H>>,
     me: UniqueAddress,
     transport: Transport,
-    timer: Arc<dyn Timer>,
+    runtime: Arc<dyn Runtime>,
     origin: std::time::Instant,
     commands: Receiver<Command>,
     commands_open: bool,
@@ -212,7 +199,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     pub(crate) fn new(
         node: Box<Node<M, R, H>>,
         transport: Transport,
-        timer: Arc<dyn Timer>,
+        runtime: Arc<dyn Runtime>,
         commands: Receiver<Command>,
         settings: DriverSettings,
         shared: Arc<Shared>,
@@ -221,10 +208,10 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         let progress = crate::progress::JoinProgress::new(node.config().seed_node_timeout);
         Run {
             me: node.address(),
-            origin: timer.now(),
+            origin: runtime.now(),
             node,
             transport,
-            timer,
+            runtime,
             commands,
             commands_open: true,
             admin_open: true,
@@ -247,13 +234,11 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     pub(crate) fn into_driver(self) -> Driver {
         Driver {
             run: Box::pin(self.run()),
-            #[cfg(feature = "tokio")]
-            tokio: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
     fn now(&self) -> Instant {
-        instant_since(self.origin, self.timer.now())
+        crate::runtime::instant_since(self.origin, self.runtime.now())
     }
 
     async fn run(mut self) {
@@ -365,10 +350,10 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             transport,
             acquiring,
             releasing,
-            timer,
+            runtime,
             ..
         } = self;
-        let sleep = wait.map(|w| timer.sleep(w));
+        let sleep = wait.map(|w| fjell_quic::sleep(&**runtime, w));
         let timer = async move {
             match sleep {
                 Some(s) => s.await,
@@ -446,12 +431,12 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                         // as refused (Pekko's lease-operation-timeout), so this side acts.
                         let release = self.releasing.take();
                         let acquire = lease.acquire(self.me);
-                        let timer = self.timer.clone();
+                        let runtime = self.runtime.clone();
                         self.acquiring = Some(Box::pin(async move {
                             if let Some(r) = release {
                                 r.await;
                             }
-                            crate::runtime::timeout(&*timer, LEASE_OPERATION_TIMEOUT, acquire)
+                            crate::runtime::timeout(&*runtime, LEASE_OPERATION_TIMEOUT, acquire)
                                 .await
                                 .unwrap_or(false)
                         }));

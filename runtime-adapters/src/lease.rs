@@ -49,7 +49,7 @@ impl SharedMemoryLease {
     }
 
     fn now(&self) -> Instant {
-        crate::driver::instant_since(self.origin, std::time::Instant::now())
+        crate::runtime::instant_since(self.origin, std::time::Instant::now())
     }
 }
 

@@ -1,17 +1,21 @@
 //! # fjell-runtime
 //!
 //! Runs a fjell node — the sans-IO [`fjell_core::Node`] over the QUIC transport
-//! [`fjell_quic::Transport`] — on smol, on tokio, or on any executor, and offers the API most
-//! users touch: a [`ClusterBuilder`] and a [`Cluster`] handle, in the spirit of Pekko's
-//! `Cluster(system)`: join, subscribe, leave, down, ask for the state.
+//! [`fjell_quic::Transport`] — on a thread of its own, on smol, on tokio, or on any
+//! executor, and offers the API most users touch: a [`ClusterBuilder`] and a [`Cluster`]
+//! handle, in the spirit of Pekko's `Cluster(system)`: join, subscribe, leave, down, ask for
+//! the state.
 //!
 //! - **One task per node**: the [`Driver`] owns the node's core. It feeds it transport
 //!   input, timer expiries, user commands and lease answers in order and flushes the
 //!   outputs after every input (fjell-core's call order). Handles talk to it over
 //!   async-channel; the only lock is the state snapshot's, never held across an await.
-//! - **Runtimes** ([`runtime`]): [`Smol`] (feature `smol`, default), `Tokio` (feature
-//!   `tokio`), or your own: the driver is a plain `Future` that any executor can poll, given
-//!   a [`Timer`].
+//! - **Runtimes are values** ([`runtime`]): one [`Runtime`] carries the driver, the
+//!   transport's tasks and its socket. [`ClusterBuilder::start`] runs each node on a thread
+//!   of its own ([`OwnThread`]), isolated from the application's executor, so application
+//!   load never delays heartbeats (Pekko's cluster dispatcher);
+//!   [`ClusterBuilder::start_on`] shares one: [`Smol`], `Tokio`, or your own executor.
+//!   Nodes on different runtimes can share a process.
 //! - **Settings** ([`settings`]): every core setting on the builder, validated by the core
 //!   when the node is built; or a TOML file with Pekko's key names and `FJELL_*` environment
 //!   overrides, rejected at start with an error naming the key.
@@ -20,32 +24,33 @@
 //!   once the core has stopped, or after the shutdown timeout.
 //! - **Logging** with `tracing`: membership changes at info (switch off with
 //!   [`ClusterBuilder::log_info`], like Pekko's `log-info`), gossip at debug.
-//! - **No executor at all**: `examples/blocking_udp.rs` drives fjell-core over a std
-//!   `UdpSocket` in a blocking loop — the template for a device.
+//! - **No executor at all**: fjell-core's `examples/blocking_udp.rs` drives the core over a
+//!   std `UdpSocket` in a blocking loop — the template for a device.
 //!
-//! ## Embedding with smol
+//! ## Starting a node
 //!
 //! One node that founds a cluster (its own seed), waits until it is Up, and leaves. Nodes
-//! authenticate each other with certificates from a cluster CA; [`fjell_quic::DevCa`] makes
-//! a throwaway one for development.
+//! authenticate each other with certificates from a cluster CA; [`fjell_quic::DevCa`]
+//! (feature `dev-certs`) makes a throwaway one for development. The node runs on a thread
+//! of its own, so the handle works from any executor, here a plain `block_on`.
 //!
 //! ```
-//! # #[cfg(all(feature = "smol", not(feature = "tokio")))]
+//! # #[cfg(feature = "dev-certs")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use fjell_runtime::{ClusterBuilder, Event, Smol, Termination};
+//! use fjell_runtime::{ClusterBuilder, Event, Termination};
 //! use fjell_quic::DevCa;
 //!
-//! smol::block_on(async {
-//!     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?; // a free port
-//!     let addr = socket.local_addr()?;
-//!     let ca = DevCa::new()?; // development only: logs a warning
-//!     let cluster = ClusterBuilder::new()
-//!         .socket(socket)
-//!         .credentials(ca.node(addr)?) // certifies `addr`: the advertised address
-//!         .seed_nodes([addr])
-//!         .roles(["backend"])
-//!         .start(Smol)?;
+//! let socket = std::net::UdpSocket::bind("127.0.0.1:0")?; // a free port
+//! let addr = socket.local_addr()?;
+//! let ca = DevCa::new()?; // development only: logs a warning
+//! let cluster = ClusterBuilder::new()
+//!     .socket(socket)
+//!     .credentials(ca.node(addr)?) // certifies `addr`: the advertised address
+//!     .seed_nodes([addr])
+//!     .roles(["backend"])
+//!     .start()?;
 //!
+//! futures_lite::future::block_on(async {
 //!     // The state as events (race-free: what happened before subscribing is replayed).
 //!     let events = cluster.subscribe_as_events().await;
 //!     while let Some(event) = events.next().await {
@@ -56,20 +61,22 @@
 //!     }
 //!     assert_eq!(cluster.state().members.len(), 1);
 //!     assert_eq!(cluster.shutdown().await, Termination::Stopped(fjell_core::StopReason::Left));
-//!     Ok(())
-//! })
+//! });
+//! # Ok(())
 //! # }
-//! # #[cfg(not(all(feature = "smol", not(feature = "tokio"))))]
+//! # #[cfg(not(feature = "dev-certs"))]
 //! # fn main() {}
 //! ```
 //!
-//! ## Embedding with tokio (feature `tokio`)
+//! ## On the application's runtime: tokio
 //!
-//! With the `tokio` feature fjell-quic runs its I/O on tokio, so nodes must be built inside
-//! a tokio runtime (with time and I/O enabled).
+//! [`ClusterBuilder::start_on`] runs the node on a runtime the application already has:
+//! `Tokio` (feature `tokio`) by its handle, [`Smol`], or any [`Runtime`] (the
+//! [`runtime`] module shows one for `async-executor`). Its tasks then compete with the
+//! application's for that runtime's threads.
 //!
 //! ```
-//! # #[cfg(feature = "tokio")]
+//! # #[cfg(all(feature = "tokio", feature = "dev-certs"))]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use fjell_runtime::{ClusterBuilder, MemberStatus, Termination, Tokio};
 //! use fjell_quic::DevCa;
@@ -83,7 +90,7 @@
 //!         .socket(socket)
 //!         .credentials(ca.node(addr)?)
 //!         .seed_nodes([addr])
-//!         .start(Tokio::current())?;
+//!         .start_on(Tokio::current())?;
 //!     cluster.register_on_member_up(move || println!("{addr} is Up"));
 //!     // Wait on the state itself (changes without an event, like convergence, count too).
 //!     let state = cluster
@@ -95,16 +102,15 @@
 //!     Ok(())
 //! })
 //! # }
-//! # #[cfg(not(feature = "tokio"))]
+//! # #[cfg(not(all(feature = "tokio", feature = "dev-certs")))]
 //! # fn main() {}
 //! ```
 //!
 //! ## Bring your own executor
 //!
-//! [`ClusterBuilder::build`] returns the handle and the [`Driver`] without spawning
-//! anything; poll the driver on your executor with any [`Timer`]. (fjell-quic still runs its
-//! socket I/O on its compile-time runtime: smol's, which runs on its own threads, unless the
-//! `tokio` feature is on.)
+//! [`ClusterBuilder::build`] returns the handle and the [`Driver`] without spawning the
+//! driver; poll it on any executor. Its timers, and the transport's socket and tasks, come
+//! from the [`Runtime`] given to `build`.
 //!
 //! ## A node's life
 //!
@@ -127,12 +133,10 @@
 //!
 //! ## Features
 //!
-//! - `smol` (default): the [`Smol`] adapter; fjell-quic on smol.
-//! - `tokio`: the `Tokio` adapter, and fjell-quic on tokio **for the whole build** (it
-//!   picks one runtime at compile time): with `tokio` on, build nodes inside a tokio runtime
-//!   (the driver then enters that runtime whenever it is polled, wherever that is) and call
-//!   the handles' application-message methods from inside it. One of the two features is
-//!   needed.
+//! - `smol` (default): [`OwnThread`] (and so [`ClusterBuilder::start`]) and [`Smol`].
+//! - `tokio`: the `Tokio` adapter. Both can be on in one build; the runtime is a value.
+//! - `dev-certs`: fjell-quic's [`DevCa`](fjell_quic::DevCa), a throwaway CA for development
+//!   and tests; off by default so production builds do not link it.
 //!
 //! ## Management
 //!
@@ -156,6 +160,7 @@
 mod cluster;
 pub mod credentials;
 mod driver;
+mod error;
 pub mod lease;
 pub mod management;
 mod progress;
@@ -163,20 +168,22 @@ pub mod runtime;
 pub mod settings;
 mod state;
 
-pub use cluster::{
-    Cluster, ClusterBuilder, DefaultNode, StartError, Subscription, DEFAULT_SHUTDOWN_TIMEOUT,
-};
+pub use cluster::{Cluster, ClusterBuilder, DefaultNode, Subscription, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use driver::{Driver, Termination};
+pub use error::{SettingsError, StartError};
 pub use fjell_core as core;
-pub use fjell_core::{CommandError, Event, Member, MemberStatus, StopReason, UniqueAddress};
+pub use fjell_core::{
+    CommandError, Config, Downing, Event, Member, MemberStatus, StopReason, Strategy, UniqueAddress,
+};
 pub use fjell_quic as quic;
+pub use fjell_quic::Credentials;
 pub use lease::{ClusterLease, SharedMemoryLease};
-#[cfg(feature = "smol")]
-pub use runtime::Smol;
 #[cfg(feature = "tokio")]
 pub use runtime::Tokio;
-pub use runtime::{BoxFuture, Runtime, Timer};
-pub use settings::{Settings, SettingsError};
+pub use runtime::{BoxFuture, Runtime};
+#[cfg(feature = "smol")]
+pub use runtime::{OwnThread, Smol};
+pub use settings::Settings;
 pub use state::{member_of, ClusterState};
 
 /// The README's Rust snippets, compiled as doctests so they cannot go stale.

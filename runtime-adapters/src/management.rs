@@ -216,15 +216,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the node at `node` with administrator `credentials`; `timeout` bounds the
-    /// connection and every call. Call from within the runtime fjell-quic was built for.
+    /// Connects to the node at `node` with administrator `credentials`, the connection's
+    /// socket, timers and tasks on `runtime`; `timeout` bounds the connection and every call.
     pub async fn connect(
         credentials: &Credentials,
         node: SocketAddr,
         timeout: Duration,
+        runtime: impl crate::Runtime,
     ) -> Result<Client, ClientError> {
         Ok(Client {
-            admin: AdminClient::connect(credentials, node, timeout).await?,
+            admin: AdminClient::connect(credentials, node, timeout, std::sync::Arc::new(runtime))
+                .await?,
             timeout,
         })
     }

@@ -76,25 +76,7 @@ use toml::Value;
 
 use crate::cluster::{parse_roles, ClusterBuilder, DEFAULT_SHUTDOWN_TIMEOUT};
 use crate::credentials::{CredentialSource, LoadCredentials};
-
-/// A setting that cannot be used, by key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid setting `{key}`: {reason}")]
-pub struct SettingsError {
-    /// The key (with the environment variable it came from, for overrides).
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl SettingsError {
-    pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        SettingsError {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
+pub use crate::error::SettingsError;
 
 /// Why [`Settings::from_file`] failed: the file could not be read at all, or a setting in it
 /// (or in the environment) is invalid.

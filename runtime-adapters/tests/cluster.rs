@@ -1,8 +1,6 @@
 //! The cluster suite, over real QUIC on loopback: formation, events in order, application
 //! messages, graceful shutdown and drop, downing, restart on the same port. The same test
-//! bodies run under smol (`cargo test -p fjell-runtime`) and under tokio
-//! (`cargo test -p fjell-runtime --features tokio`); fjell-quic picks one runtime per build,
-//! so each build runs one of the two.
+//! bodies run in one build with every node on a thread of its own, on smol and on tokio.
 
 mod common;
 
@@ -12,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use fjell_core::{Downing, Event, MemberStatus, StopReason, Strategy};
 use fjell_quic::DevCa;
-use fjell_runtime::{Cluster, Runtime, SharedMemoryLease, Termination, Timer};
+use fjell_runtime::{Cluster, Runtime, SharedMemoryLease, Termination};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -24,8 +22,8 @@ enum Msg {
 
 /// Three nodes started at once form one cluster; everybody agrees; subscribers see each
 /// member's statuses in lifecycle order; callbacks run; application messages flow.
-async fn three_nodes_form<R: Runtime + Clone>(rt: R) {
-    let timer: &dyn Timer = &rt;
+async fn three_nodes_form<R: Place>(rt: R) {
+    let timer: &dyn Runtime = &rt;
     let ca = DevCa::new().unwrap();
     let (sockets, seeds) = sockets(3);
     let (up_tx, up_rx) = async_channel::unbounded();
@@ -180,8 +178,8 @@ async fn three_nodes_form<R: Runtime + Clone>(rt: R) {
 /// Shutting a node down, and dropping the last handle to another, both leave gracefully:
 /// the others see Left → Exited → Removed and never Unreachable. A node that left restarts
 /// on the same port.
-async fn shutdown_and_drop_leave_gracefully<R: Runtime + Clone>(rt: R) {
-    let timer: &dyn Timer = &rt;
+async fn shutdown_and_drop_leave_gracefully<R: Place>(rt: R) {
+    let timer: &dyn Runtime = &rt;
     let ca = DevCa::new().unwrap();
     let (mut nodes, seeds) = three_up(&rt, &ca).await;
     let subs = [nodes[0].subscribe().await, nodes[1].subscribe().await];
@@ -232,8 +230,8 @@ async fn shutdown_and_drop_leave_gracefully<R: Runtime + Clone>(rt: R) {
 
 /// A crashed member is seen unreachable; downing it removes it; its address can rejoin
 /// with a new incarnation on the same port.
-async fn down_and_restart_on_the_same_port<R: Runtime + Clone>(rt: R) {
-    let timer: &dyn Timer = &rt;
+async fn down_and_restart_on_the_same_port<R: Place>(rt: R) {
+    let timer: &dyn Runtime = &rt;
     let ca = DevCa::new().unwrap();
     let (mut nodes, seeds) = three_up(&rt, &ca).await;
     let subs = [nodes[0].subscribe().await, nodes[1].subscribe().await];
@@ -292,8 +290,8 @@ async fn down_and_restart_on_the_same_port<R: Runtime + Clone>(rt: R) {
 
 /// With lease-majority downing, the two survivors of a crash take the lease and down the
 /// crashed member, which is then removed everywhere.
-async fn lease_majority_downs_a_crashed_member<R: Runtime + Clone>(rt: R) {
-    let timer: &dyn Timer = &rt;
+async fn lease_majority_downs_a_crashed_member<R: Place>(rt: R) {
+    let timer: &dyn Runtime = &rt;
     let ca = DevCa::new().unwrap();
     let lease = SharedMemoryLease::new(Duration::from_secs(60));
     let (sockets, seeds) = sockets(3);
@@ -350,7 +348,7 @@ async fn lease_majority_downs_a_crashed_member<R: Runtime + Clone>(rt: R) {
 /// Waits until `sub` reports `gone` removed; it must have reported Left, Exited, Removed
 /// and nothing else about it (no Unreachable) since it was Up.
 async fn saw_it_leave(
-    timer: &dyn Timer,
+    timer: &dyn Runtime,
     sub: &fjell_runtime::Subscription,
     gone: std::net::SocketAddr,
 ) {
@@ -374,10 +372,7 @@ async fn saw_it_leave(
 }
 
 /// Three nodes on loopback, all Up and converged.
-async fn three_up<R: Runtime + Clone>(
-    rt: &R,
-    ca: &DevCa,
-) -> (Vec<Cluster>, Vec<std::net::SocketAddr>) {
+async fn three_up<R: Place>(rt: &R, ca: &DevCa) -> (Vec<Cluster>, Vec<std::net::SocketAddr>) {
     let (sockets, seeds) = sockets(3);
     let nodes: Vec<Cluster> = sockets
         .into_iter()
@@ -413,12 +408,14 @@ macro_rules! suite {
     };
 }
 
-#[cfg(all(feature = "smol", not(feature = "tokio")))]
+mod own_thread_suite {
+    suite!(smol::block_on, crate::common::OwnThreads);
+}
+
 mod smol_suite {
     suite!(smol::block_on, fjell_runtime::Smol);
 }
 
-#[cfg(feature = "tokio")]
 mod tokio_suite {
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_multi_thread()

@@ -1,45 +1,57 @@
-//! Bring your own executor: the driver is a plain future, polled here by
-//! `futures_lite::future::block_on` on a thread of its own, with a timer that needs no
-//! runtime. (fjell-quic's socket I/O runs on smol's own threads, so this needs the `smol`
-//! feature and not `tokio`.)
-
-#![cfg(all(feature = "smol", not(feature = "tokio")))]
+//! Bring your own executor: a runtime made of `async-executor` (run by the test's own
+//! threads) and `async-io` for timers and sockets; the driver is a plain future, polled by a
+//! plain `block_on` on a thread of its own.
 
 mod common;
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
 
-use fjell_runtime::{BoxFuture, ClusterBuilder, Timer};
+use fjell_runtime::runtime::{AsyncTimer, AsyncUdpSocket};
+use fjell_runtime::{ClusterBuilder, Runtime};
 
-/// The simplest timer there is: a thread per sleep. Enough for a test; a real one keeps a
-/// single thread with a heap of deadlines.
-struct ThreadTimer;
+#[derive(Debug, Clone)]
+struct MyExecutor(Arc<async_executor::Executor<'static>>);
 
-impl Timer for ThreadTimer {
-    fn sleep(&self, d: Duration) -> BoxFuture<()> {
-        let (tx, rx) = async_channel::bounded::<()>(1);
-        std::thread::spawn(move || {
-            std::thread::sleep(d);
-            let _ = tx.try_send(());
-        });
-        Box::pin(async move {
-            let _ = rx.recv().await;
-        })
+impl Runtime for MyExecutor {
+    fn new_timer(&self, at: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        Box::pin(async_io::Timer::at(at))
+    }
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.0.spawn(task).detach();
+    }
+    fn wrap_udp_socket(
+        &self,
+        socket: std::net::UdpSocket,
+    ) -> std::io::Result<Arc<dyn AsyncUdpSocket>> {
+        quinn::SmolRuntime.wrap_udp_socket(socket)
     }
 }
 
 #[test]
-fn a_driver_polled_by_a_plain_block_on_runs_a_node() {
+fn a_driver_polled_by_a_plain_block_on_runs_a_node_on_a_third_executor() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
     let ca = fjell_quic::DevCa::new().unwrap();
+    let executor = MyExecutor(Arc::new(async_executor::Executor::new()));
     let (cluster, driver) = ClusterBuilder::new()
         .socket(socket)
         .credentials(ca.node(addr).unwrap())
         .seed_nodes([addr])
-        .configure(|c| c.leader_actions_interval = Duration::from_millis(200))
-        .build(ThreadTimer)
+        .configure(|c| c.leader_actions_interval = std::time::Duration::from_millis(200))
+        .build(executor.clone())
         .unwrap();
+    // The transport's tasks run on the executor, driven by a thread of the test's; the
+    // driver by a plain `block_on` on another.
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let ex = executor.0.clone();
+    let running = std::thread::spawn(move || {
+        async_io::block_on(ex.run(async {
+            let _ = stopped.recv().await;
+        }))
+    });
     let driving = std::thread::spawn(move || futures_lite::future::block_on(driver));
     futures_lite::future::block_on(async {
         common::comes_up_and_leaves(&cluster).await;
@@ -47,6 +59,8 @@ fn a_driver_polled_by_a_plain_block_on_runs_a_node() {
     driving
         .join()
         .expect("the driver completes after the node stopped");
+    drop(stop);
+    running.join().unwrap();
 }
 
 #[test]
@@ -62,7 +76,7 @@ fn a_server_sized_node_is_built_from_a_small_stack() {
             ClusterBuilder::new()
                 .socket(socket)
                 .credentials(credentials)
-                .build(ThreadTimer)
+                .build(fjell_runtime::Smol)
                 .map(|(cluster, _driver)| cluster.self_address())
         })
         .unwrap()

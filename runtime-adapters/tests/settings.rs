@@ -220,7 +220,7 @@ fn a_node_starts_from_a_settings_file_with_pem_files() {
     assert!(matches!(no_lease, Err(StartError::NoLease)));
 
     smol::block_on(async {
-        let cluster = settings.builder().socket(socket).start(Smol).unwrap();
+        let cluster = settings.builder().socket(socket).start().unwrap();
         common::comes_up_and_leaves(&cluster).await;
     });
     let _ = std::fs::remove_dir_all(dir);

@@ -11,12 +11,13 @@
 //! requests.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use quinn::{Connection, SendStream, VarInt};
 
-use crate::rt;
+use crate::rt::{Rt, Runtime};
 use crate::tls::{Credentials, PeerIdentity};
 
 /// Largest administrator request or answer, in bytes.
@@ -34,6 +35,7 @@ pub struct AdminRequest {
     /// The request's bytes.
     pub payload: Bytes,
     answer: SendStream,
+    rt: Rt,
 }
 
 impl AdminRequest {
@@ -57,7 +59,8 @@ impl AdminRequest {
     /// Sends the answer in the background (for callers that must not wait, such as a node's
     /// driver); failures are logged at debug level.
     pub fn answer(self, answer: Vec<u8>) {
-        rt::spawn(async move {
+        let rt = self.rt.clone();
+        rt.spawn(async move {
             if let Err(e) = self.respond(&answer).await {
                 tracing::debug!("fjell-quic: administrator answer not delivered: {e}");
             }
@@ -95,15 +98,16 @@ pub(crate) async fn serve(
     name: String,
     conn: Connection,
     queue: async_channel::Sender<AdminRequest>,
+    rt: Rt,
 ) {
     conn.set_max_concurrent_bi_streams(VarInt::from_u32(ADMIN_STREAMS));
     tracing::info!(admin = %name, remote = %conn.remote_address(), "fjell-quic: administrator connected");
     while let Ok((answer, mut recv)) = conn.accept_bi().await {
-        let (name, queue) = (name.clone(), queue.clone());
-        rt::spawn(async move {
+        let (name, queue, task_rt) = (name.clone(), queue.clone(), rt.clone());
+        rt.spawn(async move {
             // A request arrives in one piece; one that dawdles or is too large is dropped
             // (the client sees its stream reset).
-            let read = rt::timeout(ADMIN_READ_TIMEOUT, recv.read_to_end(MAX_ADMIN_MESSAGE));
+            let read = task_rt.timeout(ADMIN_READ_TIMEOUT, recv.read_to_end(MAX_ADMIN_MESSAGE));
             let Some(Ok(payload)) = read.await else {
                 return;
             };
@@ -111,6 +115,7 @@ pub(crate) async fn serve(
                 from: name,
                 payload: Bytes::from(payload),
                 answer,
+                rt: task_rt,
             };
             if let Err(e) = queue.try_send(req) {
                 let mut answer = e.into_inner().answer;
@@ -124,6 +129,7 @@ pub(crate) async fn serve(
 pub struct AdminClient {
     endpoint: quinn::Endpoint,
     conn: Connection,
+    rt: Rt,
 }
 
 impl std::fmt::Debug for AdminClient {
@@ -136,14 +142,16 @@ impl std::fmt::Debug for AdminClient {
 
 impl AdminClient {
     /// Connects to the node at `node` with administrator `credentials`, waiting at most
-    /// `timeout`. Call from within the runtime. `node` must be the address the node
-    /// advertises (the one its certificate certifies): the node's certificate is checked
-    /// against it, so a tool cannot be pointed at an impostor.
+    /// `timeout`, with the connection's socket, timers and tasks on `runtime`. `node` must be
+    /// the address the node advertises (the one its certificate certifies): the node's
+    /// certificate is checked against it, so a tool cannot be pointed at an impostor.
     pub async fn connect(
         credentials: &Credentials,
         node: SocketAddr,
         timeout: Duration,
+        runtime: Arc<dyn Runtime>,
     ) -> Result<AdminClient, AdminError> {
+        let rt = Rt(runtime);
         if let PeerIdentity::Node(a) = credentials.identity() {
             return Err(AdminError::NotAnAdmin(a.to_string()));
         }
@@ -154,19 +162,15 @@ impl AdminClient {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let socket = std::net::UdpSocket::bind(local).map_err(|e| setup(&e))?;
-        let mut endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            None,
-            socket,
-            rt::quinn_runtime(),
-        )
-        .map_err(|e| setup(&e))?;
+        let mut endpoint =
+            quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, rt.0.clone())
+                .map_err(|e| setup(&e))?;
         endpoint
             .set_default_client_config(credentials.quinn_client_config().map_err(|e| setup(&e))?);
         let connecting = endpoint
             .connect(node, &node.ip().to_string())
             .map_err(|e| AdminError::Connect(node, e.to_string()))?;
-        let conn = match rt::timeout(timeout, connecting).await {
+        let conn = match rt.timeout(timeout, connecting).await {
             Some(Ok(c)) => c,
             Some(Err(e)) => return Err(AdminError::Connect(node, e.to_string())),
             None => {
@@ -177,7 +181,7 @@ impl AdminClient {
             }
         };
         match crate::tls::peer_identity(&conn).map(|(id, _)| id) {
-            Ok(PeerIdentity::Node(a)) if a == node => Ok(AdminClient { endpoint, conn }),
+            Ok(PeerIdentity::Node(a)) if a == node => Ok(AdminClient { endpoint, conn, rt }),
             other => {
                 conn.close(
                     VarInt::from_u32(crate::close_code::IDENTITY_MISMATCH),
@@ -216,7 +220,8 @@ impl AdminClient {
                 .await
                 .map_err(|e| lost(&e))
         };
-        rt::timeout(timeout, exchange)
+        self.rt
+            .timeout(timeout, exchange)
             .await
             .unwrap_or(Err(AdminError::Timeout(timeout)))
     }

@@ -14,6 +14,7 @@
 //! than a postcard enum tag, so an unknown kind is told apart from a malformed body.
 
 use bytes::{Buf, Bytes, BytesMut};
+use fjell_core::DeliveryClass;
 use serde::Deserialize;
 
 /// Two bytes that open every fjell stream.
@@ -56,28 +57,23 @@ impl Lane {
     }
 }
 
-/// Which core lane a core message came from (mirrors `fjell_core::DeliveryClass`, which the
-/// codec does not depend on so it builds without the core's features).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum CoreClass {
-    /// Failure-detector traffic.
-    Heartbeat = 0,
-    /// Gossip status and full gossip.
-    Gossip = 1,
-    /// Join handshake and other control messages.
-    Control = 2,
+/// The byte a core message's [`DeliveryClass`] travels as.
+fn class_byte(c: DeliveryClass) -> u8 {
+    match c {
+        DeliveryClass::Heartbeat => 0,
+        DeliveryClass::Gossip => 1,
+        DeliveryClass::Control => 2,
+    }
 }
 
-impl CoreClass {
-    fn from_u8(b: u8) -> Option<CoreClass> {
-        Some(match b {
-            0 => CoreClass::Heartbeat,
-            1 => CoreClass::Gossip,
-            2 => CoreClass::Control,
-            _ => return None,
-        })
-    }
+/// The [`DeliveryClass`] a byte names, if any.
+fn class_from_byte(b: u8) -> Option<DeliveryClass> {
+    Some(match b {
+        0 => DeliveryClass::Heartbeat,
+        1 => DeliveryClass::Gossip,
+        2 => DeliveryClass::Control,
+        _ => return None,
+    })
 }
 
 /// Frame kinds (the first body byte).
@@ -102,7 +98,7 @@ pub enum Frame {
     /// A fjell-core message.
     Core {
         /// Its delivery class.
-        class: CoreClass,
+        class: DeliveryClass,
         /// The core's bytes.
         bytes: Bytes,
     },
@@ -208,7 +204,7 @@ impl Frame {
             }
             Frame::Core { class, bytes } => {
                 out.push(kind::CORE);
-                out.push(*class as u8);
+                out.push(class_byte(*class));
                 put_bytes(out, bytes);
             }
             Frame::App { payload } => {
@@ -262,7 +258,7 @@ impl Frame {
             }
             kind::CORE => {
                 let b: CoreBody<'_> = exact(fields)?;
-                let class = CoreClass::from_u8(b.class)
+                let class = class_from_byte(b.class)
                     .ok_or(FrameError::Malformed("unknown core delivery class"))?;
                 Frame::Core {
                     class,
@@ -425,7 +421,7 @@ mod tests {
         vec![
             Frame::Hello { instance: u64::MAX },
             Frame::Core {
-                class: CoreClass::Gossip,
+                class: DeliveryClass::Gossip,
                 bytes: Bytes::from_static(&[0xF7, 1, 7, 9]),
             },
             Frame::App {

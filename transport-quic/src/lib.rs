@@ -35,10 +35,20 @@
 //!   an unknown or removed member fails at once), receiving with the sender's certified
 //!   address ([`Transport::recv`]), request/response with a timeout ([`Transport::request`]).
 //!
+//! ## The runtime is a value
+//!
+//! fjell-quic has no runtime of its own: [`Transport::bind`] and [`AdminClient::connect`]
+//! take an `Arc<dyn` [`Runtime`]`>` (quinn's trait: spawn, timers, UDP sockets), and every
+//! task, timer and socket of that transport lives on it. quinn implements it for smol
+//! (`quinn::SmolRuntime`, quinn feature `runtime-smol`) and tokio (`quinn::TokioRuntime`,
+//! `runtime-tokio`); fjell-runtime has adapters, including a dedicated thread and an example
+//! for a third executor. Nodes on different runtimes can share a process.
+//!
 //! ## Features
 //!
-//! - `smol` (default): the smol runtime. `tokio`: the tokio runtime instead.
-//! - `dev-certs` (default): [`DevCa`] (rcgen).
+//! - `quic` (default): the transport.
+//! - `dev-certs` (opt-in): [`DevCa`], a throwaway in-memory CA (rcgen) for development and
+//!   tests. Production builds need not link it.
 //! - With default features off only the sans-IO [`frame`] codec is built (the fuzz target
 //!   uses that).
 //!
@@ -56,12 +66,13 @@
 //! - Read [`Transport::recv_core`] promptly: when the caller falls behind, stream readers
 //!   pause (backpressure) and heartbeats are dropped and counted rather than delivered late.
 //! - Call [`Transport::close`] to stop: background tasks hold the endpoint (and its port)
-//!   until then. With the `tokio` feature, bind from inside a tokio runtime.
+//!   until then.
 //! - Connections are kept alive (QUIC keep-alive) while both nodes run. When the core
 //!   removes a member, call [`Transport::disconnect`] to close its connection; the peer's
 //!   small queues and tasks stay until the transport closes.
 //!
 //! ```no_run
+//! use std::sync::Arc;
 //! use fjell_core::{Config, DeviceNode, Instant};
 //! use fjell_quic::{DevCa, Transport, TransportConfig};
 //!
@@ -69,7 +80,10 @@
 //! smol::block_on(async {
 //!     let addr = "127.0.0.1:7355".parse()?;
 //!     let ca = DevCa::new()?; // development only: logs a warning
-//!     let transport = Transport::bind(TransportConfig::new(ca.node(addr)?))?;
+//!     let transport = Transport::bind(
+//!         TransportConfig::new(ca.node(addr)?),
+//!         Arc::new(quinn::SmolRuntime), // or any `fjell_quic::Runtime`
+//!     )?;
 //!     let mut node = DeviceNode::new(Config::default(), addr, 1, 2)?;
 //!     node.join_seed_nodes(Instant::ZERO, &[addr])?;
 //!     let mut buf = vec![0; DeviceNode::MAX_MESSAGE_LEN];
@@ -108,7 +122,7 @@ mod peer;
 #[cfg(feature = "quic")]
 mod refusals;
 #[cfg(feature = "quic")]
-mod rt;
+pub mod rt;
 #[cfg(feature = "quic")]
 pub mod tls;
 #[cfg(feature = "quic")]
@@ -124,8 +138,11 @@ pub use counters::{BadInput, Counters};
 pub use dev_ca::DevCa;
 #[cfg(feature = "quic")]
 pub use error::{RequestError, SendError, TransportError};
+pub use fjell_core::DeliveryClass;
 #[cfg(feature = "quic")]
-pub use fjell_core::{DeliveryClass, Transmit};
+pub use fjell_core::Transmit;
+#[cfg(feature = "quic")]
+pub use rt::{sleep, Runtime, Sleep};
 #[cfg(feature = "quic")]
 pub use tls::{Credentials, Fingerprint, PeerIdentity, TlsError};
 #[cfg(feature = "quic")]

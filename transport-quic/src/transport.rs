@@ -18,10 +18,10 @@ use crate::close_code;
 use crate::config::{TransportConfig, TransportConfigError};
 use crate::counters::{bump, AtomicCounters, BadInput, Counters};
 use crate::error::{RequestError, SendError, TransportError};
-use crate::frame::{CoreClass, Frame, FrameDecoder, FrameError, Lane, LEN_PREFIX};
-use crate::peer::{send_datagram, Peer};
+use crate::frame::{Frame, FrameDecoder, FrameError, Lane, LEN_PREFIX};
+use crate::peer::{open, send_datagram, LaneStream, Peer, BATCH};
 use crate::refusals::{printable, Refusals};
-use crate::rt;
+use crate::rt::{Rt, Runtime};
 use crate::tls::{self, Credentials, Fingerprint, PeerIdentity, TlsError};
 
 /// A fjell-core message received from a peer.
@@ -86,24 +86,6 @@ impl std::fmt::Display for DialOutcome {
     }
 }
 
-impl From<CoreClass> for DeliveryClass {
-    fn from(c: CoreClass) -> Self {
-        match c {
-            CoreClass::Heartbeat => DeliveryClass::Heartbeat,
-            CoreClass::Gossip => DeliveryClass::Gossip,
-            CoreClass::Control => DeliveryClass::Control,
-        }
-    }
-}
-
-fn core_class(c: DeliveryClass) -> CoreClass {
-    match c {
-        DeliveryClass::Heartbeat => CoreClass::Heartbeat,
-        DeliveryClass::Gossip => CoreClass::Gossip,
-        DeliveryClass::Control => CoreClass::Control,
-    }
-}
-
 /// A node's QUIC transport. Cheap to clone (shared); call [`Transport::close`] to stop it.
 ///
 /// Sending never blocks on the network for membership traffic: heartbeats go out as QUIC
@@ -149,6 +131,8 @@ pub(crate) struct Inner {
     closing: AtomicBool,
     /// Notified once when the transport closes (cuts reconnect backoffs short).
     pub(crate) shutdown: event_listener::Event,
+    /// Where the transport's tasks and timers run.
+    pub(crate) rt: Rt,
 }
 
 fn config_err(key: &'static str, reason: &'static str) -> TransportError {
@@ -157,11 +141,15 @@ fn config_err(key: &'static str, reason: &'static str) -> TransportError {
 
 impl Transport {
     /// Binds the node's endpoint on [`TransportConfig::bind`] (default: the certified
-    /// address) and starts accepting connections. Call from within the runtime.
-    pub fn bind(config: TransportConfig) -> Result<Self, TransportError> {
+    /// address) and starts accepting connections. Its socket, timers and background tasks
+    /// live on `runtime` ([`Runtime`](crate::Runtime)).
+    pub fn bind(
+        config: TransportConfig,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Self, TransportError> {
         let me = node_address(&config)?;
         let socket = std::net::UdpSocket::bind(config.bind.unwrap_or(me))?;
-        Self::with_socket(config, socket)
+        Self::with_socket(config, socket, runtime)
     }
 
     /// Like [`Transport::bind`], on a socket the caller bound (for instance to learn a free
@@ -169,6 +157,7 @@ impl Transport {
     pub fn with_socket(
         config: TransportConfig,
         socket: std::net::UdpSocket,
+        runtime: Arc<dyn Runtime>,
     ) -> Result<Self, TransportError> {
         config.validate()?;
         let me = node_address(&config)?;
@@ -194,8 +183,7 @@ impl Transport {
         endpoint_cfg.cid_generator(move || {
             Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
         });
-        let endpoint =
-            quinn::Endpoint::new(endpoint_cfg, Some(server), socket, rt::quinn_runtime())?;
+        let endpoint = quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime.clone())?;
 
         let mut instance = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
@@ -221,9 +209,10 @@ impl Transport {
             counters: AtomicCounters::default(),
             closing: AtomicBool::new(false),
             shutdown: event_listener::Event::new(),
+            rt: Rt(runtime),
         });
-        rt::spawn(inner.clone().accept_loop());
-        rt::spawn(inner.clone().summarise_refusals());
+        inner.rt.spawn(inner.clone().accept_loop());
+        inner.rt.spawn(inner.clone().summarise_refusals());
         Ok(Transport { inner })
     }
 
@@ -293,7 +282,7 @@ impl Transport {
                 // other traffic.
                 if let Some(link) = peer.link() {
                     let frame = Frame::Core {
-                        class: CoreClass::Heartbeat,
+                        class: DeliveryClass::Heartbeat,
                         bytes: bytes.clone(),
                     };
                     if send_datagram(&link.conn, &frame) {
@@ -307,10 +296,7 @@ impl Transport {
                 Ok(())
             }
             class => {
-                let frame = Frame::Core {
-                    class: core_class(class),
-                    bytes,
-                };
+                let frame = Frame::Core { class, bytes };
                 let mut framed = Vec::with_capacity(frame.body_len() + LEN_PREFIX);
                 frame.encode_framed(&mut framed);
                 peer.want();
@@ -408,7 +394,7 @@ impl Transport {
         self.inner
             .send_frame(to, Frame::Request { id, payload })
             .await?;
-        match rt::timeout(timeout, rx.recv()).await {
+        match self.inner.rt.timeout(timeout, rx.recv()).await {
             Some(Ok(bytes)) => {
                 postcard::from_bytes(&bytes).map_err(|e| RequestError::Deserialize(e.to_string()))
             }
@@ -585,7 +571,7 @@ impl Inner {
         let mut peers = self.peers.lock().unwrap();
         let peer = peers
             .entry(addr)
-            .or_insert_with(|| Peer::start(self, addr))
+            .or_insert_with(|| start_peer(self, addr))
             .clone();
         if self.is_closing() {
             // Created while closing: stop its tasks at once so they release the endpoint.
@@ -729,7 +715,7 @@ impl Inner {
             if self.is_closing() {
                 break;
             }
-            futures_lite::future::or(rt::sleep(crate::refusals::INTERVAL / 4), shutdown).await;
+            futures_lite::future::or(self.rt.sleep(crate::refusals::INTERVAL / 4), shutdown).await;
             self.refusals
                 .log(self.refusals.tick(std::time::Instant::now()));
         }
@@ -739,7 +725,7 @@ impl Inner {
         while let Some(incoming) = self.endpoint.accept().await {
             let inner = self.clone();
             let source = incoming.remote_address();
-            rt::spawn(async move {
+            self.rt.spawn(async move {
                 let refused = |why: &dyn std::fmt::Display| {
                     bump(&inner.counters.refused_handshakes);
                     let why = why.to_string();
@@ -766,7 +752,8 @@ impl Inner {
                         inner.run_connection(addr, conn, addr).await
                     }
                     Ok((PeerIdentity::Admin(name), _)) => {
-                        crate::admin::serve(name, conn, inner.admin.0.clone()).await
+                        crate::admin::serve(name, conn, inner.admin.0.clone(), inner.rt.clone())
+                            .await
                     }
                     Err(r) => {
                         refused(&r);
@@ -790,7 +777,7 @@ impl Inner {
             instance: self.instance,
         };
         let c = conn.clone();
-        rt::spawn(async move {
+        self.rt.spawn(async move {
             if let Ok(mut s) = c.open_uni().await {
                 let mut bytes = crate::frame::stream_header(Lane::Membership).to_vec();
                 hello.encode_framed(&mut bytes);
@@ -799,9 +786,11 @@ impl Inner {
                 }
             }
         });
-        rt::spawn(self.clone().read_datagrams(peer, conn.clone()));
+        self.rt
+            .spawn(self.clone().read_datagrams(peer, conn.clone()));
         while let Ok(s) = conn.accept_uni().await {
-            rt::spawn(self.clone().read_stream(peer, conn.clone(), dialer, s));
+            self.rt
+                .spawn(self.clone().read_stream(peer, conn.clone(), dialer, s));
         }
         if let Some(why) = refused_by_peer(&conn) {
             self.dials
@@ -819,7 +808,7 @@ impl Inner {
         while let Ok(d) = conn.read_datagram().await {
             match Frame::decode_datagram(d) {
                 Ok(Frame::Core {
-                    class: CoreClass::Heartbeat,
+                    class: DeliveryClass::Heartbeat,
                     bytes,
                 }) => self.deliver_heartbeat(from, bytes),
                 Ok(_) => {
@@ -898,24 +887,23 @@ impl Inner {
                     dialer,
                     instance,
                 };
-                self.peer(from).adopt(self, link);
+                self.peer(from)
+                    .adopt(self.me, &self.counters.duplicates_closed, link);
                 true
             }
-            (Lane::Membership, Frame::Core { class, bytes }) if class != CoreClass::Heartbeat => {
+            (Lane::Membership, Frame::Core { class, bytes })
+                if class != DeliveryClass::Heartbeat =>
+            {
                 self.core
                     .0
-                    .send(CoreMessage {
-                        from,
-                        class: class.into(),
-                        bytes,
-                    })
+                    .send(CoreMessage { from, class, bytes })
                     .await
                     .is_ok()
             }
             (
                 Lane::Heartbeat,
                 Frame::Core {
-                    class: CoreClass::Heartbeat,
+                    class: DeliveryClass::Heartbeat,
                     bytes,
                 },
             ) => {
@@ -969,5 +957,117 @@ impl Inner {
             &text,
         ));
         conn.close(VarInt::from_u32(why.close_code()), e.to_string().as_bytes());
+    }
+}
+
+// The tasks of one peer (crate::peer): a writer per lane, a heartbeat writer, a dialer.
+
+/// Creates the peer at `addr` and starts its writer and dialer tasks.
+fn start_peer(inner: &Arc<Inner>, addr: SocketAddr) -> Arc<Peer> {
+    let peer = Arc::new(Peer::new(addr, &inner.cfg));
+    for lane in [Lane::Membership, Lane::App, Lane::LargeApp] {
+        inner
+            .rt
+            .spawn(write_lane(inner.clone(), peer.clone(), lane));
+    }
+    inner
+        .rt
+        .spawn(write_heartbeats(inner.clone(), peer.clone()));
+    inner.rt.spawn(dial_loop(inner.clone(), peer.clone()));
+    peer
+}
+
+async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
+    let rx = match lane {
+        Lane::Membership => peer.membership.rx.clone(),
+        Lane::App => peer.app.rx.clone(),
+        _ => peer.large.rx.clone(),
+    };
+    let mut stream = LaneStream::new(lane);
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Ok(first) = rx.recv().await {
+        batch.push(first);
+        let Some(link) = peer.wait_link(&inner.closing).await else {
+            return;
+        };
+        if lane == Lane::LargeApp {
+            // A stream of its own, finished after the message.
+            if let Some(mut s) = open(&link.conn, lane).await {
+                if s.write_all_chunks(&mut batch).await.is_ok() {
+                    let _ = s.finish();
+                }
+            }
+        } else {
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(b) => batch.push(b),
+                    Err(_) => break,
+                }
+            }
+            stream.write(&link, &mut batch).await;
+        }
+        batch.clear();
+    }
+}
+
+/// Sends queued heartbeats once a connection exists: as datagrams, or on the heartbeat
+/// stream when the peer cannot take datagrams.
+async fn write_heartbeats(inner: Arc<Inner>, peer: Arc<Peer>) {
+    let rx = peer.heartbeat.rx.clone();
+    let mut stream = LaneStream::new(Lane::Heartbeat);
+    while let Ok(bytes) = rx.recv().await {
+        let Some(link) = peer.wait_link(&inner.closing).await else {
+            return;
+        };
+        let frame = Frame::Core {
+            class: fjell_core::DeliveryClass::Heartbeat,
+            bytes,
+        };
+        if !send_datagram(&link.conn, &frame) {
+            let mut framed = Vec::with_capacity(frame.body_len() + 4);
+            frame.encode_framed(&mut framed);
+            stream.write(&link, &mut [Bytes::from(framed)]).await;
+        }
+    }
+}
+
+/// Dials the peer whenever there is no connection and something waits to be sent, with
+/// exponential backoff between failed attempts.
+async fn dial_loop(inner: Arc<Inner>, peer: Arc<Peer>) {
+    let mut backoff = inner.cfg.reconnect_min;
+    loop {
+        loop {
+            if inner.is_closing() {
+                return;
+            }
+            let listener = peer.dial_event.listen();
+            if peer.link().is_none() && peer.wanted.swap(false, Ordering::AcqRel) {
+                break;
+            }
+            listener.await;
+        }
+        match inner.dial(peer.addr).await {
+            Some(conn) => {
+                backoff = inner.cfg.reconnect_min;
+                let closed = conn.clone();
+                inner
+                    .rt
+                    .spawn(inner.clone().run_connection(peer.addr, conn, inner.me));
+                closed.closed().await;
+            }
+            None => {
+                // Sleep out the backoff, unless the transport closes meanwhile (a task
+                // asleep here would keep the endpoint, and its port, for seconds).
+                let shutdown = inner.shutdown.listen();
+                if inner.is_closing() {
+                    return;
+                }
+                futures_lite::future::or(inner.rt.sleep(backoff), shutdown).await;
+                backoff = (backoff * 2).min(inner.cfg.reconnect_max);
+                if !peer.idle() {
+                    peer.wanted.store(true, Ordering::Release);
+                }
+            }
+        }
     }
 }

@@ -5,8 +5,6 @@
 //!
 //! The crashing node is a child process (this test binary, running `crash_child_process`).
 
-#![cfg(all(feature = "smol", not(feature = "tokio"), feature = "dev-certs"))]
-
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -35,7 +33,11 @@ fn crash_child_process() {
     )
     .unwrap();
     smol::block_on(async {
-        let t = Transport::bind(TransportConfig::new(creds)).unwrap();
+        let t = Transport::bind(
+            TransportConfig::new(creds),
+            std::sync::Arc::new(quinn::SmolRuntime),
+        )
+        .unwrap();
         t.set_members([peer.parse::<SocketAddr>().unwrap()]);
         println!("READY");
         while let Some(m) = t.recv().await {

@@ -1,7 +1,5 @@
 //! Real QUIC on loopback: core nodes over the transport, mutual TLS, bad input, messaging.
 
-#![cfg(all(feature = "smol", not(feature = "tokio"), feature = "dev-certs"))]
-
 mod common;
 
 use std::time::Duration;
@@ -460,7 +458,7 @@ fn heartbeats_travel_on_a_stream_to_a_peer_that_takes_no_datagrams() {
 
 #[test]
 fn a_node_cannot_speak_for_another_member() {
-    use fjell_quic::frame::{stream_header, CoreClass, Frame, Lane};
+    use fjell_quic::frame::{stream_header, Frame, Lane};
     smol::block_on(async {
         let ca = DevCa::new().unwrap();
         let t = node_transport(&ca);
@@ -481,7 +479,7 @@ fn a_node_cannot_speak_for_another_member() {
             .unwrap();
         let mut bytes = stream_header(Lane::Membership).to_vec();
         Frame::Core {
-            class: CoreClass::Control,
+            class: fjell_quic::DeliveryClass::Control,
             bytes: Bytes::copy_from_slice(&buf[..tx.len]),
         }
         .encode_framed(&mut bytes);
@@ -518,6 +516,7 @@ fn a_node_cannot_speak_for_another_member() {
             &ca.admin("ops").unwrap(),
             t.address(),
             Duration::from_secs(5),
+            std::sync::Arc::new(quinn::SmolRuntime),
         )
         .await
         .unwrap();
@@ -683,9 +682,14 @@ fn a_reload_closes_connections_that_were_never_adopted() {
             .await
             .unwrap();
         let ops = ca.admin("ops").unwrap();
-        let admin = fjell_quic::AdminClient::connect(&ops, a_addr, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let admin = fjell_quic::AdminClient::connect(
+            &ops,
+            a_addr,
+            Duration::from_secs(5),
+            std::sync::Arc::new(quinn::SmolRuntime),
+        )
+        .await
+        .unwrap();
         a.reload(&a_creds, [c_creds.fingerprint(), ops.fingerprint()])
             .unwrap();
         let closed = [

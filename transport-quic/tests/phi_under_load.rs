@@ -4,8 +4,6 @@
 //! 30 s of wall-clock load, so not in the default suite:
 //! `cargo test -p fjell-quic --test phi_under_load -- --ignored`.
 
-#![cfg(all(feature = "smol", not(feature = "tokio"), feature = "dev-certs"))]
-
 mod common;
 
 use std::time::Duration;

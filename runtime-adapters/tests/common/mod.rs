@@ -9,8 +9,54 @@ use std::time::Duration;
 use fjell_core::{Config, Event, MemberStatus};
 use fjell_quic::DevCa;
 use fjell_runtime::{
-    member_of, Cluster, ClusterBuilder, ClusterState, Runtime, Subscription, Timer,
+    member_of, Cluster, ClusterBuilder, ClusterState, Runtime, Smol, StartError, Subscription,
+    Tokio,
 };
+
+/// Where a test's nodes run, and the runtime the test itself waits with.
+pub trait Place: Runtime + Clone {
+    /// Starts the node `b` describes here.
+    fn start(&self, b: ClusterBuilder) -> Result<Cluster, StartError> {
+        b.start_on(self.clone())
+    }
+}
+
+impl Place for Smol {}
+impl Place for Tokio {}
+
+/// Each node on a thread of its own ([`ClusterBuilder::start`]); the test waits on smol's
+/// timers.
+#[derive(Debug, Clone)]
+pub struct OwnThreads;
+
+impl Runtime for OwnThreads {
+    fn new_timer(
+        &self,
+        at: std::time::Instant,
+    ) -> std::pin::Pin<Box<dyn fjell_runtime::runtime::AsyncTimer>> {
+        Smol.new_timer(at)
+    }
+    fn spawn(&self, task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
+        Smol.spawn(task)
+    }
+    fn wrap_udp_socket(
+        &self,
+        socket: UdpSocket,
+    ) -> std::io::Result<std::sync::Arc<dyn fjell_runtime::runtime::AsyncUdpSocket>> {
+        Smol.wrap_udp_socket(socket)
+    }
+}
+
+impl Place for OwnThreads {
+    fn start(&self, b: ClusterBuilder) -> Result<Cluster, StartError> {
+        b.start()
+    }
+}
+
+/// Completes after `d` on `rt`'s timer.
+pub async fn sleep(rt: &dyn Runtime, d: Duration) {
+    fjell_quic::sleep(rt, d).await
+}
 
 /// Shows the runtime's log lines in failing tests (`RUST_LOG`-free: info and above).
 pub fn log() {
@@ -41,18 +87,13 @@ pub fn sockets(n: usize) -> (Vec<UdpSocket>, Vec<SocketAddr>) {
 }
 
 /// A node on `socket` joining `seeds`.
-pub fn node(
-    rt: impl Runtime + Clone,
-    ca: &DevCa,
-    socket: UdpSocket,
-    seeds: &[SocketAddr],
-) -> Cluster {
+pub fn node(rt: impl Place, ca: &DevCa, socket: UdpSocket, seeds: &[SocketAddr]) -> Cluster {
     node_with(rt, ca, socket, seeds, |b| b)
 }
 
 /// A node on `socket` joining `seeds`, with builder settings changed by `f`.
 pub fn node_with(
-    rt: impl Runtime + Clone,
+    rt: impl Place,
     ca: &DevCa,
     socket: UdpSocket,
     seeds: &[SocketAddr],
@@ -66,12 +107,17 @@ pub fn node_with(
         .credentials(ca.node(addr).unwrap())
         .seed_nodes(seeds.iter().copied())
         .shutdown_timeout(Duration::from_secs(30));
-    f(b).start(rt).unwrap()
+    rt.start(f(b)).unwrap()
 }
 
 /// `f`, or a panic naming `what` after `secs` seconds.
-pub async fn within<T>(timer: &dyn Timer, secs: u64, what: &str, f: impl Future<Output = T>) -> T {
-    let deadline = timer.sleep(Duration::from_secs(secs));
+pub async fn within<T>(
+    timer: &dyn Runtime,
+    secs: u64,
+    what: &str,
+    f: impl Future<Output = T>,
+) -> T {
+    let deadline = sleep(timer, Duration::from_secs(secs));
     futures_lite::future::or(f, async {
         deadline.await;
         panic!("timed out after {secs} s waiting for {what}");
@@ -81,7 +127,7 @@ pub async fn within<T>(timer: &dyn Timer, secs: u64, what: &str, f: impl Future<
 
 /// Waits until `cond` holds for `cluster`'s state.
 pub async fn until(
-    timer: &dyn Timer,
+    timer: &dyn Runtime,
     secs: u64,
     what: &str,
     cluster: &Cluster,
@@ -93,7 +139,7 @@ pub async fn until(
 
 /// Collects `sub`'s events until one matches `last` (included).
 pub async fn events_until(
-    timer: &dyn Timer,
+    timer: &dyn Runtime,
     secs: u64,
     what: &str,
     sub: &Subscription,
@@ -158,12 +204,12 @@ pub async fn comes_up_and_leaves(cluster: &Cluster) {
 /// Binds `addr` again once the stopped node that had it has released it. Closing a
 /// transport returns before the QUIC endpoint's background task has dropped the socket
 /// (tokio in particular), and the OS gives no notice, so this retries for up to 10 s.
-pub async fn bind_again(timer: &dyn Timer, addr: SocketAddr) -> UdpSocket {
+pub async fn bind_again(timer: &dyn Runtime, addr: SocketAddr) -> UdpSocket {
     within(timer, 10, "the port released", async {
         loop {
             match UdpSocket::bind(addr) {
                 Ok(s) => return s,
-                Err(_) => timer.sleep(Duration::from_millis(50)).await,
+                Err(_) => sleep(timer, Duration::from_millis(50)).await,
             }
         }
     })

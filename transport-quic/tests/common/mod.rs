@@ -36,7 +36,7 @@ pub fn node_transport_with(ca: &DevCa, tweak: impl FnOnce(&mut TransportConfig))
     let (socket, addr) = free_socket();
     let mut cfg = TransportConfig::new(ca.node(addr).unwrap());
     tweak(&mut cfg);
-    Transport::with_socket(cfg, socket).unwrap()
+    Transport::with_socket(cfg, socket, Arc::new(quinn::SmolRuntime)).unwrap()
 }
 
 /// Two transports that list each other as members, and the second one's credentials.
@@ -85,7 +85,12 @@ pub async fn raw_connect_from(
 }
 
 pub fn transport_on(creds: Credentials, socket: UdpSocket) -> Transport {
-    Transport::with_socket(TransportConfig::new(creds), socket).unwrap()
+    Transport::with_socket(
+        TransportConfig::new(creds),
+        socket,
+        Arc::new(quinn::SmolRuntime),
+    )
+    .unwrap()
 }
 
 /// `f`, or a panic naming `what` after `secs` seconds.

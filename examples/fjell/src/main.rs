@@ -16,13 +16,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use fjell_core::{Config, Event};
-use fjell_examples::manage::{self, Subject};
+use fjell_cli::manage::{self, Subject};
 use fjell_quic::Credentials;
 use fjell_runtime::management::Request;
 use fjell_runtime::settings::resolve_address;
-use fjell_runtime::{Settings, Smol};
-use fjell_sim::Sim;
+use fjell_runtime::Settings;
 
 /// fjell: cluster membership for Rust.
 #[derive(Parser)]
@@ -70,7 +68,8 @@ enum Command {
     /// Mark the member at ADDRESS Down.
     Down(Target),
     /// Form a cluster in the deterministic simulator (virtual time, in-process network), let
-    /// one node leave, and print the events each node saw.
+    /// one node leave, and print the events each node saw (feature `simulate`).
+    #[cfg(feature = "simulate")]
     Simulate {
         /// Number of nodes (2 to 64).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=64))]
@@ -200,11 +199,11 @@ fn main() -> ExitCode {
             nodes,
             keep_running,
         } => {
-            let opts = fjell_examples::demo::Options {
+            let opts = fjell_cli::demo::Options {
                 nodes: nodes.into(),
                 keep_running,
             };
-            match smol::block_on(fjell_examples::demo::run(opts, std::io::stdout())) {
+            match smol::block_on(fjell_cli::demo::run(opts, std::io::stdout())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("fjell demo: {e}");
@@ -222,6 +221,7 @@ fn main() -> ExitCode {
         Command::Join(t) => manage(t.manage, Request::Join(t.address)),
         Command::Leave(t) => manage(t.manage, Request::Leave(t.address)),
         Command::Down(t) => manage(t.manage, Request::Down(t.address)),
+        #[cfg(feature = "simulate")]
         Command::Simulate { nodes, seed } => simulate(nodes.into(), seed),
     }
 }
@@ -328,7 +328,7 @@ fn run(path: PathBuf) -> ExitCode {
         }
     };
     smol::block_on(async {
-        let cluster = match settings.builder().start(Smol) {
+        let cluster = match settings.builder().start() {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("fjell run: cannot start: {e}");
@@ -384,7 +384,9 @@ async fn signals(cluster: &fjell_runtime::Cluster) -> fjell_runtime::Termination
     cluster.shutdown().await
 }
 
-fn describe(e: &Event) -> String {
+#[cfg(feature = "simulate")]
+fn describe(e: &fjell_core::Event) -> String {
+    use fjell_core::Event;
     match e {
         Event::MemberJoined(m) => format!("MemberJoined  {}", m.address),
         Event::MemberWeaklyUp(m) => format!("MemberWeaklyUp {}", m.address),
@@ -404,9 +406,10 @@ fn describe(e: &Event) -> String {
     }
 }
 
+#[cfg(feature = "simulate")]
 fn simulate(n: usize, seed: u64) -> ExitCode {
-    let mut sim: Sim = Sim::new(seed);
-    let ids = sim.start_cluster(n, &Config::default(), 3);
+    let mut sim: fjell_sim::Sim = fjell_sim::Sim::new(seed);
+    let ids = sim.start_cluster(n, &fjell_core::Config::default(), 3);
     if let Err(e) = sim.run_until(Duration::from_secs(60), |s| {
         s.all_up(&ids) && s.converged(&ids)
     }) {

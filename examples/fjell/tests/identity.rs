@@ -147,7 +147,7 @@ impl Site {
 
     /// The members as node `at` lists them (`None` if it does not answer).
     fn members(&self, at: SocketAddr) -> Option<Vec<Value>> {
-        let (text, code) = smol::block_on(fjell_examples::manage::call(
+        let (text, code) = smol::block_on(fjell_cli::manage::call(
             &self.admin,
             at,
             Request::Members,
@@ -365,9 +365,13 @@ fn a_flood_of_refused_handshakes_writes_a_few_log_lines() {
                     // TLS 1.3 lets the client finish first; the node then refuses. Either
                     // way nothing is served: the management request below would fail.
                     smol::spawn(async move {
-                        if let Ok(client) =
-                            fjell_quic::AdminClient::connect(&c, target, Duration::from_secs(5))
-                                .await
+                        if let Ok(client) = fjell_quic::AdminClient::connect(
+                            &c,
+                            target,
+                            Duration::from_secs(5),
+                            std::sync::Arc::new(fjell_runtime::Smol),
+                        )
+                        .await
                         {
                             assert!(client.request(b"x", Duration::from_secs(5)).await.is_err());
                         }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use fjell_core::{Event, MemberStatus};
 use fjell_runtime::{Cluster, ClusterState, Termination};
 
-use crate::local::Loopback;
 use crate::Error;
+use fjell_examples::local::Loopback;
 
 /// Demo options.
 #[derive(Debug, Clone, Copy)]

@@ -78,7 +78,7 @@ async fn exchange(
     json: bool,
     timeout: Duration,
 ) -> (String, u8) {
-    let client = match Client::connect(credentials, node, timeout).await {
+    let client = match Client::connect(credentials, node, timeout, fjell_runtime::Smol).await {
         Ok(c) => c,
         Err(e) => return (format!("fjell: {e}"), EXIT_UNREACHABLE),
     };
