@@ -3,7 +3,7 @@
 use divan::Bencher;
 use fjell_core::gossip::Gossip;
 use fjell_core::member::{AppVersion, Member, MemberStatus, RoleSet};
-use fjell_core::wire::{self, Outgoing};
+use fjell_core::wire::{self, Message};
 use fjell_core::{Instant, UniqueAddress};
 
 type G = Gossip<1024, 1024>;
@@ -54,24 +54,26 @@ fn merge(bencher: Bencher, n: usize) {
 fn encode(bencher: Bencher, n: usize) {
     let (a, _) = pair(n);
     let mut buf = vec![0u8; wire::max_message_len(1024, 1024)];
-    let msg = Outgoing::Gossip {
+    let msg = Message::Gossip {
         from: addr(0),
         to: addr(1),
+        gossip: &*a,
     };
-    bencher.bench_local(|| wire::encode(&msg, &a, Instant::ZERO, &mut buf).unwrap());
+    bencher.bench_local(|| msg.emit(Instant::ZERO, &mut buf).unwrap());
 }
 
 #[divan::bench(args = [100, 1000])]
 fn decode(bencher: Bencher, n: usize) {
     let (a, _) = pair(n);
     let mut buf = vec![0u8; wire::max_message_len(1024, 1024)];
-    let msg = Outgoing::Gossip {
+    let msg = Message::Gossip {
         from: addr(0),
         to: addr(1),
+        gossip: &*a,
     };
-    let len = wire::encode(&msg, &a, Instant::ZERO, &mut buf).unwrap();
+    let len = msg.emit(Instant::ZERO, &mut buf).unwrap();
     let mut scratch = Box::new(G::new());
-    bencher.bench_local(|| wire::decode(&buf[..len], &mut scratch, Instant::ZERO).unwrap());
+    bencher.bench_local(|| Message::parse(&buf[..len], &mut scratch, Instant::ZERO).unwrap());
 }
 
 fn main() {

@@ -27,7 +27,7 @@ use crate::recent::Recent;
 use crate::resolver::{DowningDecision, Reason, Resolver, Step};
 use crate::time::Instant;
 use crate::vclock::Causality;
-use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, Outgoing, WireError};
+use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, WireError};
 
 /// Gossip rounds without gossip from any member after which a member that still hears from
 /// some treats itself as removed (see `Node::ignored`).
@@ -494,67 +494,60 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         loop {
             let p = self.outbox.pop_front()?;
             let me = self.me;
-            let compat;
-            let reason;
+            let gossip = &self.bufs[self.cur];
             let msg = match &p.out {
-                Out::InitJoin => {
-                    compat = self.compat();
-                    Outgoing::InitJoin {
-                        from: me,
-                        compat: &compat,
-                    }
-                }
-                Out::InitJoinAck => Outgoing::InitJoinAck { from: me },
-                Out::InitJoinNack => Outgoing::InitJoinNack { from: me },
-                Out::Join => {
-                    compat = self.compat();
-                    Outgoing::Join {
-                        from: me,
-                        roles: &self.config.roles,
-                        app_version: self.config.app_version,
-                        compat: &compat,
-                    }
-                }
-                Out::Welcome(uid) => Outgoing::Welcome {
+                Out::InitJoin => Message::InitJoin {
+                    from: me,
+                    compat: self.compat(),
+                },
+                Out::InitJoinAck => Message::InitJoinAck { from: me },
+                Out::InitJoinNack => Message::InitJoinNack { from: me },
+                Out::Join => Message::Join {
+                    from: me,
+                    roles: self.config.roles,
+                    app_version: self.config.app_version,
+                    compat: self.compat(),
+                },
+                Out::Welcome(uid) => Message::Welcome {
                     from: me,
                     to: UniqueAddress::new(p.to, *uid),
+                    gossip,
                 },
                 Out::GossipStatus(uid) => {
                     let (version, seen) = self.digests();
-                    Outgoing::GossipStatus {
-                        to: UniqueAddress::new(p.to, *uid),
+                    Message::GossipStatus {
+                        to_uid: *uid,
                         version,
                         seen,
                     }
                 }
-                Out::Gossip(uid) => Outgoing::Gossip {
+                Out::Gossip(uid) => Message::Gossip {
                     from: me,
                     to: UniqueAddress::new(p.to, *uid),
+                    gossip,
                 },
-                Out::Departed => Outgoing::Departed { from: me },
+                Out::Departed => Message::Departed { from: me },
                 Out::JoinRefused => {
-                    let Some(r) = self.refusal.take() else {
+                    let Some(reason) = self.refusal.take() else {
                         continue;
                     };
-                    reason = r;
-                    Outgoing::JoinRefused {
-                        from: me,
-                        reason: &reason,
-                    }
+                    Message::JoinRefused { from: me, reason }
                 }
-                Out::VersionRefused => Outgoing::VersionRefused,
-                Out::Heartbeat(seq) => Outgoing::Heartbeat {
+                Out::VersionRefused => Message::VersionRefused {
+                    version: wire::PROTOCOL_VERSION,
+                },
+                Out::Heartbeat(seq) => Message::Heartbeat {
                     seq: *seq,
                     sent: heartbeat::wire_millis(now),
                 },
-                Out::HeartbeatRsp { seq, sent } => Outgoing::HeartbeatRsp {
+                Out::HeartbeatRsp { seq, sent } => Message::HeartbeatRsp {
                     seq: *seq,
                     sent: *sent,
                     tag: heartbeat::uid_tag(&me),
                 },
             };
             let class = msg.kind().class();
-            match wire::encode(&msg, &self.bufs[self.cur], now, buf) {
+            match msg.emit(now, buf) {
                 Ok(len) => {
                     return Some(Transmit {
                         destination: p.to,
@@ -758,7 +751,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return Ok(());
         }
-        let msg = match wire::decode(bytes, &mut self.bufs[self.incoming], now) {
+        let msg = match Message::parse(bytes, &mut self.bufs[self.incoming], now) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.decode_errors += 1;
@@ -824,7 +817,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 };
                 self.on_join(joiner, &compat)
             }
-            Message::Welcome { from, to } => self.on_welcome(now, from, to),
+            Message::Welcome { from, to, .. } => self.on_welcome(now, from, to),
             Message::GossipStatus {
                 to_uid,
                 version,
@@ -839,7 +832,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 let s = self.config.failure_detector;
                 self.heartbeats.on_response(now, from, seq, sent, tag, &s);
             }
-            Message::Gossip { from, to } => self.on_gossip(now, from, to),
+            Message::Gossip { from, to, .. } => self.on_gossip(now, from, to),
             Message::Departed { from } => self.on_departed(from),
             Message::JoinRefused { from, reason } => {
                 self.on_refused(now, from.socket_addr(), reason)

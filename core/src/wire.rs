@@ -8,6 +8,9 @@
 //! so a decoder checks every count against the compile-time capacity before reading, and
 //! never builds anything larger than the node's own state. Decoding returns a [`WireError`];
 //! it never panics, and it writes only into the caller's scratch gossip.
+//!
+//! One type, [`Message`], describes every message for both directions:
+//! [`Message::parse`] reads it and [`Message::emit`] writes it, so the two cannot drift apart.
 
 use core::fmt;
 use core::time::Duration;
@@ -148,9 +151,21 @@ impl From<postcard::Error> for WireError {
     }
 }
 
-/// A decoded message. Gossip-carrying kinds leave their gossip in the decoder's scratch.
+/// Where a parsed message's gossip is: in the scratch given to [`Message::parse`].
+///
+/// The gossip of a parsed message is never part of the value, so a large gossip is never
+/// copied; a parsed message is re-emitted with [`Message::with_gossip`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct InScratch;
+
+/// One wire message, for both directions: [`Message::parse`] reads one from bytes and
+/// [`Message::emit`] writes one into a buffer.
+///
+/// `G` is what the gossip-carrying kinds ([`Message::Welcome`], [`Message::Gossip`]) hold: a
+/// borrowed `&Gossip<M, R>` to emit, or [`InScratch`] once parsed. Only a message holding a
+/// gossip can be emitted, so a gossip kind cannot go out without one.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Message {
+pub enum Message<G = InScratch> {
     /// Seed probe.
     InitJoin {
         /// Sender.
@@ -179,29 +194,33 @@ pub enum Message {
         /// Its compatibility declaration.
         compat: Compat,
     },
-    /// Join accepted; the gossip is in the scratch.
+    /// Join accepted, with the current gossip.
     Welcome {
         /// The welcoming member.
         from: UniqueAddress,
         /// The joiner.
         to: UniqueAddress,
+        /// The gossip.
+        gossip: G,
     },
     /// Digests only. The sender is the transport's peer; only the receiver's uid is named, so
     /// a status meant for an earlier incarnation is dropped. 27 bytes.
     GossipStatus {
         /// Uid of the intended receiver incarnation.
         to_uid: u64,
-        /// Digest of the sender's version vector.
+        /// Digest of the sender's version vector ([`Gossip::version_digest`]).
         version: u64,
-        /// Digest of the sender's seen set.
+        /// Digest of the sender's seen set ([`Gossip::seen_digest`]).
         seen: u64,
     },
-    /// Full gossip; the gossip is in the scratch.
+    /// Full gossip.
     Gossip {
         /// Sender.
         from: UniqueAddress,
         /// Intended receiver incarnation.
         to: UniqueAddress,
+        /// The gossip.
+        gossip: G,
     },
     /// The sender stopped taking part.
     Departed {
@@ -215,7 +234,8 @@ pub enum Message {
         /// Why.
         reason: Incompatibility,
     },
-    /// Refused for a protocol version mismatch.
+    /// Refused for a protocol version mismatch: the envelope's version byte is the refusing
+    /// side's version (a sender writes [`PROTOCOL_VERSION`]), and there is no body.
     VersionRefused {
         /// The refusing side's version.
         version: u8,
@@ -238,117 +258,214 @@ pub enum Message {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-struct JoinBody {
-    from: UniqueAddress,
-    roles: RoleSet,
-    app_version: AppVersion,
-    compat: Compat,
-}
-
-/// A message to encode. Gossip-carrying kinds take the gossip from the encoder's argument.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outgoing<'a> {
-    /// See [`Message::InitJoin`].
-    InitJoin {
-        /// Sender.
-        from: UniqueAddress,
-        /// Declaration.
-        compat: &'a Compat,
-    },
-    /// See [`Message::InitJoinAck`].
-    InitJoinAck {
-        /// Sender.
-        from: UniqueAddress,
-    },
-    /// See [`Message::InitJoinNack`].
-    InitJoinNack {
-        /// Sender.
-        from: UniqueAddress,
-    },
-    /// See [`Message::Join`].
-    Join {
-        /// Joiner.
-        from: UniqueAddress,
-        /// Roles.
-        roles: &'a RoleSet,
-        /// Version.
-        app_version: AppVersion,
-        /// Declaration.
-        compat: &'a Compat,
-    },
-    /// See [`Message::Welcome`].
-    Welcome {
-        /// Sender.
-        from: UniqueAddress,
-        /// Joiner.
-        to: UniqueAddress,
-    },
-    /// See [`Message::GossipStatus`].
-    GossipStatus {
-        /// Receiver.
-        to: UniqueAddress,
-        /// Digest of the sender's version vector ([`Gossip::version_digest`]).
-        version: u64,
-        /// Digest of the sender's seen set ([`Gossip::seen_digest`]).
-        seen: u64,
-    },
-    /// See [`Message::Gossip`].
-    Gossip {
-        /// Sender.
-        from: UniqueAddress,
-        /// Receiver.
-        to: UniqueAddress,
-    },
-    /// See [`Message::Departed`].
-    Departed {
-        /// Sender.
-        from: UniqueAddress,
-    },
-    /// See [`Message::JoinRefused`].
-    JoinRefused {
-        /// Sender.
-        from: UniqueAddress,
-        /// Why.
-        reason: &'a Incompatibility,
-    },
-    /// See [`Message::VersionRefused`].
-    VersionRefused,
-    /// See [`Message::Heartbeat`].
-    Heartbeat {
-        /// Sequence number.
-        seq: u8,
-        /// Send time.
-        sent: u16,
-    },
-    /// See [`Message::HeartbeatRsp`].
-    HeartbeatRsp {
-        /// Sequence number.
-        seq: u8,
-        /// Send time.
-        sent: u16,
-        /// Responder's uid tag.
-        tag: u16,
-    },
-}
-
-impl Outgoing<'_> {
+impl<G> Message<G> {
     /// The kind byte.
     pub fn kind(&self) -> Kind {
         match self {
-            Outgoing::InitJoin { .. } => Kind::InitJoin,
-            Outgoing::InitJoinAck { .. } => Kind::InitJoinAck,
-            Outgoing::InitJoinNack { .. } => Kind::InitJoinNack,
-            Outgoing::Join { .. } => Kind::Join,
-            Outgoing::Welcome { .. } => Kind::Welcome,
-            Outgoing::GossipStatus { .. } => Kind::GossipStatus,
-            Outgoing::Gossip { .. } => Kind::Gossip,
-            Outgoing::Departed { .. } => Kind::Departed,
-            Outgoing::JoinRefused { .. } => Kind::JoinRefused,
-            Outgoing::VersionRefused => Kind::VersionRefused,
-            Outgoing::Heartbeat { .. } => Kind::Heartbeat,
-            Outgoing::HeartbeatRsp { .. } => Kind::HeartbeatRsp,
+            Message::InitJoin { .. } => Kind::InitJoin,
+            Message::InitJoinAck { .. } => Kind::InitJoinAck,
+            Message::InitJoinNack { .. } => Kind::InitJoinNack,
+            Message::Join { .. } => Kind::Join,
+            Message::Welcome { .. } => Kind::Welcome,
+            Message::GossipStatus { .. } => Kind::GossipStatus,
+            Message::Gossip { .. } => Kind::Gossip,
+            Message::Departed { .. } => Kind::Departed,
+            Message::JoinRefused { .. } => Kind::JoinRefused,
+            Message::VersionRefused { .. } => Kind::VersionRefused,
+            Message::Heartbeat { .. } => Kind::Heartbeat,
+            Message::HeartbeatRsp { .. } => Kind::HeartbeatRsp,
         }
+    }
+
+    /// The same message holding `gossip` if its kind carries one (`gossip` is dropped
+    /// otherwise): `msg.with_gossip(&scratch)` re-emits a parsed message, and
+    /// `msg.with_gossip(InScratch)` compares an emitted one with a parsed one.
+    pub fn with_gossip<H>(self, gossip: H) -> Message<H> {
+        match self {
+            Message::Welcome { from, to, .. } => Message::Welcome { from, to, gossip },
+            Message::Gossip { from, to, .. } => Message::Gossip { from, to, gossip },
+            Message::InitJoin { from, compat } => Message::InitJoin { from, compat },
+            Message::InitJoinAck { from } => Message::InitJoinAck { from },
+            Message::InitJoinNack { from } => Message::InitJoinNack { from },
+            Message::Join {
+                from,
+                roles,
+                app_version,
+                compat,
+            } => Message::Join {
+                from,
+                roles,
+                app_version,
+                compat,
+            },
+            Message::GossipStatus {
+                to_uid,
+                version,
+                seen,
+            } => Message::GossipStatus {
+                to_uid,
+                version,
+                seen,
+            },
+            Message::Departed { from } => Message::Departed { from },
+            Message::JoinRefused { from, reason } => Message::JoinRefused { from, reason },
+            Message::VersionRefused { version } => Message::VersionRefused { version },
+            Message::Heartbeat { seq, sent } => Message::Heartbeat { seq, sent },
+            Message::HeartbeatRsp { seq, sent, tag } => Message::HeartbeatRsp { seq, sent, tag },
+        }
+    }
+}
+
+impl Message {
+    /// Parses one message from `bytes`, which must hold exactly one. A gossip-carrying kind's
+    /// gossip is decoded into `scratch` (tombstone ages turned into instants on `now`); on an
+    /// error, or for other kinds, `scratch` is left in an unspecified but valid state.
+    pub fn parse<const M: usize, const R: usize>(
+        bytes: &[u8],
+        scratch: &mut Gossip<M, R>,
+        now: Instant,
+    ) -> Result<Message, WireError> {
+        let (version, kind_byte) = peek_header(bytes)?;
+        // Decodable at every version, body or not, so a refused joiner always learns why.
+        if kind_byte == Kind::VersionRefused as u8 {
+            return Ok(Message::VersionRefused { version });
+        }
+        if version != PROTOCOL_VERSION {
+            return Err(WireError::UnsupportedVersion {
+                version,
+                kind: kind_byte,
+            });
+        }
+        let kind = Kind::from_u8(kind_byte).ok_or(WireError::UnknownKind(kind_byte))?;
+        let mut r = Reader { rest: &bytes[3..] };
+        let msg = match kind {
+            Kind::InitJoin => Message::InitJoin {
+                from: r.take()?,
+                compat: r.take()?,
+            },
+            Kind::InitJoinAck => Message::InitJoinAck { from: r.take()? },
+            Kind::InitJoinNack => Message::InitJoinNack { from: r.take()? },
+            Kind::Departed => Message::Departed { from: r.take()? },
+            Kind::Join => Message::Join {
+                from: r.take()?,
+                roles: r.take()?,
+                app_version: r.take()?,
+                compat: r.take()?,
+            },
+            Kind::Welcome | Kind::Gossip => {
+                let from = r.take()?;
+                let to = r.take()?;
+                decode_gossip(&mut r, scratch, now)?;
+                let gossip = InScratch;
+                if kind == Kind::Welcome {
+                    Message::Welcome { from, to, gossip }
+                } else {
+                    Message::Gossip { from, to, gossip }
+                }
+            }
+            Kind::GossipStatus => Message::GossipStatus {
+                to_uid: u64::from_le_bytes(r.take()?),
+                version: u64::from_le_bytes(r.take()?),
+                seen: u64::from_le_bytes(r.take()?),
+            },
+            Kind::Heartbeat => Message::Heartbeat {
+                seq: r.take()?,
+                sent: u16::from_le_bytes(r.take()?),
+            },
+            Kind::HeartbeatRsp => Message::HeartbeatRsp {
+                seq: r.take()?,
+                sent: u16::from_le_bytes(r.take()?),
+                tag: u16::from_le_bytes(r.take()?),
+            },
+            Kind::JoinRefused => Message::JoinRefused {
+                from: r.take()?,
+                reason: r.take()?,
+            },
+            // Returned above, before the version check.
+            Kind::VersionRefused => return Ok(Message::VersionRefused { version }),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
+    /// Writes the message into `buf` and returns its length ([`Message::buffer_len`]).
+    /// Tombstones travel as ages on `now`.
+    pub fn emit(&self, now: Instant, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let mut w = Writer {
+            buf: Some(buf),
+            pos: 0,
+        };
+        self.write(&mut w, now)?;
+        Ok(w.pos)
+    }
+
+    /// The length [`Message::emit`] writes on `now` (which sets the tombstones' ages).
+    pub fn buffer_len(&self, now: Instant) -> usize {
+        let mut w = Writer { buf: None, pos: 0 };
+        // Counting never runs out of room, and no field fails to serialize.
+        let _ = self.write(&mut w, now);
+        w.pos
+    }
+
+    fn write(&self, w: &mut Writer<'_>, now: Instant) -> Result<(), BufferTooSmall> {
+        let version = match self {
+            Message::VersionRefused { version } => *version,
+            _ => PROTOCOL_VERSION,
+        };
+        w.byte(MAGIC)?;
+        w.byte(version)?;
+        w.byte(self.kind() as u8)?;
+        match self {
+            Message::InitJoin { from, compat } => {
+                w.put(from)?;
+                w.put(compat)?;
+            }
+            Message::InitJoinAck { from }
+            | Message::InitJoinNack { from }
+            | Message::Departed { from } => w.put(from)?,
+            Message::Join {
+                from,
+                roles,
+                app_version,
+                compat,
+            } => {
+                w.put(from)?;
+                w.put(roles)?;
+                w.put(app_version)?;
+                w.put(compat)?;
+            }
+            Message::Welcome { from, to, gossip } | Message::Gossip { from, to, gossip } => {
+                w.put(from)?;
+                w.put(to)?;
+                encode_gossip(w, gossip, now)?;
+            }
+            Message::GossipStatus {
+                to_uid,
+                version,
+                seen,
+            } => {
+                w.put(&to_uid.to_le_bytes())?;
+                w.put(&version.to_le_bytes())?;
+                w.put(&seen.to_le_bytes())?;
+            }
+            Message::Heartbeat { seq, sent } => {
+                w.byte(*seq)?;
+                w.put(&sent.to_le_bytes())?;
+            }
+            Message::HeartbeatRsp { seq, sent, tag } => {
+                w.byte(*seq)?;
+                w.put(&sent.to_le_bytes())?;
+                w.put(&tag.to_le_bytes())?;
+            }
+            Message::JoinRefused { from, reason } => {
+                w.put(from)?;
+                w.put(reason)?;
+            }
+            Message::VersionRefused { .. } => {}
+        }
+        Ok(())
     }
 }
 
@@ -356,23 +473,33 @@ impl Outgoing<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferTooSmall;
 
+/// Writes into a buffer, or with none only counts, so [`Message::buffer_len`] and
+/// [`Message::emit`] share one encoder.
 struct Writer<'a> {
-    buf: &'a mut [u8],
+    buf: Option<&'a mut [u8]>,
     pos: usize,
 }
 
 impl Writer<'_> {
     fn byte(&mut self, b: u8) -> Result<(), BufferTooSmall> {
-        *self.buf.get_mut(self.pos).ok_or(BufferTooSmall)? = b;
+        if let Some(buf) = self.buf.as_deref_mut() {
+            *buf.get_mut(self.pos).ok_or(BufferTooSmall)? = b;
+        }
         self.pos += 1;
         Ok(())
     }
 
     fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), BufferTooSmall> {
-        let rest = self.buf.get_mut(self.pos..).ok_or(BufferTooSmall)?;
-        let used = postcard::to_slice(v, rest)
-            .map_err(|_| BufferTooSmall)?
-            .len();
+        let used = match self.buf.as_deref_mut() {
+            Some(buf) => {
+                let rest = buf.get_mut(self.pos..).ok_or(BufferTooSmall)?;
+                postcard::to_slice(v, rest)
+                    .map_err(|_| BufferTooSmall)?
+                    .len()
+            }
+            None => postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
+                .map_err(|_| BufferTooSmall)?,
+        };
         self.pos += used;
         Ok(())
     }
@@ -426,64 +553,6 @@ pub const MAX_COUNTER: u64 = 1 << 48;
 pub const fn max_message_len(m: usize, r: usize) -> usize {
     // member ≤ 120 B, clock entry ≤ 15, seen ≤ 5, version ≤ 15, tombstone ≤ 40; record ≤ 21.
     256 + m * (120 + 15 + 5 + 15 + 40) + r * 21
-}
-
-/// Encodes `msg` into `buf`, taking gossip from `gossip`. Returns the length.
-pub fn encode<const M: usize, const R: usize>(
-    msg: &Outgoing<'_>,
-    gossip: &Gossip<M, R>,
-    now: Instant,
-    buf: &mut [u8],
-) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer { buf, pos: 0 };
-    w.byte(MAGIC)?;
-    w.byte(PROTOCOL_VERSION)?;
-    w.byte(msg.kind() as u8)?;
-    match msg {
-        Outgoing::InitJoin { from, compat } => {
-            w.put(from)?;
-            w.put(*compat)?;
-        }
-        Outgoing::InitJoinAck { from }
-        | Outgoing::InitJoinNack { from }
-        | Outgoing::Departed { from } => w.put(from)?,
-        Outgoing::Join {
-            from,
-            roles,
-            app_version,
-            compat,
-        } => {
-            w.put(from)?;
-            w.put(*roles)?;
-            w.put(app_version)?;
-            w.put(*compat)?;
-        }
-        Outgoing::Welcome { from, to } | Outgoing::Gossip { from, to } => {
-            w.put(from)?;
-            w.put(to)?;
-            encode_gossip(&mut w, gossip, now)?;
-        }
-        Outgoing::GossipStatus { to, version, seen } => {
-            w.put(&to.uid().to_le_bytes())?;
-            w.put(&version.to_le_bytes())?;
-            w.put(&seen.to_le_bytes())?;
-        }
-        Outgoing::Heartbeat { seq, sent } => {
-            w.byte(*seq)?;
-            w.put(&sent.to_le_bytes())?;
-        }
-        Outgoing::HeartbeatRsp { seq, sent, tag } => {
-            w.byte(*seq)?;
-            w.put(&sent.to_le_bytes())?;
-            w.put(&tag.to_le_bytes())?;
-        }
-        Outgoing::JoinRefused { from, reason } => {
-            w.put(from)?;
-            w.put(*reason)?;
-        }
-        Outgoing::VersionRefused => {}
-    }
-    Ok(w.pos)
 }
 
 fn encode_gossip<const M: usize, const R: usize>(
@@ -671,76 +740,6 @@ pub fn peek_header(bytes: &[u8]) -> Result<(u8, u8), WireError> {
     }
 }
 
-/// Decodes one message. Gossip-carrying messages are decoded into `scratch`, which is
-/// otherwise left in an unspecified but valid state.
-pub fn decode<const M: usize, const R: usize>(
-    bytes: &[u8],
-    scratch: &mut Gossip<M, R>,
-    now: Instant,
-) -> Result<Message, WireError> {
-    let (version, kind_byte) = peek_header(bytes)?;
-    if kind_byte == Kind::VersionRefused as u8 {
-        return Ok(Message::VersionRefused { version });
-    }
-    if version != PROTOCOL_VERSION {
-        return Err(WireError::UnsupportedVersion {
-            version,
-            kind: kind_byte,
-        });
-    }
-    let kind = Kind::from_u8(kind_byte).ok_or(WireError::UnknownKind(kind_byte))?;
-    let mut r = Reader { rest: &bytes[3..] };
-    let msg = match kind {
-        Kind::InitJoin => Message::InitJoin {
-            from: r.take()?,
-            compat: r.take()?,
-        },
-        Kind::InitJoinAck => Message::InitJoinAck { from: r.take()? },
-        Kind::InitJoinNack => Message::InitJoinNack { from: r.take()? },
-        Kind::Departed => Message::Departed { from: r.take()? },
-        Kind::Join => {
-            let b: JoinBody = r.take()?;
-            Message::Join {
-                from: b.from,
-                roles: b.roles,
-                app_version: b.app_version,
-                compat: b.compat,
-            }
-        }
-        Kind::Welcome | Kind::Gossip => {
-            let from = r.take()?;
-            let to = r.take()?;
-            decode_gossip(&mut r, scratch, now)?;
-            if kind == Kind::Welcome {
-                Message::Welcome { from, to }
-            } else {
-                Message::Gossip { from, to }
-            }
-        }
-        Kind::GossipStatus => Message::GossipStatus {
-            to_uid: u64::from_le_bytes(r.take()?),
-            version: u64::from_le_bytes(r.take()?),
-            seen: u64::from_le_bytes(r.take()?),
-        },
-        Kind::Heartbeat => Message::Heartbeat {
-            seq: r.take()?,
-            sent: u16::from_le_bytes(r.take()?),
-        },
-        Kind::HeartbeatRsp => Message::HeartbeatRsp {
-            seq: r.take()?,
-            sent: u16::from_le_bytes(r.take()?),
-            tag: u16::from_le_bytes(r.take()?),
-        },
-        Kind::JoinRefused => Message::JoinRefused {
-            from: r.take()?,
-            reason: r.take()?,
-        },
-        Kind::VersionRefused => unreachable!("handled above"),
-    };
-    r.finish()?;
-    Ok(msg)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,25 +779,23 @@ mod tests {
         let g = sample();
         let mut buf = [0u8; 2048];
         let now = Instant::from_millis(5_000);
-        let len = encode(
-            &Outgoing::Gossip {
-                from: n(1),
-                to: n(2),
-            },
-            &g,
-            now,
-            &mut buf,
-        )
+        let len = Message::Gossip {
+            from: n(1),
+            to: n(2),
+            gossip: &g,
+        }
+        .emit(now, &mut buf)
         .unwrap();
         let mut scratch = G::new();
         // Decoded on a node whose clock reads 100 s: the tombstone keeps its 4 s age.
         let later = Instant::from_millis(100_000);
-        let msg = decode(&buf[..len], &mut scratch, later).unwrap();
+        let msg = Message::parse(&buf[..len], &mut scratch, later).unwrap();
         assert_eq!(
             msg,
             Message::Gossip {
                 from: n(1),
-                to: n(2)
+                to: n(2),
+                gossip: InScratch,
             }
         );
         assert_eq!(scratch.members, g.members);
@@ -816,26 +813,23 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let g = sample();
         let mut buf = [0u8; 2048];
-        let len = encode(
-            &Outgoing::Welcome {
-                from: n(1),
-                to: n(2),
-            },
-            &g,
-            Instant::ZERO,
-            &mut buf,
-        )
+        let len = Message::Welcome {
+            from: n(1),
+            to: n(2),
+            gossip: &g,
+        }
+        .emit(Instant::ZERO, &mut buf)
         .unwrap();
         let mut scratch = G::new();
         for cut in 0..len {
             assert!(
-                decode(&buf[..cut], &mut scratch, Instant::ZERO).is_err(),
+                Message::parse(&buf[..cut], &mut scratch, Instant::ZERO).is_err(),
                 "cut at {cut}"
             );
         }
         buf[len] = 0;
         assert_eq!(
-            decode(&buf[..=len], &mut scratch, Instant::ZERO),
+            Message::parse(&buf[..=len], &mut scratch, Instant::ZERO),
             Err(WireError::TrailingBytes)
         );
     }
@@ -877,30 +871,29 @@ mod tests {
             roles.insert(Role::new(r).unwrap()).unwrap();
         }
         let (init, join) = (
-            Outgoing::InitJoin {
+            Message::<&Gossip<1, 1>>::InitJoin {
                 from: n(1),
-                compat: &compat,
+                compat: compat.clone(),
             },
-            Outgoing::Join {
+            Message::Join {
                 from: n(1),
-                roles: &roles,
+                roles,
                 app_version: AppVersion::new(u16::MAX, u16::MAX, u16::MAX),
-                compat: &compat,
+                compat: compat.clone(),
             },
         );
-        let g = Gossip::<1, 1>::new();
         let mut scratch = Gossip::<1, 1>::new();
         for msg in [init, join] {
             let mut buf = [0u8; max_message_len(1, 1)];
-            let len = encode(&msg, &g, Instant::ZERO, &mut buf).unwrap();
-            match decode(&buf[..len], &mut scratch, Instant::ZERO).unwrap() {
+            let len = msg.emit(Instant::ZERO, &mut buf).unwrap();
+            match Message::parse(&buf[..len], &mut scratch, Instant::ZERO).unwrap() {
                 Message::InitJoin { compat: c, .. } | Message::Join { compat: c, .. } => {
                     assert_eq!(c, compat)
                 }
                 other => panic!("{other:?}"),
             }
             for cut in 0..len {
-                assert!(decode(&buf[..cut], &mut scratch, Instant::ZERO).is_err());
+                assert!(Message::parse(&buf[..cut], &mut scratch, Instant::ZERO).is_err());
             }
         }
     }
@@ -911,7 +904,7 @@ mod tests {
         bytes[..3].copy_from_slice(&[MAGIC, PROTOCOL_VERSION, Kind::Gossip as u8]);
         let mut buf = [0u8; 64];
         let mut w = Writer {
-            buf: &mut buf,
+            buf: Some(&mut buf),
             pos: 0,
         };
         w.put(&n(1)).unwrap();
@@ -923,7 +916,7 @@ mod tests {
         msg.extend_from_slice(&buf[..used]).unwrap();
         let mut scratch = G::new();
         assert_eq!(
-            decode(&msg, &mut scratch, Instant::ZERO),
+            Message::parse(&msg, &mut scratch, Instant::ZERO),
             Err(WireError::OverCapacity)
         );
     }
@@ -932,50 +925,38 @@ mod tests {
     fn steady_state_messages_are_tiny() {
         let g = sample();
         let mut buf = [0u8; 64];
-        let hb = encode(
-            &Outgoing::Heartbeat {
-                seq: 200,
-                sent: 65_000,
-            },
-            &g,
-            Instant::ZERO,
-            &mut buf,
-        )
+        let hb = Message::<&G>::Heartbeat {
+            seq: 200,
+            sent: 65_000,
+        }
+        .emit(Instant::ZERO, &mut buf)
         .unwrap();
         assert_eq!(hb, 6);
         assert_eq!(
-            decode(&buf[..hb], &mut G::new(), Instant::ZERO),
+            Message::parse(&buf[..hb], &mut G::new(), Instant::ZERO),
             Ok(Message::Heartbeat {
                 seq: 200,
                 sent: 65_000
             })
         );
-        let rsp = encode(
-            &Outgoing::HeartbeatRsp {
-                seq: 1,
-                sent: 2,
-                tag: 3,
-            },
-            &g,
-            Instant::ZERO,
-            &mut buf,
-        )
+        let rsp = Message::<&G>::HeartbeatRsp {
+            seq: 1,
+            sent: 2,
+            tag: 3,
+        }
+        .emit(Instant::ZERO, &mut buf)
         .unwrap();
         assert_eq!(rsp, 8);
-        let st = encode(
-            &Outgoing::GossipStatus {
-                to: n(2),
-                version: g.version_digest(),
-                seen: g.seen_digest(),
-            },
-            &g,
-            Instant::ZERO,
-            &mut buf,
-        )
+        let st = Message::<&G>::GossipStatus {
+            to_uid: n(2).uid(),
+            version: g.version_digest(),
+            seen: g.seen_digest(),
+        }
+        .emit(Instant::ZERO, &mut buf)
         .unwrap();
         assert_eq!(st, 27);
         assert_eq!(
-            decode(&buf[..st], &mut G::new(), Instant::ZERO),
+            Message::parse(&buf[..st], &mut G::new(), Instant::ZERO),
             Ok(Message::GossipStatus {
                 to_uid: n(2).uid(),
                 version: g.version_digest(),
@@ -989,17 +970,14 @@ mod tests {
         let mut g = sample();
         tamper(&mut g);
         let mut buf = [0u8; 2048];
-        let len = encode(
-            &Outgoing::Gossip {
-                from: n(1),
-                to: n(2),
-            },
-            &g,
-            Instant::ZERO,
-            &mut buf,
-        )
+        let len = Message::Gossip {
+            from: n(1),
+            to: n(2),
+            gossip: &g,
+        }
+        .emit(Instant::ZERO, &mut buf)
         .unwrap();
-        decode(&buf[..len], &mut G::new(), Instant::ZERO)
+        Message::parse(&buf[..len], &mut G::new(), Instant::ZERO)
     }
 
     #[test]
@@ -1043,7 +1021,7 @@ mod tests {
     fn with_versions(versions: &[(u32, u64)]) -> heapless::Vec<u8, 512> {
         let mut buf = [0u8; 512];
         let mut w = Writer {
-            buf: &mut buf,
+            buf: Some(&mut buf),
             pos: 0,
         };
         for b in [MAGIC, PROTOCOL_VERSION, Kind::Gossip as u8] {
@@ -1078,23 +1056,24 @@ mod tests {
         // Never sent by an honest node, accepted as before; it is not kept, so the state
         // re-encodes without it.
         let mut g = G::new();
-        decode(&with_versions(&[(0, 0), (1, 3)]), &mut g, Instant::ZERO).unwrap();
+        Message::parse(&with_versions(&[(0, 0), (1, 3)]), &mut g, Instant::ZERO).unwrap();
         let versions: std::vec::Vec<_> = g.reachability().versions().collect();
         assert_eq!(versions, [(&n(2), 3)]);
         let mut buf = [0u8; 512];
-        let out = Outgoing::Gossip {
+        let out = Message::Gossip {
             from: n(1),
             to: n(2),
+            gossip: &g,
         };
-        let len = encode(&out, &g, Instant::ZERO, &mut buf).unwrap();
+        let len = out.emit(Instant::ZERO, &mut buf).unwrap();
         assert_eq!(&buf[..len], &with_versions(&[(1, 3)])[..]);
         // Order is still checked across it.
         assert_eq!(
-            decode(&with_versions(&[(1, 0), (0, 3)]), &mut g, Instant::ZERO),
+            Message::parse(&with_versions(&[(1, 0), (0, 3)]), &mut g, Instant::ZERO),
             Err(WireError::Malformed("reachability versions out of order"))
         );
         assert_eq!(
-            decode(&with_versions(&[(0, 0), (0, 0)]), &mut g, Instant::ZERO),
+            Message::parse(&with_versions(&[(0, 0), (0, 0)]), &mut g, Instant::ZERO),
             Err(WireError::Malformed("reachability versions out of order"))
         );
     }
@@ -1103,26 +1082,26 @@ mod tests {
     fn headers_are_checked() {
         let mut s = G::new();
         assert_eq!(
-            decode(&[], &mut s, Instant::ZERO),
+            Message::parse(&[], &mut s, Instant::ZERO),
             Err(WireError::Truncated)
         );
         assert_eq!(
-            decode(&[1, 2, 3], &mut s, Instant::ZERO),
+            Message::parse(&[1, 2, 3], &mut s, Instant::ZERO),
             Err(WireError::BadMagic)
         );
         assert_eq!(
-            decode(&[MAGIC, 9, 1], &mut s, Instant::ZERO),
+            Message::parse(&[MAGIC, 9, 1], &mut s, Instant::ZERO),
             Err(WireError::UnsupportedVersion {
                 version: 9,
                 kind: 1
             })
         );
         assert_eq!(
-            decode(&[MAGIC, PROTOCOL_VERSION, 77], &mut s, Instant::ZERO),
+            Message::parse(&[MAGIC, PROTOCOL_VERSION, 77], &mut s, Instant::ZERO),
             Err(WireError::UnknownKind(77))
         );
         assert_eq!(
-            decode(&[MAGIC, 9, 0xFF], &mut s, Instant::ZERO),
+            Message::parse(&[MAGIC, 9, 0xFF], &mut s, Instant::ZERO),
             Ok(Message::VersionRefused { version: 9 })
         );
     }

@@ -2,7 +2,7 @@
 //! encoding round-trips, on generated states that satisfy the gossip invariants.
 
 use fjell_core::gossip::Gossip;
-use fjell_core::wire::{self, Message, Outgoing};
+use fjell_core::wire::{InScratch, Message};
 use fjell_core::Instant;
 use fjell_sim::gen::{self, node, SPEC_LEN};
 use proptest::prelude::*;
@@ -39,10 +39,10 @@ proptest! {
     fn gossip_round_trips_through_the_wire(g in state()) {
         let mut buf = vec![0u8; 4096];
         let now = Instant::from_millis(60_000);
-        let len = wire::encode(&Outgoing::Gossip { from: node(0), to: node(1) }, &g, now, &mut buf).unwrap();
+        let len = Message::Gossip { from: node(0), to: node(1), gossip: &g }.emit(now, &mut buf).unwrap();
         let mut back = G::new();
-        let msg = wire::decode(&buf[..len], &mut back, now).unwrap();
-        prop_assert_eq!(msg, Message::Gossip { from: node(0), to: node(1) });
+        let msg = Message::parse(&buf[..len], &mut back, now).unwrap();
+        prop_assert_eq!(msg, Message::Gossip { from: node(0), to: node(1), gossip: InScratch });
         // Tombstone times survive at millisecond resolution (ages, not instants, travel).
         prop_assert_eq!(back, g);
     }
@@ -50,7 +50,7 @@ proptest! {
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut scratch = G::new();
-        let _ = wire::decode(&bytes, &mut scratch, Instant::ZERO);
+        let _ = Message::parse(&bytes, &mut scratch, Instant::ZERO);
     }
 }
 
@@ -121,11 +121,12 @@ fn mutated_messages_decode_into_valid_states_or_not_at_all() {
     reaching(3000, 300, mutants, |(g, edits)| {
         let mut buf = vec![0u8; 4096];
         let now = Instant::from_millis(60_000);
-        let out = Outgoing::Gossip {
+        let out = Message::Gossip {
             from: node(0),
             to: node(1),
+            gossip: &g,
         };
-        let len = wire::encode(&out, &g, now, &mut buf).unwrap();
+        let len = out.emit(now, &mut buf).unwrap();
         let bytes = &mut buf[..len];
         for (at, value) in edits {
             // Past the envelope (magic and version), which only ever refuses.
@@ -133,7 +134,7 @@ fn mutated_messages_decode_into_valid_states_or_not_at_all() {
             bytes[i] = value;
         }
         let mut back = G::new();
-        match wire::decode(bytes, &mut back, now) {
+        match Message::parse(bytes, &mut back, now) {
             Ok(Message::Gossip { .. } | Message::Welcome { .. }) => {
                 prop_assert!(
                     back.check_invariants().is_ok(),

@@ -374,15 +374,12 @@ fn churn_of_transient_nodes_does_not_grow_the_gossip() {
                 .unwrap();
             sim.run_for(SECS(10));
             let g = sim.node(ids[0]).gossip();
-            let len = fjell_core::wire::encode(
-                &fjell_core::wire::Outgoing::Gossip {
-                    from: sim.node(ids[0]).address(),
-                    to: sim.node(ids[1]).address(),
-                },
-                g,
-                sim.now(),
-                &mut buf,
-            )
+            let len = fjell_core::wire::Message::Gossip {
+                from: sim.node(ids[0]).address(),
+                to: sim.node(ids[1]).address(),
+                gossip: g,
+            }
+            .emit(sim.now(), &mut buf)
             .unwrap();
             sizes.push((len, g.tombstones().len(), g.version().len()));
         }

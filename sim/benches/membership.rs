@@ -98,15 +98,12 @@ fn gossip_size(sim: &Big, id: NodeId) {
     let node = sim.node(id);
     let g = node.gossip();
     let mut buf = vec![0u8; Big::max_message_len()];
-    let len = fjell_core::wire::encode(
-        &fjell_core::wire::Outgoing::Gossip {
-            from: node.address(),
-            to: node.address(),
-        },
-        g,
-        sim.now(),
-        &mut buf,
-    )
+    let len = fjell_core::wire::Message::Gossip {
+        from: node.address(),
+        to: node.address(),
+        gossip: g,
+    }
+    .emit(sim.now(), &mut buf)
     .unwrap();
     println!(
         "encoded full gossip with {} members: {len} bytes, {:.1} bytes per member",
