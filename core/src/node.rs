@@ -1,9 +1,10 @@
 //! The node state machine: ties membership, gossip, the leader and joining together.
 //!
 //! Call order (as in quinn-proto): after every input — [`Node::handle_message`],
-//! [`Node::handle_timeout`] or a command — drain [`Node::poll_transmit`] and
-//! [`Node::poll_event`] until they return `None`, then sleep until [`Node::poll_timeout`] or
-//! the next message, whichever comes first.
+//! [`Node::handle_timeout`], [`Node::handle_lease`] or a command — call [`Node::drain`] (or
+//! drain [`Node::poll_transmit`], [`Node::poll_event`] and [`Node::poll_lease`] by hand, in
+//! that order), then sleep until [`Node::poll_timeout`] or the next message, whichever comes
+//! first.
 
 use core::fmt;
 use core::net::SocketAddr;

@@ -20,7 +20,7 @@
 //!   once the core has stopped, or after the shutdown timeout.
 //! - **Logging** with `tracing`: membership changes at info (switch off with
 //!   [`ClusterBuilder::log_info`], like Pekko's `log-info`), gossip at debug.
-//! - **No executor at all**: `examples/blocking_udp.rs` drives fjell-core over a std
+//! - **No executor at all**: fjell-core's `examples/blocking_udp.rs` drives the core over a std
 //!   `UdpSocket` in a blocking loop — the template for a device.
 //!
 //! ## Embedding with smol
