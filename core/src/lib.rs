@@ -107,6 +107,10 @@
 //! - Seed probes retry quickly with backoff, so clusters started all at once form in seconds.
 //! - A node that stops after exiting or being downed says so (`Departed`), so the leader can
 //!   remove it without waiting for the failure detector.
+//! - An Exiting node waits to be removed (confirming its exit each leader tick, up to five)
+//!   rather than stopping once its exiting tasks are done; when every other member is Down or
+//!   Exiting and has seen it Exiting, nobody is left to remove it and it stops at once, so
+//!   members that all leave together stop within a leader tick of becoming Exiting.
 //! - Failure detectors are keyed by incarnation (address and uid), not by address, and
 //!   heartbeat responses carry a uid tag, so a restarted node does not keep its predecessor
 //!   alive.

@@ -54,7 +54,9 @@ pub const TOMBSTONE_MIN_AGE: Duration = Duration::from_secs(300);
 const NOTICES: usize = 4;
 /// Leader ticks a Down node waits for its status to spread before stopping (Pekko: 4).
 const SELF_DOWN_TICKS: u32 = 4;
-/// Leader ticks an Exiting node keeps confirming its exit before it stops.
+/// Leader ticks an Exiting node keeps confirming its exit before it stops anyway: a safety
+/// bound. It normally stops sooner, when the leader removes it or when nobody is left to
+/// remove it (`Node::nobody_to_confirm_to`).
 const EXIT_CONFIRM_TICKS: u32 = 5;
 /// Members told directly when a node departs.
 const DEPART_GOSSIP_FANOUT: usize = 5;
@@ -70,7 +72,8 @@ pub enum NodeStatus {
     Joining,
     /// A member of the cluster (any member status, see [`Node::self_member`]).
     Member,
-    /// Exiting: confirming its exit to the leader before it stops.
+    /// Exiting: confirming its exit to the leader until it is removed, or until every other
+    /// member is on its way out too and has seen it Exiting.
     Exiting,
     /// No longer taking part.
     Stopped(StopReason),
@@ -1984,19 +1987,24 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.changed();
             self.spread_to_some();
             self.confirm_departure();
-            if self.nobody_to_confirm_to() {
-                // Alone (or with Down members only): no leader waits for the confirmation.
-                self.stop(StopReason::Left);
-            }
+        }
+        if self.status == NodeStatus::Exiting && self.nobody_to_confirm_to() {
+            self.stop(StopReason::Left);
         }
     }
 
-    /// No member but this one that is not Down: a departure has nobody to be confirmed to.
+    /// Every other member is Down, or Exiting and has seen the current state (in which this
+    /// node is Exiting): no leader is left to remove this node, and every member still running
+    /// knows it is on its way out. Members that all leave at once would otherwise keep
+    /// confirming to each other for [`EXIT_CONFIRM_TICKS`]; Pekko's Exiting node stops as soon
+    /// as its exiting tasks are done, without waiting for anyone.
     fn nobody_to_confirm_to(&self) -> bool {
-        self.gossip()
-            .members
-            .iter()
-            .all(|m| m.address == self.me || m.status == MemberStatus::Down)
+        let g = self.gossip();
+        g.members.iter().all(|m| {
+            m.address == self.me
+                || m.status == MemberStatus::Down
+                || (m.status == MemberStatus::Exiting && g.seen_by(&m.address))
+        })
     }
 
     /// Full gossip to a few distinct random members, so news about this node outlives it.
