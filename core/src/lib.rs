@@ -17,17 +17,43 @@
 //!
 //! ## Call order
 //!
-//! After every input — [`Node::handle_message`], [`Node::handle_timeout`], or a command such as
-//! [`Node::join_seed_nodes`] — drain [`Node::poll_transmit`] and [`Node::poll_event`] until they
-//! return `None`; then wait until [`Node::poll_timeout`] or the next message.
+//! After every input — [`Node::handle_message`], [`Node::handle_timeout`],
+//! [`Node::handle_lease`], or a command such as [`Node::join_seed_nodes`] — call
+//! [`Node::drain`] with a [`Sink`]: it hands over the messages to send, the events and the
+//! lease requests of the lease-majority strategy, in that order (see [`Node::drain`] for why);
+//! then wait until [`Node::poll_timeout`] or the next message. The `poll_*` methods it is made
+//! of stay public for embedders who want them one at a time.
 //!
 //! ## Example
 //!
 //! Two nodes wired back to back, with the caller's own clock and "network":
 //!
 //! ```
-//! use fjell_core::{Config, DeviceNode, Event, Instant, MemberStatus};
+//! use fjell_core::{Config, DeviceNode, Event, Instant, LeaseRequest, MemberStatus, Sink};
+//! use fjell_core::Transmit;
 //! use std::net::SocketAddr;
+//!
+//! /// Collects one node's outputs; the loop below delivers them.
+//! #[derive(Default)]
+//! struct Outputs {
+//!     sent: Vec<(SocketAddr, Vec<u8>)>,
+//!     up: usize,
+//! }
+//!
+//! impl Sink for Outputs {
+//!     fn transmit(&mut self, t: &Transmit, bytes: &[u8]) {
+//!         self.sent.push((t.destination, bytes.to_vec()));
+//!     }
+//!     fn lease(&mut self, _: LeaseRequest, _: Instant) -> Option<bool> {
+//!         None // the default downing never asks
+//!     }
+//!     fn event(&mut self, e: Event) {
+//!         if let Event::MemberUp(m) = e {
+//!             println!("{} up", m.address);
+//!             self.up += 1;
+//!         }
+//!     }
+//! }
 //!
 //! let a: SocketAddr = "10.0.0.1:7355".parse().unwrap();
 //! let b: SocketAddr = "10.0.0.2:7355".parse().unwrap();
@@ -41,24 +67,19 @@
 //!     n.join_seed_nodes(now, &seeds).unwrap();
 //! }
 //! let mut buf = vec![0u8; DeviceNode::MAX_MESSAGE_LEN];
-//! let mut up = 0;
+//! let mut out = Outputs::default();
 //! while now < Instant::from_millis(30_000) {
 //!     // Deliver everything queued (instantly, in this toy network).
 //!     let mut moved = true;
 //!     while moved {
 //!         moved = false;
 //!         for i in 0..2 {
-//!             while let Some(t) = nodes[i].poll_transmit(now, &mut buf) {
-//!                 let from = nodes[i].address().socket_addr();
-//!                 let j = if t.destination == a { 0 } else { 1 };
-//!                 let _ = nodes[j].handle_message(now, from, &buf[..t.len]);
+//!             nodes[i].drain(now, &mut buf, &mut out);
+//!             let from = nodes[i].address().socket_addr();
+//!             for (to, bytes) in std::mem::take(&mut out.sent) {
+//!                 let j = if to == a { 0 } else { 1 };
+//!                 let _ = nodes[j].handle_message(now, from, &bytes);
 //!                 moved = true;
-//!             }
-//!             while let Some(e) = nodes[i].poll_event() {
-//!                 if let Event::MemberUp(m) = e {
-//!                     println!("node {i} sees {} up", m.address);
-//!                     up += 1;
-//!                 }
 //!             }
 //!         }
 //!     }
@@ -70,7 +91,7 @@
 //! }
 //! assert!(nodes.iter().all(|n| n.members().len() == 2));
 //! assert!(nodes.iter().all(|n| n.members().iter().all(|m| m.status == MemberStatus::Up)));
-//! assert_eq!(up, 4);
+//! assert_eq!(out.up, 4);
 //! ```
 //!
 //! ## Where fjell differs from Pekko, on purpose
@@ -86,6 +107,10 @@
 //! - Seed probes retry quickly with backoff, so clusters started all at once form in seconds.
 //! - A node that stops after exiting or being downed says so (`Departed`), so the leader can
 //!   remove it without waiting for the failure detector.
+//! - An Exiting node waits to be removed (confirming its exit each leader tick, up to five)
+//!   rather than stopping once its exiting tasks are done; when every other member is Down or
+//!   Exiting and has seen it Exiting, nobody is left to remove it and it stops at once, so
+//!   members that all leave together stop within a leader tick of becoming Exiting.
 //! - Failure detectors are keyed by incarnation (address and uid), not by address, and
 //!   heartbeat responses carry a uid tag, so a restarted node does not keep its predecessor
 //!   alive.
@@ -202,6 +227,7 @@ pub mod address;
 pub mod capacity;
 pub mod compat;
 pub mod config;
+mod departure;
 pub mod downing;
 pub mod error;
 pub mod event;
@@ -212,6 +238,7 @@ pub mod leader;
 pub mod lease;
 pub mod member;
 pub mod node;
+mod outbox;
 pub mod phi;
 pub mod random;
 pub mod reachability;
@@ -219,8 +246,10 @@ pub mod recent;
 #[cfg(test)]
 mod reference;
 pub mod resolver;
+pub mod sink;
 mod sorted;
 pub mod time;
+mod timer;
 pub mod vclock;
 pub mod wire;
 
@@ -237,6 +266,7 @@ pub use node::{CommandError, InputError, Node, NodeStatus, Stats, Transmit};
 pub use phi::{DetectorKind, DetectorSettings, FailureDetector, PhiFormula};
 pub use reachability::ReachabilityStatus;
 pub use resolver::{DowningDecision, Reason};
+pub use sink::Sink;
 pub use time::Instant;
 pub use wire::{DeliveryClass, WireError};
 

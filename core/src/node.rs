@@ -1,9 +1,10 @@
 //! The node state machine: ties membership, gossip, the leader and joining together.
 //!
 //! Call order (as in quinn-proto): after every input — [`Node::handle_message`],
-//! [`Node::handle_timeout`] or a command — drain [`Node::poll_transmit`] and
-//! [`Node::poll_event`] until they return `None`, then sleep until [`Node::poll_timeout`] or
-//! the next message, whichever comes first.
+//! [`Node::handle_timeout`], [`Node::handle_lease`] or a command — call [`Node::drain`] (or
+//! drain [`Node::poll_transmit`], [`Node::poll_event`] and [`Node::poll_lease`] by hand, in
+//! that order), then sleep until [`Node::poll_timeout`] or the next message, whichever comes
+//! first.
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -12,6 +13,7 @@ use core::time::Duration;
 use crate::address::UniqueAddress;
 use crate::capacity::{self, Capacity};
 use crate::config::{Config, ConfigError, Downing};
+use crate::departure::Departure;
 use crate::downing::{Decision, Strategy};
 use crate::event::{Event, Limit, Limits, Publisher, StopReason};
 use crate::gossip::Gossip;
@@ -20,12 +22,14 @@ use crate::join::{JoinAction, JoinProcess, JoinTiming};
 use crate::leader::{self, UpRequirements};
 use crate::lease::LeaseRequest;
 use crate::member::{IllegalTransition, Member, MemberStatus};
+use crate::outbox::{Out, Outbox};
 use crate::phi::DetectorSettings;
 use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
 use crate::recent::Recent;
 use crate::resolver::{DowningDecision, Reason, Resolver, Step};
 use crate::time::Instant;
+use crate::timer::{Timer, TimerTable};
 use crate::vclock::Causality;
 use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, WireError};
 
@@ -50,7 +54,9 @@ pub const TOMBSTONE_MIN_AGE: Duration = Duration::from_secs(300);
 const NOTICES: usize = 4;
 /// Leader ticks a Down node waits for its status to spread before stopping (Pekko: 4).
 const SELF_DOWN_TICKS: u32 = 4;
-/// Leader ticks an Exiting node keeps confirming its exit before it stops.
+/// Leader ticks an Exiting node keeps confirming its exit before it stops anyway: a safety
+/// bound. It normally stops sooner, when the leader removes it or when nobody is left to
+/// remove it (`Node::nobody_to_confirm_to`).
 const EXIT_CONFIRM_TICKS: u32 = 5;
 /// Members told directly when a node departs.
 const DEPART_GOSSIP_FANOUT: usize = 5;
@@ -66,7 +72,8 @@ pub enum NodeStatus {
     Joining,
     /// A member of the cluster (any member status, see [`Node::self_member`]).
     Member,
-    /// Exiting: confirming its exit to the leader before it stops.
+    /// Exiting: confirming its exit to the leader until it is removed, or until every other
+    /// member is on its way out too and has seen it Exiting.
     Exiting,
     /// No longer taking part.
     Stopped(StopReason),
@@ -168,78 +175,6 @@ pub struct Stats {
     pub gossip_rounds: u64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Out {
-    InitJoin,
-    InitJoinAck,
-    InitJoinNack,
-    Join,
-    // The recipient's uid (its address is the message's destination): keeps the outbox small.
-    Welcome(u64),
-    GossipStatus(u64),
-    Gossip(u64),
-    Departed,
-    /// The reason waits in `Node::refusal`.
-    JoinRefused,
-    VersionRefused,
-    Heartbeat(u8),
-    HeartbeatRsp {
-        seq: u8,
-        sent: u16,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Pending {
-    to: SocketAddr,
-    out: Out,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timer {
-    Gossip = 0,
-    SpeedUp = 1,
-    Leader = 2,
-    Heartbeat = 3,
-    Reaper = 4,
-}
-const TIMERS: usize = 5;
-
-/// The deadline of each [`Timer`], if armed. Kept as bare instants and a bit mask (48 bytes
-/// rather than 80 for `[Option<Instant>; TIMERS]`): the device preset lives within 16 KiB.
-#[derive(Debug, Clone, Copy)]
-struct Timers {
-    at: [Instant; TIMERS],
-    armed: u8,
-}
-
-impl Timers {
-    const NONE: Timers = Timers {
-        at: [Instant::ZERO; TIMERS],
-        armed: 0,
-    };
-
-    fn get(&self, t: Timer) -> Option<Instant> {
-        (self.armed & (1 << t as u8) != 0).then_some(self.at[t as usize])
-    }
-
-    fn set(&mut self, t: Timer, at: Option<Instant>) {
-        match at {
-            Some(at) => {
-                self.at[t as usize] = at;
-                self.armed |= 1 << t as u8;
-            }
-            None => self.armed &= !(1 << t as u8),
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = Instant> + '_ {
-        (0..TIMERS)
-            .filter(|i| self.armed & (1 << i) != 0)
-            .map(|i| self.at[i])
-    }
-}
-
 /// One cluster node's membership state machine, for at most `M` members, `R` reachability
 /// records and `H` heartbeat intervals per monitored member. See the [crate docs](crate) for
 /// the call order and an example.
@@ -254,22 +189,18 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     bufs: [Gossip<M, R>; 2],
     cur: usize,
     incoming: usize,
-    timers: Timers,
-    speed_up_left: u8,
+    timers: TimerTable,
     ring_update_at: Option<Instant>,
-    outbox: heapless::Deque<Pending, OUTBOX_CAPACITY>,
+    outbox: Outbox,
     refusal: Option<Incompatibility>,
     publisher: Publisher<M>,
     heartbeats: Heartbeats<H>,
     notices: heapless::Deque<Event, NOTICES>,
     departed: heapless::Vec<UniqueAddress, MAX_DEPARTED>,
     ticks_without_convergence: u32,
-    /// Set by this node's own `prepare_for_full_cluster_shutdown`; see `shutting_down`.
-    preparing_for_shutdown: bool,
-    self_down_ticks: u32,
-    /// `SelfDowned` was reported.
-    self_downed: bool,
-    exit_ticks: u32,
+    /// A full-cluster shutdown this node started or joined (see `shutting_down`), or its
+    /// way out: Down, or Exiting.
+    departure: Departure,
     resolver: Resolver<M>,
     /// Peers heard from lately (see [`crate::recent`]).
     recent: Recent<M>,
@@ -342,20 +273,16 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             bufs: [Gossip::new(), Gossip::new()],
             cur: 0,
             incoming: 1,
-            timers: Timers::NONE,
-            speed_up_left: 0,
+            timers: TimerTable::NONE,
             ring_update_at: None,
-            outbox: heapless::Deque::new(),
+            outbox: Outbox::default(),
             refusal: None,
             publisher: Publisher::new(),
             heartbeats: Heartbeats::new(),
             notices: heapless::Deque::new(),
             departed: heapless::Vec::new(),
             ticks_without_convergence: 0,
-            preparing_for_shutdown: false,
-            self_down_ticks: 0,
-            self_downed: false,
-            exit_ticks: 0,
+            departure: Departure::SERVING,
             resolver: Resolver::new(),
             recent: Recent::default(),
             silent_ticks: 0,
@@ -480,7 +407,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return None;
         }
-        self.timers.iter().chain(self.join.next_timeout()).min()
+        self.timers
+            .next_timeout()
+            .into_iter()
+            .chain(self.join.next_timeout())
+            .min()
     }
 
     /// The next request for the lease of the lease-majority strategy, if any. Answer an
@@ -492,7 +423,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// Writes the next outgoing message into `buf` (use [`Node::MAX_MESSAGE_LEN`] bytes).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         loop {
-            let p = self.outbox.pop_front()?;
+            let p = self.outbox.pop()?;
             let me = self.me;
             let gossip = &self.bufs[self.cur];
             let msg = match &p.out {
@@ -572,15 +503,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     fn send(&mut self, to: SocketAddr, out: Out) {
-        match &out {
-            Out::Gossip(_) | Out::Welcome(_) => self.stats.gossip_full_sent += 1,
-            Out::GossipStatus(_) => self.stats.gossip_status_sent += 1,
-            _ => {}
-        }
-        if self.outbox.push_back(Pending { to, out }).is_err() {
-            self.stats.outbox_overflow += 1;
-            self.limits.reached(Limit::Outbox);
-        }
+        self.outbox.push(to, out, &mut self.stats, &mut self.limits);
     }
 
     fn notify(&mut self, e: Event) {
@@ -690,7 +613,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     pub fn prepare_for_full_cluster_shutdown(&mut self, now: Instant) -> Result<(), CommandError> {
         self.member_at(self.me.socket_addr())?;
         let generation = self.generation;
-        self.preparing_for_shutdown = true;
+        self.departure.prepare_for_shutdown();
         let ups: heapless::Vec<UniqueAddress, M> = self
             .gossip()
             .members
@@ -871,7 +794,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let generation = self.generation;
         // Timers that fire much later than asked mean this node itself did not run (a
         // stop-the-world pause, a starved executor): its peers were not silent, it was.
-        let late = self.timers.iter().filter(|t| *t <= now).min();
+        let late = self.timers.next_timeout().filter(|t| *t <= now);
         if let Some(late) = late.map(|t| now - t) {
             if late >= self.config.failure_detector.heartbeat_interval / 2 {
                 self.heartbeats.discount(now, late);
@@ -889,9 +812,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             && self.timers.get(Timer::SpeedUp).is_none()
             && self.speed_up_needed()
         {
-            self.speed_up_left = 2;
             self.timers
-                .set(Timer::SpeedUp, Some(now + self.config.gossip_interval / 3));
+                .start_speed_up(now + self.config.gossip_interval / 3);
         }
     }
 
@@ -906,46 +828,40 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.due(Timer::Reaper, now) {
             self.timers.set(
                 Timer::Reaper,
-                Some(now + self.config.unreachable_nodes_reaper_interval),
+                now + self.config.unreachable_nodes_reaper_interval,
             );
             self.reap(now);
         }
         if self.due(Timer::Leader, now) {
-            self.timers.set(
-                Timer::Leader,
-                Some(now + self.config.leader_actions_interval),
-            );
+            self.timers
+                .set(Timer::Leader, now + self.config.leader_actions_interval);
             self.leader_tick(now);
         }
         if self.due(Timer::Gossip, now) {
             self.timers
-                .set(Timer::Gossip, Some(now + self.config.gossip_interval));
+                .set(Timer::Gossip, now + self.config.gossip_interval);
             self.recent.tick(self.gossip().members.len());
             self.gossip_round();
             if self.speed_up_needed() {
-                self.speed_up_left = 2;
                 self.timers
-                    .set(Timer::SpeedUp, Some(now + self.config.gossip_interval / 3));
+                    .start_speed_up(now + self.config.gossip_interval / 3);
             }
         }
         if self.due(Timer::Heartbeat, now) {
             self.heartbeat_tick(now);
         }
         if self.due(Timer::SpeedUp, now) {
-            self.timers.set(Timer::SpeedUp, None);
+            self.timers.stop(Timer::SpeedUp);
             if self.speed_up_needed() {
                 self.gossip_round();
-                self.speed_up_left = self.speed_up_left.saturating_sub(1);
-                if self.speed_up_left > 0 {
-                    self.timers
-                        .set(Timer::SpeedUp, Some(now + self.config.gossip_interval / 3));
-                }
+                self.timers
+                    .speed_up_ran(now + self.config.gossip_interval / 3);
             }
         }
     }
 
     fn due(&self, t: Timer, now: Instant) -> bool {
-        self.timers.get(t).is_some_and(|d| d <= now)
+        self.timers.expired(t, now)
     }
 
     // ----- join -------------------------------------------------------------------------
@@ -993,15 +909,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .below(crate::time::micros(self.config.gossip_interval).max(1) as usize)
             as u64;
         self.timers
-            .set(Timer::Gossip, Some(now + Duration::from_micros(jitter)));
-        self.timers.set(
-            Timer::Leader,
-            Some(now + self.config.leader_actions_interval),
-        );
-        self.timers.set(Timer::Heartbeat, Some(now));
+            .set(Timer::Gossip, now + Duration::from_micros(jitter));
+        self.timers
+            .set(Timer::Leader, now + self.config.leader_actions_interval);
+        self.timers.set(Timer::Heartbeat, now);
         self.timers.set(
             Timer::Reaper,
-            Some(now + self.config.unreachable_nodes_reaper_interval),
+            now + self.config.unreachable_nodes_reaper_interval,
         );
         self.changed();
     }
@@ -1436,8 +1350,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.status = NodeStatus::Joining;
         self.silent_ticks = 0;
         self.gossip_silent_ticks = 0;
-        self.timers = Timers::NONE;
-        self.speed_up_left = 0;
+        self.timers = TimerTable::NONE;
         self.ring_update_at = None;
         self.heartbeats.clear();
         self.recent.clear();
@@ -1642,20 +1555,22 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 expected,
             );
         }
-        let room = OUTBOX_CAPACITY - self.outbox.len();
+        let room = self.outbox.room();
         let requests: heapless::Vec<(SocketAddr, u8), { heartbeat::MAX_MONITORED }> =
             self.heartbeats.requests(now, interval).take(room).collect();
         for (to, seq) in requests {
             self.send(to, Out::Heartbeat(seq));
         }
-        self.timers.set(
-            Timer::Heartbeat,
-            self.heartbeats
-                .next_request_at()
-                .into_iter()
-                .chain(self.ring_update_at)
-                .min(),
-        );
+        let next = self
+            .heartbeats
+            .next_request_at()
+            .into_iter()
+            .chain(self.ring_update_at)
+            .min();
+        match next {
+            Some(at) => self.timers.set(Timer::Heartbeat, at),
+            None => self.timers.stop(Timer::Heartbeat),
+        }
     }
 
     /// Writes this node's failure-detector verdicts into the reachability table (notes §9.3).
@@ -1827,14 +1742,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 )
             })
         {
-            self.preparing_for_shutdown = true;
+            self.departure.prepare_for_shutdown();
             let me = self.me;
             let _ = self.set_status_local(now, me, MemberStatus::PreparingForShutdown);
         }
         match self.status {
             NodeStatus::Exiting => {
-                self.exit_ticks += 1;
-                if self.exit_ticks > EXIT_CONFIRM_TICKS || self.nobody_to_confirm_to() {
+                let ticks = self.departure.tick();
+                if ticks > EXIT_CONFIRM_TICKS || self.nobody_to_confirm_to() {
                     self.stop(StopReason::Left);
                 } else {
                     self.confirm_departure();
@@ -1845,7 +1760,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .self_member()
                     .is_some_and(|m| m.status == MemberStatus::Down) =>
             {
-                self.self_down_ticks += 1;
+                if self.departure.downed() {
+                    // Down before any change was reported (not expected: every path that
+                    // changes the state reports it first).
+                    self.notify(Event::SelfDowned);
+                }
+                let ticks = self.departure.tick();
                 // Pekko §12.4: stop once every Down member (this one included) has seen the
                 // state or is unreachable, so the others downed with us learn it too.
                 let g = self.gossip();
@@ -1854,7 +1774,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .iter()
                     .filter(|m| m.status == MemberStatus::Down)
                     .all(|m| g.seen_by(&m.address) || !g.reachability().is_reachable(&m.address));
-                if spread || self.self_down_ticks >= SELF_DOWN_TICKS {
+                if spread || ticks >= SELF_DOWN_TICKS {
                     self.depart(StopReason::Downed);
                 }
             }
@@ -1943,7 +1863,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let reach = g.reachability();
-        let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
+        let room = self.outbox.room().saturating_sub(2);
         let start = self.rng.below(n);
         let targets: heapless::Vec<UniqueAddress, CONFIRM_PUSH> = (0..n)
             .map(|k| &g.members[(start + k) % n])
@@ -1984,7 +1904,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let told: heapless::Vec<UniqueAddress, OUTBOX_CAPACITY> = {
             let g = &self.bufs[cur];
             let mine = g.reachability().rows_of(&self.me);
-            let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
+            let room = self.outbox.room().saturating_sub(2);
             let others = g
                 .members
                 .iter()
@@ -2048,38 +1968,42 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let Some(status) = self.self_member().map(|m| m.status) else {
             return;
         };
-        if status == MemberStatus::Down && !self.self_downed {
-            self.self_downed = true;
+        if status == MemberStatus::Down && self.departure.downed() {
             self.notify(Event::SelfDowned);
         }
         if status == MemberStatus::Exiting && self.status == NodeStatus::Member {
             // Exiting tasks: there is nothing to hand over inside the core, so finish at once:
             // spread the news, confirm to the leader, and keep confirming for a few ticks.
             self.status = NodeStatus::Exiting;
-            self.exit_ticks = 0;
+            self.departure.start_exit();
             self.bufs[self.cur].add_seen(self.me);
             self.changed();
             self.spread_to_some();
             self.confirm_departure();
-            if self.nobody_to_confirm_to() {
-                // Alone (or with Down members only): no leader waits for the confirmation.
-                self.stop(StopReason::Left);
-            }
+        }
+        if self.status == NodeStatus::Exiting && self.nobody_to_confirm_to() {
+            self.stop(StopReason::Left);
         }
     }
 
-    /// No member but this one that is not Down: a departure has nobody to be confirmed to.
+    /// Every other member is Down, or Exiting and has seen the current state (in which this
+    /// node is Exiting): no leader is left to remove this node, and every member still running
+    /// knows it is on its way out. Members that all leave at once would otherwise keep
+    /// confirming to each other for [`EXIT_CONFIRM_TICKS`]; Pekko's Exiting node stops as soon
+    /// as its exiting tasks are done, without waiting for anyone.
     fn nobody_to_confirm_to(&self) -> bool {
-        self.gossip()
-            .members
-            .iter()
-            .all(|m| m.address == self.me || m.status == MemberStatus::Down)
+        let g = self.gossip();
+        g.members.iter().all(|m| {
+            m.address == self.me
+                || m.status == MemberStatus::Down
+                || (m.status == MemberStatus::Exiting && g.seen_by(&m.address))
+        })
     }
 
     /// Full gossip to a few distinct random members, so news about this node outlives it.
     /// Best effort: it leaves room in the outbox for the departure confirmations that follow.
     fn spread_to_some(&mut self) {
-        let room = (OUTBOX_CAPACITY - self.outbox.len()).saturating_sub(2);
+        let room = self.outbox.room().saturating_sub(2);
         let mut sent: heapless::Vec<UniqueAddress, DEPART_GOSSIP_FANOUT> = heapless::Vec::new();
         for _ in 0..2 * DEPART_GOSSIP_FANOUT {
             if sent.len() >= DEPART_GOSSIP_FANOUT.min(room) {
@@ -2119,7 +2043,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         self.status = NodeStatus::Stopped(reason);
         self.join.stop();
-        self.timers = Timers::NONE;
+        self.timers = TimerTable::NONE;
         self.heartbeats.clear();
         self.recent.clear();
         self.changed();
@@ -2130,7 +2054,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// PreparingForShutdown or ReadyForShutdown. Nobody new is let in or moved up then, on
     /// every node, even one whose own status was switched by another node's command.
     fn shutting_down(&self) -> bool {
-        self.preparing_for_shutdown
+        self.departure.full_shutdown()
             || self.gossip().members.iter().any(|m| {
                 matches!(
                     m.status,

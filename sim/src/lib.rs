@@ -30,7 +30,7 @@ use std::time::Duration;
 use fjell_core::random::Rng;
 use fjell_core::{
     Config, DeliveryClass, Event, Instant, Lease, LeaseRequest, Member, MemberStatus, MemoryLease,
-    Node, NodeStatus, ReachabilityStatus, UniqueAddress,
+    Node, NodeStatus, ReachabilityStatus, Sink, Transmit, UniqueAddress,
 };
 
 /// Index of a simulated node (stable across restarts: a restart keeps the address).
@@ -623,29 +623,15 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         let mut out = Vec::new();
         let mut events = Vec::new();
         if let Some(node) = self.slots[id].node.as_deref_mut() {
-            // Lease answers are inputs too: run them before collecting the outputs.
-            while let Some(request) = node.poll_lease() {
-                let me = node.address();
-                match request {
-                    LeaseRequest::Acquire => {
-                        let granted = self.lease.try_acquire(&me, now);
-                        node.handle_lease(now, granted);
-                    }
-                    LeaseRequest::Release => self.lease.release(&me),
-                }
-            }
-            while let Some(t) = node.poll_transmit(now, &mut self.buf) {
-                out.push((t, self.buf[..t.len].to_vec()));
-            }
-            while let Some(e) = node.poll_event() {
-                if let (Event::Downing(_), Some(v)) = (&e, &self.view_before) {
-                    eprintln!(
-                        "{:>10.3} before deciding, {v}",
-                        now.as_micros() as f64 / 1e6
-                    );
-                }
-                events.push(e);
-            }
+            let mut sink = Outputs {
+                now,
+                me: node.address(),
+                lease: &mut self.lease,
+                out: &mut out,
+                events: &mut events,
+                view_before: self.view_before.as_deref(),
+            };
+            node.drain(now, &mut self.buf, &mut sink);
         }
         for (t, bytes) in out {
             self.traffic.messages += 1;
@@ -1091,5 +1077,42 @@ impl Checker {
             }
         }
         Ok(())
+    }
+}
+
+/// One node's outputs during [`Sim::flush`]: messages and events are collected, lease requests
+/// answered at once from the simulation's [`MemoryLease`].
+struct Outputs<'a> {
+    now: Instant,
+    me: UniqueAddress,
+    lease: &'a mut MemoryLease,
+    out: &'a mut Vec<(Transmit, Vec<u8>)>,
+    events: &'a mut Vec<Event>,
+    view_before: Option<&'a str>,
+}
+
+impl Sink for Outputs<'_> {
+    fn transmit(&mut self, t: &Transmit, bytes: &[u8]) {
+        self.out.push((*t, bytes.to_vec()));
+    }
+
+    fn lease(&mut self, req: LeaseRequest, now: Instant) -> Option<bool> {
+        match req {
+            LeaseRequest::Acquire => Some(self.lease.try_acquire(&self.me, now)),
+            LeaseRequest::Release => {
+                self.lease.release(&self.me);
+                None
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        if let (Event::Downing(_), Some(v)) = (&e, self.view_before) {
+            eprintln!(
+                "{:>10.3} before deciding, {v}",
+                self.now.as_micros() as f64 / 1e6
+            );
+        }
+        self.events.push(e);
     }
 }

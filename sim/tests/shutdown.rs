@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fjell_core::{Config, NodeStatus, StopReason};
+use fjell_core::{Config, Event, NodeStatus, StopReason};
 use fjell_sim::Sim;
 
 #[test]
@@ -22,5 +22,98 @@ fn a_lone_node_leaves_within_a_second() {
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         eprintln!("seed {seed}: a lone node left in {took:?}");
         assert!(took <= Duration::from_secs(1), "seed {seed}: {took:?}");
+    }
+}
+
+/// Gossip intervals (1 s by default) within which three members that all leave at once have
+/// stopped. Before the rule that an Exiting node stops once every other member is on its way
+/// out and has seen it Exiting, they kept confirming for five leader ticks: 5 to 5.4 s.
+const ALL_LEAVE_BOUND: u32 = 3;
+
+/// Gossip intervals within which a single member leaving a 3- or 5-node cluster has stopped:
+/// the Leaving state spreads, the leader moves it to Exiting at its next tick, that spreads,
+/// and the leader removes it at the tick after.
+const ONE_LEAVES_BOUND: u32 = 6;
+
+#[test]
+fn three_members_leaving_at_once_stop_within_three_gossip_intervals() {
+    let config = Config::default();
+    let bound = config.gossip_interval * ALL_LEAVE_BOUND;
+    for seed in 0..10 {
+        let mut sim: Sim = Sim::new(seed);
+        sim.record_events(true);
+        let ids = sim.start_cluster(3, &config, 1);
+        sim.run_until(Duration::from_secs(30), |s| s.all_up(&ids))
+            .expect("up");
+        sim.run_for(Duration::from_secs(5));
+        for &x in &ids {
+            sim.leave(x, x);
+        }
+        let took = sim
+            .run_until(Duration::from_secs(30), |s| {
+                ids.iter()
+                    .all(|&x| s.node(x).status() == NodeStatus::Stopped(StopReason::Left))
+            })
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        eprintln!("seed {seed}: three members left at once in {took:?}");
+        assert!(took <= bound, "seed {seed}: {took:?} > {bound:?}");
+        for &x in &ids {
+            assert!(
+                !sim.events_of(x)
+                    .any(|e| matches!(e, Event::UnreachableMember(_))),
+                "seed {seed}: n{x} saw a leaver unreachable"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_member_leaving_a_3_or_5_node_cluster_stops_within_six_gossip_intervals() {
+    let config = Config::default();
+    let bound = config.gossip_interval * ONE_LEAVES_BOUND;
+    for n in [3, 5] {
+        for seed in 0..10 {
+            let mut sim: Sim = Sim::new(seed);
+            sim.record_events(true);
+            let ids = sim.start_cluster(n, &config, 1);
+            sim.run_until(Duration::from_secs(30), |s| s.all_up(&ids))
+                .expect("up");
+            sim.run_for(Duration::from_secs(5));
+            let x = ids[n - 1];
+            let leaver = sim.node(x).address();
+            sim.leave(x, x);
+            let took = sim
+                .run_until(Duration::from_secs(30), |s| {
+                    s.node(x).status() == NodeStatus::Stopped(StopReason::Left)
+                })
+                .unwrap_or_else(|e| panic!("n={n} seed {seed}: {e}"));
+            eprintln!("n={n} seed {seed}: one member left in {took:?}");
+            assert!(took <= bound, "n={n} seed {seed}: {took:?} > {bound:?}");
+            // The others see it Left, Exited, Removed, and never unreachable.
+            let rest = &ids[..n - 1];
+            sim.run_until(Duration::from_secs(30), |s| {
+                rest.iter().all(|&o| s.node(o).members().len() == n - 1)
+            })
+            .unwrap_or_else(|e| panic!("n={n} seed {seed}: not removed: {e}"));
+            for &o in rest {
+                let seen: Vec<&str> = sim
+                    .events_of(o)
+                    .filter_map(|e| match e {
+                        Event::MemberLeft(m) if m.address == leaver => Some("left"),
+                        Event::MemberExited(m) if m.address == leaver => Some("exited"),
+                        Event::MemberRemoved { member, .. } if member.address == leaver => {
+                            Some("removed")
+                        }
+                        Event::UnreachableMember(m) if m.address == leaver => Some("unreachable"),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(
+                    seen,
+                    ["left", "exited", "removed"],
+                    "n={n} seed {seed} n{o}"
+                );
+            }
+        }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! The template for a device with threads but no async runtime (or, with a different socket
 //! and clock, no OS at all). The loop follows fjell-core's call order: after every input —
-//! a datagram or a timer expiry — drain `poll_transmit` and `poll_event`, then block on the
-//! socket no longer than `poll_timeout` says.
+//! a datagram, a timer expiry or a lease answer — `Node::drain` hands the outputs to a `Sink`
+//! (messages to the socket, lease requests to a `Lease`, events to a callback), then the loop
+//! blocks on the socket no longer than `poll_timeout` says.
 //!
 //! Plain UDP is neither encrypted nor authenticated: the source address of a datagram is
 //! taken as the sender, so use it only on a network you trust (the QUIC transport is the
@@ -12,9 +13,9 @@
 //! Run three in three terminals (the same seed list, in the same order, everywhere):
 //!
 //! ```sh
-//! cargo run -p fjell-runtime --example blocking_udp -- 127.0.0.1:7001 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
-//! cargo run -p fjell-runtime --example blocking_udp -- 127.0.0.1:7002 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
-//! cargo run -p fjell-runtime --example blocking_udp -- 127.0.0.1:7003 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
+//! cargo run -p fjell-core --example blocking_udp -- 127.0.0.1:7001 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
+//! cargo run -p fjell-core --example blocking_udp -- 127.0.0.1:7002 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
+//! cargo run -p fjell-core --example blocking_udp -- 127.0.0.1:7003 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
 //! ```
 
 // Also compiled into this crate's tests (`tests/blocking_udp.rs`), which use `run_node` only.
@@ -25,17 +26,56 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fjell_core::{Config, DeviceNode, Event, Instant};
+use fjell_core::{
+    Config, DeviceNode, Event, Instant, Lease, LeaseRequest, MemoryLease, Sink, Transmit,
+    UniqueAddress,
+};
 
 /// Longest a blocking read waits before `stop` is checked again.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 
+/// Where the node's outputs go after each input.
+struct Outputs<'a, L> {
+    socket: &'a UdpSocket,
+    me: UniqueAddress,
+    lease: &'a mut L,
+    /// Events wait here until `drain` returns, so the callback can look at the node.
+    events: Vec<Event>,
+}
+
+impl<L: Lease> Sink for Outputs<'_, L> {
+    fn transmit(&mut self, t: &Transmit, bytes: &[u8]) {
+        // Best effort, like the network: the core resends what matters.
+        let _ = self.socket.send_to(bytes, t.destination);
+    }
+
+    fn lease(&mut self, req: LeaseRequest, now: Instant) -> Option<bool> {
+        // Only the lease-majority strategy asks. This lease answers at once; one that answers
+        // later (over the network) would return `None` here and call `Node::handle_lease`
+        // when the answer comes, followed by `drain`.
+        match req {
+            LeaseRequest::Acquire => Some(self.lease.try_acquire(&self.me, now)),
+            LeaseRequest::Release => {
+                self.lease.release(&self.me);
+                None
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        self.events.push(e);
+    }
+}
+
 /// Runs a node on `socket` that joins `seeds`, until `stop` is set; `on_event` sees every
-/// event with the node's state after it.
+/// event with the node's state after it. With lease-majority downing in `config`, `lease`
+/// answers the node's lease requests.
 pub fn run_node(
     socket: UdpSocket,
+    config: Config,
     seeds: &[SocketAddr],
     uid: u64,
+    lease: &mut impl Lease,
     stop: &AtomicBool,
     mut on_event: impl FnMut(&DeviceNode, &Event),
 ) -> io::Result<()> {
@@ -46,19 +86,22 @@ pub fn run_node(
     let invalid =
         |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
     // A DeviceNode is under 16 KiB: fine on a thread's stack.
-    let mut node = DeviceNode::new(Config::default(), addr, uid, uid.rotate_left(17) ^ 0x5eed)
+    let mut node = DeviceNode::new(config, addr, uid, uid.rotate_left(17) ^ 0x5eed)
         .map_err(|e| invalid(&e))?;
     node.join_seed_nodes(now(), seeds)
         .map_err(|e| invalid(&e))?;
     let mut out = vec![0u8; DeviceNode::MAX_MESSAGE_LEN];
     let mut input = vec![0u8; DeviceNode::MAX_MESSAGE_LEN];
+    let mut sink = Outputs {
+        socket: &socket,
+        me: node.address(),
+        lease,
+        events: Vec::new(),
+    };
     loop {
         // Outputs of the previous input.
-        while let Some(t) = node.poll_transmit(now(), &mut out) {
-            // Best effort, like the network: the core resends what matters.
-            let _ = socket.send_to(&out[..t.len], t.destination);
-        }
-        while let Some(e) = node.poll_event() {
+        node.drain(now(), &mut out, &mut sink);
+        for e in sink.events.drain(..) {
             on_event(&node, &e);
         }
         if stop.load(Ordering::Relaxed) {
@@ -106,7 +149,19 @@ fn main() -> io::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
     let stop = AtomicBool::new(false);
-    run_node(socket, seeds, uid, &stop, |node, event| {
-        println!("{event:?} ({} members)", node.members().len());
-    })
+    // The default downing (keep-majority) never asks for a lease. With lease-majority, every
+    // node must ask one shared lease (a database row, a Kubernetes lease) behind the `Lease`
+    // trait: a `MemoryLease` lives in this process only and would grant every node.
+    let mut lease = MemoryLease::new(Duration::from_secs(60));
+    run_node(
+        socket,
+        Config::default(),
+        seeds,
+        uid,
+        &mut lease,
+        &stop,
+        |node, event| {
+            println!("{event:?} ({} members)", node.members().len());
+        },
+    )
 }

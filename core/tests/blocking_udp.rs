@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use fjell_core::MemberStatus;
+use fjell_core::{Config, MemberStatus, MemoryLease};
 
 #[test]
 fn three_blocking_nodes_form_a_cluster_over_udp() {
@@ -26,7 +26,10 @@ fn three_blocking_nodes_form_a_cluster_over_udp() {
         .map(|(i, socket)| {
             let (seeds, stop, tx) = (seeds.clone(), stop.clone(), tx.clone());
             std::thread::spawn(move || {
-                blocking_udp::run_node(socket, &seeds, i as u64 + 1, &stop, |node, _| {
+                let mut lease = MemoryLease::new(Duration::from_secs(60));
+                let config = Config::default();
+                let uid = i as u64 + 1;
+                blocking_udp::run_node(socket, config, &seeds, uid, &mut lease, &stop, |node, _| {
                     let up = node
                         .members()
                         .iter()

@@ -1,0 +1,77 @@
+//! Messages waiting for [`crate::Node::poll_transmit`]: what to send, not its bytes (those are
+//! encoded from the current state when polled, so a queued gossip is always the latest).
+
+use core::net::SocketAddr;
+
+use crate::event::{Limit, Limits};
+use crate::node::{Stats, OUTBOX_CAPACITY};
+
+/// A message to build when it is polled.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Out {
+    InitJoin,
+    InitJoinAck,
+    InitJoinNack,
+    Join,
+    // The recipient's uid (its address is the message's destination): keeps the outbox small.
+    Welcome(u64),
+    GossipStatus(u64),
+    Gossip(u64),
+    Departed,
+    /// The reason waits in `Node::refusal`.
+    JoinRefused,
+    VersionRefused,
+    Heartbeat(u8),
+    HeartbeatRsp {
+        seq: u8,
+        sent: u16,
+    },
+}
+
+/// A queued message and its destination.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pending {
+    pub(crate) to: SocketAddr,
+    pub(crate) out: Out,
+}
+
+/// The queue of outgoing messages, at most [`OUTBOX_CAPACITY`].
+#[derive(Debug, Default)]
+pub(crate) struct Outbox(heapless::Deque<Pending, OUTBOX_CAPACITY>);
+
+impl Outbox {
+    /// Queues `out` for `to`, counting gossip sent in `stats`; when full, the message is
+    /// dropped and counted (`outbox_overflow`, [`Limit::Outbox`]).
+    pub(crate) fn push(
+        &mut self,
+        to: SocketAddr,
+        out: Out,
+        stats: &mut Stats,
+        limits: &mut Limits,
+    ) {
+        match &out {
+            Out::Gossip(_) | Out::Welcome(_) => stats.gossip_full_sent += 1,
+            Out::GossipStatus(_) => stats.gossip_status_sent += 1,
+            _ => {}
+        }
+        if self.0.push_back(Pending { to, out }).is_err() {
+            stats.outbox_overflow += 1;
+            limits.reached(Limit::Outbox);
+        }
+    }
+
+    /// The oldest queued message.
+    pub(crate) fn pop(&mut self) -> Option<Pending> {
+        self.0.pop_front()
+    }
+
+    /// Messages that still fit.
+    pub(crate) fn room(&self) -> usize {
+        OUTBOX_CAPACITY - self.0.len()
+    }
+
+    /// No message fits.
+    pub(crate) fn is_full(&self) -> bool {
+        self.0.is_full()
+    }
+}
