@@ -98,8 +98,8 @@ fn gossip_size(sim: &Big, id: NodeId) {
     let node = sim.node(id);
     let g = node.gossip();
     let mut buf = vec![0u8; Big::max_message_len()];
-    let len = fjell_core::wire::encode(
-        &fjell_core::wire::Outgoing::Gossip {
+    let len = fjell_core::testing::wire::encode(
+        &fjell_core::testing::wire::Outgoing::Gossip {
             from: node.address(),
             to: node.address(),
         },
