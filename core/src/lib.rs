@@ -225,6 +225,8 @@ mod recent;
 mod reference;
 mod resolver;
 mod sorted;
+#[cfg(feature = "std")]
+mod std_support;
 #[doc(hidden)]
 pub mod testing;
 mod time;
