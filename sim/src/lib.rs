@@ -20,6 +20,7 @@
 
 pub mod campaign;
 pub mod gen;
+pub mod membership;
 pub mod targets;
 
 use std::cmp::Reverse;
