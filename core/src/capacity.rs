@@ -104,7 +104,11 @@ pub(crate) fn cluster_records(members: &[Member], own: Capacity) -> usize {
 
 /// Whether a cluster with `members` (as seen by a node of capacity `own`) may take one more
 /// member declaring `joiner`; the refusal says why not.
-pub(crate) fn admits(members: &[Member], own: Capacity, joiner: Capacity) -> Result<(), Incompatibility> {
+pub(crate) fn admits(
+    members: &[Member],
+    own: Capacity,
+    joiner: Capacity,
+) -> Result<(), Incompatibility> {
     let after = members.len() + 1;
     let bound = cluster_holds(members, own).min(joiner.holds());
     if after <= bound {

@@ -5,8 +5,9 @@
 //! with vector clocks and convergence, a derived leader and its actions, seed-node joining,
 //! failure detection (phi accrual over a heartbeat ring) feeding a reachability table, and
 //! downing: by hand, or by a split brain resolver that lets exactly one side of a partition
-//! survive (see [`Strategy`] for the rules and [`DowningSettings`] for when they are applied). A node
-//! whose downing settings differ from the cluster's is refused at join ([`compat`]).
+//! survive (see [`Strategy`] for the rules and [`DowningSettings`] for when they are
+//! applied). A node whose downing settings differ from the cluster's is refused at join
+//! ([`compat`]).
 //!
 //! `#![no_std]`, no heap, no clock, no sockets, no threads. Capacities are compile-time
 //! parameters: a [`Node<M, R, H>`] holds at most `M` members, `R` reachability records and `H`
