@@ -1,6 +1,6 @@
 //! Cluster events, produced by diffing the state the user last saw against the current one.
 //!
-//! Like Pekko, events are not queued as they happen: [`Publisher`] remembers what it has
+//! Like Pekko, events are not queued as they happen: the node remembers what it has
 //! reported and, when polled, reports the next difference. A member that moved through several
 //! statuses between two polls yields only the event for its latest status. This keeps memory
 //! bounded (no event queue to overflow) while every node still reports the same sequence of
