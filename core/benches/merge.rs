@@ -1,9 +1,9 @@
 //! Gossip merge and codec micro-benchmarks: `cargo bench -p fjell-core --bench merge`.
 
 use divan::Bencher;
-use fjell_core::gossip::Gossip;
 use fjell_core::member::{AppVersion, Member, MemberStatus, RoleSet};
-use fjell_core::wire::{self, Message};
+use fjell_core::testing::gossip::Gossip;
+use fjell_core::testing::wire::{self, Message};
 use fjell_core::{Instant, UniqueAddress};
 
 type G = Gossip<1024, 1024>;
@@ -22,7 +22,7 @@ fn pair(n: usize) -> (Box<G>, Box<G>) {
     for i in 0..n {
         let mut m = Member::joining(addr(i), RoleSet::new(), AppVersion::new(1, 0, 0));
         m.status = MemberStatus::Up;
-        m.up_number = i as u32 + 1;
+        m.up_number = std::num::NonZeroU32::new(i as u32 + 1);
         a.add_member(m).unwrap();
     }
     for i in 0..n {

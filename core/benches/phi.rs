@@ -1,7 +1,7 @@
 //! Failure-detector micro-benchmarks: `cargo bench -p fjell-core --bench phi`.
 
 use divan::Bencher;
-use fjell_core::phi::{FailureDetector, PhiAccrual, PhiFormula};
+use fjell_core::testing::phi::{FailureDetector, PhiAccrual, PhiFormula};
 use fjell_core::{DetectorSettings, Instant};
 
 /// One heartbeat arrival into a full 1,000-sample window (the server preset).

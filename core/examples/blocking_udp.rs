@@ -86,8 +86,12 @@ pub fn run_node(
     let invalid =
         |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
     // A DeviceNode is under 16 KiB: fine on a thread's stack.
-    let mut node = DeviceNode::new(config, addr, uid, uid.rotate_left(17) ^ 0x5eed)
-        .map_err(|e| invalid(&e))?;
+    let mut node = DeviceNode::new(
+        config,
+        UniqueAddress::new(addr, uid),
+        uid.rotate_left(17) ^ 0x5eed,
+    )
+    .map_err(|e| invalid(&e))?;
     node.join_seed_nodes(now(), seeds)
         .map_err(|e| invalid(&e))?;
     let mut out = vec![0u8; DeviceNode::MAX_MESSAGE_LEN];

@@ -5,21 +5,36 @@
 //! record, so every member computes the same bound for the cluster: the smallest
 //! [`Capacity::holds`] of its members. Three rules follow, each in one place:
 //!
-//! - **Admission** ([`admits`]): a member takes a joiner only if the cluster with the joiner
+//! - **Admission**: a member takes a joiner only if the cluster with the joiner
 //!   stays within every member's bound, the joiner's included. Otherwise it refuses with
 //!   [`Incompatibility::Capacity`], reported on both sides like any other refusal.
-//! - **Concurrent admissions** ([`DropLine`]): two members can each take a joiner at the same
+//! - **Concurrent admissions**: two members can each take a joiner at the same
 //!   instant. When a merge would exceed the bound, Joining members go first, then WeaklyUp
 //!   members, highest address first, until the rest fits. The choice depends only on the
 //!   merged members, so every node drops the same ones and merges never fail for lack of room.
 //!   A dropped joiner learns it from the first gossip without it ([`crate::Node`]).
 //! - **Reachability records** ([`Capacity::records`]): the table is compacted to the smallest
-//!   record capacity in the cluster (see [`crate::reachability`]), so any member's gossip
-//!   decodes at every other member.
+//!   record capacity in the cluster (see [compaction](#reachability-compaction)), so any
+//!   member's gossip decodes at every other member.
 //!
 //! A node holds at most `M` members, and at most `2 R` so that compaction always has room: in a
 //! partition the side that may survive flags fewer than half of the members, one compacted
 //! record each.
+//!
+//! # Reachability compaction
+//!
+//! A table that would exceed the smallest record capacity in the cluster is compacted: one
+//! row per flagged subject (the worst status, from an observer that is itself neither flagged
+//! nor Down where there is one, lowest address first), no rows saying Reachable; if more
+//! subjects are flagged than the table holds, those with the highest addresses lose their rows
+//! (a merge makes the same cut before its union, so that it never overflows). Versions stay,
+//! so a peer with the full rows of an observer merges them back in.
+//!
+//! What the split brain resolver reads survives compaction: which members are flagged and by
+//! an observer that counts, and whether some flagging observer is itself reachable (a member
+//! flagged only by flagged observers is indirectly connected). Which members each observer
+//! flags is lost, so a member one observer takes back stays reachable until another observer
+//! that still flags it re-flags it (its next reaper tick).
 
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +87,7 @@ impl Capacity {
 }
 
 /// The largest cluster `members` allow, for a node whose own capacity is `own`.
-pub fn cluster_holds(members: &[Member], own: Capacity) -> usize {
+pub(crate) fn cluster_holds(members: &[Member], own: Capacity) -> usize {
     members
         .iter()
         .map(|m| m.capacity.holds())
@@ -80,7 +95,7 @@ pub fn cluster_holds(members: &[Member], own: Capacity) -> usize {
 }
 
 /// The record capacity every member can hold (the smallest), for a node whose own is `own`.
-pub fn cluster_records(members: &[Member], own: Capacity) -> usize {
+pub(crate) fn cluster_records(members: &[Member], own: Capacity) -> usize {
     members
         .iter()
         .map(|m| usize::from(m.capacity.records))
@@ -89,7 +104,11 @@ pub fn cluster_records(members: &[Member], own: Capacity) -> usize {
 
 /// Whether a cluster with `members` (as seen by a node of capacity `own`) may take one more
 /// member declaring `joiner`; the refusal says why not.
-pub fn admits(members: &[Member], own: Capacity, joiner: Capacity) -> Result<(), Incompatibility> {
+pub(crate) fn admits(
+    members: &[Member],
+    own: Capacity,
+    joiner: Capacity,
+) -> Result<(), Incompatibility> {
     let after = members.len() + 1;
     let bound = cluster_holds(members, own).min(joiner.holds());
     if after <= bound {
@@ -101,7 +120,7 @@ pub fn admits(members: &[Member], own: Capacity, joiner: Capacity) -> Result<(),
 
 /// The refusal a cluster with `members` (seen by a node of capacity `own`) gives a joiner
 /// declaring `joiner`.
-pub fn full(members: &[Member], own: Capacity, joiner: Capacity) -> Incompatibility {
+pub(crate) fn full(members: &[Member], own: Capacity, joiner: Capacity) -> Incompatibility {
     let saturate = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
     Incompatibility::Capacity {
         members: saturate(members.len()),
@@ -115,7 +134,7 @@ pub fn full(members: &[Member], own: Capacity, joiner: Capacity) -> Incompatibil
 /// members form a prefix of one fixed order (Joining before WeaklyUp, each by descending
 /// address), so the line is all a merge needs to decide each copy on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DropLine {
+pub(crate) struct DropLine {
     weakly_up: bool,
     from: UniqueAddress,
 }
@@ -229,7 +248,7 @@ fn union_len(a: &[Member], b: &[Member], alive: impl Fn(&UniqueAddress) -> bool)
 
 /// Members that may not be dropped (Up and further on) exceed the cluster's capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OverCapacity;
+pub(crate) struct OverCapacity;
 
 /// The merged members of two sorted lists, each member once with its merge winner's status and
 /// capacity, in address order (either way).
@@ -321,9 +340,9 @@ mod tests {
         let mut m = Member::joining(n(i), RoleSet::new(), AppVersion::default());
         m.status = status;
         m.up_number = if matches!(status, Joining | WeaklyUp) {
-            u32::MAX
+            None
         } else {
-            1
+            core::num::NonZeroU32::new(1)
         };
         m.capacity = Capacity {
             members: cap,

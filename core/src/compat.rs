@@ -9,7 +9,7 @@
 //! downing settings, as configured  the configuration compatibility check: skipped only if
 //! compat.<key> settings            both sides set enforce-on-join = off (unsafe)
 //! ```
-//! The protocol version is checked before, from the envelope ([`crate::wire`]).
+//! The protocol version is checked before, from the envelope of every message.
 //!
 //! Downing settings must match because each side of a partition decides alone: a keep-oldest
 //! node in a keep-majority cluster can keep a side alive that the others expect to down
@@ -27,7 +27,9 @@ use crate::downing::Strategy;
 use crate::member::Role;
 use crate::time::micros;
 
-/// What a joining node declares so the cluster can refuse it early.
+/// What a joining node declares so the cluster can refuse it early. The wire form of the
+/// check, hidden: applications see its outcome as an [`Incompatibility`].
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compat {
     /// Cluster name.
@@ -242,6 +244,7 @@ enum Unstable {
     AfterMicros(u64),
 }
 
+#[doc(hidden)]
 /// The downing settings as configured, in a fixed small form (at most about 70 bytes on the
 /// wire). Durations are in microseconds; `stable-after` is kept as configured, so "scales
 /// with the cluster size" differs from any fixed value even where they happen to agree.

@@ -7,7 +7,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::downing::Strategy;
-use crate::heartbeat::MAX_MONITORED;
+pub use crate::heartbeat::MAX_MONITORED;
 use crate::member::{AppVersion, Role, RoleSet};
 use crate::phi::{DetectorKind, DetectorSettings};
 
@@ -77,13 +77,9 @@ pub struct Config {
     /// and on again after it. The cluster name is checked either way.
     pub enforce_on_join: bool,
     /// Failure detector (`failure-detector.*`: `implementation`, `threshold` 8,
-    /// `min-std-deviation` 100 ms, `acceptable-heartbeat-pause` 3 s, `heartbeat-interval` 1 s).
+    /// `min-std-deviation` 100 ms, `acceptable-heartbeat-pause` 3 s, `heartbeat-interval` 1 s,
+    /// `monitored-by-nr-of-members` 5, `expected-response-after` 1 s).
     pub failure_detector: DetectorSettings,
-    /// How many members monitor each member (`failure-detector.monitored-by-nr-of-members`, 5).
-    pub monitored_by_nr_of_members: usize,
-    /// When the first heartbeat response is due (`failure-detector.expected-response-after`,
-    /// 1 s); a member that never answers is judged from then on.
-    pub expected_response_after: Duration,
     /// How often failure-detector verdicts are written to the reachability table
     /// (`unreachable-nodes-reaper-interval`, 1 s).
     pub unreachable_nodes_reaper_interval: Duration,
@@ -273,8 +269,6 @@ impl Default for Config {
             compat_settings: heapless::Vec::new(),
             enforce_on_join: true,
             failure_detector: DetectorSettings::default(),
-            monitored_by_nr_of_members: 5,
-            expected_response_after: Duration::from_secs(1),
             unreachable_nodes_reaper_interval: Duration::from_secs(1),
             downing: DowningSettings::default(),
         }
@@ -434,7 +428,7 @@ impl Config {
                 reason: "must be at most one hour",
             });
         }
-        if !(1..MAX_MONITORED).contains(&self.monitored_by_nr_of_members) {
+        if !(1..MAX_MONITORED).contains(&fd.monitored_by_nr_of_members) {
             return Err(ConfigError {
                 key: "failure-detector.monitored-by-nr-of-members",
                 reason: "must be at least 1 and less than MAX_MONITORED (8)",
@@ -442,7 +436,7 @@ impl Config {
         }
         positive(
             "failure-detector.expected-response-after",
-            self.expected_response_after,
+            fd.expected_response_after,
         )?;
         positive(
             "unreachable-nodes-reaper-interval",
@@ -498,10 +492,8 @@ mod tests {
         let mut c = Config::default();
         c.failure_detector.threshold = f64::INFINITY;
         assert_eq!(c.validate().unwrap_err().key, "failure-detector.threshold");
-        let c = Config {
-            monitored_by_nr_of_members: 0,
-            ..Config::default()
-        };
+        let mut c = Config::default();
+        c.failure_detector.monitored_by_nr_of_members = 0;
         assert_eq!(
             c.validate().unwrap_err().key,
             "failure-detector.monitored-by-nr-of-members"

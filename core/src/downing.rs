@@ -333,9 +333,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             Strategy::DownAll => return true,
             Strategy::StaticQuorum { size, role } => (Some(size as usize), role),
             Strategy::KeepOldest { role, .. } => {
-                let oldest = self
-                    .counted(role)
-                    .min_by_key(|(_, m)| (m.up_number, m.address));
+                let oldest = self.counted(role).min_by_key(|(_, m)| m.age());
                 return oldest.is_some_and(|(i, _)| survives(i));
             }
             Strategy::KeepMajority { role } | Strategy::LeaseMajority { role } => (None, role),
@@ -489,7 +487,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
             } else {
                 ours += 1;
             }
-            if oldest.is_none_or(|(_, o)| (m.up_number, m.address) < (o.up_number, o.address)) {
+            if oldest.is_none_or(|(_, o)| m.is_older_than(o)) {
                 oldest = Some((i, m));
             }
         }
@@ -589,7 +587,7 @@ mod tests {
                 .find(|(x, _)| *x == i)
                 .map_or(MemberStatus::Up, |(_, s)| *s);
             if !matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp) {
-                m.up_number = u32::from(i);
+                m.up_number = core::num::NonZeroU32::new(u32::from(i));
             }
             g.add_member(m).unwrap();
         }

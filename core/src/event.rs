@@ -1,6 +1,6 @@
 //! Cluster events, produced by diffing the state the user last saw against the current one.
 //!
-//! Like Pekko, events are not queued as they happen: [`Publisher`] remembers what it has
+//! Like Pekko, events are not queued as they happen: the node remembers what it has
 //! reported and, when polled, reports the next difference. A member that moved through several
 //! statuses between two polls yields only the event for its latest status. This keeps memory
 //! bounded (no event queue to overflow) while every node still reports the same sequence of
@@ -116,7 +116,7 @@ pub enum Limit {
     /// dropped.
     Buffer,
     /// More members are flagged unreachable than the reachability table holds even compacted:
-    /// an observation was not recorded (see [compaction](crate::reachability#compaction)).
+    /// an observation was not recorded (see [compaction](crate::capacity#reachability-compaction)).
     ReachabilityRecords,
     /// Gossip would hold more members than the smallest member can, even without the joiners
     /// that may be dropped (two sides each moved members up: only a split brain does that).
@@ -196,7 +196,7 @@ enum Phase {
 /// Remembers what has been reported and reports the next difference (order as in Pekko:
 /// removals, member changes, unreachable, reachable, leader, role leaders).
 #[derive(Debug, Clone)]
-pub struct Publisher<const M: usize> {
+pub(crate) struct Publisher<const M: usize> {
     seen: heapless::Vec<Seen, M>,
     leader: Option<UniqueAddress>,
     role_leaders: heapless::Vec<(Role, Option<UniqueAddress>), MAX_TRACKED_ROLES>,

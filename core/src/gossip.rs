@@ -1108,7 +1108,7 @@ mod tests {
         for (g, other) in [(&mut a, 2u8), (&mut b, 2u8)] {
             let mut m = Member::joining(n(1), RoleSet::new(), AppVersion::default());
             m.status = Up;
-            m.up_number = 1;
+            m.up_number = core::num::NonZeroU32::new(1);
             g.add_member(m).unwrap();
             g.add_member(Member::joining(
                 n(other),

@@ -110,6 +110,7 @@ impl<const H: usize> Heartbeats<H> {
     }
 
     /// The monitored members.
+    #[cfg(test)]
     pub fn monitors(&self) -> &[Monitor<H>] {
         &self.monitors
     }
@@ -331,20 +332,6 @@ impl<const H: usize> Heartbeats<H> {
         })
     }
 
-    /// True unless a monitor of this node suspects `subject`. Members not monitored count as
-    /// available.
-    pub fn is_available(
-        &self,
-        now: Instant,
-        subject: &UniqueAddress,
-        s: &DetectorSettings,
-    ) -> bool {
-        self.monitors
-            .iter()
-            .find(|m| m.subject == *subject)
-            .is_none_or(|m| m.detector.is_available(now, s))
-    }
-
     /// Stats per monitored member.
     pub fn stats<'a>(
         &'a self,
@@ -428,6 +415,8 @@ mod tests {
         acceptable_heartbeat_pause: Duration::from_secs(3),
         heartbeat_interval: Duration::from_secs(1),
         formula: crate::phi::PhiFormula::Exact,
+        monitored_by_nr_of_members: 5,
+        expected_response_after: Duration::from_secs(1),
     };
 
     #[test]

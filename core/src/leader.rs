@@ -4,11 +4,12 @@
 //! Most leader actions run only at convergence, when every node that matters has seen the same
 //! state; that is what keeps two leaders on two sides of a partition from both acting.
 
+use core::num::NonZeroU32;
 use core::time::Duration;
 
 use crate::address::UniqueAddress;
 use crate::gossip::Gossip;
-use crate::member::{Member, MemberStatus, Role, UP_NUMBER_UNSET};
+use crate::member::{Member, MemberStatus, Role, MAX_UP_NUMBER};
 use crate::reachability::ReachabilityStatus;
 use crate::time::Instant;
 
@@ -160,13 +161,7 @@ pub fn actions_on_convergence<const M: usize, const R: usize>(
     let mut next_up = g
         .members
         .iter()
-        .map(|m| {
-            if m.up_number == UP_NUMBER_UNSET {
-                0
-            } else {
-                m.up_number
-            }
-        })
+        .map(|m| m.up_number.map_or(0, NonZeroU32::get))
         .max()
         .unwrap_or(0);
     for m in g.members.iter_mut() {
@@ -175,9 +170,9 @@ pub fn actions_on_convergence<const M: usize, const R: usize>(
         }
         match m.status {
             MemberStatus::Joining | MemberStatus::WeaklyUp if up_ok => {
-                next_up = next_up.saturating_add(1).min(UP_NUMBER_UNSET - 1);
+                next_up = next_up.saturating_add(1).min(MAX_UP_NUMBER);
                 m.status = MemberStatus::Up;
-                m.up_number = next_up;
+                m.up_number = NonZeroU32::new(next_up);
                 out.moved_up += 1;
             }
             MemberStatus::Leaving => {
@@ -286,11 +281,11 @@ mod tests {
     fn up_numbers_are_assigned_in_address_order_after_the_youngest() {
         use MemberStatus::*;
         let mut g = with(&[(1, Up), (2, Joining), (3, WeaklyUp), (4, Leaving)]);
-        g.member_mut(&n(1)).unwrap().up_number = 7;
+        g.member_mut(&n(1)).unwrap().up_number = NonZeroU32::new(7);
         let out = actions_on_convergence(&mut g, Instant::ZERO, &REQ, &[], false, Duration::ZERO);
         assert_eq!(out.moved_up, 2);
-        assert_eq!(g.member(&n(2)).unwrap().up_number, 8);
-        assert_eq!(g.member(&n(3)).unwrap().up_number, 9);
+        assert_eq!(g.member(&n(2)).unwrap().up_number, NonZeroU32::new(8));
+        assert_eq!(g.member(&n(3)).unwrap().up_number, NonZeroU32::new(9));
         assert_eq!(g.member(&n(4)).unwrap().status, Exiting);
     }
 

@@ -5,8 +5,9 @@
 //! with vector clocks and convergence, a derived leader and its actions, seed-node joining,
 //! failure detection (phi accrual over a heartbeat ring) feeding a reachability table, and
 //! downing: by hand, or by a split brain resolver that lets exactly one side of a partition
-//! survive (see [`downing`] for the rules and [`resolver`] for when they are applied). A node
-//! whose downing settings differ from the cluster's is refused at join ([`compat`]).
+//! survive (see [`Strategy`] for the rules and [`DowningSettings`] for when they are
+//! applied). A node whose downing settings differ from the cluster's is refused at join
+//! ([`compat`]).
 //!
 //! `#![no_std]`, no heap, no clock, no sockets, no threads. Capacities are compile-time
 //! parameters: a [`Node<M, R, H>`] holds at most `M` members, `R` reachability records and `H`
@@ -30,7 +31,7 @@
 //!
 //! ```
 //! use fjell_core::{Config, DeviceNode, Event, Instant, LeaseRequest, MemberStatus, Sink};
-//! use fjell_core::Transmit;
+//! use fjell_core::{Transmit, UniqueAddress};
 //! use std::net::SocketAddr;
 //!
 //! /// Collects one node's outputs; the loop below delivers them.
@@ -59,8 +60,8 @@
 //! let b: SocketAddr = "10.0.0.2:7355".parse().unwrap();
 //! let seeds = [a, b];
 //! let mut nodes = [
-//!     DeviceNode::new(Config::default(), a, 0xA, 1).unwrap(),
-//!     DeviceNode::new(Config::default(), b, 0xB, 2).unwrap(),
+//!     DeviceNode::new(Config::default(), UniqueAddress::new(a, 0xA), 1).unwrap(),
+//!     DeviceNode::new(Config::default(), UniqueAddress::new(b, 0xB), 2).unwrap(),
 //! ];
 //! let mut now = Instant::ZERO;
 //! for n in nodes.iter_mut() {
@@ -219,51 +220,61 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unnameable_types)]
 
 #[cfg(test)]
 extern crate std;
 
-pub mod address;
+// The public surface: everything an application needs is re-exported at the crate root; the
+// few public modules hold secondary items (limits, error details) and the longer write-ups.
+// Everything else is an implementation detail, reachable only through the hidden `testing`
+// module for fjell-sim, the fuzz targets and this crate's own tests and benches.
+mod address;
 pub mod capacity;
 pub mod compat;
 pub mod config;
 mod departure;
-pub mod downing;
-pub mod error;
+mod downing;
+mod error;
 pub mod event;
-pub mod gossip;
-pub mod heartbeat;
-pub mod join;
-pub mod leader;
-pub mod lease;
+mod gossip;
+mod heartbeat;
+mod join;
+mod leader;
+mod lease;
 pub mod member;
 pub mod node;
 mod outbox;
-pub mod phi;
-pub mod random;
-pub mod reachability;
-pub mod recent;
+mod phi;
+mod random;
+mod reachability;
+mod recent;
 #[cfg(test)]
 mod reference;
-pub mod resolver;
-pub mod sink;
+mod resolver;
+mod sink;
 mod sorted;
-pub mod time;
+#[cfg(feature = "std")]
+mod std_support;
+#[doc(hidden)]
+pub mod testing;
+mod time;
 mod timer;
-pub mod vclock;
-pub mod wire;
+mod vclock;
+mod wire;
 
 pub use address::UniqueAddress;
 pub use capacity::Capacity;
+pub use compat::Incompatibility;
 pub use config::{Config, ConfigError, Downing, DowningSettings, WhenUnstable};
 pub use downing::{Decision, Strategy};
 pub use event::{Event, Limit, StopReason};
-pub use gossip::Gossip;
 pub use heartbeat::MonitorStats;
+pub use join::MAX_SEEDS;
 pub use lease::{Lease, LeaseRequest, MemoryLease};
 pub use member::{AppVersion, Member, MemberStatus, Role, RoleSet};
 pub use node::{CommandError, InputError, Node, NodeStatus, Stats, Transmit};
-pub use phi::{DetectorKind, DetectorSettings, FailureDetector, PhiFormula};
+pub use phi::{DetectorKind, DetectorSettings, PhiFormula};
 pub use reachability::ReachabilityStatus;
 pub use resolver::{DowningDecision, Reason};
 pub use sink::Sink;

@@ -1,6 +1,7 @@
 //! Members, their statuses and the one table of allowed status transitions.
 
 use core::fmt;
+use core::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
 use crate::address::UniqueAddress;
@@ -313,8 +314,36 @@ impl fmt::Display for AppVersion {
     }
 }
 
-/// Up-number of a member the leader has not moved up yet: such a member is the youngest.
-pub const UP_NUMBER_UNSET: u32 = u32::MAX;
+/// The highest up-number the leader hands out: `u32::MAX` is how the wire says "not up yet".
+pub(crate) const MAX_UP_NUMBER: u32 = u32::MAX - 1;
+
+/// The wire form of [`Member::up_number`], byte for byte what it was when the field was a
+/// plain `u32` with `u32::MAX` for "not up yet": that value is `None`, and 0, which no leader
+/// hands out, is refused.
+mod up_number_wire {
+    use core::num::NonZeroU32;
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    const UNSET: u32 = u32::MAX;
+
+    pub(super) fn serialize<S: Serializer>(
+        n: &Option<NonZeroU32>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(n.map_or(UNSET, NonZeroU32::get))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<NonZeroU32>, D::Error> {
+        match u32::deserialize(d)? {
+            UNSET => Ok(None),
+            n => NonZeroU32::new(n)
+                .map(Some)
+                .ok_or_else(|| de::Error::custom("up-number 0")),
+        }
+    }
+}
 
 /// One member of the cluster as the gossip describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -324,7 +353,9 @@ pub struct Member {
     /// Lifecycle status.
     pub status: MemberStatus,
     /// Age: assigned in order by the leader when the member becomes Up; lower is older.
-    pub up_number: u32,
+    /// `None` until then: such a member is younger than every member with a number.
+    #[serde(with = "up_number_wire")]
+    pub up_number: Option<NonZeroU32>,
     /// Roles the node declared when joining.
     pub roles: RoleSet,
     /// Application version the node declared when joining.
@@ -339,16 +370,28 @@ impl Member {
         Member {
             address,
             status: MemberStatus::Joining,
-            up_number: UP_NUMBER_UNSET,
+            up_number: None,
             roles,
             app_version,
             capacity: Capacity::UNBOUNDED,
         }
     }
 
-    /// True if `self` is older: lower up-number, ties by lower address.
+    /// True if `self` is older: lower up-number, ties by lower address. Members without an
+    /// up-number are the youngest.
     pub fn is_older_than(&self, other: &Member) -> bool {
-        (self.up_number, self.address) < (other.up_number, other.address)
+        self.age() < other.age()
+    }
+
+    /// Sort key by age, oldest first: the up-number (members without one last), then the
+    /// address.
+    pub(crate) fn age(&self) -> (u32, UniqueAddress) {
+        (self.up_rank(), self.address)
+    }
+
+    /// The up-number as a rank, `u32::MAX` for none: no number sorts after every number.
+    fn up_rank(&self) -> u32 {
+        self.up_number.map_or(u32::MAX, NonZeroU32::get)
     }
 
     /// True if the member has `role`.
@@ -366,13 +409,13 @@ impl Member {
         // Equal status: the older copy (lower up-number). Break remaining ties on the
         // remaining fields so the choice never depends on argument order.
         let ka = (
-            a.up_number,
+            a.up_rank(),
             a.app_version,
             a.roles.as_slice(),
             a.capacity.members,
         );
         let kb = (
-            b.up_number,
+            b.up_rank(),
             b.app_version,
             b.roles.as_slice(),
             b.capacity.members,
@@ -392,6 +435,49 @@ mod tests {
     use super::*;
 
     const ALL: [MemberStatus; 9] = MemberStatus::ALL;
+
+    /// The member record as it was encoded when `up_number` was a `u32` with `u32::MAX` for
+    /// "not up yet".
+    #[derive(Serialize)]
+    struct OldMember {
+        address: UniqueAddress,
+        status: MemberStatus,
+        up_number: u32,
+        roles: RoleSet,
+        app_version: AppVersion,
+        capacity: Capacity,
+    }
+
+    fn old(m: &Member, up_number: u32) -> OldMember {
+        OldMember {
+            address: m.address,
+            status: m.status,
+            up_number,
+            roles: m.roles,
+            app_version: m.app_version,
+            capacity: m.capacity,
+        }
+    }
+
+    #[test]
+    fn up_numbers_encode_as_before_and_zero_is_refused() {
+        let a = UniqueAddress::new(core::net::SocketAddr::from(([10, 0, 0, 1], 7355)), 9);
+        let mut m = Member::joining(a, RoleSet::new(), AppVersion::new(1, 2, 3));
+        let (mut new_buf, mut old_buf) = ([0u8; 64], [0u8; 64]);
+        for (n, wire) in [
+            (None, u32::MAX),
+            (NonZeroU32::new(1), 1),
+            (NonZeroU32::new(MAX_UP_NUMBER), MAX_UP_NUMBER),
+        ] {
+            m.up_number = n;
+            let new = postcard::to_slice(&m, &mut new_buf).unwrap();
+            let old = postcard::to_slice(&old(&m, wire), &mut old_buf).unwrap();
+            assert_eq!(new, old, "{n:?}");
+            assert_eq!(postcard::from_bytes::<Member>(new).unwrap(), m);
+        }
+        let zero = postcard::to_slice(&old(&m, 0), &mut old_buf).unwrap();
+        assert!(postcard::from_bytes::<Member>(zero).is_err());
+    }
 
     #[test]
     fn transition_table_matches_pekko() {
@@ -436,14 +522,14 @@ mod tests {
         let mut m1 = Member::joining(a, RoleSet::new(), AppVersion::default());
         let mut m2 = m1.clone();
         m1.status = Up;
-        m1.up_number = 3;
+        m1.up_number = NonZeroU32::new(3);
         m2.status = Leaving;
         assert_eq!(Member::merge_winner(&m1, &m2), &m2);
         assert_eq!(Member::merge_winner(&m2, &m1), &m2);
         m2.status = Up;
-        m2.up_number = 2;
-        assert_eq!(Member::merge_winner(&m1, &m2).up_number, 2);
-        assert_eq!(Member::merge_winner(&m2, &m1).up_number, 2);
+        m2.up_number = NonZeroU32::new(2);
+        assert_eq!(Member::merge_winner(&m1, &m2).up_number, NonZeroU32::new(2));
+        assert_eq!(Member::merge_winner(&m2, &m1).up_number, NonZeroU32::new(2));
     }
 
     #[test]

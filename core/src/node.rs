@@ -248,9 +248,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    /// A node listening on `addr`, with incarnation `uid` (draw it at random at each process
-    /// start) and `seed` for its random choices. Validates `config`.
-    pub fn new(config: Config, addr: SocketAddr, uid: u64, seed: u64) -> Result<Self, ConfigError> {
+    /// The node `me`: the address it listens on and its incarnation uid (draw the uid at random
+    /// at each process start), with `seed` for its random choices. Validates `config`.
+    pub fn new(config: Config, me: UniqueAddress, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
         if M < 1 || M > u16::MAX as usize || H > u16::MAX as usize || R > u16::MAX as usize {
             return Err(ConfigError {
@@ -266,10 +266,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         Ok(Node {
             config,
-            me: UniqueAddress::new(addr, uid),
+            me,
             rng: Rng::new(seed),
             status: NodeStatus::Idle,
-            join: JoinProcess::new(addr),
+            join: JoinProcess::new(me.socket_addr()),
             bufs: [Gossip::new(), Gossip::new()],
             cur: 0,
             incoming: 1,
@@ -311,7 +311,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.status
     }
 
-    /// The current gossip state.
+    /// The current gossip state. For the simulator and tests (its type is in the hidden
+    /// `testing` module); applications use the views below.
+    #[doc(hidden)]
     pub fn gossip(&self) -> &Gossip<M, R> {
         &self.bufs[self.cur]
     }
@@ -347,6 +349,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         g.members
             .iter()
             .filter(move |m| m.address != self.me && !g.reachability().is_reachable(&m.address))
+    }
+
+    /// Whether `member` is reachable, as this node's view of the cluster aggregates every
+    /// observer's verdict: `Reachable` unless a member that is not Down flags it, `Terminated`
+    /// if one knows it is dead (the worst verdict wins). `None` if `member` is not a member in
+    /// this node's view.
+    pub fn reachability(&self, member: &UniqueAddress) -> Option<ReachabilityStatus> {
+        let g = self.gossip();
+        g.is_member(member).then(|| g.reachability_of(member))
     }
 
     /// Failure-detector view of each member this node monitors: phi, time since the last
@@ -1541,8 +1552,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // Who to monitor is re-derived once per interval.
             self.ring_update_at = Some(now + interval);
             let (k, expected) = (
-                self.config.monitored_by_nr_of_members,
-                self.config.expected_response_after,
+                self.config.failure_detector.monitored_by_nr_of_members,
+                self.config.failure_detector.expected_response_after,
             );
             let generation = self.generation;
             self.heartbeats.update(
@@ -2141,7 +2152,7 @@ mod tests {
 
     #[test]
     fn a_join_in_another_protocol_version_is_refused_and_reported() {
-        let mut member = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        let mut member = N::new(Config::default(), UniqueAddress::new(addr(1), 1), 1).unwrap();
         member.join(Instant::ZERO, addr(1)).unwrap();
         drain(&mut member, Instant::ZERO);
         // A future joiner's InitJoin: the envelope says version 9.
@@ -2158,7 +2169,7 @@ mod tests {
         assert_eq!(out[0].0.destination, addr(2));
 
         // The joiner, on receiving that refusal, reports why and stops joining.
-        let mut joiner = N::new(Config::default(), addr(2), 2, 2).unwrap();
+        let mut joiner = N::new(Config::default(), UniqueAddress::new(addr(2), 2), 2).unwrap();
         joiner.join_seed_nodes(Instant::ZERO, &[addr(1)]).unwrap();
         drain(&mut joiner, Instant::ZERO);
         joiner
@@ -2179,7 +2190,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_refused_requests_cannot_push_out_other_notices() {
-        let mut member = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        let mut member = N::new(Config::default(), UniqueAddress::new(addr(1), 1), 1).unwrap();
         member.join(Instant::ZERO, addr(1)).unwrap();
         while member.poll_event().is_some() {}
         member.notify(Event::SelfDowned);
@@ -2204,7 +2215,7 @@ mod tests {
 
     #[test]
     fn more_seeds_than_the_join_process_holds_are_refused() {
-        let mut n = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        let mut n = N::new(Config::default(), UniqueAddress::new(addr(1), 1), 1).unwrap();
         let seeds: std::vec::Vec<SocketAddr> = (1..=9).map(addr).collect();
         assert_eq!(
             n.join_seed_nodes(Instant::ZERO, &seeds),
@@ -2216,9 +2227,9 @@ mod tests {
 
     #[test]
     fn a_claimed_sender_must_match_the_transport_peer() {
-        let mut a = N::new(Config::default(), addr(1), 1, 1).unwrap();
+        let mut a = N::new(Config::default(), UniqueAddress::new(addr(1), 1), 1).unwrap();
         a.join(Instant::ZERO, addr(1)).unwrap();
-        let mut b = N::new(Config::default(), addr(2), 2, 2).unwrap();
+        let mut b = N::new(Config::default(), UniqueAddress::new(addr(2), 2), 2).unwrap();
         b.join(Instant::ZERO, addr(1)).unwrap();
         let (_, join) = drain(&mut b, Instant::ZERO).remove(0);
         // The Join claims to come from 10.0.0.2 but arrives from 10.0.0.3.
@@ -2237,7 +2248,7 @@ mod tests {
             .roles
             .insert(crate::member::Role::new("web").unwrap())
             .unwrap();
-        let mut a = N::new(config, addr(1), 1, 1).unwrap();
+        let mut a = N::new(config, UniqueAddress::new(addr(1), 1), 1).unwrap();
         a.join(Instant::ZERO, addr(1)).unwrap();
         while a.poll_event().is_some() {}
         let replay: std::vec::Vec<Event> = a.replay().collect();

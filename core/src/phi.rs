@@ -45,7 +45,8 @@ pub enum DetectorKind {
     Deadline,
 }
 
-/// Failure-detector settings (Pekko `failure-detector.*`).
+/// Failure-detector settings: the `failure-detector.*` keys, as Pekko groups them (field docs
+/// name each key without the prefix, with its default).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectorSettings {
     /// Phi or deadline.
@@ -60,6 +61,13 @@ pub struct DetectorSettings {
     pub heartbeat_interval: Duration,
     /// Phi formula.
     pub formula: PhiFormula,
+    /// How many members monitor each member (`monitored-by-nr-of-members`, 5): each node
+    /// heartbeats its that many nearest successors on the ring. At least 1, below
+    /// [`crate::config::MAX_MONITORED`].
+    pub monitored_by_nr_of_members: usize,
+    /// When the first heartbeat response is due (`expected-response-after`, 1 s); a member
+    /// that never answers is judged from then on.
+    pub expected_response_after: Duration,
 }
 
 impl Default for DetectorSettings {
@@ -71,6 +79,8 @@ impl Default for DetectorSettings {
             acceptable_heartbeat_pause: Duration::from_secs(3),
             heartbeat_interval: Duration::from_secs(1),
             formula: PhiFormula::Exact,
+            monitored_by_nr_of_members: 5,
+            expected_response_after: Duration::from_secs(1),
         }
     }
 }

@@ -13,18 +13,8 @@
 //!
 //! # Compaction
 //!
-//! A table that would exceed the smallest record capacity in the cluster is compacted: one
-//! row per flagged subject (the worst status, from an observer that is itself neither flagged
-//! nor Down where there is one, lowest address first), no rows saying Reachable; if more
-//! subjects are flagged than the table holds, those with the highest addresses lose their rows
-//! (a merge makes the same cut before its union, so that it never overflows). Versions stay,
-//! so a peer with the full rows of an observer merges them back in.
-//!
-//! What the split brain resolver reads survives compaction: which members are flagged and by
-//! an observer that counts, and whether some flagging observer is itself reachable (a member
-//! flagged only by flagged observers is indirectly connected). Which members each observer
-//! flags is lost, so a member one observer takes back stays reachable until another observer
-//! that still flags it re-flags it (its next reaper tick).
+//! Described for users in [`crate::capacity`] ("Reachability compaction"): the table is
+//! compacted to the smallest record capacity in the cluster.
 
 use core::fmt;
 
@@ -470,7 +460,7 @@ impl<const M: usize, const R: usize> Table<M, R> {
     }
 }
 
-/// A gossip state's reachability table, read with addresses ([`crate::Gossip::reachability`]).
+/// A gossip state's reachability table, read with addresses ([`crate::gossip::Gossip::reachability`]).
 ///
 /// Two tables are equal when they hold the same records and versions, whatever member lists
 /// they are read through.

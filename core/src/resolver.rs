@@ -505,7 +505,7 @@ mod tests {
         for i in 1..=5 {
             let mut m = Member::joining(n(i), RoleSet::new(), AppVersion::default());
             m.status = MemberStatus::Up;
-            m.up_number = u32::from(i);
+            m.up_number = core::num::NonZeroU32::new(u32::from(i));
             g.add_member(m).unwrap();
             if !flagged.contains(&i) {
                 g.add_seen(n(i));

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::address::UniqueAddress;
 pub use crate::compat::{Compat, Incompatibility};
 use crate::gossip::{Gossip, Tombstone};
-use crate::member::{AppVersion, Member, MemberStatus, RoleSet, UP_NUMBER_UNSET};
+use crate::member::{AppVersion, Member, MemberStatus, RoleSet};
 use crate::reachability::{ReachabilityStatus, Row};
 use crate::time::Instant;
 
@@ -627,7 +627,7 @@ fn decode_gossip<const M: usize, const R: usize>(
             return Err(WireError::Malformed("removed member in gossip"));
         }
         // Only the leader hands out up-numbers, when moving a member Up.
-        let numbered = m.up_number != UP_NUMBER_UNSET;
+        let numbered = m.up_number.is_some();
         let consistent = match m.status {
             MemberStatus::Joining | MemberStatus::WeaklyUp => !numbered,
             MemberStatus::Up
@@ -759,7 +759,7 @@ mod tests {
             roles.insert(Role::new("web").unwrap()).unwrap();
             let mut m = Member::joining(n(i), roles, AppVersion::new(1, 2, 3));
             m.status = MemberStatus::Up;
-            m.up_number = u32::from(i);
+            m.up_number = core::num::NonZeroU32::new(u32::from(i));
             g.add_member(m).unwrap();
         }
         g.bump(n(1), true).unwrap();
@@ -990,7 +990,7 @@ mod tests {
         );
         // An Up member without an up-number.
         assert_eq!(
-            tampered(|g| g.members[0].up_number = crate::member::UP_NUMBER_UNSET),
+            tampered(|g| g.members[0].up_number = None),
             Err(WireError::Malformed("status and up-number disagree"))
         );
         // A counter that would freeze ours if adopted.

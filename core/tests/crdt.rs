@@ -1,8 +1,8 @@
 //! Property tests: gossip merge is a state CRDT (commutative, associative, idempotent), and
 //! encoding round-trips, on generated states that satisfy the gossip invariants.
 
-use fjell_core::gossip::Gossip;
-use fjell_core::wire::{InScratch, Message};
+use fjell_core::testing::gossip::Gossip;
+use fjell_core::testing::wire::{InScratch, Message};
 use fjell_core::Instant;
 use fjell_sim::gen::{self, node, SPEC_LEN};
 use proptest::prelude::*;
@@ -89,7 +89,7 @@ fn reaching<S: Strategy>(
 /// side. Counted: the condition holds for most generated pairs.
 #[test]
 fn merged_state_dominates_both_sides() {
-    use fjell_core::vclock::Causality::*;
+    use fjell_core::testing::vclock::Causality::*;
     reaching(3000, 1500, (state(), state()), |(a, b)| {
         let m = gen::merged(&a, &b);
         let mut reached = false;

@@ -13,10 +13,10 @@
 //! written for it would check the model rather than this code. The decision rule is the part
 //! whose every case can be enumerated, so it is enumerated directly, on the real code.
 
-use fjell_core::downing::{Decision, Partition, Strategy};
-use fjell_core::gossip::Gossip;
 use fjell_core::member::{AppVersion, Member, MemberStatus, Role, RoleSet};
-use fjell_core::{leader, UniqueAddress};
+use fjell_core::testing::downing::{Decision, Partition, Strategy};
+use fjell_core::testing::gossip::Gossip;
+use fjell_core::{testing::leader, UniqueAddress};
 
 type G = Gossip<8, 16>;
 
@@ -48,7 +48,7 @@ fn view(statuses: &[MemberStatus], ours: u32, backend: u32) -> G {
         let mut m = Member::joining(addr(i), roles, AppVersion::default());
         m.status = *s;
         if !matches!(s, MemberStatus::Joining | MemberStatus::WeaklyUp) {
-            m.up_number = i as u32 + 1;
+            m.up_number = std::num::NonZeroU32::new(i as u32 + 1);
         }
         g.add_member(m).unwrap();
         if ours & (1 << i) != 0 {

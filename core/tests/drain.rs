@@ -90,7 +90,16 @@ fn run(use_drain: bool) -> Vec<(usize, Output)> {
     config.downing.downing = Downing::SplitBrainResolver(Strategy::LeaseMajority { role: None });
     config.downing.stable_after = Some(Duration::from_secs(2));
     let mut nodes: Vec<Box<N>> = (0..NODES)
-        .map(|i| Box::new(N::new(config.clone(), addr(i), i as u64 + 1, i as u64 + 7).unwrap()))
+        .map(|i| {
+            Box::new(
+                N::new(
+                    config.clone(),
+                    fjell_core::UniqueAddress::new(addr(i), i as u64 + 1),
+                    i as u64 + 7,
+                )
+                .unwrap(),
+            )
+        })
         .collect();
     let seeds: Vec<SocketAddr> = (0..NODES).map(addr).collect();
     let mut lease = MemoryLease::new(Duration::from_secs(60));

@@ -236,7 +236,7 @@ fn members_behind_a_partition_stay_unreachable_until_it_heals() {
 
 /// Pauses `ids` one at a time at random for `pause` each, `count` times, 5 to 10 s apart.
 fn pause_at_random(sim: &mut Sim, ids: &[NodeId], pause: Duration, count: usize, seed: u64) {
-    let mut rng = fjell_core::random::Rng::new(seed);
+    let mut rng = fjell_core::testing::random::Rng::new(seed);
     for _ in 0..count {
         let v = ids[rng.below(ids.len())];
         sim.pause(v, pause);
@@ -285,7 +285,7 @@ fn a_node_waking_from_a_long_pause_does_not_flag_its_healthy_peers() {
         sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
             .unwrap();
         let start = sim.events().len();
-        let mut rng = fjell_core::random::Rng::new(pause_ms);
+        let mut rng = fjell_core::testing::random::Rng::new(pause_ms);
         let mut paused = Vec::new();
         for _ in 0..60 {
             let v = ids[rng.below(ids.len())];

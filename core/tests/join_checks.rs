@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use fjell_core::compat::DowningSetting;
-use fjell_core::wire::{Incompatibility, Kind, MAGIC};
+use fjell_core::testing::wire::{Incompatibility, Kind, MAGIC};
 use fjell_core::{Config, Event, MemberStatus, NodeStatus};
 use fjell_sim::{seeds, Sim};
 

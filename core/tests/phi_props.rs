@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fjell_core::phi::{phi_of, Deadline, FailureDetector, PhiAccrual};
+use fjell_core::testing::phi::{phi_of, Deadline, FailureDetector, PhiAccrual};
 use fjell_core::{DetectorSettings, Instant, PhiFormula};
 use proptest::prelude::*;
 

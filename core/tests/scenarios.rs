@@ -56,7 +56,7 @@ fn formation_of_1_2_3_and_5_nodes_in_every_start_order() {
                     assert_eq!(sim.node(i).members().len(), n);
                 }
                 // Up-numbers are unique and the leader is the lowest address.
-                let mut ups: Vec<u32> = sim.node(0).members().iter().map(|m| m.up_number).collect();
+                let mut ups: Vec<_> = sim.node(0).members().iter().map(|m| m.up_number).collect();
                 ups.sort();
                 ups.dedup();
                 assert_eq!(ups.len(), n);
@@ -86,7 +86,7 @@ fn concurrent_start_of_all_seeds_forms_exactly_one_cluster() {
                 .node(i)
                 .members()
                 .iter()
-                .min_by_key(|m| m.up_number)
+                .reduce(|a, b| if a.is_older_than(b) { a } else { b })
                 .unwrap();
             assert_eq!(oldest.address, sim.node(ids[0]).address());
         }
@@ -374,7 +374,7 @@ fn churn_of_transient_nodes_does_not_grow_the_gossip() {
                 .unwrap();
             sim.run_for(SECS(10));
             let g = sim.node(ids[0]).gossip();
-            let len = fjell_core::wire::Message::Gossip {
+            let len = fjell_core::testing::wire::Message::Gossip {
                 from: sim.node(ids[0]).address(),
                 to: sim.node(ids[1]).address(),
                 gossip: g,

@@ -148,7 +148,7 @@ fn keep_oldest_with_the_oldest_alone() {
             .node(ids[3])
             .members()
             .iter()
-            .all(|m| m.up_number >= sim.node(oldest).self_member().unwrap().up_number));
+            .all(|m| !m.is_older_than(sim.node(oldest).self_member().unwrap())));
         sim.partition(&[oldest], &ids[1..]);
         settle(&mut sim, &ids[1..], &[oldest]);
 
@@ -467,7 +467,7 @@ fn a_small_side_that_cannot_watch_every_member_of_the_other_still_decides_on_sta
             let at = seed as usize % n;
             vec![ring[at], ring[(at + 1) % n]]
         } else {
-            let mut rng = fjell_core::random::Rng::new(seed);
+            let mut rng = fjell_core::testing::random::Rng::new(seed);
             let mut pick = Vec::new();
             while pick.len() < 3 {
                 let i = ids[rng.below(n)];

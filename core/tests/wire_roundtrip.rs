@@ -7,11 +7,11 @@ use core::time::Duration;
 use fjell_core::capacity::Capacity;
 use fjell_core::compat::{DowningSetting, Incompatibility};
 use fjell_core::config::{Config, Downing, DowningSettings, Name, Value, WhenUnstable};
-use fjell_core::downing::Strategy as Sbr;
-use fjell_core::gossip::Gossip;
-use fjell_core::member::{AppVersion, Member, MemberStatus, Role, RoleSet, UP_NUMBER_UNSET};
-use fjell_core::reachability::ReachabilityStatus;
-use fjell_core::wire::{BufferTooSmall, Compat, InScratch, Message, WireError};
+use fjell_core::member::{AppVersion, Member, MemberStatus, Role, RoleSet};
+use fjell_core::testing::gossip::Gossip;
+use fjell_core::testing::wire::{BufferTooSmall, Compat, InScratch, Message, WireError};
+use fjell_core::ReachabilityStatus;
+use fjell_core::Strategy as Sbr;
 use fjell_core::{Instant, UniqueAddress};
 use fjell_sim::gen::{self, SPEC_LEN};
 use proptest::prelude::*;
@@ -195,7 +195,7 @@ fn member() -> impl Strategy<Value = Member> {
     (
         address(),
         status,
-        proptest::option::of(0..UP_NUMBER_UNSET),
+        proptest::option::of(1..u32::MAX),
         roles(),
         app_version(),
         capacity(),
@@ -211,9 +211,9 @@ fn member() -> impl Strategy<Value = Member> {
             Member {
                 status,
                 up_number: if numbered {
-                    number.unwrap_or(1)
+                    core::num::NonZeroU32::new(number.unwrap_or(1))
                 } else {
-                    UP_NUMBER_UNSET
+                    None
                 },
                 capacity,
                 ..Member::joining(address, roles, app_version)

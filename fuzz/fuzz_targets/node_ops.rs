@@ -67,7 +67,7 @@ impl World {
         // One world runs every strategy at once, which the join check would refuse: the
         // harness checks state invariants, not that one side survives a partition.
         c.enforce_on_join = false;
-        Box::new(N::new(c, addr(i), uid, uid).expect("valid config"))
+        Box::new(N::new(c, UniqueAddress::new(addr(i), uid), uid).expect("valid config"))
     }
 
     fn flush(&mut self, i: usize) {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use fjell_core::phi::{FailureDetector, PhiAccrual};
+use fjell_core::testing::phi::{FailureDetector, PhiAccrual};
 use fjell_core::{DetectorSettings, Instant, PhiFormula};
 use libfuzzer_sys::fuzz_target;
 

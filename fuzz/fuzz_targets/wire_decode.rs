@@ -2,8 +2,8 @@
 //! every kind survives a re-encode/decode round trip unchanged (message and gossip).
 #![no_main]
 
-use fjell_core::gossip::Gossip;
-use fjell_core::wire::{self, Message};
+use fjell_core::testing::gossip::Gossip;
+use fjell_core::testing::wire::{self, Message};
 use fjell_core::Instant;
 use libfuzzer_sys::fuzz_target;
 

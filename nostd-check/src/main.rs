@@ -7,7 +7,9 @@
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::panic::PanicInfo;
 
-use fjell_core::{Config, DeviceNode, Event, Instant, LeaseRequest, MemberStatus, Sink, Transmit};
+use fjell_core::{
+    Config, DeviceNode, Event, Instant, LeaseRequest, MemberStatus, Sink, Transmit, UniqueAddress,
+};
 
 /// Drops every output: the check is that the core links, not what it says.
 struct Discard;
@@ -33,7 +35,7 @@ pub extern "C" fn rust_eh_personality() {}
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 7355);
-    let Ok(mut node) = DeviceNode::new(Config::default(), addr, 1, 2) else {
+    let Ok(mut node) = DeviceNode::new(Config::default(), UniqueAddress::new(addr, 1), 2) else {
         return 1;
     };
     let mut now = Instant::ZERO;

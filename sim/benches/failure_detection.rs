@@ -78,7 +78,7 @@ fn distribution(heartbeat: Duration) {
     let fd = c.failure_detector;
     // z at which −log10(P(Z > z)) = threshold.
     let mut z = 0.0;
-    while fjell_core::phi::phi_of(z, fjell_core::PhiFormula::Exact) < fd.threshold {
+    while fjell_core::testing::phi::phi_of(z, fjell_core::PhiFormula::Exact) < fd.threshold {
         z += 0.001;
     }
     let t_star = heartbeat.as_secs_f64()

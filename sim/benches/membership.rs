@@ -1,104 +1,54 @@
 //! Membership benchmarks in the simulator (issue: fjell-core). Run with
 //! `cargo bench -p fjell-sim --bench membership` and record the output in BENCHMARKS.md.
 //!
-//! Every link has 1 ms latency; the gossip interval is the default 1 s. A "round" is one gossip
-//! tick on every node, speed-up ticks included (total rounds run across nodes / node count).
+//! The measurements and their targets are in `fjell_sim::membership`; `tests/rounds.rs` checks
+//! the same targets on every `cargo test`.
 
 use std::time::{Duration, Instant as WallInstant};
 
-use fjell_core::{Config, DeviceNode, MemberStatus, ServerNode};
+use fjell_core::{DeviceNode, ServerNode};
+use fjell_sim::membership::{change_propagation, cold_start};
 use fjell_sim::targets::Targets;
 use fjell_sim::{NodeId, Sim};
 
 type Big = Sim<1024, 1024>;
 
-fn rounds(sim: &Big, ids: &[NodeId]) -> u64 {
-    ids.iter().map(|&i| sim.node(i).stats().gossip_rounds).sum()
-}
-
-fn cold_start(seed: u64, n: usize, targets: &mut Targets) -> (Big, Vec<NodeId>) {
-    let mut sim = Big::new(seed);
-    sim.record_events(false);
-    sim.check_invariants(false);
-    sim.set_check_interval(Duration::from_millis(10));
-    let ids = sim.start_cluster(n, &Config::default(), 3);
+fn start(seed: u64, n: usize, targets: &mut Targets) -> (Big, Vec<NodeId>) {
     let wall = WallInstant::now();
-    let know = sim
-        .run_until(Duration::from_secs(120), |s| {
-            ids.iter().all(|&i| s.node(i).members().len() == n)
-        })
-        .expect("every node knows every member");
-    let up = sim
-        .run_until(Duration::from_secs(120), |s| s.all_up(&ids))
-        .expect("every node sees every member up")
-        + know;
-    let conv = sim
-        .run_until(Duration::from_secs(120), |s| s.converged(&ids))
-        .expect("converged")
-        + up;
+    let (sim, ids, c) = cold_start(seed, n);
     println!(
         "cold start, {n} nodes at once (seed {seed}): every node knows all members after {:.2} s, \
          sees all Up after {:.2} s, converged after {:.2} s (virtual); {:.1} s wall",
-        know.as_secs_f64(),
-        up.as_secs_f64(),
-        conv.as_secs_f64(),
+        c.know.as_secs_f64(),
+        c.up.as_secs_f64(),
+        c.converged.as_secs_f64(),
         wall.elapsed().as_secs_f64()
     );
-    targets.at_most("every node knows all members (s)", know.as_secs_f64(), 5.0);
-    targets.at_most("every node sees all Up (s)", up.as_secs_f64(), 15.0);
+    c.check(targets);
     (sim, ids)
 }
 
-fn change_propagation(sim: &mut Big, ids: &[NodeId], leaver: NodeId, targets: &mut Targets) {
-    // Nodes that left in earlier rounds are stopped and no longer count.
-    let ids: Vec<NodeId> = ids
-        .iter()
-        .copied()
-        .filter(|&i| !sim.is_stopped(i))
-        .collect();
-    let ids = &ids[..];
-    let leader = sim.leader_of(ids[0]).expect("leader");
-    let who = sim.node(leaver).address();
-    let r0 = rounds(sim, ids);
-    sim.leave(leaver, leaver);
-    let everyone = sim
-        .run_until(Duration::from_secs(60), |s| {
-            ids.iter().all(|&i| {
-                s.node(i)
-                    .gossip()
-                    .member(&who)
-                    .is_none_or(|m| m.status != MemberStatus::Up)
-            })
-        })
-        .expect("change reached every node");
-    let r1 = rounds(sim, ids);
-    let converged = sim
-        .run_until(Duration::from_secs(60), |s| s.node(leader).is_converged())
-        .expect("leader sees convergence")
-        + everyone;
-    let r2 = rounds(sim, ids);
-    let n = ids.len() as f64;
+fn change(sim: &mut Big, ids: &[NodeId], leaver: NodeId, targets: &mut Targets) {
+    let c = change_propagation(sim, ids, leaver);
     println!(
         "one change in a {}-node cluster: every node has it after {:.2} s / {:.1} rounds; \
-         the leader sees convergence after {:.2} s / {:.1} rounds",
-        ids.len(),
-        everyone.as_secs_f64(),
-        (r1 - r0) as f64 / n,
-        converged.as_secs_f64(),
-        (r2 - r0) as f64 / n
+         the leader sees convergence after {:.2} s / {:.1} rounds; the member is removed \
+         everywhere after {:.2} s",
+        c.nodes,
+        c.everyone.as_secs_f64(),
+        c.everyone_rounds,
+        c.converged.as_secs_f64(),
+        c.converged_rounds,
+        c.removed.as_secs_f64()
     );
-    targets.at_most(
-        "rounds until one change reaches every node",
-        (r1 - r0) as f64 / n,
-        12.0,
-    );
+    c.check(targets);
 }
 
 fn gossip_size(sim: &Big, id: NodeId) {
     let node = sim.node(id);
     let g = node.gossip();
     let mut buf = vec![0u8; Big::max_message_len()];
-    let len = fjell_core::wire::Message::Gossip {
+    let len = fjell_core::testing::wire::Message::Gossip {
         from: node.address(),
         to: node.address(),
         gossip: g,
@@ -121,13 +71,13 @@ fn main() {
     );
     let mut targets = Targets::new();
     for seed in [1, 2, 3] {
-        let (mut sim, ids) = cold_start(seed, 1000, &mut targets);
+        let (mut sim, ids) = start(seed, 1000, &mut targets);
         if seed == 1 {
             gossip_size(&sim, ids[0]);
         }
         for k in 0..3 {
             sim.run_for(Duration::from_secs(5));
-            change_propagation(
+            change(
                 &mut sim,
                 &ids,
                 ids[500 + k * 100 + seed as usize],

@@ -5,9 +5,9 @@
 //! fixed history, so two states holding the same observer version hold the same rows — as in
 //! the protocol, where only the observer writes its rows.
 
-use fjell_core::gossip::Gossip;
 use fjell_core::member::{AppVersion, Member, MemberStatus, RoleSet};
-use fjell_core::reachability::ReachabilityStatus;
+use fjell_core::testing::gossip::Gossip;
+use fjell_core::ReachabilityStatus;
 use fjell_core::{Instant, UniqueAddress};
 
 /// Bytes [`gossip`] reads.
@@ -54,7 +54,7 @@ pub fn gossip<const M: usize, const R: usize>(b: &[u8; SPEC_LEN]) -> Gossip<M, R
             _ => spec[1] & 0x80 == 0,
         };
         if numbered {
-            m.up_number = 1 + u32::from(spec[1] % 5);
+            m.up_number = core::num::NonZeroU32::new(1 + u32::from(spec[1] % 5));
         }
         m
     };

@@ -20,6 +20,7 @@
 
 pub mod campaign;
 pub mod gen;
+pub mod membership;
 pub mod targets;
 
 use std::cmp::Reverse;
@@ -27,7 +28,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fjell_core::random::Rng;
+use fjell_core::testing::random::Rng;
 use fjell_core::{
     Config, DeliveryClass, Event, Instant, Lease, LeaseRequest, Member, MemberStatus, MemoryLease,
     Node, NodeStatus, ReachabilityStatus, Sink, Transmit, UniqueAddress,
@@ -298,8 +299,12 @@ impl<const M: usize, const R: usize> Sim<M, R> {
         let node_seed = self.rng.next_u64();
         let slot = &mut self.slots[id];
         slot.incarnation += 1;
-        let node = Node::new(slot.config.clone(), slot.addr, uid, node_seed)
-            .unwrap_or_else(|e| panic!("node {id}: {e}"));
+        let node = Node::new(
+            slot.config.clone(),
+            UniqueAddress::new(slot.addr, uid),
+            node_seed,
+        )
+        .unwrap_or_else(|e| panic!("node {id}: {e}"));
         slot.node = Some(Box::new(node));
     }
 
@@ -931,7 +936,7 @@ impl<const M: usize, const R: usize> Sim<M, R> {
     pub fn settled(&self, id: NodeId) -> bool {
         self.try_node(id).is_none_or(|n| {
             n.unreachable()
-                .all(|m| !fjell_core::downing::downable(m.status))
+                .all(|m| !fjell_core::testing::downing::downable(m.status))
         })
     }
 

@@ -172,7 +172,9 @@ fn campaign_silentrefusal_seed_5() {
             down_all_when_unstable: false,
             stable_after_ms: None,
             profile: Profile::Clean,
-            extras: vec![Extra::OtherVersion(fjell_core::wire::PROTOCOL_VERSION + 1)],
+            extras: vec![Extra::OtherVersion(
+                fjell_core::testing::wire::PROTOCOL_VERSION + 1,
+            )],
             max_members: vec![],
         },
         steps: vec![Step {

@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use fjell_core::compat::Incompatibility;
-use fjell_core::{Capacity, Config, Event, Instant, MemberStatus, Node, NodeStatus, StopReason};
+use fjell_core::{
+    Capacity, Config, Event, Instant, MemberStatus, Node, NodeStatus, StopReason, UniqueAddress,
+};
 use fjell_sim::{NodeId, Sim};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -205,11 +207,11 @@ impl Mixed {
         let (uid, seed) = (0x1000 + i as u64, 0x2000 + i as u64);
         let n = if small {
             AnyNode::Small(Box::new(
-                Small::new(Config::default(), addr(i), uid, seed).unwrap(),
+                Small::new(Config::default(), UniqueAddress::new(addr(i), uid), seed).unwrap(),
             ))
         } else {
             AnyNode::Big(Box::new(
-                Big::new(Config::default(), addr(i), uid, seed).unwrap(),
+                Big::new(Config::default(), UniqueAddress::new(addr(i), uid), seed).unwrap(),
             ))
         };
         self.nodes.push(n);

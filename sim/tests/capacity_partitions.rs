@@ -26,7 +26,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use fjell_core::random::Rng;
+use fjell_core::testing::random::Rng;
 use fjell_core::{
     Config, Downing, Event, MemberStatus, NodeStatus, StopReason, Strategy, WhenUnstable,
 };

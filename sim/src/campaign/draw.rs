@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fjell_core::random::Rng;
+use fjell_core::testing::random::Rng;
 use fjell_core::Config;
 
 use super::schedule::{Extra, Fault, Params, Profile, Sbr, Schedule, Step, Wait};
@@ -136,7 +136,7 @@ pub fn draw(seed: u64) -> Drawn {
     }
     if kinds.contains(&Kind::OtherVersion) {
         // Any version but this build's own.
-        let v = fjell_core::wire::PROTOCOL_VERSION.wrapping_add(1 + r.below(3) as u8);
+        let v = fjell_core::testing::wire::PROTOCOL_VERSION.wrapping_add(1 + r.below(3) as u8);
         extras.push(Extra::OtherVersion(v));
     }
     let mut max_members = Vec::new();

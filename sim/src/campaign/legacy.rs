@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use fjell_core::random::Rng;
+use fjell_core::testing::random::Rng;
 use fjell_core::{Config, Downing, Event, Reason, Strategy};
 
 use crate::{NodeId, Sim};

@@ -16,7 +16,7 @@
 //! hear that a member was downed by that member's own side before it hears of its own Down from
 //! its former side. Both are condemned, and neither has finished deciding; the resolver of each
 //! still has unreachable members to decide on, counts the Downs nobody has confirmed as the
-//! other side ([`fjell_core::downing::Partition`]), and so goes down. [`Oracle::strict`] checks
+//! other side (`fjell_core::testing::downing::Partition`), and so goes down. [`Oracle::strict`] checks
 //! after the final heal that no such pair is left.
 
 use std::collections::HashSet;
