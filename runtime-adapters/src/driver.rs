@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use fjell_core::{
-    CommandError, ConfigError, DeliveryClass, Event, Instant, LeaseRequest, Node, NodeStatus,
-    StopReason, UniqueAddress,
+    CommandError, ConfigError, DeliveryClass, Event, Instant, LeaseRequest, Node, NodeStatus, Sink,
+    StopReason, Transmit, UniqueAddress,
 };
 use fjell_quic::{CoreMessage, Transport};
 
@@ -151,7 +151,63 @@ fn build_here<const M: usize, const R: usize, const H: usize>(
     uid: u64,
     seed: u64,
 ) -> Result<Box<Node<M, R, H>>, ConfigError> {
-    Node::new(config, addr, uid, seed).map(Box::new)
+    Node::new(config, UniqueAddress::new(addr, uid), seed).map(Box::new)
+}
+
+/// The driver's [`Sink`]: where [`Node::drain`] puts the core's outputs.
+struct Outputs<'a> {
+    me: UniqueAddress,
+    transport: &'a Transport,
+    runtime: &'a Arc<dyn Runtime>,
+    lease: Option<&'a Arc<dyn ClusterLease>>,
+    acquiring: &'a mut Option<BoxFuture<bool>>,
+    releasing: &'a mut Option<BoxFuture<()>>,
+    /// Published once the core is drained (publishing needs the whole driver).
+    events: &'a mut Vec<Event>,
+}
+
+impl Sink for Outputs<'_> {
+    fn transmit(&mut self, t: &Transmit, bytes: &[u8]) {
+        if t.class == DeliveryClass::Gossip {
+            tracing::debug!(node = %self.me, to = %t.destination, bytes = t.len, "fjell: gossip sent");
+        }
+        if let Err(e) = self.transport.send_transmit(t, bytes) {
+            tracing::debug!(node = %self.me, to = %t.destination, "fjell: not sent: {e}");
+        }
+    }
+
+    fn lease(&mut self, req: LeaseRequest, _: Instant) -> Option<bool> {
+        match (req, self.lease) {
+            (LeaseRequest::Acquire, Some(lease)) => {
+                // A release still in flight goes first, so the backend never sees them out
+                // of order; an acquire that does not answer in time counts as refused
+                // (Pekko's lease-operation-timeout), so this side acts.
+                let release = self.releasing.take();
+                let acquire = lease.acquire(self.me);
+                let runtime = self.runtime.clone();
+                *self.acquiring = Some(Box::pin(async move {
+                    if let Some(r) = release {
+                        r.await;
+                    }
+                    crate::runtime::timeout(&*runtime, LEASE_OPERATION_TIMEOUT, acquire)
+                        .await
+                        .unwrap_or(false)
+                }));
+                None
+            }
+            // The builder refuses lease-majority without a lease; be safe anyway.
+            (LeaseRequest::Acquire, None) => Some(false),
+            (LeaseRequest::Release, Some(lease)) => {
+                *self.releasing = Some(lease.release(self.me));
+                None
+            }
+            (LeaseRequest::Release, None) => None,
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        self.events.push(e);
+    }
 }
 
 /// What woke the driver.
@@ -183,6 +239,8 @@ pub(crate) struct Run<const M: usize, const R: usize, const H: usize> {
     was_up: bool,
     acquiring: Option<BoxFuture<bool>>,
     releasing: Option<BoxFuture<()>>,
+    /// Events drained from the core and not yet published (kept for its allocation).
+    events: Vec<Event>,
     leave_deadline: Option<Instant>,
     published: Option<u64>,
     buf: Vec<u8>,
@@ -221,6 +279,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             was_up: false,
             acquiring: None,
             releasing: None,
+            events: Vec::new(),
             leave_deadline: None,
             published: None,
             buf: vec![0; Node::<M, R, H>::MAX_MESSAGE_LEN],
@@ -410,55 +469,38 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         }
     }
 
-    /// Drains the core's outputs: messages to the transport, lease requests, events.
+    /// Drains the core's outputs ([`Node::drain`]): messages to the transport, events to
+    /// subscribers, lease requests to the lease.
     fn flush(&mut self) {
-        loop {
-            let now = self.now();
-            while let Some(t) = self.node.poll_transmit(now, &mut self.buf) {
-                if t.class == DeliveryClass::Gossip {
-                    tracing::debug!(node = %self.me, to = %t.destination, bytes = t.len, "fjell: gossip sent");
-                }
-                if let Err(e) = self.transport.send_transmit(&t, &self.buf[..t.len]) {
-                    tracing::debug!(node = %self.me, to = %t.destination, "fjell: not sent: {e}");
-                }
-            }
-            let mut answered = false;
-            while let Some(req) = self.node.poll_lease() {
-                match (req, &self.settings.lease) {
-                    (LeaseRequest::Acquire, Some(lease)) => {
-                        // A release still in flight goes first, so the backend never sees
-                        // them out of order; an acquire that does not answer in time counts
-                        // as refused (Pekko's lease-operation-timeout), so this side acts.
-                        let release = self.releasing.take();
-                        let acquire = lease.acquire(self.me);
-                        let runtime = self.runtime.clone();
-                        self.acquiring = Some(Box::pin(async move {
-                            if let Some(r) = release {
-                                r.await;
-                            }
-                            crate::runtime::timeout(&*runtime, LEASE_OPERATION_TIMEOUT, acquire)
-                                .await
-                                .unwrap_or(false)
-                        }));
-                    }
-                    (LeaseRequest::Acquire, None) => {
-                        // The builder refuses lease-majority without a lease; be safe anyway.
-                        self.node.handle_lease(now, false);
-                        answered = true;
-                    }
-                    (LeaseRequest::Release, Some(lease)) => {
-                        self.releasing = Some(lease.release(self.me));
-                    }
-                    (LeaseRequest::Release, None) => {}
-                }
-            }
-            while let Some(e) = self.node.poll_event() {
-                self.publish(e);
-            }
-            if !answered {
-                break;
-            }
+        let now = self.now();
+        let mut events = std::mem::take(&mut self.events);
+        {
+            let Run {
+                node,
+                buf,
+                me,
+                transport,
+                runtime,
+                acquiring,
+                releasing,
+                settings,
+                ..
+            } = self;
+            let mut outputs = Outputs {
+                me: *me,
+                transport,
+                runtime,
+                lease: settings.lease.as_ref(),
+                acquiring,
+                releasing,
+                events: &mut events,
+            };
+            node.drain(now, buf, &mut outputs);
         }
+        for e in events.drain(..) {
+            self.publish(e);
+        }
+        self.events = events;
         let generation = self.node.generation();
         if self.published != Some(generation) {
             self.published = Some(generation);

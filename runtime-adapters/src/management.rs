@@ -47,8 +47,8 @@ pub struct MemberInfo {
     pub uid: u64,
     /// Its status (`Up`, `Leaving`, ...).
     pub status: String,
-    /// Its up-number (age: lower is older); 0 until it is Up.
-    pub up_number: u32,
+    /// Its up-number (age: lower is older); `None` until it is Up.
+    pub up_number: Option<u32>,
     /// Its roles.
     pub roles: Vec<String>,
     /// Its application version.
@@ -120,15 +120,11 @@ fn member_info<const M: usize, const R: usize, const H: usize>(
         address: m.address.socket_addr(),
         uid: m.address.uid(),
         status: format!("{:?}", m.status),
-        up_number: if m.up_number == fjell_core::member::UP_NUMBER_UNSET {
-            0
-        } else {
-            m.up_number
-        },
+        up_number: m.up_number.map(|n| n.get()),
         roles: m.roles.iter().map(|r| r.as_str().to_string()).collect(),
         app_version: m.app_version.to_string(),
-        unreachable: node.gossip().reachability_of(&m.address)
-            != fjell_core::ReachabilityStatus::Reachable,
+        unreachable: node.reachability(&m.address)
+            != Some(fjell_core::ReachabilityStatus::Reachable),
     }
 }
 

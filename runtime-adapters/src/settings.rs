@@ -451,9 +451,11 @@ impl Settings {
             }
             "failure-detector.heartbeat-interval" => fd.heartbeat_interval = duration(&v)?,
             "failure-detector.monitored-by-nr-of-members" => {
-                c.monitored_by_nr_of_members = integer(&v)?
+                c.failure_detector.monitored_by_nr_of_members = integer(&v)?
             }
-            "failure-detector.expected-response-after" => c.expected_response_after = duration(&v)?,
+            "failure-detector.expected-response-after" => {
+                c.failure_detector.expected_response_after = duration(&v)?
+            }
             "configuration-compatibility-check.enforce-on-join" => {
                 c.enforce_on_join = match &v {
                     Value::String(s) if s == "on" => true,

@@ -55,7 +55,8 @@
 //! ## Using it with fjell-core
 //!
 //! The transport does not own the core's [`Node`](fjell_core::Node); a driver does:
-//! after every input drain `poll_transmit` into [`Transport::send_transmit`], feed each
+//! after every input `drain` the core into a [`Sink`](fjell_core::Sink) whose `transmit`
+//! calls [`Transport::send_transmit`], feed each
 //! [`CoreMessage`] from [`Transport::recv_core`] to `handle_message(now, msg.from,
 //! &msg.bytes)`, and keep [`Transport::set_members`] in step with the core's members.
 //!
@@ -73,8 +74,23 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use fjell_core::{Config, DeviceNode, Instant};
-//! use fjell_quic::{DevCa, Transport, TransportConfig};
+//! use fjell_core::{Config, DeviceNode, Event, Instant, LeaseRequest, Sink, UniqueAddress};
+//! use fjell_quic::{DevCa, Transmit, Transport, TransportConfig};
+//!
+//! /// Where the core's outputs go: messages to the transport, events to the log.
+//! struct Outputs<'a>(&'a Transport);
+//!
+//! impl Sink for Outputs<'_> {
+//!     fn transmit(&mut self, t: &Transmit, bytes: &[u8]) {
+//!         let _ = self.0.send_transmit(t, bytes); // a full queue drops it; gossip resends
+//!     }
+//!     fn lease(&mut self, _: LeaseRequest, _: Instant) -> Option<bool> {
+//!         None // only lease-majority downing asks
+//!     }
+//!     fn event(&mut self, e: Event) {
+//!         println!("{e:?}");
+//!     }
+//! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! smol::block_on(async {
@@ -84,14 +100,13 @@
 //!         TransportConfig::new(ca.node(addr)?),
 //!         Arc::new(quinn::SmolRuntime), // or any `fjell_quic::Runtime`
 //!     )?;
-//!     let mut node = DeviceNode::new(Config::default(), addr, 1, 2)?;
+//!     let mut node = DeviceNode::new(Config::default(), UniqueAddress::new(addr, 1), 2)?;
 //!     node.join_seed_nodes(Instant::ZERO, &[addr])?;
 //!     let mut buf = vec![0; DeviceNode::MAX_MESSAGE_LEN];
-//!     while let Some(t) = node.poll_transmit(Instant::ZERO, &mut buf) {
-//!         let _ = transport.send_transmit(&t, &buf[..t.len]);
-//!     }
+//!     node.drain(Instant::ZERO, &mut buf, &mut Outputs(&transport));
 //!     if let Some(m) = transport.recv_core().await {
 //!         let _ = node.handle_message(Instant::ZERO, m.from, &m.bytes);
+//!         node.drain(Instant::ZERO, &mut buf, &mut Outputs(&transport));
 //!     }
 //!     transport.set_members(node.members().iter().map(|m| m.address.socket_addr()));
 //!     transport.close().await;

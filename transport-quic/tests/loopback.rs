@@ -468,8 +468,12 @@ fn a_node_cannot_speak_for_another_member() {
         // A seed probe from R, sent over a connection certified as P (from P's address).
         let (p_socket, p) = free_socket();
         let (_, r) = free_socket();
-        let mut forger =
-            fjell_core::DeviceNode::new(fjell_core::Config::default(), r, 9, 9).unwrap();
+        let mut forger = fjell_core::DeviceNode::new(
+            fjell_core::Config::default(),
+            fjell_core::UniqueAddress::new(r, 9),
+            9,
+        )
+        .unwrap();
         forger
             .join_seed_nodes(fjell_core::Instant::ZERO, &[t.address()])
             .unwrap();

@@ -265,7 +265,8 @@ fn table(log: &Log, s: &ClusterState) {
         "  node     address              status  up-number  leader",
     );
     let mut members: Vec<_> = s.members.iter().collect();
-    members.sort_by_key(|m| m.up_number);
+    // Oldest first; members not yet Up last.
+    members.sort_by_key(|m| m.up_number.map_or(u32::MAX, |n| n.get()));
     for m in members {
         let a = m.address.socket_addr();
         let leader = if s.leader == Some(m.address) { "*" } else { "" };
@@ -277,6 +278,7 @@ fn table(log: &Log, s: &ClusterState) {
                 a.to_string(),
                 format!("{:?}", m.status),
                 m.up_number
+                    .map_or_else(|| "-".to_string(), |n| n.to_string())
             ),
         );
     }

@@ -390,7 +390,11 @@ fn describe(e: &fjell_core::Event) -> String {
     match e {
         Event::MemberJoined(m) => format!("MemberJoined  {}", m.address),
         Event::MemberWeaklyUp(m) => format!("MemberWeaklyUp {}", m.address),
-        Event::MemberUp(m) => format!("MemberUp      {} (up-number {})", m.address, m.up_number),
+        Event::MemberUp(m) => format!(
+            "MemberUp      {} (up-number {})",
+            m.address,
+            m.up_number.map_or(0, |n| n.get())
+        ),
         Event::MemberLeft(m) => format!("MemberLeft    {}", m.address),
         Event::MemberExited(m) => format!("MemberExited  {}", m.address),
         Event::MemberDowned(m) => format!("MemberDowned  {}", m.address),
@@ -432,7 +436,12 @@ fn simulate(n: usize, seed: u64) -> ExitCode {
     }
     println!("\nfinal members (as node 0 sees them):");
     for m in sim.node(ids[0]).members() {
-        println!("  {}  {:?}  up-number {}", m.address, m.status, m.up_number);
+        println!(
+            "  {}  {:?}  up-number {}",
+            m.address,
+            m.status,
+            m.up_number.map_or(0, |n| n.get())
+        );
     }
     ExitCode::SUCCESS
 }

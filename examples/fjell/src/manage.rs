@@ -195,13 +195,18 @@ fn members_table(members: &[MemberInfo]) -> String {
             "\n{:<22} {:<20} {:>9}  {:<11} {:<9} {}",
             m.address.to_string(),
             m.status,
-            m.up_number,
+            up_number(m.up_number),
             if m.unreachable { "no" } else { "yes" },
             m.app_version,
             m.roles.join(",")
         ));
     }
     out
+}
+
+/// An up-number for people: `-` until the member is Up.
+fn up_number(n: Option<u32>) -> String {
+    n.map_or_else(|| "-".to_string(), |n| n.to_string())
 }
 
 fn status_text(s: &Status) -> String {
@@ -211,7 +216,7 @@ fn status_text(s: &Status) -> String {
         s.node_status,
         s.self_member
             .as_ref()
-            .map_or(String::new(), |m| format!(" ({}, up-number {})", m.status, m.up_number)),
+            .map_or(String::new(), |m| format!(" ({}, up-number {})", m.status, up_number(m.up_number))),
         s.leader.map_or("none".to_string(), |l| l.to_string()),
         if s.converged { "yes" } else { "no" },
         s.members,

@@ -146,11 +146,28 @@ fn now(origin: std::time::Instant) -> Instant {
     Instant::from_micros(origin.elapsed().as_micros() as u64)
 }
 
+/// A core node's outputs: messages to the transport; events and lease requests ignored.
+struct ToTransport<'a>(&'a Transport);
+
+impl fjell_core::Sink for ToTransport<'_> {
+    fn transmit(&mut self, t: &fjell_core::Transmit, bytes: &[u8]) {
+        let _ = self.0.send_transmit(t, bytes);
+    }
+    fn lease(&mut self, _: fjell_core::LeaseRequest, _: Instant) -> Option<bool> {
+        None
+    }
+    fn event(&mut self, _: fjell_core::Event) {}
+}
+
 /// Starts a core node on `transport` joining through `seeds`.
 pub fn drive(transport: Transport, uid: u64, seeds: &[SocketAddr]) -> Driven {
     let origin = std::time::Instant::now();
-    let mut node =
-        DeviceNode::new(Config::default(), transport.address(), uid, uid * 7 + 1).unwrap();
+    let mut node = DeviceNode::new(
+        Config::default(),
+        fjell_core::UniqueAddress::new(transport.address(), uid),
+        uid * 7 + 1,
+    )
+    .unwrap();
     node.join_seed_nodes(now(origin), seeds).unwrap();
     let node = Arc::new(Mutex::new(node));
     let (tick_tx, ticks) = async_channel::bounded(1);
@@ -164,10 +181,7 @@ pub fn drive(transport: Transport, uid: u64, seeds: &[SocketAddr]) -> Driven {
                 if node.poll_timeout().is_some_and(|d| d <= at) {
                     node.handle_timeout(at);
                 }
-                while let Some(tx) = node.poll_transmit(at, &mut buf) {
-                    let _ = t.send_transmit(&tx, &buf[..tx.len]);
-                }
-                while node.poll_event().is_some() {}
+                node.drain(at, &mut buf, &mut ToTransport(&t));
                 t.set_members(node.members().iter().map(|m| m.address.socket_addr()));
                 node.poll_timeout()
             };
