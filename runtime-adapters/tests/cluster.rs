@@ -371,6 +371,64 @@ async fn saw_it_leave(
     );
 }
 
+/// Every member leaves at once (the end of the demo): with Pekko's default ticks each stops
+/// within 3 s — as soon as the others have seen it Exiting — and nobody is ever seen
+/// unreachable. (Before the transport delivered a stopping node's last gossip, the first to
+/// stop left the others waiting out five leader ticks, flagging it unreachable meanwhile.)
+async fn everyone_leaves_at_once<R: Place>(rt: R) {
+    let timer: &dyn Runtime = &rt;
+    let ca = DevCa::new().unwrap();
+    let (sockets, seeds) = sockets(3);
+    let nodes: Vec<Cluster> = sockets
+        .into_iter()
+        .map(|s| {
+            node_with(rt.clone(), &ca, s, &seeds, |b| {
+                b.config(fjell_core::Config::default())
+            })
+        })
+        .collect();
+    for n in &nodes {
+        until(timer, 30, "three members Up", n, all_up(3)).await;
+    }
+    let subs = futures_lite::future::zip(
+        futures_lite::future::zip(nodes[0].subscribe(), nodes[1].subscribe()),
+        nodes[2].subscribe(),
+    )
+    .await;
+    let subs = [subs.0 .0, subs.0 .1, subs.1];
+    let started = std::time::Instant::now();
+    for n in &nodes {
+        let n = n.clone();
+        rt.spawn(Box::pin(async move {
+            n.shutdown().await;
+        }));
+    }
+    for (i, s) in subs.iter().enumerate() {
+        let events = events_until(timer, 20, "the node stopped", s, |e| {
+            matches!(e, Event::Stopped(_))
+        })
+        .await;
+        let stopped = started.elapsed();
+        assert_eq!(events.last(), Some(&Event::Stopped(StopReason::Left)));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::UnreachableMember(_))),
+            "node {i} saw a leaving member unreachable: {events:?}"
+        );
+        assert!(
+            stopped < Duration::from_secs(3),
+            "node {i} stopped after {stopped:?}: {events:?}"
+        );
+    }
+    for n in &nodes {
+        assert_eq!(
+            within(timer, 20, "the drivers ended", n.terminated()).await,
+            Termination::Stopped(StopReason::Left)
+        );
+    }
+}
+
 /// Three nodes on loopback, all Up and converged.
 async fn three_up<R: Place>(rt: &R, ca: &DevCa) -> (Vec<Cluster>, Vec<std::net::SocketAddr>) {
     let (sockets, seeds) = sockets(3);
@@ -399,6 +457,11 @@ macro_rules! suite {
         #[test]
         fn lease_majority_downs_a_crashed_member() {
             $block_on(async { super::lease_majority_downs_a_crashed_member($rt).await })
+        }
+
+        #[test]
+        fn everyone_leaves_at_once() {
+            $block_on(async { super::everyone_leaves_at_once($rt).await })
         }
 
         #[test]

@@ -63,6 +63,10 @@ pub(crate) struct Peer {
     pub(crate) dial_event: Event,
     /// Writers holding a message while they wait for a link.
     waiting: AtomicUsize,
+    /// Set (and notified) when the membership writer has ended: what was queued for this
+    /// peer before its queue closed has been delivered, or could not be.
+    membership_done: AtomicBool,
+    membership_event: Event,
 }
 
 /// Stream priorities: heartbeats (when they cannot be datagrams) before membership traffic
@@ -95,6 +99,30 @@ impl Peer {
             wanted: AtomicBool::new(false),
             dial_event: Event::new(),
             waiting: AtomicUsize::new(0),
+            membership_done: AtomicBool::new(false),
+            membership_event: Event::new(),
+        }
+    }
+
+    /// Marks the membership writer ended (see [`Peer::membership_flushed`]).
+    pub(crate) fn membership_ended(&self) {
+        self.membership_done.store(true, Ordering::Release);
+        self.membership_event.notify(usize::MAX);
+    }
+
+    /// Completes once the membership writer has ended: after [`Queue::close`] on the
+    /// membership queue, once everything queued before has been written and read by the
+    /// peer (or the connection failed).
+    pub(crate) async fn membership_flushed(&self) {
+        loop {
+            if self.membership_done.load(Ordering::Acquire) {
+                return;
+            }
+            let listener = self.membership_event.listen();
+            if self.membership_done.load(Ordering::Acquire) {
+                return;
+            }
+            listener.await;
         }
     }
 
@@ -239,6 +267,16 @@ impl LaneStream {
         if let Some((_, s)) = self.open.as_mut() {
             if s.write_all_chunks(frames).await.is_err() {
                 self.open = None;
+            }
+        }
+    }
+
+    /// Ends the lane's stream and waits until the peer has read all of it (or the
+    /// connection is gone): what was written is then delivered, not just buffered.
+    pub(crate) async fn finish(&mut self) {
+        if let Some((_, mut s)) = self.open.take() {
+            if s.finish().is_ok() {
+                let _ = s.stopped().await;
             }
         }
     }

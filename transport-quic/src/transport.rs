@@ -133,7 +133,12 @@ pub(crate) struct Inner {
     pub(crate) shutdown: event_listener::Event,
     /// Where the transport's tasks and timers run.
     pub(crate) rt: Rt,
+    /// Set when [`Transport::close`] starts (before `closing`: the flush runs in between).
+    flushing: AtomicBool,
 }
+
+/// How long [`Transport::close`] waits for the membership lanes to deliver what is queued.
+const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn config_err(key: &'static str, reason: &'static str) -> TransportError {
     TransportError::Config(TransportConfigError { key, reason })
@@ -210,6 +215,7 @@ impl Transport {
             closing: AtomicBool::new(false),
             shutdown: event_listener::Event::new(),
             rt: Rt(runtime),
+            flushing: AtomicBool::new(false),
         });
         inner.rt.spawn(inner.clone().accept_loop());
         inner.rt.spawn(inner.clone().summarise_refusals());
@@ -460,13 +466,28 @@ impl Transport {
         self.inner.counters.snapshot()
     }
 
-    /// Closes every connection and the endpoint, and stops the background tasks. Messages
-    /// still queued are dropped. Completes when peers have been told.
+    /// Closes every connection and the endpoint, and stops the background tasks. The core's
+    /// messages already queued (membership lanes) are delivered first, for at most a second;
+    /// application messages still queued are dropped. Completes when peers have been told.
     pub async fn close(&self) {
         let inner = &self.inner;
-        if inner.closing.swap(true, Ordering::AcqRel) {
+        if inner.flushing.swap(true, Ordering::AcqRel) {
             return;
         }
+        // The core's last messages (a leaving node's final gossip) are usually queued just
+        // before: deliver the membership lanes first, for at most CLOSE_FLUSH, so peers learn
+        // that this node is gone instead of finding it unreachable.
+        let peers: Vec<Arc<Peer>> = inner.peers.lock().unwrap().values().cloned().collect();
+        for p in &peers {
+            p.membership.tx.close();
+        }
+        let flushed = async {
+            for p in &peers {
+                p.membership_flushed().await;
+            }
+        };
+        inner.rt.timeout(CLOSE_FLUSH, flushed).await;
+        inner.closing.store(true, Ordering::Release);
         inner.shutdown.notify(usize::MAX);
         inner
             .endpoint
@@ -978,6 +999,16 @@ fn start_peer(inner: &Arc<Inner>, addr: SocketAddr) -> Arc<Peer> {
 }
 
 async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
+    /// Tells [`Transport::close`] the membership writer has ended, however it ends.
+    struct Ended<'a>(&'a Peer, Lane);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            if self.1 == Lane::Membership {
+                self.0.membership_ended();
+            }
+        }
+    }
+    let _ended = Ended(&peer, lane);
     let rx = match lane {
         Lane::Membership => peer.membership.rx.clone(),
         Lane::App => peer.app.rx.clone(),
@@ -1008,6 +1039,8 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
         }
         batch.clear();
     }
+    // The queue was closed (the transport is closing) and is empty: deliver the last words.
+    stream.finish().await;
 }
 
 /// Sends queued heartbeats once a connection exists: as datagrams, or on the heartbeat
