@@ -25,9 +25,9 @@ use crate::lease::ClusterLease;
 use crate::runtime::Runtime;
 use crate::state::ClusterState;
 
-/// The default time a graceful shutdown may take before the transport is closed anyway:
-/// leaving takes about `EXIT_CONFIRM_TICKS` (5) leader ticks after the leader moves the node
-/// to Exiting, so 7 s with the default 1 s leader tick, plus headroom.
+/// The default time a graceful shutdown may take before the transport is closed anyway: a
+/// leave takes a few gossip rounds and leader ticks (seconds), and at most five leader ticks
+/// after the node is Exiting when the others cannot confirm; plus headroom.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Default capacities of a node started by [`ClusterBuilder::build`] and

@@ -139,6 +139,8 @@ pub(crate) struct Inner {
 
 /// How long [`Transport::close`] waits for the membership lanes to deliver what is queued.
 const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long [`Transport::close`] waits for closed connections to drain.
+const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn config_err(key: &'static str, reason: &'static str) -> TransportError {
     TransportError::Config(TransportConfigError { key, reason })
@@ -468,7 +470,9 @@ impl Transport {
 
     /// Closes every connection and the endpoint, and stops the background tasks. The core's
     /// messages already queued (membership lanes) are delivered first, for at most a second;
-    /// application messages still queued are dropped. Completes when peers have been told.
+    /// application messages still queued are dropped. Completes when peers have been told
+    /// (connections drained, or at most another second; the endpoint then releases its
+    /// socket in the background).
     pub async fn close(&self) {
         let inner = &self.inner;
         if inner.flushing.swap(true, Ordering::AcqRel) {
@@ -481,8 +485,9 @@ impl Transport {
         for p in &peers {
             p.membership.tx.close();
         }
+        // A peer with no connection now gets none: its dial would outlast the flush.
         let flushed = async {
-            for p in &peers {
+            for p in peers.iter().filter(|p| p.link().is_some()) {
                 p.membership_flushed().await;
             }
         };
@@ -498,7 +503,13 @@ impl Transport {
         inner.core.0.close();
         inner.app.0.close();
         inner.pending.lock().unwrap().clear();
-        inner.endpoint.wait_idle().await;
+        // Every connection has sent its close; draining lasts three probe timeouts, which
+        // for a handshake still in progress (a peer that is gone) is seconds of QUIC's
+        // initial RTT estimate. The endpoint finishes that in the background.
+        inner
+            .rt
+            .timeout(CLOSE_DRAIN, inner.endpoint.wait_idle())
+            .await;
     }
 }
 

@@ -66,7 +66,7 @@ pub fn log() {
         .try_init();
 }
 
-/// Faster ticks than the defaults so leaving (five leader ticks of exit confirmation) and
+/// Faster ticks than the defaults so leaving (a few gossip rounds and leader ticks) and
 /// joining take a few seconds; failure detection keeps its defaults.
 pub fn config() -> Config {
     Config {
