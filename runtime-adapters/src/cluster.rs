@@ -649,8 +649,10 @@ impl Cluster {
     }
 
     /// Runs `f` once this node is Up: at once (on the caller's thread) if it already has
-    /// been, otherwise on the driver's task when the event arrives. Keep it short; do not
-    /// capture a [`Cluster`] in it, or the node will not leave when the other handles drop.
+    /// been, otherwise on the driver's task when the event arrives (with
+    /// [`ClusterBuilder::start`], the node's own thread, outside any tokio runtime). Keep it
+    /// short; do not capture a [`Cluster`] in it, or the node will not leave when the other
+    /// handles drop.
     pub fn register_on_member_up(&self, f: impl FnOnce() + Send + 'static) {
         if self.inner.shared.was_up.load(Ordering::Acquire) {
             return f();
@@ -707,8 +709,9 @@ impl Cluster {
     /// transport is closed), and says how.
     pub async fn terminated(&self) -> Termination {
         let _ = self.inner.ended.recv().await;
-        self.termination()
-            .expect("the driver records how it ended before it ends")
+        // The driver records how it ended before it ends; only a driver that panicked (in a
+        // user's lease or callback) or was dropped unpolled did not.
+        self.termination().unwrap_or(Termination::Aborted)
     }
 
     /// How the node ended, once its driver has.

@@ -62,8 +62,10 @@ pub enum Termination {
     LeaveTimedOut,
     /// Shut down before the node became a member: there was nothing to leave.
     NotAMember,
-    /// Stopped at once by [`Cluster::abort`](crate::Cluster::abort), or because the transport
-    /// closed under the driver: the others will find the node unreachable.
+    /// Stopped at once by [`Cluster::abort`](crate::Cluster::abort), because the transport
+    /// closed under the driver, or because the driver itself ended without finishing (it
+    /// panicked in a lease or callback, or was dropped): the others will find the node
+    /// unreachable.
     Aborted,
 }
 

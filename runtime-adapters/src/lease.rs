@@ -15,6 +15,14 @@ use crate::runtime::BoxFuture;
 
 /// A lock held outside the cluster (a database row, a Kubernetes lease, a consensus store)
 /// that at most one side of a partition can hold. Implement it over your store.
+///
+/// The futures run on the node's driver: with [`ClusterBuilder::start`] that is the node's
+/// own thread, outside any tokio runtime. A lease built on tokio (its client needs tokio's
+/// reactor) should spawn its work on its runtime and await the result, or the node should be
+/// started with [`ClusterBuilder::start_on`] and `Tokio`.
+///
+/// [`ClusterBuilder::start`]: crate::ClusterBuilder::start
+/// [`ClusterBuilder::start_on`]: crate::ClusterBuilder::start_on
 pub trait ClusterLease: Send + Sync + 'static {
     /// Tries to take the lease for `owner`; `true` if `owner` holds it afterwards (also when
     /// it already held it). A lease that cannot be reached should answer `false`: the side

@@ -135,6 +135,9 @@ pub(crate) struct Inner {
     pub(crate) rt: Rt,
     /// Set when [`Transport::close`] starts (before `closing`: the flush runs in between).
     flushing: AtomicBool,
+    /// Set and notified when [`Transport::close`] has finished (for concurrent callers).
+    closed_done: AtomicBool,
+    closed: event_listener::Event,
 }
 
 /// How long [`Transport::close`] waits for the membership lanes to deliver what is queued.
@@ -218,6 +221,8 @@ impl Transport {
             shutdown: event_listener::Event::new(),
             rt: Rt(runtime),
             flushing: AtomicBool::new(false),
+            closed_done: AtomicBool::new(false),
+            closed: event_listener::Event::new(),
         });
         inner.rt.spawn(inner.clone().accept_loop());
         inner.rt.spawn(inner.clone().summarise_refusals());
@@ -470,13 +475,21 @@ impl Transport {
 
     /// Closes every connection and the endpoint, and stops the background tasks. The core's
     /// messages already queued (membership lanes) are delivered first, for at most a second;
-    /// application messages still queued are dropped. Completes when peers have been told
+    /// application messages are refused from the start and those still queued are dropped.
+    /// Concurrent calls complete together. Completes when peers have been told
     /// (connections drained, or at most another second; the endpoint then releases its
     /// socket in the background).
     pub async fn close(&self) {
         let inner = &self.inner;
         if inner.flushing.swap(true, Ordering::AcqRel) {
-            return;
+            // Another caller is closing: complete when it does.
+            loop {
+                let listener = inner.closed.listen();
+                if inner.closed_done.load(Ordering::Acquire) {
+                    return;
+                }
+                listener.await;
+            }
         }
         // The core's last messages (a leaving node's final gossip) are usually queued just
         // before: deliver the membership lanes first, for at most CLOSE_FLUSH, so peers learn
@@ -485,9 +498,11 @@ impl Transport {
         for p in &peers {
             p.membership.tx.close();
         }
-        // A peer with no connection now gets none: its dial would outlast the flush.
+        // Only peers connected now are waited for: no new dial starts while stopping, and
+        // one would outlast the flush anyway.
+        let connected: Vec<&Arc<Peer>> = peers.iter().filter(|p| p.link().is_some()).collect();
         let flushed = async {
-            for p in peers.iter().filter(|p| p.link().is_some()) {
+            for p in connected {
                 p.membership_flushed().await;
             }
         };
@@ -510,6 +525,8 @@ impl Transport {
             .rt
             .timeout(CLOSE_DRAIN, inner.endpoint.wait_idle())
             .await;
+        inner.closed_done.store(true, Ordering::Release);
+        inner.closed.notify(usize::MAX);
     }
 }
 
@@ -598,14 +615,24 @@ impl Inner {
         self.closing.load(Ordering::Acquire)
     }
 
+    /// [`Transport::close`] has begun: no new application messages, peers or dials; the
+    /// membership lanes may still be delivering.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.flushing.load(Ordering::Acquire) || self.is_closing()
+    }
+
     /// The peer at `addr`, started on first use.
     pub(crate) fn peer(self: &Arc<Self>, addr: SocketAddr) -> Arc<Peer> {
         let mut peers = self.peers.lock().unwrap();
+        let mut created = false;
         let peer = peers
             .entry(addr)
-            .or_insert_with(|| start_peer(self, addr))
+            .or_insert_with(|| {
+                created = true;
+                start_peer(self, addr)
+            })
             .clone();
-        if self.is_closing() {
+        if created && self.is_stopping() {
             // Created while closing: stop its tasks at once so they release the endpoint.
             peer.shutdown();
         }
@@ -613,7 +640,7 @@ impl Inner {
     }
 
     fn check_member(&self, to: SocketAddr) -> Result<(), SendError> {
-        if self.is_closing() {
+        if self.is_stopping() {
             Err(SendError::Closed)
         } else if to == self.me {
             Err(SendError::ToSelf(to))
@@ -1081,7 +1108,8 @@ async fn dial_loop(inner: Arc<Inner>, peer: Arc<Peer>) {
     let mut backoff = inner.cfg.reconnect_min;
     loop {
         loop {
-            if inner.is_closing() {
+            // No new connection once closing has begun.
+            if inner.is_stopping() {
                 return;
             }
             let listener = peer.dial_event.listen();
