@@ -53,13 +53,7 @@ impl<L: Lease> Sink for Outputs<'_, L> {
         // Only the lease-majority strategy asks. This lease answers at once; one that answers
         // later (over the network) would return `None` here and call `Node::handle_lease`
         // when the answer comes, followed by `drain`.
-        match req {
-            LeaseRequest::Acquire => Some(self.lease.try_acquire(&self.me, now)),
-            LeaseRequest::Release => {
-                self.lease.release(&self.me);
-                None
-            }
-        }
+        self.lease.answer(req, &self.me, now)
     }
 
     fn event(&mut self, e: Event) {

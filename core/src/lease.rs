@@ -26,6 +26,19 @@ pub trait Lease {
     fn try_acquire(&mut self, owner: &UniqueAddress, now: Instant) -> bool;
     /// Gives the lease up if `owner` holds it.
     fn release(&mut self, owner: &UniqueAddress);
+
+    /// Carries out the node's request for `owner` at once, answering as
+    /// [`Sink::lease`](crate::Sink::lease) does: `Some(held)` for an acquire, `None` for a
+    /// release.
+    fn answer(&mut self, req: LeaseRequest, owner: &UniqueAddress, now: Instant) -> Option<bool> {
+        match req {
+            LeaseRequest::Acquire => Some(self.try_acquire(owner, now)),
+            LeaseRequest::Release => {
+                self.release(owner);
+                None
+            }
+        }
+    }
 }
 
 /// A lease in memory, shared by the nodes of a test or simulation. A holder that never

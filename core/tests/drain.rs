@@ -36,13 +36,7 @@ struct Recorder<'a> {
 impl Recorder<'_> {
     fn answer(&mut self, req: LeaseRequest, now: Instant) -> Option<bool> {
         self.log.push((self.id, Output::Lease(req)));
-        match req {
-            LeaseRequest::Acquire => Some(self.lease.try_acquire(&self.me, now)),
-            LeaseRequest::Release => {
-                self.lease.release(&self.me);
-                None
-            }
-        }
+        self.lease.answer(req, &self.me, now)
     }
 }
 

@@ -726,7 +726,7 @@ impl Cluster {
         timeout: Duration,
         f: impl std::future::Future<Output = T>,
     ) -> Option<T> {
-        crate::runtime::timeout(&*self.inner.runtime, timeout, f).await
+        fjell_quic::rt::timeout(&*self.inner.runtime, timeout, f).await
     }
 
     /// The node's transport, for what this handle does not pass through (counters,

@@ -191,7 +191,7 @@ impl Sink for Outputs<'_> {
                     if let Some(r) = release {
                         r.await;
                     }
-                    crate::runtime::timeout(&*runtime, LEASE_OPERATION_TIMEOUT, acquire)
+                    fjell_quic::rt::timeout(&*runtime, LEASE_OPERATION_TIMEOUT, acquire)
                         .await
                         .unwrap_or(false)
                 }));

@@ -69,7 +69,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use fjell_quic::rt::{AsyncTimer, AsyncUdpSocket, Runtime};
 
@@ -84,20 +83,6 @@ pub(crate) fn instant_since(
     fjell_core::Instant::from_micros(
         u64::try_from(at.duration_since(origin).as_micros()).unwrap_or(u64::MAX),
     )
-}
-
-/// `f`, or `None` if `runtime`'s timer fires first.
-pub(crate) async fn timeout<T>(
-    runtime: &dyn Runtime,
-    d: Duration,
-    f: impl Future<Output = T>,
-) -> Option<T> {
-    let sleep = fjell_quic::sleep(runtime, d);
-    futures_lite::future::or(async { Some(f.await) }, async {
-        sleep.await;
-        None
-    })
-    .await
 }
 
 /// The smol runtime: its global executor, and `async-io` for timers and sockets.
@@ -190,7 +175,7 @@ impl std::fmt::Debug for OwnThread {
 /// How long a node's thread keeps running the transport's remaining tasks after the driver
 /// has ended (they end on their own once the transport has closed; this bounds a stuck one).
 #[cfg(feature = "smol")]
-const WIND_DOWN: Duration = Duration::from_secs(5);
+const WIND_DOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The executor behind an [`OwnThread`], until its thread takes it.
 #[cfg(feature = "smol")]
@@ -223,7 +208,14 @@ impl Unstarted {
             smol::block_on(executor.run(until));
             let deadline = std::time::Instant::now() + WIND_DOWN;
             while !executor.is_empty() && std::time::Instant::now() < deadline {
-                smol::block_on(executor.run(smol::Timer::after(Duration::from_millis(20))));
+                smol::block_on(
+                    executor.run(smol::Timer::after(std::time::Duration::from_millis(20))),
+                );
+            }
+            if !executor.is_empty() {
+                tracing::warn!(
+                    "fjell: a stopped node's tasks still ran {WIND_DOWN:?} after it stopped; dropping them"
+                );
             }
         })?;
         Ok(())

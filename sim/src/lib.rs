@@ -1102,13 +1102,7 @@ impl Sink for Outputs<'_> {
     }
 
     fn lease(&mut self, req: LeaseRequest, now: Instant) -> Option<bool> {
-        match req {
-            LeaseRequest::Acquire => Some(self.lease.try_acquire(&self.me, now)),
-            LeaseRequest::Release => {
-                self.lease.release(&self.me);
-                None
-            }
-        }
+        self.lease.answer(req, &self.me, now)
     }
 
     fn event(&mut self, e: Event) {

@@ -34,12 +34,7 @@ impl Rt {
 
     /// `f`, or `None` if it takes longer than `d`.
     pub(crate) async fn timeout<T>(&self, d: Duration, f: impl Future<Output = T>) -> Option<T> {
-        let sleep = self.sleep(d);
-        futures_lite::future::or(async { Some(f.await) }, async {
-            sleep.await;
-            None
-        })
-        .await
+        timeout(&*self.0, d, f).await
     }
 }
 
@@ -66,4 +61,18 @@ pub fn sleep(runtime: &dyn Runtime, d: Duration) -> Sleep {
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
         .unwrap_or(now);
     Sleep(runtime.new_timer(at))
+}
+
+/// `f`, or `None` if `runtime`'s timer fires `d` from now first.
+pub async fn timeout<T>(
+    runtime: &dyn Runtime,
+    d: Duration,
+    f: impl Future<Output = T>,
+) -> Option<T> {
+    let sleep = sleep(runtime, d);
+    futures_lite::future::or(async { Some(f.await) }, async {
+        sleep.await;
+        None
+    })
+    .await
 }

@@ -27,6 +27,17 @@ async fn answer(t: Transport) {
     }
 }
 
+/// What `b` answers `a` for `n`, within 10 s (on tokio's timer: call inside a tokio runtime).
+async fn ask(a: &Transport, b: &Transport, n: u32) -> u32 {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        a.request(b.address(), &n, Duration::from_secs(5)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -43,14 +54,7 @@ fn messages_and_requests_flow_on_tokio() {
         a.set_members([b.address()]);
         b.set_members([a.address()]);
         tokio::spawn(answer(b.clone()));
-        let reply: u32 = tokio::time::timeout(
-            Duration::from_secs(10),
-            a.request(b.address(), &41u32, Duration::from_secs(5)),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(reply, 42);
+        assert_eq!(ask(&a, &b, 41).await, 42);
         a.close().await;
         b.close().await;
     });
@@ -67,14 +71,7 @@ fn a_tokio_transport_and_a_smol_transport_talk() {
     a.set_members([b.address()]);
     b.set_members([a.address()]);
     rt.block_on(async {
-        let reply: u32 = tokio::time::timeout(
-            Duration::from_secs(10),
-            a.request(b.address(), &1u32, Duration::from_secs(5)),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(reply, 2);
+        assert_eq!(ask(&a, &b, 1).await, 2);
         a.close().await;
     });
     smol::block_on(b.close());
