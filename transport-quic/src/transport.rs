@@ -506,7 +506,9 @@ impl Transport {
                 p.membership_flushed().await;
             }
         };
-        inner.rt.timeout(CLOSE_FLUSH, flushed).await;
+        if inner.rt.timeout(CLOSE_FLUSH, flushed).await.is_none() {
+            tracing::info!(node = %inner.me, "fjell-quic: closing: the last membership messages were not all delivered within {CLOSE_FLUSH:?}");
+        }
         inner.closing.store(true, Ordering::Release);
         inner.shutdown.notify(usize::MAX);
         inner
@@ -521,10 +523,14 @@ impl Transport {
         // Every connection has sent its close; draining lasts three probe timeouts, which
         // for a handshake still in progress (a peer that is gone) is seconds of QUIC's
         // initial RTT estimate. The endpoint finishes that in the background.
-        inner
+        if inner
             .rt
             .timeout(CLOSE_DRAIN, inner.endpoint.wait_idle())
-            .await;
+            .await
+            .is_none()
+        {
+            tracing::debug!(node = %inner.me, "fjell-quic: closing: connections still draining after {CLOSE_DRAIN:?}; the endpoint finishes in the background");
+        }
         inner.closed_done.store(true, Ordering::Release);
         inner.closed.notify(usize::MAX);
     }
