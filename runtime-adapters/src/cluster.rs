@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::credentials::{CredentialSource, Keeper, LoadCredentials};
 use crate::driver::{new_node, Command, Driver, DriverSettings, Run, Shared, Termination};
 use crate::error::{SettingsError, StartError};
+use crate::event_log::EventLog;
 use crate::lease::ClusterLease;
 use crate::runtime::Runtime;
 use crate::state::ClusterState;
@@ -63,6 +64,7 @@ pub struct ClusterBuilder {
     deny: Vec<Fingerprint>,
     address_map: Vec<AddressMapping>,
     log_info: bool,
+    event_log: Option<PathBuf>,
     shutdown_timeout: Duration,
     lease: Option<Arc<dyn ClusterLease>>,
     transport: Option<TransportTweak>,
@@ -102,6 +104,7 @@ impl ClusterBuilder {
             deny: Vec::new(),
             address_map: Vec::new(),
             log_info: true,
+            event_log: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             lease: None,
             transport: None,
@@ -248,6 +251,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Append every membership event to `path`, one JSON line each
+    /// ([`crate::event_log`]; the `event-log` setting). The file is opened when the node is
+    /// built; a failure to open it fails the build.
+    pub fn event_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.event_log = Some(path.into());
+        self
+    }
+
     /// How long a graceful shutdown (and the leave when every handle is dropped) may take
     /// before the transport is closed anyway (default [`DEFAULT_SHUTDOWN_TIMEOUT`]).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -334,6 +345,13 @@ impl ClusterBuilder {
                 certified: addr.to_string(),
             });
         }
+        let event_log = match &self.event_log {
+            Some(path) => Some(EventLog::open(path).map_err(|e| StartError::EventLog {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
         let keeper = Keeper::new(source, &credentials, Instant::ZERO);
         let mut tc = TransportConfig::for_detector(credentials, &self.config.failure_detector);
         tc.bind = self.bind;
@@ -361,6 +379,7 @@ impl ClusterBuilder {
         let settings = DriverSettings {
             seed_nodes: self.seed_nodes,
             log_info: self.log_info,
+            event_log,
             shutdown_timeout: self.shutdown_timeout,
             lease: self.lease,
             credentials: keeper,

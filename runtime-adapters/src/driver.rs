@@ -94,6 +94,7 @@ impl Shared {
 pub(crate) struct DriverSettings {
     pub(crate) seed_nodes: Vec<SocketAddr>,
     pub(crate) log_info: bool,
+    pub(crate) event_log: Option<crate::event_log::EventLog>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) lease: Option<Arc<dyn ClusterLease>>,
     pub(crate) credentials: crate::credentials::Keeper,
@@ -515,6 +516,9 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     fn publish(&mut self, e: Event) {
         if self.settings.log_info {
             log_event(&self.me, &e);
+        }
+        if let Some(log) = &mut self.settings.event_log {
+            log.write(&self.me, &e);
         }
         if let Event::JoinRefused { by, reason } = &e {
             self.progress.refused(*by, reason.to_string());

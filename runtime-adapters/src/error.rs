@@ -54,6 +54,15 @@ pub enum StartError {
         "downing `lease-majority` needs a lease: give the builder one (ClusterBuilder::lease)"
     )]
     NoLease,
+    /// The event log ([`ClusterBuilder::event_log`](crate::ClusterBuilder::event_log))
+    /// cannot be opened.
+    #[error("cannot open the event log {}: {reason}", path.display())]
+    EventLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The transport could not start (binding the socket, TLS setup).
     #[error(transparent)]
     Transport(#[from] TransportError),

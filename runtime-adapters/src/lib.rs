@@ -161,6 +161,7 @@ mod cluster;
 pub mod credentials;
 mod driver;
 mod error;
+pub mod event_log;
 pub mod lease;
 pub mod management;
 mod progress;

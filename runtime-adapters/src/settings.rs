@@ -159,6 +159,9 @@ pub struct Settings {
     pub log_info: bool,
     /// `shutdown-timeout` (default 20 s).
     pub shutdown_timeout: Duration,
+    /// `event-log`: a file to append every membership event to, one JSON line each
+    /// ([`crate::event_log`]); none by default.
+    pub event_log: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -173,6 +176,7 @@ impl Default for Settings {
             source: None,
             log_info: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            event_log: None,
         }
     }
 }
@@ -209,6 +213,7 @@ impl Settings {
         "address-map",
         "log-info",
         "shutdown-timeout",
+        "event-log",
     ];
 
     /// The management commands' environment variables (`fjell members --node` and the
@@ -363,6 +368,9 @@ impl Settings {
         if let Some(a) = self.bind {
             b = b.bind(a);
         }
+        if let Some(path) = self.event_log {
+            b = b.event_log(path);
+        }
         if let Some(a) = self.advertised_address {
             b = b.advertised_address(a);
         }
@@ -414,6 +422,7 @@ impl Settings {
             }
             "log-info" => self.log_info = boolean(&v)?,
             "shutdown-timeout" => self.shutdown_timeout = duration(&v)?,
+            "event-log" => self.event_log = Some(string(&v)?.into()),
             "cluster-name" => c.cluster_name = name(&v)?,
             "roles" => c.roles = parse_roles(list(&v)?).map_err(|e| e.reason)?,
             "app-version" => {

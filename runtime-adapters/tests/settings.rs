@@ -175,7 +175,7 @@ fn environment_overrides_the_file() {
     assert!(e.to_string().contains("FJELL_GOSSIP_INTERVAL"), "{e}");
 }
 
-#[cfg(all(feature = "smol", not(feature = "tokio")))]
+#[cfg(feature = "smol")]
 #[test]
 fn a_node_starts_from_a_settings_file_with_pem_files() {
     use fjell_runtime::{ClusterBuilder, Smol, StartError};
@@ -195,6 +195,7 @@ fn a_node_starts_from_a_settings_file_with_pem_files() {
         format!(
             "advertised-address = \"{addr}\"\nseed-nodes = [\"{addr}\"]\n\
              leader-actions-interval = \"200ms\"\n\
+             event-log = \"{0}/events.jsonl\"\n\
              [tls]\nca = \"{0}/ca.pem\"\ncert = \"{0}/node.pem\"\nkey = \"{0}/node.key\"\n",
             dir.display()
         ),
@@ -218,10 +219,39 @@ fn a_node_starts_from_a_settings_file_with_pem_files() {
         .credentials(ca.node(other).unwrap())
         .build(Smol);
     assert!(matches!(no_lease, Err(StartError::NoLease)));
+    // An event log that cannot be opened fails the start, naming the file.
+    let unwritable = settings
+        .clone()
+        .builder()
+        .event_log(dir.join("no-such-dir/events.jsonl"))
+        .build(Smol);
+    match unwritable {
+        Err(e @ StartError::EventLog { .. }) => {
+            assert!(e.to_string().contains("no-such-dir/events.jsonl"), "{e}")
+        }
+        other => panic!("expected an event log error, got {:?}", other.err()),
+    }
 
     smol::block_on(async {
         let cluster = settings.builder().socket(socket).start().unwrap();
         common::comes_up_and_leaves(&cluster).await;
     });
+    // The event log holds what the node reported, one JSON record a line, in order.
+    let log = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let records: Vec<fjell_runtime::event_log::EventRecord> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = records.iter().map(|r| r.event.as_str()).collect();
+    let me = addr.to_string();
+    let up = records
+        .iter()
+        .position(|r| r.event == "MemberUp" && r.member_address() == Some(me.as_str()));
+    let leader = records
+        .iter()
+        .position(|r| r.event == "LeaderChanged" && r.leader_address() == Some(me.as_str()));
+    assert!(up.is_some() && leader.is_some(), "{names:?}");
+    assert_eq!(names.last(), Some(&"Stopped"), "{names:?}");
+    assert!(records.iter().all(|r| r.node_address() == me), "{log}");
     let _ = std::fs::remove_dir_all(dir);
 }
