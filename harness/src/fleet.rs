@@ -1,0 +1,340 @@
+//! The node processes: their certificates and settings files, starting and signalling
+//! them inside their namespaces, and asking them management questions.
+//!
+//! Every process is killed when the fleet is dropped (also when a check fails or the
+//! harness panics), and gets `PR_SET_PDEATHSIG` so that it dies with the harness even when
+//! the harness itself is killed.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use serde::de::DeserializeOwned;
+
+use crate::net::Network;
+use crate::observe::{EventLog, Tail};
+use crate::scenario::{BuiltIn, Program, Scenario};
+
+/// The port every node listens on (each has an address of its own).
+pub const PORT: u16 = 7355;
+
+/// One node: where its files are and its process, if one runs.
+#[derive(Debug)]
+pub struct NodeProc {
+    /// Its number.
+    pub index: usize,
+    /// The address it advertises (and its certificate certifies).
+    pub addr: SocketAddr,
+    /// Its directory: settings, certificate, logs.
+    pub dir: PathBuf,
+    /// Its settings file.
+    pub config: PathBuf,
+    /// Its event log.
+    pub events: EventLog,
+    /// Its application log (program `harness-node`).
+    pub app: Tail,
+    child: Option<Child>,
+    /// Stopped with SIGSTOP and not resumed yet.
+    pub paused: bool,
+    /// How often it was started.
+    pub starts: u32,
+    /// How its last process ended.
+    pub last_exit: Option<ExitStatus>,
+}
+
+impl NodeProc {
+    /// Whether its process runs (paused or not).
+    pub fn alive(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// The nodes of one run.
+pub struct Fleet<'n> {
+    net: &'n Network,
+    fjell: PathBuf,
+    me: PathBuf,
+    pki: PathBuf,
+    program: Program,
+    /// The nodes, by number.
+    pub nodes: Vec<NodeProc>,
+}
+
+impl<'n> Fleet<'n> {
+    /// Prepares the nodes of `scenario` on `net` under `dir`: a cluster CA, a certificate
+    /// per node and one for the administrator (made with `fjell certs`), and a settings file
+    /// per node. Nothing runs yet.
+    pub fn prepare(
+        scenario: &Scenario,
+        net: &'n Network,
+        fjell: &Path,
+        dir: &Path,
+    ) -> Result<Fleet<'n>, String> {
+        let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+        let pki = dir.join("pki");
+        fs::create_dir_all(&pki).map_err(|e| format!("{}: {e}", pki.display()))?;
+        let certs = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new(fjell)
+                .arg("certs")
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", fjell.display()))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "fjell certs {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let p = pki.to_string_lossy().into_owned();
+        let ca_cert = format!("{p}/ca.pem");
+        let ca_key = format!("{p}/ca.key");
+        let issuer = ["--ca-cert", &ca_cert, "--ca-key", &ca_key, "--out", &p];
+        certs(&["ca", "--cluster", "harness", "--out", &p])?;
+        certs(&[&["admin"][..], &issuer].concat())?;
+        let addrs: Vec<SocketAddr> = (0..scenario.nodes)
+            .map(|i| SocketAddr::new(net.addr(i), PORT))
+            .collect();
+        let seeds: Vec<String> = scenario
+            .seed_nodes()
+            .iter()
+            .map(|&i| addrs[i].to_string())
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let name = format!("node{i}");
+            certs(&[&["node", "--addr", &addr.to_string(), "--name", &name][..], &issuer].concat())?;
+            let ndir = dir.join(&name);
+            fs::create_dir_all(&ndir).map_err(|e| format!("{}: {e}", ndir.display()))?;
+            let events = ndir.join("events.jsonl");
+            let mut table = scenario.settings.clone();
+            if let Some(extra) = scenario.node_settings.get(&i.to_string()) {
+                for (k, v) in extra {
+                    table.insert(k.clone(), v.clone());
+                }
+            }
+            let s = |v: &dyn ToString| toml::Value::String(v.to_string());
+            table.insert("bind".into(), s(addr));
+            table.insert("advertised-address".into(), s(addr));
+            table.insert(
+                "seed-nodes".into(),
+                toml::Value::Array(seeds.iter().map(|a| s(a)).collect()),
+            );
+            table.insert("event-log".into(), s(&events.display()));
+            let mut tls = toml::Table::new();
+            tls.insert("ca".into(), s(&ca_cert));
+            tls.insert("cert".into(), s(&format!("{p}/{name}.pem")));
+            tls.insert("key".into(), s(&format!("{p}/{name}.key")));
+            table.insert("tls".into(), toml::Value::Table(tls));
+            let config = ndir.join("node.toml");
+            let text = toml::to_string(&table).map_err(|e| format!("node {i} settings: {e}"))?;
+            fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+            nodes.push(NodeProc {
+                index: i,
+                addr: *addr,
+                app: Tail::new(ndir.join("app.jsonl")),
+                events: EventLog::new(events),
+                dir: ndir,
+                config,
+                child: None,
+                paused: false,
+                starts: 0,
+                last_exit: None,
+            });
+        }
+        Ok(Fleet {
+            net,
+            fjell: fjell.to_path_buf(),
+            me,
+            pki,
+            program: scenario.program.clone(),
+            nodes,
+        })
+    }
+
+    /// Starts node `i` (a new incarnation on its address).
+    pub fn start(&mut self, i: usize) -> Result<(), String> {
+        let n = &mut self.nodes[i];
+        if n.child.is_some() {
+            return Err(format!("node {i} still runs"));
+        }
+        let config = n.config.to_string_lossy().into_owned();
+        let dir = n.dir.to_string_lossy().into_owned();
+        let app_log = n.dir.join("app.jsonl").to_string_lossy().into_owned();
+        let line: Vec<String> = match &self.program {
+            Program::Default | Program::Named(BuiltIn::Fjell) => vec![
+                self.fjell.to_string_lossy().into_owned(),
+                "run".into(),
+                "--config".into(),
+                config,
+            ],
+            Program::Named(BuiltIn::HarnessNode) => vec![
+                self.me.to_string_lossy().into_owned(),
+                "node".into(),
+                "--config".into(),
+                config,
+                "--app-log".into(),
+                app_log,
+            ],
+            Program::Command(c) => c
+                .iter()
+                .map(|a| {
+                    a.replace("{config}", &config)
+                        .replace("{dir}", &dir)
+                        .replace("{index}", &i.to_string())
+                })
+                .collect(),
+        };
+        let output = fs::File::options()
+            .create(true)
+            .append(true)
+            .open(n.dir.join("output.log"))
+            .map_err(|e| format!("node {i} output log: {e}"))?;
+        let mut cmd = self.net.command(i, &line[0]);
+        cmd.args(&line[1..])
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().map_err(|e| e.to_string())?)
+            .stderr(output);
+        // `fjell run` refuses FJELL_ variables it does not know; the harness's own
+        // environment is not the node's.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("FJELL_") {
+                cmd.env_remove(k);
+            }
+        }
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        n.events.mark_start();
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start node {i} ({}): {e}", line[0]))?;
+        n.child = Some(child);
+        n.paused = false;
+        n.starts += 1;
+        Ok(())
+    }
+
+    /// Sends `signal` to node `i`'s process.
+    pub fn signal(&mut self, i: usize, signal: libc::c_int) -> Result<(), String> {
+        let n = &mut self.nodes[i];
+        let Some(pid) = n.pid() else {
+            return Err(format!("node {i} does not run"));
+        };
+        // SAFETY: plain syscall on a child we have not reaped yet (so the pid is ours).
+        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+            return Err(format!(
+                "signal {signal} to node {i}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        match signal {
+            libc::SIGSTOP => n.paused = true,
+            libc::SIGCONT => n.paused = false,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs node `i` and reaps it.
+    pub fn kill(&mut self, i: usize) -> Result<(), String> {
+        self.signal(i, libc::SIGKILL)?;
+        let n = &mut self.nodes[i];
+        if let Some(mut c) = n.child.take() {
+            n.last_exit = c.wait().ok();
+        }
+        n.paused = false;
+        Ok(())
+    }
+
+    /// Notices processes that ended; returns the nodes whose process ended since the last
+    /// call, with how.
+    pub fn reap(&mut self) -> Vec<(usize, ExitStatus)> {
+        let mut ended = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(c) = &mut n.child {
+                if let Ok(Some(status)) = c.try_wait() {
+                    n.child = None;
+                    n.paused = false;
+                    n.last_exit = Some(status);
+                    ended.push((n.index, status));
+                }
+            }
+        }
+        ended
+    }
+
+    /// Asks node `i` a management question (`fjell <what> --json`) from inside its
+    /// namespace, waiting at most `timeout_s` seconds.
+    pub fn manage<T: DeserializeOwned>(
+        &self,
+        i: usize,
+        what: &str,
+        timeout_s: u32,
+    ) -> Result<T, String> {
+        let p = &self.pki;
+        let out = self
+            .net
+            .command(i, &self.fjell)
+            .arg(what)
+            .arg("--node")
+            .arg(self.nodes[i].addr.to_string())
+            .arg("--ca")
+            .arg(p.join("ca.pem"))
+            .arg("--cert")
+            .arg(p.join("admin.pem"))
+            .arg("--key")
+            .arg(p.join("admin.key"))
+            .arg("--json")
+            .arg("--timeout")
+            .arg(timeout_s.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("fjell {what}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "fjell {what} --node {}: {}",
+                self.nodes[i].addr,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "fjell {what}: {e}: {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            )
+        })
+    }
+
+    /// Kills every process still running.
+    pub fn stop_all(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                n.last_exit = c.wait().ok();
+            }
+        }
+    }
+}
+
+impl Drop for Fleet<'_> {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
