@@ -81,8 +81,17 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Node { config, app_log } => ExitCode::from(fjell_harness::app::run(&config, &app_log)),
         Command::Env => {
-            println!("{}", net::environment());
-            ExitCode::SUCCESS
+            println!("{}", net::Impairment::Userspace.description());
+            match preflight() {
+                Ok(()) => {
+                    println!("namespaces and TUN devices: usable");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Run { paths, ci, common } => {
             let mut scenarios = Vec::new();
@@ -137,7 +146,7 @@ fn files(p: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn run_all(scenarios: &[Scenario], common: &Common) -> ExitCode {
-    if let Err(e) = net::preflight() {
+    if let Err(e) = preflight() {
         eprintln!("fjell-harness: {e}");
         return ExitCode::from(2);
     }
@@ -153,7 +162,7 @@ fn run_all(scenarios: &[Scenario], common: &Common) -> ExitCode {
         Ok(0) | Err(_) => {}
         Ok(n) => println!("removed {n} namespaces left by an earlier run"),
     }
-    println!("network impairment: {}", net::impairment().description());
+    println!("network impairment: {}", net::Impairment::Userspace.description());
     let mut failed = Vec::new();
     for s in scenarios {
         let dir = match runner::run_dir(&common.out, &s.name) {
@@ -243,5 +252,20 @@ fn fjell_binary(given: Option<&Path>) -> Result<PathBuf, String> {
             "no fjell binary at {}: build it (cargo build -p fjell-cli) or pass --fjell",
             sibling.display()
         ))
+    }
+}
+
+/// Whether this process can build the harness network: root, TUN, `ip`.
+fn preflight() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("the harness needs root (network namespaces, TUN devices)".into());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Err("no /dev/net/tun: the kernel offers no TUN devices".into());
+    }
+    match std::process::Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err("no `ip` command: install iproute2".into()),
     }
 }

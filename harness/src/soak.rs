@@ -24,6 +24,11 @@ impl Draw {
     fn secs(&mut self, lo: u64, hi: u64) -> Duration {
         Duration::from_millis(lo * 1000 + self.below((hi - lo) * 1000 + 1))
     }
+    /// 1 to `most` distinct nodes of `n`.
+    fn some(&mut self, n: usize, most: usize) -> Vec<usize> {
+        let k = 1 + self.below(most as u64) as usize;
+        self.pick(n, k)
+    }
     /// `k` distinct nodes of `n`.
     fn pick(&mut self, n: usize, k: usize) -> Vec<usize> {
         let mut all: Vec<usize> = (0..n).collect();
@@ -56,7 +61,7 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
         let mut restart = Vec::new();
         match d.below(6) {
             0 => {
-                let side = d.pick(nodes, 1 + d.below(minority as u64) as usize);
+                let side = d.some(nodes, minority);
                 let rest: Vec<usize> = all.iter().copied().filter(|i| !side.contains(i)).collect();
                 steps.push(Step {
                     partition: Some(vec![side.clone(), rest]),
@@ -76,7 +81,7 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
                 restart = all.clone();
             }
             2 => {
-                let k = d.pick(nodes, 1 + d.below(minority as u64) as usize);
+                let k = d.some(nodes, minority);
                 steps.push(Step {
                     kill: Some(Nodes::List(k.clone())),
                     ..Step::default()
@@ -85,7 +90,7 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
                 restart = k;
             }
             3 => {
-                let k = d.pick(nodes, 1 + d.below(minority as u64) as usize);
+                let k = d.some(nodes, minority);
                 steps.push(Step {
                     terminate: Some(Nodes::List(k.clone())),
                     ..Step::default()
@@ -99,7 +104,7 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
                 restart = k;
             }
             4 => {
-                let k = d.pick(nodes, 1 + d.below(minority as u64) as usize);
+                let k = d.some(nodes, minority);
                 steps.push(Step {
                     pause: Some(Nodes::List(k.clone())),
                     ..Step::default()
