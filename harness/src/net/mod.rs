@@ -21,6 +21,26 @@
 //! prove each fault acted ([`Network::stats`]). [`netem_available`] still reports
 //! what the kernel could do, for the record.
 //!
+//! # Use
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fjell_harness::net::{cleanup_stale, LinkRule, NetSpec, Network, PREFIX_ROOT};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! // Leftovers of runs that were killed before their Drop ran.
+//! cleanup_stale(PREFIX_ROOT)?;
+//! let net = Network::create(NetSpec::new(3))?;
+//! let node = net.command(0, "my-node").arg(net.addr(0).to_string()).spawn()?;
+//! net.set_all(LinkRule::delayed(Duration::from_millis(20)));
+//! net.partition(&[vec![0], vec![1, 2]]);
+//! net.heal();
+//! println!("{:?}", net.stats().total());
+//! # drop(node);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Rule changes
 //!
 //! A rule change applies to packets the hub reads after it. Packets already waiting
