@@ -229,6 +229,16 @@ fn loss_half_drops_about_half() {
     // Every datagram met the rule, and every forwarded one arrived.
     assert_eq!(st.dropped_loss + st.forwarded, 2_000);
     assert_eq!(st.forwarded as usize, got.len());
+    // Nothing was lost outside the rule: not in the sender's device queue, not on
+    // receipt.
+    let (tx, rx) = (
+        net.device_counters(0).expect("counters"),
+        net.device_counters(1).expect("counters"),
+    );
+    assert_eq!(tx.tx_dropped, 0, "{tx:?}");
+    assert!(tx.tx_packets >= 2_000, "{tx:?}");
+    assert_eq!(rx.rx_packets, st.forwarded, "{rx:?}");
+    assert_eq!(rx.rx_dropped, 0, "{rx:?}");
 }
 
 #[test]

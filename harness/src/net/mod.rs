@@ -63,7 +63,7 @@ use std::thread::JoinHandle;
 
 pub use impair::{netem_available, Impairment, LinkCounters, LinkRule, LinkStats};
 pub use netns::{cleanup_stale, list_namespaces};
-pub use tun::TUN_NAME;
+pub use tun::{DeviceCounters, TUN_NAME};
 
 /// Largest network [`Network::create`] builds; the IPv4 plan uses one /24.
 pub const MAX_NODES: usize = 200;
@@ -299,6 +299,13 @@ impl Network {
     /// A snapshot of the hub's counters.
     pub fn stats(&self) -> LinkStats {
         self.hub.shared().stats()
+    }
+
+    /// Kernel counters of node `i`'s TUN device, read from inside its namespace.
+    /// Nonzero `tx_dropped` means the node sent faster than the hub read, so packets
+    /// were lost outside the fault rules.
+    pub fn device_counters(&self, i: usize) -> io::Result<DeviceCounters> {
+        self.run_in(i, tun::counters_here)?
     }
 
     /// A [`Command`] for `program` that runs inside node `i`'s namespace. The
