@@ -389,13 +389,16 @@ impl Worker {
 
     fn write(&self, from: usize, to: usize, pkt: &[u8]) {
         let fd: RawFd = self.tuns[to].as_raw_fd();
+        // Counted before the write: the receiver may already hold the packet when
+        // write returns, and whoever then reads the stats must see it counted.
+        let forwarded = &self.shared.links[from * self.shared.n + to].forwarded;
+        bump(forwarded);
         // SAFETY: writes `pkt.len()` bytes from `pkt`. A TUN write injects the packet
         // into the destination namespace's stack at once; it does not block.
         let r = unsafe { libc::write(fd, pkt.as_ptr().cast(), pkt.len()) };
         if r < 0 {
+            forwarded.fetch_sub(1, AtOrd::Relaxed);
             bump(&self.shared.write_errors);
-        } else {
-            bump(&self.shared.links[from * self.shared.n + to].forwarded);
         }
     }
 }

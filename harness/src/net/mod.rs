@@ -21,6 +21,26 @@
 //! prove each fault acted ([`Network::stats`]). [`netem_available`] still reports
 //! what the kernel could do, for the record.
 //!
+//! # Use
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fjell_harness::net::{cleanup_stale, LinkRule, NetSpec, Network, PREFIX_ROOT};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! // Leftovers of runs that were killed before their Drop ran.
+//! cleanup_stale(PREFIX_ROOT)?;
+//! let net = Network::create(NetSpec::new(3))?;
+//! let node = net.command(0, "my-node").arg(net.addr(0).to_string()).spawn()?;
+//! net.set_all(LinkRule::delayed(Duration::from_millis(20)));
+//! net.partition(&[vec![0], vec![1, 2]]);
+//! net.heal();
+//! println!("{:?}", net.stats().total());
+//! # drop(node);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Rule changes
 //!
 //! A rule change applies to packets the hub reads after it. Packets already waiting
@@ -43,7 +63,7 @@ use std::thread::JoinHandle;
 
 pub use impair::{netem_available, Impairment, LinkCounters, LinkRule, LinkStats};
 pub use netns::{cleanup_stale, list_namespaces};
-pub use tun::TUN_NAME;
+pub use tun::{DeviceCounters, TUN_NAME};
 
 /// Largest network [`Network::create`] builds; the IPv4 plan uses one /24.
 pub const MAX_NODES: usize = 200;
@@ -279,6 +299,13 @@ impl Network {
     /// A snapshot of the hub's counters.
     pub fn stats(&self) -> LinkStats {
         self.hub.shared().stats()
+    }
+
+    /// Kernel counters of node `i`'s TUN device, read from inside its namespace.
+    /// Nonzero `tx_dropped` means the node sent faster than the hub read, so packets
+    /// were lost outside the fault rules.
+    pub fn device_counters(&self, i: usize) -> io::Result<DeviceCounters> {
+        self.run_in(i, tun::counters_here)?
     }
 
     /// A [`Command`] for `program` that runs inside node `i`'s namespace. The

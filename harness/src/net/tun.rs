@@ -56,3 +56,77 @@ fn open_here() -> io::Result<OwnedFd> {
     }
     Ok(fd)
 }
+
+/// Kernel counters of a node's TUN device. `tx_dropped` counts packets the node sent
+/// that the device queue had no room for because the hub did not read them fast
+/// enough: losses the hub's own [`LinkStats`](super::LinkStats) cannot see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Packets the hub delivered to the node.
+    pub rx_packets: u64,
+    /// Delivered packets the node's kernel dropped on receipt.
+    pub rx_dropped: u64,
+    /// Packets the node sent into the device (towards the hub).
+    pub tx_packets: u64,
+    /// Packets the node sent that were dropped before the hub could read them.
+    pub tx_dropped: u64,
+}
+
+/// Reads the device's line of `/proc/thread-self/net/dev`, which shows the network
+/// namespace of the calling thread (so call it from a thread inside the namespace).
+pub(crate) fn counters_here() -> io::Result<DeviceCounters> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev")?;
+    parse_net_dev(&text, TUN_NAME)
+        .ok_or_else(|| io::Error::other(format!("{TUN_NAME} missing from /proc/net/dev")))
+}
+
+/// Parses `/proc/net/dev`: after `name:` come 8 receive fields (bytes, packets, errs,
+/// drop, fifo, frame, compressed, multicast) and 8 transmit fields (bytes, packets,
+/// errs, drop, ...).
+fn parse_net_dev(text: &str, name: &str) -> Option<DeviceCounters> {
+    for line in text.lines() {
+        let Some((dev, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if dev.trim() != name {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        if f.len() < 12 {
+            return None;
+        }
+        return Some(DeviceCounters {
+            rx_packets: f[1],
+            rx_dropped: f[3],
+            tx_packets: f[9],
+            tx_dropped: f[11],
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_dev_line_is_parsed() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n  \
+fjh0:  480000     400    0    2    0     0          0         0  1200000    1000    0   30    0     0       0          0\n";
+        assert_eq!(
+            parse_net_dev(text, "fjh0"),
+            Some(DeviceCounters {
+                rx_packets: 400,
+                rx_dropped: 2,
+                tx_packets: 1000,
+                tx_dropped: 30
+            })
+        );
+        assert_eq!(parse_net_dev(text, "eth0"), None);
+    }
+}
