@@ -67,6 +67,10 @@ pub struct Counters {
     pub membership_queue_full: u64,
     /// Connections established (dialed or accepted).
     pub connections: u64,
+    /// Application streams left unread because a later connection's stream from the same
+    /// peer had delivered: their remaining messages were dropped, as with a broken
+    /// connection, rather than delivered out of order.
+    pub stale_app_streams: u64,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +84,7 @@ pub(crate) struct AtomicCounters {
     pub(crate) heartbeats_dropped: AtomicU64,
     pub(crate) membership_queue_full: AtomicU64,
     pub(crate) connections: AtomicU64,
+    pub(crate) stale_app_streams: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -104,6 +109,7 @@ impl AtomicCounters {
             heartbeats_dropped: self.heartbeats_dropped.load(Relaxed),
             membership_queue_full: self.membership_queue_full.load(Relaxed),
             connections: self.connections.load(Relaxed),
+            stale_app_streams: self.stale_app_streams.load(Relaxed),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! no runtime, so the fuzz target and the tests drive it directly.
 //!
 //! ```text
-//! stream   := "FJ" VERSION:u8 LANE:u8  frame*
+//! stream   := "FJ" VERSION:u8 LANE:u8  frame*     (an application stream opens with AppStream)
 //! frame    := LEN:u32-le  body                  (LEN = body length, at most the maximum)
 //! datagram := VERSION:u8  body
 //! body     := KIND:u8  postcard(fields of that kind)
@@ -19,8 +19,9 @@ use serde::Deserialize;
 
 /// Two bytes that open every fjell stream.
 pub const STREAM_MAGIC: [u8; 2] = *b"FJ";
-/// The framing version this build speaks.
-pub const FRAME_VERSION: u8 = 1;
+/// The framing version this build speaks (2: application streams open with
+/// [`Frame::AppStream`]).
+pub const FRAME_VERSION: u8 = 2;
 /// Bytes of the stream header (magic, version, lane).
 pub const STREAM_HEADER_LEN: usize = 4;
 /// Bytes of a frame's length prefix.
@@ -83,6 +84,7 @@ mod kind {
     pub const APP: u8 = 3;
     pub const REQUEST: u8 = 4;
     pub const RESPONSE: u8 = 5;
+    pub const APP_STREAM: u8 = 6;
 }
 
 /// One decoded frame. Payloads share the decoder's buffer (no copy).
@@ -121,11 +123,29 @@ pub enum Frame {
         /// The serialized response.
         payload: Bytes,
     },
+    /// First frame of every stream on the application lane: which sender endpoint instance
+    /// wrote it, and its number among that instance's application streams to this peer
+    /// (one per connection). The receiver delivers a stream's frames only while no stream
+    /// with a higher number has delivered, so messages never go back in order when a
+    /// connection is replaced; frames left on an older stream are dropped, like those lost
+    /// with a broken connection.
+    AppStream {
+        /// The sender's endpoint instance (as in its hello).
+        instance: u64,
+        /// 0, 1, 2, ... per instance and peer.
+        number: u64,
+    },
 }
 
 #[derive(Deserialize)]
 struct HelloBody {
     instance: u64,
+}
+
+#[derive(Deserialize)]
+struct AppStreamBody {
+    instance: u64,
+    number: u64,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +205,7 @@ impl Frame {
         // postcard varints: at most 10 bytes per u64 or length.
         match self {
             Frame::Hello { .. } => 1 + 10,
+            Frame::AppStream { .. } => 1 + 20,
             Frame::Core { bytes, .. } => 2 + 10 + bytes.len(),
             Frame::App { payload } => 1 + 10 + payload.len(),
             Frame::Request { payload, .. } | Frame::Response { payload, .. } => {
@@ -220,6 +241,11 @@ impl Frame {
                 out.push(kind::RESPONSE);
                 put_varint(out, *id);
                 put_bytes(out, payload);
+            }
+            Frame::AppStream { instance, number } => {
+                out.push(kind::APP_STREAM);
+                put_varint(out, *instance);
+                put_varint(out, *number);
             }
         }
     }
@@ -283,6 +309,13 @@ impl Frame {
                 Frame::Response {
                     id: b.id,
                     payload: share(b.payload),
+                }
+            }
+            kind::APP_STREAM => {
+                let b: AppStreamBody = exact(fields)?;
+                Frame::AppStream {
+                    instance: b.instance,
+                    number: b.number,
                 }
             }
             other => return Err(FrameError::UnknownKind(other)),
@@ -435,6 +468,10 @@ mod tests {
                 id: 42,
                 payload: Bytes::new(),
             },
+            Frame::AppStream {
+                instance: u64::MAX - 1,
+                number: 300,
+            },
         ]
     }
 
@@ -514,19 +551,19 @@ mod tests {
     fn each_kind_of_bad_input_has_its_own_error() {
         let cases: [(&[u8], FrameError); 6] = [
             (b"XX\x01\x00", FrameError::BadMagic),
-            (b"FJ\x02\x00", FrameError::UnsupportedVersion(2)),
-            (b"FJ\x01\x09", FrameError::UnknownLane(9)),
+            (b"FJ\x01\x00", FrameError::UnsupportedVersion(1)),
+            (b"FJ\x02\x09", FrameError::UnknownLane(9)),
             (
-                b"FJ\x01\x00\x01\x00\x00\x00\x63",
+                b"FJ\x02\x00\x01\x00\x00\x00\x63",
                 FrameError::UnknownKind(0x63),
             ),
             (
-                b"FJ\x01\x00\x00\x00\x00\x00",
+                b"FJ\x02\x00\x00\x00\x00\x00",
                 FrameError::Malformed("empty frame"),
             ),
             // A hello with a trailing byte.
             (
-                b"FJ\x01\x00\x03\x00\x00\x00\x01\x05\x00",
+                b"FJ\x02\x00\x03\x00\x00\x00\x01\x05\x00",
                 FrameError::Malformed("bytes left over after the fields"),
             ),
         ];
@@ -536,7 +573,7 @@ mod tests {
             assert_eq!(d.next_frame(), Err(want), "{bytes:?}");
         }
         let mut d = FrameDecoder::new(64);
-        d.feed(b"FJ\x01\x00\x05\x00");
+        d.feed(b"FJ\x02\x00\x05\x00");
         assert_eq!(d.next_frame(), Ok(None));
         assert_eq!(d.finish(), Err(FrameError::Truncated));
         assert_eq!(

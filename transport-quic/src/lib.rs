@@ -34,6 +34,10 @@
 //! - **Application messaging**: typed sends ([`Transport::send`]) to members only (sending to
 //!   an unknown or removed member fails at once), receiving with the sender's certified
 //!   address ([`Transport::recv`]), request/response with a timeout ([`Transport::request`]).
+//!   Messages to one member arrive in the order sent, at most once: each connection's
+//!   application stream is numbered ([`frame::Frame::AppStream`]), and what is left on an
+//!   older connection's stream once a newer one has delivered is dropped, never delivered
+//!   late.
 //!
 //! ## The runtime is a value
 //!

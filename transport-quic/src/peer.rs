@@ -67,6 +67,33 @@ pub(crate) struct Peer {
     /// peer before its queue closed has been delivered, or could not be.
     membership_done: AtomicBool,
     membership_event: Event,
+    /// Which of the peer's application streams may deliver; held while a frame is handed to
+    /// the application, so two streams never interleave.
+    pub(crate) app_order: async_lock::Mutex<AppOrder>,
+}
+
+/// The order in which a peer's application streams may deliver (see [`Frame::AppStream`]):
+/// each connection carries a stream with a higher number than the last, and once a stream
+/// has delivered, the frames still left on older ones are dropped rather than delivered out
+/// of order.
+#[derive(Debug, Default)]
+pub(crate) struct AppOrder {
+    current: Option<(u64, u64)>,
+}
+
+impl AppOrder {
+    /// Whether a frame of the stream `number` of the peer's endpoint `instance` may be
+    /// delivered: not once a later stream of the same instance has delivered. A stream of
+    /// another instance (the peer restarted) starts the numbering over.
+    pub(crate) fn admit(&mut self, instance: u64, number: u64) -> bool {
+        match self.current {
+            Some((i, n)) if i == instance && n > number => false,
+            _ => {
+                self.current = Some((instance, number));
+                true
+            }
+        }
+    }
 }
 
 /// Stream priorities: heartbeats (when they cannot be datagrams) before membership traffic
@@ -101,6 +128,7 @@ impl Peer {
             waiting: AtomicUsize::new(0),
             membership_done: AtomicBool::new(false),
             membership_event: Event::new(),
+            app_order: async_lock::Mutex::new(AppOrder::default()),
         }
     }
 
@@ -249,12 +277,37 @@ pub(crate) async fn open(conn: &Connection, lane: Lane) -> Option<SendStream> {
 pub(crate) struct LaneStream {
     lane: Lane,
     open: Option<(usize, SendStream)>,
+    /// This endpoint's instance and the number of the next application stream (see
+    /// [`Frame::AppStream`]).
+    instance: u64,
+    next_number: u64,
 }
 
 impl LaneStream {
-    /// A lane's stream, opened on first write.
-    pub(crate) fn new(lane: Lane) -> Self {
-        LaneStream { lane, open: None }
+    /// A lane's stream, opened on first write; `instance` is this endpoint's.
+    pub(crate) fn new(lane: Lane, instance: u64) -> Self {
+        LaneStream {
+            lane,
+            open: None,
+            instance,
+            next_number: 0,
+        }
+    }
+
+    /// Opens the lane's stream on `conn`; an application stream starts with its number.
+    async fn open(&mut self, conn: &Connection) -> Option<SendStream> {
+        let mut s = open(conn, self.lane).await?;
+        if self.lane == Lane::App {
+            let mut framed = Vec::with_capacity(32);
+            Frame::AppStream {
+                instance: self.instance,
+                number: self.next_number,
+            }
+            .encode_framed(&mut framed);
+            self.next_number += 1;
+            s.write_all(&framed).await.ok()?;
+        }
+        Some(s)
     }
 
     /// Writes `frames` on the lane's stream over `link`. On failure the frames are lost (as
@@ -262,7 +315,7 @@ impl LaneStream {
     pub(crate) async fn write(&mut self, link: &Link, frames: &mut [Bytes]) {
         let id = link.conn.stable_id();
         if self.open.as_ref().map(|o| o.0) != Some(id) {
-            self.open = open(&link.conn, self.lane).await.map(|s| (id, s));
+            self.open = self.open(&link.conn).await.map(|s| (id, s));
         }
         if let Some((_, s)) = self.open.as_mut() {
             if s.write_all_chunks(frames).await.is_err() {
@@ -287,4 +340,23 @@ pub(crate) fn send_datagram(conn: &Connection, frame: &Frame) -> bool {
     let dg = frame.encode_datagram();
     conn.max_datagram_size().is_some_and(|max| dg.len() <= max)
         && conn.send_datagram(Bytes::from(dg)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppOrder;
+
+    #[test]
+    fn an_older_application_stream_never_delivers_after_a_newer_one() {
+        let mut o = AppOrder::default();
+        assert!(o.admit(7, 0));
+        assert!(o.admit(7, 0));
+        assert!(o.admit(7, 2)); // a connection whose stream 1 never arrived
+        assert!(!o.admit(7, 1), "stream 1 after stream 2");
+        assert!(!o.admit(7, 0));
+        assert!(o.admit(7, 2));
+        // The peer restarted: a new instance numbers from 0.
+        assert!(o.admit(9, 0));
+        assert!(o.admit(9, 1));
+    }
 }

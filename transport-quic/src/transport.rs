@@ -341,7 +341,8 @@ impl Transport {
     }
 
     /// Sends an application message to a member. Messages to one member on this lane
-    /// arrive in the order sent; a message larger than
+    /// arrive in the order sent, at most once: when a connection breaks or is replaced,
+    /// those still on it may be lost, never delivered after later ones; a message larger than
     /// [`TransportConfig::large_message_threshold`] travels on a stream of its own and is not
     /// ordered with the others. Waits while the member's queue is full.
     pub async fn send<T: Serialize + ?Sized>(
@@ -896,6 +897,8 @@ impl Inner {
         mut s: RecvStream,
     ) {
         let mut dec = FrameDecoder::new(self.cfg.max_frame);
+        // An application stream's instance and number, from its first frame.
+        let mut app_stream: Option<(u64, u64)> = None;
         loop {
             match s.read_chunk(256 * 1024, true).await {
                 Ok(Some(chunk)) => {
@@ -904,7 +907,33 @@ impl Inner {
                         match dec.next_frame() {
                             Ok(Some(f)) => {
                                 let lane = dec.lane().unwrap_or(Lane::Membership);
-                                match self.deliver(from, &conn, dialer, lane, f).await {
+                                let delivered = match (lane, app_stream, f) {
+                                    (Lane::App, None, Frame::AppStream { instance, number }) => {
+                                        app_stream = Some((instance, number));
+                                        Ok(true)
+                                    }
+                                    (Lane::App, None, _) => Err(FrameError::Malformed(
+                                        "an application stream opens with its number",
+                                    )),
+                                    (_, _, Frame::AppStream { .. }) => Err(FrameError::Malformed(
+                                        "a stream number only opens an application stream",
+                                    )),
+                                    (Lane::App, Some((instance, number)), f) => {
+                                        // Held while the frame is handed over: a newer stream
+                                        // of this peer cannot deliver in between.
+                                        let peer = self.peer(from);
+                                        let mut order = peer.app_order.lock().await;
+                                        if !order.admit(instance, number) {
+                                            // A later connection's stream has delivered: what
+                                            // is left here is dropped, never delivered late.
+                                            bump(&self.counters.stale_app_streams);
+                                            return;
+                                        }
+                                        self.deliver(from, &conn, dialer, lane, f).await
+                                    }
+                                    (_, _, f) => self.deliver(from, &conn, dialer, lane, f).await,
+                                };
+                                match delivered {
                                     Ok(true) => {}
                                     Ok(false) => return,
                                     Err(e) => return self.refuse(&conn, from, e),
@@ -1058,7 +1087,7 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
         Lane::App => peer.app.rx.clone(),
         _ => peer.large.rx.clone(),
     };
-    let mut stream = LaneStream::new(lane);
+    let mut stream = LaneStream::new(lane, inner.instance);
     let mut batch = Vec::with_capacity(BATCH);
     while let Ok(first) = rx.recv().await {
         batch.push(first);
@@ -1091,7 +1120,7 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
 /// stream when the peer cannot take datagrams.
 async fn write_heartbeats(inner: Arc<Inner>, peer: Arc<Peer>) {
     let rx = peer.heartbeat.rx.clone();
-    let mut stream = LaneStream::new(Lane::Heartbeat);
+    let mut stream = LaneStream::new(Lane::Heartbeat, inner.instance);
     while let Ok(bytes) = rx.recv().await {
         let Some(link) = peer.wait_link(&inner.closing).await else {
             return;
