@@ -1044,6 +1044,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // A retry after a lost Welcome.
                 self.send(who.socket_addr(), Out::Welcome(who.uid()));
             }
+            Some((old, MemberStatus::Exiting)) => {
+                // A new incarnation of a member that was leaving gracefully (a rolling
+                // restart): the old one has stopped, which confirms its exit as its own
+                // Departed would. It is removed like any exited member, never flagged
+                // unreachable or downed; the joiner's retry gets in after that.
+                self.on_departed(old);
+            }
             Some((old, status)) => {
                 // A new incarnation on the same address: the old one is dead. Mark it
                 // Terminated and Down; the leader removes it, and the joiner's retry gets in.
