@@ -54,6 +54,14 @@ pub fn unix_ms() -> u64 {
 /// Runs the node from `config`, logging received messages to `app_log`; returns the exit
 /// code.
 pub fn run(config: &Path, app_log: &Path) -> u8 {
+    // Logs to stderr like `fjell run` (RUST_LOG filters; membership changes at info).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let settings = match Settings::from_file(config) {
         Ok(s) => s,
         Err(e) => {

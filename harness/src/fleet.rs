@@ -9,8 +9,11 @@ use std::fs;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 
+use std::time::Duration;
+
+use fjell_quic::DevCa;
 use serde::de::DeserializeOwned;
 
 use crate::net::Network;
@@ -69,8 +72,8 @@ pub struct Fleet<'n> {
 
 impl<'n> Fleet<'n> {
     /// Prepares the nodes of `scenario` on `net` under `dir`: a cluster CA, a certificate
-    /// per node and one for the administrator (made with `fjell certs`), and a settings file
-    /// per node. Nothing runs yet.
+    /// per node and one for the administrator, and a settings file per node. Nothing runs
+    /// yet.
     pub fn prepare(
         scenario: &Scenario,
         net: &'n Network,
@@ -80,28 +83,20 @@ impl<'n> Fleet<'n> {
         let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
         let pki = dir.join("pki");
         fs::create_dir_all(&pki).map_err(|e| format!("{}: {e}", pki.display()))?;
-        let certs = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new(fjell)
-                .arg("certs")
-                .args(args)
-                .output()
-                .map_err(|e| format!("cannot run {}: {e}", fjell.display()))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "fjell certs {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
+        // A throwaway cluster CA for the run, as `fjell certs` would make: the harness is a
+        // test tool, and needs no `fjell` binary for it.
+        let ca = DevCa::for_cluster("harness", Duration::from_secs(86_400))
+            .map_err(|e| format!("cannot make the cluster CA: {e}"))?;
+        let write = |name: &str, text: &str| -> Result<(), String> {
+            let path = pki.join(name);
+            fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
         };
+        write("ca.pem", &ca.ca_pem())?;
+        let (cert, key) = ca.admin_pem("harness").map_err(|e| e.to_string())?;
+        write("admin.pem", &cert)?;
+        write("admin.key", &key)?;
         let p = pki.to_string_lossy().into_owned();
         let ca_cert = format!("{p}/ca.pem");
-        let ca_key = format!("{p}/ca.key");
-        let issuer = ["--ca-cert", &ca_cert, "--ca-key", &ca_key, "--out", &p];
-        certs(&["ca", "--cluster", "harness", "--out", &p])?;
-        certs(&[&["admin"][..], &issuer].concat())?;
         let addrs: Vec<SocketAddr> = (0..scenario.nodes)
             .map(|i| SocketAddr::new(net.addr(i), PORT))
             .collect();
@@ -113,7 +108,9 @@ impl<'n> Fleet<'n> {
         let mut nodes = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             let name = format!("node{i}");
-            certs(&[&["node", "--addr", &addr.to_string(), "--name", &name][..], &issuer].concat())?;
+            let (cert, key) = ca.node_pem(*addr).map_err(|e| e.to_string())?;
+            write(&format!("{name}.pem"), &cert)?;
+            write(&format!("{name}.key"), &key)?;
             let ndir = dir.join(&name);
             fs::create_dir_all(&ndir).map_err(|e| format!("{}: {e}", ndir.display()))?;
             let events = ndir.join("events.jsonl");

@@ -79,7 +79,9 @@ struct Common {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Node { config, app_log } => ExitCode::from(fjell_harness::app::run(&config, &app_log)),
+        Command::Node { config, app_log } => {
+            ExitCode::from(fjell_harness::app::run(&config, &app_log))
+        }
         Command::Env => {
             println!("{}", net::Impairment::Userspace.description());
             match preflight() {
@@ -115,7 +117,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            run_all(&loaded, &common)
+            run_all(&loaded, &common, None)
         }
         Command::Soak {
             duration,
@@ -124,10 +126,17 @@ fn main() -> ExitCode {
             common,
         } => {
             if !(3..=fjell_harness::scenario::MAX_NODES).contains(&nodes) {
-                eprintln!("fjell-harness: --nodes must be 3 to {}", fjell_harness::scenario::MAX_NODES);
+                eprintln!(
+                    "fjell-harness: --nodes must be 3 to {}",
+                    fjell_harness::scenario::MAX_NODES
+                );
                 return ExitCode::from(2);
             }
-            run_all(&[soak::scenario(nodes, duration, seed)], &common)
+            run_all(
+                &[soak::scenario(nodes, duration, seed)],
+                &common,
+                Some(duration),
+            )
         }
     }
 }
@@ -145,7 +154,7 @@ fn files(p: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
 }
 
-fn run_all(scenarios: &[Scenario], common: &Common) -> ExitCode {
+fn run_all(scenarios: &[Scenario], common: &Common, stop_after: Option<Duration>) -> ExitCode {
     if let Err(e) = preflight() {
         eprintln!("fjell-harness: {e}");
         return ExitCode::from(2);
@@ -162,7 +171,10 @@ fn run_all(scenarios: &[Scenario], common: &Common) -> ExitCode {
         Ok(0) | Err(_) => {}
         Ok(n) => println!("removed {n} namespaces left by an earlier run"),
     }
-    println!("network impairment: {}", net::Impairment::Userspace.description());
+    println!(
+        "network impairment: {}",
+        net::Impairment::Userspace.description()
+    );
     let mut failed = Vec::new();
     for s in scenarios {
         let dir = match runner::run_dir(&common.out, &s.name) {
@@ -172,16 +184,22 @@ fn run_all(scenarios: &[Scenario], common: &Common) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        println!("=== {} ({} nodes): {}", s.name, s.nodes, s.description.trim());
+        println!(
+            "=== {} ({} nodes): {}",
+            s.name,
+            s.nodes,
+            s.description.trim()
+        );
         let o = runner::run(
             s,
             &Options {
                 fjell: fjell.clone(),
                 dir: dir.clone(),
                 verbose: !common.quiet,
+                stop_after,
             },
         );
-        report(&o);
+        report(&o, !common.quiet);
         if o.failure.is_some() {
             failed.push(s.name.clone());
         } else if !common.keep {
@@ -208,7 +226,7 @@ fn run_all(scenarios: &[Scenario], common: &Common) -> ExitCode {
     }
 }
 
-fn report(o: &Outcome) {
+fn report(o: &Outcome, verbose: bool) {
     let extra = format!(
         "{:.1} s; hub dropped {} packets for partitions, {} for loss; {} application messages checked",
         o.elapsed.as_secs_f64(),
@@ -219,8 +237,19 @@ fn report(o: &Outcome) {
     match &o.failure {
         None => println!("PASS {} ({extra})", o.name),
         Some(f) => {
-            println!("FAIL {}: {f}\n     ({extra})\n     logs: {}", o.name, o.dir.display());
-            let _ = std::fs::write(o.dir.join("timeline.txt"), o.log.join("\n") + "\n" + f + "\n");
+            if !verbose {
+                // The timeline, for a failure seen only in a summary (CI).
+                o.log.iter().for_each(|l| println!("{l}"));
+            }
+            println!(
+                "FAIL {}: {f}\n     ({extra})\n     logs: {}",
+                o.name,
+                o.dir.display()
+            );
+            let _ = std::fs::write(
+                o.dir.join("timeline.txt"),
+                o.log.join("\n") + "\n" + f + "\n",
+            );
         }
     }
 }
@@ -240,7 +269,9 @@ fn fjell_binary(given: Option<&Path>) -> Result<PathBuf, String> {
         if release {
             cmd.arg("--release");
         }
-        let status = cmd.status().map_err(|e| format!("cannot build fjell: {e}"))?;
+        let status = cmd
+            .status()
+            .map_err(|e| format!("cannot build fjell: {e}"))?;
         if !status.success() {
             return Err("building the fjell binary failed".into());
         }

@@ -35,6 +35,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// Print each step as it happens.
     pub verbose: bool,
+    /// End the timeline early, at the first convergence after this long (the soak).
+    pub stop_after: Option<Duration>,
 }
 
 /// How a run ended.
@@ -93,6 +95,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Outcome {
         fleet,
         start,
         verbose: opts.verbose,
+        stop_after: opts.stop_after,
         log: Vec::new(),
         order: MessageOrder::default(),
         settled: false,
@@ -116,6 +119,7 @@ struct Runner<'a> {
     fleet: Fleet<'a>,
     start: Instant,
     verbose: bool,
+    stop_after: Option<Duration>,
     log: Vec<String>,
     order: MessageOrder,
     /// The cluster converged once: from here on `majority-up` applies.
@@ -140,6 +144,16 @@ impl Runner<'_> {
                 .map_err(|e| format!("step {} ({}): {e}", k + 1, step.describe()))?;
             if step.wait.is_some() {
                 self.note(format!("  held after {:.1} s", t.elapsed().as_secs_f64()));
+            }
+            if step.wait == Some(WaitFor::Converged)
+                && self.stop_after.is_some_and(|d| self.start.elapsed() >= d)
+            {
+                self.note(format!(
+                    "stopping after step {} of {}: time is up",
+                    k + 1,
+                    self.scenario.steps.len()
+                ));
+                break;
             }
         }
         Ok(())
@@ -199,10 +213,18 @@ impl Runner<'_> {
             .fleet
             .nodes
             .iter()
-            .flat_map(|n| n.events.garbage.iter().map(move |g| format!("node {}: {g}", n.index)))
+            .flat_map(|n| {
+                n.events
+                    .garbage
+                    .iter()
+                    .map(move |g| format!("node {}: {g}", n.index))
+            })
             .collect();
         if garbage.len() > self.garbage_reported {
-            failures.push(format!("an event log line is not a record: {}", garbage[self.garbage_reported]));
+            failures.push(format!(
+                "an event log line is not a record: {}",
+                garbage[self.garbage_reported]
+            ));
             self.garbage_reported = garbage.len();
         }
         let observed = self.observed();
@@ -264,7 +286,11 @@ impl Runner<'_> {
             .collect();
         let only = match leaders.into_iter().collect::<Vec<_>>().as_slice() {
             [Some(l)] => l.clone(),
-            other => return Err(format!("the running nodes do not agree on a leader: {other:?}")),
+            other => {
+                return Err(format!(
+                    "the running nodes do not agree on a leader: {other:?}"
+                ))
+            }
         };
         let addr = only.split('#').next().unwrap_or_default();
         self.fleet
@@ -318,7 +344,9 @@ impl Runner<'_> {
                 reorder: imp.reorder,
             };
             match &imp.links {
-                Some(links) => links.iter().for_each(|&[a, b]| self.net.set_link(a, b, rule)),
+                Some(links) => links
+                    .iter()
+                    .for_each(|&[a, b]| self.net.set_link(a, b, rule)),
                 None => self.net.set_all(rule),
             }
         } else if let Some(d) = step.sleep {
@@ -347,7 +375,9 @@ impl Runner<'_> {
                 WaitFor::Converged => match self.converged_in_logs(nodes) {
                     Err(e) => Err(e),
                     // Management confirms what the logs say, at most every 2 s.
-                    Ok(()) if last_confirm.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) => {
+                    Ok(())
+                        if last_confirm.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) =>
+                    {
                         last_confirm = Some(Instant::now());
                         self.converged_by_management(nodes)
                     }
@@ -462,7 +492,9 @@ impl Runner<'_> {
                 .map(|m| (m.address.to_string(), m.uid))
                 .collect();
             if seen != expected {
-                return Err(format!("management: node {i} lists {seen:?}, not {expected:?}"));
+                return Err(format!(
+                    "management: node {i} lists {seen:?}, not {expected:?}"
+                ));
             }
             if let Some(m) = members.iter().find(|m| m.status != "Up" || m.unreachable) {
                 return Err(format!(

@@ -287,14 +287,20 @@ impl Scenario {
     /// only with their action, probabilities within 0 to 1.
     pub fn validate(&self) -> Result<(), String> {
         if self.nodes == 0 || self.nodes > MAX_NODES {
-            return Err(format!("`nodes` must be 1 to {MAX_NODES}, not {}", self.nodes));
+            return Err(format!(
+                "`nodes` must be 1 to {MAX_NODES}, not {}",
+                self.nodes
+            ));
         }
         let n = self.nodes;
         let node = |i: usize, what: &str| -> Result<(), String> {
             if i < n {
                 Ok(())
             } else {
-                Err(format!("{what}: node {i} does not exist (nodes are 0 to {})", n - 1))
+                Err(format!(
+                    "{what}: node {i} does not exist (nodes are 0 to {})",
+                    n - 1
+                ))
             }
         };
         for &i in &self.seed_nodes() {
@@ -354,7 +360,9 @@ impl Step {
         } else if let Some(i) = &self.impair {
             format!(
                 "impair {} (delay {:?}, jitter {:?}, loss {}, reorder {})",
-                i.links.as_ref().map_or("every link".into(), |l| format!("{l:?}")),
+                i.links
+                    .as_ref()
+                    .map_or("every link".into(), |l| format!("{l:?}")),
                 i.delay.unwrap_or_default(),
                 i.jitter.unwrap_or_default(),
                 i.loss,
@@ -365,7 +373,9 @@ impl Step {
         } else if let Some(w) = self.wait {
             format!(
                 "wait until {} {:?} within {:?}",
-                self.nodes.as_ref().map_or("the running nodes".into(), nodes),
+                self.nodes
+                    .as_ref()
+                    .map_or("the running nodes".into(), nodes),
                 w,
                 self.within.unwrap_or(DEFAULT_WITHIN)
             )
@@ -406,7 +416,10 @@ impl Step {
             if i < n {
                 Ok(())
             } else {
-                Err(format!("node {i} does not exist (nodes are 0 to {})", n - 1))
+                Err(format!(
+                    "node {i} does not exist (nodes are 0 to {})",
+                    n - 1
+                ))
             }
         };
         for set in [
@@ -481,7 +494,10 @@ mod tests {
 
         let two_actions = "nodes = 3\n[[step]]\nkill = [0]\nheal = true\n";
         let e = Scenario::parse(two_actions).unwrap_err();
-        assert!(e.contains("step 1") && e.contains("exactly one action"), "{e}");
+        assert!(
+            e.contains("step 1") && e.contains("exactly one action"),
+            "{e}"
+        );
         let out_of_range = "nodes = 3\n[[step]]\npartition = [[0], [1, 3]]\n";
         let e = Scenario::parse(out_of_range).unwrap_err();
         assert!(e.contains("node 3 does not exist"), "{e}");
@@ -489,8 +505,36 @@ mod tests {
         let e = Scenario::parse(unknown).unwrap_err();
         assert!(e.contains("explode"), "{e}");
         let stray = "nodes = 3\n[[step]]\nsleep = \"1s\"\nwithin = \"2s\"\n";
-        assert!(Scenario::parse(stray).unwrap_err().contains("go with `wait`"));
+        assert!(Scenario::parse(stray)
+            .unwrap_err()
+            .contains("go with `wait`"));
         let loss = "nodes = 3\n[[step]]\nimpair = { loss = 1.5 }\n";
-        assert!(Scenario::parse(loss).unwrap_err().contains("`loss` must be 0 to 1"));
+        assert!(Scenario::parse(loss)
+            .unwrap_err()
+            .contains("`loss` must be 0 to 1"));
+    }
+}
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// Every scenario in the repository reads and passes its checks, and the CI selection
+    /// is not empty (so a typo fails `cargo test`, not the CI run of the harness).
+    #[test]
+    fn the_shipped_scenarios_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        let mut ci = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|e| e == "toml") {
+                let s = Scenario::from_file(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+                ci += usize::from(s.ci);
+            }
+        }
+        assert!(n >= 10, "{n} scenarios");
+        assert!(ci >= 3, "{ci} in the CI selection");
     }
 }

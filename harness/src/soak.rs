@@ -54,8 +54,10 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
         converge(nodes),
     ];
     let minority = (nodes - 1) / 2;
-    // Each round takes about 40 s to 90 s: its fault, the heal, and the convergence.
-    let rounds = (duration.as_secs() / 60).max(1);
+    // A round takes 30 s to 2 min (its fault, the heal, the convergence); more rounds than
+    // fit are drawn, and the run ends at the first convergence after `duration`
+    // (`Options::stop_after`).
+    let rounds = (duration.as_secs() / 20).max(1);
     for _ in 0..rounds {
         let all: Vec<usize> = (0..nodes).collect();
         let mut restart = Vec::new();
@@ -135,14 +137,18 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
             heal: true,
             ..Step::default()
         });
-        // Whatever stopped (crashed, downed, left) comes back as a new incarnation.
+        // Whatever stopped (crashed, downed, left) comes back as a new incarnation; a node
+        // downed late, after the first restart, is restarted by the second.
         if !restart.is_empty() {
             steps.push(sleep(Duration::from_secs(20)));
+            steps.push(start_stopped());
             steps.push(Step {
-                start: Some(Nodes::Named(crate::scenario::NamedNodes::Stopped)),
-                spacing: Some(Duration::from_millis(300)),
+                wait: Some(WaitFor::Converged),
+                nodes: Some(Nodes::Named(crate::scenario::NamedNodes::Running)),
+                within: Some(Duration::from_secs(120)),
                 ..Step::default()
             });
+            steps.push(start_stopped());
         }
         steps.push(converge(nodes));
     }
@@ -157,12 +163,23 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
         seed,
         settings: {
             let mut t = toml::Table::new();
-            t.insert("downing".into(), toml::Value::String("keep-majority".into()));
+            t.insert(
+                "downing".into(),
+                toml::Value::String("keep-majority".into()),
+            );
             t
         },
         node_settings: Default::default(),
         expect: Default::default(),
         steps,
+    }
+}
+
+fn start_stopped() -> Step {
+    Step {
+        start: Some(Nodes::Named(crate::scenario::NamedNodes::Stopped)),
+        spacing: Some(Duration::from_millis(300)),
+        ..Step::default()
     }
 }
 

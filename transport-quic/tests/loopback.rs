@@ -325,7 +325,8 @@ fn a_peer_sending_garbage_or_an_oversized_frame_is_disconnected_while_others_are
         )
         .await
         .unwrap();
-        conn.send_datagram(Bytes::from(vec![fjell_quic::frame::FRAME_VERSION, 0x63])).unwrap();
+        conn.send_datagram(Bytes::from(vec![fjell_quic::frame::FRAME_VERSION, 0x63]))
+            .unwrap();
         assert!(matches!(
             within(5, "a bad datagram", conn.closed()).await,
             quinn::ConnectionError::ApplicationClosed(_)
