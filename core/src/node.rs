@@ -1047,8 +1047,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Some((old, MemberStatus::Exiting)) => {
                 // A new incarnation of a member that was leaving gracefully (a rolling
                 // restart): the old one has stopped, which confirms its exit as its own
-                // Departed would. It is removed like any exited member, never flagged
-                // unreachable or downed; the joiner's retry gets in after that.
+                // Departed would. The leader removes it like any exited member (it has the
+                // old one's own Departed, or its failure detector flags the stopped
+                // incarnation): nobody reports a graceful leaver downed, and the joiner's
+                // retry gets in after that. (Marking it Down would not remove it sooner: a
+                // Down member is removed on the same evidence.)
                 self.on_departed(old);
             }
             Some((old, status)) => {

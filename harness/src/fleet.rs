@@ -85,8 +85,11 @@ impl<'n> Fleet<'n> {
         fs::create_dir_all(&pki).map_err(|e| format!("{}: {e}", pki.display()))?;
         // A throwaway cluster CA for the run, as `fjell certs` would make: the harness is a
         // test tool, and needs no `fjell` binary for it.
-        let ca = DevCa::for_cluster("harness", Duration::from_secs(86_400))
-            .map_err(|e| format!("cannot make the cluster CA: {e}"))?;
+        // Valid for a year: longer than any soak.
+        let year = Duration::from_secs(365 * 86_400);
+        let ca = DevCa::for_cluster("harness", year)
+            .map_err(|e| format!("cannot make the cluster CA: {e}"))?
+            .with_leaf_validity(year);
         let write = |name: &str, text: &str| -> Result<(), String> {
             let path = pki.join(name);
             fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
@@ -209,11 +212,20 @@ impl<'n> Fleet<'n> {
                 cmd.env_remove(k);
             }
         }
-        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        // A process group of its own: signals reach a wrapper's children too (a program
+        // should still `exec` the node), and the harness's Ctrl-C does not reach the nodes.
+        cmd.process_group(0);
+        // SAFETY: getpid is async-signal-safe and runs in the parent.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: prctl and getppid are async-signal-safe; the closure allocates nothing.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // The harness died before the prctl took effect: do not outlive it.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
@@ -234,8 +246,9 @@ impl<'n> Fleet<'n> {
         let Some(pid) = n.pid() else {
             return Err(format!("node {i} does not run"));
         };
-        // SAFETY: plain syscall on a child we have not reaped yet (so the pid is ours).
-        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+        // To the node's process group (its pid: see `start`). SAFETY: plain syscall; the
+        // child is not reaped yet, so the group is still ours.
+        if unsafe { libc::kill(-(pid as libc::pid_t), signal) } != 0 {
             return Err(format!(
                 "signal {signal} to node {i}: {}",
                 std::io::Error::last_os_error()
@@ -319,10 +332,12 @@ impl<'n> Fleet<'n> {
         })
     }
 
-    /// Kills every process still running.
+    /// Kills every process still running (each node's whole process group).
     pub fn stop_all(&mut self) {
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
+                // SAFETY: plain syscall on the group of a child not reaped yet.
+                unsafe { libc::kill(-(c.id() as libc::pid_t), libc::SIGKILL) };
                 let _ = c.kill();
                 n.last_exit = c.wait().ok();
             }

@@ -35,7 +35,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// Print each step as it happens.
     pub verbose: bool,
-    /// End the timeline early, at the first convergence after this long (the soak).
+    /// End the timeline early, at the first convergence of all nodes (`nodes = "all"`) after
+    /// this long (the soak).
     pub stop_after: Option<Duration>,
 }
 
@@ -146,6 +147,7 @@ impl Runner<'_> {
                 self.note(format!("  held after {:.1} s", t.elapsed().as_secs_f64()));
             }
             if step.wait == Some(WaitFor::Converged)
+                && step.nodes == Some(Nodes::Named(NamedNodes::All))
                 && self.stop_after.is_some_and(|d| self.start.elapsed() >= d)
             {
                 self.note(format!(
@@ -343,46 +345,53 @@ impl Runner<'_> {
                 loss: imp.loss,
                 reorder: imp.reorder,
             };
-            match &imp.links {
-                Some(links) => links
-                    .iter()
-                    .for_each(|&[a, b]| self.net.set_link(a, b, rule)),
-                None => self.net.set_all(rule),
+            let n = self.scenario.nodes;
+            let links: Vec<[usize; 2]> = match &imp.links {
+                Some(links) => links.clone(),
+                None => (0..n)
+                    .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| [a, b]))
+                    .collect(),
+            };
+            // Impairment does not heal: a blocked link stays blocked.
+            for [a, b] in links {
+                let blocked = self.net.link(a, b).blocked;
+                self.net.set_link(a, b, LinkRule { blocked, ..rule });
             }
         } else if let Some(d) = step.sleep {
             self.pass(d)?;
         } else if let Some(what) = step.wait {
-            let nodes = match &step.nodes {
-                Some(n) => self.resolve(n)?,
-                None => self.running(),
-            };
-            self.wait(what, &nodes, step.within.unwrap_or(DEFAULT_WITHIN))?;
+            self.wait(
+                what,
+                step.nodes.as_ref(),
+                step.within.unwrap_or(DEFAULT_WITHIN),
+            )?;
         }
         self.poll()
     }
 
-    fn wait(&mut self, what: WaitFor, nodes: &[usize], within: Duration) -> Result<(), String> {
+    /// Waits until `what` holds for `nodes` (default: the running ones). A named set
+    /// (`"running"`, `"leader"`) is resolved again at every poll: a node that stops during
+    /// the wait leaves the running set.
+    fn wait(
+        &mut self,
+        what: WaitFor,
+        nodes: Option<&Nodes>,
+        within: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + within;
         let since = unix_ms();
         let mut last_confirm: Option<Instant> = None;
         let mut why = String::from("not checked yet");
         loop {
             self.poll()?;
-            let held = match what {
-                WaitFor::Exited => self.exited(nodes),
-                WaitFor::Up => self.up(nodes),
-                WaitFor::Messages => self.messages_since(nodes, since),
-                WaitFor::Converged => match self.converged_in_logs(nodes) {
-                    Err(e) => Err(e),
-                    // Management confirms what the logs say, at most every 2 s.
-                    Ok(())
-                        if last_confirm.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) =>
-                    {
-                        last_confirm = Some(Instant::now());
-                        self.converged_by_management(nodes)
-                    }
-                    Ok(()) => Err(why.clone()),
-                },
+            let resolved = match nodes {
+                Some(n) => self.resolve(n),
+                None => Ok(self.running()),
+            };
+            let held = match resolved {
+                Err(e) => Err(e),
+                Ok(nodes) if nodes.is_empty() => Err("no node to wait for".to_string()),
+                Ok(nodes) => self.holds(what, &nodes, since, &mut last_confirm, &why),
             };
             match held {
                 Ok(()) => {
@@ -397,6 +406,31 @@ impl Runner<'_> {
                 return Err(format!("did not hold within {within:?}: {why}"));
             }
             std::thread::sleep(POLL);
+        }
+    }
+
+    /// Whether `what` holds for `nodes` now (management confirms a convergence seen in the
+    /// event logs, at most every 2 s).
+    fn holds(
+        &self,
+        what: WaitFor,
+        nodes: &[usize],
+        since: u64,
+        last_confirm: &mut Option<Instant>,
+        why: &str,
+    ) -> Result<(), String> {
+        match what {
+            WaitFor::Exited => self.exited(nodes),
+            WaitFor::Up => self.up(nodes),
+            WaitFor::Messages => self.messages_since(nodes, since),
+            WaitFor::Converged => {
+                self.converged_in_logs(nodes)?;
+                if last_confirm.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+                    return Err(why.to_string());
+                }
+                *last_confirm = Some(Instant::now());
+                self.converged_by_management(nodes)
+            }
         }
     }
 

@@ -1,11 +1,17 @@
 //! The soak: a long run of random faults, made as an ordinary scenario so the same runner
 //! and checks apply. Each round injects one fault drawn from the seed, holds it for a while,
-//! heals, restarts whatever is down, and requires every node to converge again within a
+//! heals, restarts whatever stopped, and requires all nodes to converge again within a
 //! bound; split brain is checked at every poll throughout.
+//!
+//! The faults: a partition with a minority on one side, a partition into three sides, a
+//! one-way link, kill -9 of a minority, kill -9 of the leader, SIGTERM of a minority, a
+//! pause of a minority (1 s to 15 s: shorter and longer than the acceptable heartbeat
+//! pause), and impairment of every link (up to 20% loss, 50 ms delay, 20 ms jitter, 10%
+//! reordering).
 
 use std::time::Duration;
 
-use crate::scenario::{Nodes, Program, Scenario, Step, WaitFor};
+use crate::scenario::{Impair, NamedNodes, Nodes, Program, Scenario, Step, WaitFor};
 
 /// SplitMix64: the soak's draws, reproducible from its seed.
 struct Draw(u64);
@@ -24,12 +30,7 @@ impl Draw {
     fn secs(&mut self, lo: u64, hi: u64) -> Duration {
         Duration::from_millis(lo * 1000 + self.below((hi - lo) * 1000 + 1))
     }
-    /// 1 to `most` distinct nodes of `n`.
-    fn some(&mut self, n: usize, most: usize) -> Vec<usize> {
-        let k = 1 + self.below(most as u64) as usize;
-        self.pick(n, k)
-    }
-    /// `k` distinct nodes of `n`.
+    /// `k` distinct nodes of `n`, in order.
     fn pick(&mut self, n: usize, k: usize) -> Vec<usize> {
         let mut all: Vec<usize> = (0..n).collect();
         for i in 0..all.len() {
@@ -40,91 +41,121 @@ impl Draw {
         all.sort_unstable();
         all
     }
+    /// 1 to `most` distinct nodes of `n`.
+    fn some(&mut self, n: usize, most: usize) -> Vec<usize> {
+        let k = 1 + self.below(most as u64) as usize;
+        self.pick(n, k)
+    }
 }
 
-/// A soak scenario of `nodes` nodes lasting about `duration`, drawn from `seed`.
+/// The kinds of fault, in the order [`scenario`] draws them from.
+pub const FAULTS: [&str; 8] = [
+    "minority partition",
+    "three-way partition",
+    "one-way link",
+    "kill a minority",
+    "kill the leader",
+    "terminate a minority",
+    "pause a minority",
+    "impair every link",
+];
+
+/// A soak scenario of `nodes` nodes (at least 3) lasting about `duration`, drawn from
+/// `seed`; run it with [`crate::runner::Options::stop_after`] set to `duration`.
 pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
     let mut d = Draw(seed);
     let mut steps = vec![
         Step {
-            start: Some(Nodes::List((0..nodes).collect())),
+            start: Some(Nodes::Named(NamedNodes::All)),
             spacing: Some(Duration::from_millis(300)),
             ..Step::default()
         },
-        converge(nodes),
+        converge(NamedNodes::All),
     ];
     let minority = (nodes - 1) / 2;
-    // A round takes 30 s to 2 min (its fault, the heal, the convergence); more rounds than
-    // fit are drawn, and the run ends at the first convergence after `duration`
-    // (`Options::stop_after`).
+    // A round takes 40 s to 3 min; more rounds than fit are drawn, and the run ends at the
+    // first convergence of all nodes after `duration`.
     let rounds = (duration.as_secs() / 20).max(1);
+    let step = |f: fn(&mut Step, Vec<usize>), nodes: Vec<usize>| {
+        let mut s = Step::default();
+        f(&mut s, nodes);
+        s
+    };
     for _ in 0..rounds {
-        let all: Vec<usize> = (0..nodes).collect();
-        let mut restart = Vec::new();
-        match d.below(6) {
+        match d.below(FAULTS.len() as u64) {
             0 => {
                 let side = d.some(nodes, minority);
-                let rest: Vec<usize> = all.iter().copied().filter(|i| !side.contains(i)).collect();
+                let rest = (0..nodes).filter(|i| !side.contains(i)).collect();
                 steps.push(Step {
-                    partition: Some(vec![side.clone(), rest]),
+                    partition: Some(vec![side, rest]),
                     ..Step::default()
                 });
                 steps.push(sleep(d.secs(5, 40)));
-                // The minority downs itself; its processes end and start again.
-                restart = side;
             }
             1 => {
-                let p = d.pick(nodes, 2);
+                let order = d.pick(nodes, nodes);
+                let a = 1 + d.below(minority as u64) as usize;
+                let b = 1 + d.below((nodes - a - 1).min(minority) as u64) as usize;
                 steps.push(Step {
-                    one_way: Some(vec![[p[0], p[1]]]),
+                    partition: Some(vec![
+                        order[..a].to_vec(),
+                        order[a..a + b].to_vec(),
+                        order[a + b..].to_vec(),
+                    ]),
                     ..Step::default()
                 });
                 steps.push(sleep(d.secs(5, 40)));
-                restart = all.clone();
             }
             2 => {
-                let k = d.some(nodes, minority);
+                let p = d.pick(nodes, 2);
+                let (a, b) = if d.below(2) == 0 {
+                    (p[0], p[1])
+                } else {
+                    (p[1], p[0])
+                };
                 steps.push(Step {
-                    kill: Some(Nodes::List(k.clone())),
+                    one_way: Some(vec![[a, b]]),
+                    ..Step::default()
+                });
+                steps.push(sleep(d.secs(5, 40)));
+            }
+            3 => {
+                steps.push(step(
+                    |s, k| s.kill = Some(Nodes::List(k)),
+                    d.some(nodes, minority),
+                ));
+                steps.push(sleep(d.secs(1, 20)));
+            }
+            4 => {
+                steps.push(Step {
+                    kill: Some(Nodes::Named(NamedNodes::Leader)),
                     ..Step::default()
                 });
                 steps.push(sleep(d.secs(1, 20)));
-                restart = k;
             }
-            3 => {
+            5 => {
                 let k = d.some(nodes, minority);
-                steps.push(Step {
-                    terminate: Some(Nodes::List(k.clone())),
-                    ..Step::default()
-                });
+                steps.push(step(|s, k| s.terminate = Some(Nodes::List(k)), k.clone()));
                 steps.push(Step {
                     wait: Some(WaitFor::Exited),
-                    nodes: Some(Nodes::List(k.clone())),
+                    nodes: Some(Nodes::List(k)),
                     within: Some(Duration::from_secs(30)),
                     ..Step::default()
                 });
-                restart = k;
             }
-            4 => {
+            6 => {
                 let k = d.some(nodes, minority);
-                steps.push(Step {
-                    pause: Some(Nodes::List(k.clone())),
-                    ..Step::default()
-                });
+                steps.push(step(|s, k| s.pause = Some(Nodes::List(k)), k.clone()));
                 steps.push(sleep(d.secs(1, 15)));
-                steps.push(Step {
-                    resume: Some(Nodes::List(k.clone())),
-                    ..Step::default()
-                });
-                steps.push(sleep(Duration::from_secs(15)));
-                restart = all.clone();
+                steps.push(step(|s, k| s.resume = Some(Nodes::List(k)), k));
+                steps.push(sleep(Duration::from_secs(10)));
             }
             _ => {
                 steps.push(Step {
-                    impair: Some(crate::scenario::Impair {
+                    impair: Some(Impair {
                         links: None,
-                        delay: Some(Duration::from_millis(d.below(50))),
-                        jitter: Some(Duration::from_millis(d.below(20))),
+                        delay: Some(Duration::from_millis(d.below(51))),
+                        jitter: Some(Duration::from_millis(d.below(21))),
                         loss: d.below(21) as f64 / 100.0,
                         reorder: d.below(11) as f64 / 100.0,
                     }),
@@ -139,22 +170,15 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
         });
         // Whatever stopped (crashed, downed, left) comes back as a new incarnation; a node
         // downed late, after the first restart, is restarted by the second.
-        if !restart.is_empty() {
-            steps.push(sleep(Duration::from_secs(20)));
-            steps.push(start_stopped());
-            steps.push(Step {
-                wait: Some(WaitFor::Converged),
-                nodes: Some(Nodes::Named(crate::scenario::NamedNodes::Running)),
-                within: Some(Duration::from_secs(120)),
-                ..Step::default()
-            });
-            steps.push(start_stopped());
-        }
-        steps.push(converge(nodes));
+        steps.push(sleep(Duration::from_secs(20)));
+        steps.push(start_stopped());
+        steps.push(converge(NamedNodes::Running));
+        steps.push(start_stopped());
+        steps.push(converge(NamedNodes::All));
     }
     Scenario {
         name: format!("soak-{nodes}-nodes-seed-{seed}"),
-        description: format!("{} rounds of random faults", rounds),
+        description: format!("random faults for {}", humantime::format_duration(duration)),
         nodes,
         ci: false,
         program: Program::default(),
@@ -177,7 +201,7 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
 
 fn start_stopped() -> Step {
     Step {
-        start: Some(Nodes::Named(crate::scenario::NamedNodes::Stopped)),
+        start: Some(Nodes::Named(NamedNodes::Stopped)),
         spacing: Some(Duration::from_millis(300)),
         ..Step::default()
     }
@@ -190,11 +214,50 @@ fn sleep(d: Duration) -> Step {
     }
 }
 
-fn converge(nodes: usize) -> Step {
+fn converge(nodes: NamedNodes) -> Step {
     Step {
         wait: Some(WaitFor::Converged),
-        nodes: Some(Nodes::List((0..nodes).collect())),
+        nodes: Some(Nodes::Named(nodes)),
         within: Some(Duration::from_secs(120)),
         ..Step::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_soak_is_a_valid_scenario_that_draws_every_fault() {
+        for seed in 0..20 {
+            let s = scenario(7, Duration::from_secs(3600), seed);
+            s.validate().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let described: Vec<String> = s.steps.iter().map(Step::describe).collect();
+            for (what, needle) in [
+                ("partitions", "partition"),
+                ("one-way links", "block one way"),
+                ("kills", "kill"),
+                ("leader kills", "kill the leader"),
+                ("terminations", "terminate"),
+                ("pauses", "pause"),
+                ("impairments", "impair"),
+            ] {
+                assert!(
+                    described.iter().any(|d| d.contains(needle)),
+                    "seed {seed}: no {what}"
+                );
+            }
+            assert!(
+                s.steps
+                    .iter()
+                    .any(|st| st.partition.as_ref().is_some_and(|p| p.len() == 3)),
+                "seed {seed}: no three-way partition"
+            );
+        }
+        // The same seed, the same schedule.
+        let a = scenario(7, Duration::from_secs(600), 5);
+        let b = scenario(7, Duration::from_secs(600), 5);
+        let d = |s: &Scenario| s.steps.iter().map(Step::describe).collect::<Vec<_>>();
+        assert_eq!(d(&a), d(&b));
     }
 }

@@ -172,3 +172,46 @@ fn a_member_restarted_right_after_leaving_is_never_unreachable_or_downed() {
     }
     assert!(reported.is_empty(), "{reported:#?}");
 }
+
+/// The same restart when the old incarnation's Departed never reaches anyone: the leader
+/// still removes it (it flags the stopped incarnation, or a retried Join marks it Down) and
+/// the new incarnation gets in.
+#[test]
+fn a_member_restarted_after_leaving_gets_in_when_its_departure_notice_is_lost() {
+    let config = Config::default();
+    for seed in 0..10 {
+        let mut sim: Sim = Sim::new(seed);
+        let ids = sim.start_cluster(5, &config, 3);
+        sim.run_until(Duration::from_secs(30), |s| {
+            s.all_up(&ids) && s.converged(&ids)
+        })
+        .expect("up");
+        let x = 1;
+        sim.leave(x, x);
+        sim.run_until(Duration::from_secs(30), |s| {
+            s.status_of(x, x) == Some(fjell_core::MemberStatus::Exiting)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        for &o in &ids {
+            if o != x {
+                sim.block_class(x, o, fjell_core::DeliveryClass::Control);
+            }
+        }
+        sim.run_until(Duration::from_secs(30), |s| {
+            s.node(x).status() == NodeStatus::Stopped(StopReason::Left)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        sim.heal();
+        sim.restart(x);
+        sim.block(x, 0);
+        sim.block(0, x);
+        sim.join_seed_nodes(x, &ids[..3]);
+        sim.run_for(Duration::from_secs(2));
+        sim.unblock(x, 0);
+        sim.unblock(0, x);
+        sim.run_until(Duration::from_secs(60), |s| {
+            s.all_up(&ids) && s.converged(&ids)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: the new incarnation is not in: {e}"));
+    }
+}

@@ -34,10 +34,11 @@
 //! - **Application messaging**: typed sends ([`Transport::send`]) to members only (sending to
 //!   an unknown or removed member fails at once), receiving with the sender's certified
 //!   address ([`Transport::recv`]), request/response with a timeout ([`Transport::request`]).
-//!   Messages to one member arrive in the order sent, at most once: each connection's
-//!   application stream is numbered ([`frame::Frame::AppStream`]), and what is left on an
-//!   older connection's stream once a newer one has delivered is dropped, never delivered
-//!   late.
+//!   Messages to one member (below the large-message threshold) arrive in the order sent,
+//!   at most once: each connection's application stream is numbered
+//!   ([`frame::Frame::AppStream`]), and what is left on an older connection's stream once a
+//!   newer one has delivered is dropped, never delivered late. The framing version is 2:
+//!   nodes of framing version 1 cannot share a cluster with these.
 //!
 //! ## The runtime is a value
 //!

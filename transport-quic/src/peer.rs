@@ -79,15 +79,32 @@ pub(crate) struct Peer {
 #[derive(Debug, Default)]
 pub(crate) struct AppOrder {
     current: Option<(u64, u64)>,
+    /// Instances that delivered before the current one: a restarted peer's old process.
+    /// What is left on their streams is dropped too, so the two processes' messages never
+    /// interleave. A few suffice: each restart retires one, and their streams end with
+    /// their connections.
+    retired: [Option<u64>; RETIRED],
+    next_retired: usize,
 }
+
+const RETIRED: usize = 4;
 
 impl AppOrder {
     /// Whether a frame of the stream `number` of the peer's endpoint `instance` may be
-    /// delivered: not once a later stream of the same instance has delivered. A stream of
-    /// another instance (the peer restarted) starts the numbering over.
+    /// delivered: not once a later stream of the same instance has delivered, and not
+    /// once another instance (the peer restarted) has delivered after this one.
     pub(crate) fn admit(&mut self, instance: u64, number: u64) -> bool {
+        if self.retired.contains(&Some(instance)) {
+            return false;
+        }
         match self.current {
             Some((i, n)) if i == instance && n > number => false,
+            Some((i, _)) if i != instance => {
+                self.retired[self.next_retired] = Some(i);
+                self.next_retired = (self.next_retired + 1) % RETIRED;
+                self.current = Some((instance, number));
+                true
+            }
             _ => {
                 self.current = Some((instance, number));
                 true
@@ -355,8 +372,12 @@ mod tests {
         assert!(!o.admit(7, 1), "stream 1 after stream 2");
         assert!(!o.admit(7, 0));
         assert!(o.admit(7, 2));
-        // The peer restarted: a new instance numbers from 0.
+        // The peer restarted: a new instance numbers from 0, and what is left of the old
+        // process's streams is dropped from then on.
         assert!(o.admit(9, 0));
+        assert!(o.admit(9, 1));
+        assert!(!o.admit(7, 2));
+        assert!(!o.admit(7, 3));
         assert!(o.admit(9, 1));
     }
 }

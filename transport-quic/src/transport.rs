@@ -897,8 +897,8 @@ impl Inner {
         mut s: RecvStream,
     ) {
         let mut dec = FrameDecoder::new(self.cfg.max_frame);
-        // An application stream's instance and number, from its first frame.
-        let mut app_stream: Option<(u64, u64)> = None;
+        // An application stream's instance and number, from its first frame, and its peer.
+        let mut app_stream: Option<(u64, u64, Arc<Peer>)> = None;
         loop {
             match s.read_chunk(256 * 1024, true).await {
                 Ok(Some(chunk)) => {
@@ -907,9 +907,9 @@ impl Inner {
                         match dec.next_frame() {
                             Ok(Some(f)) => {
                                 let lane = dec.lane().unwrap_or(Lane::Membership);
-                                let delivered = match (lane, app_stream, f) {
+                                let delivered = match (lane, &app_stream, f) {
                                     (Lane::App, None, Frame::AppStream { instance, number }) => {
-                                        app_stream = Some((instance, number));
+                                        app_stream = Some((instance, number, self.peer(from)));
                                         Ok(true)
                                     }
                                     (Lane::App, None, _) => Err(FrameError::Malformed(
@@ -918,12 +918,11 @@ impl Inner {
                                     (_, _, Frame::AppStream { .. }) => Err(FrameError::Malformed(
                                         "a stream number only opens an application stream",
                                     )),
-                                    (Lane::App, Some((instance, number)), f) => {
+                                    (Lane::App, Some((instance, number, peer)), f) => {
                                         // Held while the frame is handed over: a newer stream
                                         // of this peer cannot deliver in between.
-                                        let peer = self.peer(from);
                                         let mut order = peer.app_order.lock().await;
-                                        if !order.admit(instance, number) {
+                                        if !order.admit(*instance, *number) {
                                             // A later connection's stream has delivered: what
                                             // is left here is dropped, never delivered late.
                                             bump(&self.counters.stale_app_streams);
