@@ -199,6 +199,7 @@ fn run_all(scenarios: &[Scenario], common: &Common, stop_after: Option<Duration>
                 stop_after,
             },
         );
+        let o = expected(s, o);
         report(&o, !common.quiet);
         if o.failure.is_some() {
             failed.push(s.name.clone());
@@ -224,6 +225,26 @@ fn run_all(scenarios: &[Scenario], common: &Common, stop_after: Option<Duration>
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// A control scenario (`fails-with`) passes when its run fails as it should.
+fn expected(s: &Scenario, mut o: Outcome) -> Outcome {
+    let Some(want) = &s.fails_with else {
+        return o;
+    };
+    o.failure = match o.failure.take() {
+        Some(f) if f.contains(want.as_str()) => {
+            println!("  failed as it should: {f}");
+            None
+        }
+        Some(f) => Some(format!(
+            "a control scenario failed, but not with {want:?}: {f}"
+        )),
+        None => Some(format!(
+            "a control scenario passed: its checks should have failed with {want:?}"
+        )),
+    };
+    o
 }
 
 fn report(o: &Outcome, verbose: bool) {

@@ -91,6 +91,13 @@ impl View {
     pub fn apply(&mut self, r: &EventRecord) {
         let member = r.member.clone();
         match r.event.as_str() {
+            "MemberRemoved" if member.as_deref() == Some(self.incarnation.as_str()) => {
+                // This node saw itself removed and joins again as the same incarnation: its
+                // events start over, so does its view (what it downed stays known).
+                self.members.clear();
+                self.unreachable.clear();
+                self.leader = None;
+            }
             "MemberRemoved" => {
                 if let (Some(m), Some(addr)) = (&member, r.member_address()) {
                     if r.previous_status.as_deref() == Some("Down") {
@@ -211,9 +218,116 @@ impl EventLog {
         (self.records.len() > self.start_mark).then_some(&self.view)
     }
 
-    /// Marks a new start of the node's process.
+    /// Marks a new start of the node's process. A line the last process left half written
+    /// (killed mid-write) is dropped, so it is not glued to the new process's first line.
     pub fn mark_start(&mut self) {
         self.poll();
+        self.tail.partial.clear();
         self.start_mark = self.records.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(node: &str, event: &str, member: Option<&str>, status: Option<&str>) -> EventRecord {
+        EventRecord {
+            unix_ms: 0,
+            node: node.into(),
+            event: event.into(),
+            member: member.map(Into::into),
+            status: status.map(Into::into),
+            previous_status: None,
+            leader: None,
+            role: None,
+            peer: None,
+            detail: None,
+        }
+    }
+
+    fn view(records: &[EventRecord]) -> View {
+        let mut v = View {
+            incarnation: records[0].node.clone(),
+            ..View::default()
+        };
+        records.iter().for_each(|r| v.apply(r));
+        v
+    }
+
+    const ME: &str = "10.201.0.1:7355#01";
+    const B1: &str = "10.201.0.2:7355#02";
+    const B2: &str = "10.201.0.2:7355#03";
+
+    #[test]
+    fn a_new_incarnation_replaces_the_old_one_and_the_old_ones_removal_keeps_it() {
+        let mut removed = record(ME, "MemberRemoved", Some(B1), Some("Removed"));
+        removed.previous_status = Some("Down".into());
+        let v = view(&[
+            record(ME, "MemberUp", Some(ME), Some("Up")),
+            record(ME, "MemberUp", Some(B1), Some("Up")),
+            record(ME, "MemberDowned", Some(B1), Some("Down")),
+            record(ME, "MemberJoined", Some(B2), Some("Joining")),
+            removed,
+            record(ME, "MemberUp", Some(B2), Some("Up")),
+        ]);
+        assert!(v.serving());
+        assert!(v.sees_member(B2) && !v.sees_member(B1));
+        assert!(v.downed.contains(B1) && !v.downed.contains(B2));
+        assert_eq!(v.members.len(), 2);
+    }
+
+    #[test]
+    fn unreachable_and_leader_follow_the_events() {
+        let mut leader = record(ME, "LeaderChanged", None, None);
+        leader.leader = Some(B1.into());
+        let v = view(&[
+            record(ME, "MemberUp", Some(ME), Some("Up")),
+            record(ME, "MemberUp", Some(B1), Some("Up")),
+            leader,
+            record(ME, "UnreachableMember", Some(B1), Some("Up")),
+        ]);
+        assert!(v.unreachable.contains(B1));
+        assert_eq!(v.leader.as_deref(), Some(B1));
+        let mut v = v;
+        v.apply(&record(ME, "ReachableMember", Some(B1), Some("Up")));
+        assert!(v.unreachable.is_empty());
+        v.apply(&record(ME, "SelfDowned", None, None));
+        assert!(!v.serving());
+    }
+
+    #[test]
+    fn a_node_removed_and_joining_again_starts_its_view_over() {
+        let mut leader = record(ME, "LeaderChanged", None, None);
+        leader.leader = Some(B1.into());
+        let v = view(&[
+            record(ME, "MemberUp", Some(ME), Some("Up")),
+            record(ME, "MemberUp", Some(B1), Some("Up")),
+            leader,
+            record(ME, "UnreachableMember", Some(B1), Some("Up")),
+            record(ME, "MemberRemoved", Some(ME), Some("Removed")),
+            record(ME, "MemberJoined", Some(ME), Some("Joining")),
+        ]);
+        assert_eq!(v.members.len(), 1);
+        assert!(v.unreachable.is_empty() && v.leader.is_none());
+        assert!(!v.serving());
+    }
+
+    #[test]
+    fn the_tail_waits_for_whole_lines_and_drops_a_torn_one_at_a_restart() {
+        let dir = std::env::temp_dir().join(format!("fjell-harness-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let line = serde_json::to_string(&record(ME, "MemberUp", Some(ME), Some("Up"))).unwrap();
+        std::fs::write(&path, format!("{line}\n{}", &line[..10])).unwrap();
+        let mut log = EventLog::new(&path);
+        assert_eq!(log.poll().len(), 1);
+        // The process died mid-line; a new one appends whole lines.
+        log.mark_start();
+        let mut f = std::fs::File::options().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
+        assert_eq!(log.poll().len(), 1);
+        assert!(log.garbage.is_empty(), "{:?}", log.garbage);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -51,6 +51,11 @@ pub struct Scenario {
     /// What must hold over the whole run.
     #[serde(default)]
     pub expect: Expect,
+    /// A control scenario: it shows a check failing, and passes only if the run fails with
+    /// a message containing this text (the checks can fail: a scenario set up to split the
+    /// brain must be caught).
+    #[serde(default)]
+    pub fails_with: Option<String>,
     /// The timeline, in order.
     #[serde(default, rename = "step")]
     pub steps: Vec<Step>,
@@ -88,7 +93,8 @@ pub enum BuiltIn {
     HarnessNode,
 }
 
-/// What must hold over the whole run. No split brain is always checked.
+/// What must hold over the whole run. No split brain is always checked, and so is the
+/// order of application messages when the program is `harness-node`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Expect {
@@ -103,11 +109,6 @@ pub struct Expect {
     /// ends).
     #[serde(default)]
     pub majority_up: bool,
-    /// Application messages (program `harness-node`): each receiver gets each sender's
-    /// messages in order, without duplicates, and every pair of nodes in contact exchanges
-    /// messages.
-    #[serde(default)]
-    pub messages: bool,
 }
 
 /// Nodes named in a step: `"all"`, `"leader"` (the leader as the running nodes see it, when
@@ -320,8 +321,9 @@ impl Scenario {
                 return Err("`program`: the command line is empty".into());
             }
         }
-        if self.expect.messages && !matches!(self.program, Program::Named(BuiltIn::HarnessNode)) {
-            return Err("`expect.messages` needs `program = \"harness-node\"`".into());
+        let waits_for_messages = self.steps.iter().any(|s| s.wait == Some(WaitFor::Messages));
+        if waits_for_messages && !matches!(self.program, Program::Named(BuiltIn::HarnessNode)) {
+            return Err("`wait = \"messages\"` needs `program = \"harness-node\"`".into());
         }
         for (k, step) in self.steps.iter().enumerate() {
             step.validate(n)

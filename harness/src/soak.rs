@@ -195,6 +195,7 @@ pub fn scenario(nodes: usize, duration: Duration, seed: u64) -> Scenario {
         },
         node_settings: Default::default(),
         expect: Default::default(),
+        fails_with: None,
         steps,
     }
 }
