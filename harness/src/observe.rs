@@ -277,16 +277,21 @@ mod tests {
         assert_eq!(v.members.len(), 2);
     }
 
-    #[test]
-    fn unreachable_and_leader_follow_the_events() {
+    /// Two members Up, B1 the leader and unreachable.
+    fn b1_leads_and_is_unreachable() -> Vec<EventRecord> {
         let mut leader = record(ME, "LeaderChanged", None, None);
         leader.leader = Some(B1.into());
-        let v = view(&[
+        vec![
             record(ME, "MemberUp", Some(ME), Some("Up")),
             record(ME, "MemberUp", Some(B1), Some("Up")),
             leader,
             record(ME, "UnreachableMember", Some(B1), Some("Up")),
-        ]);
+        ]
+    }
+
+    #[test]
+    fn unreachable_and_leader_follow_the_events() {
+        let v = view(&b1_leads_and_is_unreachable());
         assert!(v.unreachable.contains(B1));
         assert_eq!(v.leader.as_deref(), Some(B1));
         let mut v = v;
@@ -298,16 +303,10 @@ mod tests {
 
     #[test]
     fn a_node_removed_and_joining_again_starts_its_view_over() {
-        let mut leader = record(ME, "LeaderChanged", None, None);
-        leader.leader = Some(B1.into());
-        let v = view(&[
-            record(ME, "MemberUp", Some(ME), Some("Up")),
-            record(ME, "MemberUp", Some(B1), Some("Up")),
-            leader,
-            record(ME, "UnreachableMember", Some(B1), Some("Up")),
-            record(ME, "MemberRemoved", Some(ME), Some("Removed")),
-            record(ME, "MemberJoined", Some(ME), Some("Joining")),
-        ]);
+        let mut records = b1_leads_and_is_unreachable();
+        records.push(record(ME, "MemberRemoved", Some(ME), Some("Removed")));
+        records.push(record(ME, "MemberJoined", Some(ME), Some("Joining")));
+        let v = view(&records);
         assert_eq!(v.members.len(), 1);
         assert!(v.unreachable.is_empty() && v.leader.is_none());
         assert!(!v.serving());

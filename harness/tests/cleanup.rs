@@ -4,26 +4,14 @@
 //! root and /dev/net/tun; says so and passes without checking anything when they are
 //! missing.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fjell_harness::net::{cleanup_stale, list_namespaces, PREFIX_ROOT};
 use fjell_harness::runner::{self, Options};
 use fjell_harness::scenario::Scenario;
-
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the harness needs root");
-        return false;
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        eprintln!("skipped: /dev/net/tun is missing");
-        return false;
-    }
-    true
-}
 
 /// A scenario whose nodes are `sleep SECS` (SECS tells this test's processes apart).
 fn sleepers(secs: u32, wait: &str) -> Scenario {
@@ -61,7 +49,7 @@ fn ours(pid: u32) -> Vec<String> {
 
 #[test]
 fn a_failed_check_leaves_no_process_and_no_namespace() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let secs = 900_000 + std::process::id() % 10_000;
@@ -84,7 +72,7 @@ fn a_failed_check_leaves_no_process_and_no_namespace() {
 
 #[test]
 fn a_killed_harness_takes_its_nodes_along() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let secs = 800_000 + std::process::id() % 10_000;

@@ -2,10 +2,11 @@
 //! faults. Needs root and /dev/net/tun; every test prints why and passes without
 //! checking anything when they are missing.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,19 +19,6 @@ use fjell_harness::net::{
 /// child that another test forked and has not yet exec'd, so rebinding the same
 /// port right away fails now and then with "address in use".
 static NEXT_PORT: AtomicU16 = AtomicU16::new(7000);
-
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the harness network needs root");
-        return false;
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        eprintln!("skipped: /dev/net/tun is missing");
-        return false;
-    }
-    true
-}
 
 fn network(nodes: usize, ipv6: bool, seed: u64) -> Network {
     let mut spec = NetSpec::new(nodes);
@@ -137,21 +125,21 @@ fn exchange_both_ways(ipv6: bool) {
 
 #[test]
 fn two_nodes_exchange_ipv4() {
-    if can_run() {
+    if common::can_run() {
         exchange_both_ways(false);
     }
 }
 
 #[test]
 fn two_nodes_exchange_ipv6() {
-    if can_run() {
+    if common::can_run() {
         exchange_both_ways(true);
     }
 }
 
 #[test]
 fn partition_and_one_way_block_then_heal() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let net = network(3, false, 2);
@@ -216,7 +204,7 @@ fn inversions(seq: &[u32]) -> usize {
 
 #[test]
 fn loss_half_drops_about_half() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let net = network(2, false, 42);
@@ -243,7 +231,7 @@ fn loss_half_drops_about_half() {
 
 #[test]
 fn delay_jitter_and_reorder() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let net = network(2, false, 3);
@@ -317,7 +305,7 @@ fn with_prefix(prefix: &str) -> Vec<String> {
 
 #[test]
 fn drop_removes_namespaces_even_on_panic() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let spec = NetSpec::new(3);
@@ -351,7 +339,7 @@ fn drop_removes_namespaces_even_on_panic() {
 
 #[test]
 fn command_runs_inside_the_namespace() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let net = network(2, false, 0);
@@ -368,7 +356,7 @@ fn command_runs_inside_the_namespace() {
 
 #[test]
 fn invalid_sizes_are_refused_and_leave_nothing() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     for nodes in [0, 201] {
@@ -382,7 +370,7 @@ fn invalid_sizes_are_refused_and_leave_nothing() {
 
 #[test]
 fn stale_namespaces_of_dead_processes_are_removed() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     // No process has the embedded pid (above any pid_max); our own pid after it
@@ -402,7 +390,7 @@ fn stale_namespaces_of_dead_processes_are_removed() {
 
 #[test]
 fn largest_network_connects_first_and_last() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let start = Instant::now();
@@ -423,7 +411,7 @@ fn largest_network_connects_first_and_last() {
 
 #[test]
 fn impairment_backend_is_reported() {
-    if !can_run() {
+    if !common::can_run() {
         return;
     }
     let net = network(1, false, 0);
