@@ -320,6 +320,8 @@ impl Runner<'_> {
                 if k > 0 {
                     self.pass(step.spacing.unwrap_or_default())?;
                 }
+                // Every record of the last process is checked before the new one starts.
+                self.poll()?;
                 self.fleet.start(i)?;
             }
         } else if let Some(nodes) = &step.kill {

@@ -88,6 +88,7 @@ fn a_killed_harness_takes_its_nodes_along() {
         .args(["run", "--quiet", "--fjell", "/bin/false", "--out"])
         .arg(&dir)
         .arg(&file)
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
