@@ -175,8 +175,8 @@ impl EventLog {
         })
     }
 
-    /// Appends the record of `event`: one `write` of one whole line, so concurrent readers
-    /// never see half a record.
+    /// Appends the record of `event` as one whole line (a few hundred bytes, written at once
+    /// to a file opened for appending; readers wait for the newline).
     pub(crate) fn write(&mut self, node: &UniqueAddress, event: &Event) {
         let Some(file) = &mut self.file else { return };
         let mut line = match serde_json::to_vec(&EventRecord::of(node, event)) {
