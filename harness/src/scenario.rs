@@ -74,7 +74,8 @@ pub enum Program {
     /// A command line; `{config}` is replaced by the node's settings file, `{dir}` by its
     /// directory, `{index}` by its number. The program must read its settings with
     /// `fjell_runtime::Settings::from_file` (so it honours `event-log`) and leave gracefully
-    /// on SIGTERM.
+    /// on SIGTERM. Signals go to the node's process group; a wrapper script should `exec`
+    /// the program, so that SIGTERM is not taken for its own.
     Command(Vec<String>),
     /// `fjell run`.
     #[default]
