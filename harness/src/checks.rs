@@ -153,40 +153,31 @@ mod tests {
         v
     }
 
+    /// Node 0 (running) and node 1, each with its view.
+    fn pair<'v>(a: &'v View, b: &'v View, alive_b: bool) -> [Observed<'v>; 2] {
+        [
+            Observed {
+                index: 0,
+                alive: true,
+                view: Some(a),
+            },
+            Observed {
+                index: 1,
+                alive: alive_b,
+                view: Some(b),
+            },
+        ]
+    }
+
     #[test]
     fn mutual_downing_is_a_split_brain_only_while_both_serve() {
         let a = view("a:1#1", &["b:1#2"], &[]);
         let b = view("b:1#2", &["a:1#1"], &[]);
-        let nodes = |alive_b| {
-            vec![
-                Observed {
-                    index: 0,
-                    alive: true,
-                    view: Some(&a),
-                },
-                Observed {
-                    index: 1,
-                    alive: alive_b,
-                    view: Some(&b),
-                },
-            ]
-        };
-        assert!(mutual_downing(&nodes(true)).is_some());
-        assert!(mutual_downing(&nodes(false)).is_none());
+        assert!(mutual_downing(&pair(&a, &b, true)).is_some());
+        assert!(mutual_downing(&pair(&a, &b, false)).is_none());
         // Downing an older incarnation of the other is no split brain.
         let b2 = view("b:1#3", &["a:1#1"], &[]);
-        let n = [
-            Observed {
-                index: 0,
-                alive: true,
-                view: Some(&a),
-            },
-            Observed {
-                index: 1,
-                alive: true,
-                view: Some(&b2),
-            },
-        ];
+        let n = pair(&a, &b2, true);
         assert!(mutual_downing(&n).is_none());
         assert!(separate_clusters(&n).is_some());
     }
