@@ -41,10 +41,6 @@ pub struct NodeProc {
     child: Option<Child>,
     /// Stopped with SIGSTOP and not resumed yet.
     pub paused: bool,
-    /// How often it was started.
-    pub starts: u32,
-    /// How its last process ended.
-    pub last_exit: Option<ExitStatus>,
 }
 
 impl NodeProc {
@@ -148,8 +144,6 @@ impl<'n> Fleet<'n> {
                 config,
                 child: None,
                 paused: false,
-                starts: 0,
-                last_exit: None,
             });
         }
         Ok(Fleet {
@@ -236,7 +230,6 @@ impl<'n> Fleet<'n> {
             .map_err(|e| format!("cannot start node {i} ({}): {e}", line[0]))?;
         n.child = Some(child);
         n.paused = false;
-        n.starts += 1;
         Ok(())
     }
 
@@ -267,7 +260,7 @@ impl<'n> Fleet<'n> {
         self.signal(i, libc::SIGKILL)?;
         let n = &mut self.nodes[i];
         if let Some(mut c) = n.child.take() {
-            n.last_exit = c.wait().ok();
+            let _ = c.wait();
         }
         n.paused = false;
         Ok(())
@@ -282,7 +275,6 @@ impl<'n> Fleet<'n> {
                 if let Ok(Some(status)) = c.try_wait() {
                     n.child = None;
                     n.paused = false;
-                    n.last_exit = Some(status);
                     ended.push((n.index, status));
                 }
             }
@@ -339,7 +331,7 @@ impl<'n> Fleet<'n> {
                 // SAFETY: plain syscall on the group of a child not reaped yet.
                 unsafe { libc::kill(-(c.id() as libc::pid_t), libc::SIGKILL) };
                 let _ = c.kill();
-                n.last_exit = c.wait().ok();
+                let _ = c.wait();
             }
         }
     }

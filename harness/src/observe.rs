@@ -4,18 +4,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 
 use fjell_runtime::event_log::EventRecord;
 use serde::de::DeserializeOwned;
 
 /// Reads the lines appended to a file since the last read; a line still being written
-/// waits for its end.
+/// waits for its end. The file stays open between reads (its position is where the last
+/// read ended); it is opened once it exists.
 #[derive(Debug)]
 pub struct Tail {
     path: PathBuf,
-    offset: u64,
+    file: Option<File>,
     partial: Vec<u8>,
 }
 
@@ -24,7 +25,7 @@ impl Tail {
     pub fn new(path: impl Into<PathBuf>) -> Tail {
         Tail {
             path: path.into(),
-            offset: 0,
+            file: None,
             partial: Vec::new(),
         }
     }
@@ -32,17 +33,14 @@ impl Tail {
     /// The whole lines appended since the last call, parsed; a line that does not parse is
     /// returned as an error with its text.
     pub fn read<T: DeserializeOwned>(&mut self) -> Vec<Result<T, String>> {
-        let Ok(mut f) = File::open(&self.path) else {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(f) = &mut self.file else {
             return Vec::new();
         };
-        if f.seek(SeekFrom::Start(self.offset)).is_err() {
-            return Vec::new();
-        }
-        let mut buf = Vec::new();
-        if let Ok(n) = f.read_to_end(&mut buf) {
-            self.offset += n as u64;
-        }
-        self.partial.extend_from_slice(&buf);
+        // A failed read keeps what it read; the rest comes with the next one.
+        let _ = f.read_to_end(&mut self.partial);
         let mut out = Vec::new();
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
@@ -50,11 +48,6 @@ impl Tail {
             out.push(serde_json::from_str(&text).map_err(|e| format!("{e}: {text}")));
         }
         out
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -101,7 +101,6 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Outcome {
         order: MessageOrder::default(),
         settled: false,
         cut: false,
-        garbage_reported: 0,
     };
     let result = r.steps();
     let result = result.and_then(|()| r.finish());
@@ -128,7 +127,6 @@ struct Runner<'a> {
     settled: bool,
     /// Some link is blocked (a partition or a one-way link not healed yet).
     cut: bool,
-    garbage_reported: usize,
 }
 
 impl Runner<'_> {
@@ -206,6 +204,7 @@ impl Runner<'_> {
         let mut failures = Vec::new();
         for n in &mut self.fleet.nodes {
             let i = n.index;
+            let garbage = n.events.garbage.len();
             for r in n.events.poll() {
                 if expect.no_unreachable {
                     failures.extend(checks::unreachable(i, r));
@@ -214,30 +213,15 @@ impl Runner<'_> {
                     failures.extend(checks::downing(i, r));
                 }
             }
+            if let Some(g) = n.events.garbage.get(garbage) {
+                failures.push(format!("node {i}: an event log line is not a record: {g}"));
+            }
             for m in n.app.read::<Received>() {
                 match m {
                     Ok(m) => failures.extend(self.order.check(i, &m)),
                     Err(e) => failures.push(format!("node {i}: bad application log line {e}")),
                 }
             }
-        }
-        let garbage: Vec<String> = self
-            .fleet
-            .nodes
-            .iter()
-            .flat_map(|n| {
-                n.events
-                    .garbage
-                    .iter()
-                    .map(move |g| format!("node {}: {g}", n.index))
-            })
-            .collect();
-        if garbage.len() > self.garbage_reported {
-            failures.push(format!(
-                "an event log line is not a record: {}",
-                garbage[self.garbage_reported]
-            ));
-            self.garbage_reported = garbage.len();
         }
         let observed = self.observed();
         failures.extend(checks::mutual_downing(&observed));
