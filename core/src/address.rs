@@ -1,5 +1,6 @@
 //! Node identity: a socket address plus a per-process random uid.
 
+use core::cmp::Ordering;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Ordering is numeric: IPv4 before IPv6, then the address as a number, then the port, then the
 /// uid. Pekko compares hosts as strings (`"10.0.0.10" < "10.0.0.9"`), which makes the leader and
 /// every "lowest address" tie-break surprising to operators; fjell does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UniqueAddress {
     ip: IpAddr,
     port: u16,
@@ -44,6 +45,12 @@ impl UniqueAddress {
         self.ip == addr.ip() && self.port == addr.port()
     }
 
+    /// Orders this identity's socket address against `addr`, as [`Ord`] orders identities
+    /// (IP, then port): every incarnation at `addr` compares `Equal`.
+    pub fn cmp_socket(&self, addr: SocketAddr) -> Ordering {
+        (ip_key(self.ip), self.port).cmp(&(ip_key(addr.ip()), addr.port()))
+    }
+
     /// A stable 64-bit hash of the full identity, identical on every node and platform.
     ///
     /// Used for digests and the heartbeat ring; never for identity checks.
@@ -58,6 +65,27 @@ impl UniqueAddress {
         h.write_u64(u64::from(self.port));
         h.write_u64(self.uid);
         h.finish()
+    }
+}
+
+/// The IP address as a number, IPv4 first: the order of [`IpAddr`]'s own `Ord`, without its
+/// byte-by-byte comparison. Identities are compared for every message a node receives.
+fn ip_key(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    }
+}
+
+impl Ord for UniqueAddress {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (ip_key(self.ip), self.port, self.uid).cmp(&(ip_key(other.ip), other.port, other.uid))
+    }
+}
+
+impl PartialOrd for UniqueAddress {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -147,6 +175,39 @@ mod tests {
         assert!(ua("10.0.0.9:2", 0) < ua("10.0.0.9:10", 0));
         assert!(ua("10.0.0.9:2", 1) < ua("10.0.0.9:2", 2));
         assert!(ua("255.255.255.255:65535", u64::MAX) < ua("[::1]:1", 0));
+    }
+
+    #[test]
+    fn the_order_is_that_of_ip_then_port_then_uid() {
+        // The hand-written order must be the one a derive over (ip, port, uid) gives.
+        let ips = [
+            "0.0.0.0",
+            "10.0.0.9",
+            "10.0.0.10",
+            "9.255.255.255",
+            "255.255.255.255",
+        ];
+        let ips6 = ["::", "::1", "fe80::1", "2001:db8::7", "ffff::"];
+        let mut all = std::vec::Vec::new();
+        for ip in ips
+            .iter()
+            .map(|s| s.parse::<IpAddr>().unwrap())
+            .chain(ips6.iter().map(|s| s.parse::<IpAddr>().unwrap()))
+        {
+            for port in [0u16, 1, 7355, 65535] {
+                for uid in [0u64, 1, u64::MAX] {
+                    all.push(UniqueAddress::new(SocketAddr::new(ip, port), uid));
+                }
+            }
+        }
+        for a in &all {
+            for b in &all {
+                let derived = (a.ip, a.port, a.uid).cmp(&(b.ip, b.port, b.uid));
+                assert_eq!(a.cmp(b), derived, "{a} vs {b}");
+                let socket = (a.ip, a.port).cmp(&(b.ip, b.port));
+                assert_eq!(a.cmp_socket(b.socket_addr()), socket, "{a} vs {b}");
+            }
+        }
     }
 
     #[test]

@@ -226,9 +226,22 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
         self.index_of(a).is_ok()
     }
 
-    /// The member at socket address `addr`, whatever its uid.
+    /// The member at socket address `addr`, whatever its uid (the oldest incarnation's uid
+    /// first, if two are members).
     pub fn member_at(&self, addr: SocketAddr) -> Option<&Member> {
-        self.members.iter().find(|m| m.address.same_address(addr))
+        self.index_at(addr).map(|i| &self.members[i])
+    }
+
+    /// The index of [`Self::member_at`]. Members are sorted by address and the socket address
+    /// leads the order, so this is a binary search: it runs for every message received.
+    pub(crate) fn index_at(&self, addr: SocketAddr) -> Option<usize> {
+        let i = self
+            .members
+            .partition_point(|m| m.address.cmp_socket(addr) == core::cmp::Ordering::Less);
+        self.members
+            .get(i)
+            .filter(|m| m.address.same_address(addr))
+            .map(|_| i)
     }
 
     /// True if `a` was removed and its tombstone is still kept.
@@ -813,9 +826,9 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
                 || (first_in_cluster
                     && matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
         };
-        let unseen = self.members.iter().any(|m| {
-            must_have_seen(m) && !self.seen_by(&m.address) && !departed.contains(&m.address)
-        });
+        let unseen = self
+            .members_with_seen()
+            .any(|(m, seen)| must_have_seen(m) && !seen && !departed.contains(&m.address));
         if unseen {
             return false;
         }

@@ -233,6 +233,7 @@ mod address;
 pub mod capacity;
 pub mod compat;
 pub mod config;
+pub mod delta;
 mod departure;
 mod downing;
 mod error;
@@ -261,6 +262,7 @@ pub mod testing;
 mod time;
 mod timer;
 mod vclock;
+mod view;
 mod wire;
 
 pub use address::UniqueAddress;

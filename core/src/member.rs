@@ -4,7 +4,7 @@ use core::fmt;
 use core::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
-use crate::address::UniqueAddress;
+use crate::address::{Digest, UniqueAddress};
 use crate::capacity::Capacity;
 
 /// Longest role name, in bytes.
@@ -392,6 +392,34 @@ impl Member {
     /// The up-number as a rank, `u32::MAX` for none: no number sorts after every number.
     fn up_rank(&self) -> u32 {
         self.up_number.map_or(u32::MAX, NonZeroU32::get)
+    }
+
+    /// A stable 64-bit hash of the whole record, identical on every node and platform: a
+    /// gossip delta names the receiver's state by it (see [`crate::delta`]).
+    pub(crate) fn record_hash(&self) -> u64 {
+        let mut h = Digest::new();
+        h.write_u64(self.address.stable_hash());
+        let a = self.app_version;
+        h.write_u64(
+            u64::from(self.status as u8)
+                | u64::from(self.up_rank()) << 8
+                | u64::from(self.roles.len) << 40,
+        );
+        h.write_u64(
+            u64::from(a.major)
+                | u64::from(a.minor) << 16
+                | u64::from(a.patch) << 32
+                | u64::from(self.capacity.members) << 48,
+        );
+        h.write_u64(u64::from(self.capacity.records));
+        for role in self.roles.as_slice() {
+            for chunk in role.0.chunks(8) {
+                let mut b = [0u8; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                h.write_u64(u64::from_le_bytes(b));
+            }
+        }
+        h.finish()
     }
 
     /// True if the member has `role`.

@@ -13,6 +13,7 @@ use core::time::Duration;
 use crate::address::UniqueAddress;
 use crate::capacity::{self, Capacity};
 use crate::config::{Config, ConfigError, Downing};
+use crate::delta::History;
 use crate::departure::Departure;
 use crate::downing::{Decision, Strategy};
 use crate::event::{Event, Limit, Limits, Publisher, StopReason};
@@ -22,7 +23,7 @@ use crate::join::{JoinAction, JoinProcess, JoinTiming};
 use crate::leader::{self, UpRequirements};
 use crate::lease::LeaseRequest;
 use crate::member::{IllegalTransition, Member, MemberStatus};
-use crate::outbox::{Out, Outbox};
+use crate::outbox::{Out, Outbox, Since};
 use crate::phi::DetectorSettings;
 use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
@@ -31,6 +32,7 @@ use crate::resolver::{DowningDecision, Reason, Resolver, Step};
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
 use crate::vclock::Causality;
+use crate::view::View;
 use crate::wire::{self, Compat, DeliveryClass, Incompatibility, Message, WireError};
 
 /// Gossip rounds without gossip from any member after which a member that still hears from
@@ -43,6 +45,9 @@ pub const IGNORED_ROUNDS: u32 = 30;
 pub const OUTBOX_CAPACITY: usize = 14;
 /// Exiting or Down nodes whose departure confirmation is remembered.
 pub const MAX_DEPARTED: usize = 8;
+
+/// Random draws a gossip round makes for a valid target before it counts the valid members.
+const TARGET_DRAWS: usize = 8;
 /// The least time a tombstone is kept before a removal may push it out of the full table
 /// (capped at `prune-gossip-tombstones-after`). Only a copy of the state older than its
 /// tombstone can bring a removed member back, and gossip from Down members is not merged, so
@@ -171,6 +176,10 @@ pub struct Stats {
     pub gossip_full_sent: u64,
     /// Gossip status messages sent.
     pub gossip_status_sent: u64,
+    /// Gossip deltas sent (see [`crate::delta`]).
+    pub gossip_delta_sent: u64,
+    /// Gossip deltas received for a state other than this node's, answered with a status.
+    pub gossip_delta_misses: u64,
     /// Gossip rounds run (periodic and speed-up ticks).
     pub gossip_rounds: u64,
 }
@@ -216,6 +225,10 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     /// (generation, version digest, seen digest): digests cost a pass over the state and are
     /// needed for every status sent or received.
     digest_cache: Option<(u64, u64, u64)>,
+    /// What the timers derive from the state, for one generation (see [`crate::view`]).
+    view: Option<View>,
+    /// Stamps and recent versions, for gossip deltas (see [`crate::delta`]).
+    history: History<M>,
 }
 
 impl<const M: usize, const R: usize, const H: usize> fmt::Debug for Node<M, R, H> {
@@ -291,6 +304,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             limits: Limits::default(),
             generation: 0,
             digest_cache: None,
+            view: None,
+            history: History::new(),
         })
     }
 
@@ -436,7 +451,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         loop {
             let p = self.outbox.pop()?;
             let me = self.me;
+            let (version, seen) = self.digests();
             let gossip = &self.bufs[self.cur];
+            let history = &self.history;
+            // For a delta: the records to send (stamps, and the base's stamp).
+            let mut changes = None;
             let msg = match &p.out {
                 Out::InitJoin => Message::InitJoin {
                     from: me,
@@ -455,19 +474,52 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     to: UniqueAddress::new(p.to, *uid),
                     gossip,
                 },
-                Out::GossipStatus(uid) => {
-                    let (version, seen) = self.digests();
-                    Message::GossipStatus {
-                        to_uid: *uid,
-                        version,
-                        seen,
+                Out::GossipStatus(uid) | Out::StatusReply(uid) => Message::GossipStatus {
+                    to_uid: *uid,
+                    version,
+                    seen,
+                    reply: matches!(p.out, Out::StatusReply(_)),
+                },
+                Out::Gossip(uid) => {
+                    self.stats.gossip_full_sent += 1;
+                    Message::Gossip {
+                        from: me,
+                        to: UniqueAddress::new(p.to, *uid),
+                        gossip,
                     }
                 }
-                Out::Gossip(uid) => Message::Gossip {
-                    from: me,
-                    to: UniqueAddress::new(p.to, *uid),
-                    gossip,
-                },
+                Out::Delta { uid, since } => {
+                    let to = UniqueAddress::new(p.to, *uid);
+                    let since = match since {
+                        Since::Version(v) => history.since(*v),
+                        Since::Previous => history.previous(),
+                        Since::Oldest => history.oldest(),
+                        Since::Stamp(s) => Some(*s),
+                    };
+                    match since.filter(|_| history.is_current(self.generation)) {
+                        Some(since) => {
+                            self.stats.gossip_delta_sent += 1;
+                            changes = Some(wire::Changes {
+                                stamps: history.stamps(),
+                                since,
+                                digest: history.members_digest(),
+                            });
+                            Message::GossipDelta {
+                                from: me,
+                                to,
+                                gossip,
+                            }
+                        }
+                        None => {
+                            self.stats.gossip_full_sent += 1;
+                            Message::Gossip {
+                                from: me,
+                                to,
+                                gossip,
+                            }
+                        }
+                    }
+                }
                 Out::Departed => Message::Departed { from: me },
                 Out::JoinRefused => {
                     let Some(reason) = self.refusal.take() else {
@@ -489,7 +541,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 },
             };
             let class = msg.kind().class();
-            match msg.emit(now, buf) {
+            match msg.emit_changes(now, buf, changes) {
                 Ok(len) => {
                     return Some(Transmit {
                         destination: p.to,
@@ -685,8 +737,22 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return Ok(());
         }
-        let msg = match Message::parse(bytes, &mut self.bufs[self.incoming], now) {
+        let [cur, incoming] = self
+            .bufs
+            .get_disjoint_mut([self.cur, self.incoming])
+            .expect("distinct buffer indices");
+        let msg = match Message::parse_against(bytes, cur, incoming, now) {
             Ok(m) => m,
+            Err(WireError::StaleBase) => {
+                // Made for another state than ours: tell the sender which one we hold. As a
+                // reply: a sender that does not know it sends full gossip.
+                self.stats.gossip_delta_misses += 1;
+                if let Some(m) = self.gossip().member_at(from).filter(|_| self.is_member()) {
+                    let uid = m.address.uid();
+                    self.send(from, Out::StatusReply(uid));
+                }
+                return Ok(());
+            }
             Err(e) => {
                 self.stats.decode_errors += 1;
                 if let WireError::UnsupportedVersion { version, kind } = e {
@@ -713,17 +779,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Message::Heartbeat { .. }
                 | Message::HeartbeatRsp { .. }
                 | Message::Gossip { .. }
+                | Message::GossipDelta { .. }
                 | Message::GossipStatus { .. }
         ) {
             let g = self.gossip();
-            if let Some(i) = g
-                .members()
-                .iter()
-                .position(|m| m.address.same_address(from))
-            {
+            if let Some(i) = g.index_at(from) {
                 self.recent.heard(i, g.members().len());
                 self.silent_ticks = 0;
-                if matches!(msg, Message::Gossip { .. } | Message::GossipStatus { .. }) {
+                if !matches!(msg, Message::Heartbeat { .. } | Message::HeartbeatRsp { .. }) {
                     self.gossip_silent_ticks = 0;
                 }
             }
@@ -756,7 +819,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 to_uid,
                 version,
                 seen,
-            } => self.on_gossip_status(from, to_uid, version, seen),
+                reply,
+            } => self.on_gossip_status(from, to_uid, version, seen, reply),
             Message::Heartbeat { seq, sent } => {
                 // Answer anyone: a response is no larger than the request, and a node that was
                 // just added must be answerable before its Welcome arrives.
@@ -766,7 +830,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 let s = self.config.failure_detector;
                 self.heartbeats.on_response(now, from, seq, sent, tag, &s);
             }
-            Message::Gossip { from, to, .. } => self.on_gossip(now, from, to),
+            Message::Gossip { from, to, .. } | Message::GossipDelta { from, to, .. } => {
+                self.on_gossip(now, from, to)
+            }
             Message::Departed { from } => self.on_departed(from),
             Message::JoinRefused { from, reason } => {
                 self.on_refused(now, from.socket_addr(), reason)
@@ -819,6 +885,18 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// than at the next regular tick (Pekko waits for that tick), so news spreads at three
     /// rounds per interval from the moment it exists.
     fn after_input(&mut self, now: Instant, generation_before: u64) {
+        let changed = self.generation != generation_before;
+        if changed && self.status == NodeStatus::Member && self.is_member() {
+            let view = self.view();
+            if view.leader == Some(self.me) && view.converged {
+                self.act_on_convergence(now);
+            }
+        }
+        if self.is_member() && self.history.record(&self.bufs[self.cur], self.generation) {
+            // A new version: push it at once rather than at the next round (each node does
+            // this once per version it learns, so a change spreads in a wave).
+            self.gossip_round();
+        }
         if self.generation != generation_before
             && self.timers.get(Timer::SpeedUp).is_none()
             && self.speed_up_needed()
@@ -1172,7 +1250,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    fn on_gossip_status(&mut self, from: SocketAddr, to_uid: u64, version: u64, seen: u64) {
+    fn on_gossip_status(
+        &mut self,
+        from: SocketAddr,
+        to_uid: u64,
+        version: u64,
+        seen: u64,
+        reply: bool,
+    ) {
         let sender = self.gossip().member_at(from).map(|m| m.address);
         let Some(sender) =
             sender.filter(|s| self.is_member() && to_uid == self.me.uid() && self.valid_peer(s))
@@ -1192,16 +1277,27 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         };
         let (ours, our_seen) = self.digests();
+        let uid = sender.uid();
         if ours == version {
             // The peer holds this very version: it has seen it.
             let (g, me) = (&self.bufs[self.cur], self.me);
             self.resolver.note_contact_of(g, &me, &sender);
-        }
-        if (ours, our_seen) != (version, seen) {
-            // Versions or seen sets differ. Digests cannot tell who is newer, so send ours;
-            // if the peer is newer it answers with its own (an older gossip always gets a
-            // talkback).
-            self.send(from, Out::Gossip(sender.uid()));
+            if our_seen != seen {
+                // Only the seen sets differ: a delta without records.
+                let since = Since::Version(ours);
+                self.send(from, Out::Delta { uid, since });
+            }
+        } else if self.history.since(version).is_some() {
+            // A version this node held: the peer is behind.
+            let since = Since::Version(version);
+            self.send(from, Out::Delta { uid, since });
+        } else if !reply {
+            // Newer, concurrent, or too old to remember: Pekko's rule is that the newer side
+            // sends, so answer with ours; a peer that knows it sends a delta against it.
+            self.send(from, Out::StatusReply(uid));
+        } else {
+            // The peer does not know our version either: concurrent (or far apart).
+            self.send(from, Out::Gossip(uid));
         }
     }
 
@@ -1227,6 +1323,16 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         let me = self.me;
         self.resolver.note_contact(&self.bufs[self.incoming], &me);
+        // A talkback is a delta of what the sender lacks. Adopting its version leaves it
+        // lacking nothing but seen marks; otherwise this node sees the sender's state now,
+        // before a merge, and finds the records of its own that differ.
+        let since_theirs = |n: &Self| {
+            let (g, inc) = (&n.bufs[n.cur], &n.bufs[n.incoming]);
+            match n.history.is_current(n.generation) {
+                true => Since::Stamp(n.history.since_state(g, inc)),
+                false => Since::Oldest,
+            }
+        };
         let exiting = self.status == NodeStatus::Exiting;
         // After an exit, removal is the expected end; otherwise we were removed unannounced.
         let removed = if exiting {
@@ -1249,6 +1355,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
             return;
         }
+        let remote_version = inc.version_digest();
+        let mut since = Since::Version(remote_version);
         let (talkback, mut changed) = match self.gossip().compare(inc) {
             Causality::Same => {
                 let remote_saw_me = inc.seen_by(&self.me);
@@ -1276,8 +1384,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 core::mem::swap(&mut self.cur, &mut self.incoming);
                 (!remote_saw_me, true)
             }
-            Causality::After => (true, false),
+            Causality::After => {
+                since = since_theirs(self);
+                (true, false)
+            }
             Causality::Concurrent => {
+                since = since_theirs(self);
                 let (cur, inc) = (self.cur, self.incoming);
                 let [i, c] = self
                     .bufs
@@ -1324,7 +1436,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // An exiting node takes no further part in spreading state (Pekko does the same).
         let talkback = talkback && !exiting;
         if talkback && self.is_member() {
-            self.send(from.socket_addr(), Out::Gossip(from.uid()));
+            let uid = from.uid();
+            self.send(from.socket_addr(), Out::Delta { uid, since });
         }
     }
 
@@ -1379,6 +1492,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.resolver = Resolver::new();
         self.ticks_without_convergence = 0;
         self.bufs[self.cur].clear();
+        self.history.clear();
         // Its view of the others goes without a MemberRemoved for each, and the next
         // membership is reported afresh.
         self.generation += 1;
@@ -1422,9 +1536,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .gossip()
             .member(&from)
             .is_some_and(|m| matches!(m.status, MemberStatus::Exiting | MemberStatus::Down));
-        if departing && !self.departed.contains(&from) && self.departed.push(from).is_err() {
-            self.stats.over_capacity += 1;
-            self.limits.reached(Limit::Departed);
+        if departing && !self.departed.contains(&from) {
+            // Convergence counts departures: the view must be derived again.
+            self.view = None;
+            if self.departed.push(from).is_err() {
+                self.stats.over_capacity += 1;
+                self.limits.reached(Limit::Departed);
+            }
         }
     }
 
@@ -1439,7 +1557,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             let out = if self.gossip().seen_by(&t) {
                 Out::GossipStatus(t.uid())
             } else {
-                Out::Gossip(t.uid())
+                Out::Delta {
+                    uid: t.uid(),
+                    since: Since::Previous,
+                }
             };
             self.send(t.socket_addr(), out);
         }
@@ -1475,6 +1596,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     fn select_target(&mut self) -> Option<UniqueAddress> {
         let n = self.gossip().members.len();
         let prefer_unseen = self.rng.unit() < self.different_view_probability(n);
+        // Nobody unseen (a converged cluster): skip the scans for unseen members.
+        let prefer_unseen = prefer_unseen && self.view().unseen > 0;
         let g = &self.bufs[self.cur];
         let me = self.me;
         // Never gossip to a member this node itself flags (others' flags do not matter).
@@ -1528,6 +1651,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .map(|(m, _)| m.address);
             }
         }
+        // Uniform among the valid members. Nearly every member is valid, so a few random
+        // draws find one without a pass over the members; the pass is the fallback.
+        for _ in 0..TARGET_DRAWS {
+            let m = &g.members[self.rng.below(n)];
+            if valid(m) {
+                return Some(m.address);
+            }
+        }
         let count = g.members.iter().filter(|m| valid(m)).count();
         if count == 0 {
             return None;
@@ -1542,12 +1673,20 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// Pekko's condition for extra gossip rounds: a Down member, or fewer than half have seen
     /// the current version.
-    fn speed_up_needed(&self) -> bool {
-        let g = self.gossip();
-        self.is_member()
-            && g.members.len() > 1
-            && (g.members.iter().any(|m| m.status == MemberStatus::Down)
-                || g.seen().len() < g.members.len() / 2)
+    fn speed_up_needed(&mut self) -> bool {
+        self.is_member() && self.view().speed_up
+    }
+
+    /// The facts of [`View`] for the current state, computed at most once per generation.
+    fn view(&mut self) -> View {
+        match self.view {
+            Some(v) if v.generation == self.generation => v,
+            _ => {
+                let v = View::of(self.gossip(), &self.me, &self.departed, self.generation);
+                self.view = Some(v);
+                v
+            }
+        }
     }
 
     // ----- failure detection -------------------------------------------------------------
@@ -1704,38 +1843,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.changed();
         }
         self.resolve(now);
-        if self.leader() == Some(self.me) && self.status == NodeStatus::Member {
-            if self.is_converged() {
-                self.ticks_without_convergence = 0;
-                let req = up_requirements(&self.config, self.shutting_down());
-                let cur = self.cur;
-                let keep_down = self.resolver.holds_down_members(now);
-                let keep = TOMBSTONE_MIN_AGE.min(self.config.prune_gossip_tombstones_after);
-                let out = leader::actions_on_convergence(
-                    &mut self.bufs[cur],
-                    now,
-                    &req,
-                    &self.departed,
-                    keep_down,
-                    keep,
-                );
-                if out.deferred > 0 {
-                    self.limits.reached(Limit::Tombstones);
-                }
-                if out.changed() {
-                    self.local_change();
-                    // Tell removed nodes that confirmed their departure, so they stop at once
-                    // instead of confirming until their own deadline.
-                    let departed = core::mem::take(&mut self.departed);
-                    for d in &departed {
-                        if self.bufs[self.cur].is_member(d) {
-                            let _ = self.departed.push(*d);
-                        } else {
-                            self.send(d.socket_addr(), Out::Gossip(d.uid()));
-                        }
-                    }
-                    self.after_self_change();
-                }
+        let view = self.view();
+        if view.leader == Some(self.me) && self.status == NodeStatus::Member {
+            if self.is_member() && view.converged {
+                self.act_on_convergence(now);
             } else {
                 self.ticks_without_convergence = self.ticks_without_convergence.saturating_add(1);
                 if let Some(after) = self.config.allow_weakly_up_members {
@@ -1753,15 +1864,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
         }
         // Every node: join a full-cluster shutdown that others started.
-        if self
-            .self_member()
-            .is_some_and(|m| m.status == MemberStatus::Up)
-            && self.gossip().members.iter().any(|m| {
-                matches!(
-                    m.status,
-                    MemberStatus::PreparingForShutdown | MemberStatus::ReadyForShutdown
-                )
-            })
+        if self.view().shutdown
+            && self
+                .self_member()
+                .is_some_and(|m| m.status == MemberStatus::Up)
         {
             self.departure.prepare_for_shutdown();
             let me = self.me;
@@ -1803,6 +1909,42 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// The leader's actions on a converged state (see [`leader::actions_on_convergence`]):
+    /// on every leader tick, and at once when an input makes the state converge, so a join or
+    /// a leave does not wait up to a tick for them.
+    fn act_on_convergence(&mut self, now: Instant) {
+        self.ticks_without_convergence = 0;
+        let req = up_requirements(&self.config, self.shutting_down());
+        let cur = self.cur;
+        let keep_down = self.resolver.holds_down_members(now);
+        let keep = TOMBSTONE_MIN_AGE.min(self.config.prune_gossip_tombstones_after);
+        let out = leader::actions_on_convergence(
+            &mut self.bufs[cur],
+            now,
+            &req,
+            &self.departed,
+            keep_down,
+            keep,
+        );
+        if out.deferred > 0 {
+            self.limits.reached(Limit::Tombstones);
+        }
+        if out.changed() {
+            self.local_change();
+            // Tell removed nodes that confirmed their departure, so they stop at once
+            // instead of confirming until their own deadline.
+            let departed = core::mem::take(&mut self.departed);
+            for d in &departed {
+                if self.bufs[self.cur].is_member(d) {
+                    let _ = self.departed.push(*d);
+                } else {
+                    self.send(d.socket_addr(), Out::Gossip(d.uid()));
+                }
+            }
+            self.after_self_change();
+        }
+    }
+
     /// Whether this node may act on a downing decision: a member that has been Up and is
     /// neither on its way out nor Down.
     fn serving(&self) -> bool {
@@ -1830,27 +1972,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // with the lease and one denied it, and their decisions left two disjoint groups
         // serving (campaign seed 42424). Others take over when the decision is overdue
         // (`Resolver::overdue`).
+        // (The lead is computed in `View::of`.)
         let me = self.me;
-        let g = self.gossip();
-        let flagged =
-            !g.reachability.is_empty() && g.reachability_of(&me) != ReachabilityStatus::Reachable;
-        let lead = leader::leader_among(g, &me, |m| {
-            if m.address == me {
-                !flagged
-            } else {
-                g.seen_by(&m.address)
-            }
-        })
-        .or_else(|| leader::leader_among(g, &me, |m| m.address == me || g.seen_by(&m.address)));
+        let View { lead, rank, .. } = self.view();
         let s = self.config.downing;
         // When the leader has not acted for a stable-after past the deadline, the members in
         // contact take over in address order, a stable-after apart.
-        let rank = g
-            .members
-            .iter()
-            .filter(|m| m.address < me && Some(m.address) != lead && g.seen_by(&m.address))
-            .count();
-        let overdue = self.resolver.overdue(now, g.members.len(), rank, &s);
+        let overdue = self
+            .resolver
+            .overdue(now, self.gossip().members.len(), rank, &s);
         let responsible = self.serving() && (lead == Some(me) || overdue);
         let g = &self.bufs[self.cur];
         self.resolver.note_contact(g, &me);
@@ -2131,6 +2261,7 @@ fn claimed_sender(msg: &Message) -> Option<UniqueAddress> {
         | Message::Join { from, .. }
         | Message::Welcome { from, .. }
         | Message::Gossip { from, .. }
+        | Message::GossipDelta { from, .. }
         | Message::Departed { from }
         | Message::JoinRefused { from, .. } => Some(*from),
         Message::VersionRefused { .. }

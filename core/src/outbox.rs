@@ -16,7 +16,12 @@ pub(crate) enum Out {
     // The recipient's uid (its address is the message's destination): keeps the outbox small.
     Welcome(u64),
     GossipStatus(u64),
+    /// A status answering one whose version this node does not know.
+    StatusReply(u64),
     Gossip(u64),
+    /// Gossip as a delta of the records changed since `since`, or full gossip if that is no
+    /// longer known (see [`crate::delta`]).
+    Delta { uid: u64, since: Since },
     Departed,
     /// The reason waits in `Node::refusal`.
     JoinRefused,
@@ -26,6 +31,20 @@ pub(crate) enum Out {
         seq: u8,
         sent: u16,
     },
+}
+
+/// Which records a delta carries: those changed since...
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Since {
+    /// ...the version with this digest, which the receiver holds.
+    Version(u64),
+    /// ...the version before the current one: the receiver has not seen the current one,
+    /// and in a cluster that was converged it most likely holds the one before.
+    Previous,
+    /// ...the oldest version remembered.
+    Oldest,
+    /// ...this stamp (computed from the receiver's state, which this node has seen).
+    Stamp(u32),
 }
 
 /// A queued message and its destination.
@@ -51,7 +70,7 @@ impl Outbox {
     ) {
         match &out {
             Out::Gossip(_) | Out::Welcome(_) => stats.gossip_full_sent += 1,
-            Out::GossipStatus(_) => stats.gossip_status_sent += 1,
+            Out::GossipStatus(_) | Out::StatusReply(_) => stats.gossip_status_sent += 1,
             _ => {}
         }
         if self.0.push_back(Pending { to, out }).is_err() {

@@ -28,8 +28,9 @@ use crate::time::Instant;
 pub const MAGIC: u8 = 0xF7;
 /// The protocol version this build speaks. 2: the join handshake declares the downing
 /// settings and enforce-on-join ([`Compat`]). 3: the handshake and member records carry each
-/// node's capacity ([`crate::capacity`]).
-pub const PROTOCOL_VERSION: u8 = 3;
+/// node's capacity ([`crate::capacity`]). 4: gossip deltas ([`crate::delta`]) and status
+/// replies.
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// Which lane a transport should use for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +70,10 @@ pub enum Kind {
     Heartbeat = 10,
     /// Heartbeat response.
     HeartbeatRsp = 11,
+    /// Gossip as the records that changed since a version the receiver holds.
+    GossipDelta = 12,
+    /// Version and seen digests, answering a status whose version this node does not know.
+    GossipStatusReply = 13,
     /// Refused because the protocol version differs. Decodable at every version.
     VersionRefused = 0xFF,
 }
@@ -87,6 +92,8 @@ impl Kind {
             9 => Kind::JoinRefused,
             10 => Kind::Heartbeat,
             11 => Kind::HeartbeatRsp,
+            12 => Kind::GossipDelta,
+            13 => Kind::GossipStatusReply,
             0xFF => Kind::VersionRefused,
             _ => return None,
         })
@@ -96,7 +103,9 @@ impl Kind {
     pub fn class(self) -> DeliveryClass {
         match self {
             Kind::Heartbeat | Kind::HeartbeatRsp => DeliveryClass::Heartbeat,
-            Kind::GossipStatus | Kind::Gossip => DeliveryClass::Gossip,
+            Kind::GossipStatus | Kind::GossipStatusReply | Kind::Gossip | Kind::GossipDelta => {
+                DeliveryClass::Gossip
+            }
             _ => DeliveryClass::Control,
         }
     }
@@ -124,6 +133,10 @@ pub enum WireError {
     Malformed(&'static str),
     /// Bytes left over after the message.
     TrailingBytes,
+    /// A gossip delta that does not rebuild the sender's state from the receiver's: the
+    /// receiver lacks records the delta left out (see [`crate::delta`]). Not an error of the
+    /// sender: the receiver answers with its status.
+    StaleBase,
 }
 
 impl fmt::Display for WireError {
@@ -138,6 +151,7 @@ impl fmt::Display for WireError {
             WireError::OverCapacity => f.write_str("message exceeds this node's capacity"),
             WireError::Malformed(why) => write!(f, "malformed message: {why}"),
             WireError::TrailingBytes => f.write_str("trailing bytes after message"),
+            WireError::StaleBase => f.write_str("gossip delta for another state"),
         }
     }
 }
@@ -212,6 +226,21 @@ pub enum Message<G = InScratch> {
         version: u64,
         /// Digest of the sender's seen set ([`Gossip::seen_digest`]).
         seen: u64,
+        /// An answer to a status naming a version the sender does not know: answered with
+        /// gossip, never with another status (kind [`Kind::GossipStatusReply`]).
+        reply: bool,
+    },
+    /// Gossip as the member records the receiver lacks, by the sender's estimate (see
+    /// [`crate::delta`]). Parsed, the gossip is the sender's whole state, rebuilt from the
+    /// receiver's and checked against the sender's digest of its members; emitted with
+    /// [`Message::emit`], every record is sent.
+    GossipDelta {
+        /// Sender.
+        from: UniqueAddress,
+        /// Intended receiver incarnation.
+        to: UniqueAddress,
+        /// The gossip.
+        gossip: G,
     },
     /// Full gossip.
     Gossip {
@@ -267,8 +296,10 @@ impl<G> Message<G> {
             Message::InitJoinNack { .. } => Kind::InitJoinNack,
             Message::Join { .. } => Kind::Join,
             Message::Welcome { .. } => Kind::Welcome,
-            Message::GossipStatus { .. } => Kind::GossipStatus,
+            Message::GossipStatus { reply: false, .. } => Kind::GossipStatus,
+            Message::GossipStatus { reply: true, .. } => Kind::GossipStatusReply,
             Message::Gossip { .. } => Kind::Gossip,
+            Message::GossipDelta { .. } => Kind::GossipDelta,
             Message::Departed { .. } => Kind::Departed,
             Message::JoinRefused { .. } => Kind::JoinRefused,
             Message::VersionRefused { .. } => Kind::VersionRefused,
@@ -284,6 +315,7 @@ impl<G> Message<G> {
         match self {
             Message::Welcome { from, to, .. } => Message::Welcome { from, to, gossip },
             Message::Gossip { from, to, .. } => Message::Gossip { from, to, gossip },
+            Message::GossipDelta { from, to, .. } => Message::GossipDelta { from, to, gossip },
             Message::InitJoin { from, compat } => Message::InitJoin { from, compat },
             Message::InitJoinAck { from } => Message::InitJoinAck { from },
             Message::InitJoinNack { from } => Message::InitJoinNack { from },
@@ -302,10 +334,12 @@ impl<G> Message<G> {
                 to_uid,
                 version,
                 seen,
+                reply,
             } => Message::GossipStatus {
                 to_uid,
                 version,
                 seen,
+                reply,
             },
             Message::Departed { from } => Message::Departed { from },
             Message::JoinRefused { from, reason } => Message::JoinRefused { from, reason },
@@ -318,10 +352,33 @@ impl<G> Message<G> {
 
 impl Message {
     /// Parses one message from `bytes`, which must hold exactly one. A gossip-carrying kind's
-    /// gossip is decoded into `scratch` (tombstone ages turned into instants on `now`); on an
-    /// error, or for other kinds, `scratch` is left in an unspecified but valid state.
+    /// gossip is decoded into `scratch` (tombstone ages turned into instants on `now`); a
+    /// delta applies to the empty state (see [`Message::parse_against`]). On an error, or for
+    /// other kinds, `scratch` is left in an unspecified but valid state.
     pub fn parse<const M: usize, const R: usize>(
         bytes: &[u8],
+        scratch: &mut Gossip<M, R>,
+        now: Instant,
+    ) -> Result<Message, WireError> {
+        Self::parse_inner(bytes, &[], scratch, now)
+    }
+
+    /// [`Message::parse`] for a receiver whose state is `base`: a delta is applied to it to
+    /// rebuild the sender's state in `scratch` ([`WireError::StaleBase`] if the result is not
+    /// the sender's state: the delta lacked records that differ).
+    pub fn parse_against<const M: usize, const R: usize>(
+        bytes: &[u8],
+        base: &Gossip<M, R>,
+        scratch: &mut Gossip<M, R>,
+        now: Instant,
+    ) -> Result<Message, WireError> {
+        Self::parse_inner(bytes, base.members(), scratch, now)
+    }
+
+    /// `base` is the receiver's members.
+    fn parse_inner<const M: usize, const R: usize>(
+        bytes: &[u8],
+        base: &[Member],
         scratch: &mut Gossip<M, R>,
         now: Instant,
     ) -> Result<Message, WireError> {
@@ -363,11 +420,22 @@ impl Message {
                     Message::Gossip { from, to, gossip }
                 }
             }
-            Kind::GossipStatus => Message::GossipStatus {
+            Kind::GossipStatus | Kind::GossipStatusReply => Message::GossipStatus {
                 to_uid: u64::from_le_bytes(r.take()?),
                 version: u64::from_le_bytes(r.take()?),
                 seen: u64::from_le_bytes(r.take()?),
+                reply: kind == Kind::GossipStatusReply,
             },
+            Kind::GossipDelta => {
+                let from = r.take()?;
+                let to = r.take()?;
+                decode_delta(&mut r, base, scratch, now)?;
+                Message::GossipDelta {
+                    from,
+                    to,
+                    gossip: InScratch,
+                }
+            }
             Kind::Heartbeat => Message::Heartbeat {
                 seq: r.take()?,
                 sent: u16::from_le_bytes(r.take()?),
@@ -391,13 +459,23 @@ impl Message {
 
 impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
     /// Writes the message into `buf` and returns its length ([`Message::buffer_len`]).
-    /// Tombstones travel as ages on `now`.
+    /// Tombstones travel as ages on `now`. A delta carries every member record.
     pub fn emit(&self, now: Instant, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        self.emit_changes(now, buf, None)
+    }
+
+    /// [`Message::emit`], where a delta carries only the member records `changed` selects.
+    pub(crate) fn emit_changes(
+        &self,
+        now: Instant,
+        buf: &mut [u8],
+        changed: Option<Changes<'_>>,
+    ) -> Result<usize, BufferTooSmall> {
         let mut w = Writer {
             buf: Some(buf),
             pos: 0,
         };
-        self.write(&mut w, now)?;
+        self.write(&mut w, now, changed)?;
         Ok(w.pos)
     }
 
@@ -405,11 +483,16 @@ impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
     pub fn buffer_len(&self, now: Instant) -> usize {
         let mut w = Writer { buf: None, pos: 0 };
         // Counting never runs out of room, and no field fails to serialize.
-        let _ = self.write(&mut w, now);
+        let _ = self.write(&mut w, now, None);
         w.pos
     }
 
-    fn write(&self, w: &mut Writer<'_>, now: Instant) -> Result<(), BufferTooSmall> {
+    fn write(
+        &self,
+        w: &mut Writer<'_>,
+        now: Instant,
+        changed: Option<Changes<'_>>,
+    ) -> Result<(), BufferTooSmall> {
         let version = match self {
             Message::VersionRefused { version } => *version,
             _ => PROTOCOL_VERSION,
@@ -441,10 +524,16 @@ impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
                 w.put(to)?;
                 encode_gossip(w, gossip, now)?;
             }
+            Message::GossipDelta { from, to, gossip } => {
+                w.put(from)?;
+                w.put(to)?;
+                encode_delta(w, gossip, changed, now)?;
+            }
             Message::GossipStatus {
                 to_uid,
                 version,
                 seen,
+                ..
             } => {
                 w.put(&to_uid.to_le_bytes())?;
                 w.put(&version.to_le_bytes())?;
@@ -467,6 +556,15 @@ impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
         }
         Ok(())
     }
+}
+
+/// The member records a delta carries (see [`crate::delta`]): those whose stamp, by member
+/// index, is after `since`; `digest` is the digest of all of the sender's records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Changes<'a> {
+    pub stamps: &'a [u32],
+    pub since: u32,
+    pub digest: u64,
 }
 
 /// The caller's buffer is too small for the message.
@@ -564,6 +662,40 @@ fn encode_gossip<const M: usize, const R: usize>(
     for m in &g.members {
         w.put(m)?;
     }
+    encode_columns(w, g)?;
+    encode_tombstones(w, g, now)
+}
+
+/// A delta ([`crate::delta`]): the digest of the sender's members, its tombstones (so the
+/// receiver can drop the members they remove before rebuilding), whether every record
+/// follows (then the receiver's own are not used), the records `changed` selects, and the
+/// columns, by index into the rebuilt members.
+fn encode_delta<const M: usize, const R: usize>(
+    w: &mut Writer<'_>,
+    g: &Gossip<M, R>,
+    changed: Option<Changes<'_>>,
+    now: Instant,
+) -> Result<(), BufferTooSmall> {
+    let digest = changed.map_or_else(|| crate::delta::members_digest(g), |c| c.digest);
+    w.put(&digest.to_le_bytes())?;
+    encode_tombstones(w, g, now)?;
+    w.put(&changed.is_none())?;
+    let sent = |i: usize| {
+        changed.is_none_or(|c| c.stamps.get(i).is_none_or(|s| *s > c.since))
+    };
+    w.count((0..g.members.len()).filter(|i| sent(*i)).count())?;
+    for (i, m) in g.members.iter().enumerate() {
+        if sent(i) {
+            w.put(m)?;
+        }
+    }
+    encode_columns(w, g)
+}
+
+fn encode_columns<const M: usize, const R: usize>(
+    w: &mut Writer<'_>,
+    g: &Gossip<M, R>,
+) -> Result<(), BufferTooSmall> {
     // Clock entries and the seen set are columns by member index: written as indices.
     let clock = g
         .clock_column()
@@ -574,10 +706,14 @@ fn encode_gossip<const M: usize, const R: usize>(
     for (i, v) in clock {
         w.put(&(i as u32, *v))?;
     }
-    let seen = g.seen_column().iter().enumerate().filter(|(_, s)| **s);
-    w.count(seen.clone().count())?;
-    for (i, _) in seen {
-        w.put(&(i as u32))?;
+    // The seen set as a bitmap by member index: an eighth of a byte per member, where a list
+    // of indices takes two bytes per member that has seen the state (most, most of the time).
+    for chunk in g.seen_column().chunks(8) {
+        let byte = chunk
+            .iter()
+            .enumerate()
+            .fold(0u8, |b, (k, s)| b | (u8::from(*s) << k));
+        w.byte(byte)?;
     }
     // Versions are a column by member index, rows name members by index: written as is.
     let versions = g.reachability.versions.iter().enumerate();
@@ -595,7 +731,14 @@ fn encode_gossip<const M: usize, const R: usize>(
             r.version,
         ))?;
     }
-    w.put(&g.reachability.is_compacted())?;
+    w.put(&g.reachability.is_compacted())
+}
+
+fn encode_tombstones<const M: usize, const R: usize>(
+    w: &mut Writer<'_>,
+    g: &Gossip<M, R>,
+    now: Instant,
+) -> Result<(), BufferTooSmall> {
     w.count(g.tombstones.len())?;
     for t in &g.tombstones {
         let age_ms = u64::try_from((now - t.removed_at).as_millis()).unwrap_or(u64::MAX);
@@ -622,32 +765,97 @@ fn decode_gossip<const M: usize, const R: usize>(
     g.clear();
     let n = r.count(M)?;
     for _ in 0..n {
-        let m: Member = r.take()?;
-        if m.status == MemberStatus::Removed {
-            return Err(WireError::Malformed("removed member in gossip"));
-        }
-        // Only the leader hands out up-numbers, when moving a member Up.
-        let numbered = m.up_number.is_some();
-        let consistent = match m.status {
-            MemberStatus::Joining | MemberStatus::WeaklyUp => !numbered,
-            MemberStatus::Up
-            | MemberStatus::PreparingForShutdown
-            | MemberStatus::ReadyForShutdown => numbered,
-            _ => true,
-        };
-        if !consistent {
-            return Err(WireError::Malformed("status and up-number disagree"));
-        }
+        let m = read_member(r)?;
         if g.members.last().is_some_and(|l| l.address >= m.address) {
             return Err(WireError::Malformed("members out of order"));
         }
-        // No node holds fewer than one member or record (`Node::new` refuses it): such a
-        // declaration could only make every merge refuse the state.
-        if m.capacity.members == 0 || m.capacity.records == 0 {
-            return Err(WireError::Malformed("a member declares no capacity"));
-        }
         g.push_member(m).map_err(|_| WireError::OverCapacity)?;
     }
+    decode_columns(r, g)?;
+    decode_tombstones(r, g, now)?;
+    if g.tombstones.iter().any(|t| g.is_member(&t.address)) {
+        return Err(WireError::Malformed("tombstoned node is a member"));
+    }
+    Ok(())
+}
+
+/// Rebuilds the sender's state from a delta (see [`encode_delta`]) and `base`, the
+/// receiver's state, into `g`.
+fn decode_delta<const M: usize, const R: usize>(
+    r: &mut Reader<'_>,
+    members: &[Member],
+    g: &mut Gossip<M, R>,
+    now: Instant,
+) -> Result<(), WireError> {
+    let digest = u64::from_le_bytes(r.take()?);
+    g.clear();
+    decode_tombstones(r, g, now)?;
+    let complete: bool = r.take()?;
+    let ours = if complete { &[][..] } else { members };
+    let mut next = 0;
+    // Ours before `until` (all of them for `None`), less those the sender's tombstones
+    // remove: the records the sender did not send.
+    let mut take_ours = |g: &mut Gossip<M, R>, until: Option<&UniqueAddress>| {
+        while let Some(m) = ours.get(next).filter(|m| until.is_none_or(|u| m.address <= *u)) {
+            next += 1;
+            if until == Some(&m.address) || g.is_tombstoned(&m.address) {
+                continue;
+            }
+            g.push_member(m.clone()).map_err(|_| WireError::OverCapacity)?;
+        }
+        Ok::<(), WireError>(())
+    };
+    let n = r.count(M)?;
+    let mut last: Option<UniqueAddress> = None;
+    for _ in 0..n {
+        let m = read_member(r)?;
+        if last.is_some_and(|l| l >= m.address) {
+            return Err(WireError::Malformed("members out of order"));
+        }
+        last = Some(m.address);
+        take_ours(g, Some(&m.address))?;
+        g.push_member(m).map_err(|_| WireError::OverCapacity)?;
+    }
+    take_ours(g, None)?;
+    if g.tombstones.iter().any(|t| g.is_member(&t.address)) {
+        return Err(WireError::Malformed("tombstoned node is a member"));
+    }
+    if crate::delta::members_digest(g) != digest {
+        return Err(WireError::StaleBase);
+    }
+    decode_columns(r, g)
+}
+
+/// One member record, checked on its own (order is the caller's to check).
+fn read_member(r: &mut Reader<'_>) -> Result<Member, WireError> {
+    let m: Member = r.take()?;
+    if m.status == MemberStatus::Removed {
+        return Err(WireError::Malformed("removed member in gossip"));
+    }
+    // Only the leader hands out up-numbers, when moving a member Up.
+    let numbered = m.up_number.is_some();
+    let consistent = match m.status {
+        MemberStatus::Joining | MemberStatus::WeaklyUp => !numbered,
+        MemberStatus::Up | MemberStatus::PreparingForShutdown | MemberStatus::ReadyForShutdown => {
+            numbered
+        }
+        _ => true,
+    };
+    if !consistent {
+        return Err(WireError::Malformed("status and up-number disagree"));
+    }
+    // No node holds fewer than one member or record (`Node::new` refuses it): such a
+    // declaration could only make every merge refuse the state.
+    if m.capacity.members == 0 || m.capacity.records == 0 {
+        return Err(WireError::Malformed("a member declares no capacity"));
+    }
+    Ok(m)
+}
+
+fn decode_columns<const M: usize, const R: usize>(
+    r: &mut Reader<'_>,
+    g: &mut Gossip<M, R>,
+) -> Result<(), WireError> {
     let n = r.count(M)?;
     let mut last = None;
     for _ in 0..n {
@@ -661,16 +869,16 @@ fn decode_gossip<const M: usize, const R: usize>(
         member_at(g, i)?;
         g.set_clock_at(i as usize, v);
     }
-    let n = r.count(M)?;
-    let mut last = None;
-    for _ in 0..n {
-        let i: u32 = r.take()?;
-        if last.is_some_and(|l| l >= i) {
-            return Err(WireError::Malformed("seen set out of order"));
+    let members = g.members.len();
+    for first in (0..members).step_by(8) {
+        let byte: u8 = r.take()?;
+        let bits = (members - first).min(8);
+        if bits < 8 && byte >> bits != 0 {
+            return Err(WireError::Malformed("seen mark beyond the members"));
         }
-        last = Some(i);
-        member_at(g, i)?;
-        g.set_seen_at(i as usize);
+        for k in (0..bits).filter(|k| byte & (1 << k) != 0) {
+            g.set_seen_at(first + k);
+        }
     }
     let n = r.count(M)?;
     let mut last = None;
@@ -711,14 +919,20 @@ fn decode_gossip<const M: usize, const R: usize>(
     }
     let compacted: bool = r.take()?;
     g.reachability.set_compacted(compacted);
+    Ok(())
+}
+
+/// Tombstones into `g`, which the caller checks against the members.
+fn decode_tombstones<const M: usize, const R: usize>(
+    r: &mut Reader<'_>,
+    g: &mut Gossip<M, R>,
+    now: Instant,
+) -> Result<(), WireError> {
     let n = r.count(M)?;
     for _ in 0..n {
         let (address, age_ms): (UniqueAddress, u64) = r.take()?;
         if g.tombstones.last().is_some_and(|l| l.address >= address) {
             return Err(WireError::Malformed("tombstones out of order"));
-        }
-        if g.is_member(&address) {
-            return Err(WireError::Malformed("tombstoned node is a member"));
         }
         let removed_at = now.saturating_sub(Duration::from_millis(age_ms));
         g.tombstones
@@ -951,6 +1165,7 @@ mod tests {
             to_uid: n(2).uid(),
             version: g.version_digest(),
             seen: g.seen_digest(),
+            reply: false,
         }
         .emit(Instant::ZERO, &mut buf)
         .unwrap();
@@ -960,7 +1175,8 @@ mod tests {
             Ok(Message::GossipStatus {
                 to_uid: n(2).uid(),
                 version: g.version_digest(),
-                seen: g.seen_digest()
+                seen: g.seen_digest(),
+                reply: false,
             })
         );
     }

@@ -311,12 +311,21 @@ fn message() -> impl Strategy<Value = Message> {
             }
         ),
         (address(), address()).prop_map(move |(from, to)| Message::Welcome { from, to, gossip }),
-        any::<(u64, u64, u64)>().prop_map(|(to_uid, version, seen)| Message::GossipStatus {
-            to_uid,
-            version,
-            seen
+        any::<(u64, u64, u64, bool)>().prop_map(|(to_uid, version, seen, reply)| {
+            Message::GossipStatus {
+                to_uid,
+                version,
+                seen,
+                reply,
+            }
         }),
         (address(), address()).prop_map(move |(from, to)| Message::Gossip { from, to, gossip }),
+        // `parse` applies a delta to the empty state: emitted whole, it rebuilds the gossip.
+        (address(), address()).prop_map(move |(from, to)| Message::GossipDelta {
+            from,
+            to,
+            gossip
+        }),
         address().prop_map(|from| Message::Departed { from }),
         (address(), incompatibility())
             .prop_map(|(from, reason)| Message::JoinRefused { from, reason }),
@@ -346,10 +355,11 @@ fn kind_index(m: &Message) -> usize {
         Message::VersionRefused { .. } => 9,
         Message::Heartbeat { .. } => 10,
         Message::HeartbeatRsp { .. } => 11,
+        Message::GossipDelta { .. } => 12,
     }
 }
 
-const KINDS: usize = 12;
+const KINDS: usize = 13;
 
 #[test]
 fn every_kind_is_generated() {

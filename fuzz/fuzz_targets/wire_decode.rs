@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(msg) = Message::parse(data, &mut scratch, now) else {
         return;
     };
-    let carries_gossip = matches!(msg, Message::Gossip { .. } | Message::Welcome { .. });
+    let carries_gossip = matches!(
+        msg,
+        Message::Gossip { .. } | Message::Welcome { .. } | Message::GossipDelta { .. }
+    );
     if carries_gossip {
         scratch
             .check_invariants()

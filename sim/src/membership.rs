@@ -76,6 +76,10 @@ pub struct Change {
     pub converged_rounds: f64,
     /// Until no other node lists the member that left.
     pub removed: Duration,
+    /// Gossip-lane bytes all nodes sent from the leave until it was removed everywhere, less
+    /// what the same nodes send in as long a steady window (measured just before the leave):
+    /// what the change cost.
+    pub gossip_bytes: f64,
 }
 
 impl Change {
@@ -156,6 +160,12 @@ pub fn change_propagation<const M: usize, const R: usize>(
     let ids = &ids[..];
     let leader = sim.leader_of(ids[0]).expect("leader");
     let who = sim.node(leaver).address();
+    // The steady gossip rate, to subtract from the change's window.
+    let steady = Duration::from_secs(10);
+    let g0 = sim.traffic().gossip_bytes;
+    sim.run_for(steady);
+    let per_sec = (sim.traffic().gossip_bytes - g0) as f64 / steady.as_secs_f64();
+    let g0 = sim.traffic().gossip_bytes;
     let r0 = rounds(sim, ids);
     sim.leave(leaver, leaver);
     let everyone = sim
@@ -183,6 +193,7 @@ pub fn change_propagation<const M: usize, const R: usize>(
         })
         .expect("the member that left is removed everywhere")
         + converged;
+    let spent = (sim.traffic().gossip_bytes - g0) as f64;
     let n = ids.len() as f64;
     Change {
         nodes: ids.len(),
@@ -191,5 +202,6 @@ pub fn change_propagation<const M: usize, const R: usize>(
         converged,
         converged_rounds: (r2 - r0) as f64 / n,
         removed,
+        gossip_bytes: spent - per_sec * removed.as_secs_f64(),
     }
 }
