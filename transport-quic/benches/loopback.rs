@@ -42,6 +42,8 @@ const RATE: u64 = 10_000;
 /// throughput at least this fraction of raw quinn's.
 const P99_TARGET: f64 = 1.25;
 const THROUGHPUT_TARGET: f64 = 0.8;
+/// Slices each measurement is cut into, alternating between the stacks.
+const SLICES: u32 = 5;
 
 fn main() {
     // The role comes from the environment, not the arguments: cargo bench adds its own.
@@ -119,15 +121,13 @@ impl PeerProcess {
         self.stdin.flush().unwrap();
     }
 
-    /// One-way messages the peer's fjell node and raw endpoint have received so far.
-    fn count(&mut self, side: Side) -> u64 {
+    /// One-way messages the peer's fjell node or raw endpoint has received so far, and the
+    /// CPU time the peer process has used (nanoseconds).
+    fn count(&mut self, side: Side) -> (u64, u64) {
         self.say("count");
         let l = self.line();
-        let (f, r) = l.split_once(' ').unwrap();
-        match side {
-            Side::Fjell => f.parse().unwrap(),
-            Side::Raw => r.parse().unwrap(),
-        }
+        let n: Vec<u64> = l.split(' ').map(|w| w.parse().unwrap()).collect();
+        (n[side as usize ^ 1], n[2])
     }
 
     fn quit(mut self) {
@@ -189,38 +189,77 @@ async fn versus_raw(phase: Duration) -> bool {
         }
     }
 
-    let mut met = true;
+    // Each measurement alternates between the stacks in slices, so that background load
+    // on a shared machine falls on both alike.
+    let slice = phase / SLICES;
     let mut tput = async |batch| {
-        let r = RawSink::new(&client, batch).await;
-        let r = throughput(&mut peer, Side::Raw, phase, batch, r).await;
-        let f = FjellSink::new(fjell.clone(), peer_fjell, batch);
-        let f = throughput(&mut peer, Side::Fjell, phase, batch, f).await;
-        (r, f)
+        let mut r = [Rate::default(), Rate::default()];
+        for k in 0..SLICES {
+            for side in order(k) {
+                let measured = match side {
+                    Side::Raw => {
+                        let sink = RawSink::new(&client, batch).await;
+                        throughput(&mut peer, side, slice, sink).await
+                    }
+                    Side::Fjell => {
+                        let sink = FjellSink::new(fjell.clone(), peer_fjell, batch);
+                        throughput(&mut peer, side, slice, sink).await
+                    }
+                };
+                r[side as usize].add(measured);
+            }
+        }
+        r
     };
-    let (raw_b, fjell_b) = tput(BATCH).await;
-    let (raw_1, fjell_1) = tput(1).await;
-
-    let raw_c = closed_loop(&rw, CLOSED_LOOP).await;
-    let fjell_c = closed_loop(&fj, CLOSED_LOOP).await;
-    let raw_o = at_rate(&rw, RATE, phase).await;
-    let fjell_o = at_rate(&fj, RATE, phase).await;
+    let [raw_b, fjell_b] = tput(BATCH).await;
+    let [raw_1, fjell_1] = tput(1).await;
+    let mut closed = [Collected::default(), Collected::default()];
+    let mut open = [Collected::default(), Collected::default()];
+    for k in 0..SLICES {
+        for t in order(k).map(|s| [&rw, &fj][s as usize]) {
+            closed_loop(
+                t,
+                CLOSED_LOOP / u64::from(SLICES),
+                &mut closed[t.side() as usize],
+            )
+            .await;
+        }
+    }
+    for k in 0..SLICES {
+        for t in order(k).map(|s| [&rw, &fj][s as usize]) {
+            at_rate(t, RATE, slice, &mut open[t.side() as usize]).await;
+        }
+    }
     peer.quit();
     fjell.close().await;
     client.conn.close(quinn::VarInt::from_u32(0), b"done");
+    let [raw_c, fjell_c] = closed.map(Collected::done);
+    let [raw_o, fjell_o] = open.map(Collected::done);
 
-    println!();
-    println!("100-byte application messages one way (received while sending):");
-    let ratio = fjell_b / raw_b;
+    let mut met = true;
+    println!("100-byte application messages one way, received while sending ({SLICES} slices each, range over slices):");
+    let ratio = fjell_b.rate() / raw_b.rate();
     let ok = ratio >= THROUGHPUT_TARGET;
     met &= ok;
     println!(
-        "  batches of {BATCH}: raw quinn {raw_b:.0} msg/s, fjell {fjell_b:.0} msg/s; fjell/raw {ratio:.2} (target >= {THROUGHPUT_TARGET}: {})",
+        "  batches of {BATCH}: raw quinn {}, fjell {}; fjell/raw {ratio:.2} (target >= {THROUGHPUT_TARGET}: {})",
+        raw_b.line(),
+        fjell_b.line(),
         verdict(ok)
     );
     println!(
-        "  one by one:      raw quinn {raw_1:.0} msg/s, fjell {fjell_1:.0} msg/s; fjell/raw {:.2}",
-        fjell_1 / raw_1
+        "  one by one:      raw quinn {}, fjell {}; fjell/raw {:.2}",
+        raw_1.line(),
+        fjell_1.line(),
+        fjell_1.rate() / raw_1.rate()
     );
+    println!("  CPU time per message (whole process, until all have arrived):");
+    for (what, r, f) in [
+        (format!("batches of {BATCH}"), &raw_b, &fjell_b),
+        ("one by one".to_string(), &raw_1, &fjell_1),
+    ] {
+        println!("    {what}: raw quinn {}; fjell {}", r.cpu(), f.cpu());
+    }
     println!("request/response one at a time (closed loop):");
     println!("  raw quinn: {}", raw_c.line());
     println!("  fjell:     {}", fjell_c.line());
@@ -236,8 +275,71 @@ async fn versus_raw(phase: Duration) -> bool {
         fjell_o.ratios(&raw_o),
         verdict(ok)
     );
-    println!();
     met
+}
+
+/// CPU time this process has used so far, in nanoseconds: the sum over its threads of the
+/// scheduler's run time (finer than the clock ticks of `/proc/self/stat`). Threads that have
+/// ended are not counted; the benchmark's threads live throughout.
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The order of the stacks in slice `k`: raw first, then fjell first, and so on.
+fn order(k: u32) -> [Side; 2] {
+    if k % 2 == 0 {
+        [Side::Raw, Side::Fjell]
+    } else {
+        [Side::Fjell, Side::Raw]
+    }
+}
+
+/// Messages received over the slices of a throughput measurement.
+#[derive(Default)]
+struct Rate {
+    got: u64,
+    time: Duration,
+    slices: Vec<f64>,
+    sent: u64,
+    sender_cpu: u64,
+    receiver_cpu: u64,
+}
+
+impl Rate {
+    fn add(&mut self, s: Slice) {
+        self.got += s.got;
+        self.time += s.time;
+        self.slices.push(s.got as f64 / s.time.as_secs_f64());
+        self.sent += s.sent;
+        self.sender_cpu += s.sender_cpu;
+        self.receiver_cpu += s.receiver_cpu;
+    }
+
+    fn rate(&self) -> f64 {
+        self.got as f64 / self.time.as_secs_f64()
+    }
+
+    fn line(&self) -> String {
+        let min = self.slices.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.slices.iter().copied().fold(0.0, f64::max);
+        format!("{:.0} msg/s ({:.0}-{:.0})", self.rate(), min, max)
+    }
+
+    /// CPU per message in the sending and the receiving process.
+    fn cpu(&self) -> String {
+        let per = |ns: u64| ns as f64 / self.sent as f64;
+        format!(
+            "sender {:.0} ns, receiver {:.0} ns",
+            per(self.sender_cpu),
+            per(self.receiver_cpu)
+        )
+    }
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -324,43 +426,55 @@ impl Sink for RawSink {
     }
 }
 
-/// 100-byte messages one way, as fast as they go, for `phase`: messages per second the
-/// peer received while they were being sent.
+/// What one throughput slice measured.
+struct Slice {
+    /// Messages the peer received while they were being sent, and for how long they were.
+    got: u64,
+    time: Duration,
+    /// Messages sent (all of them arrive before the slice ends).
+    sent: u64,
+    /// CPU time the sending and the receiving process used for them (nanoseconds).
+    sender_cpu: u64,
+    receiver_cpu: u64,
+}
+
+/// 100-byte messages one way, as fast as they go, for `slice`; then waits until all have
+/// arrived.
 async fn throughput(
     peer: &mut PeerProcess,
     side: Side,
-    phase: Duration,
-    batch: usize,
+    slice: Duration,
     mut sink: impl Sink,
-) -> f64 {
-    let base = peer.count(side);
+) -> Slice {
+    let (base, peer_cpu) = peer.count(side);
+    let cpu = cpu_ns();
     let start = Instant::now();
     let mut sent = 0;
-    while start.elapsed() < phase {
+    while start.elapsed() < slice {
         for _ in 0..16 {
             sent += sink.send().await;
         }
     }
-    let sent_for = start.elapsed();
-    let got = peer.count(side) - base;
+    let time = start.elapsed();
+    let got = peer.count(side).0 - base;
     sink.end();
-    let rate = got as f64 / sent_for.as_secs_f64();
-    let how = if batch == 1 {
-        "one by one".to_string()
-    } else {
-        format!("in batches of {batch}")
-    };
-    println!(
-        "throughput, {side}, 100-byte messages {how}: {rate:.0} msg/s ({:.1} MB/s payload)",
-        rate * 100.0 / 1e6
-    );
-    // Let what is still in flight arrive, so the next phase starts with an idle link.
+    // Let what is still in flight arrive, so the next slice starts with an idle link.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while peer.count(side) < base + sent {
+    let peer_cpu = loop {
+        let (n, c) = peer.count(side);
+        if n >= base + sent {
+            break c - peer_cpu;
+        }
         assert!(Instant::now() < deadline, "{side}: messages lost");
-        smol::Timer::after(Duration::from_millis(20)).await;
+        smol::Timer::after(Duration::from_millis(5)).await;
+    };
+    Slice {
+        got,
+        time,
+        sent,
+        sender_cpu: cpu_ns() - cpu,
+        receiver_cpu: peer_cpu,
     }
-    rate
 }
 
 /// Where requests go.
@@ -392,7 +506,27 @@ impl Target {
     }
 }
 
-/// Latencies of one phase, in nanoseconds.
+/// Latencies (nanoseconds) and failures gathered over the slices of a measurement.
+#[derive(Default)]
+struct Collected {
+    lat: Vec<u64>,
+    failed: u64,
+    requests: u64,
+    time: Duration,
+}
+
+impl Collected {
+    fn done(mut self) -> Latencies {
+        self.lat.sort_unstable();
+        Latencies {
+            per_second: self.requests as f64 / self.time.as_secs_f64(),
+            sorted: self.lat,
+            failed: self.failed,
+        }
+    }
+}
+
+/// Latencies of a measurement, sorted.
 struct Latencies {
     sorted: Vec<u64>,
     failed: u64,
@@ -400,15 +534,6 @@ struct Latencies {
 }
 
 impl Latencies {
-    fn new(mut v: Vec<u64>, failed: u64, per_second: f64) -> Self {
-        v.sort_unstable();
-        Latencies {
-            sorted: v,
-            failed,
-            per_second,
-        }
-    }
-
     fn p(&self, q: f64) -> u64 {
         let v = &self.sorted;
         v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
@@ -440,35 +565,28 @@ impl Latencies {
     }
 }
 
-/// One request at a time: the latency floor.
-async fn closed_loop(target: &Target, n: u64) -> Latencies {
-    let mut lat = Vec::with_capacity(n as usize);
+/// `n` requests one at a time: the latency floor.
+async fn closed_loop(target: &Target, n: u64, into: &mut Collected) {
     let start = Instant::now();
     for i in 0..n {
         let t = Instant::now();
         target.request(i).await.unwrap();
-        lat.push(t.elapsed().as_nanos() as u64);
+        into.lat.push(t.elapsed().as_nanos() as u64);
     }
-    let l = Latencies::new(lat, 0, n as f64 / start.elapsed().as_secs_f64());
-    println!(
-        "request/response, {}, one at a time: {}",
-        target.side(),
-        l.line()
-    );
-    l
+    into.requests += n;
+    into.time += start.elapsed();
 }
 
-/// Requests started on a fixed schedule (`rate` per second, open loop: a slow response does
-/// not delay the next request), each awaited by its own task. The schedule is kept by an OS
-/// thread sleeping between starts (an async timer here fires in bursts, at millisecond
-/// granularity), so requests really are spaced evenly.
-async fn at_rate(target: &Target, rate: u64, phase: Duration) -> Latencies {
+/// Requests started on a fixed schedule (`rate` per second for `slice`, open loop: a slow
+/// response does not delay the next request), each awaited by its own task. The schedule is
+/// kept by an OS thread sleeping between starts (an async timer here fires in bursts, at
+/// millisecond granularity), so requests really are spaced evenly.
+async fn at_rate(target: &Target, rate: u64, slice: Duration, into: &mut Collected) {
     let lat = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(AtomicU64::new(0));
     let interval = Duration::from_nanos(1_000_000_000 / rate);
-    let total = rate * phase.as_secs();
+    let total = (rate as f64 * slice.as_secs_f64()) as u64;
     let (l, f, target) = (lat.clone(), failed.clone(), target.clone());
-    let side = target.side();
     let pacer = std::thread::spawn(move || {
         let start = Instant::now();
         let mut tasks = Vec::with_capacity(total as usize);
@@ -496,17 +614,10 @@ async fn at_rate(target: &Target, rate: u64, phase: Duration) -> Latencies {
     for t in tasks {
         t.await;
     }
-    let lat = std::mem::take(&mut *lat.lock().unwrap());
-    let l = Latencies::new(
-        lat,
-        failed.load(Relaxed),
-        total as f64 / issued_for.as_secs_f64(),
-    );
-    println!(
-        "request/response, {side}, at a steady {rate} req/s: {}",
-        l.line()
-    );
-    l
+    into.lat.append(&mut lat.lock().unwrap());
+    into.failed += failed.load(Relaxed);
+    into.requests += total;
+    into.time += issued_for;
 }
 
 /// Heartbeat phi while application messages saturate the link (both nodes in this process,

@@ -4,7 +4,8 @@
 //! The conversation: the peer binds its two sockets and prints `bound FJELL RAW` (their
 //! addresses); the main process issues certificates for them into a directory and writes
 //! `certs DIR MAIN_FJELL`; the peer starts both endpoints and prints `ready`. Then each
-//! `count` line is answered with `FJELL RAW`, the one-way messages each has received so far.
+//! `count` line is answered with `FJELL RAW CPU`: the one-way messages each has received so
+//! far, and the CPU time (nanoseconds) this process has used.
 //! End of input (or `quit`) closes both and exits.
 
 use std::io::{BufRead, Write};
@@ -80,9 +81,10 @@ pub fn run() {
             "count" => {
                 writeln!(
                     out,
-                    "{} {}",
+                    "{} {} {}",
                     fjell_count.load(Relaxed),
-                    raw_count.load(Relaxed)
+                    raw_count.load(Relaxed),
+                    crate::cpu_ns()
                 )
                 .unwrap();
                 out.flush().unwrap();
