@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
@@ -69,7 +69,7 @@ pub(crate) struct Peer {
     membership_event: Event,
     /// Which of the peer's application streams may deliver; held while a frame is handed to
     /// the application, so two streams never interleave.
-    pub(crate) app_order: async_lock::Mutex<AppOrder>,
+    pub(crate) app_order: Arc<async_lock::Mutex<AppOrder>>,
 }
 
 /// The order in which a peer's application streams may deliver (see [`Frame::AppStream`]):
@@ -145,7 +145,7 @@ impl Peer {
             waiting: AtomicUsize::new(0),
             membership_done: AtomicBool::new(false),
             membership_event: Event::new(),
-            app_order: async_lock::Mutex::new(AppOrder::default()),
+            app_order: Arc::new(async_lock::Mutex::new(AppOrder::default())),
         }
     }
 
