@@ -217,17 +217,18 @@ async fn versus_raw(phase: Duration) -> bool {
     let mut open = [Collected::default(), Collected::default()];
     for k in 0..SLICES {
         for t in order(k).map(|s| [&rw, &fj][s as usize]) {
-            closed_loop(
-                t,
-                CLOSED_LOOP / u64::from(SLICES),
-                &mut closed[t.side() as usize],
-            )
-            .await;
+            let into = &mut closed[t.side() as usize];
+            let cpu = (cpu_ns(), peer.count(t.side()).1);
+            closed_loop(t, CLOSED_LOOP / u64::from(SLICES), into).await;
+            into.cpu(cpu, cpu_ns(), peer.count(t.side()).1);
         }
     }
     for k in 0..SLICES {
         for t in order(k).map(|s| [&rw, &fj][s as usize]) {
-            at_rate(t, RATE, slice, &mut open[t.side() as usize]).await;
+            let into = &mut open[t.side() as usize];
+            let cpu = (cpu_ns(), peer.count(t.side()).1);
+            at_rate(t, RATE, slice, into).await;
+            into.cpu(cpu, cpu_ns(), peer.count(t.side()).1);
         }
     }
     peer.quit();
@@ -513,13 +514,24 @@ struct Collected {
     failed: u64,
     requests: u64,
     time: Duration,
+    /// CPU time of the requesting and the responding process (nanoseconds).
+    requester_cpu: u64,
+    responder_cpu: u64,
 }
 
 impl Collected {
+    /// Adds the CPU time used since `before` (this process's, the peer's).
+    fn cpu(&mut self, before: (u64, u64), mine: u64, peers: u64) {
+        self.requester_cpu += mine - before.0;
+        self.responder_cpu += peers - before.1;
+    }
+
     fn done(mut self) -> Latencies {
         self.lat.sort_unstable();
+        let per = |ns: u64| ns as f64 / self.requests as f64 / 1000.0;
         Latencies {
             per_second: self.requests as f64 / self.time.as_secs_f64(),
+            cpu: (per(self.requester_cpu), per(self.responder_cpu)),
             sorted: self.lat,
             failed: self.failed,
         }
@@ -531,6 +543,8 @@ struct Latencies {
     sorted: Vec<u64>,
     failed: u64,
     per_second: f64,
+    /// CPU time per request, requester and responder (µs).
+    cpu: (f64, f64),
 }
 
 impl Latencies {
@@ -542,7 +556,7 @@ impl Latencies {
     fn line(&self) -> String {
         let us = |ns: u64| format!("{:.0}", ns as f64 / 1000.0);
         format!(
-            "p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} requests, {:.0} req/s, {} failed)",
+            "p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} requests, {:.0} req/s, {} failed; CPU per request {:.1} µs requester, {:.1} µs responder)",
             us(self.p(0.5)),
             us(self.p(0.9)),
             us(self.p(0.99)),
@@ -550,7 +564,9 @@ impl Latencies {
             us(*self.sorted.last().unwrap()),
             self.sorted.len(),
             self.per_second,
-            self.failed
+            self.failed,
+            self.cpu.0,
+            self.cpu.1
         )
     }
 
