@@ -104,6 +104,23 @@ impl<T> Inbox<T> {
     pub(crate) fn try_pop(&self) -> Option<T> {
         let mut s = self.state.lock().unwrap();
         let item = s.items.pop_front()?;
+        self.popped(s);
+        Some(item)
+    }
+
+    /// Moves up to `max` waiting items into `into`; how many.
+    pub(crate) fn try_pop_many(&self, into: &mut Vec<T>, max: usize) -> usize {
+        let mut s = self.state.lock().unwrap();
+        let n = max.min(s.items.len());
+        if n > 0 {
+            into.extend(s.items.drain(..n));
+            self.popped(s);
+        }
+        n
+    }
+
+    /// Wakes whom the items just taken (under `s`) concern.
+    fn popped(&self, s: std::sync::MutexGuard<'_, State<T>>) {
         let left = s.items.len();
         // Another reader may be waiting while this one stops reading; a writer is woken only
         // once there is room for a good batch, not for every item.
@@ -118,7 +135,6 @@ impl<T> Inbox<T> {
         if writer {
             self.writable.notify(1);
         }
-        Some(item)
     }
 
     /// The next item; `None` once the inbox is closed and empty.
@@ -126,19 +142,48 @@ impl<T> Inbox<T> {
         if let Some(item) = self.try_pop() {
             return Some(item);
         }
+        let mut item = None;
+        self.wait_for(|| {
+            item = self.try_pop();
+            item.is_some()
+        })
+        .await;
+        item
+    }
+
+    /// Waits for items and moves up to `max` (at least one) into `into`; how many, 0 once
+    /// the inbox is closed and empty.
+    pub(crate) async fn pop_many(&self, into: &mut Vec<T>, max: usize) -> usize {
+        let max = max.max(1);
+        let n = self.try_pop_many(into, max);
+        if n > 0 {
+            return n;
+        }
+        let mut n = 0;
+        self.wait_for(|| {
+            n = self.try_pop_many(into, max);
+            n > 0
+        })
+        .await;
+        n
+    }
+
+    /// Waits until `take` succeeds (it is tried whenever items are there) or the inbox is
+    /// closed and empty.
+    async fn wait_for(&self, mut take: impl FnMut() -> bool) {
         let mut waiting = None;
         loop {
             let listener = {
                 let mut s = self.state.lock().unwrap();
                 if !s.items.is_empty() {
                     drop(s);
-                    if let Some(item) = self.try_pop() {
-                        return Some(item);
+                    if take() {
+                        return;
                     }
                     continue;
                 }
                 if s.closed {
-                    return None;
+                    return;
                 }
                 if waiting.is_none() {
                     s.readers += 1;
@@ -189,6 +234,21 @@ mod tests {
         t.join().unwrap();
         assert_eq!(got, (0..12).collect::<Vec<_>>());
         assert_eq!(inbox.try_pop(), None);
+    }
+
+    #[test]
+    fn many_are_taken_at_once_up_to_the_limit() {
+        let inbox = Inbox::new(8);
+        futures_lite::future::block_on(async {
+            assert!(inbox.push_all(&mut (0..5).collect()).await);
+            let mut got = vec![];
+            assert_eq!(inbox.pop_many(&mut got, 3).await, 3);
+            assert_eq!(inbox.pop_many(&mut got, 0).await, 1, "at least one");
+            assert_eq!(inbox.pop_many(&mut got, 9).await, 1);
+            assert_eq!(got, [0, 1, 2, 3, 4]);
+            inbox.close();
+            assert_eq!(inbox.pop_many(&mut got, 9).await, 0);
+        });
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub(crate) struct Inner {
     closed: event_listener::Event,
 }
 
+/// Why a stream with a second stream number is refused.
+const NUMBER_FIRST: &str = "a stream number only opens an application stream";
+
 /// How long [`Transport::close`] waits for the membership lanes to deliver what is queued.
 const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long [`Transport::close`] waits for closed connections to drain.
@@ -380,6 +383,15 @@ impl Transport {
     /// transport is closed.
     pub async fn recv(&self) -> Option<AppMessage> {
         self.inner.app.pop().await
+    }
+
+    /// Waits for application messages and appends up to `max` (at least one) of them to
+    /// `into`, in the order [`Transport::recv`] would return them; the number appended, 0
+    /// once the transport is closed. For receivers that take many messages at a time (the
+    /// counterpart of [`Transport::send_batch`]): one hand-over for all of them instead of
+    /// one per message.
+    pub async fn recv_many(&self, into: &mut Vec<AppMessage>, max: usize) -> usize {
+        self.inner.app.pop_many(into, max).await
     }
 
     /// The next application message if one is waiting.
@@ -912,6 +924,30 @@ impl Inner {
             // cannot deliver in between. Taken once per read, not per frame.
             let mut order = None;
             loop {
+                // Application messages, the many, in a tight loop of their own once the
+                // stream's header and number have been read.
+                let app = match (dec.lane(), &app_stream) {
+                    (Some(Lane::App), Some((instance, number, peer))) => {
+                        if order.is_none() {
+                            let mut o = peer.app_order.lock_arc().await;
+                            if !o.admit(*instance, *number) {
+                                // A later connection's stream has delivered: what is left
+                                // here is dropped, never delivered late.
+                                bump(&self.counters.stale_app_streams);
+                                return;
+                            }
+                            order = Some(o);
+                        }
+                        true
+                    }
+                    (lane, _) => lane == Some(Lane::LargeApp),
+                };
+                if app {
+                    if let Err(e) = self.collect_all(from, &mut dec, &mut batch) {
+                        return self.refuse(&conn, from, e);
+                    }
+                    break;
+                }
                 let f = match dec.next_frame() {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
@@ -926,23 +962,9 @@ impl Inner {
                     (Lane::App, None, _) => Err(FrameError::Malformed(
                         "an application stream opens with its number",
                     )),
-                    (_, _, Frame::AppStream { .. }) => Err(FrameError::Malformed(
-                        "a stream number only opens an application stream",
-                    )),
-                    (Lane::App, Some((instance, number, peer)), f) => {
-                        if order.is_none() {
-                            let mut o = peer.app_order.lock_arc().await;
-                            if !o.admit(*instance, *number) {
-                                // A later connection's stream has delivered: what is left
-                                // here is dropped, never delivered late.
-                                bump(&self.counters.stale_app_streams);
-                                return;
-                            }
-                            order = Some(o);
-                        }
-                        self.collect(from, f, &mut batch)
-                    }
-                    (Lane::LargeApp, _, f) => self.collect(from, f, &mut batch),
+                    (_, _, Frame::AppStream { .. }) => Err(FrameError::Malformed(NUMBER_FIRST)),
+                    // The first frame of a large message's stream, read with its header.
+                    (Lane::LargeApp, _, f) => self.collect(from, f, &mut batch).map(|()| true),
                     (_, _, f) => self.deliver(from, &conn, dialer, lane, f).await,
                 };
                 match delivered {
@@ -957,14 +979,29 @@ impl Inner {
         }
     }
 
+    /// Takes every whole frame `dec` holds, all application frames (see
+    /// [`Inner::collect`]).
+    fn collect_all(
+        &self,
+        from: SocketAddr,
+        dec: &mut FrameDecoder,
+        batch: &mut Vec<AppMessage>,
+    ) -> Result<(), FrameError> {
+        while let Some(frame) = dec.next_frame()? {
+            self.collect(from, frame, batch)?;
+        }
+        Ok(())
+    }
+
     /// Takes an application frame: a message or request into `batch` (for the inbox), a
     /// response straight to the request waiting for it.
+    #[inline]
     fn collect(
         &self,
         from: SocketAddr,
         frame: Frame,
         batch: &mut Vec<AppMessage>,
-    ) -> Result<bool, FrameError> {
+    ) -> Result<(), FrameError> {
         let (payload, request) = match frame {
             Frame::App { payload } => (payload, None),
             Frame::Request { id, payload } => (payload, Some(id)),
@@ -974,8 +1011,9 @@ impl Inner {
                 if let Some(w) = waiter {
                     let _ = w.try_send(payload);
                 }
-                return Ok(true);
+                return Ok(());
             }
+            Frame::AppStream { .. } => return Err(FrameError::Malformed(NUMBER_FIRST)),
             _ => {
                 return Err(FrameError::Malformed(
                     "frame kind does not belong on this lane",
@@ -987,7 +1025,7 @@ impl Inner {
             payload,
             request,
         });
-        Ok(true)
+        Ok(())
     }
 
     /// Hands a frame to its consumer; `Ok(false)` once the transport is closing.
