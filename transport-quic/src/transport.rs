@@ -685,17 +685,29 @@ impl Inner {
             });
         }
         let peer = self.peer(to);
-        let queue = if body > self.cfg.large_message_threshold {
-            &peer.large
-        } else {
-            &peer.app
-        };
         peer.want();
-        queue
+        let mut frame = Bytes::from(framed);
+        if body > self.cfg.large_message_threshold {
+            return peer
+                .large
+                .tx
+                .send(frame)
+                .await
+                .map_err(|_| SendError::Closed);
+        }
+        if let Some(link) = peer.open_link() {
+            match peer.app_lane.try_write(&peer.app, &link.conn, frame) {
+                Ok(()) => return Ok(()),
+                Err(f) => frame = f,
+            }
+        }
+        peer.app
             .tx
-            .send(Bytes::from(framed))
+            .send(frame)
             .await
-            .map_err(|_| SendError::Closed)
+            .map_err(|_| SendError::Closed)?;
+        peer.app_lane.work.notify(1);
+        Ok(())
     }
 
     /// Dials `addr` and checks that the certificate is the node at that address.
@@ -1111,12 +1123,13 @@ impl Inner {
 
 /// Creates the peer at `addr` and starts its writer and dialer tasks.
 fn start_peer(inner: &Arc<Inner>, addr: SocketAddr) -> Arc<Peer> {
-    let peer = Arc::new(Peer::new(addr, &inner.cfg));
-    for lane in [Lane::Membership, Lane::App, Lane::LargeApp] {
+    let peer = Arc::new(Peer::new(addr, &inner.cfg, inner.instance));
+    for lane in [Lane::Membership, Lane::LargeApp] {
         inner
             .rt
             .spawn(write_lane(inner.clone(), peer.clone(), lane));
     }
+    inner.rt.spawn(write_app_lane(inner.clone(), peer.clone()));
     inner
         .rt
         .spawn(write_heartbeats(inner.clone(), peer.clone()));
@@ -1137,7 +1150,6 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
     let _ended = Ended(&peer, lane);
     let rx = match lane {
         Lane::Membership => peer.membership.rx.clone(),
-        Lane::App => peer.app.rx.clone(),
         _ => peer.large.rx.clone(),
     };
     let mut stream = LaneStream::new(lane, inner.instance);
@@ -1167,6 +1179,49 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
     }
     // The queue was closed (the transport is closing) and is empty: deliver the last words.
     stream.finish().await;
+}
+
+/// Writes what senders queued on the application lane, and the tail of a frame a sender
+/// could only partly write (see [`crate::peer::AppLane`]).
+async fn write_app_lane(inner: Arc<Inner>, peer: Arc<Peer>) {
+    let lane = &peer.app_lane;
+    let rx = peer.app.rx.clone();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        loop {
+            let listener = lane.work.listen();
+            if lane.has_tail() || !rx.is_empty() {
+                break;
+            }
+            if rx.is_closed() {
+                let (mut stream, _) = lane.take();
+                return stream.finish().await;
+            }
+            listener.await;
+        }
+        let Some(link) = peer.wait_link(&inner.closing).await else {
+            return;
+        };
+        // Taken before the queue is read: from now until it is put back, senders queue
+        // behind what this batch takes.
+        let (mut stream, tail) = lane.take();
+        if let Some((on, rest)) = tail {
+            // Only on the stream its frame began on; with another connection that frame is
+            // lost, as any on a broken connection.
+            if stream.open_on() == Some(on) && link.conn.stable_id() == on {
+                batch.push(rest);
+            }
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(b) => batch.push(b),
+                Err(_) => break,
+            }
+        }
+        stream.write(&link, &mut batch).await;
+        batch.clear();
+        lane.put_back(stream);
+    }
 }
 
 /// Sends queued heartbeats once a connection exists: as datagrams, or on the heartbeat
