@@ -2,13 +2,15 @@
 //! message throughput and request/response latency, then heartbeat phi while the link is
 //! saturated.
 //!
-//! `cargo bench -p fjell-quic --bench loopback` (FJELL_BENCH_SECS sets each phase's length,
-//! default 10; FJELL_BENCH_PHI=0 skips the phi phases). The benchmark re-executes itself as
-//! the peer process (see `loopback/peer.rs`); the two meet on 127.0.0.1. Raw quinn uses the
-//! same runtime (smol, `SMOL_THREADS` threads in each process), crypto, certificates, QUIC
-//! settings and message sizes as fjell, with nothing of fjell's on top. Prints one line per
-//! measurement and the ratios fjell/raw; exits 1 when fjell's p99 at 10,000 req/s is above
-//! 1.25x raw quinn's or its batched throughput below 0.8x raw quinn's.
+//! `cargo bench -p fjell-quic --bench loopback` (FJELL_BENCH_SECS sets each measurement's
+//! length per stack, default 10; FJELL_BENCH_PHI=0 skips the phi phases). The benchmark
+//! re-executes itself as the peer process (see `loopback/peer.rs`); the two meet on
+//! 127.0.0.1. Raw quinn uses the same runtime (smol, `SMOL_THREADS` threads in each process),
+//! crypto, certificates, QUIC settings and message sizes as fjell, with nothing of fjell's on
+//! top (see `loopback/raw.rs`). Each measurement alternates between the two stacks in ten
+//! slices, so that other work on the machine falls on both alike. Prints the results and the
+//! ratios fjell/raw; exits 1 when fjell's p99 at 10,000 req/s is above 1.25x raw quinn's or
+//! its batched throughput below 0.8x raw quinn's.
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
@@ -43,7 +45,7 @@ const RATE: u64 = 10_000;
 const P99_TARGET: f64 = 1.25;
 const THROUGHPUT_TARGET: f64 = 0.8;
 /// Slices each measurement is cut into, alternating between the stacks.
-const SLICES: u32 = 5;
+const SLICES: u32 = 10;
 
 fn main() {
     // The role comes from the environment, not the arguments: cargo bench adds its own.

@@ -51,15 +51,22 @@ pub fn run() {
     fjell.set_members([main_fjell]);
     let fjell_count = Arc::new(AtomicU64::new(0));
     let (t, n) = (fjell.clone(), fjell_count.clone());
-    // The application: counts one-way messages, answers each request with its value.
+    // The application: counts one-way messages, answers each request with its value. It
+    // takes what has arrived up to 1,024 at a time (the raw side counts each read's messages
+    // in place).
     smol::spawn(async move {
-        while let Some(m) = t.recv().await {
-            if m.is_request() {
-                let v: u64 = m.decode().unwrap();
-                let _ = t.respond(&m, &v).await;
-            } else {
-                n.fetch_add(1, Relaxed);
+        let mut got = Vec::with_capacity(1024);
+        while t.recv_many(&mut got, 1024).await > 0 {
+            let mut one_way = 0;
+            for m in got.drain(..) {
+                if m.is_request() {
+                    let v: u64 = m.decode().unwrap();
+                    let _ = t.respond(&m, &v).await;
+                } else {
+                    one_way += 1;
+                }
             }
+            n.fetch_add(one_way, Relaxed);
         }
     })
     .detach();
