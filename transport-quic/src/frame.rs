@@ -155,12 +155,16 @@ struct CoreBody<'a> {
     bytes: &'a [u8],
 }
 
+// The bodies of application frames, decoded by hand (see `Frame::decode_body`); serde's
+// versions remain as the reference the tests compare with.
+#[cfg(test)]
 #[derive(Deserialize)]
 struct AppBody<'a> {
     #[serde(borrow)]
     payload: &'a [u8],
 }
 
+#[cfg(test)]
 #[derive(Deserialize)]
 struct CorrelatedBody<'a> {
     id: u64,
@@ -272,6 +276,26 @@ impl Frame {
         let Some(&k) = body.first() else {
             return Err(FrameError::Malformed("empty frame"));
         };
+        // Application frames, the many, by hand: their payload is the end of the body, so
+        // it becomes `body` itself rather than another view of it (each view of shared
+        // bytes costs an atomic count up and one down).
+        match k {
+            kind::APP => {
+                return Ok(Frame::App {
+                    payload: payload_at(body, 1)?,
+                })
+            }
+            kind::REQUEST | kind::RESPONSE => {
+                let (id, at) = varint(&body, 1).ok_or(UNDECODABLE)?;
+                let payload = payload_at(body, at)?;
+                return Ok(if k == kind::REQUEST {
+                    Frame::Request { id, payload }
+                } else {
+                    Frame::Response { id, payload }
+                });
+            }
+            _ => {}
+        }
         let fields = &body[1..];
         // Payload slices borrow from `fields`; turn them back into shared views of `body`.
         let share = |s: &[u8]| body.slice_ref(s);
@@ -289,26 +313,6 @@ impl Frame {
                 Frame::Core {
                     class,
                     bytes: share(b.bytes),
-                }
-            }
-            kind::APP => {
-                let b: AppBody<'_> = exact(fields)?;
-                Frame::App {
-                    payload: share(b.payload),
-                }
-            }
-            kind::REQUEST => {
-                let b: CorrelatedBody<'_> = exact(fields)?;
-                Frame::Request {
-                    id: b.id,
-                    payload: share(b.payload),
-                }
-            }
-            kind::RESPONSE => {
-                let b: CorrelatedBody<'_> = exact(fields)?;
-                Frame::Response {
-                    id: b.id,
-                    payload: share(b.payload),
                 }
             }
             kind::APP_STREAM => {
@@ -332,6 +336,82 @@ impl Frame {
     }
 }
 
+/// Which application frame [`encode_app_framed`] writes.
+#[cfg(feature = "quic")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AppKind {
+    /// [`Frame::App`].
+    App,
+    /// [`Frame::Request`] with this id.
+    Request(u64),
+    /// [`Frame::Response`] with this id.
+    Response(u64),
+}
+
+/// Appends an application frame with its length prefix whose payload is `message` in
+/// postcard: the bytes [`Frame::encode_framed`] writes for the payload
+/// `postcard::to_allocvec(message)`, serialized straight into `out` instead of through a
+/// buffer of its own (a sender's allocations and copies were most of its cost).
+#[cfg(feature = "quic")]
+pub(crate) fn encode_app_framed<T: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    kind: AppKind,
+    message: &T,
+) -> Result<(), postcard::Error> {
+    let len = postcard::serialize_with_flavor(message, postcard::ser_flavors::Size::default())?;
+    let start = out.len();
+    out.reserve(LEN_PREFIX + 1 + 10 + 10 + len);
+    out.extend_from_slice(&[0; LEN_PREFIX]);
+    match kind {
+        AppKind::App => out.push(kind::APP),
+        AppKind::Request(id) => {
+            out.push(kind::REQUEST);
+            put_varint(out, id);
+        }
+        AppKind::Response(id) => {
+            out.push(kind::RESPONSE);
+            put_varint(out, id);
+        }
+    }
+    put_varint(out, len as u64);
+    let payload = out.len();
+    let written = postcard::serialize_with_flavor(message, Tail(out)).map(|o| o.len() - payload);
+    if written != Ok(len) {
+        // An error, or a value that serialized to another size than it measured: the
+        // length written before it would be wrong, so the frame is taken back.
+        out.truncate(start);
+        return Err(written
+            .err()
+            .unwrap_or(postcard::Error::SerializeBufferFull));
+    }
+    let body = (out.len() - start - LEN_PREFIX) as u32;
+    out[start..start + LEN_PREFIX].copy_from_slice(&body.to_le_bytes());
+    Ok(())
+}
+
+/// A postcard flavor that appends to a vector.
+#[cfg(feature = "quic")]
+struct Tail<'a>(&'a mut Vec<u8>);
+
+#[cfg(feature = "quic")]
+impl<'a> postcard::ser_flavors::Flavor for Tail<'a> {
+    type Output = &'a mut Vec<u8>;
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0.push(b);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(b);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Self::Output> {
+        Ok(self.0)
+    }
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -343,6 +423,39 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
+}
+
+const UNDECODABLE: FrameError = FrameError::Malformed("fields do not decode");
+
+/// A postcard varint (LEB128, at most 10 bytes, the last at most 1) at `at` in `b`, and
+/// where it ends: what postcard's `u64` and (64-bit) `usize` accept, non-minimal encodings
+/// included.
+fn varint(b: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let byte = *b.get(at + i)?;
+        v |= u64::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (i < 9 || byte <= 1).then_some((v, at + i + 1));
+        }
+    }
+    None
+}
+
+/// The byte string (postcard: varint length, bytes) at `at` that must end `body` exactly.
+fn payload_at(mut body: Bytes, at: usize) -> Result<Bytes, FrameError> {
+    let (len, start) = varint(&body, at).ok_or(UNDECODABLE)?;
+    let len = usize::try_from(len).map_err(|_| UNDECODABLE)?;
+    match (body.len() - start).cmp(&len) {
+        std::cmp::Ordering::Less => Err(UNDECODABLE),
+        std::cmp::Ordering::Greater => {
+            Err(FrameError::Malformed("bytes left over after the fields"))
+        }
+        std::cmp::Ordering::Equal => {
+            body.advance(start);
+            Ok(body)
+        }
+    }
 }
 
 fn exact<'a, T: Deserialize<'a>>(fields: &'a [u8]) -> Result<T, FrameError> {
@@ -365,9 +478,16 @@ pub fn stream_header(lane: Lane) -> [u8; STREAM_HEADER_LEN] {
 ///
 /// It buffers at most one frame (the maximum plus its prefix) beyond the bytes of the last
 /// [`FrameDecoder::feed`], and checks a length against the maximum before buffering the body.
+/// Frames that lie whole within bytes given with [`FrameDecoder::feed_bytes`] are views of
+/// them (no copy); only a frame split across feeds is copied, into the decoder's buffer.
 #[derive(Debug)]
 pub struct FrameDecoder {
-    buf: BytesMut,
+    /// The start of a header or frame whose end has not arrived yet, in an allocation of
+    /// exactly its size once that is known: complete, it becomes the frame's bytes as it is
+    /// (a `BytesMut` split off its buffer cost two allocations per frame instead).
+    buf: Vec<u8>,
+    /// Fed bytes not yet looked at (they follow `buf`).
+    fed: Bytes,
     max_frame: usize,
     lane: Option<Lane>,
 }
@@ -377,7 +497,8 @@ impl FrameDecoder {
     /// length prefix).
     pub fn new(max_frame: usize) -> Self {
         FrameDecoder {
-            buf: BytesMut::new(),
+            buf: Vec::new(),
+            fed: Bytes::new(),
             max_frame,
             lane: None,
         }
@@ -388,37 +509,40 @@ impl FrameDecoder {
         self.lane
     }
 
-    /// Bytes held, waiting for the rest of a frame.
+    /// Bytes held, waiting for the rest of a frame (or to be decoded).
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.fed.len()
     }
 
-    /// Appends bytes read from the stream.
+    /// Appends bytes read from the stream (copied).
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.feed_bytes(Bytes::copy_from_slice(bytes));
     }
 
-    /// The next complete frame, `Ok(None)` if more bytes are needed.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        if self.lane.is_none() {
-            if self.buf.len() < STREAM_HEADER_LEN {
-                return Ok(None);
-            }
-            let h = &self.buf[..STREAM_HEADER_LEN];
-            if h[..2] != STREAM_MAGIC {
-                return Err(FrameError::BadMagic);
-            }
-            if h[2] != FRAME_VERSION {
-                return Err(FrameError::UnsupportedVersion(h[2]));
-            }
-            self.lane = Some(Lane::from_u8(h[3]).ok_or(FrameError::UnknownLane(h[3]))?);
-            self.buf.advance(STREAM_HEADER_LEN);
+    /// Appends bytes read from the stream; frames within them share their memory.
+    pub fn feed_bytes(&mut self, bytes: Bytes) {
+        if self.fed.is_empty() {
+            self.fed = bytes;
+        } else {
+            // Fed twice without decoding in between: rare, so simply joined.
+            let mut joined = BytesMut::with_capacity(self.fed.len() + bytes.len());
+            joined.extend_from_slice(&self.fed);
+            joined.extend_from_slice(&bytes);
+            self.fed = joined.freeze();
         }
-        if self.buf.len() < LEN_PREFIX {
-            return Ok(None);
+    }
+
+    /// Bytes of the next unit (the stream header, or a frame with its prefix), as far as
+    /// `start` (its first bytes) tells: for a frame, its prefix until the prefix is there.
+    fn unit_len(&self, start: &[u8]) -> Result<usize, FrameError> {
+        if self.lane.is_none() {
+            return Ok(STREAM_HEADER_LEN);
+        }
+        if start.len() < LEN_PREFIX {
+            return Ok(LEN_PREFIX);
         }
         let mut prefix = [0; LEN_PREFIX];
-        prefix.copy_from_slice(&self.buf[..LEN_PREFIX]);
+        prefix.copy_from_slice(&start[..LEN_PREFIX]);
         let len = u32::from_le_bytes(prefix) as usize;
         if len > self.max_frame {
             return Err(FrameError::Oversized {
@@ -426,19 +550,70 @@ impl FrameDecoder {
                 max: self.max_frame,
             });
         }
-        if self.buf.len() < LEN_PREFIX + len {
-            // Reserve once for the whole frame rather than growing chunk by chunk.
-            self.buf.reserve(LEN_PREFIX + len - self.buf.len());
-            return Ok(None);
+        Ok(LEN_PREFIX + len)
+    }
+
+    /// The next whole unit, `None` if more bytes are needed.
+    fn next_unit(&mut self) -> Result<Option<Bytes>, FrameError> {
+        loop {
+            let need = self.unit_len(if self.buf.is_empty() {
+                &self.fed
+            } else {
+                &self.buf
+            })?;
+            if self.buf.is_empty() && self.fed.len() >= need {
+                return Ok(Some(self.fed.split_to(need)));
+            }
+            if self.buf.len() >= need {
+                // Topped up to `need` only, so the buffer is exactly the unit.
+                return Ok(Some(Bytes::from(std::mem::take(&mut self.buf))));
+            }
+            if self.fed.is_empty() {
+                return Ok(None);
+            }
+            // Reserve once for the whole unit rather than growing feed by feed.
+            self.buf.reserve_exact(need - self.buf.len());
+            let take = (need - self.buf.len()).min(self.fed.len());
+            self.buf.extend_from_slice(&self.fed[..take]);
+            self.fed.advance(take);
         }
-        self.buf.advance(LEN_PREFIX);
-        let body = self.buf.split_to(len).freeze();
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        // The common case first, in few steps: a whole frame at the start of what was fed.
+        if self.lane.is_some() && self.buf.is_empty() && self.fed.len() >= LEN_PREFIX {
+            let mut prefix = [0; LEN_PREFIX];
+            prefix.copy_from_slice(&self.fed[..LEN_PREFIX]);
+            let len = u32::from_le_bytes(prefix) as usize;
+            if len <= self.max_frame && self.fed.len() - LEN_PREFIX >= len {
+                let mut body = self.fed.split_to(LEN_PREFIX + len);
+                body.advance(LEN_PREFIX);
+                return Frame::decode_body(body).map(Some);
+            }
+        }
+        if self.lane.is_none() {
+            let Some(h) = self.next_unit()? else {
+                return Ok(None);
+            };
+            if h[..2] != STREAM_MAGIC {
+                return Err(FrameError::BadMagic);
+            }
+            if h[2] != FRAME_VERSION {
+                return Err(FrameError::UnsupportedVersion(h[2]));
+            }
+            self.lane = Some(Lane::from_u8(h[3]).ok_or(FrameError::UnknownLane(h[3]))?);
+        }
+        let Some(mut body) = self.next_unit()? else {
+            return Ok(None);
+        };
+        body.advance(LEN_PREFIX);
         Frame::decode_body(body).map(Some)
     }
 
     /// Call when the stream has ended: an error if it ended inside a header or frame.
     pub fn finish(&self) -> Result<(), FrameError> {
-        if self.buf.is_empty() {
+        if self.buffered() == 0 {
             Ok(())
         } else {
             Err(FrameError::Truncated)
@@ -524,6 +699,145 @@ mod tests {
         .unwrap();
         assert_eq!(ours[0], kind::REQUEST);
         assert_eq!(&ours[1..], &theirs[..]);
+    }
+
+    #[test]
+    #[cfg(feature = "quic")]
+    fn application_frames_serialized_in_place_are_the_frames_encode_writes() {
+        let message = (vec![7u8; 300], "text", 1_000_000u64);
+        let payload = Bytes::from(postcard::to_allocvec(&message).unwrap());
+        for (kind, frame) in [
+            (
+                AppKind::App,
+                Frame::App {
+                    payload: payload.clone(),
+                },
+            ),
+            (
+                AppKind::Request(300_000),
+                Frame::Request {
+                    id: 300_000,
+                    payload: payload.clone(),
+                },
+            ),
+            (
+                AppKind::Response(1),
+                Frame::Response {
+                    id: 1,
+                    payload: payload.clone(),
+                },
+            ),
+        ] {
+            let (mut ours, mut theirs) = (vec![0xAA], vec![0xAA]);
+            encode_app_framed(&mut ours, kind, &message).unwrap();
+            frame.encode_framed(&mut theirs);
+            assert_eq!(ours, theirs, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn frames_fed_as_bytes_are_views_of_them_unless_split() {
+        let frames = all_kinds();
+        let bytes = Bytes::from(stream_of(&frames));
+        let range = bytes.as_ptr_range();
+        let mut d = FrameDecoder::new(1024);
+        d.feed_bytes(bytes.clone());
+        while let Some(f) = d.next_frame().unwrap() {
+            let shared = match &f {
+                Frame::Core { bytes, .. } => bytes,
+                Frame::App { payload }
+                | Frame::Request { payload, .. }
+                | Frame::Response { payload, .. } => payload,
+                _ => continue,
+            };
+            assert!(
+                shared.is_empty() || range.contains(&shared.as_ptr()),
+                "{f:?} copied"
+            );
+        }
+        // Three pieces, every split: the same frames.
+        for split in 1..bytes.len() - 1 {
+            let mut d = FrameDecoder::new(1024);
+            let mut got = Vec::new();
+            for part in [
+                bytes.slice(..split),
+                bytes.slice(split..split + 1),
+                bytes.slice(split + 1..),
+            ] {
+                d.feed_bytes(part);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, frames, "split at {split}");
+            d.finish().unwrap();
+        }
+    }
+
+    /// The hand-written decoding of application frames accepts and refuses what serde's
+    /// (postcard) does, with the same errors.
+    #[test]
+    fn application_frames_decode_as_postcard_decodes_them() {
+        fn reference(body: &[u8]) -> Result<Frame, FrameError> {
+            let b = Bytes::copy_from_slice(body);
+            let share = |s: &[u8]| b.slice_ref(s);
+            Ok(match body[0] {
+                kind::APP => {
+                    let f: AppBody<'_> = exact(&b[1..])?;
+                    Frame::App {
+                        payload: share(f.payload),
+                    }
+                }
+                k => {
+                    let f: CorrelatedBody<'_> = exact(&b[1..])?;
+                    let (id, payload) = (f.id, share(f.payload));
+                    if k == kind::REQUEST {
+                        Frame::Request { id, payload }
+                    } else {
+                        Frame::Response { id, payload }
+                    }
+                }
+            })
+        }
+        // Varints of every length, minimal or not, in range or not; lengths that fit the
+        // rest exactly, fall short, or leave bytes over.
+        let mut varints: Vec<Vec<u8>> = vec![vec![]];
+        for n in 1..=11 {
+            for last in [0u8, 1, 2, 0x7F] {
+                let mut v = vec![0x80; n - 1];
+                v.push(last);
+                varints.push(v);
+            }
+            varints.push(vec![0xFF; n]);
+        }
+        for v in [0u64, 1, 3, 127, 128, 300, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            varints.push(b);
+        }
+        let mut n = 0;
+        for k in [kind::APP, kind::REQUEST, kind::RESPONSE] {
+            for id in &varints {
+                if k == kind::APP && !id.is_empty() {
+                    continue;
+                }
+                for len in &varints {
+                    for rest in 0..5 {
+                        let mut body = vec![k];
+                        body.extend_from_slice(id);
+                        body.extend_from_slice(len);
+                        body.extend(std::iter::repeat_n(7u8, rest));
+                        assert_eq!(
+                            Frame::decode_body(Bytes::copy_from_slice(&body)),
+                            reference(&body),
+                            "{body:?}"
+                        );
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert!(n > 1000);
     }
 
     #[test]

@@ -138,6 +138,8 @@ mod dev_ca;
 #[cfg(feature = "quic")]
 mod error;
 #[cfg(feature = "quic")]
+mod inbox;
+#[cfg(feature = "quic")]
 mod peer;
 #[cfg(feature = "quic")]
 mod refusals;

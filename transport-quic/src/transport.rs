@@ -18,7 +18,8 @@ use crate::close_code;
 use crate::config::{TransportConfig, TransportConfigError};
 use crate::counters::{bump, AtomicCounters, BadInput, Counters};
 use crate::error::{RequestError, SendError, TransportError};
-use crate::frame::{Frame, FrameDecoder, FrameError, Lane, LEN_PREFIX};
+use crate::frame::{encode_app_framed, AppKind, Frame, FrameDecoder, FrameError, Lane, LEN_PREFIX};
+use crate::inbox::Inbox;
 use crate::peer::{open, send_datagram, LaneStream, Peer, BATCH};
 use crate::refusals::{printable, Refusals};
 use crate::rt::{Rt, Runtime};
@@ -123,7 +124,7 @@ pub(crate) struct Inner {
     peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
     members: RwLock<HashSet<SocketAddr>>,
     core: (Sender<CoreMessage>, Receiver<CoreMessage>),
-    app: (Sender<AppMessage>, Receiver<AppMessage>),
+    app: Inbox<AppMessage>,
     admin: crate::admin::AdminQueue,
     pending: Pending,
     next_request: AtomicU64,
@@ -139,6 +140,9 @@ pub(crate) struct Inner {
     closed_done: AtomicBool,
     closed: event_listener::Event,
 }
+
+/// Why a stream with a second stream number is refused.
+const NUMBER_FIRST: &str = "a stream number only opens an application stream";
 
 /// How long [`Transport::close`] waits for the membership lanes to deliver what is queued.
 const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
@@ -200,7 +204,7 @@ impl Transport {
             .map_err(|_| std::io::Error::other("no system randomness"))?;
         let inner = Arc::new(Inner {
             core: async_channel::bounded(config.inbound_queue),
-            app: async_channel::bounded(config.inbound_queue),
+            app: Inbox::new(config.inbound_queue),
             admin: crate::admin::queue(16),
             gate: Gate::new(me, config.address_map.clone(), config.deny.iter().copied()),
             admitted: Mutex::new(HashMap::new()),
@@ -351,8 +355,9 @@ impl Transport {
         message: &T,
     ) -> Result<(), SendError> {
         self.inner.check_member(to)?;
-        let payload = serialize(message)?;
-        self.inner.send_frame(to, Frame::App { payload }).await
+        self.inner
+            .enqueue_app(to, encode(AppKind::App, message)?)
+            .await
     }
 
     /// Sends several application messages to a member as one batch: one queue entry and
@@ -366,10 +371,7 @@ impl Transport {
         self.inner.check_member(to)?;
         let mut out = Vec::new();
         for m in messages {
-            Frame::App {
-                payload: serialize(m)?,
-            }
-            .encode_framed(&mut out);
+            encode_app_framed(&mut out, AppKind::App, m).map_err(serialize_error)?;
         }
         if out.is_empty() {
             return Ok(());
@@ -380,12 +382,21 @@ impl Transport {
     /// The next application message (one-way or request) from any peer; `None` once the
     /// transport is closed.
     pub async fn recv(&self) -> Option<AppMessage> {
-        self.inner.app.1.recv().await.ok()
+        self.inner.app.pop().await
+    }
+
+    /// Waits for application messages and appends up to `max` (at least one) of them to
+    /// `into`, in the order [`Transport::recv`] would return them; the number appended, 0
+    /// once the transport is closed. For receivers that take many messages at a time (the
+    /// counterpart of [`Transport::send_batch`]): one hand-over for all of them instead of
+    /// one per message.
+    pub async fn recv_many(&self, into: &mut Vec<AppMessage>, max: usize) -> usize {
+        self.inner.app.pop_many(into, max).await
     }
 
     /// The next application message if one is waiting.
     pub fn try_recv(&self) -> Option<AppMessage> {
-        self.inner.app.1.try_recv().ok()
+        self.inner.app.try_pop()
     }
 
     /// Sends a request to a member and waits for its response, at most `timeout`.
@@ -396,8 +407,8 @@ impl Transport {
         timeout: Duration,
     ) -> Result<R, RequestError> {
         self.inner.check_member(to)?;
-        let payload = serialize(request)?;
         let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let framed = encode(AppKind::Request(id), request)?;
         let (tx, rx) = async_channel::bounded(1);
         self.inner.pending.lock().unwrap().insert((to, id), tx);
         // Removes the entry however this ends (response, timeout, error, cancellation).
@@ -405,9 +416,7 @@ impl Transport {
             pending: &self.inner.pending,
             key: (to, id),
         };
-        self.inner
-            .send_frame(to, Frame::Request { id, payload })
-            .await?;
+        self.inner.enqueue_app(to, framed).await?;
         match self.inner.rt.timeout(timeout, rx.recv()).await {
             Some(Ok(bytes)) => {
                 postcard::from_bytes(&bytes).map_err(|e| RequestError::Deserialize(e.to_string()))
@@ -426,10 +435,8 @@ impl Transport {
         let Some(id) = request.request else {
             return Err(SendError::NotARequest);
         };
-        let payload = serialize(response)?;
-        self.inner
-            .send_frame(request.from, Frame::Response { id, payload })
-            .await
+        let framed = encode(AppKind::Response(id), response)?;
+        self.inner.enqueue_app(request.from, framed).await
     }
 
     /// Closes the connection to `peer`, if any (for a member the core has removed). A later
@@ -519,7 +526,7 @@ impl Transport {
             p.shutdown();
         }
         inner.core.0.close();
-        inner.app.0.close();
+        inner.app.close();
         inner.pending.lock().unwrap().clear();
         // Every connection has sent its close; draining lasts three probe timeouts, which
         // for a handshake still in progress (a peer that is gone) is seconds of QUIC's
@@ -611,10 +618,15 @@ fn refused_by_peer(conn: &Connection) -> Option<String> {
     Some(why.to_owned())
 }
 
-fn serialize<T: Serialize + ?Sized>(m: &T) -> Result<Bytes, SendError> {
-    postcard::to_allocvec(m)
-        .map(Bytes::from)
-        .map_err(|e| SendError::Serialize(e.to_string()))
+/// `message` as an application frame of `kind`, with its length prefix.
+fn encode<T: Serialize + ?Sized>(kind: AppKind, message: &T) -> Result<Vec<u8>, SendError> {
+    let mut framed = Vec::new();
+    encode_app_framed(&mut framed, kind, message).map_err(serialize_error)?;
+    Ok(framed)
+}
+
+fn serialize_error(e: postcard::Error) -> SendError {
+    SendError::Serialize(e.to_string())
 }
 
 impl Inner {
@@ -658,12 +670,6 @@ impl Inner {
         }
     }
 
-    async fn send_frame(self: &Arc<Self>, to: SocketAddr, frame: Frame) -> Result<(), SendError> {
-        let mut framed = Vec::with_capacity(frame.body_len() + LEN_PREFIX);
-        frame.encode_framed(&mut framed);
-        self.enqueue_app(to, framed).await
-    }
-
     /// Queues encoded application frames: on the application stream, or on a stream of
     /// their own above the large-message threshold.
     async fn enqueue_app(
@@ -679,17 +685,29 @@ impl Inner {
             });
         }
         let peer = self.peer(to);
-        let queue = if body > self.cfg.large_message_threshold {
-            &peer.large
-        } else {
-            &peer.app
-        };
         peer.want();
-        queue
+        let mut frame = Bytes::from(framed);
+        if body > self.cfg.large_message_threshold {
+            return peer
+                .large
+                .tx
+                .send(frame)
+                .await
+                .map_err(|_| SendError::Closed);
+        }
+        if let Some(link) = peer.open_link() {
+            match peer.app_lane.try_write(&peer.app, &link.conn, frame) {
+                Ok(()) => return Ok(()),
+                Err(f) => frame = f,
+            }
+        }
+        peer.app
             .tx
-            .send(Bytes::from(framed))
+            .send(frame)
             .await
-            .map_err(|_| SendError::Closed)
+            .map_err(|_| SendError::Closed)?;
+        peer.app_lane.work.notify(1);
+        Ok(())
     }
 
     /// Dials `addr` and checks that the certificate is the node at that address.
@@ -899,50 +917,11 @@ impl Inner {
         let mut dec = FrameDecoder::new(self.cfg.max_frame);
         // An application stream's instance and number, from its first frame, and its peer.
         let mut app_stream: Option<(u64, u64, Arc<Peer>)> = None;
+        // The application messages of one read, handed over together.
+        let mut batch = Vec::new();
         loop {
-            match s.read_chunk(256 * 1024, true).await {
-                Ok(Some(chunk)) => {
-                    dec.feed(&chunk.bytes);
-                    loop {
-                        match dec.next_frame() {
-                            Ok(Some(f)) => {
-                                let lane = dec.lane().unwrap_or(Lane::Membership);
-                                let delivered = match (lane, &app_stream, f) {
-                                    (Lane::App, None, Frame::AppStream { instance, number }) => {
-                                        app_stream = Some((instance, number, self.peer(from)));
-                                        Ok(true)
-                                    }
-                                    (Lane::App, None, _) => Err(FrameError::Malformed(
-                                        "an application stream opens with its number",
-                                    )),
-                                    (_, _, Frame::AppStream { .. }) => Err(FrameError::Malformed(
-                                        "a stream number only opens an application stream",
-                                    )),
-                                    (Lane::App, Some((instance, number, peer)), f) => {
-                                        // Held while the frame is handed over: a newer stream
-                                        // of this peer cannot deliver in between.
-                                        let mut order = peer.app_order.lock().await;
-                                        if !order.admit(*instance, *number) {
-                                            // A later connection's stream has delivered: what
-                                            // is left here is dropped, never delivered late.
-                                            bump(&self.counters.stale_app_streams);
-                                            return;
-                                        }
-                                        self.deliver(from, &conn, dialer, lane, f).await
-                                    }
-                                    (_, _, f) => self.deliver(from, &conn, dialer, lane, f).await,
-                                };
-                                match delivered {
-                                    Ok(true) => {}
-                                    Ok(false) => return,
-                                    Err(e) => return self.refuse(&conn, from, e),
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return self.refuse(&conn, from, e),
-                        }
-                    }
-                }
+            let chunk = match s.read_chunk(256 * 1024, true).await {
+                Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     if let Err(e) = dec.finish() {
                         self.refuse(&conn, from, e);
@@ -951,8 +930,114 @@ impl Inner {
                 }
                 // Reset by the peer or the connection closed: nothing to report.
                 Err(_) => return,
+            };
+            dec.feed_bytes(chunk.bytes);
+            // Held while the read's messages are handed over: a newer stream of this peer
+            // cannot deliver in between. Taken once per read, not per frame.
+            let mut order = None;
+            loop {
+                // Application messages, the many, in a tight loop of their own once the
+                // stream's header and number have been read.
+                let app = match (dec.lane(), &app_stream) {
+                    (Some(Lane::App), Some((instance, number, peer))) => {
+                        if order.is_none() {
+                            let mut o = peer.app_order.lock_arc().await;
+                            if !o.admit(*instance, *number) {
+                                // A later connection's stream has delivered: what is left
+                                // here is dropped, never delivered late.
+                                bump(&self.counters.stale_app_streams);
+                                return;
+                            }
+                            order = Some(o);
+                        }
+                        true
+                    }
+                    (lane, _) => lane == Some(Lane::LargeApp),
+                };
+                if app {
+                    if let Err(e) = self.collect_all(from, &mut dec, &mut batch) {
+                        return self.refuse(&conn, from, e);
+                    }
+                    break;
+                }
+                let f = match dec.next_frame() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return self.refuse(&conn, from, e),
+                };
+                let lane = dec.lane().unwrap_or(Lane::Membership);
+                let delivered = match (lane, &app_stream, f) {
+                    (Lane::App, None, Frame::AppStream { instance, number }) => {
+                        app_stream = Some((instance, number, self.peer(from)));
+                        Ok(true)
+                    }
+                    (Lane::App, None, _) => Err(FrameError::Malformed(
+                        "an application stream opens with its number",
+                    )),
+                    (_, _, Frame::AppStream { .. }) => Err(FrameError::Malformed(NUMBER_FIRST)),
+                    // The first frame of a large message's stream, read with its header.
+                    (Lane::LargeApp, _, f) => self.collect(from, f, &mut batch).map(|()| true),
+                    (_, _, f) => self.deliver(from, &conn, dialer, lane, f).await,
+                };
+                match delivered {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => return self.refuse(&conn, from, e),
+                }
+            }
+            if !batch.is_empty() && !self.app.push_all(&mut batch).await {
+                return; // closing
             }
         }
+    }
+
+    /// Takes every whole frame `dec` holds, all application frames (see
+    /// [`Inner::collect`]).
+    fn collect_all(
+        &self,
+        from: SocketAddr,
+        dec: &mut FrameDecoder,
+        batch: &mut Vec<AppMessage>,
+    ) -> Result<(), FrameError> {
+        while let Some(frame) = dec.next_frame()? {
+            self.collect(from, frame, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Takes an application frame: a message or request into `batch` (for the inbox), a
+    /// response straight to the request waiting for it.
+    #[inline]
+    fn collect(
+        &self,
+        from: SocketAddr,
+        frame: Frame,
+        batch: &mut Vec<AppMessage>,
+    ) -> Result<(), FrameError> {
+        let (payload, request) = match frame {
+            Frame::App { payload } => (payload, None),
+            Frame::Request { id, payload } => (payload, Some(id)),
+            Frame::Response { id, payload } => {
+                let waiter = self.pending.lock().unwrap().remove(&(from, id));
+                // No waiter: the request timed out; the late response is dropped.
+                if let Some(w) = waiter {
+                    let _ = w.try_send(payload);
+                }
+                return Ok(());
+            }
+            Frame::AppStream { .. } => return Err(FrameError::Malformed(NUMBER_FIRST)),
+            _ => {
+                return Err(FrameError::Malformed(
+                    "frame kind does not belong on this lane",
+                ))
+            }
+        };
+        batch.push(AppMessage {
+            from,
+            payload,
+            request,
+        });
+        Ok(())
     }
 
     /// Hands a frame to its consumer; `Ok(false)` once the transport is closing.
@@ -964,11 +1049,6 @@ impl Inner {
         lane: Lane,
         frame: Frame,
     ) -> Result<bool, FrameError> {
-        let app = |payload, request| AppMessage {
-            from,
-            payload,
-            request,
-        };
         let sent = match (lane, frame) {
             (Lane::Membership, Frame::Hello { instance }) => {
                 self.dials
@@ -1001,20 +1081,6 @@ impl Inner {
                 },
             ) => {
                 self.deliver_heartbeat(from, bytes);
-                true
-            }
-            (Lane::App | Lane::LargeApp, Frame::App { payload }) => {
-                self.app.0.send(app(payload, None)).await.is_ok()
-            }
-            (Lane::App | Lane::LargeApp, Frame::Request { id, payload }) => {
-                self.app.0.send(app(payload, Some(id))).await.is_ok()
-            }
-            (Lane::App | Lane::LargeApp, Frame::Response { id, payload }) => {
-                let waiter = self.pending.lock().unwrap().remove(&(from, id));
-                // No waiter: the request timed out; the late response is dropped.
-                if let Some(w) = waiter {
-                    let _ = w.try_send(payload);
-                }
                 true
             }
             _ => {
@@ -1057,12 +1123,13 @@ impl Inner {
 
 /// Creates the peer at `addr` and starts its writer and dialer tasks.
 fn start_peer(inner: &Arc<Inner>, addr: SocketAddr) -> Arc<Peer> {
-    let peer = Arc::new(Peer::new(addr, &inner.cfg));
-    for lane in [Lane::Membership, Lane::App, Lane::LargeApp] {
+    let peer = Arc::new(Peer::new(addr, &inner.cfg, inner.instance));
+    for lane in [Lane::Membership, Lane::LargeApp] {
         inner
             .rt
             .spawn(write_lane(inner.clone(), peer.clone(), lane));
     }
+    inner.rt.spawn(write_app_lane(inner.clone(), peer.clone()));
     inner
         .rt
         .spawn(write_heartbeats(inner.clone(), peer.clone()));
@@ -1083,7 +1150,6 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
     let _ended = Ended(&peer, lane);
     let rx = match lane {
         Lane::Membership => peer.membership.rx.clone(),
-        Lane::App => peer.app.rx.clone(),
         _ => peer.large.rx.clone(),
     };
     let mut stream = LaneStream::new(lane, inner.instance);
@@ -1113,6 +1179,49 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
     }
     // The queue was closed (the transport is closing) and is empty: deliver the last words.
     stream.finish().await;
+}
+
+/// Writes what senders queued on the application lane, and the tail of a frame a sender
+/// could only partly write (see [`crate::peer::AppLane`]).
+async fn write_app_lane(inner: Arc<Inner>, peer: Arc<Peer>) {
+    let lane = &peer.app_lane;
+    let rx = peer.app.rx.clone();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        loop {
+            let listener = lane.work.listen();
+            if lane.has_tail() || !rx.is_empty() {
+                break;
+            }
+            if rx.is_closed() {
+                let (mut stream, _) = lane.take();
+                return stream.finish().await;
+            }
+            listener.await;
+        }
+        let Some(link) = peer.wait_link(&inner.closing).await else {
+            return;
+        };
+        // Taken before the queue is read: from now until it is put back, senders queue
+        // behind what this batch takes.
+        let (mut stream, tail) = lane.take();
+        if let Some((on, rest)) = tail {
+            // Only on the stream its frame began on; with another connection that frame is
+            // lost, as any on a broken connection.
+            if stream.open_on() == Some(on) && link.conn.stable_id() == on {
+                batch.push(rest);
+            }
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(b) => batch.push(b),
+                Err(_) => break,
+            }
+        }
+        stream.write(&link, &mut batch).await;
+        batch.clear();
+        lane.put_back(stream);
+    }
 }
 
 /// Sends queued heartbeats once a connection exists: as datagrams, or on the heartbeat

@@ -796,3 +796,82 @@ async fn order_across_new_connections() {
         b.close().await;
     }
 }
+
+/// Senders that find the application lane idle write into its stream themselves, and may
+/// write only part of a frame when the stream's window is short; the lane's writer then
+/// finishes it before anything else. One sender sends 60 KiB messages (below the
+/// large-message threshold, above the receiver's stream window), each once the one before
+/// has arrived, so that it finds the lane idle and the window short; another, on another
+/// thread, sends small messages meanwhile. Every message arrives whole, and each sender's
+/// in the order sent.
+#[test]
+fn concurrent_senders_keep_their_order_and_frames_whole_when_writes_fit_in_part() {
+    smol::block_on(async {
+        let ca = DevCa::new().unwrap();
+        let a = node_transport(&ca);
+        let b = node_transport_with(&ca, |c| c.stream_receive_window = 32 * 1024);
+        a.set_members([b.address()]);
+        b.set_members([a.address()]);
+        const EACH: u32 = 100;
+        fn message(sender: u8, seq: u32) -> (u8, u32, Blob) {
+            let len = if sender == 0 {
+                60 * 1024
+            } else {
+                seq as usize % 200
+            };
+            (sender, seq, Blob(vec![seq as u8; len]))
+        }
+        let to = b.address();
+        let (arrived, next_arrived) = async_channel::unbounded::<()>();
+        let large = {
+            let a = a.clone();
+            smol::spawn(async move {
+                for seq in 0..EACH {
+                    a.send(to, &message(0, seq)).await.unwrap();
+                    next_arrived.recv().await.unwrap();
+                }
+            })
+        };
+        let small = {
+            let a = a.clone();
+            smol::unblock(move || {
+                smol::block_on(async {
+                    for seq in 0..EACH * 10 {
+                        a.send(to, &message(1, seq)).await.unwrap();
+                        if seq % 10 == 0 {
+                            smol::Timer::after(Duration::from_micros(500)).await;
+                        }
+                    }
+                })
+            })
+        };
+        let mut next = [0u32; 2];
+        let mut got = Vec::new();
+        while next != [EACH, EACH * 10] {
+            // Several at a time when several are there.
+            let n = within(20, "all messages", b.recv_many(&mut got, 16)).await;
+            assert!((1..=16).contains(&n));
+            for m in got.drain(..) {
+                let (sender, seq, body): (u8, u32, Vec<u8>) = m.decode().unwrap();
+                assert_eq!(seq, next[sender as usize], "sender {sender} out of order");
+                assert_eq!(body, message(sender, seq).2 .0, "message {seq} damaged");
+                next[sender as usize] += 1;
+                if sender == 0 {
+                    arrived.send(()).await.unwrap();
+                }
+            }
+        }
+        large.await;
+        small.await;
+        for c in [a.counters(), b.counters()] {
+            assert_eq!(
+                c.malformed + c.oversized + c.unknown_kind,
+                0,
+                "bad input: {c:?}"
+            );
+            assert_eq!(c.connections, 1, "the connection was replaced: {c:?}");
+        }
+        a.close().await;
+        b.close().await;
+    })
+}
