@@ -1,39 +1,42 @@
-//! Gossip deltas: sending a peer only the member records it does not have.
+//! Gossip deltas: sending a peer only the member records it lacks.
 //!
 //! Full gossip carries every member (about 28 bytes each), and Pekko sends it whole for every
-//! change: at 1,000 members one change costs the cluster tens of megabytes. A delta carries
-//! the member records that changed since a version the receiver holds, plus the parts that
-//! are small or not versioned (the clock, the seen set, the reachability table and the
-//! tombstones); the receiver rebuilds the sender's full state from its own and then handles
-//! it exactly like full gossip. A delta is compression, never a different protocol.
+//! change: at 1,000 members one leave cost the cluster 1.3 GB of gossip before deltas
+//! (BENCHMARKS.md). A delta carries the member records that changed since a point the
+//! receiver is believed to have reached, plus the parts that are small or not versioned (the
+//! clock, the seen set as a bitmap, the reachability table and the tombstones); the receiver
+//! rebuilds the sender's full state from its own and then handles it exactly like full
+//! gossip. A delta is compression, never a different protocol.
 //!
 //! # How the sender knows what changed
 //!
-//! [`History`] gives every member record a *stamp*: a local counter value from the state in
+//! `History` gives every member record a *stamp*: a local counter value from the state in
 //! which the record last changed (found by comparing record hashes with the previous state,
-//! so no code that changes a record has to remember to stamp it). For the last few versions
-//! it keeps the version digest and the newest stamp in that state. A delta for a receiver at
-//! version `v` is every record stamped after `v`'s stamp.
+//! so no code that changes a record has to remember to stamp it). For the last [`VERSIONS`]
+//! versions it keeps the version digest and the newest stamp in that state. A delta since a
+//! version carries every record stamped after it.
 //!
 //! # Why a delta cannot corrupt a state
 //!
-//! The receiver applies a delta only to a state whose version digest is the delta's base,
-//! and checks the rebuilt member list against the sender's digest of its members
-//! ([`History::members_digest`]). Anything else — the receiver moved on, the sender's history
-//! was wrong — is a *miss*: the receiver answers with its status, and the sender then sends
-//! a delta against that version if it knows it, or full gossip.
+//! The receiver checks the rebuilt member list against the sender's digest of its members.
+//! If the receiver lacked a record the delta left out (it held another version than the
+//! sender thought), the digests differ: a *miss*. The receiver then answers with its status,
+//! as a reply, and the sender sends a delta since that version if it remembers it, or full
+//! gossip.
 //!
-//! # When deltas are sent
+//! # Which records a delta carries
 //!
-//! - A gossip round to a member that has not seen the current version sends a delta against
-//!   the version before it (in a cluster that was converged, what nearly everyone holds).
-//! - A status naming a version in the history is answered with a delta against it; equal
-//!   versions with different seen sets with a delta of no records.
-//! - A status naming a version not in the history is answered with this node's own status
-//!   (Pekko's rule: the newer side sends), marked as a reply; a reply naming an unknown
-//!   version is answered with full gossip, so the exchange always ends.
-//! - Talkback after received gossip is a delta against the sender's version when it is in
-//!   the history (it is when the sender was older), full gossip otherwise.
+//! - A gossip round to a member that has not seen the current version: the records changed
+//!   since the version before it (in a cluster that was converged, what the target holds).
+//! - An answer to a status naming a version this node held: the records changed since it; for
+//!   equal versions with different seen sets, none.
+//! - Talkback after received gossip: after adopting the sender's version, none; otherwise the
+//!   records of this node's state that differ from the sender's, found by comparing the two
+//!   before merging (`History::since_state`).
+//!
+//! A status naming a version this node does not know is answered with its own status, as a
+//! reply (Pekko's rule: the newer side sends); a reply naming an unknown version is answered
+//! with full gossip, so every exchange ends.
 
 use crate::gossip::Gossip;
 
@@ -314,8 +317,13 @@ mod tests {
         let since = h.since(base).unwrap();
         assert_eq!(h.stamps().iter().filter(|s| **s > since).count(), 0);
         let mut rebuilt = G::new();
-        Message::parse_against(&delta(&g, &h, base, since), &receiver, &mut rebuilt, Instant::ZERO)
-            .unwrap();
+        Message::parse_against(
+            &delta(&g, &h, base, since),
+            &receiver,
+            &mut rebuilt,
+            Instant::ZERO,
+        )
+        .unwrap();
         assert_eq!(rebuilt, g);
     }
 
@@ -341,7 +349,7 @@ mod tests {
         let bytes = delta(&after, &h, base, since);
         assert_eq!(
             Message::parse_against(&bytes, &elsewhere, &mut scratch, Instant::ZERO),
-            Err(WireError::StaleBase)
+            Err(WireError::StaleBase { from: n(1) })
         );
 
         // The right version, but the sender left out a changed record (as a history that
@@ -349,7 +357,52 @@ mod tests {
         let stale = delta(&after, &h, base, u32::MAX);
         assert_eq!(
             Message::parse_against(&stale, &before, &mut scratch, Instant::ZERO),
-            Err(WireError::StaleBase)
+            Err(WireError::StaleBase { from: n(1) })
+        );
+    }
+
+    /// Two members let in concurrently at the member limit: rebuilt on the other side, the
+    /// state would hold both, one more than fits. That is a miss (answered with a status and
+    /// then full gossip, whose merge drops one), not a decode error that nobody answers.
+    #[test]
+    fn a_delta_that_would_overflow_the_receiver_is_a_miss() {
+        type S = Gossip<4, 8>;
+        let mut base = S::new();
+        for i in 1..=3 {
+            let m = Member::joining(n(i), RoleSet::new(), AppVersion::default());
+            base.add_member(m).unwrap();
+        }
+        let mut sender = base.clone();
+        let mut h = History::<4>::new();
+        h.record(&sender, 1);
+        let since = h.since(sender.version_digest()).unwrap();
+        let b = Member::joining(n(5), RoleSet::new(), AppVersion::default());
+        sender.add_member(b).unwrap();
+        sender.bump(n(2), true).unwrap();
+        h.record(&sender, 2);
+        let mut receiver = base.clone();
+        let a = Member::joining(n(4), RoleSet::new(), AppVersion::default());
+        receiver.add_member(a).unwrap();
+        receiver.bump(n(1), true).unwrap();
+
+        let msg = Message::GossipDelta {
+            from: n(2),
+            to: n(1),
+            gossip: &sender,
+        };
+        let mut buf = std::vec![0u8; 4096];
+        let changes = Changes {
+            stamps: h.stamps(),
+            since,
+            digest: h.members_digest(),
+        };
+        let len = msg
+            .emit_changes(Instant::ZERO, &mut buf, Some(changes))
+            .unwrap();
+        let mut scratch = S::new();
+        assert_eq!(
+            Message::parse_against(&buf[..len], &receiver, &mut scratch, Instant::ZERO),
+            Err(WireError::StaleBase { from: n(2) })
         );
     }
 

@@ -21,7 +21,10 @@ pub(crate) enum Out {
     Gossip(u64),
     /// Gossip as a delta of the records changed since `since`, or full gossip if that is no
     /// longer known (see [`crate::delta`]).
-    Delta { uid: u64, since: Since },
+    Delta {
+        uid: u64,
+        since: Since,
+    },
     Departed,
     /// The reason waits in `Node::refusal`.
     JoinRefused,

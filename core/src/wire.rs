@@ -136,7 +136,11 @@ pub enum WireError {
     /// A gossip delta that does not rebuild the sender's state from the receiver's: the
     /// receiver lacks records the delta left out (see [`crate::delta`]). Not an error of the
     /// sender: the receiver answers with its status.
-    StaleBase,
+    StaleBase {
+        /// The sender the delta names (the receiver checks it against the transport's peer
+        /// before answering).
+        from: UniqueAddress,
+    },
 }
 
 impl fmt::Display for WireError {
@@ -151,7 +155,9 @@ impl fmt::Display for WireError {
             WireError::OverCapacity => f.write_str("message exceeds this node's capacity"),
             WireError::Malformed(why) => write!(f, "malformed message: {why}"),
             WireError::TrailingBytes => f.write_str("trailing bytes after message"),
-            WireError::StaleBase => f.write_str("gossip delta for another state"),
+            WireError::StaleBase { from } => {
+                write!(f, "gossip delta from {from} for another state")
+            }
         }
     }
 }
@@ -429,7 +435,9 @@ impl Message {
             Kind::GossipDelta => {
                 let from = r.take()?;
                 let to = r.take()?;
-                decode_delta(&mut r, base, scratch, now)?;
+                if !decode_delta(&mut r, base, scratch, now)? {
+                    return Err(WireError::StaleBase { from });
+                }
                 Message::GossipDelta {
                     from,
                     to,
@@ -680,9 +688,7 @@ fn encode_delta<const M: usize, const R: usize>(
     w.put(&digest.to_le_bytes())?;
     encode_tombstones(w, g, now)?;
     w.put(&changed.is_none())?;
-    let sent = |i: usize| {
-        changed.is_none_or(|c| c.stamps.get(i).is_none_or(|s| *s > c.since))
-    };
+    let sent = |i: usize| changed.is_none_or(|c| c.stamps.get(i).is_none_or(|s| *s > c.since));
     w.count((0..g.members.len()).filter(|i| sent(*i)).count())?;
     for (i, m) in g.members.iter().enumerate() {
         if sent(i) {
@@ -780,13 +786,13 @@ fn decode_gossip<const M: usize, const R: usize>(
 }
 
 /// Rebuilds the sender's state from a delta (see [`encode_delta`]) and `base`, the
-/// receiver's state, into `g`.
+/// receiver's state, into `g`. False if the result is not the sender's state.
 fn decode_delta<const M: usize, const R: usize>(
     r: &mut Reader<'_>,
     members: &[Member],
     g: &mut Gossip<M, R>,
     now: Instant,
-) -> Result<(), WireError> {
+) -> Result<bool, WireError> {
     let digest = u64::from_le_bytes(r.take()?);
     g.clear();
     decode_tombstones(r, g, now)?;
@@ -794,16 +800,22 @@ fn decode_delta<const M: usize, const R: usize>(
     let ours = if complete { &[][..] } else { members };
     let mut next = 0;
     // Ours before `until` (all of them for `None`), less those the sender's tombstones
-    // remove: the records the sender did not send.
+    // remove: the records the sender did not send. More than fit is not the sender's state
+    // (ours has members the sender never heard of): a miss, not an error.
     let mut take_ours = |g: &mut Gossip<M, R>, until: Option<&UniqueAddress>| {
-        while let Some(m) = ours.get(next).filter(|m| until.is_none_or(|u| m.address <= *u)) {
+        while let Some(m) = ours
+            .get(next)
+            .filter(|m| until.is_none_or(|u| m.address <= *u))
+        {
             next += 1;
             if until == Some(&m.address) || g.is_tombstoned(&m.address) {
                 continue;
             }
-            g.push_member(m.clone()).map_err(|_| WireError::OverCapacity)?;
+            if g.push_member(m.clone()).is_err() {
+                return false;
+            }
         }
-        Ok::<(), WireError>(())
+        true
     };
     let n = r.count(M)?;
     let mut last: Option<UniqueAddress> = None;
@@ -813,17 +825,21 @@ fn decode_delta<const M: usize, const R: usize>(
             return Err(WireError::Malformed("members out of order"));
         }
         last = Some(m.address);
-        take_ours(g, Some(&m.address))?;
-        g.push_member(m).map_err(|_| WireError::OverCapacity)?;
+        if !take_ours(g, Some(&m.address)) || g.push_member(m).is_err() {
+            return Ok(false);
+        }
     }
-    take_ours(g, None)?;
+    if !take_ours(g, None) {
+        return Ok(false);
+    }
     if g.tombstones.iter().any(|t| g.is_member(&t.address)) {
         return Err(WireError::Malformed("tombstoned node is a member"));
     }
     if crate::delta::members_digest(g) != digest {
-        return Err(WireError::StaleBase);
+        return Ok(false);
     }
-    decode_columns(r, g)
+    decode_columns(r, g)?;
+    Ok(true)
 }
 
 /// One member record, checked on its own (order is the caller's to check).

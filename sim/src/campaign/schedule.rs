@@ -305,7 +305,12 @@ impl Schedule {
             .map(|e| match e {
                 Extra::Joiner(sbr) => format!("Extra::Joiner({})", sbr.rust()),
                 Extra::Stranger => "Extra::Stranger".into(),
-                Extra::OtherVersion(v) => format!("Extra::OtherVersion({v})"),
+                // Relative to the current version, so the schedule still means "another
+                // version" after the protocol version changes.
+                Extra::OtherVersion(v) => format!(
+                    "Extra::OtherVersion(fjell_core::testing::wire::PROTOCOL_VERSION.wrapping_add({}))",
+                    v.wrapping_sub(fjell_core::testing::wire::PROTOCOL_VERSION)
+                ),
             })
             .collect();
         let _ = writeln!(s, "        extras: vec![{}],", extras.join(", "));
