@@ -1137,6 +1137,17 @@ fn start_peer(inner: &Arc<Inner>, addr: SocketAddr) -> Arc<Peer> {
     peer
 }
 
+/// Adds what is already queued on `rx` to `batch`, up to [`BATCH`]: one stream write takes
+/// whatever accumulated while the last one was in flight.
+fn take_queued<T>(rx: &Receiver<T>, batch: &mut Vec<T>) {
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(b) => batch.push(b),
+            Err(_) => break,
+        }
+    }
+}
+
 async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
     /// Tells [`Transport::close`] the membership writer has ended, however it ends.
     struct Ended<'a>(&'a Peer, Lane);
@@ -1167,12 +1178,7 @@ async fn write_lane(inner: Arc<Inner>, peer: Arc<Peer>, lane: Lane) {
                 }
             }
         } else {
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(b) => batch.push(b),
-                    Err(_) => break,
-                }
-            }
+            take_queued(&rx, &mut batch);
             stream.write(&link, &mut batch).await;
         }
         batch.clear();
@@ -1212,12 +1218,7 @@ async fn write_app_lane(inner: Arc<Inner>, peer: Arc<Peer>) {
                 batch.push(rest);
             }
         }
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(b) => batch.push(b),
-                Err(_) => break,
-            }
-        }
+        take_queued(&rx, &mut batch);
         stream.write(&link, &mut batch).await;
         batch.clear();
         lane.put_back(stream);
