@@ -1660,7 +1660,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // Uniform among the valid members. Nearly every member is valid, so a few random
         // draws find one without a pass over the members; the pass is the fallback.
         for _ in 0..TARGET_DRAWS {
-            let m = &g.members[self.rng.below(n)];
+            let Some(m) = g.members.get(self.rng.below(n)) else {
+                break;
+            };
             if valid(m) {
                 return Some(m.address);
             }
