@@ -21,8 +21,8 @@
 //! The receiver checks the rebuilt member list against the sender's digest of its members.
 //! If the receiver lacked a record the delta left out (it held another version than the
 //! sender thought), the digests differ: a *miss*. The receiver then answers with its status,
-//! as a reply, and the sender sends a delta since that version if it remembers it, or full
-//! gossip.
+//! as a reply, and a reply is always answered with full gossip, which always applies: a delta
+//! could miss again, and the two would go on for good.
 //!
 //! # Which records a delta carries
 //!
@@ -35,8 +35,8 @@
 //!   before merging (`History::since_state`).
 //!
 //! A status naming a version this node does not know is answered with its own status, as a
-//! reply (Pekko's rule: the newer side sends); a reply naming an unknown version is answered
-//! with full gossip, so every exchange ends.
+//! reply (Pekko's rule: the newer side sends, and a newer peer that held this node's version
+//! sends a delta); a reply is answered with full gossip, so every exchange ends.
 
 use crate::gossip::Gossip;
 
@@ -117,6 +117,8 @@ impl<const M: usize> History<M> {
         // are dropped; the version then stays, and a delta against it carries the change.
         let newest = if used { stamp } else { self.next - 1 };
         if used {
+            // Wraps after 2^32 state changes: stamps then compare wrongly for a while, and a
+            // delta may carry too many records or too few (a miss, answered with full gossip).
             self.next = self.next.wrapping_add(1).max(1);
         }
         let version = g.version_digest();

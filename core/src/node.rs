@@ -656,8 +656,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         ) {
             return Ok(()); // already on its way out
         }
+        // A local change: pushed at once (see `after_input`).
         self.set_status_local(now, who, MemberStatus::Leaving)?;
-        self.gossip_round();
         Ok(())
     }
 
@@ -693,7 +693,6 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         if !ups.is_empty() {
             self.local_change();
-            self.gossip_round();
             self.after_input(now, generation);
         }
         Ok(())
@@ -895,9 +894,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// than at the next regular tick (Pekko waits for that tick), so news spreads at three
     /// rounds per interval from the moment it exists.
     fn after_input(&mut self, now: Instant, generation_before: u64) {
+        let made_change = core::mem::take(&mut self.made_change);
         let new_version =
             self.is_member() && self.history.record(&self.bufs[self.cur], self.generation);
-        if new_version && core::mem::take(&mut self.made_change) {
+        if new_version && made_change {
             // This node made the change: push it at once rather than at the next round. (Only
             // the maker: every node pushing each version it learns multiplied the gossip a
             // change costs by ten for a second less of spreading at 100 nodes.)
@@ -1288,6 +1288,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // The peer holds this very version: it has seen it.
             let (g, me) = (&self.bufs[self.cur], self.me);
             self.resolver.note_contact_of(g, &me, &sender);
+        }
+        if reply && (ours, our_seen) != (version, seen) {
+            // An answer to our status, or to a delta that missed: the peer does not know our
+            // version, or could not rebuild our state from its own. Full gossip always
+            // applies, so the exchange ends here (a delta could miss again, for good).
+            self.send(from, Out::Gossip(uid));
+        } else if ours == version {
             if our_seen != seen {
                 // Only the seen sets differ: a delta without records.
                 let since = Since::Version(ours);
@@ -1297,13 +1304,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // A version this node held: the peer is behind.
             let since = Since::Version(version);
             self.send(from, Out::Delta { uid, since });
-        } else if !reply {
+        } else {
             // Newer, concurrent, or too old to remember: Pekko's rule is that the newer side
             // sends, so answer with ours; a peer that knows it sends a delta against it.
             self.send(from, Out::StatusReply(uid));
-        } else {
-            // The peer does not know our version either: concurrent (or far apart).
-            self.send(from, Out::Gossip(uid));
         }
     }
 
@@ -1552,8 +1556,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    /// One gossip round: pick a target; send it a status if it has seen our version, the
-    /// full gossip otherwise.
+    /// One gossip round: pick a target; send it a status if it has seen our version, a delta
+    /// of the last change otherwise (see [`crate::delta`]).
     fn gossip_round(&mut self) {
         if !self.is_member() || self.gossip().members.len() < 2 {
             return;
@@ -2111,10 +2115,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             for a in &told {
                 self.send(a.socket_addr(), Out::Gossip(a.uid()));
             }
+            // The change itself is pushed at once (see `after_input`); a node that downed
+            // itself also makes sure the news outlives it.
             if self_downed {
                 self.spread_to_some();
-            } else {
-                self.gossip_round();
             }
             self.after_self_change();
         }

@@ -72,7 +72,9 @@ impl Outbox {
         limits: &mut Limits,
     ) {
         match &out {
-            Out::Gossip(_) | Out::Welcome(_) => stats.gossip_full_sent += 1,
+            // Full gossip (`Out::Gossip`) and deltas are counted when polled: a delta becomes
+            // full gossip when its base is no longer known.
+            Out::Welcome(_) => stats.gossip_full_sent += 1,
             Out::GossipStatus(_) | Out::StatusReply(_) => stats.gossip_status_sent += 1,
             _ => {}
         }
