@@ -70,9 +70,10 @@ pub enum Kind {
     Heartbeat = 10,
     /// Heartbeat response.
     HeartbeatRsp = 11,
-    /// Gossip as the records that changed since a version the receiver holds.
+    /// Gossip as the member records the receiver lacks ([`crate::delta`]).
     GossipDelta = 12,
-    /// Version and seen digests, answering a status whose version this node does not know.
+    /// Version and seen digests, answering a status whose version this node does not know or
+    /// a delta that missed; answered with full gossip.
     GossipStatusReply = 13,
     /// Refused because the protocol version differs. Decodable at every version.
     VersionRefused = 0xFF,
@@ -232,8 +233,9 @@ pub enum Message<G = InScratch> {
         version: u64,
         /// Digest of the sender's seen set ([`Gossip::seen_digest`]).
         seen: u64,
-        /// An answer to a status naming a version the sender does not know: answered with
-        /// gossip, never with another status (kind [`Kind::GossipStatusReply`]).
+        /// An answer to a status naming a version the sender does not know, or to a delta that
+        /// missed: answered with full gossip, never with another status or a delta (kind
+        /// [`Kind::GossipStatusReply`]).
         reply: bool,
     },
     /// Gossip as the member records the receiver lacks, by the sender's estimate (see
