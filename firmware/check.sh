@@ -4,7 +4,8 @@
 #      (thumbv6m-none-eabi: no FPU, no atomic compare-and-swap);
 #   2. reports the flash and RAM of each, and fails when the `node` firmware on thumbv7em
 #      outgrows FLASH_CEILING;
-#   3. runs the three-node cluster firmware under QEMU on both, with a timeout.
+#   3. runs the cluster firmware (three nodes lose one; sixteen split 9 | 7) under QEMU on
+#      both, with a timeout, and fails when it does.
 # Installs the targets, llvm-size and QEMU if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -68,7 +69,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 for t in "${TARGETS[@]}"; do
-  echo "three DeviceNodes under QEMU, ${BOARD[$t]}:"
+  echo "the cluster firmware under QEMU, ${BOARD[$t]}:"
   timeout 120 cargo run --quiet --release --target "$t" --bin cluster
 done
 exit $status

@@ -8,7 +8,7 @@ use fjell_core::{DeviceNode, Instant};
 pub const MTU: usize = DeviceNode::MAX_MESSAGE_LEN;
 
 /// Datagrams in flight at most; more is a test failure, not a silent drop.
-pub const IN_FLIGHT: usize = 32;
+pub const IN_FLIGHT: usize = 128;
 
 /// One datagram on its way.
 pub struct Datagram {

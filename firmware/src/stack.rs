@@ -23,7 +23,9 @@ pub struct Depth {
 #[derive(Debug)]
 pub struct TooDeep;
 
-/// Runs `step` and records how deep below the caller's stack pointer it went.
+/// Runs `step` and records how deep below the caller's stack pointer it went. The depth
+/// includes the frame of a call shim and may include a few dozen bytes of `paint`'s frame: an
+/// over-estimate, never an under-estimate.
 ///
 /// It writes below the stack pointer, into stack that no frame owns yet: the window lies
 /// inside RAM and above every static because `memory.x` gives 4 MiB of RAM with the statics at
@@ -32,7 +34,7 @@ pub fn measure<R>(depth: &mut Depth, step: impl FnOnce() -> R) -> Result<R, TooD
     let top = cortex_m::register::msp::read() as usize;
     let bottom = top - WINDOW;
     paint(bottom);
-    let r = step();
+    let r = call(step);
     let used = top - untouched_up_to(bottom, top);
     if used >= WINDOW {
         return Err(TooDeep);
@@ -40,6 +42,14 @@ pub fn measure<R>(depth: &mut Depth, step: impl FnOnce() -> R) -> Result<R, TooD
     depth.max = depth.max.max(used);
     depth.calls += 1;
     Ok(r)
+}
+
+/// Runs `step` in a frame of its own, below the stack pointer `measure` read: were the step
+/// inlined into `measure` or its caller, its locals would sit in a frame above that pointer and
+/// go unmeasured.
+#[inline(never)]
+fn call<R>(step: impl FnOnce() -> R) -> R {
+    step()
 }
 
 /// Paints from `bottom` up to just below this function's own frame.

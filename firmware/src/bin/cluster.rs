@@ -1,11 +1,20 @@
-//! Three `DeviceNode`s on one emulated Cortex-M, joined by an in-memory network with 1 ms of
-//! latency and a virtual clock: they form a cluster, one is stopped, and the other two flag it
-//! unreachable, down it (keep-majority) and remove it. The report and the exit status go out
-//! through semihosting, so `cargo run` under QEMU fails when the cluster does.
+//! `DeviceNode`s on one emulated Cortex-M, joined by an in-memory network with 1 ms of latency
+//! and a virtual clock, in two scenarios:
 //!
-//! The clock is virtual (the loop jumps to the next timer or arrival), so the run takes
-//! moments of emulated time however long the scenario is; a device reads its monotonic timer
-//! instead and otherwise makes the same calls.
+//! 1. **Three nodes**: they form a cluster, one is stopped, and the other two flag it
+//!    unreachable, down it (keep-majority) and remove it; every event is printed.
+//! 2. **Sixteen nodes, the preset's capacity**: they form a cluster and are split 9 | 7; the
+//!    nine down and remove the seven, and the seven down themselves. This drives the largest
+//!    gossip and the largest resolver decision a `DeviceNode` makes, so the stack depths it
+//!    measures are the deep ones.
+//!
+//! Every call into a node is measured by stack painting (see `fjell_firmware::stack`). The
+//! report and the exit status go out through semihosting, so `cargo run` under QEMU fails when
+//! a scenario does.
+//!
+//! The clock is virtual (the loop jumps to the next timer or arrival), so a run takes moments
+//! of emulated time however long the scenario; a device reads its monotonic timer instead and
+//! otherwise makes the same calls.
 
 #![no_std]
 #![no_main]
@@ -16,23 +25,16 @@ use core::time::Duration;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use fjell_core::{
-    Config, DeviceNode, Downing, Event, Instant, MemberStatus, Strategy, UniqueAddress,
+    Config, DeviceNode, Downing, Event, Instant, MemberStatus, NodeStatus, Strategy, UniqueAddress,
 };
 use fjell_firmware::net::{Network, MTU};
 use fjell_firmware::stack::{self, Depth};
 
-const NODES: usize = 3;
-/// The node that is stopped once the cluster is up.
-const VICTIM: usize = 2;
 /// How long each phase may take in virtual time before the run fails.
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
 
 fn addr(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i as u8)), 7355)
-}
-
-fn index_of(a: SocketAddr) -> Option<usize> {
-    (0..NODES).find(|&i| addr(i) == a)
 }
 
 /// The deepest stack use of each kind of call into the core.
@@ -45,27 +47,16 @@ struct Depths {
     poll_timeout: Depth,
 }
 
-/// What the run saw, for the checks at the end.
+/// What the three-node run saw of the stopped node, for the checks at the end.
 #[derive(Default)]
 struct Seen {
-    unreachable: [bool; NODES],
-    downed: [bool; NODES],
-    removed: [bool; NODES],
-}
-
-struct Cluster {
-    nodes: [DeviceNode; NODES],
-    running: [bool; NODES],
-    net: Network,
-    now: Instant,
-    depths: Depths,
-    seen: Seen,
-    buf: [u8; MTU],
+    unreachable: u32,
+    downed: u32,
+    removed: u32,
 }
 
 /// Why the run failed.
 enum Failure {
-    Config,
     Join,
     NetworkFull,
     TooDeep,
@@ -76,12 +67,11 @@ enum Failure {
 impl Failure {
     fn describe(&self) -> (&'static str, &'static str) {
         match self {
-            Failure::Config => ("the configuration was refused", ""),
             Failure::Join => ("join_seed_nodes failed", ""),
             Failure::NetworkFull => ("more datagrams in flight than the network holds", ""),
             Failure::TooDeep => ("a step went deeper than the measured stack window", ""),
             Failure::Timeout(what) => ("timed out waiting for", what),
-            Failure::Missing(what) => ("a surviving node never reported", what),
+            Failure::Missing(what) => ("a surviving node did not report", what),
         }
     }
 }
@@ -92,10 +82,62 @@ impl From<stack::TooDeep> for Failure {
     }
 }
 
-impl Cluster {
-    /// Sends what every running node has to send and reports its events.
+struct Cluster<const N: usize> {
+    nodes: [DeviceNode; N],
+    running: [bool; N],
+    /// Datagrams between nodes on different sides are lost.
+    side: [u8; N],
+    net: Network,
+    now: Instant,
+    depths: Depths,
+    /// Print every membership event (the three-node run) or only the milestones.
+    verbose: bool,
+    /// The node whose departure the three-node run watches.
+    watched: Option<SocketAddr>,
+    seen: Seen,
+    buf: [u8; MTU],
+}
+
+impl<const N: usize> Cluster<N> {
+    fn new(config: &Config, verbose: bool) -> Self {
+        Cluster {
+            nodes: core::array::from_fn(|i| {
+                DeviceNode::new(
+                    config.clone(),
+                    UniqueAddress::new(addr(i), 1 + i as u64),
+                    7 + i as u64,
+                )
+                .expect("the configuration is valid")
+            }),
+            running: [true; N],
+            side: [0; N],
+            net: Network::new(Duration::from_millis(1)),
+            now: Instant::ZERO,
+            depths: Depths::default(),
+            verbose,
+            watched: None,
+            seen: Seen::default(),
+            buf: [0; MTU],
+        }
+    }
+
+    fn index_of(a: SocketAddr) -> Option<usize> {
+        (0..N).find(|&i| addr(i) == a)
+    }
+
+    /// Every node joins through node 0.
+    fn start(&mut self) -> Result<(), Failure> {
+        let seeds = [addr(0)];
+        for node in &mut self.nodes {
+            node.join_seed_nodes(self.now, &seeds)
+                .map_err(|_| Failure::Join)?;
+        }
+        self.drain()
+    }
+
+    /// Sends what every running node has to send and looks at its events.
     fn drain(&mut self) -> Result<(), Failure> {
-        for i in 0..NODES {
+        for i in 0..N {
             if !self.running[i] {
                 continue;
             }
@@ -103,12 +145,13 @@ impl Cluster {
             while let Some(t) = stack::measure(&mut self.depths.poll_transmit, || {
                 node.poll_transmit(now, buf)
             })? {
-                if let Some(to) = index_of(t.destination) {
-                    if self.running[to] {
-                        self.net
-                            .send(now, i, to, &buf[..t.len])
-                            .map_err(|_| Failure::NetworkFull)?;
-                    }
+                let Some(to) = Self::index_of(t.destination) else {
+                    continue;
+                };
+                if self.running[to] && self.side[to] == self.side[i] {
+                    self.net
+                        .send(now, i, to, &buf[..t.len])
+                        .map_err(|_| Failure::NetworkFull)?;
                 }
             }
             loop {
@@ -124,36 +167,33 @@ impl Cluster {
     }
 
     fn record(&mut self, at: usize, e: &Event) {
-        let victim = addr(VICTIM);
+        let watched = |m: &fjell_core::Member| Some(m.address.socket_addr()) == self.watched;
         let (who, what) = match e {
             Event::MemberUp(m) => (m.address, "is Up"),
-            Event::UnreachableMember(m) if m.address.socket_addr() == victim => {
-                self.seen.unreachable[at] = true;
+            Event::UnreachableMember(m) if watched(m) => {
+                self.seen.unreachable += 1;
                 (m.address, "is unreachable")
             }
-            Event::MemberDowned(m) if m.address.socket_addr() == victim => {
-                self.seen.downed[at] = true;
+            Event::MemberDowned(m) if watched(m) => {
+                self.seen.downed += 1;
                 (m.address, "is Down")
             }
-            Event::MemberRemoved { member, .. } if member.address.socket_addr() == victim => {
-                self.seen.removed[at] = true;
+            Event::MemberRemoved { member, .. } if watched(member) => {
+                self.seen.removed += 1;
                 (member.address, "is removed")
             }
             _ => return,
         };
-        hprintln!(
-            "{:>6} ms  node {}: {} {}",
-            self.now.as_micros() / 1000,
-            at,
-            who,
-            what
-        );
+        if self.verbose {
+            let ms = self.now.as_micros() / 1000;
+            hprintln!("{:>6} ms  node {}: {} {}", ms, at, who, what);
+        }
     }
 
     /// Moves the clock to the next arrival or timer, and feeds the nodes what is due.
     fn step(&mut self) -> Result<(), Failure> {
         let mut next = self.net.next_arrival();
-        for i in (0..NODES).filter(|&i| self.running[i]) {
+        for i in (0..N).filter(|&i| self.running[i]) {
             let node = &self.nodes[i];
             let t = stack::measure(&mut self.depths.poll_timeout, || node.poll_timeout())?;
             next = match (next, t) {
@@ -173,7 +213,7 @@ impl Cluster {
                 })?;
             }
         }
-        for i in (0..NODES).filter(|&i| self.running[i]) {
+        for i in (0..N).filter(|&i| self.running[i]) {
             let node = &mut self.nodes[i];
             if node.poll_timeout().is_some_and(|t| t <= now) {
                 stack::measure(&mut self.depths.handle_timeout, || node.handle_timeout(now))?;
@@ -186,7 +226,7 @@ impl Cluster {
     fn run_until(
         &mut self,
         what: &'static str,
-        done: impl Fn(&Cluster) -> bool,
+        done: impl Fn(&Self) -> bool,
     ) -> Result<Instant, Failure> {
         let limit = self.now + PHASE_LIMIT;
         while !done(self) {
@@ -197,86 +237,128 @@ impl Cluster {
         }
         Ok(self.now)
     }
-}
 
-fn all_up(c: &Cluster) -> bool {
-    c.nodes.iter().all(|n| {
-        n.members().len() == NODES && n.members().iter().all(|m| m.status == MemberStatus::Up)
-    })
-}
-
-fn victim_removed(c: &Cluster) -> bool {
-    (0..NODES).filter(|&i| i != VICTIM).all(|i| {
-        let n = &c.nodes[i];
-        n.members().len() == NODES - 1 && n.members().iter().all(|m| m.status == MemberStatus::Up)
-    })
-}
-
-fn run(c: &mut Cluster) -> Result<(), Failure> {
-    let seeds = [addr(0)];
-    for node in &mut c.nodes {
-        node.join_seed_nodes(c.now, &seeds)
-            .map_err(|_| Failure::Join)?;
+    /// Every node in `nodes` sees exactly `nodes` as its members, all Up.
+    fn members_are(&self, nodes: impl Iterator<Item = usize> + Clone) -> bool {
+        let count = nodes.clone().count();
+        nodes.clone().all(|i| {
+            let members = self.nodes[i].members();
+            members.len() == count
+                && members.iter().all(|m| {
+                    m.status == MemberStatus::Up
+                        && nodes.clone().any(|j| addr(j) == m.address.socket_addr())
+                })
+        })
     }
-    c.drain()?;
-    let up = c.run_until("all Up", all_up)?;
-    hprintln!(
-        "{:>6} ms  every node sees {} members Up",
-        up.as_micros() / 1000,
-        NODES
-    );
 
-    c.running[VICTIM] = false;
-    hprintln!("{:>6} ms  node {} stopped", up.as_micros() / 1000, VICTIM);
-    let gone = c.run_until("removal", victim_removed)?;
-    hprintln!(
-        "{:>6} ms  nodes 0 and 1 have removed node {} ({} ms after it stopped)",
-        gone.as_micros() / 1000,
-        VICTIM,
-        (gone - up).as_millis()
-    );
-    for i in (0..NODES).filter(|&i| i != VICTIM) {
-        if !c.seen.unreachable[i] {
-            return Err(Failure::Missing("UnreachableMember"));
+    fn report(&self, title: &str) {
+        let d = &self.depths;
+        hprintln!("{}: deepest stack use per call into a node", title);
+        for (name, depth) in [
+            ("handle_message", d.handle_message),
+            ("handle_timeout", d.handle_timeout),
+            ("poll_transmit", d.poll_transmit),
+            ("poll_event", d.poll_event),
+            ("poll_timeout", d.poll_timeout),
+        ] {
+            hprintln!(
+                "  stack: {:<15} {:>6} B over {} calls",
+                name,
+                depth.max,
+                depth.calls
+            );
         }
-        if !c.seen.downed[i] {
-            return Err(Failure::Missing("MemberDowned"));
-        }
-        if !c.seen.removed[i] {
-            return Err(Failure::Missing("MemberRemoved"));
-        }
-    }
-    Ok(())
-}
-
-fn report(c: &Cluster) {
-    let d = &c.depths;
-    hprintln!(
-        "RAM: DeviceNode {} B each, {} B for three",
-        core::mem::size_of::<DeviceNode>(),
-        3 * core::mem::size_of::<DeviceNode>()
-    );
-    hprintln!("RAM: datagram buffer {} B", MTU);
-    for (name, depth) in [
-        ("handle_message", d.handle_message),
-        ("handle_timeout", d.handle_timeout),
-        ("poll_transmit", d.poll_transmit),
-        ("poll_event", d.poll_event),
-        ("poll_timeout", d.poll_timeout),
-    ] {
         hprintln!(
-            "stack: {:<15} {:>6} B deepest over {} calls",
-            name,
-            depth.max,
-            depth.calls
+            "  network: {} datagrams, {} bytes",
+            self.net.sent,
+            self.net.bytes
         );
     }
-    hprintln!("network: {} datagrams, {} bytes", c.net.sent, c.net.bytes);
+}
+
+fn ms(t: Instant) -> u64 {
+    t.as_micros() / 1000
+}
+
+/// Three nodes; the third stops and the other two remove it.
+fn three(config: &Config) -> Result<(), Failure> {
+    const VICTIM: usize = 2;
+    let mut c = Cluster::<3>::new(config, true);
+    let result = (|| {
+        c.start()?;
+        let up = c.run_until("all Up", |c| c.members_are(0..3))?;
+        hprintln!("{:>6} ms  every node sees 3 members Up", ms(up));
+        c.running[VICTIM] = false;
+        c.watched = Some(addr(VICTIM));
+        hprintln!("{:>6} ms  node {} stopped", ms(up), VICTIM);
+        let gone = c.run_until("removal", |c| c.members_are(0..2))?;
+        hprintln!(
+            "{:>6} ms  nodes 0 and 1 have removed node {} ({} ms after it stopped)",
+            ms(gone),
+            VICTIM,
+            (gone - up).as_millis()
+        );
+        // Each survivor reports each step once.
+        if c.seen.unreachable < 2 {
+            return Err(Failure::Missing("UnreachableMember"));
+        }
+        if c.seen.downed < 2 {
+            return Err(Failure::Missing("MemberDowned"));
+        }
+        if c.seen.removed < 2 {
+            return Err(Failure::Missing("MemberRemoved"));
+        }
+        Ok(())
+    })();
+    c.report("three nodes");
+    result
+}
+
+/// Sixteen nodes split 9 | 7: the nine remove the seven, the seven down themselves.
+fn sixteen(config: &Config) -> Result<(), Failure> {
+    const N: usize = 16;
+    const MAJORITY: usize = 9;
+    let mut c = Cluster::<N>::new(config, false);
+    let result = (|| {
+        c.start()?;
+        let up = c.run_until("all Up", |c| c.members_are(0..N))?;
+        hprintln!("{:>6} ms  every node sees {} members Up", ms(up), N);
+        c.side[MAJORITY..].fill(1);
+        hprintln!("{:>6} ms  split {} | {}", ms(up), MAJORITY, N - MAJORITY);
+        let decided = c.run_until("the split to be resolved", |c| {
+            c.members_are(0..MAJORITY)
+                && c.nodes[MAJORITY..]
+                    .iter()
+                    .all(|n| matches!(n.status(), NodeStatus::Stopped(_)))
+        })?;
+        hprintln!(
+            "{:>6} ms  the {} removed the {}, who stopped ({} ms after the split)",
+            ms(decided),
+            MAJORITY,
+            N - MAJORITY,
+            (decided - up).as_millis()
+        );
+        Ok(())
+    })();
+    c.report("sixteen nodes");
+    result
+}
+
+fn run() -> Result<(), Failure> {
+    let mut config = Config::default();
+    config.downing.downing = Downing::SplitBrainResolver(Strategy::KeepMajority { role: None });
+    hprintln!(
+        "RAM: DeviceNode {} B, datagram buffer {} B",
+        core::mem::size_of::<DeviceNode>(),
+        MTU
+    );
+    three(&config)?;
+    sixteen(&config)
 }
 
 #[entry]
 fn main() -> ! {
-    let status = match start() {
+    let status = match run() {
         Ok(()) => {
             hprintln!("PASS");
             debug::EXIT_SUCCESS
@@ -289,31 +371,6 @@ fn main() -> ! {
     };
     debug::exit(status);
     halt()
-}
-
-fn start() -> Result<(), Failure> {
-    let mut config = Config::default();
-    config.downing.downing = Downing::SplitBrainResolver(Strategy::KeepMajority { role: None });
-    let node = |i: usize| {
-        DeviceNode::new(
-            config.clone(),
-            UniqueAddress::new(addr(i), 1 + i as u64),
-            7 + i as u64,
-        )
-        .map_err(|_| Failure::Config)
-    };
-    let mut c = Cluster {
-        nodes: [node(0)?, node(1)?, node(2)?],
-        running: [true; NODES],
-        net: Network::new(Duration::from_millis(1)),
-        now: Instant::ZERO,
-        depths: Depths::default(),
-        seen: Seen::default(),
-        buf: [0; MTU],
-    };
-    let result = run(&mut c);
-    report(&c);
-    result
 }
 
 #[panic_handler]
