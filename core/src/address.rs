@@ -2,6 +2,7 @@
 
 use core::cmp::Ordering;
 use core::fmt;
+use core::hash::{Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -11,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Ordering is numeric: IPv4 before IPv6, then the address as a number, then the port, then the
 /// uid. Pekko compares hosts as strings (`"10.0.0.10" < "10.0.0.9"`), which makes the leader and
 /// every "lowest address" tie-break surprising to operators; fjell does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Eq)]
 pub struct UniqueAddress {
     ip: IpAddr,
     port: u16,
@@ -31,6 +32,7 @@ impl UniqueAddress {
     }
 
     /// The socket address the node is reached at.
+    #[inline(never)]
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.ip, self.port)
     }
@@ -77,6 +79,24 @@ fn ip_key(ip: IpAddr) -> (bool, u128) {
     }
 }
 
+// Not derived: the derived comparison, inlined at every one of the many places identities are
+// compared, is kilobytes of code on a 32-bit device. One out-of-line copy costs a call.
+impl PartialEq for UniqueAddress {
+    #[inline(never)]
+    fn eq(&self, other: &Self) -> bool {
+        self.uid == other.uid && self.port == other.port && self.ip == other.ip
+    }
+}
+
+// By hand because `PartialEq` is: the same fields, in the order a derive would hash them.
+impl Hash for UniqueAddress {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.ip.hash(h);
+        self.port.hash(h);
+        self.uid.hash(h);
+    }
+}
+
 impl Ord for UniqueAddress {
     fn cmp(&self, other: &Self) -> Ordering {
         (ip_key(self.ip), self.port, self.uid).cmp(&(ip_key(other.ip), other.port, other.uid))
@@ -105,6 +125,7 @@ impl Digest {
         Digest(0x243F_6A88_85A3_08D3)
     }
 
+    #[inline(never)]
     pub(crate) fn write_u64(&mut self, v: u64) {
         let mut z = (self.0 ^ v).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -111,7 +111,7 @@ impl<const M: usize> History<M> {
         for (m, s) in g.members().iter().zip(self.stamps.iter()) {
             let _ = self.by_hash.push((m.record_hash(), *s));
         }
-        self.by_hash.sort_unstable_by_key(|(h, _)| *h);
+        crate::sorted::sort_by_key(&mut self.by_hash, |(h, _)| *h);
         self.members_digest = digest.finish();
         // Records can change without the version changing only if removed members' records
         // are dropped; the version then stays, and a delta against it carries the change.

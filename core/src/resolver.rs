@@ -425,7 +425,7 @@ impl<const M: usize> Resolver<M> {
                     let _ = self.timer_members.push(key);
                 }
             }
-            self.timer_members.sort_unstable();
+            crate::sorted::sort_by_key(&mut self.timer_members, |k| *k);
         }
         self.has_unreachable = p.has_unreachable();
         let reachability_changed = unreachable != self.unreachable_digest;

@@ -1,4 +1,5 @@
-//! Set operations on sorted fixed-capacity vectors, in place, in linear time.
+//! Set operations on sorted fixed-capacity vectors, in place, in linear time; and the one sort
+//! the core uses.
 //!
 //! Merging two gossip states must not need a third state-sized buffer (on a device that buffer
 //! is a third of the memory), so every sorted component is merged into the receiving vector
@@ -140,9 +141,59 @@ fn union_len_of_keys<K: Ord>(dst: impl Iterator<Item = K>, src: impl Iterator<It
     n + src.count()
 }
 
+/// Sorts `v` by `key` in place (not stable): heapsort, O(n log n) comparisons and no buffer.
+/// Used instead of `sort_unstable`, whose code is kilobytes per element type on a device; the
+/// core sorts only small tables, on state changes.
+pub fn sort_by_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift_down(v, root, n, &key);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift_down(v, 0, end, &key);
+    }
+}
+
+/// Restores the max-heap below `root` within `v[..end]`.
+fn sift_down<T, K: Ord>(v: &mut [T], mut root: usize, end: usize, key: &impl Fn(&T) -> K) {
+    loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            return;
+        }
+        if child + 1 < end && key(&v[child]) < key(&v[child + 1]) {
+            child += 1;
+        }
+        if key(&v[root]) >= key(&v[child]) {
+            return;
+        }
+        v.swap(root, child);
+        root = child;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sort_by_key_sorts_like_the_standard_sort(
+            mut v in proptest::collection::vec((0u8..8, any::<u16>()), 0..200),
+        ) {
+            let mut expected = v.clone();
+            expected.sort_by_key(|x| x.0);
+            sort_by_key(&mut v, |x| x.0);
+            // Not stable: compare the keys in order and the elements as multisets.
+            let keys = |v: &[(u8, u16)]| v.iter().map(|x| x.0).collect::<std::vec::Vec<_>>();
+            prop_assert_eq!(keys(&v), keys(&expected));
+            v.sort();
+            expected.sort();
+            prop_assert_eq!(v, expected);
+        }
+    }
 
     fn v(x: &[(u8, u8)]) -> heapless::Vec<(u8, u8), 8> {
         x.iter().copied().collect()

@@ -34,6 +34,7 @@ impl Instant {
     }
 
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
+    #[inline(never)]
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
     }
@@ -45,12 +46,14 @@ impl Instant {
 }
 
 /// Whole microseconds of `d`, saturating at `u64::MAX`.
+#[inline(never)]
 pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Add<Duration> for Instant {
     type Output = Instant;
+    #[inline(never)]
     fn add(self, d: Duration) -> Instant {
         Instant(self.0.saturating_add(micros(d)))
     }

@@ -597,6 +597,9 @@ impl Writer<'_> {
         Ok(())
     }
 
+    // Out of line: one copy per type instead of the serializer inlined at every field of every
+    // message (kilobytes on a device for the larger types).
+    #[inline(never)]
     fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), BufferTooSmall> {
         let used = match self.buf.as_deref_mut() {
             Some(buf) => {
@@ -622,6 +625,8 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    // Out of line, for the reason given at `Writer::put`.
+    #[inline(never)]
     fn take<T: Deserialize<'a>>(&mut self) -> Result<T, WireError> {
         let (v, rest) = postcard::take_from_bytes(self.rest)?;
         self.rest = rest;
