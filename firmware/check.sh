@@ -16,7 +16,7 @@ export CARGO_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/../target/firmware}"
 FLASH_BUDGET=65536
 # What CI holds the `node` firmware to until the budget is met: the size measured when this
 # check was written, so that it can only shrink. Lower it whenever the firmware shrinks.
-FLASH_CEILING=124000
+FLASH_CEILING=109000
 
 TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi)
 declare -A BOARD=([thumbv7em-none-eabihf]="mps2-an386 (Cortex-M4)" [thumbv6m-none-eabi]="mps2-an385 (Cortex-M3 running ARMv6-M code)")
@@ -36,6 +36,10 @@ for t in "${TARGETS[@]}"; do
   cargo clippy --quiet --release --target "$t" --bins -- -D warnings
   cargo build --quiet --release --target "$t" --bins
 done
+
+# The `node` firmware with fjell-core's phi detector, for comparison (not held to the budget).
+cargo build --quiet --release --target thumbv7em-none-eabihf --bin node --features phi \
+  --target-dir "$CARGO_TARGET_DIR/with-phi"
 
 # Flash: what is programmed (vector table, code, constants, initial values of statics).
 # RAM: statics (.data + .bss); the stack comes on top (the cluster run measures it).
@@ -67,6 +71,10 @@ for t in "${TARGETS[@]}"; do
     fi
   done
 done
+
+read -r flash text ram < <(sizes "$CARGO_TARGET_DIR/with-phi/thumbv7em-none-eabihf/release/node")
+printf '  %-22s %-8s flash %7d B (.text %7d B)  static RAM %6d B  (with phi)\n' \
+  thumbv7em-none-eabihf node "$flash" "$text" "$ram"
 
 for t in "${TARGETS[@]}"; do
   echo "the cluster firmware under QEMU, ${BOARD[$t]}:"

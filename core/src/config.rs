@@ -420,6 +420,13 @@ impl Config {
         }
         positive("failure-detector.heartbeat-interval", fd.heartbeat_interval)?;
         if fd.kind == DetectorKind::Phi {
+            if cfg!(not(feature = "phi")) {
+                return Err(ConfigError {
+                    key: "failure-detector.implementation",
+                    reason: "phi accrual is not compiled in (fjell-core's `phi` feature); \
+                             use the deadline detector",
+                });
+            }
             positive("failure-detector.min-std-deviation", fd.min_std_deviation)?;
         }
         if fd.acceptable_heartbeat_pause > Duration::from_secs(3600) {
@@ -458,6 +465,9 @@ impl Config {
 mod tests {
     use super::*;
 
+    // Without the `phi` feature the defaults are refused: `firmware/` checks that (a test here
+    // would always run with the feature, which fjell-sim, a dev-dependency, turns on).
+    #[cfg(feature = "phi")]
     #[test]
     fn defaults_are_valid_and_match_pekko() {
         let c = Config::default();

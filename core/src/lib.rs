@@ -16,6 +16,14 @@
 //! bytes and a random seed; the node hands back bytes to send, the next timeout and events.
 //! Same inputs, same outputs.
 //!
+//! ## Features
+//!
+//! - `phi` (default): the phi accrual failure detector. Without it only the deadline detector
+//!   ([`DetectorKind::Deadline`]) is compiled in, and none of the double-precision math phi
+//!   needs, which is worth about 10 kB of flash on a microcontroller; a configuration that
+//!   asks for phi is refused by [`Node::new`].
+//! - `std`: conversions from `std::time::Instant`.
+//!
 //! ## Call order
 //!
 //! After every input — [`Node::handle_message`], [`Node::handle_timeout`],

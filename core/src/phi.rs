@@ -23,7 +23,9 @@
 
 use core::time::Duration;
 
-use crate::time::{micros, Instant};
+#[cfg(feature = "phi")]
+use crate::time::micros;
+use crate::time::Instant;
 
 /// How phi turns a standardised silence `y` into a suspicion level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,9 +107,11 @@ pub trait FailureDetector {
 }
 
 /// Inter-arrival intervals are kept in microseconds, clamped to this (about 71 minutes).
+#[cfg(feature = "phi")]
 const MAX_INTERVAL_MICROS: u64 = u32::MAX as u64;
 
 /// Phi accrual detector with a window of at most `H` intervals (`max-sample-size`).
+#[cfg(feature = "phi")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhiAccrual<const H: usize> {
     intervals: [u32; H],
@@ -118,12 +122,14 @@ pub struct PhiAccrual<const H: usize> {
     last: Option<Instant>,
 }
 
+#[cfg(feature = "phi")]
 impl<const H: usize> Default for PhiAccrual<H> {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(feature = "phi")]
 impl<const H: usize> PhiAccrual<H> {
     /// No heartbeat yet.
     pub const fn new() -> Self {
@@ -184,6 +190,7 @@ impl<const H: usize> PhiAccrual<H> {
     }
 }
 
+#[cfg(feature = "phi")]
 impl<const H: usize> FailureDetector for PhiAccrual<H> {
     fn heartbeat(&mut self, now: Instant, s: &DetectorSettings) {
         match self.last {
@@ -269,6 +276,7 @@ impl FailureDetector for Deadline {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detector<const H: usize> {
     /// Phi accrual.
+    #[cfg(feature = "phi")]
     Phi(PhiAccrual<H>),
     /// Deadline.
     Deadline(Deadline),
@@ -278,13 +286,18 @@ impl<const H: usize> Detector<H> {
     /// A fresh detector of the configured kind.
     pub fn new(kind: DetectorKind) -> Self {
         match kind {
+            #[cfg(feature = "phi")]
             DetectorKind::Phi => Detector::Phi(PhiAccrual::new()),
+            // Without the feature `Config::validate` refuses phi, so a node never asks for it.
+            #[cfg(not(feature = "phi"))]
+            DetectorKind::Phi => Detector::Deadline(Deadline::default()),
             DetectorKind::Deadline => Detector::Deadline(Deadline::default()),
         }
     }
 
     fn inner(&self) -> &dyn FailureDetector {
         match self {
+            #[cfg(feature = "phi")]
             Detector::Phi(d) => d,
             Detector::Deadline(d) => d,
         }
@@ -294,6 +307,7 @@ impl<const H: usize> Detector<H> {
 impl<const H: usize> FailureDetector for Detector<H> {
     fn heartbeat(&mut self, now: Instant, s: &DetectorSettings) {
         match self {
+            #[cfg(feature = "phi")]
             Detector::Phi(d) => d.heartbeat(now, s),
             Detector::Deadline(d) => d.heartbeat(now, s),
         }
@@ -312,18 +326,22 @@ impl<const H: usize> FailureDetector for Detector<H> {
     }
     fn discount(&mut self, now: Instant, gap: Duration) {
         match self {
+            #[cfg(feature = "phi")]
             Detector::Phi(d) => d.discount(now, gap),
             Detector::Deadline(d) => d.discount(now, gap),
         }
     }
 }
 
+#[cfg(feature = "phi")]
 const LN_10: f64 = core::f64::consts::LN_10;
 /// Beyond this `y`, `erfc(y/√2)` approaches the subnormal range; use the asymptotic tail.
+#[cfg(feature = "phi")]
 const TAIL_FROM: f64 = 30.0;
 
 /// `−log10 P(Z > y)` for a standard normal Z, by `formula`. Finite, never NaN (a NaN input
 /// counts as "no suspicion"), non-decreasing in `y`.
+#[cfg(feature = "phi")]
 pub fn phi_of(y: f64, formula: PhiFormula) -> f64 {
     if y.is_nan() {
         return 0.0;
@@ -353,11 +371,13 @@ pub fn phi_of(y: f64, formula: PhiFormula) -> f64 {
     }
 }
 
+#[cfg(feature = "phi")]
 fn exact_at_tail_start() -> f64 {
     -libm::log10(0.5 * libm::erfc(TAIL_FROM / core::f64::consts::SQRT_2))
 }
 
 /// `−log10` of the normal tail's asymptotic expansion `φ(y)/y · (1 − 1/y² + 3/y⁴)`.
+#[cfg(feature = "phi")]
 fn tail_log10(y: f64) -> f64 {
     let y2 = y * y;
     let ln_tail = -y2 / 2.0 - libm::log(y * libm::sqrt(2.0 * core::f64::consts::PI))
@@ -365,7 +385,7 @@ fn tail_log10(y: f64) -> f64 {
     -ln_tail / LN_10
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "phi"))]
 mod tests {
     use super::*;
 

@@ -598,25 +598,44 @@ impl Writer<'_> {
     }
 
     // Out of line: one copy per type instead of the serializer inlined at every field of every
-    // message (kilobytes on a device for the larger types).
+    // message (kilobytes on a device for the larger types). The writer is postcard's output
+    // itself, so writing and counting share one serializer per type as well.
     #[inline(never)]
     fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), BufferTooSmall> {
-        let used = match self.buf.as_deref_mut() {
-            Some(buf) => {
-                let rest = buf.get_mut(self.pos..).ok_or(BufferTooSmall)?;
-                postcard::to_slice(v, rest)
-                    .map_err(|_| BufferTooSmall)?
-                    .len()
-            }
-            None => postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
-                .map_err(|_| BufferTooSmall)?,
-        };
-        self.pos += used;
-        Ok(())
+        postcard::serialize_with_flavor(v, Output(self)).map_err(|_| BufferTooSmall)
     }
 
     fn count(&mut self, n: usize) -> Result<(), BufferTooSmall> {
         self.put(&(n as u32))
+    }
+}
+
+/// A [`Writer`] as postcard's output.
+struct Output<'w, 'a>(&'w mut Writer<'a>);
+
+impl postcard::ser_flavors::Flavor for Output<'_, '_> {
+    type Output = ();
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0
+            .byte(b)
+            .map_err(|_| postcard::Error::SerializeBufferFull)
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        let w = &mut *self.0;
+        let end = w.pos + bytes.len();
+        if let Some(buf) = w.buf.as_deref_mut() {
+            buf.get_mut(w.pos..end)
+                .ok_or(postcard::Error::SerializeBufferFull)?
+                .copy_from_slice(bytes);
+        }
+        w.pos = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 

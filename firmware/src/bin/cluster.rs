@@ -25,7 +25,8 @@ use core::time::Duration;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use fjell_core::{
-    Config, DeviceNode, Downing, Event, Instant, MemberStatus, NodeStatus, Strategy, UniqueAddress,
+    Config, DetectorKind, DeviceNode, Downing, Event, Instant, MemberStatus, NodeStatus, Strategy,
+    UniqueAddress,
 };
 use fjell_firmware::net::{Network, MTU};
 use fjell_firmware::stack::{self, Depth};
@@ -345,7 +346,18 @@ fn sixteen(config: &Config) -> Result<(), Failure> {
 }
 
 fn run() -> Result<(), Failure> {
+    // fjell-core is built without the `phi` feature (see Cargo.toml): the defaults, which ask
+    // for phi, must be refused with the key to change, and the deadline detector taken.
     let mut config = Config::default();
+    if cfg!(not(feature = "phi")) {
+        match DeviceNode::new(config.clone(), UniqueAddress::new(addr(0), 1), 7) {
+            Err(e) if e.key == "failure-detector.implementation" => {
+                hprintln!("phi is not compiled in: {}: {}", e.key, e.reason)
+            }
+            _ => return Err(Failure::Missing("a refusal of phi without its feature")),
+        }
+        config.failure_detector.kind = DetectorKind::Deadline;
+    }
     config.downing.downing = Downing::SplitBrainResolver(Strategy::KeepMajority { role: None });
     hprintln!(
         "RAM: DeviceNode {} B, datagram buffer {} B",

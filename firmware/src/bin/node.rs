@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
-use fjell_core::{Config, DeviceNode, Event, Instant, UniqueAddress};
+use fjell_core::{Config, DetectorKind, DeviceNode, Event, Instant, UniqueAddress};
 
 /// Core clock of the board (the MPS2 boards run at 25 MHz).
 const CORE_HZ: u32 = 25_000_000;
@@ -72,7 +72,12 @@ fn main() -> ! {
 
     let me = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 7355);
     let seed = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 7355);
-    let Ok(mut node) = DeviceNode::new(Config::default(), UniqueAddress::new(me, 1), 0x5eed) else {
+    // fjell-core is built without the `phi` feature (see Cargo.toml): the deadline detector.
+    let mut config = Config::default();
+    if cfg!(not(feature = "phi")) {
+        config.failure_detector.kind = DetectorKind::Deadline;
+    }
+    let Ok(mut node) = DeviceNode::new(config, UniqueAddress::new(me, 1), 0x5eed) else {
         halt()
     };
     if node.join_seed_nodes(now(), &[seed]).is_err() {
