@@ -622,6 +622,8 @@ impl postcard::ser_flavors::Flavor for Output<'_, '_> {
             .map_err(|_| postcard::Error::SerializeBufferFull)
     }
 
+    // Out of line: called by every string and byte array of every type.
+    #[inline(never)]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
         let w = &mut *self.0;
         let end = w.pos + bytes.len();
