@@ -32,6 +32,8 @@ impl UniqueAddress {
     }
 
     /// The socket address the node is reached at.
+    // Out of line, like the other small helpers called from dozens of places: each inlined
+    // copy costs code size on a device (BENCHMARKS.md, "fjell-core on microcontrollers").
     #[inline(never)]
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.ip, self.port)
@@ -125,6 +127,7 @@ impl Digest {
         Digest(0x243F_6A88_85A3_08D3)
     }
 
+    // Out of line: called for every word of every digest (code size on a device).
     #[inline(never)]
     pub(crate) fn write_u64(&mut self, v: u64) {
         let mut z = (self.0 ^ v).wrapping_add(0x9E37_79B9_7F4A_7C15);

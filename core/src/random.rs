@@ -14,6 +14,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
+    // Out of line: drawn from many places; inlined, each copy costs code size on a device.
     #[inline(never)]
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -34,6 +34,8 @@ impl Instant {
     }
 
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
+    // Out of line, like `micros` and `add`: time arithmetic is everywhere, and each inlined
+    // copy of its 64-bit and `Duration` work costs code size on a 32-bit device.
     #[inline(never)]
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
