@@ -43,6 +43,13 @@ use crate::gossip::Gossip;
 /// Versions remembered: a delta can be sent to a member at most this many versions behind.
 pub const VERSIONS: usize = 8;
 
+/// A stamp's top bit, set while [`History::record`] marks the unchanged records' entries
+/// (stamps stay below it).
+const KEPT: u32 = 1 << 31;
+
+/// Changed records inserted one by one into the sorted table; more are sorted in together.
+const INSERT_AT_MOST: usize = 16;
+
 /// Stamps of the current members and the last [`VERSIONS`] versions (see the module docs).
 #[derive(Debug, Clone)]
 pub(crate) struct History<const M: usize> {
@@ -91,35 +98,62 @@ impl<const M: usize> History<M> {
         }
         self.generation = Some(generation);
         let stamp = self.next;
-        let mut used = false;
+        let mut fresh = 0;
         let mut digest = members_digest_start();
         self.stamps.clear();
         for m in g.members() {
             let h = m.record_hash();
             digest.write_u64(h);
             let s = match self.by_hash.binary_search_by_key(&h, |(h, _)| *h) {
-                Ok(i) => self.by_hash[i].1,
+                Ok(i) => {
+                    // Marked as kept: the record is unchanged.
+                    let entry = &mut self.by_hash[i].1;
+                    *entry |= KEPT;
+                    *entry & !KEPT
+                }
                 Err(_) => {
-                    used = true;
+                    fresh += 1;
                     stamp
                 }
             };
             // The columns have the members' capacity.
             let _ = self.stamps.push(s);
         }
-        self.by_hash.clear();
-        for (m, s) in g.members().iter().zip(self.stamps.iter()) {
-            let _ = self.by_hash.push((m.record_hash(), *s));
+        // The table for the next state, without sorting it whole: the unchanged records' entries
+        // stay in order, and the changed ones (usually a few) go in by binary search.
+        self.by_hash.retain_mut(|(_, s)| {
+            let kept = *s & KEPT != 0;
+            *s &= !KEPT;
+            kept
+        });
+        if fresh > 0 {
+            let changed = g.members().iter().zip(self.stamps.iter());
+            let changed = changed
+                .filter(|(_, s)| **s == stamp)
+                .map(|(m, _)| m.record_hash());
+            if fresh <= INSERT_AT_MOST {
+                for h in changed {
+                    let at = self.by_hash.partition_point(|(k, _)| *k < h);
+                    // Cannot fail: one entry per member at most.
+                    let _ = self.by_hash.insert(at, (h, stamp));
+                }
+            } else {
+                for h in changed {
+                    let _ = self.by_hash.push((h, stamp));
+                }
+                crate::sorted::sort_by_key(&mut self.by_hash, |(h, _)| *h);
+            }
         }
-        crate::sorted::sort_by_key(&mut self.by_hash, |(h, _)| *h);
+        let used = fresh > 0;
         self.members_digest = digest.finish();
         // Records can change without the version changing only if removed members' records
         // are dropped; the version then stays, and a delta against it carries the change.
         let newest = if used { stamp } else { self.next - 1 };
         if used {
-            // Wraps after 2^32 state changes: stamps then compare wrongly for a while, and a
+            // Wraps after 2^31 state changes: stamps then compare wrongly for a while, and a
             // delta may carry too many records or too few (a miss, answered with full gossip).
-            self.next = self.next.wrapping_add(1).max(1);
+            self.next = (self.next + 1) & !KEPT;
+            self.next = self.next.max(1);
         }
         let version = g.version_digest();
         match self.versions.back_mut() {
@@ -264,6 +298,74 @@ mod tests {
             .unwrap();
         buf.truncate(len);
         buf
+    }
+
+    /// The table `record` keeps, rebuilt from scratch: every current member's (record hash,
+    /// stamp), sorted.
+    fn rebuilt<const M: usize, const R: usize>(
+        g: &Gossip<M, R>,
+        h: &History<M>,
+    ) -> std::vec::Vec<(u64, u32)> {
+        let mut v: std::vec::Vec<_> = g
+            .members()
+            .iter()
+            .zip(h.stamps())
+            .map(|(m, s)| (m.record_hash(), *s))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    proptest::proptest! {
+        /// Over random runs of joins, status changes and removals, the table `record` updates
+        /// in place (few changes inserted, many sorted in) equals the table rebuilt from
+        /// scratch, and a record keeps its stamp exactly while it is unchanged.
+        #[test]
+        fn the_table_updated_in_place_equals_the_table_rebuilt(
+            steps in proptest::collection::vec((0u8..4, 1u8..=16, 0u8..=16), 1..60),
+        ) {
+            let mut g = G::new();
+            let mut h = History::<16>::new();
+            let mut generation = 0;
+            for (op, who, many) in steps {
+                let before: std::vec::Vec<(u64, u32)> = g
+                    .members()
+                    .iter()
+                    .zip(h.stamps())
+                    .map(|(m, s)| (m.record_hash(), *s))
+                    .collect();
+                match op {
+                    // Joins: one, or many at once (the sorted path).
+                    0 => {
+                        for i in who..=who.saturating_add(many).min(16) {
+                            let m = Member::joining(n(i), RoleSet::new(), AppVersion::default());
+                            let _ = g.add_member(m);
+                        }
+                    }
+                    1 => {
+                        let _ = g.set_status(&n(who), MemberStatus::Up);
+                    }
+                    2 => {
+                        let _ = g.set_status(&n(who), MemberStatus::Leaving);
+                    }
+                    _ => {
+                        g.remove_member(&n(who), Instant::ZERO);
+                    }
+                }
+                generation += 1;
+                h.record(&g, generation);
+                let table: std::vec::Vec<_> = h.by_hash.iter().copied().collect();
+                proptest::prop_assert_eq!(&table, &rebuilt(&g, &h));
+                let newest = h.next.wrapping_sub(1);
+                for (m, s) in g.members().iter().zip(h.stamps()) {
+                    let hash = m.record_hash();
+                    match before.iter().find(|(k, _)| *k == hash) {
+                        Some((_, old)) => proptest::prop_assert_eq!(s, old),
+                        None => proptest::prop_assert_eq!(*s, newest),
+                    }
+                }
+            }
+        }
     }
 
     fn full_len(g: &G) -> usize {
