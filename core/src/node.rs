@@ -894,6 +894,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// than at the next regular tick (Pekko waits for that tick), so news spreads at three
     /// rounds per interval from the moment it exists.
     fn after_input(&mut self, now: Instant, generation_before: u64) {
+        if self.generation != generation_before && self.actions_due() {
+            self.timers.set(Timer::Actions, now);
+        }
         let made_change = core::mem::take(&mut self.made_change);
         let new_version =
             self.is_member() && self.history.record(&self.bufs[self.cur], self.generation);
@@ -931,6 +934,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.timers
                 .set(Timer::Leader, now + self.config.leader_actions_interval);
             self.leader_tick(now);
+        }
+        if self.due(Timer::Actions, now) {
+            self.timers.stop(Timer::Actions);
+            if self.actions_due() {
+                self.act_on_convergence(now);
+            }
         }
         if self.due(Timer::Gossip, now) {
             self.timers
@@ -1921,11 +1930,31 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    /// The leader's actions on a converged state (see [`leader::actions_on_convergence`]).
+    /// Whether this node leads a converged state with something to act on. The leader acts
+    /// as soon as an input makes the state converge, not only on its next tick: a join, a
+    /// leave or a removal would otherwise wait up to a leader interval at each step (a cold
+    /// start took two to four seconds for that alone). It acts on a [`Timer::Actions`] due at
+    /// once rather than within the input, so that the state that converged is reported
+    /// before the actions change it (a member seen Leaving, a Down before its removal). It
+    /// cannot act twice on one convergence: its actions make a new version, which must
+    /// converge again first.
+    fn actions_due(&mut self) -> bool {
+        if self.status != NodeStatus::Member || !self.is_member() {
+            return false;
+        }
+        let view = self.view();
+        view.leader == Some(self.me) && view.converged && view.actionable
+    }
+
+    /// The leader's actions on a converged state (see [`leader::actions_on_convergence`]):
+    /// on every leader tick, and when an input makes the state converge.
     fn act_on_convergence(&mut self, now: Instant) {
         self.ticks_without_convergence = 0;
         let req = up_requirements(&self.config, self.shutting_down());
         let cur = self.cur;
+        let s = self.config.downing;
+        self.resolver
+            .catch_up(now, &self.bufs[cur], self.generation, &s);
         let keep_down = self.resolver.holds_down_members(now);
         let keep = TOMBSTONE_MIN_AGE.min(self.config.prune_gossip_tombstones_after);
         let out = leader::actions_on_convergence(
