@@ -244,6 +244,7 @@ mod join;
 mod leader;
 mod lease;
 pub mod member;
+mod news;
 pub mod node;
 mod outbox;
 mod phi;
