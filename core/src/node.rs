@@ -66,8 +66,11 @@ const SELF_DOWN_TICKS: u32 = 4;
 const EXIT_CONFIRM_TICKS: u32 = 5;
 /// Members told directly when a node departs.
 const DEPART_GOSSIP_FANOUT: usize = 5;
-/// Members sent the resolver's confirmation directly per leader tick while it waits.
-const CONFIRM_PUSH: usize = 5;
+/// Members sent the resolver's confirmation directly per leader tick while it waits: as many
+/// as the outbox holds, so that every ally of a cluster of a dozen sees it at once. (Five a
+/// tick left allies of 16-node clusters to gossip rounds for a third tick, past the bound
+/// the campaign holds a decision to: seeds 5917, 51102.)
+const CONFIRM_PUSH: usize = OUTBOX_CAPACITY;
 
 /// Where this node is in its own life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
