@@ -252,6 +252,7 @@ mod join;
 mod leader;
 mod lease;
 pub mod member;
+mod news;
 pub mod node;
 mod outbox;
 mod phi;

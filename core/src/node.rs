@@ -23,6 +23,7 @@ use crate::join::{JoinAction, JoinProcess, JoinTiming};
 use crate::leader::{self, UpRequirements};
 use crate::lease::LeaseRequest;
 use crate::member::{IllegalTransition, Member, MemberStatus};
+use crate::news;
 use crate::outbox::{Out, Outbox, Since};
 use crate::phi::DetectorSettings;
 use crate::random::Rng;
@@ -65,8 +66,11 @@ const SELF_DOWN_TICKS: u32 = 4;
 const EXIT_CONFIRM_TICKS: u32 = 5;
 /// Members told directly when a node departs.
 const DEPART_GOSSIP_FANOUT: usize = 5;
-/// Members sent the resolver's confirmation directly per leader tick while it waits.
-const CONFIRM_PUSH: usize = 5;
+/// Members sent the resolver's confirmation directly per leader tick while it waits: as many
+/// as the outbox holds, so that every ally of a cluster of a dozen sees it at once. (Five a
+/// tick left allies of 16-node clusters to gossip rounds for a third tick, past the bound
+/// the campaign holds a decision to: seeds 5917, 51102.)
+const CONFIRM_PUSH: usize = OUTBOX_CAPACITY;
 
 /// Where this node is in its own life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +235,9 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     history: History<M>,
     /// This input made a local change (pushed at once, see `after_input`).
     made_change: bool,
+    /// This input brought news that a member is unreachable (pushed at once, see
+    /// [`crate::news`]).
+    news: bool,
 }
 
 impl<const M: usize, const R: usize, const H: usize> fmt::Debug for Node<M, R, H> {
@@ -309,6 +316,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             view: None,
             history: History::new(),
             made_change: false,
+            news: false,
         })
     }
 
@@ -890,14 +898,23 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.after_input(now, generation);
     }
 
-    /// When the state changed and too few have seen it, start extra gossip rounds now rather
-    /// than at the next regular tick (Pekko waits for that tick), so news spreads at three
-    /// rounds per interval from the moment it exists.
+    /// What a changed state calls for, once per input: the leader's actions if it converged
+    /// ([`Timer::Actions`]); a push of a change this node made, or of news that a member is
+    /// unreachable ([`crate::news`]); and, when too few have seen the state, extra gossip
+    /// rounds from now rather than from the next regular tick (Pekko waits for that tick), so
+    /// it spreads at three rounds per interval from the moment it exists.
     fn after_input(&mut self, now: Instant, generation_before: u64) {
+        if self.generation != generation_before && self.actions_due() {
+            self.timers.set(Timer::Actions, now);
+        }
         let made_change = core::mem::take(&mut self.made_change);
+        let news = core::mem::take(&mut self.news);
         let new_version =
             self.is_member() && self.history.record(&self.bufs[self.cur], self.generation);
-        if new_version && made_change {
+        if new_version && news {
+            // Pushed to more than one member, by every node that learns it.
+            self.push_news();
+        } else if new_version && made_change {
             // This node made the change: push it at once rather than at the next round. (Only
             // the maker: every node pushing each version it learns multiplied the gossip a
             // change costs by ten for a second less of spreading at 100 nodes.)
@@ -931,6 +948,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.timers
                 .set(Timer::Leader, now + self.config.leader_actions_interval);
             self.leader_tick(now);
+        }
+        if self.due(Timer::Actions, now) {
+            self.timers.stop(Timer::Actions);
+            if self.actions_due() {
+                self.act_on_convergence(now);
+            }
         }
         if self.due(Timer::Gossip, now) {
             self.timers
@@ -1392,6 +1415,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Causality::Before => {
                 let remote_saw_me = inc.seen_by(&self.me);
                 core::mem::swap(&mut self.cur, &mut self.incoming);
+                self.news |= news::newly_flagged(&self.bufs[self.incoming], &self.bufs[self.cur]);
                 (!remote_saw_me, true)
             }
             Causality::After => {
@@ -1425,6 +1449,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     return;
                 }
                 core::mem::swap(&mut self.cur, &mut self.incoming);
+                self.news |= news::newly_flagged(&self.bufs[self.incoming], &self.bufs[self.cur]);
                 self.tell_dropped(&dropped);
                 (true, true)
             }
@@ -1778,6 +1803,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // A member this node flags but cannot monitor (more flagged members than monitor slots)
         // keeps its flag until a monitor frees up and sees it answer: dropping the flag without
         // evidence would make it flap.
+        let news = changes.iter().any(|(subject, status)| {
+            *status == ReachabilityStatus::Unreachable && g.reachability().is_reachable(subject)
+        });
         let mut changed = false;
         for (subject, status) in changes {
             match self.bufs[self.cur].observe(me, subject, status) {
@@ -1789,6 +1817,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
         }
         if changed {
+            self.news |= news;
             self.local_change();
         }
         // A joiner (not Up yet) that hears from no member has nobody to learn its fate from:
@@ -1921,11 +1950,31 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    /// The leader's actions on a converged state (see [`leader::actions_on_convergence`]).
+    /// Whether this node leads a converged state with something to act on. The leader acts
+    /// as soon as an input makes the state converge, not only on its next tick: a join, a
+    /// leave or a removal would otherwise wait up to a leader interval at each step (a cold
+    /// start took two to four seconds for that alone). It acts on a [`Timer::Actions`] due at
+    /// once rather than within the input, so that the state that converged is reported
+    /// before the actions change it (a member seen Leaving, a Down before its removal). It
+    /// cannot act twice on one convergence: its actions make a new version, which must
+    /// converge again first.
+    fn actions_due(&mut self) -> bool {
+        if self.status != NodeStatus::Member || !self.is_member() {
+            return false;
+        }
+        let view = self.view();
+        view.leader == Some(self.me) && view.converged && view.actionable
+    }
+
+    /// The leader's actions on a converged state (see [`leader::actions_on_convergence`]):
+    /// on every leader tick, and when an input makes the state converge.
     fn act_on_convergence(&mut self, now: Instant) {
         self.ticks_without_convergence = 0;
         let req = up_requirements(&self.config, self.shutting_down());
         let cur = self.cur;
+        let s = self.config.downing;
+        self.resolver
+            .catch_up(now, &self.bufs[cur], self.generation, &s);
         let keep_down = self.resolver.holds_down_members(now);
         let keep = TOMBSTONE_MIN_AGE.min(self.config.prune_gossip_tombstones_after);
         let out = leader::actions_on_convergence(
@@ -2018,25 +2067,44 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// confirmation wait it reaches every such member of a small cluster, and random gossip
     /// spreads it further in a large one.
     fn push_to_unseen(&mut self) {
+        let targets: heapless::Vec<UniqueAddress, CONFIRM_PUSH> = self.unseen_targets();
+        for t in targets {
+            self.send(t.socket_addr(), Out::Gossip(t.uid()));
+        }
+    }
+
+    /// The news that a member is unreachable, to [`news::FANOUT`] members that have not seen
+    /// this state: a delta of the change, as a gossip round sends (see [`crate::news`]).
+    fn push_news(&mut self) {
+        if self.status != NodeStatus::Member {
+            return;
+        }
+        let targets: heapless::Vec<UniqueAddress, { news::FANOUT }> = self.unseen_targets();
+        for t in targets {
+            let (uid, since) = (t.uid(), Since::Previous);
+            self.send(t.socket_addr(), Out::Delta { uid, since });
+        }
+    }
+
+    /// Up to `K` members that have not seen the current state, that nobody flags and that the
+    /// outbox has room for, from a random place in the member list on.
+    fn unseen_targets<const K: usize>(&mut self) -> heapless::Vec<UniqueAddress, K> {
         let g = &self.bufs[self.cur];
         let n = g.members.len();
         if n < 2 {
-            return;
+            return heapless::Vec::new();
         }
         let reach = g.reachability();
         let room = self.outbox.room().saturating_sub(2);
         let start = self.rng.below(n);
-        let targets: heapless::Vec<UniqueAddress, CONFIRM_PUSH> = (0..n)
+        (0..n)
             .map(|k| &g.members[(start + k) % n])
             .filter(|m| m.address != self.me && !g.seen_by(&m.address))
             .filter(|m| !reach.rows_of(&self.me).any(|r| r.subject == m.address))
             .filter(|m| reach.is_reachable(&m.address))
             .map(|m| m.address)
-            .take(CONFIRM_PUSH.min(room))
-            .collect();
-        for t in targets {
-            self.send(t.socket_addr(), Out::Gossip(t.uid()));
-        }
+            .take(K.min(room))
+            .collect()
     }
 
     /// Marks Down the members `decision` selects — this node last, so it still spreads the

@@ -141,6 +141,22 @@ impl<const M: usize> Resolver<M> {
         self.hold_down_until.is_some_and(|t| now < t)
     }
 
+    /// Brings the resolver's view up to `g`, the state at `generation`, as a tick does first.
+    /// The leader acts on a converged state as soon as it converges, between ticks: the
+    /// down-removal margin it reads must already count a Down that arrived since the last tick.
+    pub(crate) fn catch_up<const R: usize>(
+        &mut self,
+        now: Instant,
+        g: &Gossip<M, R>,
+        generation: u64,
+        s: &DowningSettings,
+    ) {
+        if generation != self.generation {
+            self.generation = generation;
+            self.observe(now, g, s);
+        }
+    }
+
     /// One tick (every leader tick, `tick` apart). `responsible`: this node leads its side and
     /// has been Up. Returns what the node must do now.
     pub(crate) fn tick<const R: usize>(
@@ -153,10 +169,7 @@ impl<const M: usize> Resolver<M> {
         tick: Duration,
     ) -> Option<Step> {
         let n = g.members().len();
-        if generation != self.generation {
-            self.generation = generation;
-            self.observe(now, g, s);
-        }
+        self.catch_up(now, g, generation, s);
         if let LeaseState::Held { release_at } = self.lease {
             match release_at {
                 // Pekko: keep the lease until the downed members are removed, then wait

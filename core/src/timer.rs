@@ -15,9 +15,12 @@ pub(crate) enum Timer {
     Heartbeat = 3,
     /// Writing the failure detectors' verdicts into the reachability table.
     Reaper = 4,
+    /// The leader's actions on a state that converged since its last tick (see
+    /// `Node::act_if_converged`): due at once, but an input of its own.
+    Actions = 5,
 }
 
-const TIMERS: usize = 5;
+const TIMERS: usize = 6;
 
 /// Extra gossip rounds after the state changed and too few have seen it: with the regular
 /// round, three per gossip interval.

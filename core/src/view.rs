@@ -33,6 +33,9 @@ pub(crate) struct View {
     /// How many members in contact come before this node in address order, the lead excluded:
     /// the order in which they take over an overdue decision.
     pub rank: usize,
+    /// Some member has a status the leader's convergence actions move on or remove: Joining,
+    /// WeaklyUp, Leaving, Exiting, Down or PreparingForShutdown.
+    pub actionable: bool,
     /// Members other than this node, unseen and flagged by nobody: the candidates for a
     /// gossip round that prefers those that have not seen the state. Zero in a converged
     /// cluster, so such a round skips the scan.
@@ -62,7 +65,17 @@ impl View {
         let mut unseen = 0;
         let mut down = false;
         let mut shutdown = false;
+        let mut actionable = false;
         for (m, s) in g.members_with_seen() {
+            actionable |= matches!(
+                m.status,
+                MemberStatus::Joining
+                    | MemberStatus::WeaklyUp
+                    | MemberStatus::Leaving
+                    | MemberStatus::Exiting
+                    | MemberStatus::Down
+                    | MemberStatus::PreparingForShutdown
+            );
             seen_count += usize::from(s);
             down |= m.status == MemberStatus::Down;
             shutdown |= matches!(
@@ -82,6 +95,7 @@ impl View {
             converged: g.is_converged(me, departed),
             speed_up: members.len() > 1 && (down || seen_count < members.len() / 2),
             shutdown,
+            actionable,
             lead,
             rank,
             unseen,

@@ -308,3 +308,35 @@ fn a_node_waking_from_a_long_pause_does_not_flag_its_healthy_peers() {
         );
     }
 }
+
+#[test]
+fn every_survivor_learns_of_a_crash_within_a_few_hops_of_the_first_detection() {
+    // News of an unreachable member is pushed on by each node that learns it (fjell_core's
+    // `news` module): 21-27 ms from the first survivor's flag to the last's. By gossip rounds
+    // alone, at three a second, it took 2.2 s.
+    const N: usize = 200;
+    for seed in seeds(3) {
+        let mut sim: Sim<256, 128> = Sim::new(seed);
+        let ids = sim.start_cluster(N, &Config::default(), 3);
+        sim.run_until(SECS(60), |s| s.all_up(&ids) && s.converged(&ids))
+            .unwrap();
+        sim.run_for(SECS(10));
+        let victim = ids[N / 2];
+        let who = sim.node(victim).address();
+        let from = sim.events().len();
+        sim.crash(victim);
+        let flags = |s: &Sim<256, 128>| {
+            s.events()[from..]
+                .iter()
+                .filter(|l| matches!(&l.event, Event::UnreachableMember(m) if m.address == who))
+                .map(|l| l.at)
+                .collect::<Vec<_>>()
+        };
+        sim.run_until(SECS(30), |s| flags(s).len() >= N - 1)
+            .unwrap();
+        let at = flags(&sim);
+        let spread = *at.iter().max().unwrap() - *at.iter().min().unwrap();
+        eprintln!("seed {seed}: detection spread {spread:?}");
+        assert!(spread < Duration::from_millis(250), "spread {spread:?}");
+    }
+}

@@ -215,6 +215,59 @@ fn leave_goes_through_exiting_to_removed() {
     }
 }
 
+/// Steps `sim` until `done`, checking after every step that the leader never holds a converged
+/// state with a member it could move on (Joining to Up, Leaving to Exiting) for any time: it
+/// acts at the instant the state converged (as an input of its own, so that the converged
+/// state is reported first).
+fn leader_never_idles_at_convergence(
+    sim: &mut Sim,
+    leader: NodeId,
+    mut done: impl FnMut(&Sim) -> bool,
+) {
+    let end = sim.now() + SECS(30);
+    let mut idle_since = None;
+    while !done(sim) {
+        assert!(sim.now() < end, "not done within 30 s");
+        assert!(sim.step(), "nothing left to run");
+        let n = sim.node(leader);
+        let movable = n
+            .members()
+            .iter()
+            .any(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::Leaving));
+        if !(n.is_converged() && movable) {
+            idle_since = None;
+            continue;
+        }
+        let since = *idle_since.get_or_insert(sim.now());
+        assert_eq!(
+            since,
+            sim.now(),
+            "the leader waits with a converged state to act on since {since:?}"
+        );
+    }
+}
+
+#[test]
+fn the_leader_acts_as_soon_as_the_state_converges() {
+    // It used to wait for its next tick, up to `leader-actions-interval` (1 s) at every step of
+    // a join or a leave.
+    for seed in seeds(5) {
+        let (mut sim, ids) = up_cluster(seed, 4, &Config::default());
+        assert_eq!(sim.leader_of(ids[3]), Some(ids[0]));
+        let newcomer = sim.add_node(Config::default());
+        sim.join(newcomer, ids[2]);
+        let all = [ids[0], ids[1], ids[2], ids[3], newcomer];
+        leader_never_idles_at_convergence(&mut sim, ids[0], |s| {
+            s.all_up(&all) && s.converged(&all)
+        });
+        sim.leave(ids[1], ids[3]);
+        let rest = [ids[0], ids[1], ids[2], newcomer];
+        leader_never_idles_at_convergence(&mut sim, ids[0], |s| {
+            s.all_up(&rest) && s.converged(&rest) && s.is_stopped(ids[3])
+        });
+    }
+}
+
 #[test]
 fn the_leader_leaves_and_a_new_leader_takes_over() {
     for seed in seeds(5) {

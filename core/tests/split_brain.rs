@@ -225,12 +225,32 @@ fn flap(sim: &mut Sim, ids: &[NodeId], cycles: usize) {
     }
 }
 
+/// Heartbeat history past the failure detectors' bootstrap estimate. A detector with only its
+/// bootstrap samples flags a silent peer about six seconds after its last heartbeat, a settled
+/// one in about five: right after formation (which takes under a second since the leader acts
+/// at convergence) the majority never flagged the node flapping in six-second partitions, saw
+/// only the crashed node, and rightly decided on stability.
+const WARM_UP: Duration = Duration::from_secs(5);
+
+/// How many times a node of `observers` reported `subject` unreachable.
+fn flagged(sim: &Sim, observers: &[NodeId], subject: NodeId) -> usize {
+    let at = sim.addr(subject);
+    observers
+        .iter()
+        .flat_map(|i| sim.events_of(*i))
+        .filter(|e| matches!(e, Event::UnreachableMember(m) if m.address.socket_addr() == at))
+        .count()
+}
+
 #[test]
 fn instability_that_never_settles_downs_everyone() {
     for seed in seeds(3) {
         let (mut sim, ids) = formed(seed, 5, &sbr(KEEP_MAJORITY));
+        sim.run_for(WARM_UP);
         sim.crash(ids[4]);
         flap(&mut sim, &ids, 16);
+        // The premise: the majority saw the flapping (one flag per cycle would do).
+        assert!(flagged(&sim, &ids[..3], ids[3]) >= 2, "flapping seen");
         for &i in &ids[..4] {
             assert!(downed(&sim, i), "node {i} downed");
         }
@@ -249,8 +269,10 @@ fn without_down_all_when_unstable_flapping_downs_nobody_until_it_settles() {
         let mut c = sbr(KEEP_MAJORITY);
         c.downing.down_all_when_unstable = WhenUnstable::Off;
         let (mut sim, ids) = formed(seed, 5, &c);
+        sim.run_for(WARM_UP);
         sim.crash(ids[4]);
         flap(&mut sim, &ids, 16);
+        assert!(flagged(&sim, &ids[..3], ids[3]) >= 2, "flapping seen");
         assert!(
             ids[..4].iter().all(|i| !sim.is_stopped(*i)),
             "nobody downed"
@@ -325,6 +347,37 @@ fn removal_waits_for_the_down_removal_margin() {
         );
         settle(&mut sim, &ids[..3], &ids[3..]);
         assert!(sim.now() >= decided + SECS(20));
+    }
+}
+
+#[test]
+fn a_down_the_leader_learns_by_gossip_also_waits_for_the_removal_margin() {
+    // The leader acts as soon as the state converges, between its ticks: the margin must hold
+    // from the moment it learns of the Down, not from its next tick's look at the state.
+    for seed in seeds(2) {
+        let mut c = sbr(KEEP_MAJORITY);
+        c.downing.down_removal_margin = Some(SECS(20));
+        let (mut sim, ids) = formed(seed, 5, &c);
+        assert_eq!(sim.leader_of(ids[1]), Some(ids[0]));
+        sim.crash(ids[4]);
+        sim.run_until(SECS(30), |s| {
+            s.node(ids[1]).unreachable().count() == 1 && s.node(ids[0]).unreachable().count() == 1
+        })
+        .expect("the crash detected");
+        sim.down(ids[1], ids[4]);
+        let downed = sim.now();
+        sim.run_until(SECS(10), |s| {
+            s.status_of(ids[0], ids[4]) != Some(fjell_core::MemberStatus::Up)
+        })
+        .expect("the leader learns of the Down");
+        sim.run_for(SECS(18));
+        assert_eq!(
+            sim.node(ids[0]).members().len(),
+            5,
+            "kept during the margin"
+        );
+        settle(&mut sim, &ids[..4], &[]);
+        assert!(sim.now() >= downed + SECS(20));
     }
 }
 

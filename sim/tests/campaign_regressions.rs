@@ -1219,3 +1219,79 @@ fn campaign_wedged_seed_83144() {
         panic!("{f}");
     }
 }
+
+/// One node cut off from fifteen: the leader's confirmation reached five allies a tick, and
+/// one ally's seen mark came back a tick late, so the decision came 9.9 s after the last
+/// reachability change, past stable-after (5 s) + 4 s. Found by the 30,000-run campaign once
+/// news of an unreachable member was pushed on (which changed the random draws); fixed by
+/// pushing the confirmation to as many allies as the outbox holds.
+#[test]
+fn campaign_latedecision_seed_5917() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 5917,
+        params: Params {
+            nodes: 16,
+            sbr: Sbr::KeepMajority,
+            down_all_when_unstable: true,
+            stable_after_ms: Some(5043),
+            profile: Profile::Slow,
+            extras: vec![
+                Extra::Joiner(Sbr::LeaseMajority),
+                Extra::OtherVersion(fjell_core::testing::wire::PROTOCOL_VERSION.wrapping_add(1)),
+            ],
+            max_members: vec![],
+        },
+        steps: vec![Step {
+            wait: Wait::Ms(32090),
+            fault: Fault::Split(vec![
+                vec![14],
+                vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17],
+            ]),
+        }],
+        tail_ms: 45816,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
+
+/// One node cut off from fifteen: the leader's confirmation reached five allies a tick, and
+/// one ally's seen mark came back a tick late, so the decision came 9.9 s after the last
+/// reachability change, past stable-after (5 s) + 4 s. Found by the 30,000-run campaign once
+/// news of an unreachable member was pushed on (which changed the random draws); fixed by
+/// pushing the confirmation to as many allies as the outbox holds. (This shrunk schedule
+/// failed on the core before either change too, at another instant.)
+#[test]
+fn campaign_latedecision_seed_3699() {
+    use fjell_sim::campaign::*;
+    let schedule = Schedule {
+        seed: 3699,
+        params: Params {
+            nodes: 16,
+            sbr: Sbr::KeepOldest {
+                down_if_alone: true,
+            },
+            down_all_when_unstable: false,
+            stable_after_ms: Some(5004),
+            profile: Profile::Clean,
+            extras: vec![],
+            max_members: vec![
+                17, 16, 16, 18, 16, 18, 17, 16, 16, 16, 17, 18, 16, 16, 16, 17, 0, 0, 0, 0, 0, 0,
+            ],
+        },
+        steps: vec![Step {
+            wait: Wait::Ms(5484),
+            fault: Fault::Split(vec![
+                vec![7],
+                vec![0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15],
+            ]),
+        }],
+        tail_ms: 42250,
+        settle_ms: 0,
+    };
+    if let Err(f) = replay(&schedule) {
+        panic!("{f}");
+    }
+}
