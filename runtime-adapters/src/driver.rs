@@ -317,11 +317,15 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         self.progress.attempt(now, &seeds);
         let end = loop {
             let now = self.now();
-            // Timers first, whatever woke us: a busy transport must not starve them.
+            // The last input's outputs first (the core's call order: drain after every
+            // input): a timer due at once, such as the leader's actions on a state that just
+            // converged, must not change that state before its events are published.
+            self.flush();
+            // Then timers, whatever woke us: a busy transport must not starve them.
             if self.node.poll_timeout().is_some_and(|t| t <= now) {
                 self.node.handle_timeout(now);
+                self.flush();
             }
-            self.flush();
             if let NodeStatus::Stopped(reason) = self.node.status() {
                 break Termination::Stopped(reason);
             }

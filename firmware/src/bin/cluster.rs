@@ -129,40 +129,38 @@ impl<const N: usize> Cluster<N> {
     /// Every node joins through node 0.
     fn start(&mut self) -> Result<(), Failure> {
         let seeds = [addr(0)];
-        for node in &mut self.nodes {
-            node.join_seed_nodes(self.now, &seeds)
+        for i in 0..N {
+            self.nodes[i]
+                .join_seed_nodes(self.now, &seeds)
                 .map_err(|_| Failure::Join)?;
+            self.drain(i)?;
         }
-        self.drain()
+        Ok(())
     }
 
-    /// Sends what every running node has to send and looks at its events.
-    fn drain(&mut self) -> Result<(), Failure> {
-        for i in 0..N {
-            if !self.running[i] {
+    /// Sends what node `i` has to send and looks at its events: after every input, as the
+    /// core's call order asks (a timer due at once must not run before the events of the
+    /// input that set it are seen).
+    fn drain(&mut self, i: usize) -> Result<(), Failure> {
+        let (node, buf, now) = (&mut self.nodes[i], &mut self.buf, self.now);
+        while let Some(t) = stack::measure(&mut self.depths.poll_transmit, || {
+            node.poll_transmit(now, buf)
+        })? {
+            let Some(to) = Self::index_of(t.destination) else {
                 continue;
+            };
+            if self.running[to] && self.side[to] == self.side[i] {
+                self.net
+                    .send(now, i, to, &buf[..t.len])
+                    .map_err(|_| Failure::NetworkFull)?;
             }
-            let (node, buf, now) = (&mut self.nodes[i], &mut self.buf, self.now);
-            while let Some(t) = stack::measure(&mut self.depths.poll_transmit, || {
-                node.poll_transmit(now, buf)
-            })? {
-                let Some(to) = Self::index_of(t.destination) else {
-                    continue;
-                };
-                if self.running[to] && self.side[to] == self.side[i] {
-                    self.net
-                        .send(now, i, to, &buf[..t.len])
-                        .map_err(|_| Failure::NetworkFull)?;
-                }
-            }
-            loop {
-                let node = &mut self.nodes[i];
-                let Some(e) = stack::measure(&mut self.depths.poll_event, || node.poll_event())?
-                else {
-                    break;
-                };
-                self.record(i, &e);
-            }
+        }
+        loop {
+            let node = &mut self.nodes[i];
+            let Some(e) = stack::measure(&mut self.depths.poll_event, || node.poll_event())? else {
+                break;
+            };
+            self.record(i, &e);
         }
         Ok(())
     }
@@ -212,15 +210,17 @@ impl<const N: usize> Cluster<N> {
                 let _ = stack::measure(&mut self.depths.handle_message, || {
                     node.handle_message(now, from, &d.bytes)
                 })?;
+                self.drain(d.to)?;
             }
         }
-        for i in (0..N).filter(|&i| self.running[i]) {
+        for i in 0..N {
             let node = &mut self.nodes[i];
-            if node.poll_timeout().is_some_and(|t| t <= now) {
+            if self.running[i] && node.poll_timeout().is_some_and(|t| t <= now) {
                 stack::measure(&mut self.depths.handle_timeout, || node.handle_timeout(now))?;
+                self.drain(i)?;
             }
         }
-        self.drain()
+        Ok(())
     }
 
     /// Steps until `done` holds, or fails after [`PHASE_LIMIT`].

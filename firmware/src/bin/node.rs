@@ -83,7 +83,7 @@ fn main() -> ! {
     if node.join_seed_nodes(now(), &[seed]).is_err() {
         halt()
     }
-    let mut members_up = 0u32;
+    let mut members_up = drain(&mut node, now());
     loop {
         let t = now();
         let len = RX.len.load(Ordering::Acquire) as usize;
@@ -94,30 +94,40 @@ fn main() -> ! {
             // A bad datagram is the sender's problem; the node counts it and goes on.
             let _ = node.handle_message(t, SocketAddr::new(IpAddr::V4(from), 7355), bytes);
             RX.len.store(0, Ordering::Release);
+            members_up += drain(&mut node, t);
         }
         if node.poll_timeout().is_some_and(|at| at <= t) {
             node.handle_timeout(t);
-        }
-        while TX.len.load(Ordering::Acquire) == 0 {
-            // SAFETY: the driver does not touch `bytes` while `len` is 0.
-            let buf = unsafe { &mut *TX.bytes.get() };
-            let Some(out) = node.poll_transmit(t, buf) else {
-                break;
-            };
-            if let IpAddr::V4(ip) = out.destination.ip() {
-                TX.from.store(u32::from(ip), Ordering::Relaxed);
-            }
-            TX.len.store(out.len as u32, Ordering::Release);
-        }
-        while let Some(e) = node.poll_event() {
-            if let Event::MemberUp(_) = e {
-                members_up += 1;
-            }
+            members_up += drain(&mut node, t);
         }
         // An application would act on the events; keep the count observable.
         core::hint::black_box(members_up);
         cortex_m::asm::wfi();
     }
+}
+
+/// Hands what the node has to send to the driver, and reads its events: after every input,
+/// as the core's call order asks. Returns how many members came Up.
+fn drain(node: &mut DeviceNode, t: Instant) -> u32 {
+    // While the driver still holds a datagram, the rest waits in the node's outbox.
+    while TX.len.load(Ordering::Acquire) == 0 {
+        // SAFETY: the driver does not touch `bytes` while `len` is 0.
+        let buf = unsafe { &mut *TX.bytes.get() };
+        let Some(out) = node.poll_transmit(t, buf) else {
+            break;
+        };
+        if let IpAddr::V4(ip) = out.destination.ip() {
+            TX.from.store(u32::from(ip), Ordering::Relaxed);
+        }
+        TX.len.store(out.len as u32, Ordering::Release);
+    }
+    let mut up = 0;
+    while let Some(e) = node.poll_event() {
+        if let Event::MemberUp(_) = e {
+            up += 1;
+        }
+    }
+    up
 }
 
 fn halt() -> ! {
