@@ -47,6 +47,17 @@ fn management_commands_against_a_three_node_cluster() {
                 .flatten()
                 .expect("formed");
         }
+        // A node re-derives whom it monitors once per heartbeat interval, so a cluster that
+        // formed in a fraction of a second is all Up before node 1 heartbeats both peers.
+        let monitors_both = async {
+            while nodes[1].monitored().await.len() < 2 {
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        };
+        nodes[1]
+            .within(Duration::from_secs(5), monitors_both)
+            .await
+            .expect("node 1 monitors both peers within a few heartbeat intervals");
         let a: Vec<String> = lo.addrs.iter().map(|a| a.to_string()).collect();
         let n0 = a[0].as_str();
 
