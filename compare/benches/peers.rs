@@ -146,6 +146,10 @@ fn run(sizes: &[usize], seed: u64) -> bool {
     for &n in sizes {
         let plan = Plan::new(n, seed);
         let a = fjell(&plan, &mut log);
+        // fjell's rows at once: at 4,096 members foca's runs take much longer than fjell's.
+        println!("## N = {n}, fjell alone (foca's runs follow)\n");
+        print!("{}", measure::size_table(&plan, &[&a]));
+        println!();
         let b = measure::measure::<FocaNode>("foca", &plan, &mut log);
         println!("## N = {n} (fjell {})\n", fjell_type(n));
         print!("{}", measure::size_table(&plan, &[&a, &b]));
