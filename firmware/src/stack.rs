@@ -10,7 +10,7 @@ const PAINT: u32 = 0xC0FF_EE55;
 /// How far below the caller a step may go and still be measured.
 pub const WINDOW: usize = 48 * 1024;
 
-/// The deepest use seen by [`Meter::measure`] for one kind of step, in bytes.
+/// The deepest use seen by [`measure`] for one kind of step, in bytes.
 #[derive(Clone, Copy, Default)]
 pub struct Depth {
     /// Deepest stack use so far.
