@@ -49,16 +49,16 @@ impl Network {
 
     /// Queues `bytes` from node `from` to node `to`, sent at `now`.
     pub fn send(&mut self, now: Instant, from: usize, to: usize, bytes: &[u8]) -> Result<(), Full> {
-        let bytes = heapless::Vec::from_slice(bytes).map_err(|_| Full)?;
+        let len = bytes.len() as u64;
         let d = Datagram {
             at: now + self.latency,
             from,
             to,
-            bytes,
+            bytes: heapless::Vec::from_slice(bytes).map_err(|_| Full)?,
         };
         self.queue.push_back(d).map_err(|_| Full)?;
         self.sent += 1;
-        self.bytes += self.queue.back().map_or(0, |d| d.bytes.len() as u64);
+        self.bytes += len;
         Ok(())
     }
 
