@@ -1,5 +1,9 @@
 //! The memory of each capacity preset, per member of capacity, against its target:
 //! `cargo run --release -p fjell-core --example sizes`. Exits with 1 if a target is missed.
+//!
+//! Without the `alloc` feature (as here) a node's value is its whole state. With
+//! `--features alloc` it prints the value alone, whose per-member state is on the heap and
+//! grows with the cluster: `cargo bench -p fjell-compare --bench memory` measures that.
 
 use core::mem::size_of;
 
@@ -34,6 +38,9 @@ fn main() {
         ),
     ];
     let mut missed = false;
+    if cfg!(feature = "alloc") {
+        println!("With `alloc`: the node value alone; the per-member state is on the heap.\n");
+    }
     println!("| preset | bytes | bytes per member of capacity | target |");
     println!("|---|---|---|---|");
     for (name, bytes, members, target) in rows {

@@ -38,6 +38,7 @@
 //! reply (Pekko's rule: the newer side sends, and a newer peer that held this node's version
 //! sends a delta); a reply is answered with full gossip, so every exchange ends.
 
+use crate::buf::Buf;
 use crate::gossip::Gossip;
 
 /// Versions remembered: a delta can be sent to a member at most this many versions behind.
@@ -56,10 +57,10 @@ pub(crate) struct History<const M: usize> {
     /// The stamp the next changed record gets.
     next: u32,
     /// Each current member's stamp, by member index.
-    stamps: heapless::Vec<u32, M>,
+    stamps: Buf<u32, M>,
     /// (record hash, stamp) of each current member, sorted by hash: the previous state that
     /// the next state is compared with.
-    by_hash: heapless::Vec<(u64, u32), M>,
+    by_hash: Buf<(u64, u32), M>,
     /// (version digest, newest stamp in that state), oldest first.
     versions: heapless::Deque<(u64, u32), VERSIONS>,
     /// Digest of the current member records, in member order.
@@ -73,8 +74,8 @@ impl<const M: usize> History<M> {
     pub const fn new() -> Self {
         History {
             next: 1,
-            stamps: heapless::Vec::new(),
-            by_hash: heapless::Vec::new(),
+            stamps: Buf::new(),
+            by_hash: Buf::new(),
             versions: heapless::Deque::new(),
             members_digest: 0,
             generation: None,

@@ -6,6 +6,7 @@
 //! bounded (no event queue to overflow) while every node still reports the same sequence of
 //! statuses for every member.
 
+use crate::buf::Buf;
 use core::net::SocketAddr;
 
 use crate::address::UniqueAddress;
@@ -197,7 +198,7 @@ enum Phase {
 /// removals, member changes, unreachable, reachable, leader, role leaders).
 #[derive(Debug, Clone)]
 pub(crate) struct Publisher<const M: usize> {
-    seen: heapless::Vec<Seen, M>,
+    seen: Buf<Seen, M>,
     leader: Option<UniqueAddress>,
     role_leaders: heapless::Vec<(Role, Option<UniqueAddress>), MAX_TRACKED_ROLES>,
     phase: Phase,
@@ -214,7 +215,7 @@ impl<const M: usize> Publisher<M> {
     /// Nothing reported yet.
     pub const fn new() -> Self {
         Publisher {
-            seen: heapless::Vec::new(),
+            seen: Buf::new(),
             leader: None,
             role_leaders: heapless::Vec::new(),
             phase: Phase::Done,

@@ -1,5 +1,6 @@
 //! The gossip state, its merge (a state CRDT), the seen set and convergence.
 
+use crate::buf::Buf;
 use core::cmp::Ordering;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -59,13 +60,13 @@ pub enum UpdateError {
 /// renumbers the rows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Gossip<const M: usize, const R: usize> {
-    pub(crate) members: heapless::Vec<Member, M>,
+    pub(crate) members: Buf<Member, M>,
     /// The clock counter of each member (0: no entry).
-    clock: heapless::Vec<u64, M>,
+    clock: Buf<u64, M>,
     /// Whether each member has seen this version.
-    seen: heapless::Vec<bool, M>,
+    seen: Buf<bool, M>,
     pub(crate) reachability: Table<M, R>,
-    pub(crate) tombstones: heapless::Vec<Tombstone, M>,
+    pub(crate) tombstones: Buf<Tombstone, M>,
 }
 
 /// The members that have seen a gossip state's version, in address order
@@ -136,11 +137,11 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// The empty gossip.
     pub const fn new() -> Self {
         Gossip {
-            members: heapless::Vec::new(),
-            clock: heapless::Vec::new(),
-            seen: heapless::Vec::new(),
+            members: Buf::new(),
+            clock: Buf::new(),
+            seen: Buf::new(),
             reachability: Table::new(),
-            tombstones: heapless::Vec::new(),
+            tombstones: Buf::new(),
         }
     }
 

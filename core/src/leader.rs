@@ -4,6 +4,7 @@
 //! Most leader actions run only at convergence, when every node that matters has seen the same
 //! state; that is what keeps two leaders on two sides of a partition from both acting.
 
+use crate::buf::Buf;
 use core::num::NonZeroU32;
 use core::time::Duration;
 
@@ -139,7 +140,7 @@ pub fn actions_on_convergence<const M: usize, const R: usize>(
 ) -> LeaderOutcome {
     let mut out = LeaderOutcome::default();
     // Removals first (collected, then applied, so indices stay valid).
-    let mut doomed: heapless::Vec<UniqueAddress, M> = heapless::Vec::new();
+    let mut doomed: Buf<UniqueAddress, M> = Buf::new();
     for m in &g.members {
         let confirmed = departed.contains(&m.address);
         let unreachable = !g.reachability().is_reachable(&m.address);
@@ -203,7 +204,7 @@ pub fn weakly_up<const M: usize, const R: usize>(
         return 0;
     }
     let mut moved = 0;
-    let eligible: heapless::Vec<UniqueAddress, M> = g
+    let eligible: Buf<UniqueAddress, M> = g
         .members
         .iter()
         .filter(|m| {

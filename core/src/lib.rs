@@ -9,9 +9,9 @@
 //! applied). A node whose downing settings differ from the cluster's is refused at join
 //! ([`compat`]).
 //!
-//! `#![no_std]`, no heap, no clock, no sockets, no threads. Capacities are compile-time
-//! parameters: a [`Node<M, R, H>`] holds at most `M` members, `R` reachability records and `H`
-//! heartbeat intervals per monitored member (see the
+//! `#![no_std]`, no clock, no sockets, no threads, and no heap unless asked for (`alloc`).
+//! Capacities are compile-time parameters: a [`Node<M, R, H>`] holds at most `M` members, `R`
+//! reachability records and `H` heartbeat intervals per monitored member (see the
 //! [`DeviceNode`] and [`ServerNode`] presets). The caller passes in time ([`Instant`]), received
 //! bytes and a random seed; the node hands back bytes to send, the next timeout and events.
 //! Same inputs, same outputs.
@@ -23,6 +23,20 @@
 //!   needs, which is worth about 13 kB of flash on a Cortex-M4; a configuration that
 //!   asks for phi is refused by [`Node::new`].
 //! - `std`: conversions from `std::time::Instant`.
+//! - `alloc`: the per-member state on the heap (see "Memory" below), and
+//!   `Node::drain_vec` / `Node::poll_transmit_vec` with a message buffer that grows to the
+//!   largest message sent. fjell-runtime turns it on.
+//!
+//! ## Memory
+//!
+//! Without `alloc` a node holds all its state in its own value, sized by its capacities and
+//! not by the cluster: a [`DeviceNode`] is 12.6 kB and can live in a `static`; a
+//! [`ServerNode`] is 1.9 MB, which in a debug build passes through the stack when built. With
+//! `alloc` the value is under 10 kB whatever the capacities (a [`ServerNode`] is built on any
+//! thread), and the per-member state grows with the cluster, never beyond the capacities: a
+//! [`ServerNode`] of a 10-member cluster holds about 16 kB, of a 1,000-member one about
+//! 400 kB (BENCHMARKS.md, "Memory by cluster size"). Limits stay where they were: a push
+//! beyond a capacity, or an allocation that fails, is refused and reported the same way.
 //!
 //! ## Call order
 //!
@@ -233,11 +247,15 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 // The public surface: everything an application needs is re-exported at the crate root; the
 // few public modules hold secondary items (limits, error details) and the longer write-ups.
 // Everything else is an implementation detail, reachable only through the hidden `testing`
 // module for fjell-sim, the fuzz targets and this crate's own tests and benches.
 mod address;
+mod buf;
 pub mod capacity;
 pub mod compat;
 pub mod config;
@@ -262,6 +280,7 @@ mod recent;
 #[cfg(test)]
 mod reference;
 mod resolver;
+mod room;
 mod sink;
 mod sorted;
 #[cfg(feature = "std")]

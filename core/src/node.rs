@@ -6,6 +6,8 @@
 //! that order), then sleep until [`Node::poll_timeout`] or the next message, whichever comes
 //! first.
 
+use crate::buf::Buf;
+use crate::room::Room;
 use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -457,8 +459,29 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.resolver.poll_request()
     }
 
-    /// Writes the next outgoing message into `buf` (use [`Node::MAX_MESSAGE_LEN`] bytes).
+    /// Writes the next outgoing message into `buf` (use [`Node::MAX_MESSAGE_LEN`] bytes; a
+    /// message that does not fit is dropped and counted in [`Stats::buffer_too_small`]).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.transmit_into(now, buf)
+    }
+
+    /// [`Node::poll_transmit`] into a vector that grows to the message (with the `alloc`
+    /// feature): it ends as long as the largest message sent, not [`Node::MAX_MESSAGE_LEN`].
+    /// The message is `buf[..t.len]`.
+    #[cfg(feature = "alloc")]
+    pub fn poll_transmit_vec(
+        &mut self,
+        now: Instant,
+        buf: &mut alloc::vec::Vec<u8>,
+    ) -> Option<Transmit> {
+        self.transmit_into(now, buf)
+    }
+
+    pub(crate) fn transmit_into<B: Room + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut B,
+    ) -> Option<Transmit> {
         loop {
             let p = self.outbox.pop()?;
             let me = self.me;
@@ -552,7 +575,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 },
             };
             let class = msg.kind().class();
-            match msg.emit_changes(now, buf, changes) {
+            let written = match msg.emit_changes(now, buf.bytes(), changes) {
+                Err(_) if B::GROWS && buf.grow(msg.changes_len(now, changes)) => {
+                    msg.emit_changes(now, buf.bytes(), changes)
+                }
+                written => written,
+            };
+            match written {
                 Ok(len) => {
                     return Some(Transmit {
                         destination: p.to,
@@ -688,7 +717,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.member_at(self.me.socket_addr())?;
         let generation = self.generation;
         self.departure.prepare_for_shutdown();
-        let ups: heapless::Vec<UniqueAddress, M> = self
+        let ups: Buf<UniqueAddress, M> = self
             .gossip()
             .members
             .iter()

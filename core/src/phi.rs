@@ -24,6 +24,8 @@
 use core::time::Duration;
 
 #[cfg(feature = "phi")]
+use crate::buf::Buf;
+#[cfg(feature = "phi")]
 use crate::time::micros;
 use crate::time::Instant;
 
@@ -114,9 +116,9 @@ const MAX_INTERVAL_MICROS: u64 = u32::MAX as u64;
 #[cfg(feature = "phi")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhiAccrual<const H: usize> {
-    intervals: [u32; H],
+    /// A ring once full; filled by pushes until then (so with `alloc` it grows as samples come).
+    intervals: Buf<u32, H>,
     head: u16,
-    len: u16,
     sum: u64,
     sum_sq: u128,
     last: Option<Instant>,
@@ -134,9 +136,8 @@ impl<const H: usize> PhiAccrual<H> {
     /// No heartbeat yet.
     pub const fn new() -> Self {
         PhiAccrual {
-            intervals: [0; H],
+            intervals: Buf::new(),
             head: 0,
-            len: 0,
             sum: 0,
             sum_sq: 0,
             last: None,
@@ -148,32 +149,34 @@ impl<const H: usize> PhiAccrual<H> {
             return;
         }
         let x = interval.min(MAX_INTERVAL_MICROS) as u32;
-        let slot = (self.head as usize + self.len as usize) % H;
-        if self.len as usize == H {
-            // Full: the slot holds the oldest sample; replace it.
+        if self.intervals.len() == H {
+            // Full: `head` holds the oldest sample; replace it.
+            let slot = self.head as usize;
             let old = u64::from(self.intervals[slot]);
             self.sum -= old;
             self.sum_sq -= u128::from(old) * u128::from(old);
             self.head = ((self.head as usize + 1) % H) as u16;
-        } else {
-            self.len += 1;
+            self.intervals[slot] = x;
+        } else if self.intervals.push(x).is_err() {
+            // Not full yet, so only an allocation that failed (with `alloc`) gets here: the
+            // sample is skipped, which leaves the window as it was.
+            return;
         }
-        self.intervals[slot] = x;
         self.sum += u64::from(x);
         self.sum_sq += u128::from(x) * u128::from(x);
     }
 
     /// Number of intervals in the window.
     pub fn samples(&self) -> usize {
-        self.len as usize
+        self.intervals.len()
     }
 
     /// Mean and standard deviation of the window, in microseconds.
     pub fn mean_and_std(&self) -> (f64, f64) {
-        if self.len == 0 {
+        if self.intervals.is_empty() {
             return (0.0, 0.0);
         }
-        let n = f64::from(self.len);
+        let n = self.intervals.len() as f64;
         let mean = self.sum as f64 / n;
         let var = (self.sum_sq as f64 / n - mean * mean).max(0.0);
         (mean, libm::sqrt(var))

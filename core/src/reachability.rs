@@ -16,6 +16,7 @@
 //! Described for users in [`crate::capacity`] ("Reachability compaction"): the table is
 //! compacted to the smallest record capacity in the cluster.
 
+use crate::buf::Buf;
 use core::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -80,10 +81,10 @@ impl Row {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Table<const M: usize, const R: usize> {
     /// Sorted by (observer, subject): an observer's rows are contiguous.
-    records: heapless::Vec<Row, R>,
+    records: Buf<Row, R>,
     /// The version of each member as an observer, parallel to the gossip's members (0: none
     /// yet). The gossip moves it along with its other columns.
-    pub(crate) versions: heapless::Vec<u64, M>,
+    pub(crate) versions: Buf<u64, M>,
     /// Rows were compacted away since the table was last empty ([`Table::compact`]).
     compacted: bool,
 }
@@ -97,8 +98,8 @@ impl<const M: usize, const R: usize> Table<M, R> {
         #[allow(clippy::let_unit_value)]
         let () = Self::INDICES_FIT;
         Table {
-            records: heapless::Vec::new(),
-            versions: heapless::Vec::new(),
+            records: Buf::new(),
+            versions: Buf::new(),
             compacted: false,
         }
     }

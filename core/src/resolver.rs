@@ -3,6 +3,7 @@
 //! the down-removal margin. What it decides is [`crate::downing`]'s business; carrying the
 //! decision out is the node's.
 
+use crate::buf::Buf;
 use core::time::Duration;
 
 use crate::address::{Digest, UniqueAddress};
@@ -94,12 +95,12 @@ pub(crate) struct Resolver<const M: usize> {
     /// stable timer: Up (and Leaving and the shutdown statuses, which follow it without a
     /// reset), Exiting and Down. A member entering one of them is a new hash; Joining,
     /// WeaklyUp, Leaving and removal add none, so they do not reset the timer (Pekko).
-    timer_members: heapless::Vec<u32, M>,
+    timer_members: Buf<u32, M>,
     has_unreachable: bool,
     /// Stable hashes (sorted) of the members that have seen a version made since the
     /// confirmation: they are in contact with this side. Gathered from this node's state and
     /// from every gossip it receives while the confirmation is out.
-    contact: heapless::Vec<u64, M>,
+    contact: Buf<u64, M>,
     /// Since the stable deadline was last set: whether a [`Step::Confirm`] was asked for, and
     /// once the node made it, when.
     confirm: Confirm,
@@ -118,9 +119,9 @@ impl<const M: usize> Resolver<M> {
         Resolver {
             generation: u64::MAX,
             unreachable_digest: 0,
-            timer_members: heapless::Vec::new(),
+            timer_members: Buf::new(),
             has_unreachable: false,
-            contact: heapless::Vec::new(),
+            contact: Buf::new(),
             confirm: Confirm::None,
             stable_deadline: None,
             unstable_since: None,

@@ -10,6 +10,7 @@
 use crate::event::Event;
 use crate::lease::LeaseRequest;
 use crate::node::{Node, Transmit};
+use crate::room::Room;
 use crate::time::Instant;
 
 /// Receives a node's outputs from [`Node::drain`].
@@ -61,9 +62,20 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// 3. lease requests ([`Node::poll_lease`]); an `Acquire` the sink answers at once goes to
     ///    [`Node::handle_lease`], and its outputs are the next pass.
     pub fn drain(&mut self, now: Instant, buf: &mut [u8], sink: &mut impl Sink) {
+        self.drain_into(now, buf, sink)
+    }
+
+    /// [`Node::drain`] with messages written into a vector that grows to the largest message
+    /// sent (with the `alloc` feature; see [`Node::poll_transmit_vec`]). Start it empty.
+    #[cfg(feature = "alloc")]
+    pub fn drain_vec(&mut self, now: Instant, buf: &mut alloc::vec::Vec<u8>, sink: &mut impl Sink) {
+        self.drain_into(now, buf, sink)
+    }
+
+    fn drain_into<B: Room + ?Sized>(&mut self, now: Instant, buf: &mut B, sink: &mut impl Sink) {
         loop {
-            while let Some(t) = self.poll_transmit(now, buf) {
-                sink.transmit(&t, &buf[..t.len]);
+            while let Some(t) = self.transmit_into(now, buf) {
+                sink.transmit(&t, &buf.bytes()[..t.len]);
             }
             while let Some(e) = self.poll_event() {
                 sink.event(e);

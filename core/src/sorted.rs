@@ -5,6 +5,7 @@
 //! is a third of the memory), so every sorted component is merged into the receiving vector
 //! from the back.
 
+use crate::buf::Buf;
 use core::cmp::Ordering;
 
 /// The union would exceed the capacity.
@@ -15,7 +16,7 @@ pub struct Overflow;
 /// On overflow `dst` is left unchanged.
 #[cfg(test)]
 pub fn union_into<T: Clone, K: Ord, const N: usize>(
-    dst: &mut heapless::Vec<T, N>,
+    dst: &mut Buf<T, N>,
     src: &[T],
     key: impl Fn(&T) -> K,
     both: impl Fn(&T, &T) -> T,
@@ -27,7 +28,7 @@ pub fn union_into<T: Clone, K: Ord, const N: usize>(
 /// `key` (`map` must keep `src` in order); equal keys become `both(dst, mapped src)`. On overflow
 /// `dst` is left unchanged.
 pub fn union_into_mapped<S, T: Clone, K: Ord, const N: usize>(
-    dst: &mut heapless::Vec<T, N>,
+    dst: &mut Buf<T, N>,
     src: &[S],
     take: impl Fn(&S) -> bool,
     map: impl Fn(&S) -> T,
@@ -195,7 +196,7 @@ mod tests {
         }
     }
 
-    fn v(x: &[(u8, u8)]) -> heapless::Vec<(u8, u8), 8> {
+    fn v(x: &[(u8, u8)]) -> crate::buf::Buf<(u8, u8), 8> {
         x.iter().copied().collect()
     }
 
@@ -268,7 +269,7 @@ mod tests {
 
     #[test]
     fn overflow_leaves_the_destination_unchanged() {
-        let mut dst: heapless::Vec<(u8, u8), 2> = [(1, 1), (2, 1)].into_iter().collect();
+        let mut dst: crate::buf::Buf<(u8, u8), 2> = [(1, 1), (2, 1)].into_iter().collect();
         assert_eq!(
             union_into(&mut dst, &[(3, 1)], |x| x.0, |x, _| *x),
             Err(Overflow)

@@ -491,9 +491,14 @@ impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
 
     /// The length [`Message::emit`] writes on `now` (which sets the tombstones' ages).
     pub fn buffer_len(&self, now: Instant) -> usize {
+        self.changes_len(now, None)
+    }
+
+    /// The length [`Message::emit_changes`] writes.
+    pub(crate) fn changes_len(&self, now: Instant, changed: Option<Changes<'_>>) -> usize {
         let mut w = Writer { buf: None, pos: 0 };
         // Counting never runs out of room, and no field fails to serialize.
-        let _ = self.write(&mut w, now, None);
+        let _ = self.write(&mut w, now, changed);
         w.pos
     }
 

@@ -1,6 +1,7 @@
 //! `Node::drain` against the loop it replaces: a lease-majority cluster that partitions, driven
 //! once with `drain` and once with `poll_transmit`, `poll_event` and `poll_lease` by hand, gives
-//! the same outputs in the same order; and the sink sees the lease requests.
+//! the same outputs in the same order; and the sink sees the lease requests. With the `alloc`
+//! feature, `Node::drain_vec` (a buffer that grows to the message) gives them too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -77,9 +78,18 @@ fn by_hand(node: &mut N, now: Instant, buf: &mut [u8], rec: &mut Recorder<'_>) {
     }
 }
 
+/// How the outputs are taken.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Drain,
+    ByHand,
+    #[cfg(feature = "alloc")]
+    DrainVec,
+}
+
 /// Three lease-majority nodes on an instant network; after 20 s node 2 is cut off. Returns
 /// every output of every node, in order.
-fn run(use_drain: bool) -> Vec<(usize, Output)> {
+fn run(mode: Mode) -> Vec<(usize, Output)> {
     let mut config = Config::default();
     config.downing.downing = Downing::SplitBrainResolver(Strategy::LeaseMajority { role: None });
     config.downing.stable_after = Some(Duration::from_secs(2));
@@ -99,6 +109,8 @@ fn run(use_drain: bool) -> Vec<(usize, Output)> {
     let mut lease = MemoryLease::new(Duration::from_secs(60));
     let mut log = Vec::new();
     let mut buf = vec![0u8; N::MAX_MESSAGE_LEN];
+    #[cfg(feature = "alloc")]
+    let mut grown: Vec<u8> = Vec::new();
     let mut now = Instant::ZERO;
     for n in nodes.iter_mut() {
         n.join_seed_nodes(now, &seeds).unwrap();
@@ -116,10 +128,11 @@ fn run(use_drain: bool) -> Vec<(usize, Output)> {
                 log: &mut log,
                 id: i,
             };
-            if use_drain {
-                node.drain(now, &mut buf, &mut rec);
-            } else {
-                by_hand(node, now, &mut buf, &mut rec);
+            match mode {
+                Mode::Drain => node.drain(now, &mut buf, &mut rec),
+                Mode::ByHand => by_hand(node, now, &mut buf, &mut rec),
+                #[cfg(feature = "alloc")]
+                Mode::DrainVec => node.drain_vec(now, &mut grown, &mut rec),
             }
             for (_, o) in &log[start..] {
                 if let Output::Transmit(t, bytes) = o {
@@ -146,8 +159,8 @@ fn run(use_drain: bool) -> Vec<(usize, Output)> {
 
 #[test]
 fn drain_gives_the_outputs_of_the_hand_written_loop_in_the_same_order() {
-    let drained = run(true);
-    let by_hand = run(false);
+    let drained = run(Mode::Drain);
+    let by_hand = run(Mode::ByHand);
     assert_eq!(drained.len(), by_hand.len());
     assert!(drained == by_hand, "drain and the loop differ");
     // The partition made the majority side decide with the lease, through the sink.
@@ -157,4 +170,26 @@ fn drain_gives_the_outputs_of_the_hand_written_loop_in_the_same_order() {
     assert!(drained
         .iter()
         .any(|(i, o)| *i != 2 && matches!(o, Output::Event(Event::Downing(_)))));
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn drain_vec_gives_the_outputs_of_drain_with_a_buffer_of_the_largest_message() {
+    let drained = run(Mode::Drain);
+    let grown = run(Mode::DrainVec);
+    assert!(grown == drained, "drain_vec and drain differ");
+    let largest = grown
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Transmit(t, _) => Some(t.len),
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    // The messages of a three-node cluster are far below what eight members could need.
+    assert!(
+        largest * 4 < N::MAX_MESSAGE_LEN,
+        "{largest} of {}",
+        N::MAX_MESSAGE_LEN
+    );
 }

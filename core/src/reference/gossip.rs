@@ -57,22 +57,22 @@ pub enum UpdateError {
 /// observers and subjects are all current members; no member is tombstoned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Gossip<const M: usize, const R: usize> {
-    pub(crate) members: heapless::Vec<Member, M>,
+    pub(crate) members: crate::buf::Buf<Member, M>,
     pub(crate) version: VectorClock<M>,
-    pub(crate) seen: heapless::Vec<UniqueAddress, M>,
+    pub(crate) seen: crate::buf::Buf<UniqueAddress, M>,
     pub(crate) reachability: Reachability<M, R>,
-    pub(crate) tombstones: heapless::Vec<Tombstone, M>,
+    pub(crate) tombstones: crate::buf::Buf<Tombstone, M>,
 }
 
 impl<const M: usize, const R: usize> Gossip<M, R> {
     /// The empty gossip.
     pub const fn new() -> Self {
         Gossip {
-            members: heapless::Vec::new(),
+            members: crate::buf::Buf::new(),
             version: VectorClock::new(),
-            seen: heapless::Vec::new(),
+            seen: crate::buf::Buf::new(),
             reachability: Reachability::new(),
-            tombstones: heapless::Vec::new(),
+            tombstones: crate::buf::Buf::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::sorted::{union_into_mapped, Overflow};
 /// The filtered union the reference was written with (now [`union_into_mapped`] without a
 /// mapping).
 pub fn union_into_where<T: Clone, K: Ord, const N: usize>(
-    dst: &mut heapless::Vec<T, N>,
+    dst: &mut crate::buf::Buf<T, N>,
     src: &[T],
     take: impl Fn(&T) -> bool,
     key: impl Fn(&T) -> K,

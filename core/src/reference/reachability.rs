@@ -28,9 +28,9 @@ pub struct ReachabilityFull;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reachability<const M: usize, const R: usize> {
     /// Sorted by (observer, subject): an observer's rows are contiguous.
-    records: heapless::Vec<Record, R>,
+    records: crate::buf::Buf<Record, R>,
     /// Sorted by observer.
-    versions: heapless::Vec<(UniqueAddress, u64), M>,
+    versions: crate::buf::Buf<(UniqueAddress, u64), M>,
     /// Rows were compacted away since the table was last empty ([`Reachability::compact`]).
     compacted: bool,
 }
@@ -39,8 +39,8 @@ impl<const M: usize, const R: usize> Reachability<M, R> {
     /// An empty table: everyone reachable.
     pub const fn new() -> Self {
         Reachability {
-            records: heapless::Vec::new(),
-            versions: heapless::Vec::new(),
+            records: crate::buf::Buf::new(),
+            versions: crate::buf::Buf::new(),
             compacted: false,
         }
     }
@@ -542,7 +542,7 @@ fn key(r: &Record, observer: usize, observer_doubtful: bool) -> u32 {
 }
 
 fn version_in<const M: usize>(
-    versions: &heapless::Vec<(UniqueAddress, u64), M>,
+    versions: &crate::buf::Buf<(UniqueAddress, u64), M>,
     observer: &UniqueAddress,
 ) -> u64 {
     match versions.binary_search_by(|(a, _)| a.cmp(observer)) {

@@ -6,7 +6,7 @@ pub use crate::vclock::Causality;
 /// A version vector with at most `N` entries, sorted by node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VectorClock<const N: usize> {
-    entries: heapless::Vec<(UniqueAddress, u64), N>,
+    entries: crate::buf::Buf<(UniqueAddress, u64), N>,
 }
 
 /// The vector clock would need more than `N` entries.
@@ -17,7 +17,7 @@ impl<const N: usize> VectorClock<N> {
     /// The empty clock.
     pub const fn new() -> Self {
         VectorClock {
-            entries: heapless::Vec::new(),
+            entries: crate::buf::Buf::new(),
         }
     }
 
