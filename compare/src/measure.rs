@@ -157,8 +157,9 @@ pub fn process_cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// A formed cluster: started at t = 0, all Up (or the form limit), then the warm-up.
-fn form<P: Protocol>(plan: &Plan) -> (Sim<P>, Option<Duration>, i64) {
+/// A formed cluster: started at t = 0, all Up (or the form limit), then the warm-up. Returns
+/// the simulation, the time to all Up and the live heap before the nodes were started.
+pub fn form<P: Protocol>(plan: &Plan) -> (Sim<P>, Option<Duration>, i64) {
     let heap_before = heap::live();
     let mut sim = Sim::<P>::start(plan.n, plan.seed, plan.link);
     let n = plan.n;

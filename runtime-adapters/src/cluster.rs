@@ -33,14 +33,16 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Default capacities of a node started by [`ClusterBuilder::build`] and
 /// [`ClusterBuilder::start`]: fjell-core's [`ServerNode`](fjell_core::ServerNode) (4,096
-/// members, 2,048 reachability records, 1.8 MB, kept on the heap): a server process can afford
-/// it, and a cluster of servers then never runs into a member limit it did not choose.
+/// members, 2,048 reachability records, 1,000 heartbeat intervals per monitored member). A
+/// server process can afford it, and a cluster of servers then never runs into a member limit
+/// it did not choose: fjell-runtime turns on fjell-core's `alloc` feature, so memory follows
+/// the cluster, not the capacity (about 16 kB per node in a 10-member cluster, 400 kB in a
+/// 1,000-member one, under 2 MB at 4,096; BENCHMARKS.md, "Memory by cluster size").
 ///
-/// To pick another, use the `_sized` variants: memory grows with `M` (about 700 bytes per
-/// member of capacity, twice that of the records), so `build_sized::<256, 128, 1000>` takes
-/// 214 kB and `build_sized::<1024, 512, 1000>` 746 kB; keep `R` at least `M / 2`
-/// (`fjell_core::Capacity::holds`). To bound a cluster by policy without changing the memory,
-/// set `max-members`: the cluster stays within its smallest member's bound.
+/// To pick another, use the `_sized` variants, for example `build_sized::<256, 128, 1000>`
+/// to hold a cluster to 256 members by type; keep `R` at least `M / 2`
+/// (`fjell_core::Capacity::holds`). To bound a cluster by policy, set `max-members`: the
+/// cluster stays within its smallest member's bound.
 pub type DefaultNode = fjell_core::ServerNode;
 
 /// A change to the transport's settings (see [`ClusterBuilder::transport`]).

@@ -121,34 +121,10 @@ impl Future for Driver {
     }
 }
 
-/// Builds a node on the heap. Large nodes are built on a thread with a stack big enough for
-/// them: `Node::new` returns the node by value, and in debug builds a megabytes-large value
-/// passes through the stack, which would overflow an async task's thread (tokio's are 2 MiB).
+/// Builds a node on the heap. fjell-runtime turns on fjell-core's `alloc` feature, so the
+/// node value is a few kilobytes whatever its capacities (its per-member state is on the heap
+/// and grows with the cluster): it is built like any value, on the caller's stack.
 pub(crate) fn new_node<const M: usize, const R: usize, const H: usize>(
-    config: fjell_core::Config,
-    addr: SocketAddr,
-    uid: u64,
-    seed: u64,
-) -> Result<Box<Node<M, R, H>>, ConfigError> {
-    let size = std::mem::size_of::<Node<M, R, H>>();
-    if size <= 64 * 1024 {
-        return build_here(config, addr, uid, seed);
-    }
-    std::thread::Builder::new()
-        .name("fjell-node-init".into())
-        .stack_size(16 * size + (8 << 20))
-        .spawn(move || build_here(config, addr, uid, seed))
-        .expect("cannot start a thread to build the node")
-        .join()
-        .expect("building the node panicked")
-}
-
-/// Builds the node on the current thread's stack. A function of its own, never inlined:
-/// a frame reserves room for every temporary of its function whether or not that branch
-/// runs, so constructing the node inline in `new_node` would put megabytes on the caller's
-/// stack even when the node is built on another thread.
-#[inline(never)]
-fn build_here<const M: usize, const R: usize, const H: usize>(
     config: fjell_core::Config,
     addr: SocketAddr,
     uid: u64,
@@ -285,7 +261,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             events: Vec::new(),
             leave_deadline: None,
             published: None,
-            buf: vec![0; Node::<M, R, H>::MAX_MESSAGE_LEN],
+            buf: Vec::new(),
             progress,
             settings,
             shared,
@@ -502,7 +478,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                 releasing,
                 events: &mut events,
             };
-            node.drain(now, buf, &mut outputs);
+            node.drain_vec(now, buf, &mut outputs);
         }
         for e in events.drain(..) {
             self.publish(e);

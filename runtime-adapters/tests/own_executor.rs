@@ -65,8 +65,9 @@ fn a_driver_polled_by_a_plain_block_on_runs_a_node_on_a_third_executor() {
 
 #[test]
 fn a_server_sized_node_is_built_from_a_small_stack() {
-    // 1.8 MB of node must never pass through the caller's stack (in debug builds a value
-    // returned by `Node::new` does): build it from a thread with a 256 KiB stack.
+    // A server-sized node (4,096 members of capacity) must build from any thread: with
+    // fjell-core's `alloc` feature its per-member state is on the heap, so the value that
+    // passes through the stack in a debug build is small. Build it from a 256 KiB stack.
     let ca = fjell_quic::DevCa::new().unwrap();
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let credentials = ca.node(socket.local_addr().unwrap()).unwrap();
@@ -83,5 +84,5 @@ fn a_server_sized_node_is_built_from_a_small_stack() {
         .join()
         .expect("no stack overflow");
     assert!(built.is_ok());
-    assert!(std::mem::size_of::<fjell_runtime::DefaultNode>() > 1 << 20);
+    assert!(std::mem::size_of::<fjell_runtime::DefaultNode>() < 16 * 1024);
 }

@@ -2,7 +2,6 @@
 //! `join_seed_nodes` through the first three nodes (as fjell-sim's cold start does), drains
 //! its outputs after every input and sets its deadline from `poll_timeout`.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -19,15 +18,13 @@ pub const H: usize = 1000;
 /// Seeds every node joins through.
 pub const SEEDS: usize = 3;
 
-thread_local! {
-    // One message buffer for every node: a node writes a message and hands it over at once.
-    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
 /// A fjell node holding at most `M` members and `R` reachability records.
 pub struct Fjell<const M: usize, const R: usize> {
     node: Box<Node<M, R, H>>,
     me: NodeId,
+    /// The node's own message buffer, as fjell-runtime's driver keeps one: it grows to the
+    /// largest message the node sent (`Node::drain_vec`).
+    buf: Vec<u8>,
 }
 
 fn at(d: Duration) -> Instant {
@@ -69,12 +66,8 @@ impl Sink for Out<'_, '_> {
 impl<const M: usize, const R: usize> Fjell<M, R> {
     fn flush(&mut self, ctx: &mut Ctx<'_, ()>) {
         let now = at(ctx.now());
-        BUF.with_borrow_mut(|buf| {
-            if buf.len() < Node::<M, R, H>::MAX_MESSAGE_LEN {
-                buf.resize(Node::<M, R, H>::MAX_MESSAGE_LEN, 0);
-            }
-            self.node.drain(now, buf, &mut Out { ctx: &mut *ctx });
-        });
+        self.node
+            .drain_vec(now, &mut self.buf, &mut Out { ctx: &mut *ctx });
         let deadline = self
             .node
             .poll_timeout()
@@ -90,7 +83,11 @@ impl<const M: usize, const R: usize> Protocol for Fjell<M, R> {
         let uid = splitmix(seed ^ 0xF1E1) | 1;
         let me = UniqueAddress::new(addr_of(id), uid);
         let node = Box::new(Node::new(Config::default(), me, seed).expect("default config"));
-        let mut f = Fjell { node, me: id };
+        let mut f = Fjell {
+            node,
+            me: id,
+            buf: Vec::new(),
+        };
         let seeds: Vec<SocketAddr> = (0..SEEDS.min(n)).map(addr_of).collect();
         f.node
             .join_seed_nodes(at(ctx.now()), &seeds)
