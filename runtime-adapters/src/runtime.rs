@@ -68,6 +68,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+#[cfg(any(feature = "smol", feature = "tokio"))]
 use std::sync::Arc;
 
 pub use fjell_quic::rt::{AsyncTimer, AsyncUdpSocket, Runtime};
