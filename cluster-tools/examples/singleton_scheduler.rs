@@ -7,12 +7,11 @@
 //! cargo run -p fjell-tools --example singleton_scheduler
 //! ```
 
-use std::net::{SocketAddr, UdpSocket};
+mod common;
+
 use std::time::Duration;
 
-use fjell_quic::DevCa;
-use fjell_runtime::core::MemberStatus;
-use fjell_runtime::{ClusterBuilder, Smol};
+use fjell_runtime::Smol;
 use fjell_tools::hub::Hub;
 use fjell_tools::singleton::{ClusterSingleton, SingletonContext, SingletonSettings};
 use serde::{Deserialize, Serialize};
@@ -42,36 +41,16 @@ async fn scheduler(ctx: SingletonContext, first: u64) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     smol::block_on(async {
-        let ca = DevCa::new()?;
-        let sockets: Vec<UdpSocket> = (0..3)
-            .map(|_| UdpSocket::bind("127.0.0.1:0"))
-            .collect::<Result<_, _>>()?;
-        let addrs: Vec<SocketAddr> = sockets
-            .iter()
-            .map(|s| s.local_addr())
-            .collect::<Result<_, _>>()?;
-        let mut nodes = Vec::new();
+        let nodes = common::loopback_cluster(3).await?;
         let mut singletons = Vec::new();
-        for (i, socket) in sockets.into_iter().enumerate() {
-            let cluster = ClusterBuilder::new()
-                .socket(socket)
-                .credentials(ca.node(addrs[i])?)
-                .seed_nodes([addrs[0]])
-                .start()?;
-            cluster
-                .wait_for(|s| {
-                    s.self_member()
-                        .is_some_and(|m| m.status == MemberStatus::Up)
-                })
-                .await;
-            let hub = Hub::start(&cluster, Smol);
+        for (i, cluster) in nodes.iter().enumerate() {
+            let hub = Hub::start(cluster, Smol);
             // Every node runs the manager; only the oldest runs the scheduler. A real
             // scheduler would recover its counter from storage; this one starts at 100 × node.
             let singleton =
                 ClusterSingleton::start(&hub, SingletonSettings::new("scheduler"), move |ctx| {
                     scheduler(ctx, 100 * i as u64)
                 })?;
-            nodes.push(cluster);
             singletons.push(singleton);
         }
         let worker = singletons[2].proxy();

@@ -6,17 +6,22 @@
 //!
 //! - [`singleton`]: exactly one instance of a task per cluster (or per role), on the oldest
 //!   member; hand-over when it leaves, fail-over once a crashed host is downed and removed.
-//! - [`routing`]: routers over the members (round-robin, random, consistent hashing) that
-//!   follow membership.
+//! - [`pubsub`]: distributed publish-subscribe — publish to every subscriber of a topic, to
+//!   one subscriber per group, or send to a registered path, wherever they are; the registry
+//!   spreads by gossip.
+//! - [`routing`]: routers over the members (round-robin, random, consistent hashing, and
+//!   adaptive load balancing by cluster metrics) that follow membership.
+//! - [`metrics`]: each node's CPU, load and memory, sampled and gossiped; subscribers see
+//!   every update.
 //! - [`death_watch`]: be told when a member is removed.
 //!
-//! The decisions (who hosts the singleton and the hand-over protocol, which member a router
-//! picks, which watched member was removed) are sans-IO, driven by membership snapshots and
-//! events, and tested in the deterministic simulator; the async parts only carry them out.
+//! The decisions (who hosts the singleton and the hand-over protocol, the publish-subscribe
+//! registry and its versions, which member a router picks, the metrics table and the
+//! adaptive weights, which watched member was removed) are sans-IO, driven by membership
+//! snapshots, events and messages, and tested without a network (the singleton's in the
+//! deterministic simulator, under faults); the async parts only carry them out.
 //! Every node using the tools starts one [`hub::Hub`], which carries the tools' messages
 //! beside the application's own.
-//!
-//! Not built yet: distributed publish-subscribe and cluster metrics with adaptive routing.
 //!
 //! ## Example
 //!
@@ -65,5 +70,7 @@
 
 pub mod death_watch;
 pub mod hub;
+pub mod metrics;
+pub mod pubsub;
 pub mod routing;
 pub mod singleton;

@@ -1,6 +1,7 @@
 //! Cluster-aware routers (Pekko's cluster routers, group flavour): pick a member to send a
-//! message to, round-robin, at random or by consistent hashing of a key, over the members
-//! that are eligible now.
+//! message to, round-robin, at random, by consistent hashing of a key or weighted by how free
+//! each member is (adaptive load balancing, from the [cluster metrics](crate::metrics)), over
+//! the members that are eligible now.
 //!
 //! Two layers:
 //!
@@ -26,6 +27,14 @@
 //! a node restarted on the same address gets its keys back. The hash ([`key_hash`]) is
 //! FNV-1a 64 finished with splitmix64's mixer: fixed, so it is the same in every process,
 //! platform and Rust version.
+//!
+//! **Adaptive load balancing** ([`RoutingLogic::AdaptiveLoadBalancing`]) draws a routee at
+//! random, each with a probability proportional to its weight: how free its node is by a
+//! [`MetricsSelector`] over the latest [`NodeMetrics`] (see [`weights`] and
+//! [`WeightedRoutees`]). A [`RouteTable`] takes the metrics with
+//! [`RouteTable::set_metrics`]; a [`Router`] made with [`Router::with_metrics`] takes them from
+//! a [`ClusterMetrics`] before each pick, when they have changed. Without metrics the picks are
+//! uniform.
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -71,6 +80,8 @@ use fjell_runtime::quic::SendError;
 use fjell_runtime::{Cluster, ClusterState};
 use serde::Serialize;
 
+use crate::metrics::{weights, ClusterMetrics, MetricsSelector, NodeMetrics, WeightedRoutees};
+
 /// Points per routee on the consistent-hashing ring unless set (Pekko's
 /// `virtual-nodes-factor`, 10).
 pub const DEFAULT_VIRTUAL_NODES_FACTOR: u32 = 10;
@@ -99,13 +110,32 @@ pub enum RoutingLogic {
         /// spread keys more evenly and cost memory.
         virtual_nodes_factor: u32,
     },
+    /// A routee drawn at random, weighted by how free its node is by `selector` over the
+    /// latest cluster metrics (Pekko's `cluster-metrics-adaptive-group`; see the [module
+    /// docs](self)). Picks with a key ignore it. A [`Router`] with this logic is made with
+    /// [`Router::with_metrics`].
+    AdaptiveLoadBalancing {
+        /// Which metrics rate a node (the default selector is [`MetricsSelector::Mix`]).
+        selector: MetricsSelector,
+        /// The generator's seed (splitmix64, as [`RoutingLogic::Random`]).
+        seed: u64,
+    },
 }
 
 impl RoutingLogic {
     /// [`RoutingLogic::Random`] seeded from the process's random source.
     pub fn random() -> RoutingLogic {
         RoutingLogic::Random {
-            seed: RandomState::new().hash_one(0x5eed_u64),
+            seed: random_seed(),
+        }
+    }
+
+    /// [`RoutingLogic::AdaptiveLoadBalancing`] by `selector`, seeded from the process's random
+    /// source.
+    pub fn adaptive(selector: MetricsSelector) -> RoutingLogic {
+        RoutingLogic::AdaptiveLoadBalancing {
+            selector,
+            seed: random_seed(),
         }
     }
 
@@ -192,6 +222,10 @@ impl RouterSettings {
     }
 }
 
+fn random_seed() -> u64 {
+    RandomState::new().hash_one(0x5eed_u64)
+}
+
 fn check_factor(factor: u32) -> Result<(), SettingsError> {
     if (1..=MAX_VIRTUAL_NODES_FACTOR).contains(&factor) {
         Ok(())
@@ -212,6 +246,9 @@ pub enum SettingsError {
     /// More roles than a member can have: no member could ever match.
     #[error("roles: {0} roles given, but a member has at most {MAX_ROLES}")]
     TooManyRoles(usize),
+    /// An adaptive router made without the cluster metrics it weighs members by.
+    #[error("logic: adaptive load balancing needs the cluster metrics (Router::with_metrics)")]
+    MetricsRequired,
 }
 
 /// The members a router may pick, in address order (sans-IO).
@@ -294,7 +331,7 @@ fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
 /// splitmix64's finalizer: FNV-1a alone changes only the low bits for keys that differ in
 /// their last byte (`user-1`, `user-2`), which would put such keys next to each other on the
 /// ring; the mixer spreads every input bit over the whole word.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -396,8 +433,13 @@ pub struct RouteTable {
     ring: Option<HashRing>,
     /// Round-robin position (also consistent hashing's picks without a key).
     turn: u64,
-    /// splitmix64 state for [`RoutingLogic::Random`].
+    /// splitmix64 state for [`RoutingLogic::Random`] and
+    /// [`RoutingLogic::AdaptiveLoadBalancing`].
     rng: u64,
+    /// The weights from the latest metrics, by node ([`RouteTable::set_metrics`]).
+    weights: std::collections::BTreeMap<UniqueAddress, u32>,
+    /// The routees weighted; `Some` for adaptive load balancing only.
+    weighted: Option<WeightedRoutees>,
 }
 
 impl RouteTable {
@@ -412,15 +454,21 @@ impl RouteTable {
             _ => None,
         };
         let rng = match settings.logic {
-            RoutingLogic::Random { seed } => seed,
+            RoutingLogic::Random { seed } | RoutingLogic::AdaptiveLoadBalancing { seed, .. } => {
+                seed
+            }
             _ => 0,
         };
+        let weighted = matches!(settings.logic, RoutingLogic::AdaptiveLoadBalancing { .. })
+            .then(WeightedRoutees::default);
         Ok(RouteTable {
             settings,
             routees: Routees::default(),
             ring,
             turn: 0,
             rng,
+            weights: Default::default(),
+            weighted,
         })
     }
 
@@ -469,7 +517,35 @@ impl RouteTable {
             }
         }
         self.routees = routees;
+        self.reweigh();
         true
+    }
+
+    /// Takes the latest metrics of the nodes (as [`ClusterMetrics::current`] or
+    /// [`MetricsGossip::nodes`](crate::metrics::MetricsGossip::nodes) give them) and
+    /// reweighs the routees, for [`RoutingLogic::AdaptiveLoadBalancing`]; other logics ignore
+    /// them. Nodes that are not routees count too: weights are relative to the least free
+    /// node with metrics, as in Pekko. Returns true if a routee's weight changed.
+    pub fn set_metrics(&mut self, metrics: &[NodeMetrics]) -> bool {
+        let RoutingLogic::AdaptiveLoadBalancing { selector, .. } = self.settings.logic else {
+            return false;
+        };
+        let before = self.weighted.clone();
+        self.weights = weights(&selector.capacities(metrics));
+        self.reweigh();
+        before != self.weighted
+    }
+
+    /// Recomputes the weighted routees from the routees and the weights.
+    fn reweigh(&mut self) {
+        if let Some(w) = &mut self.weighted {
+            *w = WeightedRoutees::new(self.routees.as_slice(), &self.weights);
+        }
+    }
+
+    /// The routees with their weights, for [`RoutingLogic::AdaptiveLoadBalancing`].
+    pub fn weighted(&self) -> Option<&WeightedRoutees> {
+        self.weighted.as_ref()
     }
 
     /// The current routees.
@@ -493,8 +569,8 @@ impl RouteTable {
     }
 
     /// The routee for a message without a key: the next in turn (round-robin, and consistent
-    /// hashing, where Pekko would drop a message without a key) or a random one. `None` if
-    /// there are no routees.
+    /// hashing, where Pekko would drop a message without a key), a random one, or one drawn by
+    /// weight (adaptive load balancing). `None` if there are no routees.
     // Not `Iterator::next`: `None` means no routees now, not the end; a later update may
     // bring some.
     #[allow(clippy::should_implement_trait)]
@@ -505,9 +581,14 @@ impl RouteTable {
         }
         let i = match self.settings.logic {
             RoutingLogic::Random { .. } => {
-                self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let draw = crate::metrics::splitmix(&mut self.rng);
                 // Multiply-shift instead of `%`: no modulo bias, no division.
-                ((u128::from(mix(self.rng)) * n as u128) >> 64) as usize
+                crate::metrics::scale(draw, n as u64) as usize
+            }
+            RoutingLogic::AdaptiveLoadBalancing { .. } => {
+                let draw = crate::metrics::splitmix(&mut self.rng);
+                // The weighted routees are the routees, in the same order.
+                return self.weighted.as_ref().and_then(|w| w.pick(draw));
             }
             RoutingLogic::RoundRobin | RoutingLogic::ConsistentHashing { .. } => {
                 let i = (self.turn % n as u64) as usize;
@@ -572,6 +653,8 @@ pub enum RouteError {
 #[derive(Debug)]
 pub struct Router {
     cluster: Cluster,
+    /// Where an adaptive router takes its metrics from.
+    metrics: Option<ClusterMetrics>,
     inner: Mutex<Followed>,
 }
 
@@ -580,20 +663,49 @@ pub struct Router {
 struct Followed {
     members: Vec<Member>,
     unreachable: Vec<Member>,
+    /// The [`ClusterMetrics::version`] the table's weights come from.
+    metrics_version: Option<u64>,
     table: RouteTable,
 }
 
 impl Router {
-    /// A router over `cluster`'s members; fails on invalid settings.
+    /// A router over `cluster`'s members; fails on invalid settings, and for
+    /// [`RoutingLogic::AdaptiveLoadBalancing`], which needs [`Router::with_metrics`].
     pub fn new(cluster: Cluster, settings: RouterSettings) -> Result<Router, SettingsError> {
+        if matches!(settings.logic, RoutingLogic::AdaptiveLoadBalancing { .. }) {
+            return Err(SettingsError::MetricsRequired);
+        }
+        Router::build(cluster, settings, None)
+    }
+
+    /// A router over `cluster`'s members that weighs them by `metrics` (for
+    /// [`RoutingLogic::AdaptiveLoadBalancing`]; other logics ignore the metrics). Before
+    /// each pick the router takes the latest table if it has changed. Fails on invalid
+    /// settings.
+    pub fn with_metrics(
+        cluster: Cluster,
+        settings: RouterSettings,
+        metrics: &ClusterMetrics,
+    ) -> Result<Router, SettingsError> {
+        let adaptive = matches!(settings.logic, RoutingLogic::AdaptiveLoadBalancing { .. });
+        Router::build(cluster, settings, adaptive.then(|| metrics.clone()))
+    }
+
+    fn build(
+        cluster: Cluster,
+        settings: RouterSettings,
+        metrics: Option<ClusterMetrics>,
+    ) -> Result<Router, SettingsError> {
         let mut table = RouteTable::new(settings)?;
         let state = cluster.state();
         table.update_from(&state);
         Ok(Router {
             cluster,
+            metrics,
             inner: Mutex::new(Followed {
                 members: state.members,
                 unreachable: state.unreachable,
+                metrics_version: None,
                 table,
             }),
         })
@@ -612,6 +724,17 @@ impl Router {
     /// The routees now, in address order.
     pub fn routees(&self) -> Vec<SocketAddr> {
         self.with_table(|t| t.routees().socket_addrs())
+    }
+
+    /// The routees now with their weights, in address order, for
+    /// [`RoutingLogic::AdaptiveLoadBalancing`] (`None` for other logics).
+    pub fn weights(&self) -> Option<Vec<(SocketAddr, u64)>> {
+        self.with_table(|t| {
+            t.weighted().map(|w| {
+                let addrs = w.routees().iter().map(|a| a.socket_addr());
+                addrs.zip(w.weights()).collect()
+            })
+        })
     }
 
     /// The member for a message with `key` ([`RouteTable::route`]); `None` if there are no
@@ -672,6 +795,13 @@ impl Router {
             inner.members = state.members;
             inner.unreachable = state.unreachable;
         }
+        if let Some(metrics) = &self.metrics {
+            let version = metrics.version();
+            if inner.metrics_version != Some(version) {
+                inner.table.set_metrics(&metrics.current());
+                inner.metrics_version = Some(version);
+            }
+        }
         f(&mut inner.table)
     }
 }
@@ -722,6 +852,7 @@ mod tests {
             RoutingLogic::RoundRobin,
             RoutingLogic::random(),
             RoutingLogic::consistent_hashing(),
+            RoutingLogic::adaptive(MetricsSelector::Mix),
         ] {
             let mut t = RouteTable::new(RouterSettings::new(logic)).unwrap();
             assert_eq!(t.next(), None);
@@ -965,6 +1096,74 @@ mod tests {
         assert_eq!(t.routees().len(), 3);
         assert!(t.update(&ms, &[], me));
         assert_eq!(t.routees().len(), 4);
+    }
+
+    fn cpu(address: UniqueAddress, combined: f64) -> NodeMetrics {
+        NodeMetrics {
+            address,
+            timestamp_ms: 1,
+            metrics: vec![crate::metrics::Metric {
+                name: crate::metrics::names::CPU_COMBINED.into(),
+                value: combined,
+                average: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn adaptive_tables_weigh_routees_by_their_metrics() {
+        let mut ms = up(4);
+        let me = ms[0].address;
+        let logic = RoutingLogic::AdaptiveLoadBalancing {
+            selector: MetricsSelector::Cpu,
+            seed: 11,
+        };
+        let mut t = RouteTable::new(RouterSettings::new(logic)).unwrap();
+        t.update(&ms, &[], me);
+        // No metrics yet: uniform.
+        assert_eq!(t.weighted().unwrap().weights(), [1, 1, 1, 1]);
+        // Capacities 0.25, 0.5, 0.75; the fourth member has no metrics: the mean weight.
+        let metrics = [
+            cpu(ms[0].address, 0.75),
+            cpu(ms[1].address, 0.5),
+            cpu(ms[2].address, 0.25),
+        ];
+        assert!(t.set_metrics(&metrics));
+        assert!(!t.set_metrics(&metrics));
+        assert_eq!(t.weighted().unwrap().weights(), [1, 2, 3, 2]);
+        let mut seen = [0usize; 4];
+        for _ in 0..8_000 {
+            let p = t.next().unwrap();
+            seen[ms.iter().position(|m| m.address == p).unwrap()] += 1;
+        }
+        for (i, w) in [1.0, 2.0, 3.0, 2.0].into_iter().enumerate() {
+            let share = seen[i] as f64 / 8_000.0;
+            assert!((share - w / 8.0).abs() < 0.03, "{seen:?}");
+        }
+        // A key is ignored.
+        assert!(t.route(b"k").is_some());
+        // The busiest member leaves: the others keep their weights (the departed node's
+        // metrics count until the table drops them, as in Pekko).
+        ms[0].status = MemberStatus::Leaving;
+        assert!(t.update(&ms, &[], me));
+        assert_eq!(t.weighted().unwrap().weights(), [2, 3, 2]);
+        assert_eq!(t.weighted().unwrap().routees(), t.routees().as_slice());
+        for _ in 0..100 {
+            assert_ne!(t.next(), Some(ms[0].address));
+        }
+        assert!(t.set_metrics(&metrics[1..]));
+        assert_eq!(t.weighted().unwrap().weights(), [1, 2, 1]);
+    }
+
+    #[test]
+    fn other_logics_ignore_metrics() {
+        let ms = up(2);
+        let mut t = RouteTable::new(RouterSettings::default()).unwrap();
+        t.update(&ms, &[], ms[0].address);
+        assert!(!t.set_metrics(&[cpu(ms[0].address, 0.9)]));
+        assert!(t.weighted().is_none());
+        assert_eq!(t.next(), Some(ms[0].address));
+        assert_eq!(t.next(), Some(ms[1].address));
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //!
 //! `FJELL_SIM_SEED=n` replays one run; the failing seed and its schedule are printed.
 
+mod common;
+
+use common::Rng;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -43,23 +46,6 @@ const FAULTS: [Fault; 6] = [
     Fault::LeaveThenSuccessorCrashes,
     Fault::TwoLeave,
 ];
-
-/// SplitMix64: the run's own draws (fault, timing, stop latency), from its seed.
-struct Draw(u64);
-
-impl Draw {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One node's singleton: its manager and its instance.
 struct Host {
@@ -246,7 +232,7 @@ impl Run {
 
 /// One run: form, wait for the instance, apply the fault at a drawn instant, let it settle.
 fn one(seed: u64) -> Result<(), String> {
-    let mut d = Draw(seed ^ 0x51_6E_67_6C);
+    let mut d = Rng(seed ^ 0x51_6E_67_6C);
     let n = 5 + d.below(3) as usize;
     let fault = FAULTS[d.below(FAULTS.len() as u64) as usize];
     let stop_latency = Duration::from_millis(d.below(2_000));
@@ -335,7 +321,7 @@ fn never_two_instances_and_one_on_the_oldest_after_faults() {
         .unwrap_or(60);
     let mut counts: HashMap<String, usize> = HashMap::new();
     for seed in seeds(runs) {
-        let mut d = Draw(seed ^ 0x51_6E_67_6C);
+        let mut d = Rng(seed ^ 0x51_6E_67_6C);
         d.next();
         let fault = FAULTS[d.below(FAULTS.len() as u64) as usize];
         *counts.entry(format!("{fault:?}")).or_default() += 1;
