@@ -142,8 +142,15 @@ fn publish_subscribe_across_a_join_and_a_removal() {
         assert_eq!(ps[0].publish("news", "last").await.unwrap(), 1);
         assert_eq!(received(&s3, "node 3").await, "last");
 
-        // Bad names are typed errors.
+        // Bad names and settings are typed errors naming the key.
         assert!(matches!(ps[0].subscribe(""), Err(PubSubError::BadName)));
+        let short = PubSubSettings {
+            removed_time_to_live: Duration::from_secs(1),
+            ..PubSubSettings::default()
+        };
+        let hub = Hub::start(&nodes[0], Smol);
+        let e = DistributedPubSub::start(&hub, short).unwrap_err();
+        assert!(e.to_string().contains("removed-time-to-live"), "{e}");
 
         // A subscriber that does not read loses what its queue cannot hold, and is told.
         let flood = ps[0].subscribe("flood").unwrap();

@@ -215,12 +215,19 @@ impl Registry {
                 continue;
             }
             let bucket = self.buckets.entry(owner).or_default();
+            let held = bucket.version;
             for (key, entry) in entries {
                 if key.len() > MAX_KEY_LEN || entry.version > version {
                     continue;
                 }
                 let known = bucket.entries.get(&key).map(|(e, _)| e.version);
                 if known.is_some_and(|v| v >= entry.version) {
+                    continue;
+                }
+                // Holding version `held` means every change up to it has been taken in, so an
+                // unknown key at or below it is stale: its removal came and its tombstone was
+                // pruned (a late or duplicated delta must not bring it back).
+                if known.is_none() && entry.version <= held {
                     continue;
                 }
                 if known.is_none() && bucket.entries.len() >= MAX_KEYS {
@@ -411,6 +418,23 @@ mod tests {
         assert!(a.delta_for(&Status::default(), 100).buckets[0]
             .entries
             .is_empty());
+    }
+
+    #[test]
+    fn a_late_delta_does_not_bring_back_a_pruned_subscription() {
+        let members = [node(1), node(2)];
+        let (mut a, mut b) = (Registry::new(node(1)), Registry::new(node(2)));
+        a.add(topic("t"));
+        let late = a.delta_for(&b.status(), 100);
+        exchange(&mut b, &mut a, &members, 100);
+        let t0 = Instant::from_millis(1_000);
+        a.remove(t0, &topic("t"));
+        exchange(&mut b, &mut a, &members, 100);
+        b.prune(t0 + Duration::from_secs(121), Duration::from_secs(120));
+        assert!(b.nodes_with(&topic("t")).is_empty());
+        // The first delta, delayed past the tombstone's pruning, arrives again.
+        b.merge(t0 + Duration::from_secs(122), late, &members);
+        assert!(b.nodes_with(&topic("t")).is_empty(), "resurrected");
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct PubSubSettings {
     pub name: String,
     /// How often a node sends its registry status to another member (Pekko: 1 s).
     pub gossip_interval: Duration,
-    /// How long a removed subscription's tombstone is kept (Pekko: 120 s).
+    /// How long a removed subscription's tombstone is kept (Pekko: 120 s; at least ten gossip
+    /// intervals). A node the removal has not reached by then keeps the subscription.
     pub removed_time_to_live: Duration,
     /// Entries a gossip message carries at most (Pekko: 3,000).
     pub max_delta_elements: usize,
@@ -54,10 +55,12 @@ impl PubSubSettings {
         if self.gossip_interval.is_zero() {
             return Err(bad("gossip-interval", "must be positive"));
         }
-        if self.removed_time_to_live < self.gossip_interval {
+        // A removal must reach every node before its tombstone is forgotten, or a node it
+        // never reached keeps the subscription (as in Pekko).
+        if self.removed_time_to_live < self.gossip_interval * 10 {
             return Err(bad(
                 "removed-time-to-live",
-                "must be at least the gossip interval",
+                "must be at least ten gossip intervals",
             ));
         }
         if !(1..=100_000).contains(&self.max_delta_elements) {

@@ -9,10 +9,12 @@
 //!   instance is told to stop ([`SingletonContext::stopping`]) and ends (or is dropped after
 //!   [`SingletonSettings::stop_timeout`]), and only then does the new one start.
 //! - **Fail-over** after a crash: the new instance starts once the crashed host has been
-//!   downed (by the split brain resolver, or by hand) and removed; fjell's leader waits the
-//!   down-removal margin before removing it, time for the other side of a partition to have
-//!   stopped its instance. Without downing a crashed host is never removed, and the singleton
-//!   does not move.
+//!   downed (by the split brain resolver, or by hand) and removed, and then
+//!   [`SingletonSettings::stop_timeout`] more (the longest its instance, should its node
+//!   still run on the other side of a partition, may take to stop). fjell's leader waits the
+//!   down-removal margin before removing a downed member, time for the other side to have
+//!   downed itself. Without downing a crashed host is never removed, and the singleton does
+//!   not move.
 //! - Talk to the instance from anywhere with a [`SingletonProxy`]: typed messages and
 //!   requests go to the current host; while there is none (hand-over, fail-over) they wait,
 //!   at most [`SingletonSettings::buffer_size`] at once per proxy ([`ProxyError::BufferFull`]
