@@ -5,8 +5,10 @@
 //! ([`Hub::recv`]). Tool messages travel in an envelope that starts with a magic number,
 //! so an application message sent with [`Hub::send`] is never taken for a tool's. A message
 //! for a channel nobody listens on (a tool not started on that node) is counted as a dead
-//! letter ([`Hub::dead_letters`]) and dropped; a request among them is answered with an error
-//! by its sender's timeout, never left to hang forever.
+//! letter ([`Hub::dead_letters`], and a warning in the log at the first, second, fourth…
+//! of them) and dropped, as is one for a channel or application queue that is full; a
+//! request among them is answered with an error by its sender's timeout, never left to hang
+//! forever.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -231,22 +233,35 @@ impl Inner {
             message: m.clone(),
         };
         let sender = self.channels.lock().unwrap().get(e.channel).cloned();
-        let delivered = match sender {
+        let why = match sender {
             Some(tx) => match tx.try_send(incoming) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
+                Ok(()) => return,
+                Err(TrySendError::Full(_)) => "its queue is full",
+                Err(TrySendError::Closed(_)) => "no tool listens on it",
             },
-            None => false,
+            None => "no tool listens on it",
         };
-        if !delivered {
-            self.dead_letters.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(channel = e.channel, from = %m.from, "fjell-tools: dead letter");
-        }
+        self.dead_letter(e.channel, m.from, why);
     }
 
     fn to_app(&self, app: &Sender<AppMessage>, m: AppMessage) {
+        let from = m.from;
         if app.try_send(m).is_err() {
-            self.dead_letters.fetch_add(1, Ordering::Relaxed);
+            self.dead_letter("application", from, "the application's queue is full");
+        }
+    }
+
+    /// Counts a dropped message and says so in the log: the first, second, fourth, eighth…
+    /// of them, so a flood is visible without flooding the log.
+    fn dead_letter(&self, channel: &str, from: SocketAddr, why: &str) {
+        let n = self.dead_letters.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                channel,
+                %from,
+                dead_letters = n,
+                "fjell-tools: a message was dropped: {why}"
+            );
         }
     }
 }

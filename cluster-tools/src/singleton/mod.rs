@@ -14,7 +14,9 @@
 //!   still run on the other side of a partition, may take to stop). fjell's leader waits the
 //!   down-removal margin before removing a downed member, time for the other side to have
 //!   downed itself. Without downing a crashed host is never removed, and the singleton does
-//!   not move.
+//!   not move. A host whose whole process is paused (stopped, swapped out) for longer than
+//!   the fail-over takes resumes with its instance still running until it learns it was
+//!   downed; nothing here fences it (Pekko's answer is a lease, not built yet).
 //! - Talk to the instance from anywhere with a [`SingletonProxy`]: typed messages and
 //!   requests go to the current host; while there is none (hand-over, fail-over) they wait,
 //!   at most [`SingletonSettings::buffer_size`] at once per proxy ([`ProxyError::BufferFull`]
