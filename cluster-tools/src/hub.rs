@@ -158,8 +158,10 @@ impl Hub {
         self.inner.dead_letters.load(Ordering::Relaxed)
     }
 
-    /// Listens on `channel` (a tool's name).
-    pub(crate) fn listen(&self, channel: &str) -> Result<Receiver<Incoming>, ChannelTaken> {
+    /// Listens on `channel` (a tool's name): every message sent to it on this node, by
+    /// [`Hub::send_on`] or [`Hub::request_on`] anywhere in the cluster, arrives here. Tools
+    /// built outside this crate (such as fjell-ddata's replicator) use this too.
+    pub fn listen(&self, channel: &str) -> Result<Receiver<Incoming>, ChannelTaken> {
         let mut channels = self.inner.channels.lock().unwrap();
         if channels.get(channel).is_some_and(|s| !s.is_closed()) {
             return Err(ChannelTaken(channel.to_string()));
@@ -170,7 +172,7 @@ impl Hub {
     }
 
     /// Sends `payload` to `channel` on member `to`.
-    pub(crate) async fn send_on(
+    pub async fn send_on(
         &self,
         to: SocketAddr,
         channel: &str,
@@ -181,7 +183,7 @@ impl Hub {
 
     /// Sends `payload` to `channel` on member `to` as a request, and waits at most `timeout`
     /// for the answer's bytes.
-    pub(crate) async fn request_on(
+    pub async fn request_on(
         &self,
         to: SocketAddr,
         channel: &str,
@@ -195,7 +197,7 @@ impl Hub {
     }
 
     /// Answers a request received on a channel.
-    pub(crate) async fn respond(&self, to: &Incoming, payload: &[u8]) -> Result<(), SendError> {
+    pub async fn respond(&self, to: &Incoming, payload: &[u8]) -> Result<(), SendError> {
         self.inner.cluster.respond(&to.message, &payload).await
     }
 }
