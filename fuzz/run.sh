@@ -11,7 +11,7 @@ secs=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(wire_decode node_ops gossip_merge phi quic_frame)
+  targets=(wire_decode node_ops gossip_merge phi quic_frame ddata_message)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
