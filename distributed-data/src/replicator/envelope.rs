@@ -40,7 +40,7 @@ pub enum Pruning {
         obsolete_at: u64,
         /// The dots the pruning gave new names, `(old, new)`, ordered by the old: what a
         /// replica had seen of an old dot it has seen of the new one (see
-        /// [`Crdt::pruning_cleanup_renamed`](crate::crdt::Crdt::pruning_cleanup_renamed)).
+        /// [`Crdt::pruning_cleanup_renamed`]).
         renamed: Vec<(Dot, Dot)>,
     },
 }
