@@ -621,6 +621,30 @@ impl Cluster {
         rx.recv().await.unwrap_or_default()
     }
 
+    /// A snapshot of this node's measurements ([`crate::metrics`]): members by status,
+    /// convergence, phi per monitored member, traffic, refusals, QUIC connection stats.
+    /// `None` once the node has stopped.
+    pub async fn metrics(&self) -> Option<crate::Metrics> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.inner.commands.try_send(Command::Metrics(tx)).ok()?;
+        rx.recv().await.ok()
+    }
+
+    /// Answers a management request in this process, exactly as the node answers an
+    /// administrator tool over QUIC ([`crate::management`]); commands (join, leave, down)
+    /// are carried out. `None` once the node has stopped.
+    pub async fn manage(
+        &self,
+        request: crate::management::Request,
+    ) -> Option<crate::management::Response> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.inner
+            .commands
+            .try_send(Command::Manage(request, tx))
+            .ok()?;
+        rx.recv().await.ok()
+    }
+
     /// Joins the cluster through the member at `addr`; joining one's own address founds a
     /// new cluster.
     pub async fn join(&self, addr: SocketAddr) -> Result<(), CommandError> {

@@ -49,6 +49,13 @@ pub(crate) enum Command {
     Monitored(Sender<Vec<fjell_core::MonitorStats>>),
     /// Reload the TLS credentials and deny list from their source.
     ReloadCredentials(Sender<Result<fjell_quic::Fingerprint, String>>),
+    /// A snapshot of the node's measurements.
+    Metrics(Sender<crate::metrics::Metrics>),
+    /// A management request, answered as for an administrator tool.
+    Manage(
+        crate::management::Request,
+        Sender<crate::management::Response>,
+    ),
 }
 
 /// How a node's driver ended.
@@ -143,10 +150,12 @@ struct Outputs<'a> {
     releasing: &'a mut Option<BoxFuture<()>>,
     /// Published once the core is drained (publishing needs the whole driver).
     events: &'a mut Vec<Event>,
+    traffic: &'a mut crate::metrics::Traffic,
 }
 
 impl Sink for Outputs<'_> {
     fn transmit(&mut self, t: &Transmit, bytes: &[u8]) {
+        self.traffic.sent(t.class, bytes.len());
         if t.class == DeliveryClass::Gossip {
             tracing::debug!(node = %self.me, to = %t.destination, bytes = t.len, "fjell: gossip sent");
         }
@@ -225,6 +234,8 @@ pub(crate) struct Run<const M: usize, const R: usize, const H: usize> {
     buf: Vec<u8>,
     /// What this node reports while it is not in a cluster yet.
     progress: crate::progress::JoinProgress,
+    /// Counters for [`crate::metrics`].
+    tally: crate::metrics::Tally,
     settings: DriverSettings,
     shared: Arc<Shared>,
     /// Dropped when the driver ends: handles waiting for the end see the channel close.
@@ -263,6 +274,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             published: None,
             buf: Vec::new(),
             progress,
+            tally: Default::default(),
             settings,
             shared,
             _alive: alive,
@@ -444,6 +456,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     }
 
     fn message(&mut self, now: Instant, m: CoreMessage) {
+        self.tally.traffic.received(m.class, m.bytes.len());
         if m.class == DeliveryClass::Gossip {
             tracing::debug!(node = %self.me, from = %m.from, bytes = m.bytes.len(), "fjell: gossip received");
         }
@@ -467,6 +480,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                 acquiring,
                 releasing,
                 settings,
+                tally,
                 ..
             } = self;
             let mut outputs = Outputs {
@@ -477,6 +491,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                 acquiring,
                 releasing,
                 events: &mut events,
+                traffic: &mut tally.traffic,
             };
             node.drain_vec(now, buf, &mut outputs);
         }
@@ -494,6 +509,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     }
 
     fn publish(&mut self, e: Event) {
+        self.tally.event(&e);
         if self.settings.log_info {
             log_event(&self.me, &e);
         }
@@ -584,6 +600,18 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             }
             Command::Monitored(tx) => {
                 let _ = tx.try_send(self.node.monitored(now).collect());
+            }
+            Command::Metrics(tx) => {
+                let m =
+                    crate::metrics::Metrics::take(&self.node, now, &self.tally, &self.transport);
+                let _ = tx.try_send(m);
+            }
+            Command::Manage(request, tx) => {
+                let _ = tx.try_send(crate::management::answer_request(
+                    &mut *self.node,
+                    now,
+                    request,
+                ));
             }
         }
         None

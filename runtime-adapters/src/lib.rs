@@ -152,7 +152,6 @@
 //! - Restarting a node on the same port in the same process: closing the transport returns
 //!   before the QUIC endpoint has released its UDP socket, so binding the port again may
 //!   briefly fail with `AddrInUse` (a new process is not affected).
-//! - Transport counters are not exported as metrics; read them from [`Cluster::transport`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -164,6 +163,7 @@ mod error;
 pub mod event_log;
 pub mod lease;
 pub mod management;
+pub mod metrics;
 mod progress;
 pub mod runtime;
 pub mod settings;
@@ -179,6 +179,7 @@ pub use fjell_core::{
 pub use fjell_quic as quic;
 pub use fjell_quic::Credentials;
 pub use lease::{ClusterLease, SharedMemoryLease};
+pub use metrics::Metrics;
 #[cfg(feature = "tokio")]
 pub use runtime::Tokio;
 pub use runtime::{BoxFuture, Runtime};

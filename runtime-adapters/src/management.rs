@@ -135,10 +135,18 @@ pub(crate) fn answer<const M: usize, const R: usize, const H: usize>(
     now: Instant,
     bytes: &[u8],
 ) -> Response {
-    let request: Request = match postcard::from_bytes(bytes) {
-        Ok(r) => r,
-        Err(e) => return Response::BadRequest(e.to_string()),
-    };
+    match postcard::from_bytes(bytes) {
+        Ok(r) => answer_request(node, now, r),
+        Err(e) => Response::BadRequest(e.to_string()),
+    }
+}
+
+/// The answer of `node` to `request`, carrying out commands on it.
+pub(crate) fn answer_request<const M: usize, const R: usize, const H: usize>(
+    node: &mut Node<M, R, H>,
+    now: Instant,
+    request: Request,
+) -> Response {
     let done = |r: Result<(), fjell_core::CommandError>| match r {
         Ok(()) => Response::Done,
         Err(e) => Response::Refused(e.to_string()),

@@ -162,6 +162,10 @@ pub struct Settings {
     /// `event-log`: a file to append every membership event to, one JSON line each
     /// ([`crate::event_log`]); none by default.
     pub event_log: Option<PathBuf>,
+    /// `management.http`: where `fjell run` serves the HTTP endpoints (`/alive`, `/ready`,
+    /// `/cluster/members`, `/metrics`; fjell-ops). None by default: the endpoints have no
+    /// authentication, so the operator chooses who can reach them.
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -177,6 +181,7 @@ impl Default for Settings {
             log_info: true,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             event_log: None,
+            http: None,
         }
     }
 }
@@ -214,6 +219,7 @@ impl Settings {
         "log-info",
         "shutdown-timeout",
         "event-log",
+        "management.http",
     ];
 
     /// The management commands' environment variables (`fjell members --node` and the
@@ -423,6 +429,7 @@ impl Settings {
             "log-info" => self.log_info = boolean(&v)?,
             "shutdown-timeout" => self.shutdown_timeout = duration(&v)?,
             "event-log" => self.event_log = Some(string(&v)?.into()),
+            "management.http" => self.http = Some(addr(&v)?),
             "cluster-name" => c.cluster_name = name(&v)?,
             "roles" => c.roles = parse_roles(list(&v)?).map_err(|e| e.reason)?,
             "app-version" => {
@@ -780,7 +787,7 @@ mod tests {
             "log-info"
             | "split-brain-resolver.keep-oldest.down-if-alone"
             | "configuration-compatibility-check.enforce-on-join" => "false",
-            "bind" | "advertised-address" => "\"127.0.0.1:1\"",
+            "bind" | "advertised-address" | "management.http" => "\"127.0.0.1:1\"",
             k if k.ends_with(".role") => "\"r\"",
             "split-brain-resolver.down-all-when-unstable" => "\"off\"",
             _ => "\"3s\"",

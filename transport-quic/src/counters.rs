@@ -114,6 +114,43 @@ impl AtomicCounters {
     }
 }
 
+/// One peer's connection in use, as QUIC measures it (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionStats {
+    /// The peer's advertised address.
+    pub peer: std::net::SocketAddr,
+    /// The current smoothed round-trip estimate.
+    pub rtt: std::time::Duration,
+    /// Packets sent and declared lost.
+    pub lost_packets: u64,
+    /// Times the congestion controller reduced the window.
+    pub congestion_events: u64,
+    /// The congestion window, in bytes.
+    pub congestion_window: u64,
+    /// UDP datagrams sent on this connection.
+    pub datagrams_sent: u64,
+    /// UDP bytes sent on this connection.
+    pub bytes_sent: u64,
+    /// UDP bytes received on this connection.
+    pub bytes_received: u64,
+}
+
+impl ConnectionStats {
+    pub(crate) fn of(peer: std::net::SocketAddr, conn: &quinn::Connection) -> Self {
+        let s = conn.stats();
+        ConnectionStats {
+            peer,
+            rtt: conn.rtt(),
+            lost_packets: s.path.lost_packets,
+            congestion_events: s.path.congestion_events,
+            congestion_window: s.path.cwnd,
+            datagrams_sent: s.udp_tx.datagrams,
+            bytes_sent: s.udp_tx.bytes,
+            bytes_received: s.udp_rx.bytes,
+        }
+    }
+}
+
 /// Bumps a counter by one.
 pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);

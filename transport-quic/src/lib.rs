@@ -155,7 +155,7 @@ pub use admin::{AdminClient, AdminError, AdminRequest};
 #[cfg(feature = "quic")]
 pub use config::{AddressMapping, TransportConfig, TransportConfigError};
 #[cfg(feature = "quic")]
-pub use counters::{BadInput, Counters};
+pub use counters::{BadInput, ConnectionStats, Counters};
 #[cfg(feature = "dev-certs")]
 pub use dev_ca::DevCa;
 #[cfg(feature = "quic")]

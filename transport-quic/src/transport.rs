@@ -481,6 +481,19 @@ impl Transport {
         self.inner.counters.snapshot()
     }
 
+    /// QUIC's measurements of each open connection in use, one per connected peer, in no
+    /// particular order.
+    pub fn connection_stats(&self) -> Vec<crate::ConnectionStats> {
+        let peers: Vec<Arc<Peer>> = self.inner.peers.lock().unwrap().values().cloned().collect();
+        peers
+            .iter()
+            .filter_map(|p| {
+                p.open_link()
+                    .map(|l| crate::ConnectionStats::of(p.addr, &l.conn))
+            })
+            .collect()
+    }
+
     /// Closes every connection and the endpoint, and stops the background tasks. The core's
     /// messages already queued (membership lanes) are delivered first, for at most a second;
     /// application messages are refused from the start and those still queued are dropped.
