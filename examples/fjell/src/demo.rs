@@ -164,7 +164,7 @@ pub async fn run(opts: Options, out: impl Write + Send + 'static) -> Result<(), 
     ));
     let t = nodes[victim].abort().await;
     log.line(&log.name(victim_addr), &format!("terminated: {t:?}"));
-    watch_phi(&log, &nodes[0], victim_addr).await;
+    watch_phi(&log, &nodes[..victim], victim_addr).await;
     let survivors: Vec<SocketAddr> = lo.addrs[..victim].to_vec();
     for c in &nodes[..victim] {
         wait(c, "the crashed node's removal", |s| all_up(s, &survivors)).await?;
@@ -208,16 +208,33 @@ pub async fn run(opts: Options, out: impl Write + Send + 'static) -> Result<(), 
     Ok(())
 }
 
-/// Prints, twice a second, how node `c`'s failure detector sees `subject` until it suspects
-/// it (or stops monitoring it).
-async fn watch_phi(log: &Log, c: &Cluster, subject: SocketAddr) {
-    let who = log.name(c.self_address().socket_addr());
+/// Prints, twice a second, how the failure detector of the first of `survivors` that
+/// monitors `subject` sees it, until it suspects it (or stops monitoring it).
+async fn watch_phi(log: &Log, survivors: &[Cluster], subject: SocketAddr) {
     let deadline = Instant::now() + STEP;
+    let mut watcher: Option<&Cluster> = None;
     while Instant::now() < deadline {
-        let stats = c.monitored().await;
-        let Some(m) = stats.iter().find(|m| m.subject.socket_addr() == subject) else {
-            return;
+        let mut found = None;
+        for c in watcher.map_or(survivors, std::slice::from_ref) {
+            let stats = c.monitored().await;
+            if let Some(m) = stats
+                .into_iter()
+                .find(|m| m.subject.socket_addr() == subject)
+            {
+                found = Some((c, m));
+                break;
+            }
+        }
+        let Some((c, m)) = found else {
+            if watcher.is_some() {
+                return; // no longer monitored: it was flagged and the ring moved on
+            }
+            // Monitors are re-derived once per heartbeat interval: ask again shortly.
+            smol::Timer::after(Duration::from_millis(100)).await;
+            continue;
         };
+        watcher = Some(c);
+        let who = log.name(c.self_address().socket_addr());
         let age = m.last_heartbeat_age.map_or("never".to_string(), |a| {
             format!("{:.1} s ago", a.as_secs_f64())
         });
