@@ -327,6 +327,7 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let http = settings.http;
     smol::block_on(async {
         let cluster = match settings.builder().start() {
             Ok(c) => c,
@@ -335,6 +336,23 @@ fn run(path: PathBuf) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let endpoints = match http.map(|a| (a, fjell_ops::Endpoints::bind(a, cluster.clone()))) {
+            None => None,
+            Some((_, Ok(e))) => Some(e),
+            Some((a, Err(e))) => {
+                eprintln!("fjell run: management.http: cannot listen on {a}: {e}");
+                cluster.abort().await;
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(e) = endpoints {
+            if let Ok(a) = e.local_addr() {
+                tracing::info!(
+                    "fjell: HTTP endpoints on http://{a} (/alive /ready /cluster/members /metrics)"
+                );
+            }
+            smol::spawn(e.run(fjell_runtime::Smol)).detach();
+        }
         // Ctrl-C or SIGTERM: leave gracefully, so the others never see this node unreachable.
         // SIGHUP: reload the TLS credentials and the deny list.
         let t = futures_lite::future::or(cluster.terminated(), signals(&cluster)).await;

@@ -100,6 +100,26 @@ fn printed_fingerprint(out: &str) -> Fingerprint {
         .unwrap()
 }
 
+/// A GET on a new connection: the status code and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    (status, body.to_string())
+}
+
 /// Kills the node when the test ends, passed or not.
 struct Node(Child);
 
@@ -213,6 +233,10 @@ fn a_node_runs_from_fjell_certs_files_and_is_managed_by_host_name() {
     let port = free_port();
     let name = format!("localhost:{port}");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     for args in [
         &["certs", "ca", "--cluster", "test"][..],
         &["certs", "node", "--addr", &name],
@@ -234,7 +258,8 @@ fn a_node_runs_from_fjell_certs_files_and_is_managed_by_host_name() {
         format!(
             "advertised-address = \"{name}\"\nseed-nodes = [\"{name}\"]\n\
              leader-actions-interval = \"200ms\"\n\
-             [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n"
+             [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n\
+             [management]\nhttp = \"{http}\"\n"
         ),
     )
     .unwrap();
@@ -277,6 +302,24 @@ fn a_node_runs_from_fjell_certs_files_and_is_managed_by_host_name() {
         "{}",
         text(&out)
     );
+    // The HTTP endpoints of `management.http`: what a probe and a scraper see.
+    assert_eq!(http_get(http, "/alive"), (200, "alive\n".to_string()));
+    assert_eq!(http_get(http, "/ready"), (200, "ready\n".to_string()));
+    let out = fjell(&dir, &["members", "--json"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let (status, members) = http_get(http, "/cluster/members");
+    assert_eq!(status, 200);
+    assert_eq!(
+        members,
+        stdout(&out).trim_end(),
+        "the same JSON as fjell members --json"
+    );
+    let (status, metrics) = http_get(http, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("fjell_members{status=\"up\"} 1\n"),
+        "{metrics}"
+    );
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -303,6 +346,15 @@ fn settings_errors_name_the_file_the_key_and_the_variable() {
             "fjell run: seeds.toml: invalid setting `seed-nodes`: \
              cannot resolve `nohost.invalid:7355`: "
         ),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::write(dir.join("http.toml"), "[management]\nhttp = 8558\n").unwrap();
+    let out = fjell(&dir, &["run", "--config", "http.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr(&out).starts_with("fjell run: http.toml: invalid setting `management.http`: "),
         "{}",
         text(&out)
     );
