@@ -57,17 +57,7 @@ impl Traffic {
 }
 
 /// Every member status, in the order [`Metrics::members`] counts them.
-pub const MEMBER_STATUSES: [MemberStatus; 9] = [
-    MemberStatus::Joining,
-    MemberStatus::WeaklyUp,
-    MemberStatus::Up,
-    MemberStatus::Leaving,
-    MemberStatus::Exiting,
-    MemberStatus::Down,
-    MemberStatus::Removed,
-    MemberStatus::PreparingForShutdown,
-    MemberStatus::ReadyForShutdown,
-];
+pub const MEMBER_STATUSES: [MemberStatus; 9] = MemberStatus::ALL;
 
 /// Every split brain resolver decision, in the order [`Metrics::downing`] counts them.
 pub const DECISIONS: [Decision; 5] = [

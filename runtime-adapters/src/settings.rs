@@ -78,6 +78,9 @@ use crate::cluster::{parse_roles, ClusterBuilder, DEFAULT_SHUTDOWN_TIMEOUT};
 use crate::credentials::{CredentialSource, LoadCredentials};
 pub use crate::error::SettingsError;
 
+pub mod bootstrap;
+pub use bootstrap::{Bootstrap, DiscoveryMethod};
+
 /// Why [`Settings::from_file`] failed: the file could not be read at all, or a setting in it
 /// (or in the environment) is invalid.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +169,9 @@ pub struct Settings {
     /// `/cluster/members`, `/metrics`; fjell-ops). None by default: the endpoints have no
     /// authentication, so the operator chooses who can reach them.
     pub http: Option<SocketAddr>,
+    /// `[discovery]` and `[bootstrap]`: contact points and the rules for founding a cluster,
+    /// for a node without seed nodes ([`bootstrap`]). None without `discovery.method`.
+    pub bootstrap: Option<Bootstrap>,
 }
 
 impl Default for Settings {
@@ -182,14 +188,17 @@ impl Default for Settings {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             event_log: None,
             http: None,
+            bootstrap: None,
         }
     }
 }
 
-/// Strategy settings gathered from several keys, resolved at the end (keys come in any
-/// order, and overrides may change the strategy after its parameters were read).
+/// Settings gathered from several keys, resolved at the end (keys come in any order, and
+/// overrides may change the strategy after its parameters were read): the downing strategy
+/// and the bootstrap's discovery.
 #[derive(Default)]
-struct DowningKeys {
+struct Gathered {
+    bootstrap: bootstrap::Keys,
     strategy: Option<String>,
     auto_down_after: Option<Duration>,
     quorum_size: Option<u32>,
@@ -221,6 +230,9 @@ impl Settings {
         "event-log",
         "management.http",
     ];
+
+    /// The `[discovery]` and `[bootstrap]` keys ([`bootstrap`]).
+    pub const BOOTSTRAP_KEYS: &'static [&'static str] = bootstrap::KEYS;
 
     /// The management commands' environment variables (`fjell members --node` and the
     /// others read them). Loading settings ignores them rather than refusing them as unknown
@@ -274,7 +286,7 @@ impl Settings {
             source,
         })?;
         let mut s = Settings::default();
-        s.apply_text(&mut DowningKeys::default(), &text, std::env::vars(), |k| {
+        s.apply_text(&mut Gathered::default(), &text, std::env::vars(), |k| {
             k.starts_with("tls.")
         })
         .map_err(invalid)?;
@@ -290,7 +302,7 @@ impl Settings {
     /// [`Settings::MANAGEMENT_VARIABLES`]), both only where `keep` accepts the key.
     fn apply_text(
         &mut self,
-        d: &mut DowningKeys,
+        d: &mut Gathered,
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
         keep: impl Fn(&str) -> bool,
@@ -336,7 +348,7 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
         let mut s = Settings::default();
-        let mut d = DowningKeys::default();
+        let mut d = Gathered::default();
         s.apply_text(&mut d, text, env, |_| true)?;
         if let Some(t) = &s.tls {
             for (key, path) in [
@@ -353,6 +365,7 @@ impl Settings {
             }
         }
         s.config.downing.downing = d.resolve()?;
+        s.bootstrap = std::mem::take(&mut d.bootstrap).resolve(&s.seed_nodes, s.http)?;
         s.config
             .validate()
             .map_err(|e| SettingsError::new(e.key, e.reason))?;
@@ -390,7 +403,10 @@ impl Settings {
         b
     }
 
-    fn apply(&mut self, d: &mut DowningKeys, key: &str, v: Value) -> Result<(), String> {
+    fn apply(&mut self, d: &mut Gathered, key: &str, v: Value) -> Result<(), String> {
+        if let Some(r) = d.bootstrap.apply(key, &v) {
+            return r;
+        }
         let c = &mut self.config;
         let fd = &mut c.failure_detector;
         let sbr = &mut c.downing;
@@ -548,7 +564,7 @@ impl Settings {
     }
 }
 
-impl DowningKeys {
+impl Gathered {
     fn resolve(&self) -> Result<Downing, SettingsError> {
         let role = |i: usize| self.roles[i];
         let strategy = match self.strategy.as_deref() {
@@ -773,6 +789,11 @@ mod tests {
     fn value_for(key: &str) -> &'static str {
         match key {
             "cluster-name" | "compat" | "tls.ca" | "tls.cert" | "tls.key" => "\"x\"",
+            "discovery.method" => "\"dns\"",
+            "discovery.name" | "discovery.file" | "discovery.command" => "\"x\"",
+            "discovery.port" | "bootstrap.required-contact-point-nr" => "5",
+            "bootstrap.new-cluster-enabled" | "bootstrap.contact-with-all-contact-points" => "true",
+            "discovery.dns-server" => "\"127.0.0.1:53\"",
             "roles" | "seed-nodes" | "tls.deny" | "address-map" => "[]",
             "app-version" => "\"1.2.3\"",
             "min-nr-of-members"
@@ -799,6 +820,7 @@ mod tests {
         for key in Config::KEYS
             .iter()
             .chain(Settings::NODE_KEYS)
+            .chain(Settings::BOOTSTRAP_KEYS)
             .chain(Settings::STRATEGY_KEYS)
         {
             // Free-form tables: their entries are keys of their own.
@@ -814,7 +836,7 @@ mod tests {
                 Some((table, leaf)) => format!("[{table}]\n{leaf} = {}", value_for(key)),
                 None => text,
             };
-            let mut d = DowningKeys::default();
+            let mut d = Gathered::default();
             let mut flat = Vec::new();
             flatten("", Value::Table(toml::from_str(&text).unwrap()), &mut flat);
             for (k, v) in flat {
@@ -829,6 +851,52 @@ mod tests {
             Downing::UnsafeAutoDown {
                 after: Duration::from_secs(10)
             }
+        );
+    }
+
+    #[test]
+    fn bootstrap_needs_a_method_its_keys_the_endpoints_and_no_seed_nodes() {
+        let s = Settings::from_toml(
+            "[management]\nhttp = \"127.0.0.1:8558\"\n\
+             [discovery]\nmethod = \"dns-srv\"\nname = \"_m._tcp.fjell.test\"\n\
+             [bootstrap]\nrequired-contact-point-nr = 5\nstable-margin = \"2s\"\n",
+        )
+        .unwrap();
+        let b = s.bootstrap.unwrap();
+        assert_eq!(
+            b.method,
+            DiscoveryMethod::DnsSrv {
+                name: "_m._tcp.fjell.test".into()
+            }
+        );
+        assert_eq!(b.required_contact_point_nr, 5);
+        assert_eq!(b.stable_margin, Duration::from_secs(2));
+        assert_eq!(b.probe_interval, Duration::from_secs(1), "Pekko's default");
+        assert_eq!(Settings::from_toml("").unwrap().bootstrap, None);
+        let key = |text: &str| Settings::from_toml(text).unwrap_err().key;
+        let http = "[management]\nhttp = \"127.0.0.1:8558\"\n";
+        assert_eq!(
+            key(&format!("{http}[discovery]\nmethod = \"dns\"")),
+            "discovery.name"
+        );
+        assert_eq!(
+            key(&format!("{http}[discovery]\nmethod = \"mdns\"")),
+            "discovery.method"
+        );
+        assert_eq!(
+            key("[discovery]\nmethod = \"file\"\nfile = \"x\""),
+            "discovery.method"
+        );
+        assert_eq!(
+            key(&format!(
+                "seed-nodes = [\"127.0.0.1:1\"]\n{http}[discovery]\nmethod = \"command\"\ncommand = \"x\""
+            )),
+            "discovery.method"
+        );
+        assert_eq!(key("[discovery]\nname = \"x\""), "discovery.method");
+        assert_eq!(
+            key("[bootstrap]\nrequired-contact-point-nr = 0"),
+            "bootstrap.required-contact-point-nr"
         );
     }
 
