@@ -6,6 +6,7 @@
 //! | `/ready` | the node is Up or WeaklyUp and no member flags it unreachable | otherwise, with the reason |
 //! | `/cluster/members` | the members as JSON, as `fjell members --json` prints them | the node stopped |
 //! | `/metrics` | [`crate::prometheus`]'s text | the node stopped |
+//! | `/bootstrap/seed-nodes` | [`SeedNodes`](crate::bootstrap::SeedNodes) as JSON, for other nodes' bootstrap probes | |
 //!
 //! [`crate::readiness`] has the exact rules. Other paths answer 404, other methods than
 //! `GET` and `HEAD` 405.
@@ -153,6 +154,12 @@ async fn respond<B>(cluster: &Cluster, req: &Request<B>) -> Response<Full<Bytes>
             },
             _ => stopped(),
         },
+        "/bootstrap/seed-nodes" => {
+            match serde_json::to_string(&crate::bootstrap::SeedNodes::of(&cluster.state())) {
+                Ok(json) => with_type(StatusCode::OK, "application/json", json),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            }
+        }
         "/metrics" => match cluster.metrics().await {
             Some(m) => with_type(
                 StatusCode::OK,

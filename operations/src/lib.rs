@@ -5,6 +5,9 @@
 //! - [`readiness`]: the rules behind `/alive` and `/ready`.
 //! - [`prometheus`]: a node's [`Metrics`](fjell_runtime::Metrics) in the Prometheus text
 //!   format, with the list of every metric.
+//! - [`discovery`] and [`bootstrap`]: contact points from DNS (A/AAAA or SRV), a file or a
+//!   command, and Pekko's Cluster Bootstrap rules, so a fleet started at once forms one
+//!   cluster without a seed-node list; [`dns`] is the small resolver it uses.
 //!
 //! The measurements themselves come from fjell-runtime ([`fjell_runtime::Cluster::metrics`]),
 //! so an application with its own exporter needs only that.
@@ -44,6 +47,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bootstrap;
+pub mod discovery;
+pub mod dns;
 pub mod http;
 pub mod prometheus;
 pub mod readiness;
