@@ -328,6 +328,7 @@ fn run(path: PathBuf) -> ExitCode {
         }
     };
     let http = settings.http;
+    let bootstrap = settings.bootstrap.clone();
     smol::block_on(async {
         let cluster = match settings.builder().start() {
             Ok(c) => c,
@@ -346,12 +347,26 @@ fn run(path: PathBuf) -> ExitCode {
             }
         };
         if let Some(e) = endpoints {
-            if let Ok(a) = e.local_addr() {
+            let local = e.local_addr();
+            if let Ok(a) = local {
                 tracing::info!(
                     "fjell: HTTP endpoints on http://{a} (/alive /ready /cluster/members /metrics)"
                 );
             }
             smol::spawn(e.run(fjell_runtime::Smol)).detach();
+            // No seed nodes: find the others and join (or found) as Cluster Bootstrap decides.
+            if let (Some(b), Ok(local)) = (bootstrap, local) {
+                let me = fjell_ops::bootstrap::contact_point(
+                    local,
+                    cluster.self_address().socket_addr(),
+                );
+                let c = cluster.clone();
+                smol::spawn(async move {
+                    let outcome = fjell_ops::bootstrap::run(&c, b, me).await;
+                    tracing::info!("fjell: bootstrap ended: {outcome:?}");
+                })
+                .detach();
+            }
         }
         // Ctrl-C or SIGTERM: leave gracefully, so the others never see this node unreachable.
         // SIGHUP: reload the TLS credentials and the deny list.
