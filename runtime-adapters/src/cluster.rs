@@ -66,6 +66,7 @@ pub struct ClusterBuilder {
     deny: Vec<Fingerprint>,
     address_map: Vec<AddressMapping>,
     log_info: bool,
+    log_verbose: bool,
     event_log: Option<PathBuf>,
     shutdown_timeout: Duration,
     lease: Option<Arc<dyn ClusterLease>>,
@@ -106,6 +107,7 @@ impl ClusterBuilder {
             deny: Vec::new(),
             address_map: Vec::new(),
             log_info: true,
+            log_verbose: false,
             event_log: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             lease: None,
@@ -253,6 +255,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Also log, at info level, the cluster state after each change, convergence reached and
+    /// lost, and heartbeats started and stopped per monitored member (default off, when they
+    /// are at debug level; Pekko's `log-info-verbose`; see [`crate::cluster_log`]).
+    pub fn log_info_verbose(mut self, on: bool) -> Self {
+        self.log_verbose = on;
+        self
+    }
+
     /// Append every membership event to `path`, one JSON line each
     /// ([`crate::event_log`]; the `event-log` setting). The file is opened when the node is
     /// built; a failure to open it fails the build.
@@ -381,6 +391,7 @@ impl ClusterBuilder {
         let settings = DriverSettings {
             seed_nodes: self.seed_nodes,
             log_info: self.log_info,
+            log_verbose: self.log_verbose,
             event_log,
             shutdown_timeout: self.shutdown_timeout,
             lease: self.lease,

@@ -101,6 +101,7 @@ impl Shared {
 pub(crate) struct DriverSettings {
     pub(crate) seed_nodes: Vec<SocketAddr>,
     pub(crate) log_info: bool,
+    pub(crate) log_verbose: bool,
     pub(crate) event_log: Option<crate::event_log::EventLog>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) lease: Option<Arc<dyn ClusterLease>>,
@@ -236,6 +237,8 @@ pub(crate) struct Run<const M: usize, const R: usize, const H: usize> {
     progress: crate::progress::JoinProgress,
     /// Counters for [`crate::metrics`].
     tally: crate::metrics::Tally,
+    /// Verbose cluster logging's memory ([`crate::cluster_log`]).
+    log: crate::cluster_log::ClusterLog,
     settings: DriverSettings,
     shared: Arc<Shared>,
     /// Dropped when the driver ends: handles waiting for the end see the channel close.
@@ -275,6 +278,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             buf: Vec::new(),
             progress,
             tally: Default::default(),
+            log: crate::cluster_log::ClusterLog::new(settings.log_verbose),
             settings,
             shared,
             _alive: alive,
@@ -500,7 +504,9 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         }
         self.events = events;
         let generation = self.node.generation();
-        if self.published != Some(generation) {
+        let changed = self.published != Some(generation);
+        self.log.flushed(&self.node, now, changed);
+        if changed {
             self.published = Some(generation);
             self.shared.publish(ClusterState::of(&self.node));
             self.transport
@@ -511,7 +517,7 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
     fn publish(&mut self, e: Event) {
         self.tally.event(&e);
         if self.settings.log_info {
-            log_event(&self.me, &e);
+            crate::cluster_log::log_event(&self.me, &e);
         }
         if let Some(log) = &mut self.settings.event_log {
             log.write(&self.me, &e);
@@ -647,43 +653,5 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             cb();
         }
         // Dropping `self` closes the subscribers' channels and tells waiting handles.
-    }
-}
-
-/// One info line per membership change (Pekko's `log-info`).
-fn log_event(me: &UniqueAddress, e: &Event) {
-    match e {
-        Event::UnreachableMember(m) => {
-            tracing::info!(node = %me, member = %m.address, "fjell: member unreachable");
-        }
-        Event::ReachableMember(m) => {
-            tracing::info!(node = %me, member = %m.address, "fjell: member reachable again");
-        }
-        Event::MemberRemoved {
-            member,
-            previous_status,
-        } => {
-            tracing::info!(node = %me, member = %member.address, ?previous_status, "fjell: member removed");
-        }
-        Event::LeaderChanged(l) => {
-            tracing::info!(node = %me, leader = ?l.map(|l| l.to_string()), "fjell: leader changed");
-        }
-        Event::RoleLeaderChanged { role, leader } => {
-            tracing::info!(node = %me, %role, leader = ?leader.map(|l| l.to_string()), "fjell: role leader changed");
-        }
-        Event::JoinRefused { by, reason } => {
-            tracing::warn!(node = %me, %by, "fjell: join refused: {reason}");
-        }
-        Event::JoinRequestRefused { from, reason } => {
-            tracing::info!(node = %me, %from, "fjell: refused a join request: {reason}");
-        }
-        Event::Downing(d) => tracing::info!(node = %me, decision = ?d, "fjell: downing"),
-        Event::SelfDowned => tracing::warn!(node = %me, "fjell: this node was downed"),
-        Event::Stopped(r) => tracing::info!(node = %me, reason = ?r, "fjell: this node stopped"),
-        e => {
-            if let Some(m) = crate::state::member_of(e) {
-                tracing::info!(node = %me, member = %m.address, status = ?m.status, "fjell: member is {:?}", m.status);
-            }
-        }
     }
 }

@@ -22,8 +22,10 @@
 //! - **Graceful end**: [`Cluster::shutdown`] (and dropping the last handle) leaves: the
 //!   others see the node Left → Exited → Removed, never Unreachable; the transport closes
 //!   once the core has stopped, or after the shutdown timeout.
-//! - **Logging** with `tracing`: membership changes at info (switch off with
-//!   [`ClusterBuilder::log_info`], like Pekko's `log-info`), gossip at debug.
+//! - **Logging** with `tracing` ([`cluster_log`]): one line per membership change at info
+//!   (switch off with [`ClusterBuilder::log_info`], like Pekko's `log-info`); the state,
+//!   convergence and heartbeat starts and stops at debug, or at info with
+//!   [`ClusterBuilder::log_info_verbose`] (Pekko's `log-info-verbose`); gossip at debug.
 //! - **No executor at all**: fjell-core's `examples/blocking_udp.rs` drives the core over a
 //!   std `UdpSocket` in a blocking loop — the template for a device.
 //!
@@ -157,6 +159,7 @@
 #![deny(missing_docs)]
 
 mod cluster;
+pub mod cluster_log;
 pub mod credentials;
 mod driver;
 mod error;

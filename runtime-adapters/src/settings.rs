@@ -160,6 +160,11 @@ pub struct Settings {
     pub source: Option<PathBuf>,
     /// `log-info`: membership changes at info level (default true).
     pub log_info: bool,
+    /// `log-info-verbose`: the cluster state, convergence and heartbeat starts and stops at
+    /// info level too (default false; [`crate::cluster_log`]).
+    pub log_info_verbose: bool,
+    /// `log-json`: `fjell run` writes its log as JSON lines (default false).
+    pub log_json: bool,
     /// `shutdown-timeout` (default 20 s).
     pub shutdown_timeout: Duration,
     /// `event-log`: a file to append every membership event to, one JSON line each
@@ -185,6 +190,8 @@ impl Default for Settings {
             address_map: Vec::new(),
             source: None,
             log_info: true,
+            log_info_verbose: false,
+            log_json: false,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             event_log: None,
             http: None,
@@ -226,6 +233,8 @@ impl Settings {
         "tls.watch",
         "address-map",
         "log-info",
+        "log-info-verbose",
+        "log-json",
         "shutdown-timeout",
         "event-log",
         "management.http",
@@ -382,6 +391,7 @@ impl Settings {
             .config(self.config)
             .seed_nodes(self.seed_nodes)
             .log_info(self.log_info)
+            .log_info_verbose(self.log_info_verbose)
             .shutdown_timeout(self.shutdown_timeout)
             .address_map(self.address_map);
         if let Some(a) = self.bind {
@@ -443,6 +453,8 @@ impl Settings {
                 self.tls.get_or_insert_with(TlsFiles::default).watch = watch;
             }
             "log-info" => self.log_info = boolean(&v)?,
+            "log-info-verbose" => self.log_info_verbose = boolean(&v)?,
+            "log-json" => self.log_json = boolean(&v)?,
             "shutdown-timeout" => self.shutdown_timeout = duration(&v)?,
             "event-log" => self.event_log = Some(string(&v)?.into()),
             "management.http" => self.http = Some(addr(&v)?),
@@ -806,6 +818,8 @@ mod tests {
             "failure-detector.implementation" => "\"deadline\"",
             "downing" => "\"keep-majority\"",
             "log-info"
+            | "log-info-verbose"
+            | "log-json"
             | "split-brain-resolver.keep-oldest.down-if-alone"
             | "configuration-compatibility-check.enforce-on-join" => "false",
             "bind" | "advertised-address" | "management.http" => "\"127.0.0.1:1\"",

@@ -310,15 +310,9 @@ fn manage(m: Manage, request: Request) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `fjell run`: logs to stderr (RUST_LOG filters; membership changes at info).
+/// `fjell run`: logs to stderr (RUST_LOG filters; membership changes at info), as text or,
+/// with `log-json`, one JSON object per line.
 fn run(path: PathBuf) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let settings = match Settings::from_file(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -327,6 +321,16 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if settings.log_json {
+        log.json().init();
+    } else {
+        log.init();
+    }
     let http = settings.http;
     let bootstrap = settings.bootstrap.clone();
     smol::block_on(async {

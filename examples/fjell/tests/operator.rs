@@ -257,7 +257,7 @@ fn a_node_runs_from_fjell_certs_files_and_is_managed_by_host_name() {
         dir.join("node.toml"),
         format!(
             "advertised-address = \"{name}\"\nseed-nodes = [\"{name}\"]\n\
-             leader-actions-interval = \"200ms\"\n\
+             leader-actions-interval = \"200ms\"\nlog-json = true\nlog-info-verbose = true\n\
              [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n\
              [management]\nhttp = \"{http}\"\n"
         ),
@@ -320,6 +320,29 @@ fn a_node_runs_from_fjell_certs_files_and_is_managed_by_host_name() {
         metrics.contains("fjell_members{status=\"up\"} 1\n"),
         "{metrics}"
     );
+    // `log-json`: every line is a JSON object; `log-info-verbose`: the state changes at info.
+    let log = std::fs::read_to_string(dir.join("node.log")).unwrap();
+    let messages: Vec<String> = log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    for want in [
+        "fjell: member is Up",
+        "fjell: cluster state changed",
+        "fjell: HTTP endpoints on",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.starts_with(want)),
+            "no {want:?} in\n{log}"
+        );
+    }
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
