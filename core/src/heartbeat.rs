@@ -332,6 +332,14 @@ impl<const H: usize> Heartbeats<H> {
         })
     }
 
+    /// The inter-arrival mean and standard deviation (microseconds) of each monitored
+    /// member's detector, where it keeps them (see [`Detector::intervals`]).
+    pub fn intervals(&self) -> impl Iterator<Item = (UniqueAddress, Option<(f64, f64)>)> + '_ {
+        self.monitors
+            .iter()
+            .map(|m| (m.subject, m.detector.intervals()))
+    }
+
     /// Stats per monitored member.
     pub fn stats<'a>(
         &'a self,

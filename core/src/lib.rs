@@ -304,6 +304,8 @@ pub use join::MAX_SEEDS;
 pub use lease::{Lease, LeaseRequest, MemoryLease};
 pub use member::{AppVersion, Member, MemberStatus, Role, RoleSet};
 pub use node::{CommandError, InputError, Node, NodeStatus, Stats, Transmit};
+#[cfg(feature = "phi")]
+pub use phi::{phi_after, phi_of};
 pub use phi::{DetectorKind, DetectorSettings, PhiFormula};
 pub use reachability::ReachabilityStatus;
 pub use resolver::{DowningDecision, Reason};

@@ -394,6 +394,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.heartbeats.stats(now, &self.config.failure_detector)
     }
 
+    /// The inter-arrival mean and standard deviation, in microseconds, of the heartbeat
+    /// answers of each monitored member, as its phi detector has seen them (`None` with the
+    /// deadline detector): what `fjell fd-chart` plots for a running node.
+    pub fn monitored_intervals(
+        &self,
+    ) -> impl Iterator<Item = (UniqueAddress, Option<(f64, f64)>)> + '_ {
+        self.heartbeats.intervals()
+    }
+
     /// A counter that moves whenever this node's membership state may have changed: callers
     /// that inspect the state (tests, metrics exporters) can skip unchanged nodes.
     pub fn generation(&self) -> u64 {

@@ -187,10 +187,18 @@ impl<const H: usize> PhiAccrual<H> {
         let Some(last) = self.last else { return 0.0 };
         let elapsed = (now - last).as_micros() as f64;
         let (mean, std) = self.mean_and_std();
-        let mean = mean + micros(s.acceptable_heartbeat_pause) as f64;
-        let std = std.max(micros(s.min_std_deviation) as f64).max(1.0);
-        phi_of((elapsed - mean) / std, s.formula)
+        phi_after(elapsed, mean, std, s)
     }
+}
+
+/// Phi after `elapsed` microseconds of silence, for a window whose inter-arrival mean and
+/// standard deviation are `mean` and `std` microseconds (the rule the detector applies, for
+/// charts and tuning: acceptable pause added to the mean, min-std-deviation as the floor).
+#[cfg(feature = "phi")]
+pub fn phi_after(elapsed: f64, mean: f64, std: f64, s: &DetectorSettings) -> f64 {
+    let mean = mean + micros(s.acceptable_heartbeat_pause) as f64;
+    let std = std.max(micros(s.min_std_deviation) as f64).max(1.0);
+    phi_of((elapsed - mean) / std, s.formula)
 }
 
 #[cfg(feature = "phi")]
@@ -295,6 +303,16 @@ impl<const H: usize> Detector<H> {
             #[cfg(not(feature = "phi"))]
             DetectorKind::Phi => Detector::Deadline(Deadline::default()),
             DetectorKind::Deadline => Detector::Deadline(Deadline::default()),
+        }
+    }
+
+    /// The mean and standard deviation of the inter-arrival times the detector has seen, in
+    /// microseconds; `None` for the deadline detector, which keeps none.
+    pub fn intervals(&self) -> Option<(f64, f64)> {
+        match self {
+            #[cfg(feature = "phi")]
+            Detector::Phi(d) if d.samples() > 0 => Some(d.mean_and_std()),
+            _ => None,
         }
     }
 

@@ -70,6 +70,26 @@ pub struct Monitored {
     pub rtt_us: Option<u64>,
     /// False once the detector suspects it.
     pub available: bool,
+    /// The mean of the heartbeat inter-arrival times the phi detector has seen, in
+    /// milliseconds (`None` with the deadline detector).
+    pub mean_interval_ms: Option<f64>,
+    /// Their standard deviation, in milliseconds.
+    pub std_interval_ms: Option<f64>,
+}
+
+/// The failure detector's settings, as a node runs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorInfo {
+    /// `phi` or `deadline`.
+    pub kind: String,
+    /// `threshold`.
+    pub threshold: f64,
+    /// `heartbeat-interval`, milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// `acceptable-heartbeat-pause`, milliseconds.
+    pub acceptable_heartbeat_pause_ms: u64,
+    /// `min-std-deviation`, milliseconds.
+    pub min_std_deviation_ms: u64,
 }
 
 /// The answer to [`Request::Status`].
@@ -91,6 +111,8 @@ pub struct Status {
     pub unreachable: usize,
     /// What its failure detector says of each member it monitors.
     pub monitored: Vec<Monitored>,
+    /// Its failure detector's settings.
+    pub detector: DetectorInfo,
 }
 
 /// What a node answers.
@@ -171,25 +193,45 @@ pub(crate) fn answer_request<const M: usize, const R: usize, const H: usize>(
                     )
                 }),
         ),
-        Request::Status => Response::Status(Box::new(Status {
-            node: node.address().socket_addr(),
-            node_status: format!("{:?}", node.status()),
-            self_member: node.self_member().map(|m| member_info(node, m)),
-            leader: node.leader().map(|l| l.socket_addr()),
-            converged: node.is_converged(),
-            members: node.members().len(),
-            unreachable: node.unreachable().count(),
-            monitored: node
-                .monitored(now)
-                .map(|s| Monitored {
-                    address: s.subject.socket_addr(),
-                    phi: s.phi,
-                    last_heartbeat_ms: s.last_heartbeat_age.map(|d| d.as_millis() as u64),
-                    rtt_us: s.rtt.map(|d| d.as_micros() as u64),
-                    available: s.available,
-                })
-                .collect(),
-        })),
+        Request::Status => {
+            let intervals: Vec<_> = node.monitored_intervals().collect();
+            let fd = node.config().failure_detector;
+            let ms = |d: std::time::Duration| d.as_millis() as u64;
+            Response::Status(Box::new(Status {
+                node: node.address().socket_addr(),
+                node_status: format!("{:?}", node.status()),
+                self_member: node.self_member().map(|m| member_info(node, m)),
+                leader: node.leader().map(|l| l.socket_addr()),
+                converged: node.is_converged(),
+                members: node.members().len(),
+                unreachable: node.unreachable().count(),
+                monitored: node
+                    .monitored(now)
+                    .map(|s| {
+                        let stats = intervals
+                            .iter()
+                            .find(|(a, _)| *a == s.subject)
+                            .and_then(|(_, i)| *i);
+                        Monitored {
+                            address: s.subject.socket_addr(),
+                            phi: s.phi,
+                            last_heartbeat_ms: s.last_heartbeat_age.map(|d| d.as_millis() as u64),
+                            rtt_us: s.rtt.map(|d| d.as_micros() as u64),
+                            available: s.available,
+                            mean_interval_ms: stats.map(|(m, _)| m / 1000.0),
+                            std_interval_ms: stats.map(|(_, d)| d / 1000.0),
+                        }
+                    })
+                    .collect(),
+                detector: DetectorInfo {
+                    kind: format!("{:?}", fd.kind).to_lowercase(),
+                    threshold: fd.threshold,
+                    heartbeat_interval_ms: ms(fd.heartbeat_interval),
+                    acceptable_heartbeat_pause_ms: ms(fd.acceptable_heartbeat_pause),
+                    min_std_deviation_ms: ms(fd.min_std_deviation),
+                },
+            }))
+        }
         Request::Join(a) => done(node.join(now, a)),
         Request::Leave(a) => done(node.leave(now, a)),
         Request::Down(a) => done(node.down(now, a)),
