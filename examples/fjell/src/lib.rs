@@ -3,6 +3,7 @@
 //! - [`demo`]: `fjell demo`, a scripted tour: formation, a crash resolved by the split brain
 //!   resolver, a graceful leave.
 //! - [`manage`]: the management commands and `fjell certs`.
+//! - [`fd_chart`]: `fjell fd-chart`, phi curves and detection numbers for tuning.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), fjell_examples::Error> {
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod demo;
+pub mod fd_chart;
 pub mod manage;
 
 pub use fjell_examples::Error;

@@ -8,6 +8,9 @@
 //!   fingerprints for the deny list.
 //! - `fjell members|status|leader|unreachable|is-available|join|leave|down`: management of a
 //!   running node over QUIC, with an administrator certificate.
+//! - `fjell fd-chart`: phi against the time since the last heartbeat, for given failure
+//!   detector settings or as a running node observes its members, as an SVG chart, with the
+//!   time to suspicion and the expected false suspicions per hour.
 //! - `fjell simulate`: the same kind of story in the deterministic simulator (virtual time).
 
 use std::net::SocketAddr;
@@ -67,6 +70,10 @@ enum Command {
     Leave(Target),
     /// Mark the member at ADDRESS Down.
     Down(Target),
+    /// Chart phi against the time since the last heartbeat (SVG), and print the time to
+    /// suspicion and the expected false suspicions per hour, for detector settings and
+    /// inter-arrival statistics given here or observed by a running node (`--node`).
+    FdChart(FdChart),
     /// Form a cluster in the deterministic simulator (virtual time, in-process network), let
     /// one node leave, and print the events each node saw (feature `simulate`).
     #[cfg(feature = "simulate")]
@@ -182,6 +189,56 @@ struct Manage {
     timeout: u64,
 }
 
+/// `fjell fd-chart`'s options.
+#[derive(Args)]
+struct FdChart {
+    /// `failure-detector.heartbeat-interval` (and the mean inter-arrival time of the curves).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    heartbeat_interval: Duration,
+    /// `failure-detector.acceptable-heartbeat-pause`.
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    acceptable_heartbeat_pause: Duration,
+    /// `failure-detector.min-std-deviation`.
+    #[arg(long, default_value = "100ms", value_parser = duration)]
+    min_std_deviation: Duration,
+    /// `failure-detector.threshold`.
+    #[arg(long, default_value_t = 8.0)]
+    threshold: f64,
+    /// Standard deviations of the inter-arrival times, one curve each.
+    #[arg(long, value_delimiter = ',', default_value = "100ms,200ms,500ms,1s", value_parser = duration)]
+    std_deviation: Vec<Duration>,
+    /// Instead: the settings and the inter-arrival statistics a running node observes, one
+    /// curve per member it monitors (administrator credentials as for `fjell status`).
+    #[arg(long, env = "FJELL_NODE")]
+    node: Option<String>,
+    /// The cluster CA certificate (with `--node`).
+    #[arg(long, env = "FJELL_ADMIN_CA", default_value = "ca.pem")]
+    ca: PathBuf,
+    /// The administrator certificate (with `--node`).
+    #[arg(long, env = "FJELL_ADMIN_CERT", default_value = "admin.pem")]
+    cert: PathBuf,
+    /// The administrator's private key (with `--node`).
+    #[arg(long, env = "FJELL_ADMIN_KEY", default_value = "admin.key")]
+    key: PathBuf,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// The chart file (SVG).
+    #[arg(long, default_value = "fd-chart.svg")]
+    out: PathBuf,
+    /// Chart width in pixels.
+    #[arg(long, default_value_t = 900)]
+    width: u32,
+    /// Chart height in pixels.
+    #[arg(long, default_value_t = 560)]
+    height: u32,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    fjell_runtime::settings::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration with a unit, like 500ms or 3s"))
+}
+
 /// A command about one member.
 #[derive(Args)]
 struct Target {
@@ -221,6 +278,7 @@ fn main() -> ExitCode {
         Command::Join(t) => manage(t.manage, Request::Join(t.address)),
         Command::Leave(t) => manage(t.manage, Request::Leave(t.address)),
         Command::Down(t) => manage(t.manage, Request::Down(t.address)),
+        Command::FdChart(c) => fd_chart(c),
         #[cfg(feature = "simulate")]
         Command::Simulate { nodes, seed } => simulate(nodes.into(), seed),
     }
@@ -277,6 +335,111 @@ fn certs(c: Certs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn fd_chart(c: FdChart) -> ExitCode {
+    use fjell_cli::fd_chart::{analyse, render, report, Curve};
+    let mut settings = fjell_core::DetectorSettings {
+        heartbeat_interval: c.heartbeat_interval,
+        acceptable_heartbeat_pause: c.acceptable_heartbeat_pause,
+        min_std_deviation: c.min_std_deviation,
+        threshold: c.threshold,
+        ..Default::default()
+    };
+    let curves: Vec<Curve> = match &c.node {
+        None => c
+            .std_deviation
+            .iter()
+            .map(|std| Curve {
+                label: format!("std {} ms", std.as_millis()),
+                mean: c.heartbeat_interval,
+                std: *std,
+            })
+            .collect(),
+        Some(node) => {
+            let m = Manage {
+                node: node.clone(),
+                ca: c.ca.clone(),
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+                json: true,
+                timeout: c.timeout,
+            };
+            let status = match ask_status(&m) {
+                Ok(s) => s,
+                Err((text, code)) => {
+                    eprintln!("{text}");
+                    return ExitCode::from(code);
+                }
+            };
+            let d = &status.detector;
+            settings.heartbeat_interval = Duration::from_millis(d.heartbeat_interval_ms);
+            settings.acceptable_heartbeat_pause =
+                Duration::from_millis(d.acceptable_heartbeat_pause_ms);
+            settings.min_std_deviation = Duration::from_millis(d.min_std_deviation_ms);
+            settings.threshold = d.threshold;
+            let curves: Vec<Curve> = status
+                .monitored
+                .iter()
+                .filter_map(|m| {
+                    Some(Curve {
+                        label: m.address.to_string(),
+                        mean: Duration::from_secs_f64(m.mean_interval_ms? / 1000.0),
+                        std: Duration::from_secs_f64(m.std_interval_ms? / 1000.0),
+                    })
+                })
+                .collect();
+            if curves.is_empty() {
+                eprintln!(
+                    "fjell fd-chart: {node} has no inter-arrival statistics yet (no monitored \
+                     member has answered a heartbeat, or it runs the deadline detector)"
+                );
+                return ExitCode::FAILURE;
+            }
+            curves
+        }
+    };
+    let analyses = analyse(&settings, &curves);
+    print!("{}", report(&settings, &analyses));
+    match render(&settings, &analyses, &c.out, (c.width, c.height)) {
+        Ok(()) => {
+            println!("chart: {}", c.out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fjell fd-chart: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The node's status, for `fd-chart --node`.
+fn ask_status(m: &Manage) -> Result<fjell_runtime::management::Status, (String, u8)> {
+    let node =
+        resolve_address(&m.node).map_err(|e| (format!("fjell: {e}"), manage::EXIT_UNREACHABLE))?;
+    let credentials = Credentials::from_pem_files(&m.ca, &m.cert, &m.key).map_err(|e| {
+        (
+            format!("fjell: cannot load the administrator credentials: {e}"),
+            manage::EXIT_UNREACHABLE,
+        )
+    })?;
+    let timeout = Duration::from_secs(m.timeout);
+    let (text, code) = smol::block_on(manage::call(
+        &credentials,
+        node,
+        Request::Status,
+        true,
+        timeout,
+    ));
+    if code != 0 {
+        return Err((text, code));
+    }
+    serde_json::from_str(&text).map_err(|e| {
+        (
+            format!("fjell: unreadable status: {e}"),
+            manage::EXIT_UNREACHABLE,
+        )
+    })
 }
 
 fn manage(m: Manage, request: Request) -> ExitCode {

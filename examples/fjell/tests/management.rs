@@ -85,6 +85,27 @@ fn management_commands_against_a_three_node_cluster() {
         assert!(monitored
             .iter()
             .all(|m| m["available"] == true && m["phi"].is_number()));
+        assert_eq!(status["detector"]["threshold"], 8.0);
+
+        // fd-chart for what node 1 observes: a curve per monitored member once each has
+        // answered a few heartbeats (the detector's window starts with two samples).
+        let out = fjell(
+            &dir,
+            &["fd-chart", "--node", &a[1], "--out", "observed.svg"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let report = String::from_utf8_lossy(&out.stdout);
+        for peer in [&a[0], &a[2]] {
+            let line = report
+                .lines()
+                .find(|l| l.starts_with(peer.as_str()))
+                .unwrap_or_else(|| panic!("no curve for {peer}:\n{report}"));
+            // Observed heartbeat answers about a second apart.
+            let mean: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert!((500.0..2000.0).contains(&mean), "{line}");
+        }
+        let svg = std::fs::read_to_string(dir.join("observed.svg")).unwrap();
+        assert!(svg.starts_with("<svg width=\"900\" height=\"560\""));
 
         let out = fjell(&dir, &["leader", "--node", &a[2], "--json"]);
         let leader: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
