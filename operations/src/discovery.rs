@@ -49,6 +49,9 @@ pub enum DiscoveryError {
     /// More than [`MAX_CONTACT_POINTS`].
     #[error("more than {MAX_CONTACT_POINTS} contact points")]
     TooMany,
+    /// The lookup took longer than the resolve timeout (a command is killed).
+    #[error("the lookup took longer than {0:?}")]
+    Timeout(Duration),
     /// A `dns` lookup with no port and no default port.
     #[error("no port for the contact points of {0}: set discovery.port")]
     NoPort(String),
@@ -98,11 +101,7 @@ impl Discovery {
         let timeout = self.timeout;
         futures_lite::future::or(self.lookup_unbounded(), async move {
             async_io::Timer::after(timeout).await;
-            Err(DiscoveryError::Dns(DnsError::Timeout(
-                self.resolver
-                    .as_ref()
-                    .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |r| r.server()),
-            )))
+            Err(DiscoveryError::Timeout(timeout))
         })
         .await
     }
