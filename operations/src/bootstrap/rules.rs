@@ -4,7 +4,10 @@
 //! In order, on the contact points whose probe answered within `probing-failure-timeout`
 //! (fresh answers):
 //!
-//! 1. An answer lists seed nodes (a cluster exists): join them.
+//! 1. An answer lists seed nodes (a cluster exists): join them, this node's own address
+//!    left out (a node restarted on the same address is listed as its old incarnation, and
+//!    a node first in its own seed list may found a cluster of its own). If only this node
+//!    is listed, wait: a cluster exists, so founding one is never right.
 //! 2. Fewer fresh answers than `required-contact-point-nr`: wait.
 //! 3. The discovered set changed less than `stable-margin` ago (a failed lookup counts as a
 //!    change): wait.
@@ -67,6 +70,9 @@ pub enum Waiting {
     /// Another contact point is lower: it founds the cluster.
     #[error("waiting for the lowest contact point {0} to form the cluster")]
     NotLowest(SocketAddr),
+    /// The only seed node listed is this node's own address (its previous incarnation).
+    #[error("the only seed node listed is this node's own address (an earlier incarnation)")]
+    OnlySelfListed,
     /// This node is the lowest, but `new-cluster-enabled` is off.
     #[error("this node is the lowest contact point, but new-cluster-enabled is off")]
     NewClusterDisabled,
@@ -84,6 +90,7 @@ struct Answer {
 pub struct Rules {
     settings: Bootstrap,
     me: SocketAddr,
+    node: SocketAddr,
     discovered: BTreeSet<SocketAddr>,
     /// When `discovered` last changed; `None` after a failed lookup, until the next one.
     changed_at: Option<Instant>,
@@ -91,11 +98,12 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Rules for the node whose own contact point is `me`.
-    pub fn new(settings: Bootstrap, me: SocketAddr) -> Rules {
+    /// Rules for the node whose own contact point is `me` and cluster address `node`.
+    pub fn new(settings: Bootstrap, me: SocketAddr, node: SocketAddr) -> Rules {
         Rules {
             settings,
             me,
+            node,
             discovered: BTreeSet::new(),
             changed_at: None,
             answers: BTreeMap::new(),
@@ -160,6 +168,10 @@ impl Rules {
             .into_iter()
             .collect();
         if !seeds.is_empty() {
+            seeds.retain(|s| *s != self.node);
+            if seeds.is_empty() {
+                return Decision::Wait(Waiting::OnlySelfListed);
+            }
             seeds.truncate(MAX_SEED_NODES);
             return Decision::JoinSeedNodes(seeds);
         }
@@ -196,10 +208,13 @@ impl Rules {
         if !self.discovered.contains(&self.me) {
             return Decision::Wait(Waiting::SelfNotAContactPoint(self.me));
         }
-        let lowest = **fresh
-            .keys()
-            .next()
-            .expect("at least required (≥ 1) answers");
+        // Settings from code may ask for 0 answers: no answer, no founder.
+        let Some(&&lowest) = fresh.keys().next() else {
+            return Decision::Wait(Waiting::TooFewAnswered {
+                answered: 0,
+                required: s.required_contact_point_nr,
+            });
+        };
         if lowest != self.me {
             Decision::Wait(Waiting::NotLowest(lowest))
         } else if s.new_cluster_enabled {
@@ -226,6 +241,10 @@ mod tests {
         SocketAddr::from(([10, 0, 0, i], 8558))
     }
 
+    fn node(i: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, i], 7355))
+    }
+
     fn set(ids: &[u8]) -> BTreeSet<SocketAddr> {
         ids.iter().map(|i| cp(*i)).collect()
     }
@@ -234,8 +253,8 @@ mod tests {
     fn the_lowest_founds_once_everyone_answered_and_the_set_held_still() {
         let t0 = Instant::now();
         let s = |d: u64| t0 + Duration::from_secs(d);
-        let mut lowest = Rules::new(settings(3), cp(1));
-        let mut other = Rules::new(settings(3), cp(2));
+        let mut lowest = Rules::new(settings(3), cp(1), node(1));
+        let mut other = Rules::new(settings(3), cp(2), node(2));
         for r in [&mut lowest, &mut other] {
             r.handle_lookup(s(0), set(&[1, 2, 3]));
             r.handle_answer(s(0), cp(1), vec![]);
@@ -277,10 +296,22 @@ mod tests {
     }
 
     #[test]
+    fn a_node_never_joins_through_its_own_address() {
+        let t0 = Instant::now();
+        let mut r = Rules::new(settings(2), cp(1), node(1));
+        r.handle_lookup(t0, set(&[1, 2]));
+        // Restarted on its address: the others still list its old incarnation.
+        r.handle_answer(t0, cp(2), vec![node(1)]);
+        assert_eq!(r.decide(t0), Decision::Wait(Waiting::OnlySelfListed));
+        r.handle_answer(t0, cp(2), vec![node(1), node(2)]);
+        assert_eq!(r.decide(t0), Decision::JoinSeedNodes(vec![node(2)]));
+    }
+
+    #[test]
     fn a_change_or_a_failed_lookup_restarts_the_stable_margin() {
         let t0 = Instant::now();
         let s = |d: u64| t0 + Duration::from_secs(d);
-        let mut r = Rules::new(settings(2), cp(1));
+        let mut r = Rules::new(settings(2), cp(1), node(1));
         r.handle_lookup(s(0), set(&[1, 2]));
         r.handle_lookup(s(4), set(&[1, 2, 3]));
         for i in 1..=3 {
@@ -317,7 +348,7 @@ mod tests {
     fn missing_answers_self_outside_the_set_and_a_disabled_founding_wait() {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(10);
-        let mut r = Rules::new(settings(2), cp(1));
+        let mut r = Rules::new(settings(2), cp(1), node(1));
         r.handle_lookup(t0, set(&[1, 2, 3]));
         r.handle_answer(later, cp(1), vec![]);
         r.handle_answer(later, cp(2), vec![]);
@@ -325,7 +356,7 @@ mod tests {
             r.decide(later),
             Decision::Wait(Waiting::NotAllAnswered(vec![cp(3)]))
         );
-        let mut outside = Rules::new(settings(2), cp(9));
+        let mut outside = Rules::new(settings(2), cp(9), node(9));
         outside.handle_lookup(t0, set(&[1, 2]));
         outside.handle_answer(later, cp(1), vec![]);
         outside.handle_answer(later, cp(2), vec![]);
@@ -340,6 +371,7 @@ mod tests {
                 ..settings(2)
             },
             cp(1),
+            node(1),
         );
         off.handle_lookup(t0, set(&[1, 2]));
         off.handle_answer(later, cp(1), vec![]);
@@ -367,7 +399,7 @@ mod tests {
         let registered: Vec<u64> = (0..n).map(|_| next(20_000)).collect();
         let lag: Vec<u64> = (0..n).map(|_| next(10_000)).collect();
         let mut rules: Vec<Rules> = (1..=n)
-            .map(|i| Rules::new(settings(required), cp(i)))
+            .map(|i| Rules::new(settings(required), cp(i), node(i)))
             .collect();
         // The cluster each node is in (by founder), if any.
         let mut cluster: Vec<Option<u8>> = vec![None; usize::from(n)];
@@ -396,7 +428,7 @@ mod tests {
                     );
                     // A node answers only once it has started (registered).
                     if registered[j] <= now_ms {
-                        let seeds = cluster[j].map(|f| vec![cp(f)]).unwrap_or_default();
+                        let seeds = cluster[j].map(|f| vec![node(f)]).unwrap_or_default();
                         rules[i].handle_answer(at(now_ms), *c, seeds);
                     }
                 }

@@ -58,7 +58,8 @@ pub async fn run(cluster: &Cluster, settings: Bootstrap, me: SocketAddr) -> Outc
         me.port(),
         settings.resolve_timeout,
     );
-    let mut rules = Rules::new(settings.clone(), me);
+    let node = cluster.self_address().socket_addr();
+    let mut rules = Rules::new(settings.clone(), me, node);
     let mut next_lookup = Instant::now();
     let mut failures: u32 = 0;
     let mut reported: Option<Waiting> = None;
@@ -71,8 +72,12 @@ pub async fn run(cluster: &Cluster, settings: Bootstrap, me: SocketAddr) -> Outc
         }
         if Instant::now() >= next_lookup {
             match discovery.lookup().await {
-                Ok(found) => {
+                Ok(mut found) => {
                     failures = 0;
+                    // A dual-stack name lists each node under both families; probes and the
+                    // lowest-address rule use this node's own family only, so every node
+                    // compares the same set and finds itself in it.
+                    found.retain(|a| a.is_ipv4() == me.is_ipv4());
                     rules.handle_lookup(Instant::now(), found);
                     next_lookup = Instant::now() + settings.interval;
                 }
@@ -106,26 +111,52 @@ pub async fn run(cluster: &Cluster, settings: Bootstrap, me: SocketAddr) -> Outc
                 rules.handle_answer(Instant::now(), *a, seeds);
             }
         }
-        match rules.decide(Instant::now()) {
+        let (asked, outcome) = match rules.decide(Instant::now()) {
             Decision::JoinSelf => {
                 tracing::info!(contact_points = ?rules.discovered(), "fjell-ops: bootstrap: this node is the lowest contact point and no cluster exists: forming one");
-                let _ = cluster.join(cluster.self_address().socket_addr()).await;
-                return Outcome::Founded;
+                (cluster.join(node).await, Some(Outcome::Founded))
             }
             Decision::JoinSeedNodes(seeds) => {
                 tracing::info!(
                     ?seeds,
                     "fjell-ops: bootstrap: joining the cluster through its members"
                 );
-                let _ = cluster.join_seed_nodes(&seeds).await;
-                return Outcome::Joined(seeds);
+                (
+                    cluster.join_seed_nodes(&seeds).await,
+                    Some(Outcome::Joined(seeds)),
+                )
             }
             Decision::Wait(why) => {
                 if reported.as_ref().map(discriminant) != Some(discriminant(&why)) {
                     tracing::info!("fjell-ops: bootstrap: waiting: {why}");
                 }
                 reported = Some(why);
+                (Ok(()), None)
             }
+        };
+        if let (Err(e), Some(_)) = (&asked, &outcome) {
+            tracing::warn!("fjell-ops: bootstrap: the node did not take the join: {e}");
+        } else if let Some(outcome) = outcome {
+            // Done once the node is a member, or stopped. A refused join leaves it idle again
+            // (seen idle twice, a probe interval apart: the state is published after the
+            // command's answer), and the bootstrap goes on.
+            let mut idle = 0;
+            loop {
+                async_io::Timer::after(settings.probe_interval).await;
+                if cluster.termination().is_some() {
+                    return Outcome::Stopped;
+                }
+                match cluster.state().status {
+                    NodeStatus::Member | NodeStatus::Exiting => return outcome,
+                    NodeStatus::Idle => idle += 1,
+                    _ => idle = 0,
+                }
+                if idle >= 2 {
+                    tracing::warn!("fjell-ops: bootstrap: the join did not succeed; looking again");
+                    break;
+                }
+            }
+            continue;
         }
         // Pekko's probe jitter (up to 20%), so a fleet started at once does not probe in step.
         let jitter = settings.probe_interval.mul_f64(0.2 * unit_random());
