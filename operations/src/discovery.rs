@@ -2,8 +2,10 @@
 //! addresses of the nodes that may form or already form the cluster.
 //!
 //! Every source is bounded: at most [`MAX_CONTACT_POINTS`] contact points, a file of at most
-//! 1 MiB, a command's output of at most 64 KiB within the resolve timeout (the command is
-//! killed after it). A source that fails is an error, never an empty list, so that a broken
+//! 1 MiB (read off the executor, so a file that blocks — a FIFO, a hung network mount —
+//! only fails the lookup at its timeout), a command's output of at most 64 KiB within the
+//! resolve timeout (the command runs in a process group of its own, killed whole when the
+//! lookup ends, pipelines included). A source that fails is an error, never an empty list, so that a broken
 //! source restarts the bootstrap's stable-margin clock instead of looking like a fleet of
 //! one.
 
@@ -124,10 +126,13 @@ impl Discovery {
                 }
             }
             DiscoveryMethod::File(path) => {
-                let text = read_file(path).map_err(|reason| DiscoveryError::File {
-                    path: path.display().to_string(),
-                    reason,
-                })?;
+                let p = path.clone();
+                let text = blocking::unblock(move || read_file(&p))
+                    .await
+                    .map_err(|reason| DiscoveryError::File {
+                        path: path.display().to_string(),
+                        reason,
+                    })?;
                 out = self.parse_lines(&text).await?;
             }
             DiscoveryMethod::Command(command) => {
@@ -176,6 +181,20 @@ impl Discovery {
     }
 }
 
+/// Kills a command's process group when dropped: what `sh` started (a pipeline, a hung
+/// client) goes with it.
+struct Group(u32);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 fn read_file(path: &std::path::Path) -> Result<String, String> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
@@ -189,18 +208,22 @@ fn read_file(path: &std::path::Path) -> Result<String, String> {
     Ok(text)
 }
 
-/// `sh -c command`'s standard output; killed if the lookup is dropped (its timeout).
+/// `sh -c command`'s standard output; the command's whole process group is killed when this
+/// ends, by completion or because the lookup was dropped (its timeout).
 async fn run(command: &str) -> Result<String, String> {
-    use async_process::{Command, Stdio};
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
+    use async_process::Stdio;
+    let mut std_command = std::process::Command::new("sh");
+    std_command.arg("-c").arg(command);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut std_command, 0);
+    let mut child = async_process::Command::from(std_command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start: {e}"))?;
+    let _group = Group(child.id());
     let mut out = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         stdout

@@ -115,12 +115,17 @@ impl Resolver {
     }
 
     /// The SRV records of `name` (for example `_fjell._tcp.fjell.default.svc.cluster.local`)
-    /// with their targets' addresses; none if the name does not exist.
+    /// with their targets' addresses; none if the name does not exist, or for a target of
+    /// `.` (RFC 2782: the service is not available there). A target without addresses is an
+    /// error, not a shorter list.
     pub async fn lookup_srv(&self, name: &str) -> Result<Vec<SrvTarget>, DnsError> {
         let m = self.query(&fqdn(name)?, RecordType::SRV).await?;
         let mut out = Vec::new();
         for r in &m.answers {
             let RData::SRV(srv) = &r.data else { continue };
+            if srv.target.is_root() {
+                continue;
+            }
             let mut addresses: Vec<IpAddr> = m
                 .additionals
                 .iter()
@@ -129,6 +134,12 @@ impl Resolver {
                 .collect();
             if addresses.is_empty() {
                 addresses = self.lookup_ip(&srv.target.to_ascii()).await?;
+            }
+            if addresses.is_empty() {
+                return Err(DnsError::Malformed {
+                    server: self.server,
+                    reason: format!("SRV target {} has no addresses", srv.target),
+                });
             }
             out.push(SrvTarget {
                 target: srv.target.to_ascii(),

@@ -15,9 +15,12 @@
 //! and scrapers reach (loopback, a pod's address). Nothing is served unless the application
 //! (or `fjell run`'s `management.http` setting) asks for it.
 //!
-//! Hostile clients are bounded: at most [`MAX_CONNECTIONS`] at once (more are closed at
-//! accept, with a warning), request heads of at most [`MAX_HEAD_BYTES`], and
-//! [`HEADER_TIMEOUT`] to send one; request bodies are never read.
+//! Clients are bounded: at most [`MAX_CONNECTIONS`] at once (more are closed at accept, with
+//! a warning), request heads of at most [`MAX_HEAD_BYTES`], [`HEADER_TIMEOUT`] to send one,
+//! and every connection closed after [`MAX_CONNECTION_AGE`] whatever it does (a client that
+//! pipelines requests and never reads the answers holds a slot that long, no longer);
+//! request bodies are never read. A flood of connections can still crowd out probes while
+//! it lasts: bind the endpoints where only probes, scrapers and other nodes reach them.
 
 use std::convert::Infallible;
 use std::io;
@@ -44,6 +47,8 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long a client may take to send a request head, also between requests on a kept-alive
 /// connection.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may live; a scraper that keeps its connection opens a new one.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(60);
 
 /// The endpoints of one node, bound and not yet serving. [`Endpoints::run`] serves them.
 #[derive(Debug)]
@@ -103,9 +108,12 @@ impl Endpoints {
                     .timer(SmolTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT)
                     .max_buf_size(MAX_HEAD_BYTES)
-                    .serve_connection(FuturesIo::new(stream), service)
-                    .await;
-                if let Err(e) = served {
+                    .serve_connection(FuturesIo::new(stream), service);
+                let aged = async {
+                    async_io::Timer::after(MAX_CONNECTION_AGE).await;
+                    Ok(())
+                };
+                if let Err(e) = futures_lite::future::or(served, aged).await {
                     tracing::debug!(%from, "fjell-ops: HTTP connection ended: {e}");
                 }
             }));

@@ -48,7 +48,7 @@ type Labels = Vec<(&'static str, String)>;
 
 /// `metrics` as OpenMetrics text, ending with `# EOF`.
 pub fn encode(metrics: &Metrics) -> String {
-    let mut registry = Registry::with_prefix("fjell");
+    let mut registry = Registry::default();
     register(&mut registry, metrics);
     let mut out = String::new();
     // Writing to a String cannot fail.
@@ -56,10 +56,11 @@ pub fn encode(metrics: &Metrics) -> String {
     out
 }
 
-/// Registers `metrics` (a snapshot: the values are set once) in `registry`, for an
-/// application that serves its own registry. Call it on a fresh registry per scrape.
+/// Registers `metrics` (a snapshot: the values are set once) in `registry` under the prefix
+/// `fjell`, for an application that serves its own registry. Call it on a fresh registry
+/// per scrape.
 pub fn register(registry: &mut Registry, m: &Metrics) {
-    let mut r = Builder(registry);
+    let mut r = Builder(registry.sub_registry_with_prefix("fjell"));
     r.gauges(
         "members",
         "Members in this node's view, by status",

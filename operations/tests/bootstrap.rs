@@ -312,6 +312,31 @@ fn discovery_errors_are_errors_not_empty_fleets() {
             started.elapsed() < Duration::from_secs(5),
             "the command is not waited for"
         );
+        // A pipeline's members go with the lookup, not only the shell.
+        let d = Discovery::new(
+            DiscoveryMethod::Command("sleep 31.2345 | cat".into()),
+            Some(dns),
+            0,
+            Duration::from_millis(500),
+        );
+        assert!(matches!(d.lookup().await, Err(DiscoveryError::Timeout(_))));
+        let left = || {
+            let ps = std::process::Command::new("ps")
+                .args(["-eo", "stat,args"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&ps.stdout)
+                .lines()
+                .any(|l| l.contains("sleep 31.2345") && !l.starts_with('Z'))
+        };
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while left() {
+            assert!(
+                std::time::Instant::now() < end,
+                "the pipeline outlived its lookup"
+            );
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
