@@ -172,6 +172,19 @@ struct Manage {
     /// that address), or HOST:PORT resolving to it (first IPv4 address, else first address).
     #[arg(long, env = "FJELL_NODE")]
     node: String,
+    #[command(flatten)]
+    admin: Admin,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for the node's answer (connection and request together).
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+/// An administrator's credentials from the cluster CA.
+#[derive(Args, Clone)]
+struct Admin {
     /// The cluster CA certificate.
     #[arg(long, env = "FJELL_ADMIN_CA", default_value = "ca.pem")]
     ca: PathBuf,
@@ -181,12 +194,6 @@ struct Manage {
     /// The administrator's private key.
     #[arg(long, env = "FJELL_ADMIN_KEY", default_value = "admin.key")]
     key: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Seconds to wait for the node's answer (connection and request together).
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
 }
 
 /// `fjell fd-chart`'s options.
@@ -211,15 +218,8 @@ struct FdChart {
     /// curve per member it monitors (administrator credentials as for `fjell status`).
     #[arg(long, env = "FJELL_NODE")]
     node: Option<String>,
-    /// The cluster CA certificate (with `--node`).
-    #[arg(long, env = "FJELL_ADMIN_CA", default_value = "ca.pem")]
-    ca: PathBuf,
-    /// The administrator certificate (with `--node`).
-    #[arg(long, env = "FJELL_ADMIN_CERT", default_value = "admin.pem")]
-    cert: PathBuf,
-    /// The administrator's private key (with `--node`).
-    #[arg(long, env = "FJELL_ADMIN_KEY", default_value = "admin.key")]
-    key: PathBuf,
+    #[command(flatten)]
+    admin: Admin,
     /// Seconds to wait for the node's answer.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
@@ -359,9 +359,7 @@ fn fd_chart(c: FdChart) -> ExitCode {
         Some(node) => {
             let m = Manage {
                 node: node.clone(),
-                ca: c.ca.clone(),
-                cert: c.cert.clone(),
-                key: c.key.clone(),
+                admin: c.admin.clone(),
                 json: true,
                 timeout: c.timeout,
             };
@@ -417,12 +415,13 @@ fn fd_chart(c: FdChart) -> ExitCode {
 fn ask_status(m: &Manage) -> Result<fjell_runtime::management::Status, (String, u8)> {
     let node =
         resolve_address(&m.node).map_err(|e| (format!("fjell: {e}"), manage::EXIT_UNREACHABLE))?;
-    let credentials = Credentials::from_pem_files(&m.ca, &m.cert, &m.key).map_err(|e| {
-        (
-            format!("fjell: cannot load the administrator credentials: {e}"),
-            manage::EXIT_UNREACHABLE,
-        )
-    })?;
+    let credentials = Credentials::from_pem_files(&m.admin.ca, &m.admin.cert, &m.admin.key)
+        .map_err(|e| {
+            (
+                format!("fjell: cannot load the administrator credentials: {e}"),
+                manage::EXIT_UNREACHABLE,
+            )
+        })?;
     let timeout = Duration::from_secs(m.timeout);
     let (text, code) = smol::block_on(manage::call(
         &credentials,
@@ -451,14 +450,14 @@ fn manage(m: Manage, request: Request) -> ExitCode {
             return ExitCode::from(manage::EXIT_UNREACHABLE);
         }
     };
-    let credentials = match Credentials::from_pem_files(&m.ca, &m.cert, &m.key) {
+    let credentials = match Credentials::from_pem_files(&m.admin.ca, &m.admin.cert, &m.admin.key) {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
                 "fjell: cannot load the administrator credentials ({}, {}, {}): {e}",
-                m.ca.display(),
-                m.cert.display(),
-                m.key.display()
+                m.admin.ca.display(),
+                m.admin.cert.display(),
+                m.admin.key.display()
             );
             return ExitCode::from(manage::EXIT_UNREACHABLE);
         }
