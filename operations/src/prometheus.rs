@@ -2,7 +2,8 @@
 //!
 //! Every name starts with `fjell_`. Counters end in `_total` and only grow for the life of
 //! the node; per-peer QUIC counters restart with each connection, which Prometheus reads as
-//! a counter reset.
+//! a counter reset. The `member` label is the member's incarnation (`ADDRESS#UID`), so a
+//! restarted member is a new series; `peer` is the address alone.
 //!
 //! | name | type | labels | what |
 //! |---|---|---|---|
