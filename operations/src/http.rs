@@ -58,7 +58,9 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// Binds the endpoints of `cluster`'s node to `addr` (port 0: any free port).
+    /// Binds the endpoints of `cluster`'s node to `addr` (port 0: any free port). They
+    /// keep a handle of the node: while they run, dropping the application's own handles
+    /// does not start the node's leave (call [`Cluster::shutdown`]).
     pub fn bind(addr: SocketAddr, cluster: Cluster) -> io::Result<Endpoints> {
         Ok(Endpoints {
             listener: Async::<TcpListener>::bind(addr)?,

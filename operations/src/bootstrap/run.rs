@@ -49,8 +49,10 @@ pub fn contact_point(endpoints: SocketAddr, node: SocketAddr) -> SocketAddr {
 
 /// Bootstraps `cluster`'s node, whose contact point is `me` (see [`contact_point`]): looks
 /// contact points up, probes them, and joins as the [rules](super::rules) decide. Logs why it
-/// waits whenever the reason changes. Returns once it has asked the node to join (the
-/// node's seed-node process then takes over), or when the node joins or stops otherwise.
+/// waits whenever the reason changes. Returns once the node is a member (after a join it
+/// asked for, the node's seed-node process doing the rest), when something else made it
+/// join, or when it stops; a join that fails leaves the node idle, and the bootstrap goes
+/// on.
 pub async fn run(cluster: &Cluster, settings: Bootstrap, me: SocketAddr) -> Outcome {
     let discovery = Discovery::new(
         settings.method.clone(),
