@@ -22,6 +22,8 @@ use crate::scenario::{BuiltIn, Program, Scenario};
 
 /// The port every node listens on (each has an address of its own).
 pub const PORT: u16 = 7355;
+/// The HTTP endpoints' port of every node, in bootstrap scenarios ([settings.discovery]).
+pub const HTTP_PORT: u16 = 8558;
 
 /// One node: where its files are and its process, if one runs.
 #[derive(Debug)]
@@ -104,6 +106,18 @@ impl<'n> Fleet<'n> {
             .iter()
             .map(|&i| addrs[i].to_string())
             .collect();
+        // Bootstrap scenarios ([settings.discovery], no seeds): every node serves its HTTP
+        // endpoints on its own address, and a `file` discovery lists them all.
+        let bootstrap = scenario.settings.contains_key("discovery");
+        let contact_points = dir.join("contact-points");
+        if bootstrap {
+            let list: String = addrs
+                .iter()
+                .map(|a| format!("{}\n", SocketAddr::new(a.ip(), HTTP_PORT)))
+                .collect();
+            fs::write(&contact_points, list)
+                .map_err(|e| format!("{}: {e}", contact_points.display()))?;
+        }
         let mut nodes = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             let name = format!("node{i}");
@@ -127,6 +141,17 @@ impl<'n> Fleet<'n> {
                 toml::Value::Array(seeds.iter().map(|a| s(a)).collect()),
             );
             table.insert("event-log".into(), s(&events.display()));
+            if bootstrap {
+                let mut management = toml::Table::new();
+                management.insert("http".into(), s(&SocketAddr::new(addr.ip(), HTTP_PORT)));
+                table.insert("management".into(), toml::Value::Table(management));
+                if let Some(toml::Value::Table(d)) = table.get_mut("discovery") {
+                    if d.get("method").and_then(|m| m.as_str()) == Some("file") {
+                        d.entry("file")
+                            .or_insert_with(|| s(&contact_points.display()));
+                    }
+                }
+            }
             let mut tls = toml::Table::new();
             tls.insert("ca".into(), s(&ca_cert));
             tls.insert("cert".into(), s(&format!("{p}/{name}.pem")));

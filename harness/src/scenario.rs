@@ -308,8 +308,11 @@ impl Scenario {
         for &i in &self.seed_nodes() {
             node(i, "`seeds`")?;
         }
-        if self.seed_nodes().is_empty() {
-            return Err("`seeds` is empty: nodes need someone to join".into());
+        if self.seed_nodes().is_empty() && !self.settings.contains_key("discovery") {
+            return Err(
+                "`seeds` is empty: nodes need someone to join (or [settings.discovery] to bootstrap)"
+                    .into(),
+            );
         }
         for k in self.node_settings.keys() {
             let i: usize = k
