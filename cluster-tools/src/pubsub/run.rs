@@ -219,6 +219,18 @@ impl std::fmt::Debug for Local {
 }
 
 impl Shared {
+    /// Counts a message nobody will get and says so in the log: the first, second, fourth,
+    /// eighth… of them, so a flood is visible without flooding the log.
+    fn dead_letter(&self, why: &str) {
+        let n = self.dead_letters.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                dead_letters = n,
+                "fjell-tools: a published message was dropped: {why}"
+            );
+        }
+    }
+
     fn now(&self) -> Instant {
         let d = self.runtime.now().saturating_duration_since(self.origin);
         Instant::from_micros(d.as_micros() as u64)
@@ -294,7 +306,7 @@ impl DistributedPubSub {
         let payload = encode(message)?;
         let nodes = self.lock().registry.nodes_with(&Key::Topic(name(topic)?));
         if nodes.is_empty() {
-            self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+            self.shared.dead_letter("no node subscribes to the topic");
         }
         let wire = Wire::Publish {
             topic: topic.into(),
@@ -327,7 +339,7 @@ impl DistributedPubSub {
             picks
         };
         if picks.is_empty() {
-            self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+            self.shared.dead_letter("no group subscribes to the topic");
         }
         for (group, node) in &picks {
             let wire = Wire::Publish {
@@ -364,7 +376,7 @@ impl DistributedPubSub {
             }
         };
         let Some(target) = target else {
-            self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+            self.shared.dead_letter("nobody registered the path");
             return Err(PubSubError::NoSuchPath(path.into()));
         };
         let wire = Wire::Send {
@@ -483,13 +495,13 @@ impl DistributedPubSub {
         for n in nodes {
             if *n == me {
                 self.deliver(me.socket_addr(), wire);
-            } else if self
+            } else if let Err(e) = self
                 .hub
                 .send_on(n.socket_addr(), &self.settings.name, &bytes)
                 .await
-                .is_err()
             {
-                self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .dead_letter(&format!("the send to {} failed: {e}", n.socket_addr()));
             }
         }
     }
@@ -530,7 +542,7 @@ impl DistributedPubSub {
         let turn = local.turn;
         let Some(subs) = local.subscribers.get(&key) else {
             // Unsubscribed since the sender looked: nobody here takes it.
-            self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+            self.shared.dead_letter("nobody here subscribes any more");
             return;
         };
         let targets: &[LocalSubscriber] = if one {
