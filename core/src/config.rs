@@ -78,7 +78,7 @@ pub struct Config {
     pub enforce_on_join: bool,
     /// Failure detector (`failure-detector.*`: `implementation`, `threshold` 8,
     /// `min-std-deviation` 100 ms, `acceptable-heartbeat-pause` 3 s, `heartbeat-interval` 1 s,
-    /// `monitored-by-nr-of-members` 5, `expected-response-after` 1 s).
+    /// `monitored-by-nr-of-members` 6, `expected-response-after` 1 s).
     pub failure_detector: DetectorSettings,
     /// How often failure-detector verdicts are written to the reachability table
     /// (`unreachable-nodes-reaper-interval`, 1 s).
@@ -435,10 +435,12 @@ impl Config {
                 reason: "must be at most one hour",
             });
         }
-        if !(1..MAX_MONITORED).contains(&fd.monitored_by_nr_of_members) {
+        // Half on each side of the heartbeat ring, and room for a flagged member besides.
+        let k = fd.monitored_by_nr_of_members;
+        if k < 2 || k % 2 != 0 || k >= MAX_MONITORED {
             return Err(ConfigError {
                 key: "failure-detector.monitored-by-nr-of-members",
-                reason: "must be at least 1 and less than MAX_MONITORED (8)",
+                reason: "must be even (half on each side of the heartbeat ring), from 2 to 6",
             });
         }
         positive(
@@ -503,11 +505,18 @@ mod tests {
         c.failure_detector.threshold = f64::INFINITY;
         assert_eq!(c.validate().unwrap_err().key, "failure-detector.threshold");
         let mut c = Config::default();
-        c.failure_detector.monitored_by_nr_of_members = 0;
-        assert_eq!(
-            c.validate().unwrap_err().key,
-            "failure-detector.monitored-by-nr-of-members"
-        );
+        for k in [0, 1, 3, 5, 8] {
+            c.failure_detector.monitored_by_nr_of_members = k;
+            assert_eq!(
+                c.validate().unwrap_err().key,
+                "failure-detector.monitored-by-nr-of-members",
+                "{k}"
+            );
+        }
+        for k in [2, 4, 6] {
+            c.failure_detector.monitored_by_nr_of_members = k;
+            assert!(c.validate().is_ok(), "{k}");
+        }
         let mut c = Config::default();
         c.downing.downing = Downing::SplitBrainResolver(Strategy::StaticQuorum {
             size: 0,

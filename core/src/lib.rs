@@ -168,9 +168,9 @@
 //!   re-check sets aside only this side's Leaving members: a leave issued here may not have
 //!   reached the other side. The exhaustive check in `core/tests/decision_exhaustive.rs`
 //!   found both: with Pekko's rules two disjoint sides could both survive.
-//! - Each node monitors its `monitored-by-nr-of-members` nearest ring successors whether they
-//!   are reachable or not (plus the members it flags); Down and Exiting members come after
-//!   the live ones, as room allows. Pekko walks past unreachable successors,
+//! - Each node monitors its `monitored-by-nr-of-members / 2` nearest ring neighbours on each
+//!   side whether they are reachable or not (plus the members it flags); Down and Exiting
+//!   members come after the live ones, as room allows. Pekko walks past unreachable successors,
 //!   which moves the monitors on every detection round of a large partition and restarts
 //!   `stable-after` each time.
 //! - A node whose own timers fire half a heartbeat interval late or more (a pause, a starved

@@ -573,15 +573,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 Out::VersionRefused => Message::VersionRefused {
                     version: wire::PROTOCOL_VERSION,
                 },
-                Out::Heartbeat(seq) => Message::Heartbeat {
-                    seq: *seq,
-                    sent: heartbeat::wire_millis(now),
-                },
-                Out::HeartbeatRsp { seq, sent } => Message::HeartbeatRsp {
-                    seq: *seq,
-                    sent: *sent,
-                    tag: heartbeat::uid_tag(&me),
-                },
+                Out::Heartbeat(beat) => Message::Heartbeat(*beat),
             };
             let class = msg.kind().class();
             let written = match msg.emit_changes(now, buf.bytes(), changes) {
@@ -829,7 +821,6 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if matches!(
             msg,
             Message::Heartbeat { .. }
-                | Message::HeartbeatRsp { .. }
                 | Message::Gossip { .. }
                 | Message::GossipDelta { .. }
                 | Message::GossipStatus { .. }
@@ -838,10 +829,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             if let Some(i) = g.index_at(from) {
                 self.recent.heard(i, g.members().len());
                 self.silent_ticks = 0;
-                if !matches!(
-                    msg,
-                    Message::Heartbeat { .. } | Message::HeartbeatRsp { .. }
-                ) {
+                if !matches!(msg, Message::Heartbeat { .. }) {
                     self.gossip_silent_ticks = 0;
                 }
             }
@@ -876,14 +864,16 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 seen,
                 reply,
             } => self.on_gossip_status(from, to_uid, version, seen, reply),
-            Message::Heartbeat { seq, sent } => {
-                // Answer anyone: a response is no larger than the request, and a node that was
-                // just added must be answerable before its Welcome arrives.
-                self.send(from, Out::HeartbeatRsp { seq, sent });
-            }
-            Message::HeartbeatRsp { seq, sent, tag } => {
+            Message::Heartbeat(beat) => {
                 let s = self.config.failure_detector;
-                self.heartbeats.on_response(now, from, seq, sent, tag, &s);
+                self.heartbeats.on_beat(now, from, &beat, &s);
+                if beat.reply {
+                    // Answer anyone: an answer is no larger than the heartbeat, and a node
+                    // that was just added must be answerable before its Welcome arrives.
+                    let me = self.me;
+                    let answer = self.heartbeats.answer(now, &beat, &me);
+                    self.send(from, Out::Heartbeat(answer));
+                }
             }
             Message::Gossip { from, to, .. } | Message::GossipDelta { from, to, .. } => {
                 self.on_gossip(now, from, to)
@@ -1791,14 +1781,18 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             );
         }
         let room = self.outbox.room();
-        let requests: heapless::Vec<(SocketAddr, u8), { heartbeat::MAX_MONITORED }> =
-            self.heartbeats.requests(now, interval).take(room).collect();
-        for (to, seq) in requests {
-            self.send(to, Out::Heartbeat(seq));
+        let me = self.me;
+        let beats: heapless::Vec<(SocketAddr, heartbeat::Beat), { heartbeat::MAX_MONITORED }> =
+            self.heartbeats
+                .beats(now, interval, &me)
+                .take(room)
+                .collect();
+        for (to, beat) in beats {
+            self.send(to, Out::Heartbeat(beat));
         }
         let next = self
             .heartbeats
-            .next_request_at()
+            .next_beat_at()
             .into_iter()
             .chain(self.ring_update_at)
             .min();
@@ -1880,11 +1874,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    /// A member that the members it hears from (their heartbeats answer) no longer gossip
-    /// with has been removed without learning it, or is taken for another incarnation: it
-    /// would stay a member in its own eyes only. Members gossip with one another every round,
-    /// so after [`IGNORED_ROUNDS`] rounds (at least three acceptable pauses) without gossip
-    /// or a gossip status from any member, while some member other than itself is neither
+    /// A member that the members it hears from (their heartbeats) no longer gossip with has
+    /// been removed without learning it, or is taken for another incarnation: it would stay a
+    /// member in its own eyes only. Members gossip with one another every round, so after
+    /// [`IGNORED_ROUNDS`] rounds (at least three acceptable pauses) without gossip or a
+    /// gossip status from any member, while some member other than itself is neither
     /// flagged by it nor Down or Exiting, it stops as removed ([`StopReason::Removed`]); a
     /// new incarnation can join. A member cut off from everyone flags them all, and is left
     /// to the downing strategy instead (a survivor of the split brain resolver must not give
@@ -2383,8 +2377,7 @@ fn claimed_sender(msg: &Message) -> Option<UniqueAddress> {
         | Message::JoinRefused { from, .. } => Some(*from),
         Message::VersionRefused { .. }
         | Message::GossipStatus { .. }
-        | Message::Heartbeat { .. }
-        | Message::HeartbeatRsp { .. } => None,
+        | Message::Heartbeat { .. } => None,
     }
 }
 

@@ -29,11 +29,7 @@ pub(crate) enum Out {
     /// The reason waits in `Node::refusal`.
     JoinRefused,
     VersionRefused,
-    Heartbeat(u8),
-    HeartbeatRsp {
-        seq: u8,
-        sent: u16,
-    },
+    Heartbeat(crate::wire::Beat),
 }
 
 /// Which records a delta carries: those changed since...

@@ -65,9 +65,9 @@ pub struct DetectorSettings {
     pub heartbeat_interval: Duration,
     /// Phi formula.
     pub formula: PhiFormula,
-    /// How many members monitor each member (`monitored-by-nr-of-members`, 5): each node
-    /// heartbeats its that many nearest successors on the ring. At least 1, below
-    /// [`crate::config::MAX_MONITORED`].
+    /// How many members monitor each member (`monitored-by-nr-of-members`, 6): each node
+    /// exchanges heartbeats with its half that many nearest neighbours on each side of the
+    /// ring. Even, from 2 to 6 (below [`crate::config::MAX_MONITORED`]).
     pub monitored_by_nr_of_members: usize,
     /// When the first heartbeat response is due (`expected-response-after`, 1 s); a member
     /// that never answers is judged from then on.
@@ -83,7 +83,7 @@ impl Default for DetectorSettings {
             acceptable_heartbeat_pause: Duration::from_secs(3),
             heartbeat_interval: Duration::from_secs(1),
             formula: PhiFormula::Exact,
-            monitored_by_nr_of_members: 5,
+            monitored_by_nr_of_members: 6,
             expected_response_after: Duration::from_secs(1),
         }
     }

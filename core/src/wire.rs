@@ -29,8 +29,9 @@ pub const MAGIC: u8 = 0xF7;
 /// The protocol version this build speaks. 2: the join handshake declares the downing
 /// settings and enforce-on-join ([`Compat`]). 3: the handshake and member records carry each
 /// node's capacity ([`crate::capacity`]). 4: gossip deltas ([`crate::delta`]) and status
-/// replies.
-pub const PROTOCOL_VERSION: u8 = 4;
+/// replies. 5: one heartbeat each way between ring neighbours, carrying the echo of the
+/// other's ([`Beat`]), instead of a request and a response.
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// Which lane a transport should use for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,10 +67,9 @@ pub enum Kind {
     Departed = 8,
     /// Join refused: incompatible configuration.
     JoinRefused = 9,
-    /// Heartbeat request.
+    /// Heartbeat ([`crate::heartbeat`]). Kind 11, the heartbeat response of protocol
+    /// versions before 5, is unused.
     Heartbeat = 10,
-    /// Heartbeat response.
-    HeartbeatRsp = 11,
     /// Gossip as the member records the receiver lacks ([`crate::delta`]).
     GossipDelta = 12,
     /// Version and seen digests, answering a status whose version this node does not know or
@@ -92,7 +92,6 @@ impl Kind {
             8 => Kind::Departed,
             9 => Kind::JoinRefused,
             10 => Kind::Heartbeat,
-            11 => Kind::HeartbeatRsp,
             12 => Kind::GossipDelta,
             13 => Kind::GossipStatusReply,
             0xFF => Kind::VersionRefused,
@@ -103,7 +102,7 @@ impl Kind {
     /// The lane for this kind.
     pub fn class(self) -> DeliveryClass {
         match self {
-            Kind::Heartbeat | Kind::HeartbeatRsp => DeliveryClass::Heartbeat,
+            Kind::Heartbeat => DeliveryClass::Heartbeat,
             Kind::GossipStatus | Kind::GossipStatusReply | Kind::Gossip | Kind::GossipDelta => {
                 DeliveryClass::Gossip
             }
@@ -277,23 +276,46 @@ pub enum Message<G = InScratch> {
         /// The refusing side's version.
         version: u8,
     },
-    /// Heartbeat request (6 bytes): the sender is the transport's peer.
-    Heartbeat {
-        /// Sequence number, per monitored member, wrapping.
-        seq: u8,
-        /// Sender's clock in milliseconds, wrapping; echoed to measure the round trip.
-        sent: u16,
-    },
-    /// Heartbeat response (8 bytes).
-    HeartbeatRsp {
-        /// The request's sequence number.
-        seq: u8,
-        /// The request's send time.
-        sent: u16,
-        /// Low 16 bits of the responder's uid.
-        tag: u16,
-    },
+    /// Heartbeat (10 bytes, 14 with an echo): the sender is the transport's peer.
+    Heartbeat(Beat),
 }
+
+/// One heartbeat between ring neighbours ([`crate::heartbeat`]): each neighbour's arrival
+/// feeds the receiver's failure detector, and the echo of the receiver's last heartbeat
+/// measures the round trip without a response message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    /// The sender's heartbeat counter, one per heartbeat it sends to anyone, wrapping: a
+    /// receiver ignores one not newer than the last it took from that sender.
+    pub seq: u16,
+    /// The sender's clock in milliseconds, wrapping; echoed back in [`Echo::sent`].
+    pub sent: u16,
+    /// Low 16 bits of the sender's uid: a new incarnation on the same address does not keep
+    /// the old one alive.
+    pub tag: u16,
+    /// The sender has not heard from the receiver lately (or not yet): answer at once.
+    pub reply: bool,
+    /// This heartbeat answers one that asked: the sender need not count the receiver among
+    /// its ring neighbours, or as a member at all (see `Node::ignored`).
+    pub answer: bool,
+    /// The receiver's latest heartbeat as the sender saw it, if one arrived.
+    pub echo: Option<Echo>,
+}
+
+/// The echo of a heartbeat: the round trip is the time since [`Echo::sent`] less
+/// [`Echo::held`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo {
+    /// The echoed heartbeat's [`Beat::sent`], in its sender's clock.
+    pub sent: u16,
+    /// Milliseconds between its arrival and this heartbeat, saturating.
+    pub held: u16,
+}
+
+/// [`Beat`]'s flag bits.
+const BEAT_REPLY: u8 = 1;
+const BEAT_ECHO: u8 = 2;
+const BEAT_ANSWER: u8 = 4;
 
 impl<G> Message<G> {
     /// The kind byte.
@@ -312,7 +334,6 @@ impl<G> Message<G> {
             Message::JoinRefused { .. } => Kind::JoinRefused,
             Message::VersionRefused { .. } => Kind::VersionRefused,
             Message::Heartbeat { .. } => Kind::Heartbeat,
-            Message::HeartbeatRsp { .. } => Kind::HeartbeatRsp,
         }
     }
 
@@ -352,8 +373,7 @@ impl<G> Message<G> {
             Message::Departed { from } => Message::Departed { from },
             Message::JoinRefused { from, reason } => Message::JoinRefused { from, reason },
             Message::VersionRefused { version } => Message::VersionRefused { version },
-            Message::Heartbeat { seq, sent } => Message::Heartbeat { seq, sent },
-            Message::HeartbeatRsp { seq, sent, tag } => Message::HeartbeatRsp { seq, sent, tag },
+            Message::Heartbeat(b) => Message::Heartbeat(b),
         }
     }
 }
@@ -446,15 +466,7 @@ impl Message {
                     gossip: InScratch,
                 }
             }
-            Kind::Heartbeat => Message::Heartbeat {
-                seq: r.take()?,
-                sent: u16::from_le_bytes(r.take()?),
-            },
-            Kind::HeartbeatRsp => Message::HeartbeatRsp {
-                seq: r.take()?,
-                sent: u16::from_le_bytes(r.take()?),
-                tag: u16::from_le_bytes(r.take()?),
-            },
+            Kind::Heartbeat => Message::Heartbeat(r.beat()?),
             Kind::JoinRefused => Message::JoinRefused {
                 from: r.take()?,
                 reason: r.take()?,
@@ -554,15 +566,7 @@ impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
                 w.put(&version.to_le_bytes())?;
                 w.put(&seen.to_le_bytes())?;
             }
-            Message::Heartbeat { seq, sent } => {
-                w.byte(*seq)?;
-                w.put(&sent.to_le_bytes())?;
-            }
-            Message::HeartbeatRsp { seq, sent, tag } => {
-                w.byte(*seq)?;
-                w.put(&sent.to_le_bytes())?;
-                w.put(&tag.to_le_bytes())?;
-            }
+            Message::Heartbeat(b) => w.beat(b)?,
             Message::JoinRefused { from, reason } => {
                 w.put(from)?;
                 w.put(reason)?;
@@ -612,6 +616,30 @@ impl Writer<'_> {
 
     fn count(&mut self, n: usize) -> Result<(), BufferTooSmall> {
         self.put(&(n as u32))
+    }
+
+    fn u16(&mut self, v: u16) -> Result<(), BufferTooSmall> {
+        let [a, b] = v.to_le_bytes();
+        self.byte(a)?;
+        self.byte(b)
+    }
+
+    /// Fixed-width fields, written by hand: the most frequent message stays a few
+    /// instructions to write and read.
+    fn beat(&mut self, b: &Beat) -> Result<(), BufferTooSmall> {
+        self.u16(b.seq)?;
+        self.u16(b.sent)?;
+        self.u16(b.tag)?;
+        let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+        let flags = flag(b.reply, BEAT_REPLY)
+            | flag(b.echo.is_some(), BEAT_ECHO)
+            | flag(b.answer, BEAT_ANSWER);
+        self.byte(flags)?;
+        if let Some(e) = b.echo {
+            self.u16(e.sent)?;
+            self.u16(e.held)?;
+        }
+        Ok(())
     }
 }
 
@@ -671,6 +699,41 @@ impl<'a> Reader<'a> {
             return Err(WireError::Truncated);
         }
         Ok(n)
+    }
+
+    fn u16(&mut self) -> Result<u16, WireError> {
+        let [a, b, ..] = *self.rest else {
+            return Err(WireError::Truncated);
+        };
+        self.rest = &self.rest[2..];
+        Ok(u16::from_le_bytes([a, b]))
+    }
+
+    fn beat(&mut self) -> Result<Beat, WireError> {
+        let (seq, sent, tag) = (self.u16()?, self.u16()?, self.u16()?);
+        let [flags, ..] = *self.rest else {
+            return Err(WireError::Truncated);
+        };
+        self.rest = &self.rest[1..];
+        if flags & !(BEAT_REPLY | BEAT_ECHO | BEAT_ANSWER) != 0 {
+            return Err(WireError::Malformed("unknown heartbeat flags"));
+        }
+        let echo = if flags & BEAT_ECHO != 0 {
+            Some(Echo {
+                sent: self.u16()?,
+                held: self.u16()?,
+            })
+        } else {
+            None
+        };
+        Ok(Beat {
+            seq,
+            sent,
+            tag,
+            reply: flags & BEAT_REPLY != 0,
+            answer: flags & BEAT_ANSWER != 0,
+            echo,
+        })
     }
 
     fn finish(self) -> Result<(), WireError> {
@@ -1188,28 +1251,41 @@ mod tests {
     fn steady_state_messages_are_tiny() {
         let g = sample();
         let mut buf = [0u8; 64];
-        let hb = Message::<&G>::Heartbeat {
-            seq: 200,
+        let mut beat = Beat {
+            seq: 60_000,
             sent: 65_000,
-        }
-        .emit(Instant::ZERO, &mut buf)
-        .unwrap();
-        assert_eq!(hb, 6);
+            tag: 7,
+            reply: true,
+            answer: false,
+            echo: None,
+        };
+        let hb = Message::<&G>::Heartbeat(beat)
+            .emit(Instant::ZERO, &mut buf)
+            .unwrap();
+        assert_eq!(hb, 10);
         assert_eq!(
             Message::parse(&buf[..hb], &mut G::new(), Instant::ZERO),
-            Ok(Message::Heartbeat {
-                seq: 200,
-                sent: 65_000
-            })
+            Ok(Message::Heartbeat(beat))
         );
-        let rsp = Message::<&G>::HeartbeatRsp {
-            seq: 1,
-            sent: 2,
-            tag: 3,
-        }
-        .emit(Instant::ZERO, &mut buf)
-        .unwrap();
-        assert_eq!(rsp, 8);
+        beat.echo = Some(Echo { sent: 1, held: 900 });
+        let hb = Message::<&G>::Heartbeat(beat)
+            .emit(Instant::ZERO, &mut buf)
+            .unwrap();
+        assert_eq!(hb, 14);
+        assert_eq!(
+            Message::parse(&buf[..hb], &mut G::new(), Instant::ZERO),
+            Ok(Message::Heartbeat(beat))
+        );
+        buf[9] |= 8;
+        assert_eq!(
+            Message::parse(&buf[..hb], &mut G::new(), Instant::ZERO),
+            Err(WireError::Malformed("unknown heartbeat flags"))
+        );
+        buf[9] &= !8;
+        assert_eq!(
+            Message::parse(&buf[..hb - 1], &mut G::new(), Instant::ZERO),
+            Err(WireError::Truncated)
+        );
         let st = Message::<&G>::GossipStatus {
             to_uid: n(2).uid(),
             version: g.version_digest(),

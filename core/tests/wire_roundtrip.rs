@@ -9,7 +9,9 @@ use fjell_core::compat::{DowningSetting, Incompatibility};
 use fjell_core::config::{Config, Downing, DowningSettings, Name, Value, WhenUnstable};
 use fjell_core::member::{AppVersion, Member, MemberStatus, Role, RoleSet};
 use fjell_core::testing::gossip::Gossip;
-use fjell_core::testing::wire::{BufferTooSmall, Compat, InScratch, Message, WireError};
+use fjell_core::testing::wire::{
+    Beat, BufferTooSmall, Compat, Echo, InScratch, Message, WireError,
+};
 use fjell_core::ReachabilityStatus;
 use fjell_core::Strategy as Sbr;
 use fjell_core::{Instant, UniqueAddress};
@@ -330,12 +332,20 @@ fn message() -> impl Strategy<Value = Message> {
         (address(), incompatibility())
             .prop_map(|(from, reason)| Message::JoinRefused { from, reason }),
         any::<u8>().prop_map(|version| Message::VersionRefused { version }),
-        any::<(u8, u16)>().prop_map(|(seq, sent)| Message::Heartbeat { seq, sent }),
-        any::<(u8, u16, u16)>().prop_map(|(seq, sent, tag)| Message::HeartbeatRsp {
-            seq,
-            sent,
-            tag
-        }),
+        (
+            any::<(u16, u16, u16, bool, bool)>(),
+            any::<Option<(u16, u16)>>()
+        )
+            .prop_map(
+                |((seq, sent, tag, reply, answer), echo)| Message::Heartbeat(Beat {
+                    seq,
+                    sent,
+                    tag,
+                    reply,
+                    answer,
+                    echo: echo.map(|(sent, held)| Echo { sent, held }),
+                })
+            ),
     ]
 }
 
@@ -354,12 +364,11 @@ fn kind_index(m: &Message) -> usize {
         Message::JoinRefused { .. } => 8,
         Message::VersionRefused { .. } => 9,
         Message::Heartbeat { .. } => 10,
-        Message::HeartbeatRsp { .. } => 11,
-        Message::GossipDelta { .. } => 12,
+        Message::GossipDelta { .. } => 11,
     }
 }
 
-const KINDS: usize = 13;
+const KINDS: usize = 12;
 
 #[test]
 fn every_kind_is_generated() {

@@ -812,7 +812,7 @@ mod tests {
             | "max-members"
             | "reduce-gossip-different-view-probability"
             | "role-min-nr-of-members.backend" => "2",
-            "failure-detector.monitored-by-nr-of-members" => "3",
+            "failure-detector.monitored-by-nr-of-members" => "2",
             "split-brain-resolver.static-quorum.quorum-size" => "2",
             "gossip-different-view-probability" | "failure-detector.threshold" => "0.5",
             "failure-detector.implementation" => "\"deadline\"",
