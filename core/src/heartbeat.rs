@@ -78,6 +78,9 @@ pub struct Monitor<const H: usize> {
     rtt_millis: Option<u16>,
     /// Heartbeats sent to it, wrapping ([`ECHO_EVERY`]).
     sent: u8,
+    /// Its index in the member list of [`Heartbeats::index_generation`]: a heartbeat's sender
+    /// and a verdict's subject are found without a search over the members.
+    index: u16,
 }
 
 /// Read-only view of a monitored member.
@@ -124,6 +127,11 @@ pub struct Heartbeats<const H: usize> {
     /// When every monitored member gets its regular heartbeat: one tick for all of them, so
     /// a node wakes once per interval rather than once per neighbour.
     next_tick: Instant,
+    /// The state the monitors' member indices belong to.
+    index_generation: Option<u64>,
+    /// The state for which the monitors are exactly the wanted members: until it moves,
+    /// [`Heartbeats::update`] has nothing to do.
+    settled: Option<u64>,
 }
 
 /// Milliseconds of `now`, wrapping: enough to measure round trips shorter than a minute.
@@ -142,6 +150,8 @@ impl<const H: usize> Heartbeats<H> {
             ring_generation: None,
             seq: 0,
             next_tick: Instant::ZERO,
+            index_generation: None,
+            settled: None,
         }
     }
 
@@ -156,6 +166,8 @@ impl<const H: usize> Heartbeats<H> {
         self.monitors.clear();
         self.ring.clear();
         self.ring_generation = None;
+        self.index_generation = None;
+        self.settled = None;
     }
 
     /// Recomputes the neighbours from the ring: the members this node flags, then the nearest
@@ -175,6 +187,9 @@ impl<const H: usize> Heartbeats<H> {
         s: &DetectorSettings,
         expected_response_after: Duration,
     ) {
+        if self.settled == Some(generation) && usize::from(self.ring_members) == g.members().len() {
+            return;
+        }
         // Indices are valid only for the member list they were computed from; the length
         // check guards against a caller passing a stale generation.
         if self.ring_generation != Some(generation)
@@ -270,8 +285,28 @@ impl<const H: usize> Heartbeats<H> {
                 next_beat_at: now,
                 rtt_millis: None,
                 sent: 0,
+                index: g.index_of(a).map_or(u16::MAX, |i| i as u16),
             });
         }
+        // Indices move only when the state does: retaken once per state, not per interval.
+        if self.index_generation != Some(generation) {
+            for m in self.monitors.iter_mut() {
+                m.index = g.index_of(&m.subject).map_or(u16::MAX, |i| i as u16);
+            }
+            self.index_generation = Some(generation);
+        }
+        // Nothing kept beyond the wanted members (those depend on time): the same state
+        // wants the same members.
+        let exact = self.monitors.len() == want.len()
+            && self.monitors.iter().all(|m| want.contains(&m.subject));
+        self.settled = exact.then_some(generation);
+    }
+
+    /// The member index of `m` in the state `generation`, if it is the one the indices were
+    /// taken from.
+    fn index(&self, m: &Monitor<H>, generation: u64) -> Option<usize> {
+        (self.index_generation == Some(generation) && m.index != u16::MAX)
+            .then_some(usize::from(m.index))
     }
 
     /// The heartbeats due at `now`, each with its destination. Every monitored member gets
@@ -313,7 +348,6 @@ impl<const H: usize> Heartbeats<H> {
                     sent: wire_millis(now),
                     tag,
                     reply,
-                    answer: false,
                     echo: if with_echo { echo(m.last, now) } else { None },
                 };
                 Some((m.subject.socket_addr(), beat))
@@ -329,7 +363,6 @@ impl<const H: usize> Heartbeats<H> {
             sent: wire_millis(now),
             tag: uid_tag(me),
             reply: false,
-            answer: true,
             echo: Some(Echo {
                 sent: beat.sent,
                 held: 0,
@@ -345,25 +378,30 @@ impl<const H: usize> Heartbeats<H> {
 
     /// A heartbeat arrived from `from`. Feeds the detector if it is newer than the last one
     /// taken from that member (duplicates and stale reorderings are ignored) and comes from
-    /// the monitored incarnation; measures the round trip from its echo. False if it was not
-    /// taken.
+    /// the monitored incarnation; measures the round trip from its echo.
     pub fn on_beat(
         &mut self,
         now: Instant,
         from: SocketAddr,
         beat: &Beat,
         s: &DetectorSettings,
-    ) -> bool {
-        let Some(m) = self
+        generation: u64,
+    ) -> Beaten {
+        let Some(at) = self
             .monitors
-            .iter_mut()
-            .find(|m| m.subject.same_address(from) && uid_tag(&m.subject) == beat.tag)
+            .iter()
+            .position(|m| m.subject.same_address(from) && uid_tag(&m.subject) == beat.tag)
         else {
-            return false;
+            return Beaten::default();
         };
+        let index = self.index(&self.monitors[at], generation);
+        let m = &mut self.monitors[at];
         if let Some((last, ..)) = m.last {
             if (beat.seq.wrapping_sub(last) as i16) <= 0 {
-                return false;
+                return Beaten {
+                    taken: false,
+                    index,
+                };
             }
         }
         m.last = Some((beat.seq, beat.sent, now));
@@ -383,7 +421,7 @@ impl<const H: usize> Heartbeats<H> {
         if !burst {
             m.detector.heartbeat(now, s);
         }
-        true
+        Beaten { taken: true, index }
     }
 
     /// This node did not run for `gap` before `now` (its own timers fired that late): every
@@ -399,17 +437,19 @@ impl<const H: usize> Heartbeats<H> {
     }
 
     /// Starts detectors whose first heartbeat is overdue, then reports each monitored member's
-    /// availability.
+    /// availability, with its member index in the state `generation` where known.
     pub fn reap<'a>(
         &'a mut self,
         now: Instant,
         s: &'a DetectorSettings,
-    ) -> impl Iterator<Item = (UniqueAddress, Verdict)> + 'a {
+        generation: u64,
+    ) -> impl Iterator<Item = (UniqueAddress, Verdict, Option<usize>)> + 'a {
         for m in self.monitors.iter_mut() {
             if !m.detector.is_monitoring() && now >= m.first_expected_at {
                 m.detector.heartbeat(now, s);
             }
         }
+        let indexed = self.index_generation == Some(generation);
         self.monitors.iter().map(move |m| {
             let verdict = if !m.detector.is_available(now, s) {
                 Verdict::Unavailable
@@ -418,7 +458,8 @@ impl<const H: usize> Heartbeats<H> {
             } else {
                 Verdict::NotYetHeard
             };
-            (m.subject, verdict)
+            let index = (indexed && m.index != u16::MAX).then_some(usize::from(m.index));
+            (m.subject, verdict, index)
         })
     }
 
@@ -444,6 +485,15 @@ impl<const H: usize> Heartbeats<H> {
             available: m.detector.is_available(now, s),
         })
     }
+}
+
+/// What [`Heartbeats::on_beat`] did with a heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Beaten {
+    /// It fed the sender's detector.
+    pub taken: bool,
+    /// The sender is a monitored member at this index of the current member list.
+    pub index: Option<usize>,
 }
 
 /// The echo of the latest heartbeat taken from a member, sent back in this node's next one.
@@ -632,7 +682,6 @@ mod tests {
             sent: wire_millis(Instant::from_millis(ms)),
             tag: uid_tag(&n(2)),
             reply,
-            answer: false,
             echo,
         }
     }
@@ -647,16 +696,12 @@ mod tests {
         let mut h = Heartbeats::<8>::new();
         watch(&mut h, Instant::ZERO, &g, 1, 4);
         let verdicts =
-            |h: &mut Heartbeats<8>, ms| h.reap(Instant::from_millis(ms), &S).next().unwrap().1;
+            |h: &mut Heartbeats<8>, ms| h.reap(Instant::from_millis(ms), &S, 0).next().unwrap().1;
         assert_eq!(verdicts(&mut h, 500), Verdict::NotYetHeard);
         assert_eq!(verdicts(&mut h, 1_500), Verdict::NotYetHeard);
         let to = n(2).socket_addr();
-        assert!(h.on_beat(
-            Instant::from_millis(1_510),
-            to,
-            &beat(1, 1_505, false, None),
-            &S
-        ));
+        let b = beat(1, 1_505, false, None);
+        assert!(h.on_beat(Instant::from_millis(1_510), to, &b, &S, 0).taken);
         assert_eq!(verdicts(&mut h, 1_600), Verdict::Answering);
     }
 
@@ -682,10 +727,24 @@ mod tests {
             tag: uid_tag(&n(2)) ^ 1,
             ..theirs
         };
-        assert!(!h.on_beat(at(7), to, &other, &S), "other incarnation");
-        assert!(h.on_beat(at(7), to, &theirs, &S));
-        assert!(!h.on_beat(at(7), to, &theirs, &S), "duplicate");
-        assert!(!h.on_beat(at(8), to, &beat(4, 6, false, None), &S), "older");
+        assert!(
+            !h.on_beat(at(7), to, &other, &S, 0).taken,
+            "other incarnation"
+        );
+        let taken = h.on_beat(at(7), to, &theirs, &S, gen(&g));
+        assert_eq!(
+            taken,
+            Beaten {
+                taken: true,
+                index: Some(1)
+            },
+            "the sender's member index, without a search"
+        );
+        assert!(!h.on_beat(at(7), to, &theirs, &S, 0).taken, "duplicate");
+        assert!(
+            !h.on_beat(at(8), to, &beat(4, 6, false, None), &S, 0).taken,
+            "older"
+        );
         let st = h.stats(at(7), &S).next().unwrap();
         assert_eq!(st.rtt, Some(Duration::from_millis(4)));
         assert_eq!(st.last_heartbeat_age, Some(Duration::ZERO));
@@ -696,7 +755,10 @@ mod tests {
         assert_eq!(h.next_beat_at(), Some(at(1_000)));
         for t in 1..=4u16 {
             let ms = u64::from(t) * 1_000;
-            assert!(h.on_beat(at(ms - 10), to, &beat(5 + t, ms - 12, false, None), &S));
+            assert!(
+                h.on_beat(at(ms - 10), to, &beat(5 + t, ms - 12, false, None), &S, 0)
+                    .taken
+            );
             let (_, next) = h.beats(at(ms), i, &n(1)).next().unwrap();
             assert!(!next.reply);
             assert!(next.seq.wrapping_sub(mine.seq) as i16 > 0);
@@ -722,7 +784,7 @@ mod tests {
             ..beat(1, 10, true, None)
         };
         let a = h.answer(at(12), &stranger, &n(1));
-        assert!(!a.reply && a.answer);
+        assert!(!a.reply);
         assert_eq!(
             a.echo,
             Some(Echo {
@@ -734,7 +796,7 @@ mod tests {
         watch(&mut h, at(0), &g, 1, 4);
         assert_eq!(h.beats(at(0), i, &n(1)).count(), 2);
         let asks = beat(1, 100, true, None);
-        assert!(h.on_beat(at(101), n(2).socket_addr(), &asks, &S));
+        assert!(h.on_beat(at(101), n(2).socket_addr(), &asks, &S, 0).taken);
         // Node 3 was not heard from: still probed fast; node 2 at the next tick.
         assert_eq!(h.next_beat_at(), Some(at(200)));
         let probed: heapless::Vec<SocketAddr, 8> =
@@ -753,7 +815,7 @@ mod tests {
         watch(&mut h, at(0), &g, 1, 4);
         assert_eq!(h.beats(at(0), i, &n(1)).count(), 1);
         assert_eq!(h.next_beat_at(), Some(at(200)), "not heard from yet");
-        assert!(h.on_beat(at(5), to, &beat(1, 3, false, None), &S));
+        assert!(h.on_beat(at(5), to, &beat(1, 3, false, None), &S, 0).taken);
         assert_eq!(
             h.beats(at(200), i, &n(1)).count(),
             0,
@@ -766,7 +828,10 @@ mod tests {
         assert_eq!(h.next_beat_at(), Some(at(2_200)));
         let (_, b) = h.beats(at(2_200), i, &n(1)).next().unwrap();
         assert!(b.reply);
-        assert!(h.on_beat(at(2_210), to, &beat(2, 2_208, false, None), &S));
+        assert!(
+            h.on_beat(at(2_210), to, &beat(2, 2_208, false, None), &S, 0)
+                .taken
+        );
         assert_eq!(h.beats(at(2_400), i, &n(1)).count(), 0, "heard from again");
         assert_eq!(h.next_beat_at(), Some(at(3_000)), "back to the tick");
         let (_, b) = h.beats(at(3_000), i, &n(1)).next().unwrap();
@@ -779,18 +844,20 @@ mod tests {
         let mut h = Heartbeats::<8>::new();
         watch(&mut h, Instant::ZERO, &g, 1, 5);
         let at = |s: u64| Instant::from_millis(s);
-        assert!(h.reap(at(500), &S).all(|(_, v)| v != Verdict::Unavailable));
+        assert!(h
+            .reap(at(500), &S, 0)
+            .all(|(_, v, _)| v != Verdict::Unavailable));
         assert!(
-            h.reap(at(1_000), &S)
-                .all(|(_, v)| v != Verdict::Unavailable),
+            h.reap(at(1_000), &S, 0)
+                .all(|(_, v, _)| v != Verdict::Unavailable),
             "first heartbeat synthesised"
         );
         // Bootstrapped at 1 s: μ = 1 s + 3 s pause, σ = 250 ms → suspected after ≈ 6.4 s.
         assert!(h
-            .reap(at(6_300), &S)
-            .all(|(_, v)| v != Verdict::Unavailable));
+            .reap(at(6_300), &S, 0)
+            .all(|(_, v, _)| v != Verdict::Unavailable));
         assert!(h
-            .reap(at(6_500), &S)
-            .all(|(_, v)| v == Verdict::Unavailable));
+            .reap(at(6_500), &S, 0)
+            .all(|(_, v, _)| v == Verdict::Unavailable));
     }
 }

@@ -818,20 +818,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 return Err(InputError::SenderMismatch);
             }
         }
+        // Heartbeats are heard in their arm: their sender's index is known without a search.
         if matches!(
             msg,
-            Message::Heartbeat { .. }
-                | Message::Gossip { .. }
-                | Message::GossipDelta { .. }
-                | Message::GossipStatus { .. }
+            Message::Gossip { .. } | Message::GossipDelta { .. } | Message::GossipStatus { .. }
         ) {
-            let g = self.gossip();
-            if let Some(i) = g.index_at(from) {
-                self.recent.heard(i, g.members().len());
-                self.silent_ticks = 0;
-                if !matches!(msg, Message::Heartbeat { .. }) {
-                    self.gossip_silent_ticks = 0;
-                }
+            if let Some(i) = self.gossip().index_at(from) {
+                self.heard(i);
+                self.gossip_silent_ticks = 0;
             }
         }
         match msg {
@@ -866,7 +860,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             } => self.on_gossip_status(from, to_uid, version, seen, reply),
             Message::Heartbeat(beat) => {
                 let s = self.config.failure_detector;
-                self.heartbeats.on_beat(now, from, &beat, &s);
+                let beaten = self
+                    .heartbeats
+                    .on_beat(now, from, &beat, &s, self.generation);
+                if let Some(i) = beaten.index.or_else(|| self.gossip().index_at(from)) {
+                    self.heard(i);
+                }
                 if beat.reply {
                     // Answer anyone: an answer is no larger than the heartbeat, and a node
                     // that was just added must be answerable before its Welcome arrives.
@@ -1050,19 +1049,18 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.gossip_silent_ticks = 0;
         self.join.stop();
         // Spread the first gossip tick so nodes started together do not gossip in lockstep.
+        // The other periodic timers start on the same tick: with equal intervals (the
+        // defaults) a node then wakes once a second for all of them, and steady-state CPU
+        // follows the wake-ups as much as the messages.
         let jitter = self
             .rng
             .below(crate::time::micros(self.config.gossip_interval).max(1) as usize)
             as u64;
-        self.timers
-            .set(Timer::Gossip, now + Duration::from_micros(jitter));
-        self.timers
-            .set(Timer::Leader, now + self.config.leader_actions_interval);
-        self.timers.set(Timer::Heartbeat, now);
-        self.timers.set(
-            Timer::Reaper,
-            now + self.config.unreachable_nodes_reaper_interval,
-        );
+        let tick = now + Duration::from_micros(jitter);
+        self.timers.set(Timer::Gossip, tick);
+        self.timers.set(Timer::Leader, tick);
+        self.timers.set(Timer::Heartbeat, tick);
+        self.timers.set(Timer::Reaper, tick);
         self.changed();
     }
 
@@ -1660,11 +1658,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let n = self.gossip().members.len();
         let prefer_unseen = self.rng.unit() < self.different_view_probability(n);
         // Nobody unseen (a converged cluster): skip the scans for unseen members.
-        let prefer_unseen = prefer_unseen && self.view().unseen > 0;
+        let view = self.view();
+        let prefer_unseen = prefer_unseen && view.unseen > 0;
         let g = &self.bufs[self.cur];
         let me = self.me;
         // Never gossip to a member this node itself flags (others' flags do not matter).
-        let mine = g.reachability().rows_of(&me);
+        let mine = match view.me {
+            Some(i) => g.reachability().rows_of_index(i),
+            None => g.reachability().rows_of_index(usize::MAX),
+        };
         let valid = |m: &Member| {
             m.address != me
                 && !mine
@@ -1802,6 +1804,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// A message from the member at index `i` arrived.
+    fn heard(&mut self, i: usize) {
+        let n = self.gossip().members.len();
+        self.recent.heard(i, n);
+        self.silent_ticks = 0;
+    }
+
     /// Writes this node's failure-detector verdicts into the reachability table (notes §9.3).
     fn reap(&mut self, now: Instant) {
         if !self.is_member() || self.gossip().members.len() < 2 {
@@ -1813,12 +1822,18 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             (UniqueAddress, ReachabilityStatus),
             { heartbeat::MAX_MONITORED * 2 },
         > = heapless::Vec::new();
+        // Indices rather than searches: this runs every second for every monitored member.
+        let my_index = self.view().me;
         let g = &self.bufs[self.cur];
-        for (subject, verdict) in self.heartbeats.reap(now, &s) {
-            if !g.is_member(&subject) {
+        let generation = self.generation;
+        for (subject, verdict, index) in self.heartbeats.reap(now, &s, generation) {
+            let Some(i) = index.or_else(|| g.index_of(&subject).ok()) else {
                 continue;
-            }
-            let current = g.reachability().status_by(&me, &subject);
+            };
+            let current = match my_index {
+                Some(o) => g.reachability().status_by_index(o, i),
+                None => ReachabilityStatus::Reachable,
+            };
             // Only an answer takes a flag back: a new monitor that has not heard from the
             // member yet is no evidence (the flag this node set on a silent member it downed
             // would otherwise vanish, and the member would never be removed).

@@ -108,6 +108,12 @@ pub trait FailureDetector {
     fn discount(&mut self, now: Instant, gap: Duration);
 }
 
+/// Above phi at a silence of exactly the mean plus the acceptable pause (log10 2 ≈ 0.30103):
+/// thresholds above it let [`FailureDetector::is_available`] skip the tail while the silence
+/// is shorter.
+#[cfg(feature = "phi")]
+const FAST_PATH_PHI: f64 = 0.302;
+
 /// Inter-arrival intervals are kept in microseconds, clamped to this (about 71 minutes).
 #[cfg(feature = "phi")]
 const MAX_INTERVAL_MICROS: u64 = u32::MAX as u64;
@@ -228,6 +234,18 @@ impl<const H: usize> FailureDetector for PhiAccrual<H> {
     }
 
     fn is_available(&self, now: Instant, s: &DetectorSettings) -> bool {
+        // Until the silence reaches the mean plus the acceptable pause, phi is at most
+        // log10(2) ≈ 0.301 under either formula: no tail to compute (this runs on every
+        // heartbeat and every reaper tick, and the tail is most of a heartbeat's cost).
+        if let Some(last) = self.last {
+            let n = self.intervals.len() as u64;
+            if s.threshold > FAST_PATH_PHI && n > 0 {
+                let mean = self.sum / n + micros(s.acceptable_heartbeat_pause);
+                if micros(now - last) <= mean {
+                    return true;
+                }
+            }
+        }
         self.phi(now, s) < s.threshold
     }
 
@@ -528,6 +546,38 @@ mod tests {
         // A heartbeat after a 60 s outage does not enter the window.
         d.heartbeat(at(79_000), &s);
         assert!((d.mean_and_std().0 - 1_000_000.0).abs() < 1.0);
+    }
+
+    /// The shortcut of `is_available` says what phi says, around the mean, for both formulas,
+    /// thresholds near the shortcut's bound and windows with and without spread.
+    #[test]
+    fn availability_shortcut_agrees_with_phi() {
+        for formula in [PhiFormula::Exact, PhiFormula::Logistic] {
+            for threshold in [0.31, 0.5, 1.0, 8.0, 16.0] {
+                for jitter in [0u64, 7, 150, 900] {
+                    let s = DetectorSettings {
+                        formula,
+                        threshold,
+                        min_std_deviation: Duration::from_millis(1),
+                        ..settings()
+                    };
+                    let mut d = PhiAccrual::<16>::new();
+                    let mut t = 0;
+                    for i in 0..40u64 {
+                        t += 1_000 + (i * 7919 % 13) * jitter;
+                        d.heartbeat(at(t), &s);
+                    }
+                    for silence in (0..12_000).step_by(3) {
+                        let now = at(t + silence);
+                        assert_eq!(
+                            d.is_available(now, &s),
+                            d.phi(now, &s) < threshold,
+                            "{formula:?} threshold {threshold} jitter {jitter} silence {silence}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

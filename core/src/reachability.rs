@@ -532,6 +532,20 @@ impl<'a, const M: usize, const R: usize> Reachability<'a, M, R> {
         self.index(observer).map_or(0, |o| self.table.version_of(o))
     }
 
+    /// The records written by the member at index `observer` ([`Self::rows_of`] without the
+    /// search).
+    pub(crate) fn rows_of_index(
+        &self,
+        observer: usize,
+    ) -> impl ExactSizeIterator<Item = Record> + Clone + 'a {
+        let this = *self;
+        let rows = match u16::try_from(observer) {
+            Ok(o) if observer < self.members.len() => self.table.rows_of(o),
+            _ => &[],
+        };
+        rows.iter().map(move |r| this.record(r))
+    }
+
     /// The records written by `observer`.
     pub fn rows_of(
         &self,
@@ -543,6 +557,18 @@ impl<'a, const M: usize, const R: usize> Reachability<'a, M, R> {
             None => &[],
         };
         rows.iter().map(move |r| this.record(r))
+    }
+
+    /// What the member at index `observer` thinks of the member at index `subject` (indices
+    /// into the member list this table belongs to): [`Self::status_by`] without the two
+    /// searches, for callers that hold the indices.
+    pub(crate) fn status_by_index(&self, observer: usize, subject: usize) -> ReachabilityStatus {
+        match (u16::try_from(observer), u16::try_from(subject)) {
+            (Ok(o), Ok(s)) if observer < self.members.len() && subject < self.members.len() => {
+                self.table.status_by(o, s)
+            }
+            _ => ReachabilityStatus::Reachable,
+        }
     }
 
     /// What `observer` thinks of `subject`.

@@ -40,6 +40,9 @@ pub(crate) struct View {
     /// gossip round that prefers those that have not seen the state. Zero in a converged
     /// cluster, so such a round skips the scan.
     pub unseen: usize,
+    /// This node's index in the member list, if it is a member: its own reachability rows
+    /// without a search on every timer.
+    pub me: Option<usize>,
 }
 
 impl View {
@@ -99,6 +102,7 @@ impl View {
             lead,
             rank,
             unseen,
+            me: g.index_of(me).ok(),
         }
     }
 }

@@ -67,7 +67,7 @@ pub enum Kind {
     Departed = 8,
     /// Join refused: incompatible configuration.
     JoinRefused = 9,
-    /// Heartbeat ([`crate::heartbeat`]). Kind 11, the heartbeat response of protocol
+    /// Heartbeat (see [`Beat`]). Kind 11, the heartbeat response of protocol
     /// versions before 5, is unused.
     Heartbeat = 10,
     /// Gossip as the member records the receiver lacks ([`crate::delta`]).
@@ -280,7 +280,7 @@ pub enum Message<G = InScratch> {
     Heartbeat(Beat),
 }
 
-/// One heartbeat between ring neighbours ([`crate::heartbeat`]): each neighbour's arrival
+/// One heartbeat between ring neighbours (the heartbeat ring): each neighbour's arrival
 /// feeds the receiver's failure detector, and the echo of the receiver's last heartbeat
 /// measures the round trip without a response message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,9 +295,6 @@ pub struct Beat {
     pub tag: u16,
     /// The sender has not heard from the receiver lately (or not yet): answer at once.
     pub reply: bool,
-    /// This heartbeat answers one that asked: the sender need not count the receiver among
-    /// its ring neighbours, or as a member at all (see `Node::ignored`).
-    pub answer: bool,
     /// The receiver's latest heartbeat as the sender saw it, if one arrived.
     pub echo: Option<Echo>,
 }
@@ -315,7 +312,6 @@ pub struct Echo {
 /// [`Beat`]'s flag bits.
 const BEAT_REPLY: u8 = 1;
 const BEAT_ECHO: u8 = 2;
-const BEAT_ANSWER: u8 = 4;
 
 impl<G> Message<G> {
     /// The kind byte.
@@ -631,9 +627,7 @@ impl Writer<'_> {
         self.u16(b.sent)?;
         self.u16(b.tag)?;
         let flag = |set: bool, bit: u8| if set { bit } else { 0 };
-        let flags = flag(b.reply, BEAT_REPLY)
-            | flag(b.echo.is_some(), BEAT_ECHO)
-            | flag(b.answer, BEAT_ANSWER);
+        let flags = flag(b.reply, BEAT_REPLY) | flag(b.echo.is_some(), BEAT_ECHO);
         self.byte(flags)?;
         if let Some(e) = b.echo {
             self.u16(e.sent)?;
@@ -715,7 +709,7 @@ impl<'a> Reader<'a> {
             return Err(WireError::Truncated);
         };
         self.rest = &self.rest[1..];
-        if flags & !(BEAT_REPLY | BEAT_ECHO | BEAT_ANSWER) != 0 {
+        if flags & !(BEAT_REPLY | BEAT_ECHO) != 0 {
             return Err(WireError::Malformed("unknown heartbeat flags"));
         }
         let echo = if flags & BEAT_ECHO != 0 {
@@ -731,7 +725,6 @@ impl<'a> Reader<'a> {
             sent,
             tag,
             reply: flags & BEAT_REPLY != 0,
-            answer: flags & BEAT_ANSWER != 0,
             echo,
         })
     }
@@ -1256,7 +1249,6 @@ mod tests {
             sent: 65_000,
             tag: 7,
             reply: true,
-            answer: false,
             echo: None,
         };
         let hb = Message::<&G>::Heartbeat(beat)

@@ -332,20 +332,15 @@ fn message() -> impl Strategy<Value = Message> {
         (address(), incompatibility())
             .prop_map(|(from, reason)| Message::JoinRefused { from, reason }),
         any::<u8>().prop_map(|version| Message::VersionRefused { version }),
-        (
-            any::<(u16, u16, u16, bool, bool)>(),
-            any::<Option<(u16, u16)>>()
-        )
-            .prop_map(
-                |((seq, sent, tag, reply, answer), echo)| Message::Heartbeat(Beat {
-                    seq,
-                    sent,
-                    tag,
-                    reply,
-                    answer,
-                    echo: echo.map(|(sent, held)| Echo { sent, held }),
-                })
-            ),
+        (any::<(u16, u16, u16, bool)>(), any::<Option<(u16, u16)>>()).prop_map(
+            |((seq, sent, tag, reply), echo)| Message::Heartbeat(Beat {
+                seq,
+                sent,
+                tag,
+                reply,
+                echo: echo.map(|(sent, held)| Echo { sent, held }),
+            })
+        ),
     ]
 }
 
