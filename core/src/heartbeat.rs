@@ -334,8 +334,11 @@ impl<const H: usize> Heartbeats<H> {
                     Some(t) => now - t > interval + interval / 2,
                     None => true,
                 };
+                // Due at or before the last tick: a regular heartbeat the caller had no room
+                // for then (it takes as many as its outbox holds).
+                let missed = m.next_beat_at + interval <= next_tick;
                 m.next_beat_at = if late { now + interval / 5 } else { next_tick };
-                if !tick && !late {
+                if !tick && !late && !missed {
                     // Heard from since it was last probed: back to the tick.
                     return None;
                 }
@@ -803,6 +806,30 @@ mod tests {
             h.beats(at(200), i, &n(1)).map(|(to, _)| to).collect();
         assert_eq!(probed, [n(3).socket_addr()]);
         assert_eq!(h.beats(at(1_000), i, &n(1)).count(), 2, "one tick for both");
+    }
+
+    /// A regular heartbeat the caller could not take at the tick (a full outbox) goes at the
+    /// next call, not an interval later.
+    #[test]
+    fn a_heartbeat_without_room_at_the_tick_goes_next() {
+        let g = gossip(3);
+        let mut h = Heartbeats::<8>::new();
+        let i = S.heartbeat_interval;
+        let at = Instant::from_millis;
+        watch(&mut h, at(0), &g, 1, 4);
+        assert_eq!(h.beats(at(0), i, &n(1)).count(), 2);
+        for (ms, from) in [(1, 2), (2, 3)] {
+            let b = Beat {
+                tag: uid_tag(&n(from)),
+                ..beat(1, ms, false, None)
+            };
+            assert!(h.on_beat(at(ms), n(from).socket_addr(), &b, &S, 0).taken);
+        }
+        assert_eq!(h.beats(at(1_000), i, &n(1)).take(1).count(), 1);
+        assert!(h.next_beat_at() <= Some(at(1_000)), "one left over, due");
+        assert_eq!(h.beats(at(1_050), i, &n(1)).count(), 1);
+        assert_eq!(h.beats(at(1_100), i, &n(1)).count(), 0);
+        assert_eq!(h.next_beat_at(), Some(at(2_000)));
     }
 
     #[test]

@@ -209,7 +209,7 @@
 //!   against every member that could form another side, or the decision is down-all: after
 //!   partitions moved, nearly every member can be indirectly connected, and Pekko's rule let a
 //!   side of one keep itself against eight.
-//! - Only a heartbeat answer takes back a node's own flag on a member; a monitor that has not
+//! - Only a heartbeat from the member takes back a node's own flag on it; a monitor that has not
 //!   heard from the member yet leaves the flag as it is.
 //! - A removed incarnation that still gossips (it missed its Down while cut off) is answered
 //!   with the state whose tombstone stops it; Akka relies on Artery's quarantine for this.

@@ -389,7 +389,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// Failure-detector view of each member this node monitors: phi, time since the last
-    /// heartbeat response, round-trip time.
+    /// heartbeat from it, round-trip time.
     pub fn monitored(&self, now: Instant) -> impl Iterator<Item = MonitorStats> + '_ {
         self.heartbeats.stats(now, &self.config.failure_detector)
     }

@@ -69,7 +69,7 @@ pub struct DetectorSettings {
     /// exchanges heartbeats with its half that many nearest neighbours on each side of the
     /// ring. Even, from 2 to 6 (below [`crate::config::MAX_MONITORED`]).
     pub monitored_by_nr_of_members: usize,
-    /// When the first heartbeat response is due (`expected-response-after`, 1 s); a member
+    /// When the first heartbeat is due (`expected-response-after`, 1 s); a member
     /// that never answers is judged from then on.
     pub expected_response_after: Duration,
 }

@@ -14,8 +14,8 @@
 //! | `fjell_leader_changes_total` | counter | | leader changes seen |
 //! | `fjell_downing_decisions_total` | counter | `decision` | split brain resolver decisions carried out |
 //! | `fjell_phi` | gauge | `member` | suspicion of each monitored member |
-//! | `fjell_heartbeat_rtt_seconds` | gauge | `member` | round-trip time of the latest heartbeat answer |
-//! | `fjell_heartbeat_age_seconds` | gauge | `member` | time since the latest heartbeat answer |
+//! | `fjell_heartbeat_rtt_seconds` | gauge | `member` | round-trip time, from the latest echo of this node's heartbeat |
+//! | `fjell_heartbeat_age_seconds` | gauge | `member` | time since the latest heartbeat from the member |
 //! | `fjell_messages_total` | counter | `class`, `direction` | membership messages (`heartbeat`, `gossip`, `control`; `in`, `out`) |
 //! | `fjell_message_bytes_total` | counter | `class`, `direction` | their bytes |
 //! | `fjell_gossip_sent_total` | counter | `kind` | gossip sent: `full`, `delta`, `status` |
@@ -102,14 +102,14 @@ pub fn register(registry: &mut Registry, m: &Metrics) {
     );
     r.floats(
         "heartbeat_rtt_seconds",
-        "Round-trip time of the latest heartbeat answer",
+        "Round-trip time, from the latest echo of this node's heartbeat",
         m.monitored
             .iter()
             .filter_map(|s| Some((member(s), s.rtt?.as_secs_f64()))),
     );
     r.floats(
         "heartbeat_age_seconds",
-        "Time since the latest heartbeat answer",
+        "Time since the latest heartbeat from the member",
         m.monitored
             .iter()
             .filter_map(|s| Some((member(s), s.last_heartbeat_age?.as_secs_f64()))),

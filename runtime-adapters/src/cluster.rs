@@ -618,7 +618,7 @@ impl Cluster {
     }
 
     /// What this node's failure detector says of each member it monitors, now: phi, the age
-    /// of the last heartbeat response, the round-trip time. Empty once the node has stopped.
+    /// of the last heartbeat from it, the round-trip time. Empty once the node has stopped.
     pub async fn monitored(&self) -> Vec<fjell_core::MonitorStats> {
         let (tx, rx) = async_channel::bounded(1);
         if self

@@ -64,7 +64,7 @@ pub struct Monitored {
     pub address: SocketAddr,
     /// Its suspicion level (phi).
     pub phi: f64,
-    /// Milliseconds since its last heartbeat response, if one arrived.
+    /// Milliseconds since its last heartbeat arrived, if one did.
     pub last_heartbeat_ms: Option<u64>,
     /// The latest round-trip time in microseconds, if known.
     pub rtt_us: Option<u64>,

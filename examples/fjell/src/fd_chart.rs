@@ -14,7 +14,7 @@ use std::time::Duration;
 use fjell_core::{phi_after, phi_of, DetectorSettings, PhiFormula};
 use plotters::prelude::*;
 
-/// One curve: heartbeat answers arriving every `mean` on average, spread by `std`.
+/// One curve: heartbeats arriving every `mean` on average, spread by `std`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
     /// What the curve is (a member's address, or the standard deviation).
