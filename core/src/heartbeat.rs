@@ -83,6 +83,14 @@ pub struct Monitor<const H: usize> {
     index: u16,
 }
 
+impl<const H: usize> Monitor<H> {
+    /// Its member index, if `current`: the indices were taken from the state the caller
+    /// holds.
+    fn index_if(&self, current: bool) -> Option<usize> {
+        (current && self.index != u16::MAX).then_some(usize::from(self.index))
+    }
+}
+
 /// Read-only view of a monitored member.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MonitorStats {
@@ -302,13 +310,6 @@ impl<const H: usize> Heartbeats<H> {
         self.settled = exact.then_some(generation);
     }
 
-    /// The member index of `m` in the state `generation`, if it is the one the indices were
-    /// taken from.
-    fn index(&self, m: &Monitor<H>, generation: u64) -> Option<usize> {
-        (self.index_generation == Some(generation) && m.index != u16::MAX)
-            .then_some(usize::from(m.index))
-    }
-
     /// The heartbeats due at `now`, each with its destination. Every monitored member gets
     /// one per `interval`, all on one tick; one not heard from for 1.5 intervals, or not yet,
     /// gets one every `interval / 5` asking for an answer. Those asking, and every
@@ -397,7 +398,7 @@ impl<const H: usize> Heartbeats<H> {
         else {
             return Beaten::default();
         };
-        let index = self.index(&self.monitors[at], generation);
+        let index = self.monitors[at].index_if(self.index_generation == Some(generation));
         let m = &mut self.monitors[at];
         if let Some((last, ..)) = m.last {
             if (beat.seq.wrapping_sub(last) as i16) <= 0 {
@@ -461,8 +462,7 @@ impl<const H: usize> Heartbeats<H> {
             } else {
                 Verdict::NotYetHeard
             };
-            let index = (indexed && m.index != u16::MAX).then_some(usize::from(m.index));
-            (m.subject, verdict, index)
+            (m.subject, verdict, m.index_if(indexed))
         })
     }
 

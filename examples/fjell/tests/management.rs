@@ -101,7 +101,7 @@ fn management_commands_against_a_three_node_cluster() {
                 .find(|l| l.starts_with(peer.as_str()))
                 .unwrap_or_else(|| panic!("no curve for {peer}:\n{report}"));
             // The window's mean: the detector's two starting samples (0.75 s and 1.25 s) and
-            // the answers since, about a second apart; this checks the numbers reach the
+            // the heartbeats since, about a second apart; this checks the numbers reach the
             // chart, not that they moved.
             let mean: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
             assert!((500.0..2000.0).contains(&mean), "{line}");
