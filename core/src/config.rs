@@ -78,7 +78,7 @@ pub struct Config {
     pub enforce_on_join: bool,
     /// Failure detector (`failure-detector.*`: `implementation`, `threshold` 8,
     /// `min-std-deviation` 100 ms, `acceptable-heartbeat-pause` 3 s, `heartbeat-interval` 1 s,
-    /// `monitored-by-nr-of-members` 6, `expected-response-after` 1 s).
+    /// `monitored-by-nr-of-members` 4, `expected-response-after` 1 s).
     pub failure_detector: DetectorSettings,
     /// How often failure-detector verdicts are written to the reachability table
     /// (`unreachable-nodes-reaper-interval`, 1 s).

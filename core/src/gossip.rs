@@ -245,6 +245,22 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             .map(|_| i)
     }
 
+    /// [`Self::index_at`], trying `hint` first: the index the sender says it has in its own
+    /// list, right whenever both lists are the same. Taken only if it is the answer the search
+    /// would give (the first member at `addr`), so a wrong or hostile hint costs a search.
+    pub(crate) fn index_at_hinted(&self, addr: SocketAddr, hint: usize) -> Option<usize> {
+        let at = |i: usize| {
+            self.members
+                .get(i)
+                .is_some_and(|m| m.address.same_address(addr))
+        };
+        if at(hint) && (hint == 0 || !at(hint - 1)) {
+            Some(hint)
+        } else {
+            self.index_at(addr)
+        }
+    }
+
     /// True if `a` was removed and its tombstone is still kept.
     pub fn is_tombstoned(&self, a: &UniqueAddress) -> bool {
         self.tombstones
@@ -329,6 +345,11 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
     /// Members in address order, each with whether it has seen this version.
     pub fn members_with_seen(&self) -> impl Iterator<Item = (&Member, bool)> {
         self.members.iter().zip(self.seen.iter().copied())
+    }
+
+    /// True if the member at index `i` has seen this version (false out of range).
+    pub(crate) fn seen_at(&self, i: usize) -> bool {
+        self.seen.get(i).copied().unwrap_or(false)
     }
 
     /// True if `a` has seen this version.
@@ -865,6 +886,35 @@ mod tests {
             g.add_member(m).unwrap();
         }
         g
+    }
+
+    #[test]
+    fn a_hint_is_taken_only_where_the_search_would_land() {
+        use MemberStatus::*;
+        let mut g = with(&[(1, Up), (2, Up), (4, Up)]);
+        // A second incarnation of 2 on the same socket: the search answers the first.
+        let again = UniqueAddress::new(n(2).socket_addr(), 2);
+        g.add_member(Member::joining(
+            again,
+            RoleSet::new(),
+            AppVersion::default(),
+        ))
+        .unwrap();
+        let at = |a: u8| n(a).socket_addr();
+        for hint in [0, 1, 2, 3, 4, 9, usize::MAX] {
+            for a in [1, 2, 3, 4] {
+                assert_eq!(
+                    g.index_at_hinted(at(a), hint),
+                    g.index_at(at(a)),
+                    "address {a}, hint {hint}"
+                );
+            }
+        }
+        assert_eq!(
+            g.index_at_hinted(at(2), 2),
+            Some(1),
+            "the older incarnation"
+        );
     }
 
     /// Seed 9456's shape: 3 downed 1 and 2, and was removed by 1 before that reached it. The

@@ -11,18 +11,19 @@
 //! response per monitor per interval; here each neighbour sends one heartbeat per interval
 //! ([`Beat`]), whose arrival feeds the receiver's detector and which echoes the receiver's own
 //! latest heartbeat with how long it was held, so the round trip is still measured. A link that
-//! fails in one direction is still seen: the side that stops receiving flags the other. With 6
-//! monitors per member a node sends 6 heartbeats a second, where request and response with 5
+//! fails in one direction is still seen: the side that stops receiving flags the other. With 4
+//! monitors per member a node sends 4 heartbeats a second, where request and response with 5
 //! monitors took 10 messages; steady-state CPU follows the count of messages and wake-ups, so
 //! every regular heartbeat goes out on one tick.
 //!
-//! Why 6 and not fewer: a member whose monitors are all on the far side of a partition is
-//! flagged by nobody on this side. With 4 monitors that happened to one of ten cut-off members
-//! in `members_behind_a_partition_stay_unreachable_until_it_heals` (seed 0), and this side's
-//! gossip, which prefers members that have not seen the state, went to it round after round:
-//! a member of this side heard no gossip for 30 rounds and stopped itself as removed
-//! (`Node::ignored`). With 6 the chance that all of a member's monitors are on the far side
-//! is lower than with Pekko's former 5.
+//! Fewer monitors make it likelier that all of a member's monitors are on the far side of a
+//! partition, so that nobody on this side flags it (with 4 monitors, one of ten cut-off members
+//! in `members_behind_a_partition_stay_unreachable_until_it_heals`, seed 0). Such a member
+//! stays reachable here and never sees this side's state; the resolver counts it as the other
+//! side once its confirmation round times out, and the gossip stops preferring it once it has
+//! ignored a few sends (`crate::recent`). Before that rule, this side's gossip went to it round
+//! after round until a member of this side heard no gossip for 30 rounds and stopped itself
+//! as removed (`Node::ignored`), which is why the default was 6 for a while.
 //!
 //! A monitored member that has not been heard from for 1.5 heartbeat intervals (or not yet) is
 //! sent heartbeats five times faster, each asking for an answer at once ([`Beat::reply`]), which
@@ -48,7 +49,7 @@ pub const MAX_MONITORED: usize = 8;
 
 /// A regular heartbeat carries its echo every this many: the round trip is for operators, not
 /// the detector, and without the echo on most of them a node's steady traffic stays within 100
-/// bytes a second with 6 monitors.
+/// bytes a second even with 6 monitors.
 const ECHO_EVERY: u8 = 4;
 
 /// Ring neighbours kept on each side: enough to walk past a few Down or Exiting members.

@@ -353,7 +353,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// This node's member record, once it is a member.
     pub fn self_member(&self) -> Option<&Member> {
-        self.gossip().member(&self.me)
+        let g = self.gossip();
+        // Many rules ask for it on every message and timer: the per-state view has the index.
+        match self.view {
+            Some(v) if v.generation == self.generation => v.me.and_then(|i| g.members.get(i)),
+            _ => g.member(&self.me),
+        }
     }
 
     /// The leader as this node sees it.
@@ -495,6 +500,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             let p = self.outbox.pop()?;
             let me = self.me;
             let (version, seen) = self.digests();
+            let me_index = self.view().me;
             let gossip = &self.bufs[self.cur];
             let history = &self.history;
             // For a delta: the records to send (stamps, and the base's stamp).
@@ -519,6 +525,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 },
                 Out::GossipStatus(uid) | Out::StatusReply(uid) => Message::GossipStatus {
                     to_uid: *uid,
+                    // Past u16 (or not a member): a hint that points nowhere useful.
+                    from_index: me_index.map_or(u16::MAX, |i| i.min(usize::from(u16::MAX)) as u16),
                     version,
                     seen,
                     reply: matches!(p.out, Out::StatusReply(_)),
@@ -819,14 +827,15 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
         }
         // Heartbeats are heard in their arm: their sender's index is known without a search.
-        if matches!(
-            msg,
-            Message::Gossip { .. } | Message::GossipDelta { .. } | Message::GossipStatus { .. }
-        ) {
-            if let Some(i) = self.gossip().index_at(from) {
-                self.heard(i);
-                self.gossip_silent_ticks = 0;
-            }
+        let mut sender = None;
+        if let Message::GossipStatus { from_index, .. } = msg {
+            sender = self.gossip().index_at_hinted(from, usize::from(from_index));
+        } else if matches!(msg, Message::Gossip { .. } | Message::GossipDelta { .. }) {
+            sender = self.gossip().index_at(from);
+        }
+        if let Some(i) = sender {
+            self.heard(i);
+            self.gossip_silent_ticks = 0;
         }
         match msg {
             Message::InitJoin { from, compat } => self.on_init_join(from, &compat),
@@ -857,7 +866,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 version,
                 seen,
                 reply,
-            } => self.on_gossip_status(from, to_uid, version, seen, reply),
+                ..
+            } => self.on_gossip_status(from, sender, to_uid, version, seen, reply),
             Message::Heartbeat(beat) => {
                 let s = self.config.failure_detector;
                 let beaten = self
@@ -1293,6 +1303,19 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             && g.reachability().status_by(&self.me, from) == ReachabilityStatus::Reachable
     }
 
+    /// [`Self::valid_peer`] for the member at index `i`, without searches: a gossip status
+    /// arrives every round.
+    fn valid_peer_at(&mut self, i: usize) -> bool {
+        let me = self.view().me;
+        let g = self.gossip();
+        g.members
+            .get(i)
+            .is_some_and(|m| m.status != MemberStatus::Down)
+            && me.is_none_or(|o| {
+                g.reachability().status_by_index(o, i) == ReachabilityStatus::Reachable
+            })
+    }
+
     /// A member this node has Down sent gossip or a status (`knows`: its gossip already says
     /// it is Down): send it the state that says so, once per message, so it stops.
     fn tell_down(&mut self, from: UniqueAddress, knows: bool) {
@@ -1305,18 +1328,22 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// A gossip status from `from`, the member at index `index` of the current state if any.
     fn on_gossip_status(
         &mut self,
         from: SocketAddr,
+        index: Option<usize>,
         to_uid: u64,
         version: u64,
         seen: u64,
         reply: bool,
     ) {
-        let sender = self.gossip().member_at(from).map(|m| m.address);
-        let Some(sender) =
-            sender.filter(|s| self.is_member() && to_uid == self.me.uid() && self.valid_peer(s))
-        else {
+        let valid = index
+            .is_some_and(|i| self.is_member() && to_uid == self.me.uid() && self.valid_peer_at(i));
+        let sender = index
+            .and_then(|i| self.gossip().members.get(i))
+            .map(|m| m.address);
+        let Some(sender) = sender.filter(|_| valid) else {
             self.stats.gossip_dropped += 1;
             let removed = self
                 .gossip()
@@ -1614,10 +1641,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         self.stats.gossip_rounds += 1;
-        if let Some(t) = self.select_target() {
-            let out = if self.gossip().seen_by(&t) {
+        if let Some((i, t)) = self.select_target() {
+            let g = self.gossip();
+            let out = if g.seen_at(i) {
                 Out::GossipStatus(t.uid())
             } else {
+                let n = g.members.len();
+                self.recent.pushed(i, n);
                 Out::Delta {
                     uid: t.uid(),
                     since: Since::Previous,
@@ -1654,7 +1684,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    fn select_target(&mut self) -> Option<UniqueAddress> {
+    /// The member to gossip with this round, and its index in the current state.
+    fn select_target(&mut self) -> Option<(usize, UniqueAddress)> {
         let n = self.gossip().members.len();
         let prefer_unseen = self.rng.unit() < self.different_view_probability(n);
         // Nobody unseen (a converged cluster): skip the scans for unseen members.
@@ -1688,6 +1719,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     && valid(m)
                     && g.reachability().is_reachable(&m.address)
                     && recent.is_recent(*i, n, rounds)
+                    && !recent.is_straggler(*i, n)
             };
             let count = g
                 .members_with_seen()
@@ -1701,29 +1733,35 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .enumerate()
                     .filter(unseen_heard)
                     .nth(k)
-                    .map(|(_, (m, _))| m.address);
+                    .map(|(i, (m, _))| (i, m.address));
             }
-            let unseen = |(m, seen): &(&Member, bool)| {
-                !seen && valid(m) && g.reachability().is_reachable(&m.address)
+            // Not a straggler either: one that never answers is not worth most rounds.
+            let unseen = |(i, (m, seen)): &(usize, (&Member, bool))| {
+                !seen
+                    && valid(m)
+                    && g.reachability().is_reachable(&m.address)
+                    && !recent.is_straggler(*i, n)
             };
-            let count = g.members_with_seen().filter(unseen).count();
+            let count = g.members_with_seen().enumerate().filter(unseen).count();
             if count > 0 {
                 let k = self.rng.below(count);
                 return g
                     .members_with_seen()
+                    .enumerate()
                     .filter(unseen)
                     .nth(k)
-                    .map(|(m, _)| m.address);
+                    .map(|(i, (m, _))| (i, m.address));
             }
         }
         // Uniform among the valid members. Nearly every member is valid, so a few random
         // draws find one without a pass over the members; the pass is the fallback.
         for _ in 0..TARGET_DRAWS {
-            let Some(m) = g.members.get(self.rng.below(n)) else {
+            let i = self.rng.below(n);
+            let Some(m) = g.members.get(i) else {
                 break;
             };
             if valid(m) {
-                return Some(m.address);
+                return Some((i, m.address));
             }
         }
         let count = g.members.iter().filter(|m| valid(m)).count();
@@ -1733,9 +1771,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let k = self.rng.below(count);
         g.members
             .iter()
-            .filter(|m| valid(m))
+            .enumerate()
+            .filter(|(_, m)| valid(m))
             .nth(k)
-            .map(|m| m.address)
+            .map(|(i, m)| (i, m.address))
     }
 
     /// Pekko's condition for extra gossip rounds: a Down member, or fewer than half have seen
@@ -2285,7 +2324,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             if sent.len() >= DEPART_GOSSIP_FANOUT.min(room) {
                 break;
             }
-            if let Some(t) = self.select_target() {
+            if let Some((_, t)) = self.select_target() {
                 if !sent.contains(&t) {
                     let _ = sent.push(t);
                     self.send(t.socket_addr(), Out::Gossip(t.uid()));

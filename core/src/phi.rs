@@ -65,7 +65,7 @@ pub struct DetectorSettings {
     pub heartbeat_interval: Duration,
     /// Phi formula.
     pub formula: PhiFormula,
-    /// How many members monitor each member (`monitored-by-nr-of-members`, 6): each node
+    /// How many members monitor each member (`monitored-by-nr-of-members`, 4): each node
     /// exchanges heartbeats with its half that many nearest neighbours on each side of the
     /// ring. Even, from 2 to 6 (below [`crate::config::MAX_MONITORED`]).
     pub monitored_by_nr_of_members: usize,
@@ -83,7 +83,7 @@ impl Default for DetectorSettings {
             acceptable_heartbeat_pause: Duration::from_secs(3),
             heartbeat_interval: Duration::from_secs(1),
             formula: PhiFormula::Exact,
-            monitored_by_nr_of_members: 6,
+            monitored_by_nr_of_members: 4,
             expected_response_after: Duration::from_secs(1),
         }
     }

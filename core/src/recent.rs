@@ -7,14 +7,32 @@
 //! (campaign seed 6466: a pair of 12 took 4 s to share its flags, and down-all-when-unstable
 //! overtook the decision).
 //!
-//! One byte per member (the device preset lives within 16 KiB): the gossip rounds since the
-//! member at that index was last heard from, saturating. Indices follow the gossip's member
-//! list; when its length changes the ages are forgotten rather than misattributed.
+//! The other side of the same coin is a straggler: a member that this node keeps sending its
+//! state to because it has not seen it, and that never answers. A member cut off with all its
+//! ring neighbours is flagged by nobody on this side and stays reachable here; every node of
+//! this side preferred it as the one member that had not seen the state, so most rounds went
+//! where nothing arrives, and a member of this side that heard no gossip for 30 rounds stopped
+//! itself as removed (`members_behind_a_partition_stay_unreachable_until_it_heals` with 4
+//! monitors, seed 0). After [`STRAGGLER_PUSHES`] such sends without a word back a member is
+//! no longer preferred; uniform draws still reach it, and hearing from it resets the count.
+//!
+//! Two bytes per member (the device preset lives within 16 KiB): the gossip rounds since the
+//! member at that index was last heard from, and the unanswered sends since then, both
+//! saturating. Indices follow the gossip's member list; when its length changes both are
+//! forgotten rather than misattributed.
 
-/// Gossip rounds since each member (by index) was heard from.
+/// Sends of this node's state to a member that had not seen it, with nothing heard from the
+/// member since, after which it is not preferred as a gossip target any more. A member that
+/// receives the state has seen it and is not sent it again until the next change, so a
+/// healthy member reaches this only across several changes in which this node picked it
+/// before hearing from it by chance; it then loses this node's preference, not its gossip.
+pub const STRAGGLER_PUSHES: u8 = 3;
+
+/// Gossip rounds since each member (by index) was heard from, and sends it did not answer.
 #[derive(Debug, Clone)]
 pub struct Recent<const M: usize> {
     age: [u8; M],
+    pushed: [u8; M],
     len: u16,
 }
 
@@ -22,6 +40,7 @@ impl<const M: usize> Default for Recent<M> {
     fn default() -> Self {
         Recent {
             age: [u8::MAX; M],
+            pushed: [0; M],
             len: 0,
         }
     }
@@ -34,6 +53,27 @@ impl<const M: usize> Recent<M> {
         if let Some(a) = self.age.get_mut(index) {
             *a = 0;
         }
+        if let Some(p) = self.pushed.get_mut(index) {
+            *p = 0;
+        }
+    }
+
+    /// This node sent its state to the member at `index`, which had not seen it.
+    pub fn pushed(&mut self, index: usize, len: usize) {
+        self.align(len);
+        if let Some(p) = self.pushed.get_mut(index) {
+            *p = p.saturating_add(1);
+        }
+    }
+
+    /// Whether the member at `index` was sent the state [`STRAGGLER_PUSHES`] times without
+    /// answering.
+    pub fn is_straggler(&self, index: usize, len: usize) -> bool {
+        usize::from(self.len) == len
+            && self
+                .pushed
+                .get(index)
+                .is_some_and(|p| *p >= STRAGGLER_PUSHES)
     }
 
     /// One gossip round passed, with `len` members.
@@ -57,6 +97,7 @@ impl<const M: usize> Recent<M> {
     fn align(&mut self, len: usize) {
         if usize::from(self.len) != len {
             self.age = [u8::MAX; M];
+            self.pushed = [0; M];
             self.len = len as u16;
         }
     }
@@ -78,5 +119,24 @@ mod tests {
         assert!(!r.is_recent(1, 4, 200), "the list changed");
         r.heard(9, 4);
         assert!(!r.is_recent(9, 4, 200), "out of range is ignored");
+    }
+
+    #[test]
+    fn unanswered_sends_make_a_straggler_until_it_is_heard() {
+        let mut r: Recent<4> = Recent::default();
+        for _ in 0..STRAGGLER_PUSHES - 1 {
+            r.pushed(2, 3);
+        }
+        assert!(!r.is_straggler(2, 3));
+        r.pushed(2, 3);
+        assert!(r.is_straggler(2, 3) && !r.is_straggler(1, 3));
+        r.heard(2, 3);
+        assert!(!r.is_straggler(2, 3), "an answer resets the count");
+        for _ in 0..STRAGGLER_PUSHES {
+            r.pushed(2, 3);
+        }
+        assert!(!r.is_straggler(2, 4), "the list changed");
+        r.pushed(2, 4);
+        assert!(!r.is_straggler(2, 4), "forgotten, not misattributed");
     }
 }

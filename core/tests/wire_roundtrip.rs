@@ -313,14 +313,17 @@ fn message() -> impl Strategy<Value = Message> {
             }
         ),
         (address(), address()).prop_map(move |(from, to)| Message::Welcome { from, to, gossip }),
-        any::<(u64, u64, u64, bool)>().prop_map(|(to_uid, version, seen, reply)| {
-            Message::GossipStatus {
-                to_uid,
-                version,
-                seen,
-                reply,
+        any::<(u64, u16, u64, u64, bool)>().prop_map(
+            |(to_uid, from_index, version, seen, reply)| {
+                Message::GossipStatus {
+                    to_uid,
+                    from_index,
+                    version,
+                    seen,
+                    reply,
+                }
             }
-        }),
+        ),
         (address(), address()).prop_map(move |(from, to)| Message::Gossip { from, to, gossip }),
         // `parse` applies a delta to the empty state: emitted whole, it rebuilds the gossip.
         (address(), address()).prop_map(move |(from, to)| Message::GossipDelta {

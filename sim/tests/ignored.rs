@@ -88,3 +88,56 @@ fn a_member_cut_off_from_everyone_is_left_to_the_downing_strategy() {
     assert!(!removed_itself(&sim, x));
     assert_eq!(sim.node(x).status(), NodeStatus::Member);
 }
+
+/// The rule's false positive, and the straggler rule that prevents it: a member cut off with
+/// all the members that monitor it is flagged by nobody on this side, so it stays reachable
+/// here and is the one member that has not seen this side's state. Every node of this side
+/// used to prefer it as a gossip target, so most rounds went where nothing arrives, and a
+/// member of this side that heard no gossip for 30 rounds stopped itself as removed. With
+/// 2 monitors per member the member's two ring neighbours are all it takes. Failed before
+/// `crate::recent`'s straggler rule (`core/src/recent.rs`) at every seed tried.
+#[test]
+fn a_member_cut_off_with_its_monitors_does_not_starve_this_side() {
+    for seed in 0..5 {
+        let mut sim: Sim = Sim::new(seed);
+        let mut config = Config::default();
+        config.failure_detector.monitored_by_nr_of_members = 2;
+        let ids = sim.start_cluster(12, &config, 3);
+        sim.run_until(Duration::from_secs(60), |s| {
+            s.all_up(&ids) && s.converged(&ids)
+        })
+        .expect("formed");
+        // Every ring settled on the full membership.
+        sim.run_for(Duration::from_secs(5));
+        let x = ids[5];
+        let now = sim.now();
+        let watchers: Vec<_> = sim.node(x).monitored(now).map(|m| m.subject).collect();
+        let mut cut = vec![x];
+        cut.extend(
+            ids.iter()
+                .copied()
+                .filter(|&i| watchers.contains(&sim.node(i).address())),
+        );
+        assert_eq!(cut.len(), 3, "seed {seed}: x and its two neighbours");
+        let rest: Vec<NodeId> = ids.iter().copied().filter(|i| !cut.contains(i)).collect();
+        let xa = sim.node(x).address();
+        assert!(
+            rest.iter()
+                .all(|&r| sim.node(r).monitored(now).all(|m| m.subject != xa)),
+            "seed {seed}: nobody on this side monitors x"
+        );
+        sim.partition(&rest, &cut);
+        sim.run_for(Duration::from_secs(150));
+        let gone: Vec<NodeId> = rest
+            .iter()
+            .copied()
+            .filter(|&r| removed_itself(&sim, r))
+            .collect();
+        assert!(gone.is_empty(), "seed {seed}: {gone:?} stopped as removed");
+        assert!(
+            rest.iter()
+                .all(|&r| sim.node(r).gossip().reachability().is_reachable(&xa)),
+            "seed {seed}: the premise: x stays reachable on this side"
+        );
+    }
+}
