@@ -7,9 +7,12 @@
 //! then sees two connections and keeps the same one: the connection dialed by the lower
 //! advertised address. A connection from a new endpoint instance of the peer (its hello says
 //! so) always wins, because the old one belongs to a process that has restarted. The other
-//! connection is closed with [`close_code::DUPLICATE`]; messages written to it in the
-//! moment both existed may be lost, which the core tolerates (it resends gossip and retries
-//! joins) and application senders must, as with any connection loss.
+//! connection is retired: nothing new is written to it, and it is closed with
+//! [`close_code::DUPLICATE`] after [`DUPLICATE_GRACE`], so that what either side wrote to it
+//! in the moment both existed still arrives (both sides keep reading it). Closing it at once
+//! lost such messages: the first message between two nodes often opens both connections,
+//! as when two nodes publish to each other as soon as they know of each other. A connection
+//! of a restarted instance is closed at once: nobody reads it any more.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +30,28 @@ use crate::close_code;
 use crate::config::TransportConfig;
 use crate::counters::bump;
 use crate::frame::{stream_header, Frame, Lane};
+
+/// How long a duplicate connection stays open after it is retired, for what was written to it
+/// before both sides chose the other one: far longer than a round trip.
+pub(crate) const DUPLICATE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A connection that lost to another one for the same peer, for the caller to close: at once
+/// (`graceful` false: the peer's process restarted) or after [`DUPLICATE_GRACE`].
+#[derive(Debug)]
+pub(crate) struct Retired {
+    pub(crate) conn: Connection,
+    pub(crate) graceful: bool,
+}
+
+impl Retired {
+    /// Closes the connection as a duplicate.
+    pub(crate) fn close(&self) {
+        self.conn.close(
+            VarInt::from_u32(close_code::DUPLICATE),
+            b"duplicate connection",
+        );
+    }
+}
 
 /// A connection adopted for a peer.
 #[derive(Clone, Debug)]
@@ -219,16 +244,26 @@ impl Peer {
     }
 
     /// A hello arrived on `new`: use it unless the connection in use should be kept (see the
-    /// module docs); close the one not kept (counted in `duplicates_closed`). `me` is this
-    /// node's address.
-    pub(crate) fn adopt(&self, me: SocketAddr, duplicates_closed: &AtomicU64, new: Link) {
+    /// module docs). Returns the one not kept, if it is still open, for the caller to close
+    /// (counted in `duplicates_closed`). `me` is this node's address.
+    #[must_use]
+    pub(crate) fn adopt(
+        &self,
+        me: SocketAddr,
+        duplicates_closed: &AtomicU64,
+        new: Link,
+    ) -> Option<Retired> {
         let mut cur = self.link.lock().unwrap();
+        let mut graceful = true;
         let keep_new = match cur.as_ref() {
             None => true,
-            Some(old) if old.conn.stable_id() == new.conn.stable_id() => return,
+            Some(old) if old.conn.stable_id() == new.conn.stable_id() => return None,
             Some(old) if old.conn.close_reason().is_some() => true,
             // The peer restarted: its old connection is dead even if QUIC has not noticed.
-            Some(old) if old.instance != new.instance => true,
+            Some(old) if old.instance != new.instance => {
+                graceful = false;
+                true
+            }
             Some(old) => {
                 let preferred = me.min(self.addr);
                 !(old.dialer == preferred && new.dialer != preferred)
@@ -241,16 +276,13 @@ impl Peer {
         };
         self.has_link.store(cur.is_some(), Ordering::Release);
         drop(cur);
-        if let Some(l) = loser {
-            if l.conn.close_reason().is_none() {
-                bump(duplicates_closed);
-                l.conn.close(
-                    VarInt::from_u32(close_code::DUPLICATE),
-                    b"duplicate connection",
-                );
-            }
-        }
         self.link_event.notify(usize::MAX);
+        let l = loser.filter(|l| l.conn.close_reason().is_none())?;
+        bump(duplicates_closed);
+        Some(Retired {
+            conn: l.conn,
+            graceful,
+        })
     }
 
     /// `conn` has closed: forget it if it was the one in use, and redial if something waits.

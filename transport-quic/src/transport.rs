@@ -1073,8 +1073,20 @@ impl Inner {
                     dialer,
                     instance,
                 };
-                self.peer(from)
-                    .adopt(self.me, &self.counters.duplicates_closed, link);
+                let retired =
+                    self.peer(from)
+                        .adopt(self.me, &self.counters.duplicates_closed, link);
+                match retired {
+                    Some(r) if r.graceful => {
+                        let rt = self.rt.clone();
+                        self.rt.spawn(async move {
+                            rt.sleep(crate::peer::DUPLICATE_GRACE).await;
+                            r.close();
+                        });
+                    }
+                    Some(r) => r.close(),
+                    None => {}
+                }
                 true
             }
             (Lane::Membership, Frame::Core { class, bytes })
