@@ -20,9 +20,13 @@
 //! 4. **CPU** ([`Report::cpu_us_per_node_s`], [`Report::cpu_us_per_msg`]): user + system CPU
 //!    time of the process (`getrusage(RUSAGE_SELF)`; the simulation runs on one thread)
 //!    spent simulating the formed cluster from [`Plan::cpu_short`] (30 s) to
-//!    [`Plan::cpu_long`] (120 s) after the warm-up: the cost of a 120 s window minus that of a
-//!    30 s one, read at both instants of one run. Divided by `n` × 90 s, and by the messages
-//!    delivered in that window. It includes the network model's own work (queueing each
+//!    [`Plan::cpu_long`] after the warm-up: the cost of the long window minus that of the
+//!    30 s one, read at both instants of one run. The window between them is at least 90 s and
+//!    at least [`CPU_NODE_SECONDS`] node-seconds: at 100 nodes 90 s is only about 40 ms of CPU,
+//!    and two runs of the same code differed by 60%. Divided by `n` × the window, and by the
+//!    messages delivered in it. On a shared machine the speed drifts over seconds by as much
+//!    as the difference between the protocols, so a comparison of two protocols is made by
+//!    [`cpu_duel`] instead: both formed clusters in one process, run in alternating slices. It includes the network model's own work (queueing each
 //!    message, copying its bytes), which is the same per message for every protocol.
 //! 5. **Bytes per change** ([`Report::bytes_per_change`]): node `n / 2` of a formed cluster
 //!    leaves gracefully; the bytes all nodes send over the next [`Plan::change_window`]
@@ -43,6 +47,10 @@ use std::time::{Duration, Instant as WallInstant};
 
 use crate::heap;
 use crate::net::{Link, NodeId, Observation, Protocol, Sim, Traffic};
+
+/// Node-seconds the CPU window covers at least (see the module docs, item 4): about a second
+/// of CPU for either protocol at 100 nodes.
+pub const CPU_NODE_SECONDS: u64 = 300_000;
 
 /// The sizes, windows and limits of one measurement.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,8 +80,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The comparison's plan for `n` nodes: the windows of the module docs, 1 ms links
-    /// without loss, 600 s to form, 120 s to detect.
+    /// The comparison's plan for `n` nodes: the windows of the module docs (the CPU window
+    /// longer for small `n`), 1 ms links without loss, 600 s to form, 120 s to detect.
     pub fn new(n: usize, seed: u64) -> Plan {
         Plan {
             n,
@@ -84,7 +92,7 @@ impl Plan {
             warmup: Duration::from_secs(20),
             steady: Duration::from_secs(60),
             cpu_short: Duration::from_secs(30),
-            cpu_long: Duration::from_secs(120),
+            cpu_long: Duration::from_secs(30 + CPU_NODE_SECONDS.div_ceil(n.max(1) as u64).max(90)),
             change_window: Duration::from_secs(40),
             detect_limit: Duration::from_secs(120),
         }
@@ -143,6 +151,54 @@ impl Report {
     pub fn detect_spread(&self) -> Option<Duration> {
         Some(self.detect_all? - self.detect_first?)
     }
+}
+
+/// CPU of one protocol in [`cpu_duel`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cpu {
+    /// CPU µs per node per simulated second.
+    pub us_per_node_s: f64,
+    /// CPU µs per delivered message.
+    pub us_per_msg: f64,
+}
+
+/// Slices of [`cpu_duel`]: each protocol runs this many times, alternating with the other.
+pub const DUEL_SLICES: u32 = 20;
+
+/// Steady-state CPU of protocols `A` and `B` measured side by side: both clusters are formed
+/// and warmed up, then each runs [`DUEL_SLICES`] slices of the CPU window (module docs,
+/// item 4; after [`Plan::cpu_short`] of settling), alternating, and the CPU of each slice is
+/// charged to the protocol that ran it. A drift in the machine's speed then falls on both
+/// alike, where two separate runs seconds apart can differ by 30%.
+pub fn cpu_duel<A: Protocol, B: Protocol>(plan: &Plan) -> (Cpu, Cpu) {
+    let (mut a, _, _) = form::<A>(plan);
+    let (mut b, _, _) = form::<B>(plan);
+    a.run_for(plan.cpu_short);
+    b.run_for(plan.cpu_short);
+    let window = plan.cpu_long - plan.cpu_short;
+    let slice = window / DUEL_SLICES;
+    let (mut cpu_a, mut cpu_b) = (Duration::ZERO, Duration::ZERO);
+    let (from_a, from_b) = (a.traffic(), b.traffic());
+    for _ in 0..DUEL_SLICES {
+        let t = process_cpu();
+        a.run_for(slice);
+        let u = process_cpu();
+        b.run_for(slice);
+        cpu_a += u - t;
+        cpu_b += process_cpu() - u;
+    }
+    let node_s = plan.n as f64 * (slice * DUEL_SLICES).as_secs_f64();
+    let cpu = |c: Duration, from: Traffic, to: Traffic| {
+        let us = c.as_secs_f64() * 1e6;
+        Cpu {
+            us_per_node_s: us / node_s,
+            us_per_msg: us / (to.delivered - from.delivered).max(1) as f64,
+        }
+    };
+    (
+        cpu(cpu_a, from_a, a.traffic()),
+        cpu(cpu_b, from_b, b.traffic()),
+    )
 }
 
 /// Process CPU time (user + system) so far.
