@@ -49,6 +49,18 @@ pub const OUTBOX_CAPACITY: usize = 14;
 /// Exiting or Down nodes whose departure confirmation is remembered.
 pub const MAX_DEPARTED: usize = 8;
 
+/// The candidates of one pass of [`Node::select_target`], tried in order until one has any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Members that have not seen the state and were heard from lately (during a partition
+    /// those are on this side).
+    UnseenHeardLately,
+    /// Members that have not seen the state.
+    Unseen,
+    /// Any valid member.
+    Any,
+}
+
 /// Random draws a gossip round makes for a valid target before it counts the valid members.
 const TARGET_DRAWS: usize = 8;
 /// The least time a tombstone is kept before a removal may push it out of the full table
@@ -1296,11 +1308,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// does not flag. A Down member may hold a state from before removals whose tombstones are
     /// gone by the time it is heard again (cut off while the down-removal margin held it), and
     /// it has nothing the cluster needs: it is told instead ([`Node::tell_down`]).
-    fn valid_peer(&self, from: &UniqueAddress) -> bool {
-        let g = self.gossip();
-        g.member(from)
-            .is_some_and(|m| m.status != MemberStatus::Down)
-            && g.reachability().status_by(&self.me, from) == ReachabilityStatus::Reachable
+    fn valid_peer(&mut self, from: &UniqueAddress) -> bool {
+        let i = self.gossip().index_of(from);
+        i.is_ok_and(|i| self.valid_peer_at(i))
     }
 
     /// [`Self::valid_peer`] for the member at index `i`, without searches: a gossip status
@@ -1704,6 +1714,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     .clone()
                     .any(|r| r.subject == m.address && r.status != ReachabilityStatus::Reachable)
         };
+        // Uniform among the valid members unless unseen ones are preferred.
+        let mut passes: &[Pass] = &[Pass::Any];
         if prefer_unseen {
             // Stragglers that someone flags are most likely cut off: during a partition the
             // other side's members are all "unseen", and preferring them would spend nearly
@@ -1712,69 +1724,54 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             let partitioned = mine
                 .clone()
                 .any(|r| r.status != ReachabilityStatus::Reachable);
-            let recent = &self.recent;
-            let rounds = self.recent_rounds();
-            let unseen_heard = |(i, (m, seen)): &(usize, (&Member, bool))| {
-                !seen
-                    && valid(m)
-                    && g.reachability().is_reachable(&m.address)
-                    && recent.is_recent(*i, n, rounds)
-                    && !recent.is_straggler(*i, n)
+            passes = if partitioned {
+                &[Pass::UnseenHeardLately, Pass::Unseen, Pass::Any]
+            } else {
+                &[Pass::Unseen, Pass::Any]
             };
-            let count = g
-                .members_with_seen()
-                .enumerate()
-                .filter(unseen_heard)
-                .count();
-            if partitioned && count > 0 {
-                let k = self.rng.below(count);
-                return g
-                    .members_with_seen()
-                    .enumerate()
-                    .filter(unseen_heard)
-                    .nth(k)
-                    .map(|(i, (m, _))| (i, m.address));
+        }
+        let recent = &self.recent;
+        let rounds = self.recent_rounds();
+        for &pass in passes {
+            if pass == Pass::Any {
+                // Nearly every member is valid, so a few random draws find one without a
+                // pass over the members; the pass is the fallback.
+                for _ in 0..TARGET_DRAWS {
+                    let i = self.rng.below(n);
+                    let Some(m) = g.members.get(i) else {
+                        break;
+                    };
+                    if valid(m) {
+                        return Some((i, m.address));
+                    }
+                }
             }
-            // Not a straggler either: one that never answers is not worth most rounds.
-            let unseen = |(i, (m, seen)): &(usize, (&Member, bool))| {
-                !seen
-                    && valid(m)
-                    && g.reachability().is_reachable(&m.address)
-                    && !recent.is_straggler(*i, n)
+            // Unseen members never include a straggler: one that ignores this node's gossip
+            // is not worth most rounds (`crate::recent`).
+            let wanted = |&(i, (m, seen)): &(usize, (&Member, bool))| {
+                valid(m)
+                    && match pass {
+                        Pass::Any => true,
+                        Pass::Unseen | Pass::UnseenHeardLately => {
+                            !seen
+                                && g.reachability().is_reachable(&m.address)
+                                && !recent.is_straggler(i, n)
+                                && (pass == Pass::Unseen || recent.is_recent(i, n, rounds))
+                        }
+                    }
             };
-            let count = g.members_with_seen().enumerate().filter(unseen).count();
+            let count = g.members_with_seen().enumerate().filter(&wanted).count();
             if count > 0 {
                 let k = self.rng.below(count);
                 return g
                     .members_with_seen()
                     .enumerate()
-                    .filter(unseen)
+                    .filter(&wanted)
                     .nth(k)
                     .map(|(i, (m, _))| (i, m.address));
             }
         }
-        // Uniform among the valid members. Nearly every member is valid, so a few random
-        // draws find one without a pass over the members; the pass is the fallback.
-        for _ in 0..TARGET_DRAWS {
-            let i = self.rng.below(n);
-            let Some(m) = g.members.get(i) else {
-                break;
-            };
-            if valid(m) {
-                return Some((i, m.address));
-            }
-        }
-        let count = g.members.iter().filter(|m| valid(m)).count();
-        if count == 0 {
-            return None;
-        }
-        let k = self.rng.below(count);
-        g.members
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| valid(m))
-            .nth(k)
-            .map(|(i, m)| (i, m.address))
+        None
     }
 
     /// Pekko's condition for extra gossip rounds: a Down member, or fewer than half have seen
