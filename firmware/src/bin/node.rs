@@ -1,5 +1,5 @@
 //! The smallest firmware that runs a `DeviceNode`: what the flash budget (64 KiB on
-//! thumbv7em, opt-level "s", LTO) is measured on. A SysTick interrupt keeps the clock; a radio
+//! thumbv7em, opt-level "z", LTO) is measured on. A SysTick interrupt keeps the clock; a radio
 //! or Ethernet driver would fill [`RX`] and send what [`TX`] holds (here they are plain
 //! memory, read and written volatile so nothing is optimised away). Every call a device makes
 //! into the core is here: `join_seed_nodes`, `handle_message`, `handle_timeout`,
