@@ -16,10 +16,11 @@
 //! monitors, seed 0). After [`STRAGGLER_PUSHES`] such sends without a word back a member is
 //! no longer preferred; uniform draws still reach it, and hearing from it resets the count.
 //!
-//! Two bytes per member (the device preset lives within 16 KiB): the gossip rounds since the
-//! member at that index was last heard from, and the unanswered sends since then, both
-//! saturating. Indices follow the gossip's member list; when its length changes both are
-//! forgotten rather than misattributed.
+//! Three bytes per member (the device preset lives within 16 KiB): the gossip round in which
+//! the member at that index was last heard from (a wrapping stamp, so a round costs no pass
+//! over the members), and the unanswered sends since then, saturating. Indices follow the
+//! gossip's member list; when its length changes both are forgotten rather than
+//! misattributed.
 
 /// Sends of this node's state to a member that had not seen it, with nothing heard from the
 /// member since, after which it is not preferred as a gossip target any more. A member that
@@ -28,19 +29,29 @@
 /// before hearing from it by chance; it then loses this node's preference, not its gossip.
 pub const STRAGGLER_PUSHES: u8 = 3;
 
-/// Gossip rounds since each member (by index) was heard from, and sends it did not answer.
+/// The age a stamp is held at once it is this old: long past any `rounds` asked about, and far
+/// enough from wrapping that one sweep of every stamp per [`FAR`] rounds keeps it from ever
+/// wrapping back to "recent" (see [`Recent::tick`]).
+const FAR: u16 = 0x4000;
+
+/// When each member (by index) was heard from, and sends it did not answer.
 #[derive(Debug, Clone)]
 pub struct Recent<const M: usize> {
-    age: [u8; M],
+    heard: [u16; M],
     pushed: [u8; M],
+    round: u16,
+    /// The next stamp [`Recent::tick`] ages out.
+    sweep: u16,
     len: u16,
 }
 
 impl<const M: usize> Default for Recent<M> {
     fn default() -> Self {
         Recent {
-            age: [u8::MAX; M],
+            heard: [0u16.wrapping_sub(FAR); M],
             pushed: [0; M],
+            round: 0,
+            sweep: 0,
             len: 0,
         }
     }
@@ -50,8 +61,8 @@ impl<const M: usize> Recent<M> {
     /// The member at `index` of a member list of length `len` was heard from.
     pub fn heard(&mut self, index: usize, len: usize) {
         self.align(len);
-        if let Some(a) = self.age.get_mut(index) {
-            *a = 0;
+        if let Some(a) = self.heard.get_mut(index) {
+            *a = self.round;
         }
         if let Some(p) = self.pushed.get_mut(index) {
             *p = 0;
@@ -76,17 +87,29 @@ impl<const M: usize> Recent<M> {
                 .is_some_and(|p| *p >= STRAGGLER_PUSHES)
     }
 
-    /// One gossip round passed, with `len` members.
+    /// One gossip round passed, with `len` members. Constant work: one stamp per [`FAR`]
+    /// members of capacity is aged out per round, so every stamp is visited at least once per
+    /// `FAR` rounds and none grows old enough to wrap back to "recent".
     pub fn tick(&mut self, len: usize) {
         self.align(len);
-        for a in &mut self.age {
-            *a = a.saturating_add(1);
+        self.round = self.round.wrapping_add(1);
+        for _ in 0..M.div_ceil(usize::from(FAR)) {
+            let j = usize::from(self.sweep) % M;
+            if self.age(j) > FAR {
+                self.heard[j] = self.round.wrapping_sub(FAR);
+            }
+            self.sweep = ((j + 1) % M) as u16;
         }
     }
 
     /// Whether the member at `index` was heard from within `rounds` gossip rounds.
     pub fn is_recent(&self, index: usize, len: usize, rounds: u8) -> bool {
-        usize::from(self.len) == len && self.age.get(index).is_some_and(|a| *a <= rounds)
+        usize::from(self.len) == len && index < M && self.age(index) <= u16::from(rounds)
+    }
+
+    /// Rounds since the member at `index` (in range) was heard from, at most twice [`FAR`].
+    fn age(&self, index: usize) -> u16 {
+        self.round.wrapping_sub(self.heard[index])
     }
 
     /// Forgets everything.
@@ -96,7 +119,7 @@ impl<const M: usize> Recent<M> {
 
     fn align(&mut self, len: usize) {
         if usize::from(self.len) != len {
-            self.age = [u8::MAX; M];
+            self.heard = [self.round.wrapping_sub(FAR); M];
             self.pushed = [0; M];
             self.len = len as u16;
         }
@@ -119,6 +142,19 @@ mod tests {
         assert!(!r.is_recent(1, 4, 200), "the list changed");
         r.heard(9, 4);
         assert!(!r.is_recent(9, 4, 200), "out of range is ignored");
+    }
+
+    #[test]
+    fn a_member_never_heard_again_never_looks_recent() {
+        let mut r: Recent<4> = Recent::default();
+        r.heard(2, 3);
+        for t in 0..200_000u32 {
+            r.tick(3);
+            assert!(!r.is_recent(2, 3, u8::MAX) || t < 255, "round {t}");
+            assert!(!r.is_recent(0, 3, u8::MAX), "never heard, round {t}");
+        }
+        r.heard(2, 3);
+        assert!(r.is_recent(2, 3, 0));
     }
 
     #[test]
