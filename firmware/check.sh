@@ -12,7 +12,8 @@ cd "$(dirname "$0")"
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/../target/firmware}"
 
-# The issue's budget for a firmware that runs one DeviceNode (opt-level "z", LTO).
+# The issue's budget for a firmware that runs one DeviceNode (LTO; the issue states it at
+# opt-level "s", which is reported too; the release profile is "z", the smaller).
 FLASH_BUDGET=65536
 # What CI holds the `node` firmware to until the budget is met: the size measured when this
 # check was written, so that it can only shrink. Lower it whenever the firmware shrinks.
@@ -40,6 +41,9 @@ done
 # The `node` firmware with fjell-core's phi detector, for comparison (not held to the budget).
 cargo build --quiet --release --target thumbv7em-none-eabihf --bin node --features phi \
   --target-dir "$CARGO_TARGET_DIR/with-phi"
+# The `node` firmware at opt-level "s", the condition the budget was first stated with.
+CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build --quiet --release --target thumbv7em-none-eabihf \
+  --bin node --target-dir "$CARGO_TARGET_DIR/opt-s"
 
 # Flash: what is programmed (vector table, code, constants, initial values of statics).
 # RAM: statics (.data + .bss); the stack comes on top (the cluster run measures it).
@@ -75,6 +79,14 @@ done
 read -r flash text ram < <(sizes "$CARGO_TARGET_DIR/with-phi/thumbv7em-none-eabihf/release/node")
 printf '  %-22s %-8s flash %7d B (.text %7d B)  static RAM %6d B  (with phi)\n' \
   thumbv7em-none-eabihf node "$flash" "$text" "$ram"
+read -r flash text ram < <(sizes "$CARGO_TARGET_DIR/opt-s/thumbv7em-none-eabihf/release/node")
+printf '  %-22s %-8s flash %7d B (.text %7d B)  static RAM %6d B  (opt-level "s")\n' \
+  thumbv7em-none-eabihf node "$flash" "$text" "$ram"
+if (( flash > FLASH_BUDGET )); then
+  echo "  budget at opt-level \"s\": MISSED, $flash B > $FLASH_BUDGET B"
+else
+  echo "  budget at opt-level \"s\": met, $flash B <= $FLASH_BUDGET B"
+fi
 
 for t in "${TARGETS[@]}"; do
   echo "the cluster firmware under QEMU, ${BOARD[$t]}:"
