@@ -22,6 +22,8 @@
 //! gossip's member list; when its length changes both are forgotten rather than
 //! misattributed.
 
+use crate::buf::Buf;
+
 /// Sends of this node's state to a member that had not seen it, with nothing heard from the
 /// member since, after which it is not preferred as a gossip target any more. A member that
 /// receives the state has seen it and is not sent it again until the next change, so a
@@ -34,25 +36,29 @@ pub const STRAGGLER_PUSHES: u8 = 3;
 /// wrapping back to "recent" (see [`Recent::tick`]).
 const FAR: u16 = 0x4000;
 
-/// When each member (by index) was heard from, and sends it did not answer.
+/// When each member (by index) was heard from, and sends it did not answer. Per-member state
+/// lives in [`Buf`]s like the rest of a node's (on the heap with `alloc`).
 #[derive(Debug, Clone)]
 pub struct Recent<const M: usize> {
-    heard: [u16; M],
-    pushed: [u8; M],
+    /// The round each member was last heard in; one entry per member of the list.
+    heard: Buf<u16, M>,
+    /// Unanswered sends per member, saturating; one entry per member of the list.
+    pushed: Buf<u8, M>,
     round: u16,
     /// The next stamp [`Recent::tick`] ages out.
     sweep: u16,
+    /// The member list's length the entries are for (`u16::MAX` before the first).
     len: u16,
 }
 
 impl<const M: usize> Default for Recent<M> {
     fn default() -> Self {
         Recent {
-            heard: [0u16.wrapping_sub(FAR); M],
-            pushed: [0; M],
+            heard: Buf::new(),
+            pushed: Buf::new(),
             round: 0,
             sweep: 0,
-            len: 0,
+            len: u16::MAX,
         }
     }
 }
@@ -80,7 +86,7 @@ impl<const M: usize> Recent<M> {
     /// Whether the member at `index` was sent the state [`STRAGGLER_PUSHES`] times without
     /// answering.
     pub fn is_straggler(&self, index: usize, len: usize) -> bool {
-        usize::from(self.len) == len
+        self.aligned(len)
             && self
                 .pushed
                 .get(index)
@@ -88,41 +94,61 @@ impl<const M: usize> Recent<M> {
     }
 
     /// One gossip round passed, with `len` members. Constant work: one stamp per [`FAR`]
-    /// members of capacity is aged out per round, so every stamp is visited at least once per
-    /// `FAR` rounds and none grows old enough to wrap back to "recent".
+    /// members is aged out per round, so every stamp is visited at least once per `FAR`
+    /// rounds and none grows old enough to wrap back to "recent".
     pub fn tick(&mut self, len: usize) {
         self.align(len);
         self.round = self.round.wrapping_add(1);
-        for _ in 0..M.div_ceil(usize::from(FAR)) {
-            let j = usize::from(self.sweep) % M;
-            if self.age(j) > FAR {
-                self.heard[j] = self.round.wrapping_sub(FAR);
+        let n = self.heard.len();
+        for _ in 0..n.div_ceil(usize::from(FAR)) {
+            let j = usize::from(self.sweep) % n;
+            let round = self.round;
+            if let Some(h) = self.heard.get_mut(j) {
+                if round.wrapping_sub(*h) > FAR {
+                    *h = round.wrapping_sub(FAR);
+                }
             }
-            self.sweep = ((j + 1) % M) as u16;
+            self.sweep = ((j + 1) % n) as u16;
         }
     }
 
     /// Whether the member at `index` was heard from within `rounds` gossip rounds.
     pub fn is_recent(&self, index: usize, len: usize, rounds: u8) -> bool {
-        usize::from(self.len) == len && index < M && self.age(index) <= u16::from(rounds)
-    }
-
-    /// Rounds since the member at `index` (in range) was heard from, at most twice [`FAR`].
-    fn age(&self, index: usize) -> u16 {
-        self.round.wrapping_sub(self.heard[index])
+        self.aligned(len)
+            && self
+                .heard
+                .get(index)
+                .is_some_and(|h| self.round.wrapping_sub(*h) <= u16::from(rounds))
     }
 
     /// Forgets everything.
     pub fn clear(&mut self) {
-        *self = Self::default();
+        self.heard.clear();
+        self.pushed.clear();
+        self.len = u16::MAX;
     }
 
+    fn aligned(&self, len: usize) -> bool {
+        usize::from(self.len) == len
+    }
+
+    /// Entries for a list of `len` members, all never heard from, if the length changed.
+    /// Entries that do not fit (beyond `M`, or an allocation refused) are simply missing:
+    /// such a member counts as never heard and never a straggler.
     fn align(&mut self, len: usize) {
-        if usize::from(self.len) != len {
-            self.heard = [self.round.wrapping_sub(FAR); M];
-            self.pushed = [0; M];
-            self.len = len as u16;
+        if self.aligned(len) {
+            return;
         }
+        self.heard.clear();
+        self.pushed.clear();
+        let never = self.round.wrapping_sub(FAR);
+        for _ in 0..len.min(M) {
+            if self.heard.push(never).is_err() || self.pushed.push(0).is_err() {
+                break;
+            }
+        }
+        self.sweep = 0;
+        self.len = u16::try_from(len).unwrap_or(u16::MAX - 1);
     }
 }
 
