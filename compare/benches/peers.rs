@@ -146,7 +146,11 @@ fn run(sizes: &[usize], seed: u64, fjell_only: bool) -> bool {
         let plan = Plan::new(n, seed);
         let a = fjell(&plan, &mut log);
         // fjell's rows at once: at 4,096 members foca's runs take much longer than fjell's.
-        println!("## N = {n}, fjell alone (foca's runs follow)\n");
+        if fjell_only {
+            println!("## N = {n}, fjell alone\n");
+        } else {
+            println!("## N = {n}, fjell alone (foca's runs follow)\n");
+        }
         print!("{}", measure::size_table(&plan, &[&a]));
         println!(
             "\nnode value: fjell {}; bytes/change exactly: fjell {} B; wall {:.1} s\n",

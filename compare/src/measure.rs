@@ -26,8 +26,9 @@
 //!    and two runs of the same code differed by 60%. Divided by `n` × the window, and by the
 //!    messages delivered in it. On a shared machine the speed drifts over seconds by as much
 //!    as the difference between the protocols, so a comparison of two protocols is made by
-//!    [`cpu_duel`] instead: both formed clusters in one process, run in alternating slices. It includes the network model's own work (queueing each
-//!    message, copying its bytes), which is the same per message for every protocol.
+//!    [`cpu_duel`] instead: both formed clusters in one process, run in alternating slices.
+//!    It includes the network model's own work (queueing each message, copying its bytes),
+//!    which is the same per message for every protocol.
 //! 5. **Bytes per change** ([`Report::bytes_per_change`]): node `n / 2` of a formed cluster
 //!    leaves gracefully; the bytes all nodes send over the next [`Plan::change_window`]
 //!    (40 s) minus the bytes the same formed cluster sends over the same window without the
