@@ -512,7 +512,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             let p = self.outbox.pop()?;
             let me = self.me;
             let (version, seen) = self.digests();
-            let me_index = self.view().me;
+            // Only a gossip status carries this node's index; other messages skip the view.
+            let me_index = match p.out {
+                Out::GossipStatus(_) | Out::StatusReply(_) => self.view().me,
+                _ => None,
+            };
             let gossip = &self.bufs[self.cur];
             let history = &self.history;
             // For a delta: the records to send (stamps, and the base's stamp).
