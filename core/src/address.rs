@@ -14,9 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// every "lowest address" tie-break surprising to operators; fjell does not.
 #[derive(Debug, Clone, Copy, Eq)]
 pub struct UniqueAddress {
-    ip: IpAddr,
-    port: u16,
-    uid: u64,
+    pub(crate) ip: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) uid: u64,
 }
 
 impl UniqueAddress {
@@ -150,7 +150,7 @@ enum IpWire {
 #[derive(Serialize, Deserialize)]
 struct AddressWire {
     ip: IpWire,
-    port: u16,
+    pub(crate) port: u16,
     // Fixed width: uids are random, so a varint would take 10 bytes instead of 8.
     uid: [u8; 8],
 }

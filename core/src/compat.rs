@@ -227,7 +227,7 @@ impl DowningSetting {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Provider {
+pub(crate) enum Provider {
     Manual,
     UnsafeAutoDown,
     KeepMajority,
@@ -238,7 +238,7 @@ enum Provider {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Unstable {
+pub(crate) enum Unstable {
     Off,
     On,
     AfterMicros(u64),
@@ -253,16 +253,16 @@ enum Unstable {
 /// two keep-majority nodes are not refused for a lease-majority setting neither uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DowningDeclaration {
-    provider: Provider,
-    auto_down_after: u64,
-    quorum_size: u32,
-    down_if_alone: bool,
-    role: Option<Role>,
-    stable_after: Option<u64>,
-    down_all_when_unstable: Unstable,
-    down_removal_margin: Option<u64>,
-    acquire_lease_delay_for_minority: u64,
-    lease_release_after: u64,
+    pub(crate) provider: Provider,
+    pub(crate) auto_down_after: u64,
+    pub(crate) quorum_size: u32,
+    pub(crate) down_if_alone: bool,
+    pub(crate) role: Option<Role>,
+    pub(crate) stable_after: Option<u64>,
+    pub(crate) down_all_when_unstable: Unstable,
+    pub(crate) down_removal_margin: Option<u64>,
+    pub(crate) acquire_lease_delay_for_minority: u64,
+    pub(crate) lease_release_after: u64,
 }
 
 impl DowningDeclaration {

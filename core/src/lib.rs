@@ -265,6 +265,7 @@ extern crate alloc;
 mod address;
 mod buf;
 pub mod capacity;
+mod codec;
 pub mod compat;
 pub mod config;
 pub mod delta;
@@ -319,7 +320,7 @@ pub use reachability::ReachabilityStatus;
 pub use resolver::{DowningDecision, Reason};
 pub use sink::Sink;
 pub use time::Instant;
-pub use wire::{DeliveryClass, WireError};
+pub use wire::{DeliveryClass, Malformed, WireError};
 
 /// Capacities for small devices: 16 members, 12 reachability records, 8 heartbeat intervals
 /// per monitored member. The whole state fits in 16 KiB.

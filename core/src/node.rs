@@ -807,15 +807,16 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .expect("distinct buffer indices");
         let msg = match Message::parse_against(bytes, cur, incoming, now) {
             Ok(m) => m,
-            Err(WireError::StaleBase { from: sender }) => {
+            Err(WireError::StaleBase) => {
                 // Made for another state than ours: tell the sender which one we hold. As a
                 // reply: a sender that does not know it sends full gossip, which is also what
                 // a sender this node does not count as a member needs (see `on_gossip`).
                 self.stats.gossip_delta_misses += 1;
-                if !sender.same_address(from) {
+                let sender = wire::delta_sender(bytes);
+                let Some(sender) = sender.filter(|s| s.same_address(from)) else {
                     self.stats.sender_mismatches += 1;
                     return Err(InputError::SenderMismatch);
-                }
+                };
                 if self.is_member() {
                     self.send(from, Out::StatusReply(sender.uid()));
                 }
@@ -2545,6 +2546,62 @@ mod tests {
         );
         assert_eq!(a.stats().sender_mismatches, 1);
         assert_eq!(a.members().len(), 1);
+    }
+
+    /// A delta for a state this node does not hold is answered with its status, to the
+    /// sender the delta names, and only when that is the transport's peer.
+    #[test]
+    fn a_missed_delta_is_answered_to_its_sender_only() {
+        use crate::member::{AppVersion, RoleSet};
+        use crate::wire::Changes;
+        let mut a = N::new(Config::default(), UniqueAddress::new(addr(1), 1), 1).unwrap();
+        a.join(Instant::ZERO, addr(1)).unwrap();
+        drain(&mut a, Instant::ZERO);
+        // The sender's state holds a member `a` never heard of, and the delta leaves it out.
+        let mut theirs = a.gossip().clone();
+        let m = Member::joining(
+            UniqueAddress::new(addr(2), 2),
+            RoleSet::new(),
+            AppVersion::default(),
+        );
+        theirs.add_member(m).unwrap();
+        let changes = Changes {
+            stamps: &[0, 0],
+            since: 0,
+            digest: crate::delta::members_digest(&theirs),
+        };
+        let mut bytes = [0u8; N::MAX_MESSAGE_LEN];
+        let from = UniqueAddress::new(addr(2), 2);
+        let delta = Message::GossipDelta {
+            from,
+            to: UniqueAddress::new(addr(1), 1),
+            gossip: &theirs,
+        };
+        let len = delta
+            .emit_changes(Instant::ZERO, &mut bytes, Some(changes))
+            .unwrap();
+        let delta = &bytes[..len];
+
+        assert_eq!(
+            a.handle_message(Instant::ZERO, addr(3), delta),
+            Err(InputError::SenderMismatch)
+        );
+        assert!(drain(&mut a, Instant::ZERO).is_empty());
+        assert_eq!(a.handle_message(Instant::ZERO, addr(2), delta), Ok(()));
+        assert_eq!(a.stats().gossip_delta_misses, 2);
+        let out = drain(&mut a, Instant::ZERO);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0.destination, addr(2));
+        let mut scratch = Gossip::<8, 16>::new();
+        let reply = Message::parse(&out[0].1, &mut scratch, Instant::ZERO).unwrap();
+        assert!(matches!(
+            reply,
+            Message::GossipStatus {
+                to_uid: 2,
+                reply: true,
+                ..
+            }
+        ));
     }
 
     #[test]

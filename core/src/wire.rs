@@ -15,9 +15,8 @@
 use core::fmt;
 use core::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::address::UniqueAddress;
+use crate::codec::{Reader, Writer};
 pub use crate::compat::{Compat, Incompatibility};
 use crate::gossip::{Gossip, Tombstone};
 use crate::member::{AppVersion, Member, MemberStatus, RoleSet};
@@ -130,17 +129,83 @@ pub enum WireError {
     /// A count exceeds this node's compile-time capacity.
     OverCapacity,
     /// A field is invalid (out of order, out of range, inconsistent).
-    Malformed(&'static str),
+    Malformed(Malformed),
     /// Bytes left over after the message.
     TrailingBytes,
     /// A gossip delta that does not rebuild the sender's state from the receiver's: the
     /// receiver lacks records the delta left out (see [`crate::delta`]). Not an error of the
-    /// sender: the receiver answers with its status.
-    StaleBase {
-        /// The sender the delta names (the receiver checks it against the transport's peer
-        /// before answering).
-        from: UniqueAddress,
-    },
+    /// sender: the receiver answers with its status, to the sender the delta names.
+    /// (Naming the sender here would make every decode error four times as large, and moving
+    /// errors around was a tenth of the core's code on a microcontroller.)
+    StaleBase,
+}
+
+/// What is wrong with a malformed message ([`WireError::Malformed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// A field's bytes are not a value of its type.
+    FieldDoesNotDecode,
+    /// A role name that is empty, too long or holds a NUL.
+    InvalidRole,
+    /// An up-number of 0, which no leader hands out.
+    UpNumberZero,
+    /// Heartbeat flag bits this version does not define.
+    UnknownHeartbeatFlags,
+    /// A column or record names a member index beyond the member list.
+    MemberIndexOutOfRange,
+    /// Member records not in strictly increasing address order.
+    MembersOutOfOrder,
+    /// A node both tombstoned and a member.
+    TombstonedMember,
+    /// A member record with status Removed.
+    RemovedMember,
+    /// An up-number on a member not yet Up, or none on one that is.
+    StatusAndUpNumber,
+    /// A member declaring room for no member or no record.
+    NoCapacity,
+    /// Clock entries out of index order, zero, or beyond [`MAX_COUNTER`].
+    ClockEntries,
+    /// A seen mark for a member index beyond the member list.
+    SeenBeyondMembers,
+    /// A reachability version beyond [`MAX_COUNTER`].
+    ReachabilityVersionOutOfRange,
+    /// Reachability versions out of index order.
+    ReachabilityVersionsOutOfOrder,
+    /// A reachability record newer than its observer's version.
+    RecordNewerThanObserver,
+    /// Reachability records out of order, or two for one pair.
+    RecordsOutOfOrder,
+    /// An observer whose records all say Reachable (they are never kept).
+    OnlyReachableRows,
+    /// Tombstones not in strictly increasing address order.
+    TombstonesOutOfOrder,
+}
+
+impl Malformed {
+    /// A short description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Malformed::FieldDoesNotDecode => "field does not decode",
+            Malformed::InvalidRole => "invalid role name",
+            Malformed::UpNumberZero => "up-number 0",
+            Malformed::UnknownHeartbeatFlags => "unknown heartbeat flags",
+            Malformed::MemberIndexOutOfRange => "member index out of range",
+            Malformed::MembersOutOfOrder => "members out of order",
+            Malformed::TombstonedMember => "tombstoned node is a member",
+            Malformed::RemovedMember => "removed member in gossip",
+            Malformed::StatusAndUpNumber => "status and up-number disagree",
+            Malformed::NoCapacity => "a member declares no capacity",
+            Malformed::ClockEntries => "clock entries out of order or out of range",
+            Malformed::SeenBeyondMembers => "seen mark beyond the members",
+            Malformed::ReachabilityVersionOutOfRange => "reachability version out of range",
+            Malformed::ReachabilityVersionsOutOfOrder => "reachability versions out of order",
+            Malformed::RecordNewerThanObserver => "record newer than its observer",
+            Malformed::RecordsOutOfOrder => "reachability records out of order",
+            Malformed::OnlyReachableRows => "an observer with only Reachable rows",
+            Malformed::TombstonesOutOfOrder => "tombstones out of order",
+        }
+    }
 }
 
 impl fmt::Display for WireError {
@@ -153,20 +218,9 @@ impl fmt::Display for WireError {
             }
             WireError::UnknownKind(k) => write!(f, "unknown message kind {k}"),
             WireError::OverCapacity => f.write_str("message exceeds this node's capacity"),
-            WireError::Malformed(why) => write!(f, "malformed message: {why}"),
+            WireError::Malformed(why) => write!(f, "malformed message: {}", why.as_str()),
             WireError::TrailingBytes => f.write_str("trailing bytes after message"),
-            WireError::StaleBase { from } => {
-                write!(f, "gossip delta from {from} for another state")
-            }
-        }
-    }
-}
-
-impl From<postcard::Error> for WireError {
-    fn from(e: postcard::Error) -> Self {
-        match e {
-            postcard::Error::DeserializeUnexpectedEnd => WireError::Truncated,
-            _ => WireError::Malformed("field does not decode"),
+            WireError::StaleBase => f.write_str("gossip delta for another state"),
         }
     }
 }
@@ -452,17 +506,17 @@ impl Message {
                 }
             }
             Kind::GossipStatus | Kind::GossipStatusReply => Message::GossipStatus {
-                to_uid: u64::from_le_bytes(r.take()?),
-                from_index: u16::from_le_bytes(r.take()?),
-                version: u64::from_le_bytes(r.take()?),
-                seen: u64::from_le_bytes(r.take()?),
+                to_uid: u64::from_le_bytes(r.array()?),
+                from_index: u16::from_le_bytes(r.array()?),
+                version: u64::from_le_bytes(r.array()?),
+                seen: u64::from_le_bytes(r.array()?),
                 reply: kind == Kind::GossipStatusReply,
             },
             Kind::GossipDelta => {
                 let from = r.take()?;
                 let to = r.take()?;
                 if !decode_delta(&mut r, base, scratch, now)? {
-                    return Err(WireError::StaleBase { from });
+                    return Err(WireError::StaleBase);
                 }
                 Message::GossipDelta {
                     from,
@@ -567,10 +621,10 @@ impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
                 seen,
                 ..
             } => {
-                w.put(&to_uid.to_le_bytes())?;
-                w.put(&from_index.to_le_bytes())?;
-                w.put(&version.to_le_bytes())?;
-                w.put(&seen.to_le_bytes())?;
+                w.bytes(&to_uid.to_le_bytes())?;
+                w.bytes(&from_index.to_le_bytes())?;
+                w.bytes(&version.to_le_bytes())?;
+                w.bytes(&seen.to_le_bytes())?;
             }
             Message::Heartbeat(b) => w.beat(b)?,
             Message::JoinRefused { from, reason } => {
@@ -596,105 +650,32 @@ pub(crate) struct Changes<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferTooSmall;
 
-/// Writes into a buffer, or with none only counts, so [`Message::buffer_len`] and
-/// [`Message::emit`] share one encoder.
-struct Writer<'a> {
-    buf: Option<&'a mut [u8]>,
-    pos: usize,
-}
-
+/// [`Beat`]'s fields, written by hand: the most frequent message stays a few instructions to
+/// write and read.
 impl Writer<'_> {
-    fn byte(&mut self, b: u8) -> Result<(), BufferTooSmall> {
-        if let Some(buf) = self.buf.as_deref_mut() {
-            *buf.get_mut(self.pos).ok_or(BufferTooSmall)? = b;
-        }
-        self.pos += 1;
-        Ok(())
-    }
-
-    // Out of line: one copy per type instead of the serializer inlined at every field of every
-    // message (kilobytes on a device for the larger types). The writer is postcard's output
-    // itself, so writing and counting share one serializer per type as well.
-    #[inline(never)]
-    fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), BufferTooSmall> {
-        postcard::serialize_with_flavor(v, Output(self)).map_err(|_| BufferTooSmall)
-    }
-
     fn count(&mut self, n: usize) -> Result<(), BufferTooSmall> {
-        self.put(&(n as u32))
+        self.varint(n as u64)
     }
 
-    fn u16(&mut self, v: u16) -> Result<(), BufferTooSmall> {
-        let [a, b] = v.to_le_bytes();
-        self.byte(a)?;
-        self.byte(b)
-    }
-
-    /// Fixed-width fields, written by hand: the most frequent message stays a few
-    /// instructions to write and read.
     fn beat(&mut self, b: &Beat) -> Result<(), BufferTooSmall> {
-        self.u16(b.seq)?;
-        self.u16(b.sent)?;
-        self.u16(b.tag)?;
+        self.le16(b.seq)?;
+        self.le16(b.sent)?;
+        self.le16(b.tag)?;
         let flag = |set: bool, bit: u8| if set { bit } else { 0 };
         let flags = flag(b.reply, BEAT_REPLY) | flag(b.echo.is_some(), BEAT_ECHO);
         self.byte(flags)?;
         if let Some(e) = b.echo {
-            self.u16(e.sent)?;
-            self.u16(e.held)?;
+            self.le16(e.sent)?;
+            self.le16(e.held)?;
         }
         Ok(())
     }
 }
 
-/// A [`Writer`] as postcard's output.
-struct Output<'w, 'a>(&'w mut Writer<'a>);
-
-impl postcard::ser_flavors::Flavor for Output<'_, '_> {
-    type Output = ();
-
-    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
-        self.0
-            .byte(b)
-            .map_err(|_| postcard::Error::SerializeBufferFull)
-    }
-
-    // Out of line: called by every string and byte array of every type.
-    #[inline(never)]
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        let w = &mut *self.0;
-        let end = w.pos + bytes.len();
-        if let Some(buf) = w.buf.as_deref_mut() {
-            buf.get_mut(w.pos..end)
-                .ok_or(postcard::Error::SerializeBufferFull)?
-                .copy_from_slice(bytes);
-        }
-        w.pos = end;
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    // Out of line, for the reason given at `Writer::put`.
-    #[inline(never)]
-    fn take<T: Deserialize<'a>>(&mut self) -> Result<T, WireError> {
-        let (v, rest) = postcard::take_from_bytes(self.rest)?;
-        self.rest = rest;
-        Ok(v)
-    }
-
+impl Reader<'_> {
     /// A count, refused before any item is read if it exceeds `cap`.
     fn count(&mut self, cap: usize) -> Result<usize, WireError> {
-        let n: u32 = self.take()?;
-        let n = n as usize;
+        let n = self.u32()? as usize;
         if n > cap {
             return Err(WireError::OverCapacity);
         }
@@ -705,27 +686,16 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn u16(&mut self) -> Result<u16, WireError> {
-        let [a, b, ..] = *self.rest else {
-            return Err(WireError::Truncated);
-        };
-        self.rest = &self.rest[2..];
-        Ok(u16::from_le_bytes([a, b]))
-    }
-
     fn beat(&mut self) -> Result<Beat, WireError> {
-        let (seq, sent, tag) = (self.u16()?, self.u16()?, self.u16()?);
-        let [flags, ..] = *self.rest else {
-            return Err(WireError::Truncated);
-        };
-        self.rest = &self.rest[1..];
+        let (seq, sent, tag) = (self.le16()?, self.le16()?, self.le16()?);
+        let flags = self.byte()?;
         if flags & !(BEAT_REPLY | BEAT_ECHO) != 0 {
-            return Err(WireError::Malformed("unknown heartbeat flags"));
+            return Err(WireError::Malformed(Malformed::UnknownHeartbeatFlags));
         }
         let echo = if flags & BEAT_ECHO != 0 {
             Some(Echo {
-                sent: self.u16()?,
-                held: self.u16()?,
+                sent: self.le16()?,
+                held: self.le16()?,
             })
         } else {
             None
@@ -737,14 +707,6 @@ impl<'a> Reader<'a> {
             reply: flags & BEAT_REPLY != 0,
             echo,
         })
-    }
-
-    fn finish(self) -> Result<(), WireError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(WireError::TrailingBytes)
-        }
     }
 }
 
@@ -784,9 +746,9 @@ fn encode_delta<const M: usize, const R: usize>(
     now: Instant,
 ) -> Result<(), BufferTooSmall> {
     let digest = changed.map_or_else(|| crate::delta::members_digest(g), |c| c.digest);
-    w.put(&digest.to_le_bytes())?;
+    w.bytes(&digest.to_le_bytes())?;
     encode_tombstones(w, g, now)?;
-    w.put(&changed.is_none())?;
+    w.bool(changed.is_none())?;
     let sent = |i: usize| changed.is_none_or(|c| c.stamps.get(i).is_none_or(|s| *s > c.since));
     w.count((0..g.members.len()).filter(|i| sent(*i)).count())?;
     for (i, m) in g.members.iter().enumerate() {
@@ -809,7 +771,8 @@ fn encode_columns<const M: usize, const R: usize>(
         .filter(|(_, v)| **v != 0);
     w.count(clock.clone().count())?;
     for (i, v) in clock {
-        w.put(&(i as u32, *v))?;
+        w.varint(i as u64)?;
+        w.varint(*v)?;
     }
     // The seen set as a bitmap by member index: an eighth of a byte per member, where a list
     // of indices takes two bytes per member that has seen the state (most, most of the time).
@@ -825,18 +788,17 @@ fn encode_columns<const M: usize, const R: usize>(
     let versions = versions.filter(|(_, v)| **v != 0);
     w.count(versions.clone().count())?;
     for (i, v) in versions {
-        w.put(&(i as u32, *v))?;
+        w.varint(i as u64)?;
+        w.varint(*v)?;
     }
     w.count(g.reachability.rows().len())?;
     for r in g.reachability.rows() {
-        w.put(&(
-            u32::from(r.observer),
-            u32::from(r.subject),
-            r.status,
-            r.version,
-        ))?;
+        w.varint(r.observer.into())?;
+        w.varint(r.subject.into())?;
+        w.put(&r.status)?;
+        w.varint(r.version)?;
     }
-    w.put(&g.reachability.is_compacted())
+    w.bool(g.reachability.is_compacted())
 }
 
 fn encode_tombstones<const M: usize, const R: usize>(
@@ -847,7 +809,8 @@ fn encode_tombstones<const M: usize, const R: usize>(
     w.count(g.tombstones.len())?;
     for t in &g.tombstones {
         let age_ms = u64::try_from((now - t.removed_at).as_millis()).unwrap_or(u64::MAX);
-        w.put(&(t.address, age_ms))?;
+        w.put(&t.address)?;
+        w.varint(age_ms)?;
     }
     Ok(())
 }
@@ -859,7 +822,7 @@ fn member_at<const M: usize, const R: usize>(
     g.members
         .get(i as usize)
         .map(|m| m.address)
-        .ok_or(WireError::Malformed("member index out of range"))
+        .ok_or(WireError::Malformed(Malformed::MemberIndexOutOfRange))
 }
 
 fn decode_gossip<const M: usize, const R: usize>(
@@ -872,14 +835,14 @@ fn decode_gossip<const M: usize, const R: usize>(
     for _ in 0..n {
         let m = read_member(r)?;
         if g.members.last().is_some_and(|l| l.address >= m.address) {
-            return Err(WireError::Malformed("members out of order"));
+            return Err(WireError::Malformed(Malformed::MembersOutOfOrder));
         }
         g.push_member(m).map_err(|_| WireError::OverCapacity)?;
     }
     decode_columns(r, g)?;
     decode_tombstones(r, g, now)?;
     if g.tombstones.iter().any(|t| g.is_member(&t.address)) {
-        return Err(WireError::Malformed("tombstoned node is a member"));
+        return Err(WireError::Malformed(Malformed::TombstonedMember));
     }
     Ok(())
 }
@@ -892,10 +855,10 @@ fn decode_delta<const M: usize, const R: usize>(
     g: &mut Gossip<M, R>,
     now: Instant,
 ) -> Result<bool, WireError> {
-    let digest = u64::from_le_bytes(r.take()?);
+    let digest = u64::from_le_bytes(r.array()?);
     g.clear();
     decode_tombstones(r, g, now)?;
-    let complete: bool = r.take()?;
+    let complete = r.bool()?;
     let ours = if complete { &[][..] } else { members };
     let mut next = 0;
     // Ours before `until` (all of them for `None`), less those the sender's tombstones
@@ -921,7 +884,7 @@ fn decode_delta<const M: usize, const R: usize>(
     for _ in 0..n {
         let m = read_member(r)?;
         if last.is_some_and(|l| l >= m.address) {
-            return Err(WireError::Malformed("members out of order"));
+            return Err(WireError::Malformed(Malformed::MembersOutOfOrder));
         }
         last = Some(m.address);
         if !take_ours(g, Some(&m.address)) || g.push_member(m).is_err() {
@@ -932,7 +895,7 @@ fn decode_delta<const M: usize, const R: usize>(
         return Ok(false);
     }
     if g.tombstones.iter().any(|t| g.is_member(&t.address)) {
-        return Err(WireError::Malformed("tombstoned node is a member"));
+        return Err(WireError::Malformed(Malformed::TombstonedMember));
     }
     if crate::delta::members_digest(g) != digest {
         return Ok(false);
@@ -945,7 +908,7 @@ fn decode_delta<const M: usize, const R: usize>(
 fn read_member(r: &mut Reader<'_>) -> Result<Member, WireError> {
     let m: Member = r.take()?;
     if m.status == MemberStatus::Removed {
-        return Err(WireError::Malformed("removed member in gossip"));
+        return Err(WireError::Malformed(Malformed::RemovedMember));
     }
     // Only the leader hands out up-numbers, when moving a member Up.
     let numbered = m.up_number.is_some();
@@ -957,12 +920,12 @@ fn read_member(r: &mut Reader<'_>) -> Result<Member, WireError> {
         _ => true,
     };
     if !consistent {
-        return Err(WireError::Malformed("status and up-number disagree"));
+        return Err(WireError::Malformed(Malformed::StatusAndUpNumber));
     }
     // No node holds fewer than one member or record (`Node::new` refuses it): such a
     // declaration could only make every merge refuse the state.
     if m.capacity.members == 0 || m.capacity.records == 0 {
-        return Err(WireError::Malformed("a member declares no capacity"));
+        return Err(WireError::Malformed(Malformed::NoCapacity));
     }
     Ok(m)
 }
@@ -974,11 +937,9 @@ fn decode_columns<const M: usize, const R: usize>(
     let n = r.count(M)?;
     let mut last = None;
     for _ in 0..n {
-        let (i, v): (u32, u64) = r.take()?;
+        let (i, v) = (r.u32()?, r.u64()?);
         if last.is_some_and(|l| l >= i) || v == 0 || v > MAX_COUNTER {
-            return Err(WireError::Malformed(
-                "clock entries out of order or out of range",
-            ));
+            return Err(WireError::Malformed(Malformed::ClockEntries));
         }
         last = Some(i);
         member_at(g, i)?;
@@ -986,10 +947,10 @@ fn decode_columns<const M: usize, const R: usize>(
     }
     let members = g.members.len();
     for first in (0..members).step_by(8) {
-        let byte: u8 = r.take()?;
+        let byte = r.byte()?;
         let bits = (members - first).min(8);
         if bits < 8 && byte >> bits != 0 {
-            return Err(WireError::Malformed("seen mark beyond the members"));
+            return Err(WireError::Malformed(Malformed::SeenBeyondMembers));
         }
         for k in (0..bits).filter(|k| byte & (1 << k) != 0) {
             g.set_seen_at(first + k);
@@ -998,13 +959,17 @@ fn decode_columns<const M: usize, const R: usize>(
     let n = r.count(M)?;
     let mut last = None;
     for _ in 0..n {
-        let (i, v): (u32, u64) = r.take()?;
+        let (i, v) = (r.u32()?, r.u64()?);
         if v > MAX_COUNTER {
-            return Err(WireError::Malformed("reachability version out of range"));
+            return Err(WireError::Malformed(
+                Malformed::ReachabilityVersionOutOfRange,
+            ));
         }
         member_at(g, i)?;
         if last.is_some_and(|l| l >= i) {
-            return Err(WireError::Malformed("reachability versions out of order"));
+            return Err(WireError::Malformed(
+                Malformed::ReachabilityVersionsOutOfOrder,
+            ));
         }
         last = Some(i);
         // A zero version is no version: accepted as before, and not kept.
@@ -1012,11 +977,12 @@ fn decode_columns<const M: usize, const R: usize>(
     }
     let n = r.count(R)?;
     for _ in 0..n {
-        let (o, s, status, version): (u32, u32, ReachabilityStatus, u64) = r.take()?;
+        let (o, s) = (r.u32()?, r.u32()?);
+        let (status, version): (ReachabilityStatus, u64) = (r.take()?, r.u64()?);
         member_at(g, o)?;
         member_at(g, s)?;
         if version > g.reachability.version_of(o as u16) {
-            return Err(WireError::Malformed("record newer than its observer"));
+            return Err(WireError::Malformed(Malformed::RecordNewerThanObserver));
         }
         // In range, so below `M`: the indices fit a `u16` (see `reachability::Table`).
         let row = Row {
@@ -1027,12 +993,12 @@ fn decode_columns<const M: usize, const R: usize>(
         };
         g.reachability
             .push_record(row)
-            .map_err(|_| WireError::Malformed("reachability records out of order"))?;
+            .map_err(|_| WireError::Malformed(Malformed::RecordsOutOfOrder))?;
     }
     if g.reachability.has_only_reachable_rows() {
-        return Err(WireError::Malformed("an observer with only Reachable rows"));
+        return Err(WireError::Malformed(Malformed::OnlyReachableRows));
     }
-    let compacted: bool = r.take()?;
+    let compacted = r.bool()?;
     g.reachability.set_compacted(compacted);
     Ok(())
 }
@@ -1045,9 +1011,9 @@ fn decode_tombstones<const M: usize, const R: usize>(
 ) -> Result<(), WireError> {
     let n = r.count(M)?;
     for _ in 0..n {
-        let (address, age_ms): (UniqueAddress, u64) = r.take()?;
+        let (address, age_ms): (UniqueAddress, u64) = (r.take()?, r.u64()?);
         if g.tombstones.last().is_some_and(|l| l.address >= address) {
-            return Err(WireError::Malformed("tombstones out of order"));
+            return Err(WireError::Malformed(Malformed::TombstonesOutOfOrder));
         }
         let removed_at = now.saturating_sub(Duration::from_millis(age_ms));
         g.tombstones
@@ -1058,6 +1024,17 @@ fn decode_tombstones<const M: usize, const R: usize>(
             .map_err(|_| WireError::OverCapacity)?;
     }
     Ok(())
+}
+
+/// The sender a gossip delta names, read again for a [`WireError::StaleBase`] (the miss is
+/// answered to it, once the transport's peer is checked to be it).
+pub(crate) fn delta_sender(bytes: &[u8]) -> Option<UniqueAddress> {
+    match bytes {
+        [MAGIC, PROTOCOL_VERSION, k, rest @ ..] if *k == Kind::GossipDelta as u8 => {
+            Reader { rest }.take().ok()
+        }
+        _ => None,
+    }
 }
 
 /// Reads the envelope header: (version, kind byte).
@@ -1238,7 +1215,7 @@ mod tests {
         };
         w.put(&n(1)).unwrap();
         w.put(&n(2)).unwrap();
-        w.put(&1_000_000u32).unwrap();
+        w.count(1_000_000).unwrap();
         let used = w.pos;
         let mut msg = heapless::Vec::<u8, 128>::new();
         msg.extend_from_slice(&bytes[..3]).unwrap();
@@ -1281,7 +1258,7 @@ mod tests {
         buf[9] |= 8;
         assert_eq!(
             Message::parse(&buf[..hb], &mut G::new(), Instant::ZERO),
-            Err(WireError::Malformed("unknown heartbeat flags"))
+            Err(WireError::Malformed(Malformed::UnknownHeartbeatFlags))
         );
         buf[9] &= !8;
         assert_eq!(
@@ -1331,12 +1308,12 @@ mod tests {
         // A member declaring that it holds nothing.
         assert_eq!(
             tampered(|g| g.members[1].capacity.records = 0),
-            Err(WireError::Malformed("a member declares no capacity"))
+            Err(WireError::Malformed(Malformed::NoCapacity))
         );
         // An Up member without an up-number.
         assert_eq!(
             tampered(|g| g.members[0].up_number = None),
-            Err(WireError::Malformed("status and up-number disagree"))
+            Err(WireError::Malformed(Malformed::StatusAndUpNumber))
         );
         // A counter that would freeze ours if adopted.
         assert!(matches!(
@@ -1357,7 +1334,7 @@ mod tests {
                 .unwrap();
                 g.reachability = r;
             }),
-            Err(WireError::Malformed("an observer with only Reachable rows"))
+            Err(WireError::Malformed(Malformed::OnlyReachableRows))
         );
     }
 
@@ -1386,11 +1363,12 @@ mod tests {
         w.count(0).unwrap(); // clock
         w.count(0).unwrap(); // seen
         w.count(versions.len()).unwrap();
-        for v in versions {
-            w.put(v).unwrap();
+        for (i, v) in versions {
+            w.varint((*i).into()).unwrap();
+            w.varint(*v).unwrap();
         }
         w.count(0).unwrap(); // rows
-        w.put(&false).unwrap(); // compacted
+        w.bool(false).unwrap(); // compacted
         w.count(0).unwrap(); // tombstones
         let len = w.pos;
         buf[..len].iter().copied().collect()
@@ -1415,11 +1393,15 @@ mod tests {
         // Order is still checked across it.
         assert_eq!(
             Message::parse(&with_versions(&[(1, 0), (0, 3)]), &mut g, Instant::ZERO),
-            Err(WireError::Malformed("reachability versions out of order"))
+            Err(WireError::Malformed(
+                Malformed::ReachabilityVersionsOutOfOrder
+            ))
         );
         assert_eq!(
             Message::parse(&with_versions(&[(0, 0), (0, 0)]), &mut g, Instant::ZERO),
-            Err(WireError::Malformed("reachability versions out of order"))
+            Err(WireError::Malformed(
+                Malformed::ReachabilityVersionsOutOfOrder
+            ))
         );
     }
 
