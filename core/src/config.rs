@@ -6,6 +6,8 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::time::{duration_of_millis, fraction, scaled};
+
 use crate::downing::Strategy;
 pub use crate::heartbeat::MAX_MONITORED;
 use crate::member::{AppVersion, Role, RoleSet};
@@ -169,7 +171,7 @@ impl DowningSettings {
         }
         self.stable_after.unwrap_or_else(|| {
             let n = members.max(5) as f32;
-            Duration::from_millis((libm::log10f(n) * 10_000.0) as u64)
+            duration_of_millis((libm::log10f(n) * 10_000.0) as u64)
         })
     }
 
@@ -178,7 +180,7 @@ impl DowningSettings {
     /// `stable-after`, time for many gossip rounds. Down-all-when-unstable waits this much
     /// longer too, so it stays a fallback for reachability that keeps changing.
     pub fn confirm_wait_for(&self, members: usize) -> Duration {
-        self.stable_after_for(members) / 2
+        fraction(self.stable_after_for(members), 2)
     }
 
     /// The down-all-when-unstable delay for a cluster of `members`, if enabled (never with
@@ -190,7 +192,8 @@ impl DowningSettings {
         match self.down_all_when_unstable {
             WhenUnstable::Off => None,
             WhenUnstable::On => {
-                Some((self.stable_after_for(members) * 3 / 4).max(Duration::from_secs(4)))
+                let three_quarters = fraction(scaled(self.stable_after_for(members), 3), 4);
+                Some(three_quarters.max(Duration::from_secs(4)))
             }
             WhenUnstable::After(d) => Some(d),
         }
@@ -392,7 +395,7 @@ impl Config {
                 reason: "must be at most a year",
             });
         }
-        if self.prune_gossip_tombstones_after < self.gossip_interval * 10 {
+        if self.prune_gossip_tombstones_after < scaled(self.gossip_interval, 10) {
             return Err(ConfigError {
                 key: "prune-gossip-tombstones-after",
                 reason: "must be at least ten gossip intervals, or removed nodes come back",

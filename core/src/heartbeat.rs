@@ -41,7 +41,7 @@ use crate::address::UniqueAddress;
 use crate::gossip::Gossip;
 use crate::phi::{Detector, DetectorSettings, FailureDetector};
 use crate::reachability::ReachabilityStatus;
-use crate::time::Instant;
+use crate::time::{duration_of_millis, fraction, Instant};
 pub use crate::wire::{Beat, Echo};
 
 /// Most members one node monitors at once: the configured number plus unreachable ones kept.
@@ -145,7 +145,7 @@ pub struct Heartbeats<const H: usize> {
 
 /// Milliseconds of `now`, wrapping: enough to measure round trips shorter than a minute.
 pub fn wire_millis(now: Instant) -> u16 {
-    (now.as_micros() / 1000) as u16
+    now.millis_since(Instant::ZERO) as u16
 }
 
 impl<const H: usize> Heartbeats<H> {
@@ -333,13 +333,17 @@ impl<const H: usize> Heartbeats<H> {
             .filter(move |m| tick || m.next_beat_at <= now)
             .filter_map(move |m| {
                 let late = match m.detector.last_heartbeat() {
-                    Some(t) => now - t > interval + interval / 2,
+                    Some(t) => now - t > interval + fraction(interval, 2),
                     None => true,
                 };
                 // Due at or before the last tick: a regular heartbeat the caller had no room
                 // for then (it takes as many as its outbox holds).
                 let missed = m.next_beat_at + interval <= next_tick;
-                m.next_beat_at = if late { now + interval / 5 } else { next_tick };
+                m.next_beat_at = if late {
+                    now + fraction(interval, 5)
+                } else {
+                    next_tick
+                };
                 if !tick && !late && !missed {
                     // Heard from since it was last probed: back to the tick.
                     return None;
@@ -422,7 +426,7 @@ impl<const H: usize> Heartbeats<H> {
         let burst = m
             .detector
             .last_heartbeat()
-            .is_some_and(|t| now - t < s.heartbeat_interval / 2);
+            .is_some_and(|t| now - t < fraction(s.heartbeat_interval, 2));
         if !burst {
             m.detector.heartbeat(now, s);
         }
@@ -485,7 +489,7 @@ impl<const H: usize> Heartbeats<H> {
             subject: m.subject,
             phi: m.detector.suspicion(now, s),
             last_heartbeat_age: m.detector.last_heartbeat().map(|t| now - t),
-            rtt: m.rtt_millis.map(|ms| Duration::from_millis(u64::from(ms))),
+            rtt: m.rtt_millis.map(|ms| duration_of_millis(u64::from(ms))),
             available: m.detector.is_available(now, s),
         })
     }
@@ -504,7 +508,7 @@ pub struct Beaten {
 fn echo(last: Option<(u16, u16, Instant)>, now: Instant) -> Option<Echo> {
     last.map(|(_, sent, at)| Echo {
         sent,
-        held: u16::try_from((now - at).as_millis()).unwrap_or(u16::MAX),
+        held: u16::try_from(now.millis_since(at)).unwrap_or(u16::MAX),
     })
 }
 

@@ -20,7 +20,7 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use crate::time::Instant;
+use crate::time::{fraction, scaled, Instant};
 
 /// Most seed nodes.
 pub const MAX_SEEDS: usize = 8;
@@ -329,7 +329,7 @@ impl JoinProcess {
             self.stop();
             return JoinAction::GiveUp;
         }
-        let cap = (t.seed_node_timeout / 5).max(FIRST_PROBE_BACKOFF);
+        let cap = fraction(t.seed_node_timeout, 5).max(FIRST_PROBE_BACKOFF);
         match &mut self.stage {
             Stage::Idle => JoinAction::Wait,
             Stage::Probing {
@@ -346,7 +346,7 @@ impl JoinProcess {
                 deadline,
                 ..
             } if now >= *next_probe => {
-                *backoff = (*backoff * 2).min(cap);
+                *backoff = scaled(*backoff, 2).min(cap);
                 *next_probe = now + *backoff;
                 if now >= *deadline {
                     // Every seed-node-timeout, seeds that were full are asked again.

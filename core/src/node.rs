@@ -32,7 +32,7 @@ use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
 use crate::recent::Recent;
 use crate::resolver::{DowningDecision, Reason, Resolver, Step};
-use crate::time::Instant;
+use crate::time::{fraction, micros, scaled, Instant};
 use crate::timer::{Timer, TimerTable};
 use crate::vclock::Causality;
 use crate::view::View;
@@ -944,7 +944,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // stop-the-world pause, a starved executor): its peers were not silent, it was.
         let late = self.timers.next_timeout().filter(|t| *t <= now);
         if let Some(late) = late.map(|t| now - t) {
-            if late >= self.config.failure_detector.heartbeat_interval / 2 {
+            if late >= fraction(self.config.failure_detector.heartbeat_interval, 2) {
                 self.heartbeats.discount(now, late);
             }
         }
@@ -979,7 +979,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             && self.speed_up_needed()
         {
             self.timers
-                .start_speed_up(now + self.config.gossip_interval / 3);
+                .start_speed_up(now + fraction(self.config.gossip_interval, 3));
         }
     }
 
@@ -1016,7 +1016,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.gossip_round();
             if self.speed_up_needed() {
                 self.timers
-                    .start_speed_up(now + self.config.gossip_interval / 3);
+                    .start_speed_up(now + fraction(self.config.gossip_interval, 3));
             }
         }
         if self.due(Timer::Heartbeat, now) {
@@ -1027,7 +1027,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             if self.speed_up_needed() {
                 self.gossip_round();
                 self.timers
-                    .speed_up_ran(now + self.config.gossip_interval / 3);
+                    .speed_up_ran(now + fraction(self.config.gossip_interval, 3));
             }
         }
     }
@@ -1675,13 +1675,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// Gossip rounds within which a member counts as heard from lately: the acceptable
     /// heartbeat pause, at least one.
     fn recent_rounds(&self) -> u8 {
-        let pause = self
-            .config
-            .failure_detector
-            .acceptable_heartbeat_pause
-            .as_micros();
-        let round = self.config.gossip_interval.as_micros().max(1);
-        pause.div_ceil(round).clamp(1, u128::from(u8::MAX - 1)) as u8
+        // In 32-bit microseconds (the pause is at most an hour, `Config::validate`; a longer
+        // round saturates, still above it): `Duration`'s own are 128-bit, and a 64-bit
+        // division is a library routine on a 32-bit device.
+        let us = |d| u32::try_from(micros(d)).unwrap_or(u32::MAX);
+        let pause = us(self.config.failure_detector.acceptable_heartbeat_pause);
+        let round = us(self.config.gossip_interval).max(1);
+        pause.div_ceil(round).clamp(1, u32::from(u8::MAX - 1)) as u8
     }
 
     /// Probability of preferring a node that has not seen our version: the configured value
@@ -1914,8 +1914,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // member that still has it welcomes it back at once.
         self.silent_ticks = self.silent_ticks.saturating_add(1);
         let joining = self.not_up_yet();
-        let silence = self.config.unreachable_nodes_reaper_interval * u32::from(self.silent_ticks);
-        if joining && silence > s.acceptable_heartbeat_pause * 3 {
+        let interval = self.config.unreachable_nodes_reaper_interval;
+        let silence = scaled(interval, u32::from(self.silent_ticks));
+        if joining && silence > scaled(s.acceptable_heartbeat_pause, 3) {
             let via = self.gossip().members.iter().find(|m| m.address != me);
             if let Some(via) = via.map(|m| m.address.socket_addr()) {
                 self.rejoin(now, via);
@@ -1943,10 +1944,14 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.status != NodeStatus::Member || self.not_up_yet() {
             return false;
         }
-        let bound = (self.config.gossip_interval * IGNORED_ROUNDS)
-            .max(self.config.failure_detector.acceptable_heartbeat_pause * 3);
-        let silence =
-            self.config.unreachable_nodes_reaper_interval * u32::from(self.gossip_silent_ticks);
+        let bound = scaled(self.config.gossip_interval, IGNORED_ROUNDS).max(scaled(
+            self.config.failure_detector.acceptable_heartbeat_pause,
+            3,
+        ));
+        let silence = scaled(
+            self.config.unreachable_nodes_reaper_interval,
+            u32::from(self.gossip_silent_ticks),
+        );
         if silence <= bound {
             return false;
         }
@@ -1979,8 +1984,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             } else {
                 self.ticks_without_convergence = self.ticks_without_convergence.saturating_add(1);
                 if let Some(after) = self.config.allow_weakly_up_members {
-                    let waited =
-                        self.config.leader_actions_interval * self.ticks_without_convergence;
+                    let waited = scaled(
+                        self.config.leader_actions_interval,
+                        self.ticks_without_convergence,
+                    );
                     if waited >= after && !self.shutting_down() {
                         let req = up_requirements(&self.config, false);
                         let cur = self.cur;

@@ -12,7 +12,7 @@ use crate::downing::{Decision, Partition, Strategy};
 use crate::gossip::Gossip;
 use crate::lease::LeaseRequest;
 use crate::member::MemberStatus;
-use crate::time::Instant;
+use crate::time::{scaled, Instant};
 
 /// Why the resolver acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +201,8 @@ impl<const M: usize> Resolver<M> {
                 _ => Duration::ZERO,
             };
             // Stable-after and the confirmation wait each end at the next tick: two ticks.
-            let decided_by = s.stable_after_for(n) + s.confirm_wait_for(n) + lease_delay + 2 * tick;
+            let decided_by =
+                s.stable_after_for(n) + s.confirm_wait_for(n) + lease_delay + scaled(tick, 2);
             if now >= since + decided_by + extra {
                 return Some(Step::Act(Decision::DownAll, Reason::Unstable));
             }
@@ -389,7 +390,7 @@ impl<const M: usize> Resolver<M> {
         self.has_unreachable
             && self
                 .stable_deadline
-                .is_some_and(|d| now >= d + s.stable_after_for(members).saturating_mul(rank))
+                .is_some_and(|d| now >= d + scaled(s.stable_after_for(members), rank))
     }
 
     /// Whether `a` has seen a version made since the confirmation.

@@ -13,7 +13,6 @@
 //! [`Message::parse`] reads it and [`Message::emit`] writes it, so the two cannot drift apart.
 
 use core::fmt;
-use core::time::Duration;
 
 use crate::address::UniqueAddress;
 use crate::codec::{Reader, Writer};
@@ -808,7 +807,7 @@ fn encode_tombstones<const M: usize, const R: usize>(
 ) -> Result<(), BufferTooSmall> {
     w.count(g.tombstones.len())?;
     for t in &g.tombstones {
-        let age_ms = u64::try_from((now - t.removed_at).as_millis()).unwrap_or(u64::MAX);
+        let age_ms = now.millis_since(t.removed_at);
         w.put(&t.address)?;
         w.varint(age_ms)?;
     }
@@ -1015,7 +1014,7 @@ fn decode_tombstones<const M: usize, const R: usize>(
         if g.tombstones.last().is_some_and(|l| l.address >= address) {
             return Err(WireError::Malformed(Malformed::TombstonesOutOfOrder));
         }
-        let removed_at = now.saturating_sub(Duration::from_millis(age_ms));
+        let removed_at = now.millis_before(age_ms);
         g.tombstones
             .push(Tombstone {
                 address,
@@ -1156,7 +1155,7 @@ mod tests {
             let v: Value = (0..MAX_VALUE_LEN).map(|_| 'v').collect();
             c.compat_settings.push((long(k), v)).unwrap();
         }
-        let week = Duration::from_secs(7 * 24 * 3600);
+        let week = core::time::Duration::from_secs(7 * 24 * 3600);
         c.downing.downing = Downing::SplitBrainResolver(Strategy::LeaseMajority {
             role: Some(Role::new("sixteen-byte-rol").unwrap()),
         });
