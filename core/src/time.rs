@@ -104,7 +104,8 @@ pub(crate) fn fraction(d: Duration, n: u16) -> Duration {
     Duration::new(secs, div_small(nanos, n).0 as u32)
 }
 
-/// `d * n` to the microsecond (the clock's resolution), saturating, as `Duration::saturating_mul` but without a 64-bit division.
+/// `d * n` to the microsecond (the clock's resolution), saturating, as
+/// `Duration::saturating_mul` but without a 64-bit division.
 pub(crate) fn scaled(d: Duration, n: u32) -> Duration {
     duration_of_micros(micros(d).saturating_mul(u64::from(n)))
 }

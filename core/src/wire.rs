@@ -7,8 +7,8 @@
 //! Bodies are postcard's encoding. Gossip is written as a stream of bounded items (members in
 //! address order, then clock, seen set, reachability and tombstones, which refer to members
 //! by index) so a decoder checks every count against the compile-time capacity before
-//! reading, and never builds anything larger than the node's own state. Decoding returns a [`WireError`];
-//! it never panics, and it writes only into the caller's scratch gossip.
+//! reading, and never builds anything larger than the node's own state. Decoding returns a
+//! [`WireError`]; it never panics, and it writes only into the caller's scratch gossip.
 //!
 //! One type, [`Message`], describes every message for both directions:
 //! [`Message::parse`] reads it and [`Message::emit`] writes it, so the two cannot drift apart.
