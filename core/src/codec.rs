@@ -177,19 +177,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A sequence's or a string's length, refused above `cap` before anything is read.
-    fn len(&mut self, cap: usize) -> Result<usize, WireError> {
-        // A host's postcard reads a length as a 64-bit varint.
-        match usize::try_from(self.varint(64)?) {
-            Ok(n) if n <= cap => Ok(n),
-            _ => Err(BAD_FIELD),
-        }
+    /// A sequence's or a string's length (a host's postcard reads it as a 64-bit varint).
+    fn len(&mut self) -> Result<usize, WireError> {
+        usize::try_from(self.varint(64)?).map_err(|_| BAD_FIELD)
     }
 
-    /// A string of at most `cap` bytes.
+    /// A string of at most `cap` bytes. Its bytes are taken before its length is checked
+    /// against `cap`, as postcard does, so a short message is `Truncated` either way.
     fn str(&mut self, cap: usize) -> Result<&'a str, WireError> {
-        let n = self.len(cap)?;
-        core::str::from_utf8(self.bytes(n)?).map_err(|_| BAD_FIELD)
+        let n = self.len()?;
+        let s = core::str::from_utf8(self.bytes(n)?).map_err(|_| BAD_FIELD)?;
+        if n > cap {
+            return Err(BAD_FIELD);
+        }
+        Ok(s)
+    }
+
+    /// A sequence of at most `cap` items, each handed to `keep`. As postcard into a heapless
+    /// vector: items are read until one more than `cap` has been (so a short message is
+    /// `Truncated` either way), and each item takes at least one byte, so a hostile length
+    /// costs no more than the bytes it came with.
+    fn seq<T: Decode>(&mut self, cap: usize, mut keep: impl FnMut(T)) -> Result<(), WireError> {
+        for i in 0..self.len()? {
+            let item = self.take()?;
+            if i == cap {
+                return Err(BAD_FIELD);
+            }
+            keep(item);
+        }
+        Ok(())
     }
 
     pub(crate) fn take<T: Decode>(&mut self) -> Result<T, WireError> {
@@ -222,6 +238,12 @@ impl<T: Decode> Decode for Option<T> {
             1 => T::decode(r).map(Some),
             _ => Err(BAD_FIELD),
         }
+    }
+}
+
+impl<A: Decode, B: Decode> Decode for (A, B) {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok((r.take()?, r.take()?))
     }
 }
 
@@ -354,10 +376,10 @@ impl Decode for RoleSet {
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         // Normalised, whatever order a peer sends, so that equal sets compare equal.
         let mut set = RoleSet::new();
-        for _ in 0..r.len(MAX_ROLES)? {
-            // Fits: at most `MAX_ROLES` were read.
-            let _ = set.insert(r.take()?);
-        }
+        // Fits: at most `MAX_ROLES` are kept.
+        r.seq(MAX_ROLES, |role| {
+            let _ = set.insert(role);
+        })?;
         Ok(set)
     }
 }
@@ -512,10 +534,10 @@ impl Decode for Compat {
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let cluster_name = r.take()?;
         let mut settings = heapless::Vec::new();
-        for _ in 0..r.len(MAX_COMPAT_SETTINGS)? {
-            // Fits: at most the capacity was read.
-            let _ = settings.push((r.take()?, r.take()?));
-        }
+        // Fits: at most the capacity is kept.
+        r.seq(MAX_COMPAT_SETTINGS, |pair| {
+            let _ = settings.push(pair);
+        })?;
         Ok(Compat {
             cluster_name,
             settings,
@@ -754,7 +776,15 @@ mod tests {
         let theirs = postcard::take_from_bytes::<T>(bytes).map(|(v, rest)| (v, rest.len()));
         match (ours, theirs) {
             (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
-            (Err(_), Err(_)) => {}
+            // Refused by both, and for running out of bytes by both or by neither.
+            (Err(a), Err(b)) => prop_assert_eq!(
+                a == WireError::Truncated,
+                b == postcard::Error::DeserializeUnexpectedEnd,
+                "codec {:?}, postcard {:?} for {:02x?}",
+                a,
+                b,
+                bytes
+            ),
             (a, b) => prop_assert!(false, "codec {a:?}, postcard {b:?} for {bytes:02x?}"),
         }
         Ok(())

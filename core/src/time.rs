@@ -104,10 +104,15 @@ pub(crate) fn fraction(d: Duration, n: u16) -> Duration {
     Duration::new(secs, div_small(nanos, n).0 as u32)
 }
 
-/// `d * n` to the microsecond (the clock's resolution), saturating, as
-/// `Duration::saturating_mul` but without a 64-bit division.
+/// `d * n`, exactly as `Duration::saturating_mul`, without a 64-bit division.
 pub(crate) fn scaled(d: Duration, n: u32) -> Duration {
-    duration_of_micros(micros(d).saturating_mul(u64::from(n)))
+    let nanos = u64::from(d.subsec_nanos()) * u64::from(n);
+    // 1,000,000,000 = 50,000 * 20,000: two divisions by a small divisor.
+    let (q, low) = div_small(nanos, 50_000);
+    let (secs, high) = div_small(q, 20_000);
+    let sub_second = u32::from(high) * 50_000 + u32::from(low);
+    Duration::from_secs(d.as_secs().saturating_mul(u64::from(n)))
+        .saturating_add(Duration::new(secs, sub_second))
 }
 
 impl Add<Duration> for Instant {
@@ -149,16 +154,16 @@ mod tests {
                 );
             }
             assert_eq!(duration_of_micros(n), Duration::from_micros(n), "{n} us");
+            assert_eq!(scaled(Duration::MAX, 2), Duration::MAX);
             assert_eq!(duration_of_millis(n >> 12), Duration::from_millis(n >> 12));
             let d = Duration::from_nanos(n >> 12);
             for k in [1u16, 2, 3, 5, 7, 1000, u16::MAX] {
                 assert_eq!(fraction(d, k), d / u32::from(k), "{d:?} / {k}");
             }
-            let d = Duration::from_micros(n >> 20);
-            assert_eq!(
-                scaled(d, 17),
-                Duration::from_micros(micros(d).saturating_mul(17))
-            );
+            let d = Duration::new(n >> 30, (n % 1_000_000_000) as u32);
+            for k in [0u32, 1, 2, 3, 10, 30, u32::MAX] {
+                assert_eq!(scaled(d, k), d.saturating_mul(k), "{d:?} * {k}");
+            }
         }
     }
 
