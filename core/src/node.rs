@@ -978,8 +978,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             && self.timers.get(Timer::SpeedUp).is_none()
             && self.speed_up_needed()
         {
-            self.timers
-                .start_speed_up(now + fraction(self.config.gossip_interval, 3));
+            self.timers.start_speed_up(self.speed_up_at(now));
         }
     }
 
@@ -1015,8 +1014,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.recent.tick(self.gossip().members.len());
             self.gossip_round();
             if self.speed_up_needed() {
-                self.timers
-                    .start_speed_up(now + fraction(self.config.gossip_interval, 3));
+                self.timers.start_speed_up(self.speed_up_at(now));
             }
         }
         if self.due(Timer::Heartbeat, now) {
@@ -1026,8 +1024,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.timers.stop(Timer::SpeedUp);
             if self.speed_up_needed() {
                 self.gossip_round();
-                self.timers
-                    .speed_up_ran(now + fraction(self.config.gossip_interval, 3));
+                self.timers.speed_up_ran(self.speed_up_at(now));
             }
         }
     }
@@ -1783,6 +1780,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// the current version.
     fn speed_up_needed(&mut self) -> bool {
         self.is_member() && self.view().speed_up
+    }
+
+    /// When an extra gossip round runs: a third of the gossip interval from `now`.
+    fn speed_up_at(&self, now: Instant) -> Instant {
+        now + fraction(self.config.gossip_interval, 3)
     }
 
     /// The facts of [`View`] for the current state, computed at most once per generation.
