@@ -162,16 +162,28 @@ impl DropLine {
     /// for which `alive` holds) on a node of capacity `own`: `Ok(None)` if the union fits,
     /// `Err(OverCapacity)` if it does not fit even without any Joining or WeaklyUp member (two sides each
     /// moved members up past the bound: only a split brain does that).
-    pub fn compute<'a>(
+    pub fn compute(
+        a: &[Member],
+        b: &[Member],
+        alive: impl Fn(&UniqueAddress) -> bool,
+        own: Capacity,
+    ) -> Result<Option<DropLine>, OverCapacity> {
+        Self::compute_dyn(a, b, &alive, own)
+    }
+
+    /// [`DropLine::compute`], one copy for every caller's `alive` (a copy is 1.2 kB of a
+    /// device's flash).
+    #[inline(never)]
+    fn compute_dyn<'a>(
         a: &'a [Member],
         b: &'a [Member],
-        alive: impl Fn(&UniqueAddress) -> bool,
+        alive: &dyn Fn(&UniqueAddress) -> bool,
         own: Capacity,
     ) -> Result<Option<DropLine>, OverCapacity> {
         // The common case first, cheaply: the size of the union, and the smallest bound of
         // any copy (copies of one member declare the same capacity; should a hostile one
         // not, the smaller counts on every node alike).
-        let mut n = union_len(a, b, &alive);
+        let mut n = union_len(a, b, alive);
         let find = |list: &'a [Member], x: &UniqueAddress| {
             list.binary_search_by(|m| m.address.cmp(x))
                 .ok()

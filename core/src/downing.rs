@@ -121,7 +121,7 @@ pub struct Partition<'a, const M: usize, const R: usize> {
 impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     /// The partition as seen in `g`.
     pub fn of(g: &'a Gossip<M, R>) -> Self {
-        Self::with_records(g, |_| true)
+        Self::with_records(g, &|_| true)
     }
 
     /// The partition a decision acts on: as [`Partition::of`], and members this side counts as
@@ -154,7 +154,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     }
 
     /// The partition seen through the records accepted by `keep` only.
-    fn with_records(g: &'a Gossip<M, R>, keep: impl Fn(&Row) -> bool) -> Self {
+    fn with_records(g: &'a Gossip<M, R>, keep: &dyn Fn(&Row) -> bool) -> Self {
         let mut p = Partition {
             g,
             unreachable: [false; M],
@@ -218,7 +218,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
         let g = self.g;
         let indirect = |i: u16| self.indirect[usize::from(i)];
         let downable_at = |i: u16| downable(g.members()[usize::from(i)].status);
-        let mut rest = Self::with_records(g, |r| {
+        let mut rest = Self::with_records(g, &|r| {
             let (o, s) = (r.observer, r.subject);
             !(indirect(o) && indirect(s)) && downable_at(o) && downable_at(s)
         });
@@ -399,7 +399,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                 if indirect {
                     return Decision::DownIndirectlyConnected;
                 }
-                let d = self.keep_oldest(down_if_alone, |i, m| {
+                let d = self.keep_oldest(down_if_alone, &|i, m| {
                     self.counts_at(i, m) && has_role(m, role)
                 });
                 if d != Decision::DownUnreachable {
@@ -416,7 +416,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
                         && (down_if_alone
                             || !matches!(m.status, MemberStatus::Joining | MemberStatus::WeaklyUp))
                 };
-                match self.keep_oldest(down_if_alone, pessimistic) {
+                match self.keep_oldest(down_if_alone, &pessimistic) {
                     Decision::DownUnreachable => Decision::DownUnreachable,
                     _ => Decision::DownAll,
                 }
@@ -476,7 +476,7 @@ impl<'a, const M: usize, const R: usize> Partition<'a, M, R> {
     fn keep_oldest(
         &self,
         down_if_alone: bool,
-        eligible: impl Fn(usize, &Member) -> bool,
+        eligible: &dyn Fn(usize, &Member) -> bool,
     ) -> Decision {
         let mut ours = 0;
         let mut theirs = 0;

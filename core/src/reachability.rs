@@ -328,41 +328,33 @@ impl<const M: usize, const R: usize> Table<M, R> {
             renumber,
             Row::key,
         );
-        if union_len <= limit {
-            crate::sorted::union_into_mapped(
-                &mut self.records,
-                &other.records,
-                other_counts,
-                renumber,
-                Row::key,
-                |x, _| *x,
-            )
-            .map_err(|_| ReachabilityFull)?;
-        } else {
-            let other_rows = || {
-                other
-                    .records
-                    .iter()
-                    .filter(|r| other_counts(r))
-                    .map(renumber)
-            };
-            let best = Compaction::<M>::new(
+        // Over the limit, compact first: keep what the best cut keeps, of both sides. One
+        // call of the union for both cases (each call site is a copy of it on a device).
+        let best = (union_len > limit).then(|| {
+            let other_rows = other
+                .records
+                .iter()
+                .filter(|r| other_counts(r))
+                .map(renumber);
+            Compaction::<M>::new(
                 members,
-                self.records.iter().copied().chain(other_rows()),
+                self.records.iter().copied().chain(other_rows),
                 limit,
-            );
+            )
+        });
+        if let Some(best) = &best {
             self.compacted = true;
             self.records.retain(|r| best.keeps(r));
-            crate::sorted::union_into_mapped(
-                &mut self.records,
-                &other.records,
-                |r| other_counts(r) && best.keeps(&renumber(r)),
-                renumber,
-                Row::key,
-                |x, _| *x,
-            )
-            .map_err(|_| ReachabilityFull)?;
         }
+        crate::sorted::union_into_mapped(
+            &mut self.records,
+            &other.records,
+            |r| other_counts(r) && best.as_ref().is_none_or(|b| b.keeps(&renumber(r))),
+            renumber,
+            Row::key,
+            |x, _| *x,
+        )
+        .map_err(|_| ReachabilityFull)?;
         for (k, v) in theirs.iter().zip(&other.versions) {
             if *k != NONE {
                 let ours = &mut self.versions[usize::from(*k)];
