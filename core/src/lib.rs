@@ -292,6 +292,7 @@ mod resolver;
 mod room;
 mod sink;
 mod sorted;
+mod states;
 #[cfg(feature = "std")]
 mod std_support;
 #[doc(hidden)]

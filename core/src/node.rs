@@ -32,6 +32,7 @@ use crate::random::Rng;
 use crate::reachability::ReachabilityStatus;
 use crate::recent::Recent;
 use crate::resolver::{DowningDecision, Reason, Resolver, Step};
+use crate::states::{Slot, States};
 use crate::time::{fraction, micros, scaled, Instant};
 use crate::timer::{Timer, TimerTable};
 use crate::vclock::Causality;
@@ -85,6 +86,8 @@ const DEPART_GOSSIP_FANOUT: usize = 5;
 /// tick left allies of 16-node clusters to gossip rounds for a third tick, past the bound
 /// the campaign holds a decision to: seeds 5917, 51102.)
 const CONFIRM_PUSH: usize = OUTBOX_CAPACITY;
+// `unseen_targets` collects news targets into a vector of this capacity too.
+const _: () = assert!(news::FANOUT <= CONFIRM_PUSH);
 
 /// Where this node is in its own life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,11 +214,8 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     rng: Rng,
     status: NodeStatus,
     join: JoinProcess,
-    // Two gossip buffers addressed by index: received gossip is decoded into `incoming`, and
-    // adopting or merging it swaps the indices instead of copying a whole state.
-    bufs: [Gossip<M, R>; 2],
-    cur: usize,
-    incoming: usize,
+    // The current gossip state and the one received gossip is decoded into.
+    states: States<Gossip<M, R>>,
     timers: TimerTable,
     ring_update_at: Option<Instant>,
     outbox: Outbox,
@@ -306,9 +306,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             rng: Rng::new(seed),
             status: NodeStatus::Idle,
             join: JoinProcess::new(me.socket_addr()),
-            bufs: [Gossip::new(), Gossip::new()],
-            cur: 0,
-            incoming: 1,
+            states: States::new(Gossip::new(), Gossip::new()),
             timers: TimerTable::NONE,
             ring_update_at: None,
             outbox: Outbox::default(),
@@ -355,7 +353,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// `testing` module); applications use the views below.
     #[doc(hidden)]
     pub fn gossip(&self) -> &Gossip<M, R> {
-        &self.bufs[self.cur]
+        self.states.cur()
     }
 
     /// Members in address order.
@@ -457,7 +455,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return self.notices.pop_front();
         }
         if self.publisher.pending() {
-            let (g, me) = (&self.bufs[self.cur], &self.me);
+            let (g, me) = (self.states.cur(), &self.me);
             if let Some(e) = self.publisher.poll(g, me) {
                 return Some(e);
             }
@@ -517,7 +515,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 Out::GossipStatus(_) | Out::StatusReply(_) => self.view().me,
                 _ => None,
             };
-            let gossip = &self.bufs[self.cur];
+            let gossip = self.states.cur();
             let history = &self.history;
             // For a delta: the records to send (stamps, and the base's stamp).
             let mut changes = None;
@@ -623,6 +621,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// What this node declares when joining (built on demand: it is rarely needed).
+    #[inline(never)]
     fn compat(&self) -> Compat {
         Compat {
             capacity: self.capacity(),
@@ -630,6 +629,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    // Out of line: two dozen callers (code size on a device).
+    #[inline(never)]
     fn send(&mut self, to: SocketAddr, out: Out) {
         self.outbox.push(to, out, &mut self.stats, &mut self.limits);
     }
@@ -749,7 +750,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .filter(|m| m.status == MemberStatus::Up)
             .map(|m| m.address)
             .collect();
-        let g = &mut self.bufs[self.cur];
+        let g = self.states.cur_mut();
         for a in &ups {
             let _ = g.set_status(a, MemberStatus::PreparingForShutdown);
         }
@@ -767,7 +768,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         to: MemberStatus,
     ) -> Result<(), CommandError> {
         let generation = self.generation;
-        let changed = match self.bufs[self.cur].set_status(&who, to) {
+        let changed = match self.states.cur_mut().set_status(&who, to) {
             Ok(c) => c,
             Err(crate::gossip::UpdateError::Illegal(t)) => return Err(CommandError::Illegal(t)),
             Err(crate::gossip::UpdateError::UnknownMember) => {
@@ -801,10 +802,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return Ok(());
         }
-        let [cur, incoming] = self
-            .bufs
-            .get_disjoint_mut([self.cur, self.incoming])
-            .expect("distinct buffer indices");
+        let (cur, incoming) = self.states.both_mut();
         let msg = match Message::parse_against(bytes, cur, incoming, now) {
             Ok(m) => m,
             Err(WireError::StaleBase) => {
@@ -927,7 +925,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
         let generation = self.generation;
         let s = self.config.downing;
-        let g = &self.bufs[self.cur];
+        let g = self.states.cur();
         if let Some((d, r)) = self.resolver.on_lease(now, acquired, g, generation, &s) {
             self.carry_out(now, d, r);
         }
@@ -964,7 +962,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let made_change = core::mem::take(&mut self.made_change);
         let news = core::mem::take(&mut self.news);
         let new_version =
-            self.is_member() && self.history.record(&self.bufs[self.cur], self.generation);
+            self.is_member() && self.history.record(self.states.cur(), self.generation);
         if new_version && news {
             // Pushed to more than one member, by every node that learns it.
             self.push_news();
@@ -1057,7 +1055,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             capacity: self.capacity(),
             ..Member::joining(self.me, self.config.roles, self.config.app_version)
         };
-        let g = &mut self.bufs[self.cur];
+        let g = self.states.cur_mut();
         g.clear();
         let _ = g.add_member(me);
         self.become_member(now);
@@ -1214,7 +1212,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Some((old, status)) => {
                 // A new incarnation on the same address: the old one is dead. Mark it
                 // Terminated and Down; the leader removes it, and the joiner's retry gets in.
-                let g = &mut self.bufs[self.cur];
+                let g = self.states.cur_mut();
                 let changed_r = g
                     .observe(self.me, old, ReachabilityStatus::Terminated)
                     .unwrap_or_else(|_| {
@@ -1243,7 +1241,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // The Welcome must decode at the joiner: the table within its records, compacted
                 // if need be, but without losing a flagged member.
                 let limit = usize::from(joiner.capacity.records);
-                let g = &mut self.bufs[self.cur];
+                let g = self.states.cur_mut();
                 if g.reachability.rows().len() > limit {
                     if g.reachability().flagged_subjects(|_| true).count() > limit {
                         let reason =
@@ -1260,7 +1258,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     fn admit(&mut self, joiner: Member) {
         let who = joiner.address;
-        match self.bufs[self.cur].add_member(joiner) {
+        match self.states.cur_mut().add_member(joiner) {
             Ok(true) => {
                 self.local_change();
                 self.send(who.socket_addr(), Out::Welcome(who.uid()));
@@ -1281,13 +1279,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         {
             return;
         }
-        let inc = &self.bufs[self.incoming];
+        let inc = self.states.incoming();
         if !inc.is_member(&self.me) || !inc.is_member(&from) {
             self.stats.gossip_dropped += 1;
             return;
         }
-        core::mem::swap(&mut self.cur, &mut self.incoming);
-        self.bufs[self.cur].add_seen(self.me);
+        self.states.adopt_incoming();
+        self.states.cur_mut().add_seen(self.me);
         self.become_member(now);
         self.send(from.socket_addr(), Out::Gossip(from.uid()));
         self.after_self_change();
@@ -1374,7 +1372,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let uid = sender.uid();
         if ours == version {
             // The peer holds this very version: it has seen it.
-            let (g, me) = (&self.bufs[self.cur], self.me);
+            let (g, me) = (self.states.cur(), self.me);
             self.resolver.note_contact_of(g, &me, &sender);
         }
         if reply && (ours, our_seen) != (version, seen) {
@@ -1405,7 +1403,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // Answer only a sender that counts this node in: one that has it Down, removed or
             // not at all needs nothing from it, and two nodes that each had the other out would
             // otherwise answer each other for good.
-            let inc = &self.bufs[self.incoming];
+            let inc = self.states.incoming();
             let counts_me = inc
                 .member(&self.me)
                 .is_some_and(|m| m.status != MemberStatus::Down);
@@ -1420,12 +1418,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let me = self.me;
-        self.resolver.note_contact(&self.bufs[self.incoming], &me);
+        self.resolver.note_contact(self.states.incoming(), &me);
         // A talkback is a delta of what the sender lacks. Adopting its version leaves it
         // lacking nothing but seen marks; otherwise this node sees the sender's state now,
         // before a merge, and finds the records of its own that differ.
         let since_theirs = |n: &Self| {
-            let (g, inc) = (&n.bufs[n.cur], &n.bufs[n.incoming]);
+            let (g, inc) = (n.states.cur(), n.states.incoming());
             match n.history.is_current(n.generation) {
                 true => Since::Stamp(n.history.since_state(g, inc)),
                 false => Since::Oldest,
@@ -1439,10 +1437,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             StopReason::Removed
         };
         let joining = self.not_up_yet();
-        let inc = &self.bufs[self.incoming];
+        let inc = self.states.incoming();
         if !inc.is_member(&self.me) {
             if inc.is_tombstoned(&self.me) {
-                let state = self.incoming;
+                let state = Slot::Incoming;
                 self.removed_by(from.socket_addr(), removed, joining, state);
             } else if joining {
                 // A member sent this joiner a state without it and without its tombstone: the
@@ -1458,11 +1456,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let (talkback, mut changed) = match self.gossip().compare(inc) {
             Causality::Same => {
                 let remote_saw_me = inc.seen_by(&self.me);
-                let (cur, inc) = (self.cur, self.incoming);
-                let [c, i] = self
-                    .bufs
-                    .get_disjoint_mut([cur, inc])
-                    .expect("distinct buffer indices");
+                let (c, i) = self.states.both_mut();
                 // Tell the peer what it lacks: our own mark, or others' it has not heard of.
                 let we_know_more = c.seen().iter().any(|a| !i.seen_by(a));
                 let before = c.seen().len();
@@ -1479,8 +1473,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
             Causality::Before => {
                 let remote_saw_me = inc.seen_by(&self.me);
-                core::mem::swap(&mut self.cur, &mut self.incoming);
-                self.news |= news::newly_flagged(&self.bufs[self.incoming], &self.bufs[self.cur]);
+                self.states.adopt_incoming();
+                self.news |= news::newly_flagged(self.states.incoming(), self.states.cur());
                 (!remote_saw_me, true)
             }
             Causality::After => {
@@ -1489,11 +1483,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
             Causality::Concurrent => {
                 since = since_theirs(self);
-                let (cur, inc) = (self.cur, self.incoming);
-                let [i, c] = self
-                    .bufs
-                    .get_disjoint_mut([inc, cur])
-                    .expect("distinct buffer indices");
+                let (c, i) = self.states.both_mut();
                 let dropped: heapless::Vec<UniqueAddress, DEPART_GOSSIP_FANOUT> =
                     i.merge_drops(c).take(DEPART_GOSSIP_FANOUT).collect();
                 let prunes = !dropped.is_empty() || i.merge_prunes(c);
@@ -1513,23 +1503,23 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     self.limits.reached(Limit::Members);
                     return;
                 }
-                core::mem::swap(&mut self.cur, &mut self.incoming);
-                self.news |= news::newly_flagged(&self.bufs[self.incoming], &self.bufs[self.cur]);
+                self.states.adopt_incoming();
+                self.news |= news::newly_flagged(self.states.incoming(), self.states.cur());
                 self.tell_dropped(&dropped);
                 (true, true)
             }
         };
         if !self.gossip().is_member(&self.me) {
-            let state = self.cur;
+            let state = Slot::Current;
             self.removed_by(from.socket_addr(), removed, joining, state);
             return;
         }
-        if !exiting && !self.bufs[self.cur].seen_by(&self.me) {
-            self.bufs[self.cur].add_seen(self.me);
+        if !exiting && !self.states.cur().seen_by(&self.me) {
+            self.states.cur_mut().add_seen(self.me);
             changed = true;
         }
         if changed {
-            self.departed.retain(|d| self.bufs[self.cur].is_member(d));
+            self.departed.retain(|d| self.states.cur().is_member(d));
             self.changed();
             self.after_self_change();
         }
@@ -1550,7 +1540,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// by a current member that this node has not heard from yet holds a newer entry of that
     /// member, and is left alone.
     fn tell_unknown(&mut self, from: UniqueAddress) {
-        let (g, inc) = (&self.bufs[self.cur], &self.bufs[self.incoming]);
+        let (g, inc) = (self.states.cur(), self.states.incoming());
         if !self.is_member() || g.is_member(&from) || g.is_tombstoned(&from) {
             return;
         }
@@ -1591,7 +1581,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.departed.clear();
         self.resolver = Resolver::new();
         self.ticks_without_convergence = 0;
-        self.bufs[self.cur].clear();
+        self.states.cur_mut().clear();
         self.history.clear();
         // Its view of the others goes without a MemberRemoved for each, and the next
         // membership is reported afresh.
@@ -1613,11 +1603,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
-    /// Gossip from `by` (or its merge, `self.bufs[state]`) removed this node. A node that was
+    /// Gossip from `by` (or its merge, the state in `state`) removed this node. A node that was
     /// `joining` (not Up yet) into a cluster that is full was let in concurrently with others
     /// past the capacity and dropped ([`crate::capacity`]): it says so before stopping.
-    fn removed_by(&mut self, by: SocketAddr, reason: StopReason, joining: bool, state: usize) {
-        let inc = &self.bufs[state];
+    fn removed_by(&mut self, by: SocketAddr, reason: StopReason, joining: bool, state: Slot) {
+        let inc = self.states.get(state);
         let full = inc.members.len() >= capacity::cluster_holds(&inc.members, self.capacity());
         if reason == StopReason::Removed && joining && full {
             let refusal = capacity::full(&inc.members, self.capacity(), self.capacity());
@@ -1703,7 +1693,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // Nobody unseen (a converged cluster): skip the scans for unseen members.
         let view = self.view();
         let prefer_unseen = prefer_unseen && view.unseen > 0;
-        let g = &self.bufs[self.cur];
+        let g = self.states.cur();
         let me = self.me;
         // Never gossip to a member this node itself flags (others' flags do not matter).
         let mine = match view.me {
@@ -1817,7 +1807,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             let generation = self.generation;
             self.heartbeats.update(
                 now,
-                &self.bufs[self.cur],
+                self.states.cur(),
                 generation,
                 &self.me,
                 k,
@@ -1867,7 +1857,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         > = heapless::Vec::new();
         // Indices rather than searches: this runs every second for every monitored member.
         let my_index = self.view().me;
-        let g = &self.bufs[self.cur];
+        let g = self.states.cur();
         let generation = self.generation;
         for (subject, verdict, index) in self.heartbeats.reap(now, &s, generation) {
             let Some(i) = index.or_else(|| g.index_of(&subject).ok()) else {
@@ -1898,7 +1888,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         });
         let mut changed = false;
         for (subject, status) in changes {
-            match self.bufs[self.cur].observe(me, subject, status) {
+            match self.states.cur_mut().observe(me, subject, status) {
                 Ok(c) => changed |= c,
                 Err(_) => {
                     self.stats.over_capacity += 1;
@@ -1975,7 +1965,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let ttl = self.config.prune_gossip_tombstones_after;
-        if self.bufs[self.cur].prune_tombstones(now, ttl) {
+        if self.states.cur_mut().prune_tombstones(now, ttl) {
             self.changed();
         }
         self.resolve(now);
@@ -1992,8 +1982,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     );
                     if waited >= after && !self.shutting_down() {
                         let req = up_requirements(&self.config, false);
-                        let cur = self.cur;
-                        let moved = leader::weakly_up(&mut self.bufs[cur], &req);
+                        let moved = leader::weakly_up(self.states.cur_mut(), &req);
                         if moved > 0 {
                             self.local_change();
                         }
@@ -2068,14 +2057,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     fn act_on_convergence(&mut self, now: Instant) {
         self.ticks_without_convergence = 0;
         let req = up_requirements(&self.config, self.shutting_down());
-        let cur = self.cur;
         let s = self.config.downing;
         self.resolver
-            .catch_up(now, &self.bufs[cur], self.generation, &s);
+            .catch_up(now, self.states.cur(), self.generation, &s);
         let keep_down = self.resolver.holds_down_members(now);
         let keep = TOMBSTONE_MIN_AGE.min(self.config.prune_gossip_tombstones_after);
         let out = leader::actions_on_convergence(
-            &mut self.bufs[cur],
+            self.states.cur_mut(),
             now,
             &req,
             &self.departed,
@@ -2091,7 +2079,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // instead of confirming until their own deadline.
             let departed = core::mem::take(&mut self.departed);
             for d in &departed {
-                if self.bufs[self.cur].is_member(d) {
+                if self.states.cur().is_member(d) {
                     let _ = self.departed.push(*d);
                 } else {
                     self.send(d.socket_addr(), Out::Gossip(d.uid()));
@@ -2138,7 +2126,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .resolver
             .overdue(now, self.gossip().members.len(), rank, &s);
         let responsible = self.serving() && (lead == Some(me) || overdue);
-        let g = &self.bufs[self.cur];
+        let g = self.states.cur();
         self.resolver.note_contact(g, &me);
         let tick = self.config.leader_actions_interval;
         match self
@@ -2151,7 +2139,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // A new version that every ally must see before the decision; only members
                 // still in contact with this side can see it.
                 self.local_change();
-                let (g, me) = (&self.bufs[self.cur], self.me);
+                let (g, me) = (self.states.cur(), self.me);
                 self.resolver.confirming(now, g, &me);
                 self.push_to_unseen();
             }
@@ -2164,7 +2152,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// confirmation wait it reaches every such member of a small cluster, and random gossip
     /// spreads it further in a large one.
     fn push_to_unseen(&mut self) {
-        let targets: heapless::Vec<UniqueAddress, CONFIRM_PUSH> = self.unseen_targets();
+        let targets = self.unseen_targets(CONFIRM_PUSH);
         for t in targets {
             self.send(t.socket_addr(), Out::Gossip(t.uid()));
         }
@@ -2176,17 +2164,17 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.status != NodeStatus::Member {
             return;
         }
-        let targets: heapless::Vec<UniqueAddress, { news::FANOUT }> = self.unseen_targets();
+        let targets = self.unseen_targets(news::FANOUT);
         for t in targets {
             let (uid, since) = (t.uid(), Since::Previous);
             self.send(t.socket_addr(), Out::Delta { uid, since });
         }
     }
 
-    /// Up to `K` members that have not seen the current state, that nobody flags and that the
+    /// Up to `k` members that have not seen the current state, that nobody flags and that the
     /// outbox has room for, from a random place in the member list on.
-    fn unseen_targets<const K: usize>(&mut self) -> heapless::Vec<UniqueAddress, K> {
-        let g = &self.bufs[self.cur];
+    fn unseen_targets(&mut self, k: usize) -> heapless::Vec<UniqueAddress, CONFIRM_PUSH> {
+        let g = self.states.cur();
         let n = g.members.len();
         if n < 2 {
             return heapless::Vec::new();
@@ -2200,7 +2188,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             .filter(|m| !reach.rows_of(&self.me).any(|r| r.subject == m.address))
             .filter(|m| reach.is_reachable(&m.address))
             .map(|m| m.address)
-            .take(K.min(room))
+            .take(k.min(room))
             .collect()
     }
 
@@ -2215,12 +2203,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Downing::SplitBrainResolver(strategy) => strategy,
             _ => Strategy::DownAll,
         };
-        let cur = self.cur;
         let (mask, silent) = {
-            let p = self.resolver.partition(&self.bufs[cur]);
+            let p = self.resolver.partition(self.states.cur());
             (p.to_down(&strategy, decision), p.silent())
         };
-        let me = self.bufs[cur].index_of(&self.me).ok();
+        let me = self.states.cur().index_of(&self.me).ok();
         let self_downed = me.is_some_and(|i| mask[i]);
         // Who is told at once, directly: first the members that have seen the state decided
         // on (in contact: allies kept, or this side's members downed with it), so that none is
@@ -2228,7 +2215,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         // if it later found itself with them); then downed members this node does not flag,
         // so they stop at once.
         let told: heapless::Vec<UniqueAddress, OUTBOX_CAPACITY> = {
-            let g = &self.bufs[cur];
+            let g = self.states.cur();
             let mine = g.reachability().rows_of(&self.me);
             let room = self.outbox.room().saturating_sub(2);
             let others = g
@@ -2248,7 +2235,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 .take(room)
                 .collect()
         };
-        let g = &mut self.bufs[cur];
+        let g = self.states.cur_mut();
         let mut downed = 0;
         let order = (0..g.members.len()).filter(|i| Some(*i) != me).chain(me);
         for i in order.filter(|i| mask[*i]) {
@@ -2274,7 +2261,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             downed,
             self_downed,
         }));
-        self.resolver.acted(now, &self.bufs[cur], downed, &s);
+        self.resolver.acted(now, self.states.cur(), downed, &s);
         if downed > 0 {
             self.local_change();
             for a in &told {
@@ -2302,7 +2289,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             // spread the news, confirm to the leader, and keep confirming for a few ticks.
             self.status = NodeStatus::Exiting;
             self.departure.start_exit();
-            self.bufs[self.cur].add_seen(self.me);
+            self.states.cur_mut().add_seen(self.me);
             self.changed();
             self.spread_to_some();
             self.confirm_departure();
@@ -2348,7 +2335,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// has stopped taking part, so they may remove it without waiting for failure detection.
     fn confirm_departure(&mut self) {
         let me = self.me;
-        let g = &self.bufs[self.cur];
+        let g = self.states.cur();
         let first = leader::leader_among(g, &me, |m| m.address != me);
         let second =
             first.and_then(|f| leader::leader_among(g, &me, |m| m.address != me && m.address != f));
@@ -2412,7 +2399,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     fn local_change(&mut self) {
         let mark_seen = self.status != NodeStatus::Exiting;
         let me = self.me;
-        if self.bufs[self.cur].bump(me, mark_seen).is_err() {
+        if self.states.cur_mut().bump(me, mark_seen).is_err() {
             self.stats.over_capacity += 1;
             self.limits.reached(Limit::Members);
         }
