@@ -232,7 +232,11 @@ impl DropLine {
 
 /// The size of the union of two member lists sorted by address, counting only members for
 /// which `alive` holds.
-fn union_len(a: &[Member], b: &[Member], alive: impl Fn(&UniqueAddress) -> bool) -> usize {
+pub(crate) fn union_len(
+    a: &[Member],
+    b: &[Member],
+    alive: &dyn Fn(&UniqueAddress) -> bool,
+) -> usize {
     let (mut i, mut j, mut n) = (0, 0, 0);
     loop {
         while a.get(i).is_some_and(|m| !alive(&m.address)) {

@@ -622,16 +622,11 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             let a = &other.members[j].address;
             tombstones.binary_search_by(|t| t.address.cmp(a)).is_err()
         };
-        let n = crate::sorted::union_len_where(
-            &self.members,
-            &other.members,
-            |m| {
-                tombstones
-                    .binary_search_by(|t| t.address.cmp(&m.address))
-                    .is_err()
-            },
-            |m| m.address,
-        );
+        // Our members are not tombstoned (see above), so counting only live members of both
+        // is counting theirs less the tombstoned: the count the capacity rule makes too.
+        let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
+        debug_assert!(self.members.iter().all(|m| alive(&m.address)));
+        let n = crate::capacity::union_len(&self.members, &other.members, &alive);
         if n > M {
             return Err(CapacityError::Members);
         }

@@ -102,6 +102,7 @@ pub fn union_into_mapped<S, T: Clone, K: Ord, const N: usize>(
 }
 
 /// The size of `dst ∪ {x ∈ src | take(x)}`, both sorted and unique by `key`.
+#[cfg(test)]
 pub fn union_len_where<T, K: Ord>(
     dst: &[T],
     src: &[T],
