@@ -622,8 +622,9 @@ impl<const M: usize, const R: usize> Gossip<M, R> {
             let a = &other.members[j].address;
             tombstones.binary_search_by(|t| t.address.cmp(a)).is_err()
         };
-        // Our members are not tombstoned (see above), so counting only live members of both
-        // is counting theirs less the tombstoned: the count the capacity rule makes too.
+        // Our members are not tombstoned (this function's precondition), so counting the live
+        // members of both sides counts all of ours and theirs less the tombstoned: the count
+        // the capacity rule makes too.
         let alive = |a: &UniqueAddress| tombstones.binary_search_by(|t| t.address.cmp(a)).is_err();
         debug_assert!(self.members.iter().all(|m| alive(&m.address)));
         let n = crate::capacity::union_len(&self.members, &other.members, &alive);
