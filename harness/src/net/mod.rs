@@ -137,6 +137,38 @@ impl Drop for Partial {
     }
 }
 
+/// Waits until the kernel delivers datagrams for the IPv6 `addr` locally in namespace
+/// `name`. Even with `nodad` the address's local route is installed by a kernel work item
+/// after `ip addr add` returns; a datagram arriving before it is dropped (on a busy machine
+/// a test's first datagram was). IPv4 installs it at once.
+fn wait_until_local(name: &str, addr: IpAddr) -> io::Result<()> {
+    let addr = addr.to_string();
+    let args = [
+        "-n",
+        name,
+        "-6",
+        "route",
+        "show",
+        "table",
+        "local",
+        addr.as_str(),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if !netns::ip_output(&args, None)?.trim().is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{addr} in {name}: no local route after 10 s"),
+            ));
+        }
+        // Polled: the kernel tells no one when its work item has run.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 impl Network {
     /// Builds the namespaces, their TUN devices and addresses, and starts the hub.
     /// Needs root (`CAP_NET_ADMIN` and `CAP_SYS_ADMIN`), `/dev/net/tun` and `ip`.
@@ -182,6 +214,11 @@ impl Network {
             netns::ip(&["-n", &name, "-batch", "-"], Some(&script))?;
             ns_fds.push(fd);
             addrs.push(addr);
+        }
+        if spec.ipv6 {
+            for (name, addr) in partial.0.iter().zip(&addrs) {
+                wait_until_local(name, *addr)?;
+            }
         }
         let hub = hub::Hub::start(tuns, &addrs, spec.seed)?;
         Ok(Network {

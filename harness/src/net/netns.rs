@@ -40,6 +40,11 @@ pub(crate) fn enter(fd: &OwnedFd) -> io::Result<()> {
 /// Runs `ip` with `args`, feeding `stdin` (for `-batch -`), and turns a failure exit
 /// status into an error that carries ip's own message.
 pub(crate) fn ip(args: &[&str], stdin: Option<&str>) -> io::Result<()> {
+    ip_output(args, stdin).map(drop)
+}
+
+/// [`ip`], returning what it printed.
+pub(crate) fn ip_output(args: &[&str], stdin: Option<&str>) -> io::Result<String> {
     let mut cmd = Command::new("ip");
     cmd.args(args)
         .stdin(if stdin.is_some() {
@@ -47,7 +52,7 @@ pub(crate) fn ip(args: &[&str], stdin: Option<&str>) -> io::Result<()> {
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
@@ -65,7 +70,7 @@ pub(crate) fn ip(args: &[&str], stdin: Option<&str>) -> io::Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Creates the named namespace. `ip netns add` also prepares `/var/run/netns` as a
