@@ -43,8 +43,8 @@ pub(crate) struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    // Out of line, as `bytes`: inlined at its thirty callers it was 0.5 kB of a device's flash.
-    #[inline(never)]
+    // Inlined (unlike `bytes`): out of line it saved 0.25 kB of a device's flash but made
+    // encoding a 1,000-member state 1.7 times slower.
     pub(crate) fn byte(&mut self, b: u8) -> Result<(), BufferTooSmall> {
         if let Some(buf) = self.buf.as_deref_mut() {
             *buf.get_mut(self.pos).ok_or(BufferTooSmall)? = b;
