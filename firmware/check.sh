@@ -17,7 +17,7 @@ export CARGO_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/../target/firmware}"
 FLASH_BUDGET=65536
 # What CI holds the `node` firmware to until the budget is met: the size measured when this
 # check was written, so that it can only shrink. Lower it whenever the firmware shrinks.
-FLASH_CEILING=78100
+FLASH_CEILING=75100
 
 TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi)
 declare -A BOARD=([thumbv7em-none-eabihf]="mps2-an386 (Cortex-M4)" [thumbv6m-none-eabi]="mps2-an385 (Cortex-M3 running ARMv6-M code)")

@@ -64,6 +64,7 @@ enum Failure {
     TooDeep,
     Timeout(&'static str),
     Missing(&'static str),
+    Memory(&'static str),
 }
 
 impl Failure {
@@ -74,6 +75,7 @@ impl Failure {
             Failure::TooDeep => ("a step went deeper than the measured stack window", ""),
             Failure::Timeout(what) => ("timed out waiting for", what),
             Failure::Missing(what) => ("a surviving node did not report", what),
+            Failure::Memory(what) => ("the firmware's memory routine is wrong:", what),
         }
     }
 }
@@ -348,6 +350,8 @@ fn sixteen(config: &Config) -> Result<(), Failure> {
 }
 
 fn run() -> Result<(), Failure> {
+    fjell_firmware::mem::self_check().map_err(Failure::Memory)?;
+    hprintln!("memory routines (fjell_firmware::mem): checked");
     // fjell-core is built without the `phi` feature (see Cargo.toml): the defaults, which ask
     // for phi, must be refused with the key to change, and the deadline detector taken.
     let mut config = Config::default();
