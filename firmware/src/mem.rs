@@ -14,54 +14,6 @@
 
 use core::arch::asm;
 
-/// Copies `n` bytes from `src` to `dest` upwards, byte by byte.
-#[inline(always)]
-unsafe fn copy_up(dest: *mut u8, src: *const u8, n: usize) {
-    if n == 0 {
-        return;
-    }
-    // SAFETY: the caller's contract: `n` bytes readable at `src` and writable at `dest`.
-    unsafe {
-        asm!(
-            "2:",
-            "ldrb r3, [r1]",
-            "strb r3, [r0]",
-            "adds r0, #1",
-            "adds r1, #1",
-            "subs r2, #1",
-            "bne 2b",
-            inout("r0") dest => _,
-            inout("r1") src => _,
-            inout("r2") n => _,
-            out("r3") _,
-            options(nostack),
-        );
-    }
-}
-
-/// Copies `n` bytes from `src` to `dest` downwards (from the last byte), byte by byte.
-#[inline(always)]
-unsafe fn copy_down(dest: *mut u8, src: *const u8, n: usize) {
-    if n == 0 {
-        return;
-    }
-    // SAFETY: as in `copy_up`. The flags `subs` sets survive `ldrb` and `strb`.
-    unsafe {
-        asm!(
-            "2:",
-            "subs r2, #1",
-            "ldrb r3, [r1, r2]",
-            "strb r3, [r0, r2]",
-            "bne 2b",
-            inout("r0") dest => _,
-            inout("r1") src => _,
-            inout("r2") n => _,
-            out("r3") _,
-            options(nostack),
-        );
-    }
-}
-
 /// Sets `n` bytes at `dest` to `c`, from the last byte down.
 #[inline(always)]
 unsafe fn fill(dest: *mut u8, c: u8, n: usize) {
@@ -83,16 +35,42 @@ unsafe fn fill(dest: *mut u8, c: u8, n: usize) {
     }
 }
 
-/// Either direction, so that overlapping ranges copy correctly: downwards when `dest` lies
-/// inside `src..src + n`, upwards otherwise.
+/// Copies `n` bytes from `src` to `dest`, byte by byte, in the direction that keeps
+/// overlapping ranges correct: downwards (from the last byte) when `dest` lies inside
+/// `src..src + n`, upwards otherwise.
 unsafe fn copy(dest: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller's contract.
+    // SAFETY: the caller's contract: `n` bytes readable at `src` and writable at `dest`. The
+    // flags `subs` sets survive `ldrb` and `strb`.
     unsafe {
-        if (dest as usize).wrapping_sub(src as usize) < n {
-            copy_down(dest, src, n)
-        } else {
-            copy_up(dest, src, n)
-        }
+        asm!(
+            "subs r3, r0, r1",
+            "cmp r3, r2",
+            "bhs 3f",
+            // Downwards; `n` is not 0 here, since `dest - src < n`.
+            "2:",
+            "subs r2, #1",
+            "ldrb r3, [r1, r2]",
+            "strb r3, [r0, r2]",
+            "bne 2b",
+            "b 5f",
+            // Upwards.
+            "3:",
+            "cmp r2, #0",
+            "beq 5f",
+            "4:",
+            "ldrb r3, [r1]",
+            "strb r3, [r0]",
+            "adds r0, #1",
+            "adds r1, #1",
+            "subs r2, #1",
+            "bne 4b",
+            "5:",
+            inout("r0") dest => _,
+            inout("r1") src => _,
+            inout("r2") n => _,
+            out("r3") _,
+            options(nostack),
+        );
     }
 }
 
