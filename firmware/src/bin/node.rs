@@ -15,7 +15,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
 use fjell_core::{Config, DetectorKind, DeviceNode, Event, Instant, UniqueAddress};
-// Its size-first memory routines (`fjell_firmware::mem`).
+// Links the size-first memory routines (`fjell_firmware::mem`): a crate never named is not
+// linked, and compiler-builtins' routines would be used (3 kB more).
 use fjell_firmware as _;
 
 /// Core clock of the board (the MPS2 boards run at 25 MHz).
