@@ -427,7 +427,8 @@ impl Encode for Member {
         w.varint(self.up_number.map_or(NOT_UP, NonZeroU32::get).into())?;
         self.roles.encode(w)?;
         self.app_version.encode(w)?;
-        self.capacity.encode(w)
+        self.capacity.encode(w)?;
+        w.bool(self.leader_eligible)
     }
 }
 
@@ -446,6 +447,7 @@ impl Decode for Member {
             roles: r.take()?,
             app_version: r.take()?,
             capacity: r.take()?,
+            leader_eligible: r.bool()?,
         })
     }
 }
@@ -528,7 +530,8 @@ impl Encode for Compat {
         }
         self.downing.encode(w)?;
         w.bool(self.enforce_on_join)?;
-        self.capacity.encode(w)
+        self.capacity.encode(w)?;
+        w.bool(self.leader_eligible)
     }
 }
 
@@ -546,6 +549,7 @@ impl Decode for Compat {
             downing: r.take()?,
             enforce_on_join: r.bool()?,
             capacity: r.take()?,
+            leader_eligible: r.bool()?,
         })
     }
 }
@@ -652,16 +656,19 @@ mod tests {
             proptest::option::of(1..=crate::member::MAX_UP_NUMBER),
             roles,
             any::<(u16, u16, u16)>(),
-            capacity,
+            (capacity, any::<bool>()),
         )
-            .prop_map(|(address, status, up, roles, (a, b, c), capacity)| Member {
-                address,
-                status,
-                up_number: up.and_then(NonZeroU32::new),
-                roles,
-                app_version: AppVersion::new(a, b, c),
-                capacity,
-            })
+            .prop_map(
+                |(address, status, up, roles, (a, b, c), (capacity, leader_eligible))| Member {
+                    address,
+                    status,
+                    up_number: up.and_then(NonZeroU32::new),
+                    roles,
+                    app_version: AppVersion::new(a, b, c),
+                    capacity,
+                    leader_eligible,
+                },
+            )
     }
 
     fn name() -> impl Strategy<Value = Name> {
@@ -705,15 +712,18 @@ mod tests {
             settings,
             downing,
             any::<bool>(),
-            any::<(u16, u16)>(),
+            any::<(u16, u16, bool)>(),
         )
             .prop_map(
-                |(cluster_name, settings, downing, enforce_on_join, (members, records))| Compat {
-                    cluster_name,
-                    settings,
-                    downing,
-                    enforce_on_join,
-                    capacity: Capacity { members, records },
+                |(cluster_name, settings, downing, enforce_on_join, (members, records, lead))| {
+                    Compat {
+                        cluster_name,
+                        settings,
+                        downing,
+                        enforce_on_join,
+                        capacity: Capacity { members, records },
+                        leader_eligible: lead,
+                    }
                 },
             )
     }

@@ -43,6 +43,8 @@ pub struct Compat {
     /// What the node can hold ([`crate::capacity`]): checked against the cluster's size, not
     /// against the member's own declaration.
     pub capacity: Capacity,
+    /// `leader-eligible`: copied into the joiner's member record, not checked.
+    pub leader_eligible: bool,
 }
 
 impl Compat {
@@ -55,6 +57,7 @@ impl Compat {
             downing: DowningDeclaration::of(&config.downing),
             enforce_on_join: config.enforce_on_join,
             capacity: Capacity::UNBOUNDED,
+            leader_eligible: config.leader_eligible,
         }
     }
 

@@ -36,6 +36,15 @@ pub struct Config {
     pub roles: RoleSet,
     /// Application version of this node (`app-version`).
     pub app_version: AppVersion,
+    /// Whether this node may lead (`leader-eligible`, default true when fjell-core is built
+    /// with its `lead` feature): act as the cluster's leader and decide for its side of a
+    /// partition. A node that may not is a member like any other, but the leader and each
+    /// side's downing lead are chosen among members that may; it never founds a cluster
+    /// ([`crate::CommandError::CannotFound`]), takes no joiners, and stops
+    /// ([`crate::StopReason::NoLeader`]) when cut off from every member that may lead for
+    /// twice `stable-after`. Built without `lead`, a node leaves that code out (a device's
+    /// flash) and must set this to false.
+    pub leader_eligible: bool,
     /// Gossip tick (`gossip-interval`, 1 s).
     pub gossip_interval: Duration,
     /// Leader tick (`leader-actions-interval`, 1 s).
@@ -257,6 +266,7 @@ impl Default for Config {
             cluster_name,
             roles: RoleSet::new(),
             app_version: AppVersion::default(),
+            leader_eligible: cfg!(feature = "lead"),
             gossip_interval: Duration::from_secs(1),
             leader_actions_interval: Duration::from_secs(1),
             seed_node_timeout: Duration::from_secs(5),
@@ -319,6 +329,7 @@ impl Config {
         "cluster-name",
         "roles",
         "app-version",
+        "leader-eligible",
         "gossip-interval",
         "leader-actions-interval",
         "seed-node-timeout",
@@ -357,6 +368,12 @@ impl Config {
             return Err(ConfigError {
                 key: "cluster-name",
                 reason: "must not be empty",
+            });
+        }
+        if self.leader_eligible && !cfg!(feature = "lead") {
+            return Err(ConfigError {
+                key: "leader-eligible",
+                reason: "fjell-core is built without its `lead` feature",
             });
         }
         positive("gossip-interval", self.gossip_interval)?;

@@ -34,6 +34,10 @@ pub enum StopReason {
     /// [`crate::compat::Incompatibility::Capacity`] comes first). Start a new incarnation to
     /// try again.
     Dropped,
+    /// It may not lead (`leader-eligible = false`) and was cut off from every member that may
+    /// for twice `stable-after`: nobody could decide for it. Start a new incarnation to join
+    /// again.
+    NoLeader,
 }
 
 /// Something the user may want to react to.

@@ -16,7 +16,8 @@ use crate::time::Instant;
 
 /// The leader among members accepted by `filter` (notes §7.1).
 ///
-/// Candidates are members that are not Down and that no (non-Down) observer flags (Pekko also
+/// Candidates are members that may lead (`leader-eligible`; where none is a candidate there
+/// is no leader) that are not Down and that no (non-Down) observer flags (Pekko also
 /// counts Down observers, whose stale verdicts then keep a healthy node from leading), with
 /// `self_node` always counting as reachable for itself. The first candidate in address order
 /// whose status is Up, Leaving, PreparingForShutdown or ReadyForShutdown leads; if none, the
@@ -42,7 +43,9 @@ fn among<const M: usize, const R: usize>(
             || g.reachability.is_empty()
             || g.reachability_of(&m.address) == ReachabilityStatus::Reachable
     };
-    let candidate = |m: &&Member| m.status != MemberStatus::Down && filter(m) && reachable(m);
+    let candidate = |m: &&Member| {
+        m.leader_eligible && m.status != MemberStatus::Down && filter(m) && reachable(m)
+    };
     if let Some(m) = g
         .members
         .iter()

@@ -22,6 +22,11 @@
 //!   ([`DetectorKind::Deadline`]) is compiled in, and none of the double-precision math phi
 //!   needs, which is worth about 13 kB of flash on a Cortex-M4; a configuration that
 //!   asks for phi is refused by [`Node::new`].
+//! - `lead` (default): the code a member that may lead runs, the leader's convergence actions
+//!   and its side's downing decisions. Without it a node is a member that never leads
+//!   ([`Config::leader_eligible`] must be false, and is by default): it joins through members
+//!   that may lead, takes no joiners, and stops when cut off from all of them. About 12.6 kB of
+//!   flash on a Cortex-M4, which brings a device's firmware under 64 KiB (at opt-level "z").
 //! - `std`: conversions from `std::time::Instant`.
 //! - `alloc`: the per-member state on the heap (see "Memory" below), and
 //!   `Node::drain_vec` / `Node::poll_transmit_vec` with a message buffer that grows to the
@@ -30,7 +35,7 @@
 //! ## Memory
 //!
 //! Without `alloc` a node holds all its state in its own value, sized by its capacities and
-//! not by the cluster: a [`DeviceNode`] is 12.6 kB and can live in a `static`; a
+//! not by the cluster: a [`DeviceNode`] is 13.4 kB and can live in a `static`; a
 //! [`ServerNode`] is 1.9 MB, which in a debug build passes through the stack when built. With
 //! `alloc` the value is under 10 kB whatever the capacities (a [`ServerNode`] is built on any
 //! thread), and the per-member state grows with the cluster, never beyond the capacities: a

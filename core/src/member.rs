@@ -362,10 +362,14 @@ pub struct Member {
     pub app_version: AppVersion,
     /// What the node can hold, declared when joining (see [`crate::capacity`]).
     pub capacity: Capacity,
+    /// Whether the member may lead, declared when joining: the leader and the side's downing
+    /// lead are chosen among members that may (see [`crate::Config::leader_eligible`]).
+    pub leader_eligible: bool,
 }
 
 impl Member {
-    /// A new Joining member, declaring no capacity bound (set [`Member::capacity`] for one).
+    /// A new Joining member, declaring no capacity bound (set [`Member::capacity`] for one)
+    /// and eligible to lead.
     pub fn joining(address: UniqueAddress, roles: RoleSet, app_version: AppVersion) -> Member {
         Member {
             address,
@@ -374,6 +378,7 @@ impl Member {
             roles,
             app_version,
             capacity: Capacity::UNBOUNDED,
+            leader_eligible: true,
         }
     }
 
@@ -474,6 +479,7 @@ mod tests {
         roles: RoleSet,
         app_version: AppVersion,
         capacity: Capacity,
+        leader_eligible: bool,
     }
 
     fn old(m: &Member, up_number: u32) -> OldMember {
@@ -484,6 +490,7 @@ mod tests {
             roles: m.roles,
             app_version: m.app_version,
             capacity: m.capacity,
+            leader_eligible: m.leader_eligible,
         }
     }
 

@@ -139,6 +139,9 @@ pub enum CommandError {
     },
     /// The status change is not allowed.
     Illegal(IllegalTransition),
+    /// This node may not lead, so it cannot found a cluster: it cannot join itself nor be
+    /// the first seed node (see [`Config::leader_eligible`]).
+    CannotFound,
 }
 
 impl fmt::Display for CommandError {
@@ -153,6 +156,10 @@ impl fmt::Display for CommandError {
                 write!(f, "{given} seed nodes given; at most {max} are supported")
             }
             CommandError::Illegal(t) => t.fmt(f),
+            CommandError::CannotFound => f.write_str(
+                "this node may not lead (leader-eligible = false), so it cannot found a cluster: \
+                 it cannot join itself nor be the first seed node",
+            ),
         }
     }
 }
@@ -225,6 +232,8 @@ pub struct Node<const M: usize, const R: usize, const H: usize = 64> {
     notices: heapless::Deque<Event, NOTICES>,
     departed: heapless::Vec<UniqueAddress, MAX_DEPARTED>,
     ticks_without_convergence: u32,
+    /// Since when this node, which may not lead, has seen no member that may (see `follow`).
+    cut_off_since: Option<Instant>,
     /// A full-cluster shutdown this node started or joined (see `shutting_down`), or its
     /// way out: Down, or Exiting.
     departure: Departure,
@@ -316,6 +325,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             notices: heapless::Deque::new(),
             departed: heapless::Vec::new(),
             ticks_without_convergence: 0,
+            cut_off_since: None,
             departure: Departure::SERVING,
             resolver: Resolver::new(),
             recent: Recent::default(),
@@ -662,7 +672,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
 
     /// Joins the cluster through the seed-node process (notes §8.2). `seeds` must be the same
     /// list, in the same order, on every node: its first entry is the only node that may
-    /// found a new cluster.
+    /// found a new cluster, so it must be a node that may lead ([`CommandError::CannotFound`]
+    /// otherwise).
     pub fn join_seed_nodes(
         &mut self,
         now: Instant,
@@ -678,6 +689,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 max: crate::join::MAX_SEEDS,
             });
         }
+        // Only the first seed founds, and a node that may not lead cannot move itself Up: as
+        // the first seed it would leave every node waiting for a cluster nobody founds.
+        if seeds[0] == self.me.socket_addr() && !self.may_lead() {
+            return Err(CommandError::CannotFound);
+        }
         let t = self.timing();
         let action = self.join.start_seeds(now, seeds, &t);
         self.status = NodeStatus::Joining;
@@ -686,8 +702,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// Joins through the member at `addr`; joining one's own address founds a new cluster.
+    /// A node that is not leader-eligible cannot found one ([`CommandError::CannotFound`]).
     pub fn join(&mut self, now: Instant, addr: SocketAddr) -> Result<(), CommandError> {
         self.check_can_join()?;
+        if addr == self.me.socket_addr() && !self.may_lead() {
+            return Err(CommandError::CannotFound);
+        }
         let t = self.timing();
         let action = self.join.start_join(now, addr, &t);
         self.status = NodeStatus::Joining;
@@ -823,7 +843,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Err(e) => {
                 self.stats.decode_errors += 1;
                 if let WireError::UnsupportedVersion { version, kind } = e {
-                    if kind == wire::Kind::InitJoin as u8 || kind == wire::Kind::Join as u8 {
+                    // (A node that may not lead answers no join request: `on_init_join`.)
+                    let join = kind == wire::Kind::InitJoin as u8 || kind == wire::Kind::Join as u8;
+                    if join && self.may_lead() {
                         self.send(from, Out::VersionRefused);
                         let reason = Incompatibility::ProtocolVersion {
                             cluster: wire::PROTOCOL_VERSION,
@@ -871,6 +893,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             } => {
                 let joiner = Member {
                     capacity: compat.capacity,
+                    leader_eligible: compat.leader_eligible,
                     ..Member::joining(from, roles, app_version)
                 };
                 self.on_join(joiner, &compat)
@@ -1044,7 +1067,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 }
             }
             JoinAction::SendJoin(to) => self.send(to, Out::Join),
-            JoinAction::JoinSelf => self.join_self(now),
+            // Never for a node that may not lead: `join` and `join_seed_nodes` refuse it.
+            JoinAction::JoinSelf if self.may_lead() => self.join_self(now),
+            JoinAction::JoinSelf => {}
             JoinAction::GiveUp => self.stop(StopReason::JoinGaveUp),
         }
     }
@@ -1053,6 +1078,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.join.stop();
         let me = Member {
             capacity: self.capacity(),
+            leader_eligible: self.may_lead(),
             ..Member::joining(self.me, self.config.roles, self.config.app_version)
         };
         let g = self.states.cur_mut();
@@ -1087,6 +1113,13 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
+        // A member that may not lead takes no joiners: the cluster it belongs to may have
+        // nobody left who could move them Up (and a device leaves that code out). It answers
+        // as a node that cannot take joins, so the joiner goes on to its other seeds.
+        if !self.may_lead() {
+            self.send(from.socket_addr(), Out::InitJoinNack);
+            return;
+        }
         if let Some(reason) = self.compat().check(compat) {
             self.refuse(from, reason);
             return;
@@ -1176,6 +1209,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     fn on_join(&mut self, joiner: Member, compat: &Compat) {
+        // Only a member that may lead takes joiners (see `on_init_join`).
+        if !self.may_lead() {
+            return;
+        }
         if let Some(reason) = self.compat().check(compat) {
             self.refuse(joiner.address, reason);
             return;
@@ -1370,7 +1407,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         };
         let (ours, our_seen) = self.digests();
         let uid = sender.uid();
-        if ours == version {
+        // (Contact counts only for a decision, which only a node that may lead takes.)
+        if ours == version && self.may_lead() {
             // The peer holds this very version: it has seen it.
             let (g, me) = (self.states.cur(), self.me);
             self.resolver.note_contact_of(g, &me, &sender);
@@ -1418,7 +1456,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             return;
         }
         let me = self.me;
-        self.resolver.note_contact(self.states.incoming(), &me);
+        if self.may_lead() {
+            self.resolver.note_contact(self.states.incoming(), &me);
+        }
         // A talkback is a delta of what the sender lacks. Adopting its version leaves it
         // lacking nothing but seen marks; otherwise this node sees the sender's state now,
         // before a merge, and finds the records of its own that differ.
@@ -1581,6 +1621,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.departed.clear();
         self.resolver = Resolver::new();
         self.ticks_without_convergence = 0;
+        self.cut_off_since = None;
         self.states.cur_mut().clear();
         self.history.clear();
         // Its view of the others goes without a MemberRemoved for each, and the next
@@ -1968,9 +2009,16 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if self.states.cur_mut().prune_tombstones(now, ttl) {
             self.changed();
         }
-        self.resolve(now);
+        // A node that may not lead never decides for others, not even down-all-when-unstable:
+        // it downs nobody, so it cannot be one of two sides that each went on without the
+        // other; an eligible member's decision reaches it as gossip, or it stops on its own.
+        if self.may_lead() {
+            self.resolve(now);
+        } else {
+            self.follow(now);
+        }
         let view = self.view();
-        if view.leader == Some(self.me) && self.status == NodeStatus::Member {
+        if self.may_lead() && view.leader == Some(self.me) && self.status == NodeStatus::Member {
             if self.is_member() && view.converged {
                 self.act_on_convergence(now);
             } else {
@@ -2045,7 +2093,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// cannot act twice on one convergence: its actions make a new version, which must
     /// converge again first.
     fn actions_due(&mut self) -> bool {
-        if self.status != NodeStatus::Member || !self.is_member() {
+        if !self.may_lead() || self.status != NodeStatus::Member || !self.is_member() {
             return false;
         }
         let view = self.view();
@@ -2087,6 +2135,50 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             }
             self.after_self_change();
         }
+    }
+
+    /// The rule of a node that may not lead, on each leader tick: cut off from every member
+    /// that may for twice `stable-after`, it stops ([`StopReason::NoLeader`]). Nobody on its
+    /// side can decide, so it would otherwise wait for good; the members that may lead decide
+    /// within one `stable-after` and the confirmation wait, and the rest is the margin for
+    /// their decision to reach it first. Cut off: no member that may lead is in contact with
+    /// this node's side (its downing lead, see `View`, is none) while some member is flagged
+    /// (a member no monitor on this side watches is never flagged here, but does not see this
+    /// side's state either), or every member that may lead is Down. Never with manual downing,
+    /// where an operator decides.
+    fn follow(&mut self, now: Instant) {
+        let s = self.config.downing;
+        // Down or Exiting, it stops on its own way out.
+        let member = self.status == NodeStatus::Member
+            && self
+                .self_member()
+                .is_some_and(|m| !matches!(m.status, MemberStatus::Down | MemberStatus::Exiting));
+        let lead = self.view().lead;
+        let (cut_off, wait) = {
+            let g = self.states.cur();
+            let r = g.reachability();
+            let flagged = g.members.iter().any(|m| !r.is_reachable(&m.address));
+            let none_left = !g
+                .members
+                .iter()
+                .any(|m| m.leader_eligible && m.status != MemberStatus::Down);
+            let cut_off = lead.is_none() && (flagged || none_left);
+            (cut_off, scaled(s.stable_after_for(g.members.len()), 2))
+        };
+        if !cut_off || !member || s.downing == Downing::Manual {
+            self.cut_off_since = None;
+            return;
+        }
+        let since = *self.cut_off_since.get_or_insert(now);
+        if now >= since + wait {
+            self.stop(StopReason::NoLeader);
+        }
+    }
+
+    /// Whether this node may lead: configured so, and built with the code for it. False
+    /// at compile time without the `lead` feature, so that code is left out.
+    fn may_lead(&self) -> bool {
+        cfg!(feature = "lead") && self.config.leader_eligible
     }
 
     /// Whether this node may act on a downing decision: a member that has been Up and is

@@ -30,7 +30,8 @@ pub(crate) struct View {
     pub shutdown: bool,
     /// The member that leads this node's side in a downing decision (see `Node::resolve`).
     pub lead: Option<UniqueAddress>,
-    /// How many members in contact come before this node in address order, the lead excluded:
+    /// How many leader-eligible members in contact come before this node in address order, the
+    /// lead excluded:
     /// the order in which they take over an overdue decision.
     pub rank: usize,
     /// Some member has a status the leader's convergence actions move on or remove: Joining,
@@ -85,7 +86,7 @@ impl View {
                 m.status,
                 MemberStatus::PreparingForShutdown | MemberStatus::ReadyForShutdown
             );
-            if s && m.address < *me && Some(m.address) != lead {
+            if s && m.leader_eligible && m.address < *me && Some(m.address) != lead {
                 rank += 1;
             }
             if !s && m.address != *me && g.reachability().is_reachable(&m.address) {

@@ -29,8 +29,9 @@ pub const MAGIC: u8 = 0xF7;
 /// settings and enforce-on-join ([`Compat`]). 3: the handshake and member records carry each
 /// node's capacity ([`crate::capacity`]). 4: gossip deltas ([`crate::delta`]) and status
 /// replies. 5: one heartbeat each way between ring neighbours, carrying the echo of the
-/// other's ([`Beat`]), instead of a request and a response.
-pub const PROTOCOL_VERSION: u8 = 5;
+/// other's ([`Beat`]), instead of a request and a response. 6: the handshake and member
+/// records say whether the member may lead ([`crate::Config::leader_eligible`]).
+pub const PROTOCOL_VERSION: u8 = 6;
 
 /// Which lane a transport should use for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

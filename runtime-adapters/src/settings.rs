@@ -464,6 +464,7 @@ impl Settings {
                 c.app_version =
                     AppVersion::parse(&string(&v)?).ok_or("must be numeric major.minor.patch")?
             }
+            "leader-eligible" => c.leader_eligible = boolean(&v)?,
             "gossip-interval" => c.gossip_interval = duration(&v)?,
             "leader-actions-interval" => c.leader_actions_interval = duration(&v)?,
             "seed-node-timeout" => c.seed_node_timeout = duration(&v)?,
@@ -821,6 +822,7 @@ mod tests {
             | "log-info-verbose"
             | "log-json"
             | "split-brain-resolver.keep-oldest.down-if-alone"
+            | "leader-eligible"
             | "configuration-compatibility-check.enforce-on-join" => "false",
             "bind" | "advertised-address" | "management.http" => "\"127.0.0.1:1\"",
             k if k.ends_with(".role") => "\"r\"",
