@@ -45,6 +45,8 @@ struct Tally {
     decisions: u64,
     unstable: u64,
     holds: u64,
+    follower_holds: u64,
+    no_leader_stops: u64,
     /// Simulator split brains the event-stream oracle agreed with, and did not.
     agreed: (u64, u64),
     max_lag: Option<std::time::Duration>,
@@ -89,6 +91,8 @@ fn adversarial(args: &[String]) {
                         t.decisions += rep.decisions as u64;
                         t.unstable += rep.unstable_decisions as u64;
                         t.holds += rep.holds_checked as u64;
+                        t.follower_holds += rep.follower_holds as u64;
+                        t.no_leader_stops += rep.no_leader_stops as u64;
                         t.max_lag = t.max_lag.max(rep.max_decision_lag);
                         if rep.unsettled_mutual_downs > 0 {
                             t.unsettled += 1;
@@ -129,6 +133,11 @@ fn adversarial(args: &[String]) {
         "  passing runs: {} faults, {} UnreachableMember events, {} decisions ({} as unstable), \
          {} held partitions checked",
         t.faults, t.unreachable, t.decisions, t.unstable, t.holds
+    );
+    println!(
+        "  members that may not lead: {} held partitions with a side of only such members, {} \
+         such members stopped cut off from every member that may",
+        t.follower_holds, t.no_leader_stops
     );
     println!(
         "  decisions on held partitions came at most {:?} after stable-after (allowed: {:?}, \

@@ -17,6 +17,7 @@ fn campaign_simsplitbrain_seed_145() {
             profile: Profile::Jittery,
             extras: vec![Extra::Joiner(Sbr::DownAll)],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -50,6 +51,7 @@ fn campaign_simsplitbrain_seed_155() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -85,6 +87,7 @@ fn campaign_latedecision_seed_246() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -120,6 +123,7 @@ fn campaign_undecided_seed_124() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(0),
@@ -147,6 +151,7 @@ fn campaign_unstabledecision_seed_74() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(0),
@@ -176,6 +181,7 @@ fn campaign_silentrefusal_seed_5() {
                 fjell_core::testing::wire::PROTOCOL_VERSION + 1,
             )],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(0),
@@ -203,6 +209,7 @@ fn campaign_joinstuck_seed_26() {
             profile: Profile::Clean,
             extras: vec![Extra::Joiner(Sbr::KeepMajority), Extra::Stranger],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(0),
@@ -233,6 +240,7 @@ fn campaign_simsplitbrain_seed_253() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -269,6 +277,7 @@ fn campaign_joinstuck_seed_68219() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -314,6 +323,7 @@ fn campaign_joinstuck_seed_2696() {
                 Extra::OtherVersion(fjell_core::testing::wire::PROTOCOL_VERSION + 1),
             ],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -367,6 +377,7 @@ fn campaign_simsplitbrain_seed_445() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -401,6 +412,7 @@ fn campaign_unstabledecision_seed_2368() {
             profile: Profile::Slow,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(428),
@@ -432,6 +444,7 @@ fn campaign_simsplitbrain_seed_3270() {
             profile: Profile::Slow,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -467,6 +480,7 @@ fn campaign_siminvariant_seed_9456() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -525,6 +539,7 @@ fn campaign_simsplitbrain_seed_27018() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -559,6 +574,7 @@ fn campaign_simsplitbrain_seed_15774() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -596,6 +612,7 @@ fn campaign_simsplitbrain_seed_39894() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -631,6 +648,7 @@ fn campaign_simsplitbrain_seed_78517() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -668,6 +686,7 @@ fn campaign_simsplitbrain_seed_51998() {
             profile: Profile::Jittery,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -710,6 +729,7 @@ fn campaign_unstabledecision_seed_6466() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(2902),
@@ -741,6 +761,7 @@ fn campaign_joinstuck_seed_10941() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -781,6 +802,7 @@ fn campaign_unstabledecision_seed_24082() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -815,6 +837,7 @@ fn campaign_simsplitbrain_seed_2621() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -852,6 +875,7 @@ fn campaign_simsplitbrain_seed_42424() {
             profile: Profile::Jittery,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(6698),
@@ -880,6 +904,7 @@ fn campaign_unstabledecision_seed_20514() {
             profile: Profile::Slow,
             extras: vec![],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(5665),
@@ -912,6 +937,7 @@ fn campaign_unstabledecision_seed_190801() {
             profile: Profile::Jittery,
             extras: vec![Extra::Stranger],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -953,6 +979,7 @@ fn campaign_joinstuck_seed_192015() {
                 Extra::Joiner(Sbr::KeepMajority),
             ],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -997,6 +1024,7 @@ fn campaign_wedged_seed_1146() {
             max_members: vec![
                 17, 19, 20, 17, 19, 18, 17, 17, 17, 17, 19, 17, 18, 19, 18, 17, 0, 0, 15, 0,
             ],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -1042,6 +1070,7 @@ fn campaign_splitbrain_seed_216() {
             profile: Profile::Slow,
             extras: vec![Extra::Joiner(Sbr::KeepMajority)],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -1081,6 +1110,7 @@ fn campaign_joinstuck_seed_185() {
             profile: Profile::Slow,
             extras: vec![],
             max_members: vec![7, 5, 5, 5, 8],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -1117,6 +1147,7 @@ fn campaign_joinstuck_seed_10941_a_joiner_that_starts_over_says_so() {
             profile: Profile::Clean,
             extras: vec![Extra::Stranger],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -1157,6 +1188,7 @@ fn campaign_wedged_seed_21749() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![10, 11, 9, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -1197,6 +1229,7 @@ fn campaign_wedged_seed_83144() {
             profile: Profile::Clean,
             extras: vec![],
             max_members: vec![7, 7, 10, 7, 10, 7, 7, 0, 6, 0],
+            followers: vec![],
         },
         steps: vec![
             Step {
@@ -1241,6 +1274,7 @@ fn campaign_latedecision_seed_5917() {
                 Extra::OtherVersion(fjell_core::testing::wire::PROTOCOL_VERSION.wrapping_add(1)),
             ],
             max_members: vec![],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(32090),
@@ -1280,6 +1314,7 @@ fn campaign_latedecision_seed_3699() {
             max_members: vec![
                 17, 16, 16, 18, 16, 18, 17, 16, 16, 16, 17, 18, 16, 16, 16, 17, 0, 0, 0, 0, 0, 0,
             ],
+            followers: vec![],
         },
         steps: vec![Step {
             wait: Wait::Ms(5484),

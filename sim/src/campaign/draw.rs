@@ -165,6 +165,28 @@ pub fn draw(seed: u64) -> Drawn {
             max_members.push(if small { (nodes - 1) as u16 } else { 0 });
         }
     }
+    // Members that may not lead, in a third of the runs, on a stream of their own (earlier
+    // seeds' runs stay as they were): one to all but node 0 (the founder), often all but
+    // one or two, so that sides with no eligible member are common; joiners too.
+    let mut followers = Vec::new();
+    let mut rf = Rng::new(seed ^ 0xF011_0E25_0000_0021);
+    if rf.below(3) == 0 {
+        let mut candidates: Vec<NodeId> = (1..nodes).collect();
+        let count = match rf.below(3) {
+            0 => nodes - 1,
+            1 => (nodes - 1).saturating_sub(1).max(1),
+            _ => 1 + rf.below(nodes - 1),
+        };
+        while followers.len() < count {
+            followers.push(candidates.swap_remove(rf.below(candidates.len())));
+        }
+        for (i, e) in extras.iter().enumerate() {
+            if matches!(e, Extra::Joiner(_)) && rf.below(2) == 0 {
+                followers.push(nodes + i);
+            }
+        }
+        followers.sort_unstable();
+    }
     let params = Params {
         nodes,
         sbr,
@@ -173,6 +195,7 @@ pub fn draw(seed: u64) -> Drawn {
         profile,
         extras,
         max_members,
+        followers,
     };
     let mut g = Gen {
         p: &params,

@@ -7,11 +7,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::Duration;
 
-use fjell_core::{Downing, Instant, MemberStatus, NodeStatus, Reason, Strategy, UniqueAddress};
+use fjell_core::{
+    Downing, Event, Instant, MemberStatus, NodeStatus, Reason, StopReason, Strategy, UniqueAddress,
+};
 
 use super::oracle::{Oracle, Violation};
 use super::schedule::{Extra, Fault, Sbr, Schedule, Wait};
-use crate::{addr_of, LinkConfig, NodeId, Sim};
+use crate::{addr_of, LinkConfig, Logged, NodeId, Sim};
 
 /// Which check a run failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,11 +53,14 @@ pub enum Check {
     /// A run at capacity ([`super::Kind::Capacity`]) left a running member that does not see
     /// convergence after the final heal, the settle period and [`WEDGE_GRACE`].
     Wedged,
+    /// A node configured `leader-eligible = false` reported a downing decision, or a node
+    /// reported such a node as its leader.
+    FollowerLed,
 }
 
 impl Check {
     /// Every check.
-    pub const ALL: [Check; 13] = [
+    pub const ALL: [Check; 14] = [
         Check::SplitBrain,
         Check::SimSplitBrain,
         Check::SimInvariant,
@@ -69,6 +74,7 @@ impl Check {
         Check::JoinStuck,
         Check::SilentRefusal,
         Check::Wedged,
+        Check::FollowerLed,
     ];
 }
 
@@ -110,6 +116,11 @@ pub struct Report {
     /// Steps after which two up nodes had downed each other while one was still unsettled
     /// ([`super::oracle`]): counted, and checked to be gone after the final heal.
     pub unsettled_mutual_downs: usize,
+    /// Runs with members that may not lead: held partitions with a side of only such
+    /// members.
+    pub follower_holds: usize,
+    /// Nodes that stopped because they were cut off from every member that may lead.
+    pub no_leader_stops: usize,
     /// Virtual time.
     pub virtual_time: Duration,
 }
@@ -210,6 +221,8 @@ struct Run<'a> {
     at: &'a Cell<Duration>,
     hold: Option<Hold>,
     holds_checked: usize,
+    follower_holds: usize,
+    no_leader_stops: usize,
     max_lag: Option<Duration>,
     /// Only pauses well under the acceptable pause: no `UnreachableMember` allowed.
     pause_only: bool,
@@ -283,6 +296,8 @@ impl<'a> Run<'a> {
             at,
             hold: None,
             holds_checked: 0,
+            follower_holds: 0,
+            no_leader_stops: 0,
             max_lag: None,
             pause_only,
             joiners: Vec::new(),
@@ -382,8 +397,41 @@ impl<'a> Run<'a> {
                 .filter(|r| r.running && r.up)
                 .count(),
             unsettled_mutual_downs: self.oracle.unsettled_mutual_downs,
+            follower_holds: self.follower_holds,
+            no_leader_stops: self.no_leader_stops,
             virtual_time: self.sim.elapsed(),
         })
+    }
+
+    /// Members that may not lead never decide nor lead, by their own reports and everyone
+    /// else's; counts the ones that stopped cut off from every member that may.
+    fn check_followers(&mut self, log: &[Logged]) -> Result<(), Failure> {
+        let p = &self.s.params;
+        let follower =
+            |a: &UniqueAddress| p.followers.iter().any(|f| addr_of(*f) == a.socket_addr());
+        for l in log {
+            let bad = match &l.event {
+                Event::Downing(d) if !p.leader_eligible(l.node) => {
+                    format!("node {} may not lead, yet decided {d:?}", l.node)
+                }
+                Event::LeaderChanged(Some(a)) if follower(a) => format!(
+                    "node {} reports {} as its leader, which may not lead",
+                    l.node,
+                    a.socket_addr()
+                ),
+                Event::Stopped(StopReason::NoLeader) => {
+                    self.no_leader_stops += 1;
+                    continue;
+                }
+                _ => continue,
+            };
+            return Err(Failure {
+                check: Check::FollowerLed,
+                at: Duration::from_micros(l.at.as_micros()),
+                detail: bad,
+            });
+        }
+        Ok(())
     }
 
     /// Feeds the events logged so far to the oracle.
@@ -400,6 +448,7 @@ impl<'a> Run<'a> {
                 );
             }
         }
+        self.check_followers(&log)?;
         if let Err(Violation { at, detail }) = self.oracle.feed(&log) {
             let check = if detail.starts_with("split brain") {
                 Check::SplitBrain
@@ -542,6 +591,11 @@ impl<'a> Run<'a> {
                     let stable_after = d.stable_after_for(members);
                     let confirm_wait = d.confirm_wait_for(members);
                     let mut bound = Duration::from_secs(6 + 3 + 10) + stable_after + confirm_wait;
+                    // A node that may not lead, cut off from every one that may, stops twice
+                    // stable-after after flagging the last of them.
+                    if !self.s.params.followers.is_empty() {
+                        bound = bound.max(Duration::from_secs(6 + 3 + 10) + stable_after * 2);
+                    }
                     let mut slack = DECISION_SLACK;
                     if matches!(
                         d.downing,
@@ -645,7 +699,8 @@ impl<'a> Run<'a> {
                     self.sim.crash(*n);
                     self.oracle.crash(*n);
                 }
-                self.sim.restart_with(*n, self.s.params.config(*sbr));
+                self.sim
+                    .restart_with(*n, self.s.params.reconfigured(*n, *sbr));
                 self.sbr_of[*n] = Some(*sbr);
                 self.oracle.boot(*n, self.sim.node(*n).address());
                 self.joiners.retain(|(j, _)| j != n);
@@ -727,6 +782,13 @@ impl<'a> Run<'a> {
 
     fn check_hold(&mut self, h: &Hold) -> Result<(), Failure> {
         self.holds_checked += 1;
+        let p = &self.s.params;
+        if h.sides
+            .iter()
+            .any(|side| !side.iter().any(|x| p.leader_eligible(*x)))
+        {
+            self.follower_holds += 1;
+        }
         let held = self.sim.now() - h.start;
         for side in &h.sides {
             let uids: HashSet<UniqueAddress> = side
@@ -897,9 +959,11 @@ impl<'a> Run<'a> {
                 continue;
             }
             // A seed that serves with the joiner's settings (a rolling change may have left the
-            // serving seeds with others, which rightly refuse it).
+            // serving seeds with others, which rightly refuse it); only a member that may lead
+            // takes joiners.
             if let Some(v) = via.iter().find(|v| {
                 **v != *j
+                    && self.s.params.leader_eligible(**v)
                     && self.running(**v)
                     && self.oracle.nodes[**v].up
                     && self.sbr_of[**v] == self.sbr_of[*j]

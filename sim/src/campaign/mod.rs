@@ -103,7 +103,7 @@ pub fn describe(d: &Drawn) -> String {
     let p = &d.schedule.params;
     format!(
         "seed {}: {} nodes, {:?}, down-all-when-unstable {}, stable-after {}, {:?} links, \
-         extras {:?}, kinds {:?}, pauses {:?}, {} steps",
+         extras {:?}, followers {:?}, kinds {:?}, pauses {:?}, {} steps",
         d.schedule.seed,
         p.nodes,
         p.sbr,
@@ -116,6 +116,7 @@ pub fn describe(d: &Drawn) -> String {
             .map_or("default".to_string(), |m| format!("{m} ms")),
         p.profile,
         p.extras,
+        p.followers,
         d.kinds,
         d.pauses,
         d.schedule.steps.len()

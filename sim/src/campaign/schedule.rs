@@ -115,6 +115,9 @@ pub struct Params {
     /// `max-members` of node `i` (missing or 0: the node's own capacity): runs at and over
     /// the cluster's capacity, with members and joiners that hold different sizes.
     pub max_members: Vec<u16>,
+    /// Nodes configured `leader-eligible = false`: members that never lead nor decide for
+    /// their side (never node 0, the first seed, which founds the cluster).
+    pub followers: Vec<NodeId>,
 }
 
 impl Params {
@@ -135,7 +138,20 @@ impl Params {
     pub fn config_of(&self, id: NodeId) -> Config {
         let mut c = self.config_without_cap(id);
         c.max_members = self.max_members.get(id).copied().filter(|m| *m > 0);
+        c.leader_eligible = self.leader_eligible(id);
         c
+    }
+
+    /// The configuration node `id` restarts with after a rolling change to `sbr`.
+    pub fn reconfigured(&self, id: NodeId, sbr: Sbr) -> Config {
+        let mut c = self.config(sbr);
+        c.leader_eligible = self.leader_eligible(id);
+        c
+    }
+
+    /// Whether node `id` may lead (it is not one of [`Params::followers`]).
+    pub fn leader_eligible(&self, id: NodeId) -> bool {
+        !self.followers.contains(&id)
     }
 
     fn config_without_cap(&self, id: NodeId) -> Config {
@@ -315,6 +331,7 @@ impl Schedule {
             .collect();
         let _ = writeln!(s, "        extras: vec![{}],", extras.join(", "));
         let _ = writeln!(s, "        max_members: vec!{:?},", p.max_members);
+        let _ = writeln!(s, "        followers: vec!{:?},", p.followers);
         let _ = writeln!(s, "    }},");
         let _ = writeln!(s, "    steps: vec![");
         for st in &self.steps {

@@ -252,5 +252,6 @@ pub fn remove_node(s: &Schedule, id: NodeId) -> Option<Schedule> {
         })
         .collect();
     c.steps = steps;
+    c.params.followers = list(&c.params.followers);
     Some(c)
 }
