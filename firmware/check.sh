@@ -2,8 +2,8 @@
 # fjell-core on microcontrollers, run by .ci/run:
 #   1. builds both firmwares for Cortex-M4F (thumbv7em-none-eabihf) and Cortex-M0+
 #      (thumbv6m-none-eabi: no FPU, no atomic compare-and-swap);
-#   2. reports the flash and RAM of each, and fails when the `node` firmware on thumbv7em
-#      outgrows FLASH_CEILING;
+#   2. reports the flash and RAM of each, and fails when the `node` firmware (a member that
+#      never leads) on thumbv7em exceeds the budget or outgrows FLASH_CEILING;
 #   3. runs the cluster firmware (three nodes lose one; sixteen split 9 | 7) under QEMU on
 #      both, with a timeout, and fails when it does.
 # Installs the targets, llvm-size and QEMU if they are missing.
@@ -13,11 +13,12 @@ export CARGO_TERM_COLOR=never
 export CARGO_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/../target/firmware}"
 
 # The issue's budget for a firmware that runs one DeviceNode (LTO; the issue states it at
-# opt-level "s", which is reported too; the release profile is "z", the smaller).
+# opt-level "s", which is reported too, and missed; the release profile is "z", the smaller,
+# and is held to it).
 FLASH_BUDGET=65536
-# What CI holds the `node` firmware to until the budget is met: the size measured when this
-# check was written, so that it can only shrink. Lower it whenever the firmware shrinks.
-FLASH_CEILING=75100
+# A ratchet under the budget: the size when it was last lowered, plus a little, so that the
+# firmware can only shrink. Lower it whenever the firmware shrinks.
+FLASH_CEILING=63900
 
 TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi)
 declare -A BOARD=([thumbv7em-none-eabihf]="mps2-an386 (Cortex-M4)" [thumbv6m-none-eabi]="mps2-an385 (Cortex-M3 running ARMv6-M code)")
@@ -33,9 +34,16 @@ fi
 llvm_size="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size"
 
 cargo fmt -- --check
+# The `node` firmware is a member that never leads (fjell-core without `lead`); the cluster
+# firmware, and `node` built as a member that may lead for comparison, go to a target dir of
+# their own: the two feature sets would otherwise overwrite each other's `node`.
+LEAD_DIR="$CARGO_TARGET_DIR/lead"
 for t in "${TARGETS[@]}"; do
   cargo clippy --quiet --release --target "$t" --bins -- -D warnings
+  cargo clippy --quiet --release --target "$t" --bins --features lead --target-dir "$LEAD_DIR" \
+    -- -D warnings
   cargo build --quiet --release --target "$t" --bins
+  cargo build --quiet --release --target "$t" --bins --features lead --target-dir "$LEAD_DIR"
 done
 
 # The `node` firmware with fjell-core's phi detector, for comparison (not held to the budget).
@@ -59,12 +67,19 @@ sizes() {
 echo "firmware sizes (flash = vector table + .text + .rodata + .data; RAM = statics):"
 status=0
 for t in "${TARGETS[@]}"; do
-  for bin in node cluster; do
-    read -r flash text ram < <(sizes "$CARGO_TARGET_DIR/$t/release/$bin")
-    printf '  %-22s %-8s flash %7d B (.text %7d B)  static RAM %6d B\n' "$t" "$bin" "$flash" "$text" "$ram"
+  for bin in node lead/node lead/cluster; do
+    dir=$CARGO_TARGET_DIR
+    [[ $bin == lead/* ]] && dir=$LEAD_DIR
+    read -r flash text ram < <(sizes "$dir/$t/release/${bin#lead/}")
+    label=$bin
+    [[ $bin == node ]] && label="node (never leads)"
+    [[ $bin == lead/node ]] && label="node (may lead)"
+    [[ $bin == lead/cluster ]] && label="cluster"
+    printf '  %-22s %-19s flash %7d B (.text %7d B)  static RAM %6d B\n' "$t" "$label" "$flash" "$text" "$ram"
     if [[ $t == thumbv7em-none-eabihf && $bin == node ]]; then
       if (( flash > FLASH_BUDGET )); then
-        echo "  budget: MISSED, $flash B > $FLASH_BUDGET B (64 KiB); see BENCHMARKS.md 'fjell-core on microcontrollers'"
+        echo "  FAIL: budget missed, $flash B > $FLASH_BUDGET B (64 KiB); see BENCHMARKS.md 'fjell-core on microcontrollers'"
+        status=1
       else
         echo "  budget: met, $flash B <= $FLASH_BUDGET B"
       fi
@@ -90,6 +105,7 @@ fi
 
 for t in "${TARGETS[@]}"; do
   echo "the cluster firmware under QEMU, ${BOARD[$t]}:"
-  timeout 120 cargo run --quiet --release --target "$t" --bin cluster
+  timeout 120 cargo run --quiet --release --target "$t" --bin cluster --features lead \
+    --target-dir "$LEAD_DIR"
 done
 exit $status

@@ -1,8 +1,9 @@
 //! `DeviceNode`s on one emulated Cortex-M, joined by an in-memory network with 1 ms of latency
 //! and a virtual clock, in two scenarios:
 //!
-//! 1. **Three nodes**: they form a cluster, one is stopped, and the other two flag it
-//!    unreachable, down it (keep-majority) and remove it; every event is printed.
+//! 1. **Three nodes**, of which node 1 may not lead (`leader-eligible = false`): they form a
+//!    cluster, one is stopped, and the other two flag it unreachable, down it (keep-majority,
+//!    decided by node 0) and remove it; every event is printed.
 //! 2. **Sixteen nodes, the preset's capacity**: they form a cluster and are split 9 | 7; the
 //!    nine down and remove the seven, and the seven down themselves. This drives the largest
 //!    gossip and the largest resolver decision a `DeviceNode` makes, so the stack depths it
@@ -55,6 +56,8 @@ struct Seen {
     unreachable: u32,
     downed: u32,
     removed: u32,
+    /// Nodes that reported a downing decision.
+    decided: u32,
 }
 
 /// Why the run failed.
@@ -103,11 +106,14 @@ struct Cluster<const N: usize> {
 }
 
 impl<const N: usize> Cluster<N> {
-    fn new(config: &Config, verbose: bool) -> Self {
+    /// `followers`: bit `i` set if node `i` may not lead (`leader-eligible = false`).
+    fn new(config: &Config, followers: u32, verbose: bool) -> Self {
         Cluster {
             nodes: core::array::from_fn(|i| {
+                let mut config = config.clone();
+                config.leader_eligible = followers & (1 << i) == 0;
                 DeviceNode::new(
-                    config.clone(),
+                    config,
                     UniqueAddress::new(addr(i), 1 + i as u64),
                     7 + i as u64,
                 )
@@ -183,6 +189,10 @@ impl<const N: usize> Cluster<N> {
             Event::MemberRemoved { member, .. } if watched(member) => {
                 self.seen.removed |= 1 << at;
                 (member.address, "is removed")
+            }
+            Event::Downing(_) => {
+                self.seen.decided |= 1 << at;
+                (self.nodes[at].address(), "decided")
             }
             _ => return,
         };
@@ -284,10 +294,11 @@ fn ms(t: Instant) -> u64 {
     t.as_micros() / 1000
 }
 
-/// Three nodes; the third stops and the other two remove it.
+/// Three nodes, of which node 1 may not lead; the third stops and the other two remove it
+/// (node 0 decides).
 fn three(config: &Config) -> Result<(), Failure> {
     const VICTIM: usize = 2;
-    let mut c = Cluster::<3>::new(config, true);
+    let mut c = Cluster::<3>::new(config, 0b010, true);
     let result = (|| {
         c.start()?;
         let up = c.run_until("all Up", |c| c.members_are(0..3))?;
@@ -313,6 +324,10 @@ fn three(config: &Config) -> Result<(), Failure> {
         if c.seen.removed != SURVIVORS {
             return Err(Failure::Missing("MemberRemoved"));
         }
+        // Node 0 decided; node 1, which may not lead, did not.
+        if c.seen.decided != 0b001 {
+            return Err(Failure::Missing("Downing from node 0 alone"));
+        }
         Ok(())
     })();
     c.report("three nodes");
@@ -323,7 +338,7 @@ fn three(config: &Config) -> Result<(), Failure> {
 fn sixteen(config: &Config) -> Result<(), Failure> {
     const N: usize = 16;
     const MAJORITY: usize = 9;
-    let mut c = Cluster::<N>::new(config, false);
+    let mut c = Cluster::<N>::new(config, 0, false);
     let result = (|| {
         c.start()?;
         let up = c.run_until("all Up", |c| c.members_are(0..N))?;

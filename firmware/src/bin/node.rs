@@ -1,6 +1,9 @@
-//! The smallest firmware that runs a `DeviceNode`: what the flash budget (64 KiB on
-//! thumbv7em, opt-level "z", LTO) is measured on. A SysTick interrupt keeps the clock; a radio
-//! or Ethernet driver would fill [`RX`] and send what [`TX`] holds (here they are plain
+//! The smallest firmware that runs a `DeviceNode`: what the flash budget (64 KiB on thumbv7em,
+//! opt-level "z", LTO) is measured on. The node is a member that never leads: built without
+//! fjell-core's `lead` feature, so `Config::default()` has `leader_eligible = false` and the
+//! leader's actions and the downing decisions are left out; members that may lead (a gateway,
+//! servers) decide for it, and it joins through them. A SysTick interrupt keeps the clock; a
+//! radio or Ethernet driver would fill [`RX`] and send what [`TX`] holds (here they are plain
 //! memory, read and written volatile so nothing is optimised away). Every call a device makes
 //! into the core is here: `join_seed_nodes`, `handle_message`, `handle_timeout`,
 //! `poll_transmit`, `poll_event` and `poll_timeout`.
@@ -76,6 +79,7 @@ fn main() -> ! {
     let me = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 7355);
     let seed = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 7355);
     // fjell-core is built without the `phi` feature (see Cargo.toml): the deadline detector.
+    // Without `lead`, the defaults already say the node may not lead.
     let mut config = Config::default();
     if cfg!(not(feature = "phi")) {
         config.failure_detector.kind = DetectorKind::Deadline;
