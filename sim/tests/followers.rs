@@ -179,3 +179,35 @@ fn a_device_stays_while_a_member_that_may_lead_is_in_contact() {
     assert!(sim.all_up(&rest));
     assert!(rest.iter().all(|&x| !stopped_for_no_leader(&sim, x)));
 }
+
+#[test]
+fn churn_while_a_member_is_flagged_stops_no_device() {
+    // One gateway, forty devices; two devices crash (flagged, then downed and removed by the
+    // gateway) while a device joins and another leaves every half second, so every device's
+    // state keeps changing and the gateway has not always seen the latest one. None of the
+    // others may stop.
+    for seed in 0..3 {
+        let mut sim: Sim = Sim::new(seed);
+        sim.record_events(true);
+        let ids = gateway_and_devices(&mut sim, 40);
+        sim.crash(ids[5]);
+        sim.crash(ids[17]);
+        let mut leaving = 20;
+        for _ in 0..22 {
+            let j = sim.add_node(config(false));
+            sim.join_seed_nodes(j, &ids[..1]);
+            if leaving < ids.len() {
+                sim.leave(ids[leaving], ids[leaving]);
+                leaving += 1;
+            }
+            sim.run_for(Duration::from_millis(500));
+        }
+        sim.run_for(Duration::from_secs(60));
+        for i in 0..sim.len() {
+            assert!(
+                !stopped_for_no_leader(&sim, i),
+                "seed {seed}: node {i} stopped cut off while the gateway was up"
+            );
+        }
+    }
+}
