@@ -4,8 +4,9 @@
 #      (thumbv6m-none-eabi: no FPU, no atomic compare-and-swap);
 #   2. reports the flash and RAM of each, and fails when the `node` firmware (a member that
 #      never leads) on thumbv7em exceeds the budget or outgrows FLASH_CEILING;
-#   3. runs the cluster firmware (three nodes lose one; sixteen split 9 | 7) under QEMU on
-#      both, with a timeout, and fails when it does.
+#   3. runs, under QEMU on both, with a timeout, the rules of a member that never leads
+#      (fjell-core without `lead`) and the cluster firmware (three nodes lose one; sixteen
+#      split 9 | 7), and fails when either does.
 # Installs the targets, llvm-size and QEMU if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,7 +19,7 @@ export CARGO_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/../target/firmware}"
 FLASH_BUDGET=65536
 # A ratchet under the budget: the size when it was last lowered, plus a little, so that the
 # firmware can only shrink. Lower it whenever the firmware shrinks.
-FLASH_CEILING=63900
+FLASH_CEILING=62900
 
 TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi)
 declare -A BOARD=([thumbv7em-none-eabihf]="mps2-an386 (Cortex-M4)" [thumbv6m-none-eabi]="mps2-an385 (Cortex-M3 running ARMv6-M code)")
@@ -104,6 +105,8 @@ else
 fi
 
 for t in "${TARGETS[@]}"; do
+  echo "the rules of a member that never leads under QEMU (fjell-core without lead), ${BOARD[$t]}:"
+  timeout 60 cargo run --quiet --release --target "$t" --bin follower
   echo "the cluster firmware under QEMU, ${BOARD[$t]}:"
   timeout 120 cargo run --quiet --release --target "$t" --bin cluster --features lead \
     --target-dir "$LEAD_DIR"

@@ -41,9 +41,9 @@ pub struct Config {
     /// partition. A node that may not is a member like any other, but the leader and each
     /// side's downing lead are chosen among members that may; it never founds a cluster
     /// ([`crate::CommandError::CannotFound`]), takes no joiners, and stops
-    /// ([`crate::StopReason::NoLeader`]) when cut off from every member that may lead for
-    /// twice `stable-after`. Built without `lead`, a node leaves that code out (a device's
-    /// flash) and must set this to false.
+    /// ([`crate::StopReason::NoLeader`]) when cut off from every member that may lead for as
+    /// long as a decision takes (never with manual downing). Built without `lead`, a node
+    /// leaves that code out (a device's flash) and must set this to false.
     pub leader_eligible: bool,
     /// Gossip tick (`gossip-interval`, 1 s).
     pub gossip_interval: Duration,
@@ -142,8 +142,9 @@ pub struct DowningSettings {
     pub stable_after: Option<Duration>,
     /// When reachability keeps changing for `stable-after`, plus the resolver's confirmation
     /// wait (half of `stable-after`; with lease-majority, plus the minority's lease delay), plus
-    /// this long after the first change, every node downs every member
-    /// (`split-brain-resolver.down-all-when-unstable`). The waits are added because a decision
+    /// this long after the first change, every node that may lead downs every member
+    /// (`split-brain-resolver.down-all-when-unstable`; one that may not downs nobody, see
+    /// [`Config::leader_eligible`]). The waits are added because a decision
     /// on a settled view can take that long.
     pub down_all_when_unstable: WhenUnstable,
     /// How long the leader keeps newly downed members before removing them, so the other side

@@ -35,8 +35,8 @@ pub enum StopReason {
     /// try again.
     Dropped,
     /// It may not lead (`leader-eligible = false`) and was cut off from every member that may
-    /// for twice `stable-after`: nobody could decide for it. Start a new incarnation to join
-    /// again.
+    /// for as long as a decision takes (`stable-after` and the confirmation wait): nobody
+    /// could decide for it. Start a new incarnation to join again.
     NoLeader,
 }
 

@@ -75,6 +75,9 @@ pub struct JoinProcess {
     /// A seed refused this node for capacity during this join: a cluster exists, and the
     /// first seed must not found another.
     cluster_exists: bool,
+    /// A member that takes no joiners (one that may not lead) answered during the current
+    /// probing round: a cluster exists, and the first seed does not found this round.
+    member_answered: bool,
     give_up_at: Option<Instant>,
 }
 
@@ -102,6 +105,7 @@ impl JoinProcess {
             refused: 0,
             full: 0,
             cluster_exists: false,
+            member_answered: false,
             give_up_at: None,
         }
     }
@@ -191,6 +195,7 @@ impl JoinProcess {
         };
         self.nacked = 0;
         self.full = 0;
+        self.member_answered = false;
         JoinAction::Probe
     }
 
@@ -210,10 +215,18 @@ impl JoinProcess {
         }
     }
 
-    /// A seed answered InitJoinNack. Only the first seed cares.
-    pub fn on_nack(&mut self, from: SocketAddr) -> JoinAction {
+    /// A seed answered InitJoinNack. Only the first seed cares: it founds when every other
+    /// seed is not a member. `member`: the seed is a member all the same, one that takes no
+    /// joiners (it may not lead); the first seed does not found while such members answer,
+    /// and only after a whole probing round without one (they stop once cut off from every
+    /// member that may lead).
+    pub fn on_nack(&mut self, from: SocketAddr, member: bool) -> JoinAction {
         if let Some(i) = self.candidate_at(from) {
-            self.nacked |= 1 << i;
+            if member {
+                self.member_answered = true;
+            } else {
+                self.nacked |= 1 << i;
+            }
         }
         self.first_seed_may_found()
     }
@@ -341,6 +354,13 @@ impl JoinProcess {
                 deadline,
                 ..
             } if now >= *deadline && !self.cluster_exists => {
+                if self.member_answered {
+                    // A member that takes no joiners answered this round: ask again.
+                    *deadline = now + t.seed_node_timeout;
+                    self.full = 0;
+                    self.member_answered = false;
+                    return JoinAction::Probe;
+                }
                 self.stage = Stage::Idle;
                 JoinAction::JoinSelf
             }
@@ -353,9 +373,11 @@ impl JoinProcess {
                 *backoff = scaled(*backoff, 2).min(cap);
                 *next_probe = now + *backoff;
                 if now >= *deadline {
-                    // Every seed-node-timeout, seeds that were full are asked again.
+                    // Every seed-node-timeout, seeds that were full are asked again, and a
+                    // new round asks whether members that take no joiners are still there.
                     *deadline = now + t.seed_node_timeout;
                     self.full = 0;
+                    self.member_answered = false;
                 }
                 JoinAction::Probe
             }
@@ -403,9 +425,39 @@ mod tests {
             j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T),
             JoinAction::Probe
         );
-        assert_eq!(j.on_nack(a(2)), JoinAction::Wait);
-        assert_eq!(j.on_nack(a(2)), JoinAction::Wait);
-        assert_eq!(j.on_nack(a(3)), JoinAction::JoinSelf);
+        assert_eq!(j.on_nack(a(2), false), JoinAction::Wait);
+        assert_eq!(j.on_nack(a(2), false), JoinAction::Wait);
+        assert_eq!(j.on_nack(a(3), false), JoinAction::JoinSelf);
+    }
+
+    /// Members that may not lead answer "member, no joiners": the first seed does not found
+    /// beside them, in that round or any round they answer in; only after a round without.
+    #[test]
+    fn first_seed_does_not_found_while_members_that_take_no_joiners_answer() {
+        let mut j = JoinProcess::new(a(1));
+        j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
+        assert_eq!(j.on_nack(a(2), true), JoinAction::Wait);
+        assert_eq!(j.on_nack(a(3), false), JoinAction::Wait);
+        let mut now = Instant::ZERO;
+        // Two rounds in which the member answers: no founding.
+        for round in 1..=2u64 {
+            while now < Instant::from_millis(5_000 * round) {
+                now = j.next_timeout().unwrap();
+                assert_ne!(j.on_timeout(now, &T), JoinAction::JoinSelf, "round {round}");
+            }
+            assert_eq!(j.on_nack(a(2), true), JoinAction::Wait);
+        }
+        // The member answered in the rounds ending at 5, 10 and 15 s (the last answer came as
+        // the second round ended). Then it is silent (it stopped): the first seed founds at
+        // the end of that round, and not before.
+        let mut founded = None;
+        while founded.is_none() && now < Instant::from_millis(30_000) {
+            now = j.next_timeout().unwrap();
+            if j.on_timeout(now, &T) == JoinAction::JoinSelf {
+                founded = Some(now);
+            }
+        }
+        assert_eq!(founded, Some(Instant::from_millis(20_000)));
     }
 
     #[test]
@@ -426,7 +478,7 @@ mod tests {
         }
         assert_eq!(first_result, JoinAction::JoinSelf);
         assert_eq!(now, Instant::from_millis(5_000));
-        assert_eq!(other.on_nack(a(1)), JoinAction::Wait);
+        assert_eq!(other.on_nack(a(1), false), JoinAction::Wait);
     }
 
     #[test]
@@ -554,7 +606,7 @@ mod tests {
             j.on_refused(Instant::ZERO, a(2), &T, true),
             Some(JoinAction::Wait)
         );
-        assert_eq!(j.on_nack(a(3)), JoinAction::Wait);
+        assert_eq!(j.on_nack(a(3), false), JoinAction::Wait);
         let mut now = Instant::ZERO;
         for _ in 0..50 {
             let next = j.next_timeout().unwrap();
@@ -568,7 +620,7 @@ mod tests {
     fn the_first_seed_founds_when_the_seeds_left_all_nack() {
         let mut j = JoinProcess::new(a(1));
         j.start_seeds(Instant::ZERO, &[a(1), a(2), a(3)], &T);
-        assert_eq!(j.on_nack(a(3)), JoinAction::Wait);
+        assert_eq!(j.on_nack(a(3), false), JoinAction::Wait);
         assert_eq!(
             j.on_refused(Instant::ZERO, a(2), &T, false),
             Some(JoinAction::JoinSelf)

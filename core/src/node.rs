@@ -535,7 +535,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                     compat: self.compat(),
                 },
                 Out::InitJoinAck => Message::InitJoinAck { from: me },
-                Out::InitJoinNack => Message::InitJoinNack { from: me },
+                Out::InitJoinNack { member } => Message::InitJoinNack {
+                    from: me,
+                    member: *member,
+                },
                 Out::Join => Message::Join {
                     from: me,
                     roles: self.config.roles,
@@ -881,8 +884,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 let a = self.join.on_ack(now, from.socket_addr(), &t);
                 self.run_join_action(now, a);
             }
-            Message::InitJoinNack { from } => {
-                let a = self.join.on_nack(from.socket_addr());
+            Message::InitJoinNack { from, member } => {
+                let a = self.join.on_nack(from.socket_addr(), member);
                 self.run_join_action(now, a);
             }
             Message::Join {
@@ -1113,24 +1116,26 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
-        // A member that may not lead takes no joiners: the cluster it belongs to may have
-        // nobody left who could move them Up (and a device leaves that code out). It answers
-        // as a node that cannot take joins, so the joiner goes on to its other seeds.
-        if !self.may_lead() {
-            self.send(from.socket_addr(), Out::InitJoinNack);
-            return;
-        }
-        if let Some(reason) = self.compat().check(compat) {
-            self.refuse(from, reason);
-            return;
-        }
-        let can_take = self.status == NodeStatus::Member
+        let member = self.status == NodeStatus::Member
             && !self.shutting_down()
             && self.self_member().is_some_and(|m| match m.status {
                 MemberStatus::Down | MemberStatus::Exiting => false,
                 MemberStatus::Joining | MemberStatus::WeaklyUp => self.acknowledged(),
                 _ => true,
             });
+        // A member that may not lead takes no joiners: the cluster it belongs to may have
+        // nobody left who could move them Up (and a device leaves that code out). It says it
+        // cannot, and whether it is a member: the joiner goes on to its other seeds, and a
+        // first seed does not found a second cluster beside it.
+        if !self.may_lead() {
+            self.send(from.socket_addr(), Out::InitJoinNack { member });
+            return;
+        }
+        if let Some(reason) = self.compat().check(compat) {
+            self.refuse(from, reason);
+            return;
+        }
+        let can_take = member;
         // A new incarnation of a member takes its place (the old one is downed when it sends
         // its Join): no room needed.
         let replaces = self.gossip().member_at(from.socket_addr()).is_some();
@@ -1144,7 +1149,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         let out = if can_take {
             Out::InitJoinAck
         } else {
-            Out::InitJoinNack
+            Out::InitJoinNack { member: false }
         };
         self.send(from.socket_addr(), out);
     }
@@ -2138,10 +2143,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// The rule of a node that may not lead, on each leader tick: cut off from every member
-    /// that may for twice `stable-after`, it stops ([`StopReason::NoLeader`]). Nobody on its
-    /// side can decide, so it would otherwise wait for good; the members that may lead decide
-    /// within one `stable-after` and the confirmation wait, and the rest is the margin for
-    /// their decision to reach it first. Cut off: no member that may lead is in contact with
+    /// that may for as long as a decision takes (`stable-after` and the confirmation wait), it
+    /// stops ([`StopReason::NoLeader`]), when a leader on its side would have decided. Nobody
+    /// on its side can decide, so it would otherwise wait for good; and the other side removes
+    /// the members it downs a down-removal margin after its decision, by when this node has
+    /// stopped. Cut off: no member that may lead is in contact with
     /// this node's side (its downing lead, see `View`, is none) while some member is flagged
     /// (a member no monitor on this side watches is never flagged here, but does not see this
     /// side's state either), or every member that may lead is Down. Never with manual downing,
@@ -2163,7 +2169,8 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 .iter()
                 .any(|m| m.leader_eligible && m.status != MemberStatus::Down);
             let cut_off = lead.is_none() && (flagged || none_left);
-            (cut_off, scaled(s.stable_after_for(g.members.len()), 2))
+            let n = g.members.len();
+            (cut_off, s.stable_after_for(n) + s.confirm_wait_for(n))
         };
         if !cut_off || !member || s.downing == Downing::Manual {
             self.cut_off_since = None;
@@ -2512,7 +2519,7 @@ fn claimed_sender(msg: &Message) -> Option<UniqueAddress> {
     match msg {
         Message::InitJoin { from, .. }
         | Message::InitJoinAck { from }
-        | Message::InitJoinNack { from }
+        | Message::InitJoinNack { from, .. }
         | Message::Join { from, .. }
         | Message::Welcome { from, .. }
         | Message::Gossip { from, .. }

@@ -11,7 +11,10 @@ use crate::node::{Stats, OUTBOX_CAPACITY};
 pub(crate) enum Out {
     InitJoin,
     InitJoinAck,
-    InitJoinNack,
+    /// `member`: see [`crate::wire::Message::InitJoinNack`].
+    InitJoinNack {
+        member: bool,
+    },
     Join,
     // The recipient's uid (its address is the message's destination): keeps the outbox small.
     Welcome(u64),

@@ -191,7 +191,8 @@ impl<const M: usize> Resolver<M> {
             return None;
         }
         if let (Some(since), Some(extra)) = (self.unstable_since, s.unstable_after_for(n)) {
-            // Every node, leader or not: when nothing settles, nobody can decide safely.
+            // Every node that may lead, leader or not (one that may not runs no resolver,
+            // see `Node::follow`): when nothing settles, nobody can decide safely.
             // The latest a decision on a settled view comes is stable-after plus the
             // confirmation wait (plus, for lease-majority, the minority's delay).
             let lease_delay = match s.downing {

@@ -257,6 +257,9 @@ pub enum Message<G = InScratch> {
     InitJoinNack {
         /// Sender.
         from: UniqueAddress,
+        /// The sender is a member all the same, one that may not lead and so takes no
+        /// joiners: a cluster exists, and the first seed must not found another.
+        member: bool,
     },
     /// Join request.
     Join {
@@ -403,7 +406,7 @@ impl<G> Message<G> {
             Message::GossipDelta { from, to, .. } => Message::GossipDelta { from, to, gossip },
             Message::InitJoin { from, compat } => Message::InitJoin { from, compat },
             Message::InitJoinAck { from } => Message::InitJoinAck { from },
-            Message::InitJoinNack { from } => Message::InitJoinNack { from },
+            Message::InitJoinNack { from, member } => Message::InitJoinNack { from, member },
             Message::Join {
                 from,
                 roles,
@@ -523,7 +526,10 @@ impl Message {
                 compat: r.take()?,
             },
             Kind::InitJoinAck => Message::InitJoinAck { from },
-            Kind::InitJoinNack => Message::InitJoinNack { from },
+            Kind::InitJoinNack => Message::InitJoinNack {
+                from,
+                member: r.bool()?,
+            },
             Kind::Departed => Message::Departed { from },
             Kind::Join => Message::Join {
                 from,
@@ -618,9 +624,11 @@ impl<const M: usize, const R: usize> Message<&Gossip<M, R>> {
                 w.put(from)?;
                 w.put(compat)?;
             }
-            Message::InitJoinAck { from }
-            | Message::InitJoinNack { from }
-            | Message::Departed { from } => w.put(from)?,
+            Message::InitJoinAck { from } | Message::Departed { from } => w.put(from)?,
+            Message::InitJoinNack { from, member } => {
+                w.put(from)?;
+                w.bool(*member)?;
+            }
             Message::Join {
                 from,
                 roles,

@@ -126,12 +126,14 @@ fn compat() -> impl Strategy<Value = Compat> {
             },
         );
     let pairs = proptest::collection::vec((name(), text(0, 32)), 0..=4);
-    (name(), pairs, settings, any::<bool>(), capacity()).prop_map(
-        |(cluster_name, pairs, downing, enforce_on_join, capacity)| {
+    let flags = (any::<bool>(), any::<bool>());
+    (name(), pairs, settings, flags, capacity()).prop_map(
+        |(cluster_name, pairs, downing, (enforce_on_join, leader_eligible), capacity)| {
             let mut c = Config {
                 cluster_name,
                 downing,
                 enforce_on_join,
+                leader_eligible,
                 ..Config::default()
             };
             for (k, v) in pairs {
@@ -200,27 +202,30 @@ fn member() -> impl Strategy<Value = Member> {
         proptest::option::of(1..u32::MAX),
         roles(),
         app_version(),
-        capacity(),
+        (capacity(), any::<bool>()),
     )
-        .prop_map(|(address, status, number, roles, app_version, capacity)| {
-            let numbered = match status {
-                MemberStatus::Joining | MemberStatus::WeaklyUp => false,
-                MemberStatus::Up
-                | MemberStatus::PreparingForShutdown
-                | MemberStatus::ReadyForShutdown => true,
-                _ => number.is_some(),
-            };
-            Member {
-                status,
-                up_number: if numbered {
-                    core::num::NonZeroU32::new(number.unwrap_or(1))
-                } else {
-                    None
-                },
-                capacity,
-                ..Member::joining(address, roles, app_version)
-            }
-        })
+        .prop_map(
+            |(address, status, number, roles, app_version, (capacity, lead))| {
+                let numbered = match status {
+                    MemberStatus::Joining | MemberStatus::WeaklyUp => false,
+                    MemberStatus::Up
+                    | MemberStatus::PreparingForShutdown
+                    | MemberStatus::ReadyForShutdown => true,
+                    _ => number.is_some(),
+                };
+                Member {
+                    status,
+                    up_number: if numbered {
+                        core::num::NonZeroU32::new(number.unwrap_or(1))
+                    } else {
+                        None
+                    },
+                    capacity,
+                    leader_eligible: lead,
+                    ..Member::joining(address, roles, app_version)
+                }
+            },
+        )
 }
 
 /// Arbitrary valid gossip: arbitrary members, clock counters, seen set, reachability changes
@@ -303,7 +308,8 @@ fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (address(), compat()).prop_map(|(from, compat)| Message::InitJoin { from, compat }),
         address().prop_map(|from| Message::InitJoinAck { from }),
-        address().prop_map(|from| Message::InitJoinNack { from }),
+        (address(), any::<bool>())
+            .prop_map(|(from, member)| Message::InitJoinNack { from, member }),
         (address(), roles(), app_version(), compat()).prop_map(
             |(from, roles, app_version, compat)| Message::Join {
                 from,

@@ -81,6 +81,7 @@ mod tests {
             leader: None,
             role_leaders: Vec::new(),
             converged: true,
+            may_lead: true,
         }
     }
 

@@ -379,8 +379,9 @@ impl ClusterBuilder {
             None => Transport::bind(tc, runtime.clone())?,
         };
         let me = node.address();
+        let may_lead = node.config().leader_eligible;
         let shared = Arc::new(Shared {
-            state: Mutex::new(ClusterState::initial(me)),
+            state: Mutex::new(ClusterState::initial(me, may_lead)),
             termination: Mutex::new(None),
             changed: event_listener::Event::new(),
             was_up: AtomicBool::new(false),

@@ -21,11 +21,14 @@ pub struct ClusterState {
     pub role_leaders: Vec<(Role, Option<UniqueAddress>)>,
     /// True if this node sees convergence (every reachable member has seen this state).
     pub converged: bool,
+    /// Whether this node may lead (`leader-eligible`): only such a node founds a cluster or
+    /// takes joiners.
+    pub may_lead: bool,
 }
 
 impl ClusterState {
     /// The state of a node that has not joined yet.
-    pub(crate) fn initial(self_address: UniqueAddress) -> Self {
+    pub(crate) fn initial(self_address: UniqueAddress, may_lead: bool) -> Self {
         ClusterState {
             self_address,
             status: NodeStatus::Idle,
@@ -34,6 +37,7 @@ impl ClusterState {
             leader: None,
             role_leaders: Vec::new(),
             converged: false,
+            may_lead,
         }
     }
 
@@ -47,6 +51,7 @@ impl ClusterState {
             leader: node.leader(),
             role_leaders: role_leaders(node),
             converged: node.is_converged(),
+            may_lead: node.config().leader_eligible,
         }
     }
 

@@ -391,19 +391,7 @@ fn run() -> Result<(), Failure> {
 
 #[entry]
 fn main() -> ! {
-    let status = match run() {
-        Ok(()) => {
-            hprintln!("PASS");
-            debug::EXIT_SUCCESS
-        }
-        Err(e) => {
-            let (why, what) = e.describe();
-            hprintln!("FAIL: {} {}", why, what);
-            debug::EXIT_FAILURE
-        }
-    };
-    debug::exit(status);
-    halt()
+    fjell_firmware::finish(run().map_err(|e| e.describe()))
 }
 
 #[panic_handler]

@@ -13,9 +13,10 @@
 //!    change): wait.
 //! 4. With `contact-with-all-contact-points`, a discovered contact point has no fresh
 //!    answer: wait.
-//! 5. The lowest contact point with a fresh answer (by IP, then port) is this node's own:
-//!    found the cluster (`new-cluster-enabled`); otherwise wait for the lowest one's cluster
-//!    to show up in rule 1.
+//! 5. The lowest contact point with a fresh answer (by IP, then port) among those that may
+//!    lead (`leader-eligible`; one that may not cannot found) is this node's own: found the
+//!    cluster (`new-cluster-enabled`); otherwise wait for the lowest one's cluster to show up
+//!    in rule 1.
 //!
 //! Every node that sees the same set picks the same lowest node, and only that one founds a
 //! cluster; the others only ever join addresses a probe reported as members. So a fleet
@@ -76,6 +77,9 @@ pub enum Waiting {
     /// This node is the lowest, but `new-cluster-enabled` is off.
     #[error("this node is the lowest contact point, but new-cluster-enabled is off")]
     NewClusterDisabled,
+    /// No contact point that answered may lead (`leader-eligible`), so none may found.
+    #[error("no contact point that answered may lead, so none may found the cluster")]
+    NoneMayLead,
 }
 
 /// The latest answer of one contact point.
@@ -83,6 +87,7 @@ pub enum Waiting {
 struct Answer {
     at: Instant,
     seed_nodes: Vec<SocketAddr>,
+    may_lead: bool,
 }
 
 /// The join decision's state (see the [module docs](self)).
@@ -134,12 +139,14 @@ impl Rules {
     }
 
     /// `contact_point` answered a probe at `now`, listing `seed_nodes` (empty: it is in no
-    /// cluster). Answers from contact points not discovered are ignored.
+    /// cluster), and whether it may lead. Answers from contact points not discovered are
+    /// ignored.
     pub fn handle_answer(
         &mut self,
         now: Instant,
         contact_point: SocketAddr,
         seed_nodes: Vec<SocketAddr>,
+        may_lead: bool,
     ) {
         if self.discovered.contains(&contact_point) {
             self.answers.insert(
@@ -147,6 +154,7 @@ impl Rules {
                 Answer {
                     at: now,
                     seed_nodes,
+                    may_lead,
                 },
             );
         }
@@ -209,11 +217,14 @@ impl Rules {
             return Decision::Wait(Waiting::SelfNotAContactPoint(self.me));
         }
         // Settings from code may ask for 0 answers: no answer, no founder.
-        let Some(&&lowest) = fresh.keys().next() else {
+        if fresh.is_empty() {
             return Decision::Wait(Waiting::TooFewAnswered {
                 answered: 0,
                 required: s.required_contact_point_nr,
             });
+        }
+        let Some((&&lowest, _)) = fresh.iter().find(|(_, a)| a.may_lead) else {
+            return Decision::Wait(Waiting::NoneMayLead);
         };
         if lowest != self.me {
             Decision::Wait(Waiting::NotLowest(lowest))
@@ -250,6 +261,37 @@ mod tests {
     }
 
     #[test]
+    fn the_lowest_that_may_lead_founds() {
+        let t0 = Instant::now();
+        let s = |d: u64| t0 + Duration::from_secs(d);
+        // Contact point 1 may not lead: 2 founds, 1 and 3 wait for it.
+        let mut rules: Vec<Rules> = (1..=3)
+            .map(|i| Rules::new(settings(3), cp(i), node(i)))
+            .collect();
+        for r in &mut rules {
+            r.handle_lookup(s(0), set(&[1, 2, 3]));
+            for i in 1..=3 {
+                r.handle_answer(s(5), cp(i), vec![], i != 1);
+            }
+        }
+        assert_eq!(
+            rules[0].decide(s(5)),
+            Decision::Wait(Waiting::NotLowest(cp(2)))
+        );
+        assert_eq!(rules[1].decide(s(5)), Decision::JoinSelf);
+        assert_eq!(
+            rules[2].decide(s(5)),
+            Decision::Wait(Waiting::NotLowest(cp(2)))
+        );
+        // None may lead: nobody founds.
+        let mut none = Rules::new(settings(2), cp(1), node(1));
+        none.handle_lookup(s(0), set(&[1, 2]));
+        none.handle_answer(s(5), cp(1), vec![], false);
+        none.handle_answer(s(5), cp(2), vec![], false);
+        assert_eq!(none.decide(s(5)), Decision::Wait(Waiting::NoneMayLead));
+    }
+
+    #[test]
     fn the_lowest_founds_once_everyone_answered_and_the_set_held_still() {
         let t0 = Instant::now();
         let s = |d: u64| t0 + Duration::from_secs(d);
@@ -257,8 +299,8 @@ mod tests {
         let mut other = Rules::new(settings(3), cp(2), node(2));
         for r in [&mut lowest, &mut other] {
             r.handle_lookup(s(0), set(&[1, 2, 3]));
-            r.handle_answer(s(0), cp(1), vec![]);
-            r.handle_answer(s(0), cp(2), vec![]);
+            r.handle_answer(s(0), cp(1), vec![], true);
+            r.handle_answer(s(0), cp(2), vec![], true);
             assert_eq!(
                 r.decide(s(0)),
                 Decision::Wait(Waiting::TooFewAnswered {
@@ -266,7 +308,7 @@ mod tests {
                     required: 3
                 })
             );
-            r.handle_answer(s(1), cp(3), vec![]);
+            r.handle_answer(s(1), cp(3), vec![], true);
             assert!(matches!(
                 r.decide(s(1)),
                 Decision::Wait(Waiting::NotStable { .. })
@@ -279,7 +321,7 @@ mod tests {
                 Decision::Wait(Waiting::TooFewAnswered { .. })
             ));
             for i in 1..=3 {
-                r.handle_answer(s(5), cp(i), vec![]);
+                r.handle_answer(s(5), cp(i), vec![], true);
             }
         }
         assert_eq!(lowest.decide(s(5)), Decision::JoinSelf);
@@ -288,7 +330,7 @@ mod tests {
             Decision::Wait(Waiting::NotLowest(cp(1)))
         );
         // The founder's cluster shows up: the others join it.
-        other.handle_answer(s(6), cp(1), vec!["10.0.0.1:7355".parse().unwrap()]);
+        other.handle_answer(s(6), cp(1), vec!["10.0.0.1:7355".parse().unwrap()], true);
         assert_eq!(
             other.decide(s(6)),
             Decision::JoinSeedNodes(vec!["10.0.0.1:7355".parse().unwrap()])
@@ -301,9 +343,9 @@ mod tests {
         let mut r = Rules::new(settings(2), cp(1), node(1));
         r.handle_lookup(t0, set(&[1, 2]));
         // Restarted on its address: the others still list its old incarnation.
-        r.handle_answer(t0, cp(2), vec![node(1)]);
+        r.handle_answer(t0, cp(2), vec![node(1)], true);
         assert_eq!(r.decide(t0), Decision::Wait(Waiting::OnlySelfListed));
-        r.handle_answer(t0, cp(2), vec![node(1), node(2)]);
+        r.handle_answer(t0, cp(2), vec![node(1), node(2)], true);
         assert_eq!(r.decide(t0), Decision::JoinSeedNodes(vec![node(2)]));
     }
 
@@ -315,7 +357,7 @@ mod tests {
         r.handle_lookup(s(0), set(&[1, 2]));
         r.handle_lookup(s(4), set(&[1, 2, 3]));
         for i in 1..=3 {
-            r.handle_answer(s(6), cp(i), vec![]);
+            r.handle_answer(s(6), cp(i), vec![], true);
         }
         assert!(matches!(
             r.decide(s(6)),
@@ -330,13 +372,13 @@ mod tests {
             })
         );
         for i in 1..=3 {
-            r.handle_answer(s(10), cp(i), vec![]);
+            r.handle_answer(s(10), cp(i), vec![], true);
         }
         assert_eq!(r.decide(s(10)), Decision::JoinSelf);
         r.handle_lookup_failed();
         r.handle_lookup(s(11), set(&[1, 2, 3]));
         for i in 1..=3 {
-            r.handle_answer(s(11), cp(i), vec![]);
+            r.handle_answer(s(11), cp(i), vec![], true);
         }
         assert!(matches!(
             r.decide(s(11)),
@@ -350,17 +392,17 @@ mod tests {
         let later = t0 + Duration::from_secs(10);
         let mut r = Rules::new(settings(2), cp(1), node(1));
         r.handle_lookup(t0, set(&[1, 2, 3]));
-        r.handle_answer(later, cp(1), vec![]);
-        r.handle_answer(later, cp(2), vec![]);
+        r.handle_answer(later, cp(1), vec![], true);
+        r.handle_answer(later, cp(2), vec![], true);
         assert_eq!(
             r.decide(later),
             Decision::Wait(Waiting::NotAllAnswered(vec![cp(3)]))
         );
         let mut outside = Rules::new(settings(2), cp(9), node(9));
         outside.handle_lookup(t0, set(&[1, 2]));
-        outside.handle_answer(later, cp(1), vec![]);
-        outside.handle_answer(later, cp(2), vec![]);
-        outside.handle_answer(later, cp(9), vec![]); // not discovered: ignored
+        outside.handle_answer(later, cp(1), vec![], true);
+        outside.handle_answer(later, cp(2), vec![], true);
+        outside.handle_answer(later, cp(9), vec![], true); // not discovered: ignored
         assert_eq!(
             outside.decide(later),
             Decision::Wait(Waiting::SelfNotAContactPoint(cp(9)))
@@ -374,8 +416,8 @@ mod tests {
             node(1),
         );
         off.handle_lookup(t0, set(&[1, 2]));
-        off.handle_answer(later, cp(1), vec![]);
-        off.handle_answer(later, cp(2), vec![]);
+        off.handle_answer(later, cp(1), vec![], true);
+        off.handle_answer(later, cp(2), vec![], true);
         assert_eq!(
             off.decide(later),
             Decision::Wait(Waiting::NewClusterDisabled)
@@ -429,7 +471,7 @@ mod tests {
                     // A node answers only once it has started (registered).
                     if registered[j] <= now_ms {
                         let seeds = cluster[j].map(|f| vec![node(f)]).unwrap_or_default();
-                        rules[i].handle_answer(at(now_ms), *c, seeds);
+                        rules[i].handle_answer(at(now_ms), *c, seeds, true);
                     }
                 }
                 match rules[i].decide(at(now_ms)) {

@@ -109,8 +109,8 @@ pub async fn run(cluster: &Cluster, settings: Bootstrap, me: SocketAddr) -> Outc
             })
             .collect();
         for (a, answer) in targets.iter().zip(join_all(probes).await) {
-            if let Some(seeds) = answer {
-                rules.handle_answer(Instant::now(), *a, seeds);
+            if let Some((seeds, may_lead)) = answer {
+                rules.handle_answer(Instant::now(), *a, seeds, may_lead);
             }
         }
         let (asked, outcome) = match rules.decide(Instant::now()) {
@@ -168,7 +168,8 @@ pub async fn run(cluster: &Cluster, settings: Bootstrap, me: SocketAddr) -> Outc
 
 /// One probe of `contact`'s `/bootstrap/seed-nodes`: the seed nodes it lists, or `None`
 /// if it did not answer usably within `timeout`.
-async fn probe(contact: SocketAddr, timeout: Duration) -> Option<Vec<SocketAddr>> {
+/// The seed nodes a contact point lists, and whether it may lead.
+async fn probe(contact: SocketAddr, timeout: Duration) -> Option<(Vec<SocketAddr>, bool)> {
     let ask = async {
         let stream = Async::<TcpStream>::connect(contact).await.ok()?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(stream))
@@ -195,7 +196,7 @@ async fn probe(contact: SocketAddr, timeout: Duration) -> Option<Vec<SocketAddr>
             None
         })
         .await?;
-        Some(answer.seed_nodes)
+        Some((answer.seed_nodes, answer.may_lead))
     };
     futures_lite::future::or(ask, async {
         async_io::Timer::after(timeout).await;

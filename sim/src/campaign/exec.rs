@@ -591,11 +591,6 @@ impl<'a> Run<'a> {
                     let stable_after = d.stable_after_for(members);
                     let confirm_wait = d.confirm_wait_for(members);
                     let mut bound = Duration::from_secs(6 + 3 + 10) + stable_after + confirm_wait;
-                    // A node that may not lead, cut off from every one that may, stops twice
-                    // stable-after after flagging the last of them.
-                    if !self.s.params.followers.is_empty() {
-                        bound = bound.max(Duration::from_secs(6 + 3 + 10) + stable_after * 2);
-                    }
                     let mut slack = DECISION_SLACK;
                     if matches!(
                         d.downing,
@@ -725,7 +720,12 @@ impl<'a> Run<'a> {
         if via.is_empty() {
             return;
         }
-        let seeds: Vec<_> = via.iter().map(|v| addr_of(*v)).collect();
+        let mut seeds: Vec<_> = via.iter().map(|v| addr_of(*v)).collect();
+        // A node that may not lead must not be the first seed (it cannot found): it lists
+        // itself last, as its operator would.
+        if !self.s.params.leader_eligible(n) && seeds.len() > 1 && via[0] == n {
+            seeds.rotate_left(1);
+        }
         if self
             .sim
             .with_node(n, |x, now| x.join_seed_nodes(now, &seeds))
