@@ -705,7 +705,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     }
 
     /// Joins through the member at `addr`; joining one's own address founds a new cluster.
-    /// A node that is not leader-eligible cannot found one ([`CommandError::CannotFound`]).
+    /// A node that may not lead cannot found one ([`CommandError::CannotFound`]).
     pub fn join(&mut self, now: Instant, addr: SocketAddr) -> Result<(), CommandError> {
         self.check_can_join()?;
         if addr == self.me.socket_addr() && !self.may_lead() {
@@ -2147,11 +2147,11 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// stops ([`StopReason::NoLeader`]), when a leader on its side would have decided. Nobody
     /// on its side can decide, so it would otherwise wait for good; and the other side removes
     /// the members it downs a down-removal margin after its decision, by when this node has
-    /// stopped. Cut off: no member that may lead is in contact with
-    /// this node's side (its downing lead, see `View`, is none) while some member is flagged
-    /// (a member no monitor on this side watches is never flagged here, but does not see this
-    /// side's state either), or every member that may lead is Down. Never with manual downing,
-    /// where an operator decides.
+    /// stopped. Cut off: no member that may lead is in contact with this node's side (its
+    /// downing lead, see `View`, is none) while some member is flagged (a member no monitor on
+    /// this side watches is never flagged here, but does not see this side's state either),
+    /// or every member that may lead is Down. Never with manual downing, where an operator
+    /// decides.
     fn follow(&mut self, now: Instant) {
         let s = self.config.downing;
         // Down or Exiting, it stops on its own way out.
