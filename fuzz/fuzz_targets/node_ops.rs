@@ -2,7 +2,8 @@
 //! dropped, duplicated or corrupted, injects arbitrary bytes from any address, and issues
 //! commands. After every input each node's state must keep its structural invariants (valid
 //! gossip). While the network is merely unreliable (loss, duplication, reordering) statuses must
-//! also only move forward and removed incarnations never come back; once a message was forged
+//! also only move forward and removed incarnations never come back (a node that starts over as
+//! a joiner, having lost its membership, starts its view's history over); once a message was forged
 //! or corrupted, a peer inside the trust boundary may lie about membership (fjell defends its
 //! integrity, not against Byzantine members), so only the structural invariants are checked.
 //! Each node runs a different split brain resolver strategy with a short stable-after, and the
@@ -14,7 +15,8 @@ use std::net::SocketAddr;
 
 use arbitrary::Arbitrary;
 use fjell_core::{
-    Config, Downing, Event, Instant, LeaseRequest, Node, Sink, Strategy, Transmit, UniqueAddress,
+    Config, Downing, Event, Instant, LeaseRequest, Node, NodeStatus, Sink, Strategy, Transmit,
+    UniqueAddress,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -84,6 +86,14 @@ impl World {
         let g = self.nodes[i].gossip();
         g.check_invariants().expect("gossip invariants");
         if self.tampered {
+            return;
+        }
+        // A member that lost its membership (it heard from nobody for too long, or the cluster
+        // did not know it) starts over as a joiner with an empty view, and may found or join
+        // again with the same incarnation: its view's history starts over too, as on a restart.
+        if self.nodes[i].status() != NodeStatus::Member {
+            self.last[i].clear();
+            self.removed[i].clear();
             return;
         }
         for m in g.members() {
