@@ -825,21 +825,39 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         if matches!(self.status, NodeStatus::Stopped(_)) {
             return Ok(());
         }
+        let takes_joiners = self.may_lead();
         let (cur, incoming) = self.states.both_mut();
-        let msg = match Message::parse_against(bytes, cur, incoming, now) {
+        let msg = match Message::parse_received(bytes, cur, incoming, now, takes_joiners) {
             Ok(m) => m,
             Err(WireError::StaleBase) => {
                 // Made for another state than ours: tell the sender which one we hold. As a
                 // reply: a sender that does not know it sends full gossip, which is also what
                 // a sender this node does not count as a member needs (see `on_gossip`).
                 self.stats.gossip_delta_misses += 1;
-                let sender = wire::delta_sender(bytes);
+                let sender = wire::sender_of(bytes, wire::Kind::GossipDelta);
                 let Some(sender) = sender.filter(|s| s.same_address(from)) else {
                     self.stats.sender_mismatches += 1;
                     return Err(InputError::SenderMismatch);
                 };
                 if self.is_member() {
                     self.send(from, Out::StatusReply(sender.uid()));
+                }
+                return Ok(());
+            }
+            Err(WireError::JoinRequestUnread { probe }) => {
+                // This node may not lead, so it takes no joiners (see `answer_probe`).
+                let kind = if probe {
+                    wire::Kind::InitJoin
+                } else {
+                    wire::Kind::Join
+                };
+                let sender = wire::sender_of(bytes, kind);
+                let Some(sender) = sender.filter(|s| s.same_address(from)) else {
+                    self.stats.sender_mismatches += 1;
+                    return Err(InputError::SenderMismatch);
+                };
+                if probe {
+                    self.answer_probe(sender);
                 }
                 return Ok(());
             }
@@ -1115,27 +1133,40 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         self.changed();
     }
 
-    fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
-        let member = self.status == NodeStatus::Member
+    /// Whether this node is a member a joiner can count on: a member, not leaving, whose own
+    /// record is neither Down nor Exiting and, if not yet Up, [acknowledged](Self::acknowledged).
+    fn settled_member(&self) -> bool {
+        self.status == NodeStatus::Member
             && !self.shutting_down()
             && self.self_member().is_some_and(|m| match m.status {
                 MemberStatus::Down | MemberStatus::Exiting => false,
                 MemberStatus::Joining | MemberStatus::WeaklyUp => self.acknowledged(),
                 _ => true,
-            });
-        // A member that may not lead takes no joiners: the cluster it belongs to may have
-        // nobody left who could move them Up (and a device leaves that code out). It says it
-        // cannot, and whether it is a member: the joiner goes on to its other seeds, and a
-        // first seed does not found a second cluster beside it.
+            })
+    }
+
+    /// A seed probe at a member that may not lead, which takes no joiners: the cluster it
+    /// belongs to may have nobody left who could move them Up. It says it cannot, and whether
+    /// it is a member: the joiner goes on to its other seeds, and a first seed does not found
+    /// a second cluster beside it. The probe's declaration is not read (see
+    /// [`WireError::JoinRequestUnread`]), nor is a Join: it is ignored.
+    fn answer_probe(&mut self, from: UniqueAddress) {
+        let member = self.settled_member();
+        self.send(from.socket_addr(), Out::InitJoinNack { member });
+    }
+
+    /// A seed probe at a member that may lead (one that may not never reads it:
+    /// [`Node::answer_probe`]).
+    fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
+        // Never true (`dispatch`), but lets a build without `lead` leave the joiner's path out.
         if !self.may_lead() {
-            self.send(from.socket_addr(), Out::InitJoinNack { member });
             return;
         }
         if let Some(reason) = self.compat().check(compat) {
             self.refuse(from, reason);
             return;
         }
-        let can_take = member;
+        let can_take = self.settled_member();
         // A new incarnation of a member takes its place (the old one is downed when it sends
         // its Join): no room needed.
         let replaces = self.gossip().member_at(from.socket_addr()).is_some();
@@ -1213,8 +1244,9 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
         }
     }
 
+    /// A join request at a member that may lead (one that may not never reads it).
     fn on_join(&mut self, joiner: Member, compat: &Compat) {
-        // Only a member that may lead takes joiners (see `on_init_join`).
+        // As in `on_init_join`.
         if !self.may_lead() {
             return;
         }
@@ -2697,6 +2729,87 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// Delivers what `a` and `b` send each other until neither has more to send.
+    fn exchange(a: &mut N, b: &mut N, now: Instant) {
+        loop {
+            let (from_a, from_b) = (drain(a, now), drain(b, now));
+            if from_a.is_empty() && from_b.is_empty() {
+                return;
+            }
+            for (t, bytes) in from_a {
+                if t.destination == b.address().socket_addr() {
+                    let _ = b.handle_message(now, a.address().socket_addr(), &bytes);
+                }
+            }
+            for (t, bytes) in from_b {
+                if t.destination == a.address().socket_addr() {
+                    let _ = a.handle_message(now, b.address().socket_addr(), &bytes);
+                }
+            }
+        }
+    }
+
+    /// A member that may not lead takes no joiners: it answers a seed probe from the sender
+    /// alone, without reading the joiner's declaration (a truncated one is answered too,
+    /// where a member that may lead finds it malformed), and ignores a Join.
+    #[test]
+    fn a_member_that_may_not_lead_answers_a_probe_without_reading_it() {
+        let now = Instant::ZERO;
+        let mut leader = N::new(Config::default(), UniqueAddress::new(addr(1), 1), 1).unwrap();
+        leader.join(now, addr(1)).unwrap();
+        let config = Config {
+            leader_eligible: false,
+            ..Config::default()
+        };
+        let mut follower = N::new(config, UniqueAddress::new(addr(2), 2), 2).unwrap();
+        follower.join(now, addr(1)).unwrap();
+        exchange(&mut leader, &mut follower, now);
+        assert_eq!(follower.status(), NodeStatus::Member);
+
+        // A joiner probes both; its probe to the follower, whole and cut short.
+        let mut joiner = N::new(Config::default(), UniqueAddress::new(addr(3), 3), 3).unwrap();
+        joiner.join_seed_nodes(now, &[addr(1), addr(2)]).unwrap();
+        let (_, probe) = drain(&mut joiner, now)
+            .into_iter()
+            .find(|(t, _)| t.destination == addr(2))
+            .expect("a probe to the follower");
+        let cut = &probe[..probe.len() - 1];
+        assert!(matches!(
+            leader.handle_message(now, addr(3), cut),
+            Err(InputError::Decode(_))
+        ));
+        drain(&mut leader, now);
+        let mut scratch = Gossip::<8, 16>::new();
+        for bytes in [&probe[..], cut] {
+            assert_eq!(follower.handle_message(now, addr(3), bytes), Ok(()));
+            let out = drain(&mut follower, now);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].0.destination, addr(3));
+            let answer = Message::parse(&out[0].1, &mut scratch, now).unwrap();
+            assert_eq!(
+                answer,
+                Message::InitJoinNack {
+                    from: follower.address(),
+                    member: true
+                }
+            );
+        }
+        // The sender must be the transport's peer, as for every message that names one.
+        assert_eq!(
+            follower.handle_message(now, addr(4), &probe),
+            Err(InputError::SenderMismatch)
+        );
+
+        // A Join sent to the follower anyway is ignored: no Welcome, no refusal.
+        let mut direct = N::new(Config::default(), UniqueAddress::new(addr(3), 3), 3).unwrap();
+        direct.join(now, addr(2)).unwrap();
+        let (_, join) = drain(&mut direct, now).remove(0);
+        assert_eq!(follower.handle_message(now, addr(3), &join), Ok(()));
+        assert!(drain(&mut follower, now).is_empty());
+        assert_eq!(follower.members().len(), 2);
+        assert_eq!(follower.stats().decode_errors, 0);
     }
 
     #[test]

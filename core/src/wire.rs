@@ -139,6 +139,14 @@ pub enum WireError {
     /// (Naming the sender here made every decode error 40 bytes on a 32-bit device, and
     /// moving that through every `?` of the decoder cost about 2.7 kB of its code.)
     StaleBase,
+    /// A join request at a receiver that takes no joiners (a member that may not lead, see
+    /// [`crate::Config::leader_eligible`]), read no further than its sender: such a receiver
+    /// answers a seed probe from the sender alone and ignores a join. Not an error of the
+    /// sender; [`crate::Node::handle_message`] never returns it.
+    JoinRequestUnread {
+        /// A seed probe (InitJoin), not a Join.
+        probe: bool,
+    },
 }
 
 /// What is wrong with a malformed message ([`WireError::Malformed`]).
@@ -222,6 +230,9 @@ impl fmt::Display for WireError {
             WireError::Malformed(why) => write!(f, "malformed message: {}", why.as_str()),
             WireError::TrailingBytes => f.write_str("trailing bytes after message"),
             WireError::StaleBase => f.write_str("gossip delta for another state"),
+            WireError::JoinRequestUnread { .. } => {
+                f.write_str("join request at a member that takes no joiners")
+            }
         }
     }
 }
@@ -449,7 +460,7 @@ impl Message {
         scratch: &mut Gossip<M, R>,
         now: Instant,
     ) -> Result<Message, WireError> {
-        Self::parse_inner(bytes, &[], scratch, now)
+        Self::parse_inner(bytes, &[], scratch, now, true)
     }
 
     /// [`Message::parse`] for a receiver whose state is `base`: a delta is applied to it to
@@ -461,7 +472,22 @@ impl Message {
         scratch: &mut Gossip<M, R>,
         now: Instant,
     ) -> Result<Message, WireError> {
-        Self::parse_inner(bytes, base.members(), scratch, now)
+        Self::parse_inner(bytes, base.members(), scratch, now, true)
+    }
+
+    /// [`Message::parse_against`] at a receiver that takes joiners only if `takes_joiners`:
+    /// one that does not reads a join request no further than its kind
+    /// ([`WireError::JoinRequestUnread`]). A member that may not lead never reads a joiner's
+    /// declaration, so a build without the `lead` feature links no reader for one (2.5 kB of
+    /// a device's flash at opt-level "s").
+    pub(crate) fn parse_received<const M: usize, const R: usize>(
+        bytes: &[u8],
+        base: &Gossip<M, R>,
+        scratch: &mut Gossip<M, R>,
+        now: Instant,
+        takes_joiners: bool,
+    ) -> Result<Message, WireError> {
+        Self::parse_inner(bytes, base.members(), scratch, now, takes_joiners)
     }
 
     /// `base` is the receiver's members.
@@ -470,6 +496,7 @@ impl Message {
         base: &[Member],
         scratch: &mut Gossip<M, R>,
         now: Instant,
+        takes_joiners: bool,
     ) -> Result<Message, WireError> {
         let (version, kind_byte) = peek_header(bytes)?;
         // Decodable at every version, body or not, so a refused joiner always learns why.
@@ -505,7 +532,10 @@ impl Message {
             | Kind::Welcome
             | Kind::Gossip
             | Kind::GossipDelta
-            | Kind::JoinRefused => Self::parse_from(kind, r.take()?, &mut r, base, scratch, now)?,
+            | Kind::JoinRefused => {
+                let from = r.take()?;
+                Self::parse_from(kind, from, &mut r, base, scratch, now, takes_joiners)?
+            }
         };
         r.finish()?;
         Ok(msg)
@@ -519,8 +549,16 @@ impl Message {
         base: &[Member],
         scratch: &mut Gossip<M, R>,
         now: Instant,
+        takes_joiners: bool,
     ) -> Result<Message, WireError> {
         Ok(match kind {
+            // Checked here, where the kind is matched, rather than before: a build without
+            // `lead` then leaves the arms below out.
+            Kind::InitJoin | Kind::Join if !takes_joiners => {
+                return Err(WireError::JoinRequestUnread {
+                    probe: kind == Kind::InitJoin,
+                })
+            }
             Kind::InitJoin => Message::InitJoin {
                 from,
                 compat: r.take()?,
@@ -1062,13 +1100,13 @@ fn decode_tombstones<const M: usize, const R: usize>(
     Ok(())
 }
 
-/// The sender a gossip delta names, read again for a [`WireError::StaleBase`] (the miss is
-/// answered to it, once the transport's peer is checked to be it).
-pub(crate) fn delta_sender(bytes: &[u8]) -> Option<UniqueAddress> {
+/// The sender a message of `kind` (one that begins with its sender) names, read again where
+/// the parser stopped before it: a gossip delta for [`WireError::StaleBase`] (the miss is
+/// answered to it, once the transport's peer is checked to be it), a join request for
+/// [`WireError::JoinRequestUnread`].
+pub(crate) fn sender_of(bytes: &[u8], kind: Kind) -> Option<UniqueAddress> {
     match bytes {
-        [MAGIC, PROTOCOL_VERSION, k, rest @ ..] if *k == Kind::GossipDelta as u8 => {
-            Reader { rest }.take().ok()
-        }
+        [MAGIC, PROTOCOL_VERSION, k, rest @ ..] if *k == kind as u8 => Reader { rest }.take().ok(),
         _ => None,
     }
 }

@@ -1,9 +1,10 @@
 //! The rules of a member that never leads, run on the emulated MCU with fjell-core built as the
 //! `node` firmware builds it (without its `lead` feature): the defaults say the node may not
 //! lead, a configuration that says it may is refused with its key, it cannot found a cluster
-//! (as the first seed node, or by joining itself), and it joins through another seed. Reports
-//! through semihosting and exits with the result, so `cargo run` under QEMU fails when a rule
-//! does not hold. (A member that never leads needs members that may: the cluster firmware,
+//! (as the first seed node, or by joining itself), it joins through another seed, and it
+//! answers a seed probe, without reading the joiner's declaration, that it takes no joiners.
+//! Reports through semihosting and exits with the result, so `cargo run` under QEMU fails when
+//! a rule does not hold. (A member that never leads needs members that may: the cluster firmware,
 //! built with `lead`, runs one among them.)
 
 #![no_std]
@@ -13,6 +14,7 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
+use fjell_core::testing::wire::{peek_header, Kind, PROTOCOL_VERSION};
 use fjell_core::{CommandError, Config, DetectorKind, DeviceNode, Instant, UniqueAddress};
 use fjell_firmware as _;
 
@@ -58,26 +60,50 @@ fn run() -> Result<(), &'static str> {
     n.join_seed_nodes(now, &[addr(2), addr(1)])
         .map_err(|_| "the node does not join through another seed node")?;
     let mut buf = [0u8; DeviceNode::MAX_MESSAGE_LEN];
-    let mut probed = false;
-    let mut at = now;
-    // The first probe goes out after a short back-off.
-    for _ in 0..10 {
-        while let Some(t) = n.poll_transmit(at, &mut buf) {
-            probed |= t.destination == addr(2);
-        }
-        match n.poll_timeout() {
-            Some(t) if !probed => {
-                at = t;
-                n.handle_timeout(at);
-            }
-            _ => break,
-        }
-    }
-    if !probed {
-        return Err("the node does not probe its other seed node");
-    }
+    let (_, at) = first_probe(&mut n, addr(2), &mut buf)
+        .ok_or("the node does not probe its other seed node")?;
     hprintln!("joins through another seed node: probed {}", addr(2));
+
+    // Another node probes this one. A member that may not lead takes no joiners: it answers
+    // from the sender alone, and does not read the joiner's declaration (this build has no
+    // reader for one), so a probe cut short is answered too.
+    let mut joiner = DeviceNode::new(config, UniqueAddress::new(addr(3), 3), 9)
+        .map_err(|_| "a joiner with the defaults is refused")?;
+    joiner
+        .join_seed_nodes(now, &[addr(1), addr(3)])
+        .map_err(|_| "the joiner does not join through this node")?;
+    let mut probe = [0u8; DeviceNode::MAX_MESSAGE_LEN];
+    let (len, _) = first_probe(&mut joiner, addr(1), &mut probe)
+        .ok_or("the joiner does not probe this node")?;
+    for bytes in [&probe[..len], &probe[..len - 1]] {
+        n.handle_message(at, addr(3), bytes)
+            .map_err(|_| "a seed probe is refused as input")?;
+        let answer = core::iter::from_fn(|| n.poll_transmit(at, &mut buf))
+            .find(|t| t.destination == addr(3))
+            .ok_or("a seed probe is not answered")?;
+        let nack = (PROTOCOL_VERSION, Kind::InitJoinNack as u8);
+        if peek_header(&buf[..answer.len]) != Ok(nack) {
+            return Err("a seed probe is answered with something other than InitJoinNack");
+        }
+    }
+    hprintln!("answers seed probes, whole or cut short, that it takes no joiners");
     Ok(())
+}
+
+/// Runs `n` until it sends its first probe to `to` (after a short back-off); returns the
+/// probe's length in `buf` and the time it went out.
+fn first_probe(n: &mut DeviceNode, to: SocketAddr, buf: &mut [u8]) -> Option<(usize, Instant)> {
+    let mut at = Instant::ZERO;
+    for _ in 0..10 {
+        while let Some(t) = n.poll_transmit(at, buf) {
+            if t.destination == to {
+                return Some((t.len, at));
+            }
+        }
+        at = n.poll_timeout()?;
+        n.handle_timeout(at);
+    }
+    None
 }
 
 #[entry]
