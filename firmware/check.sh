@@ -3,7 +3,8 @@
 #   1. builds both firmwares for Cortex-M4F (thumbv7em-none-eabihf) and Cortex-M0+
 #      (thumbv6m-none-eabi: no FPU, no atomic compare-and-swap);
 #   2. reports the flash and RAM of each, and fails when the `node` firmware (a member that
-#      never leads) on thumbv7em exceeds the budget or outgrows FLASH_CEILING;
+#      never leads) on thumbv7em exceeds the budget, at the release profile's opt-level "z" or
+#      at "s", or outgrows its ceiling at either;
 #   3. runs, under QEMU on both, with a timeout, the rules of a member that never leads
 #      (fjell-core without `lead`) and the cluster firmware (three nodes lose one; sixteen
 #      split 9 | 7), and fails when either does.
@@ -13,13 +14,13 @@ cd "$(dirname "$0")"
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/../target/firmware}"
 
-# The issue's budget for a firmware that runs one DeviceNode (LTO; the issue states it at
-# opt-level "s", which is reported too, and missed; the release profile is "z", the smaller,
-# and is held to it).
+# The budget for a firmware that runs one DeviceNode (LTO), held at both size levels: "s",
+# the level it was stated at, and "z", the release profile's (the smaller).
 FLASH_BUDGET=65536
-# A ratchet under the budget: the size when it was last lowered, plus a little, so that the
-# firmware can only shrink. Lower it whenever the firmware shrinks.
-FLASH_CEILING=62900
+# Ratchets under the budget: the sizes when they were last lowered, plus a little, so that
+# the firmware can only shrink. Lower them whenever the firmware shrinks.
+FLASH_CEILING=59950
+FLASH_CEILING_S=64450
 
 TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi)
 declare -A BOARD=([thumbv7em-none-eabihf]="mps2-an386 (Cortex-M4)" [thumbv6m-none-eabi]="mps2-an385 (Cortex-M3 running ARMv6-M code)")
@@ -99,9 +100,14 @@ read -r flash text ram < <(sizes "$CARGO_TARGET_DIR/opt-s/thumbv7em-none-eabihf/
 printf '  %-22s %-8s flash %7d B (.text %7d B)  static RAM %6d B  (opt-level "s")\n' \
   thumbv7em-none-eabihf node "$flash" "$text" "$ram"
 if (( flash > FLASH_BUDGET )); then
-  echo "  budget at opt-level \"s\": MISSED, $flash B > $FLASH_BUDGET B"
+  echo "  FAIL: budget at opt-level \"s\" missed, $flash B > $FLASH_BUDGET B (64 KiB)"
+  status=1
 else
   echo "  budget at opt-level \"s\": met, $flash B <= $FLASH_BUDGET B"
+fi
+if (( flash > FLASH_CEILING_S )); then
+  echo "  FAIL: the node firmware at opt-level \"s\" grew past the ceiling of $FLASH_CEILING_S B"
+  status=1
 fi
 
 for t in "${TARGETS[@]}"; do

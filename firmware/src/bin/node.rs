@@ -1,5 +1,5 @@
-//! The smallest firmware that runs a `DeviceNode`: what the flash budget (64 KiB on thumbv7em,
-//! opt-level "z", LTO) is measured on. The node is a member that never leads: built without
+//! The smallest firmware that runs a `DeviceNode`: what the flash budget (64 KiB on thumbv7em
+//! with LTO, at opt-level "s" and at the release profile's "z") is measured on. The node is a member that never leads: built without
 //! fjell-core's `lead` feature, so `Config::default()` has `leader_eligible = false` and the
 //! leader's actions and the downing decisions are left out; members that may lead (a gateway,
 //! servers) decide for it, and it joins through them. A SysTick interrupt keeps the clock; a
