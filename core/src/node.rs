@@ -811,7 +811,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// Feeds one message received from `from` (the transport's authenticated peer address).
     // Out of line, as `handle_timeout`: inlined into a caller's loop (a device's main loop),
     // the whole step was, and the loop kept a hundred of its addresses spilled on the stack
-    // (1.9 kB of flash at opt-level "s"). One call per input costs nothing measurable.
+    // (1.9 kB of flash at opt-level "s"). One call per input is nothing beside its work.
     #[inline(never)]
     pub fn handle_message(
         &mut self,
