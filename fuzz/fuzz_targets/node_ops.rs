@@ -7,7 +7,9 @@
 //! or corrupted, a peer inside the trust boundary may lie about membership (fjell defends its
 //! integrity, not against Byzantine members), so only the structural invariants are checked.
 //! Each node runs a different split brain resolver strategy with a short stable-after, and the
-//! fuzzer answers their lease requests.
+//! fuzzer answers their lease requests. A node restarted an odd number of times comes back as
+//! a member that may not lead (`leader_eligible = false`): it takes no joiners and reads no join
+//! request past its sender.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -69,6 +71,8 @@ impl World {
         // One world runs every strategy at once, which the join check would refuse: the
         // harness checks state invariants, not that one side survives a partition.
         c.enforce_on_join = false;
+        // Each restart adds 100 to the uid (`Op::Restart`).
+        c.leader_eligible = (uid / 100) % 2 == 0;
         Box::new(N::new(c, UniqueAddress::new(addr(i), uid), uid).expect("valid config"))
     }
 
