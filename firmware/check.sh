@@ -58,12 +58,14 @@ CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build --quiet --release --target thumbv7
 # Flash: what is programmed (vector table, code, constants, initial values of statics).
 # RAM: statics (.data + .bss); the stack comes on top (the cluster run measures it).
 sizes() {
+  # Prints nothing when llvm-size reads no flash (a file missing or not an ELF), so the
+  # caller's `read` fails and the run stops (set -e) rather than pass at 0 B.
   "$llvm_size" -A "$1" | awk '
     $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
     $1 == ".data" { flash += $2; ram += $2 }
     $1 == ".bss" || $1 == ".uninit" { ram += $2 }
     $1 == ".text" { text = $2 }
-    END { printf "%d %d %d\n", flash, text, ram }'
+    END { if (flash > 0) printf "%d %d %d\n", flash, text, ram }'
 }
 
 echo "firmware sizes (flash = vector table + .text + .rodata + .data; RAM = statics):"

@@ -187,7 +187,8 @@ impl fmt::Display for InputError {
 /// Counters for what the node dropped or refused, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Messages that did not decode.
+    /// Messages that did not decode. A join request at a member that may not lead is not
+    /// counted however malformed its body: such a member reads only its sender.
     pub decode_errors: u64,
     /// Messages whose claimed sender did not match the transport's peer.
     pub sender_mismatches: u64,
@@ -868,7 +869,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             Err(e) => {
                 self.stats.decode_errors += 1;
                 if let WireError::UnsupportedVersion { version, kind } = e {
-                    // (A node that may not lead answers no join request: `on_init_join`.)
+                    // (A node that may not lead sends no VersionRefused: it takes no joiners.)
                     let join = kind == wire::Kind::InitJoin as u8 || kind == wire::Kind::Join as u8;
                     if join && self.may_lead() {
                         self.send(from, Out::VersionRefused);
@@ -1163,7 +1164,12 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// A seed probe at a member that may lead (one that may not never reads it:
     /// [`Node::answer_probe`]).
     fn on_init_join(&mut self, from: UniqueAddress, compat: &Compat) {
-        // Never true (`dispatch`), but lets a build without `lead` leave the joiner's path out.
+        // `dispatch` reads no join request for a member that may not lead; the check lets a
+        // build without `lead` leave the joiner's path out.
+        debug_assert!(
+            self.may_lead(),
+            "a join request read by a member that may not lead"
+        );
         if !self.may_lead() {
             return;
         }
@@ -1252,6 +1258,10 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
     /// A join request at a member that may lead (one that may not never reads it).
     fn on_join(&mut self, joiner: Member, compat: &Compat) {
         // As in `on_init_join`.
+        debug_assert!(
+            self.may_lead(),
+            "a join request read by a member that may not lead"
+        );
         if !self.may_lead() {
             return;
         }
@@ -2815,6 +2825,23 @@ mod tests {
         assert!(drain(&mut follower, now).is_empty());
         assert_eq!(follower.members().len(), 2);
         assert_eq!(follower.stats().decode_errors, 0);
+
+        // One not yet a member says so: a first seed probing it may found.
+        let config = Config {
+            leader_eligible: false,
+            ..Config::default()
+        };
+        let mut idle = N::new(config, UniqueAddress::new(addr(2), 5), 5).unwrap();
+        assert_eq!(idle.handle_message(now, addr(3), &probe), Ok(()));
+        let out = drain(&mut idle, now);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            Message::parse(&out[0].1, &mut scratch, now).unwrap(),
+            Message::InitJoinNack {
+                from: idle.address(),
+                member: false
+            }
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The smallest firmware that runs a `DeviceNode`: what the flash budget (64 KiB on thumbv7em
-//! with LTO, at opt-level "s" and at the release profile's "z") is measured on. The node is a member that never leads: built without
-//! fjell-core's `lead` feature, so `Config::default()` has `leader_eligible = false` and the
-//! leader's actions and the downing decisions are left out; members that may lead (a gateway,
-//! servers) decide for it, and it joins through them. A SysTick interrupt keeps the clock; a
-//! radio or Ethernet driver would fill [`RX`] and send what [`TX`] holds (here they are plain
-//! memory, read and written volatile so nothing is optimised away). Every call a device makes
-//! into the core is here: `join_seed_nodes`, `handle_message`, `handle_timeout`,
-//! `poll_transmit`, `poll_event` and `poll_timeout`.
+//! with LTO, at opt-level "s" and at the release profile's "z") is measured on. The node is a
+//! member that never leads: built without fjell-core's `lead` feature, so `Config::default()`
+//! has `leader_eligible = false` and the leader's actions and the downing decisions are left
+//! out; members that may lead (a gateway, servers) decide for it, and it joins through them. A
+//! SysTick interrupt keeps the clock; a radio or Ethernet driver would fill [`RX`] and send
+//! what [`TX`] holds (here they are plain memory, read and written volatile so nothing is
+//! optimised away). Every call a device makes into the core is here: `join_seed_nodes`,
+//! `handle_message`, `handle_timeout`, `poll_transmit`, `poll_event` and `poll_timeout`.
 
 #![no_std]
 #![no_main]
