@@ -839,11 +839,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 // reply: a sender that does not know it sends full gossip, which is also what
                 // a sender this node does not count as a member needs (see `on_gossip`).
                 self.stats.gossip_delta_misses += 1;
-                let sender = wire::sender_of(bytes, wire::Kind::GossipDelta);
-                let Some(sender) = sender.filter(|s| s.same_address(from)) else {
-                    self.stats.sender_mismatches += 1;
-                    return Err(InputError::SenderMismatch);
-                };
+                let sender = self.sender_named(bytes, wire::Kind::GossipDelta, from)?;
                 if self.is_member() {
                     self.send(from, Out::StatusReply(sender.uid()));
                 }
@@ -856,11 +852,7 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
                 } else {
                     wire::Kind::Join
                 };
-                let sender = wire::sender_of(bytes, kind);
-                let Some(sender) = sender.filter(|s| s.same_address(from)) else {
-                    self.stats.sender_mismatches += 1;
-                    return Err(InputError::SenderMismatch);
-                };
+                let sender = self.sender_named(bytes, kind, from)?;
                 if probe {
                     self.answer_probe(sender);
                 }
@@ -979,6 +971,24 @@ impl<const M: usize, const R: usize, const H: usize> Node<M, R, H> {
             self.carry_out(now, d, r);
         }
         self.after_input(now, generation);
+    }
+
+    /// The sender a message of `kind` names, read again where the parser stopped before it
+    /// ([`WireError::StaleBase`], [`WireError::JoinRequestUnread`]): only if it is the
+    /// transport's peer `from`, as for every message that names one.
+    fn sender_named(
+        &mut self,
+        bytes: &[u8],
+        kind: wire::Kind,
+        from: SocketAddr,
+    ) -> Result<UniqueAddress, InputError> {
+        match wire::sender_of(bytes, kind) {
+            Some(sender) if sender.same_address(from) => Ok(sender),
+            _ => {
+                self.stats.sender_mismatches += 1;
+                Err(InputError::SenderMismatch)
+            }
+        }
     }
 
     /// Runs every timer that is due at `now`.

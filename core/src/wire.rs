@@ -477,7 +477,7 @@ impl Message {
     }
 
     /// [`Message::parse_against`] at a receiver that takes joiners only if `takes_joiners`:
-    /// one that does not reads a join request no further than its kind
+    /// one that does not reads a join request no further than its sender
     /// ([`WireError::JoinRequestUnread`]). A member that may not lead never reads a joiner's
     /// declaration, so a build without the `lead` feature links no reader for one (2.5 kB of
     /// a device's flash at opt-level "s").
