@@ -330,7 +330,7 @@ impl DeathWatch {
     /// the next [`DeathWatch::next`] says so at once.
     pub fn watch(&mut self, member: UniqueAddress) {
         // The events published so far, so the member list is the one `Cluster::state`
-        // shows (the driver sends events before it publishes the state they lead to).
+        // shows (the driver queues events and publishes the state they lead to in one step).
         self.catch_up();
         self.table.watch(member);
     }

@@ -577,7 +577,9 @@ impl Cluster {
     }
 
     /// Subscribes to events, starting from a snapshot ([`Subscription::initial`]): the
-    /// events that follow are exactly the changes after it.
+    /// events that follow are exactly the changes after it. An event is sent once
+    /// [`Cluster::state`] shows it and the transport knows the members it names: a
+    /// subscriber that sees `MemberUp(m)` can send to `m` at once.
     pub async fn subscribe(&self) -> Subscription {
         self.subscribe_with(false).await
     }

@@ -499,22 +499,39 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
             };
             node.drain_vec(now, buf, &mut outputs);
         }
-        for e in events.drain(..) {
-            self.publish(e);
-        }
-        self.events = events;
         let generation = self.node.generation();
         let changed = self.published != Some(generation);
-        self.log.flushed(&self.node, now, changed);
-        if changed {
-            self.published = Some(generation);
-            self.shared.publish(ClusterState::of(&self.node));
-            self.transport
-                .set_members(self.node.members().iter().map(|m| m.address.socket_addr()));
+        self.published = Some(generation);
+        if changed || !events.is_empty() {
+            // The state, the transport's members and the subscribers' events change in one
+            // step, under the state's lock: a reader of `Cluster::state` finds the events
+            // that led there already queued (death watch relies on it), and a subscriber
+            // handed an event finds the state showing it and can send to the member it
+            // names. Unbounded channels: a slow subscriber never stalls the node; a closed
+            // one is forgotten.
+            let mut state = self.shared.state.lock().unwrap();
+            if changed {
+                *state = ClusterState::of(&self.node);
+                self.transport
+                    .set_members(self.node.members().iter().map(|m| m.address.socket_addr()));
+            }
+            self.subscribers
+                .retain(|s| events.iter().all(|e| s.try_send(e.clone()).is_ok()));
         }
+        if changed {
+            self.shared.changed.notify(usize::MAX);
+        }
+        // What else the events do, with the lock released: callbacks may read the state.
+        for e in events.drain(..) {
+            self.act_on(e);
+        }
+        self.events = events;
+        self.log.flushed(&self.node, now, changed);
     }
 
-    fn publish(&mut self, e: Event) {
+    /// What an event does in the driver beyond reaching subscribers: counters, logs,
+    /// callbacks, closing a removed member's connection.
+    fn act_on(&mut self, e: Event) {
         self.tally.event(&e);
         if self.settings.log_info {
             crate::cluster_log::log_event(&self.me, &e);
@@ -550,9 +567,6 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
                 self.transport.disconnect(addr);
             }
         }
-        // Unbounded channels: a slow subscriber must never stall the node. A closed one is
-        // forgotten.
-        self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
     }
 
     /// Carries out a command; `Some` when the driver should end.

@@ -42,8 +42,13 @@ async fn three_nodes_form<R: Place>(rt: R) {
     }
     for (i, n) in nodes.iter().enumerate() {
         let tx = up_tx.clone();
+        let node = n.clone();
         n.register_on_member_up(move || {
-            let _ = tx.try_send(i);
+            // The state is published before the event: the callback sees this node Up.
+            let up = node
+                .self_member()
+                .is_some_and(|m| m.status == MemberStatus::Up);
+            let _ = tx.try_send((i, up));
         });
     }
     for n in &nodes {
@@ -68,7 +73,7 @@ async fn three_nodes_form<R: Place>(rt: R) {
         assert_eq!(s.role_leader("frontend"), None);
     }
     // Each node's own Up ran its callback; one registered now runs at once.
-    let mut ups: Vec<usize> = within(timer, 5, "on-member-up callbacks", async {
+    let mut ups: Vec<(usize, bool)> = within(timer, 5, "on-member-up callbacks", async {
         let mut v = Vec::new();
         while v.len() < 3 {
             v.push(up_rx.recv().await.unwrap());
@@ -77,7 +82,7 @@ async fn three_nodes_form<R: Place>(rt: R) {
     })
     .await;
     ups.sort();
-    assert_eq!(ups, [0, 1, 2]);
+    assert_eq!(ups, [(0, true), (1, true), (2, true)]);
     let (tx, rx) = async_channel::bounded(1);
     nodes[0].register_on_member_up(move || {
         let _ = tx.try_send(());
