@@ -1,7 +1,8 @@
 //! Akka's *worker dial-in* sample (the transformation sample): frontend nodes take text and
 //! have a backend node turn it to upper case.
 //!
-//! - Backends register with every frontend they see come Up.
+//! - Backends register with every frontend they see come Up; a frontend takes a registration
+//!   once it sees the backend as a member itself.
 //! - A frontend answers "service unavailable" while it has no backend, and forgets backends
 //!   that are found unreachable or removed.
 //! - Start-up is gated: the cluster moves nobody Up until two backends have joined
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fjell_core::{Config, Event, Role};
-use fjell_runtime::Cluster;
+use fjell_runtime::{Cluster, ClusterState};
 use serde::{Deserialize, Serialize};
 
 /// The frontend role.
@@ -23,6 +24,8 @@ pub const FRONTEND: &str = "frontend";
 pub const BACKEND: &str = "backend";
 /// How long a frontend waits for a backend's answer.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a frontend holds a registration from a node it does not see as a member yet.
+pub const REGISTRATION_WAIT: Duration = Duration::from_secs(30);
 /// The answer while no backend is registered.
 pub const UNAVAILABLE: &str = "Service unavailable, try again later";
 
@@ -98,11 +101,7 @@ impl Frontend {
         smol::spawn(async move {
             while let Some(msg) = registrations.cluster.recv().await {
                 if msg.decode::<Message>() == Ok(Message::BackendRegistration) {
-                    let mut b = registrations.backends.lock().unwrap();
-                    if !b.contains(&msg.from) {
-                        b.push(msg.from);
-                        let _ = registrations.changed.0.try_send(());
-                    }
+                    smol::spawn(registrations.clone().register(msg.from)).detach();
                 }
             }
         })
@@ -124,6 +123,30 @@ impl Frontend {
         })
         .detach();
         f
+    }
+
+    /// Takes `backend`'s registration once this node sees it as a member. A backend's view
+    /// can run ahead of the frontend's: it may see the frontend Up and register before the
+    /// frontend has heard it joined, and a job sent to a node that is not a member is
+    /// refused. Dropped if it is not a member within [`REGISTRATION_WAIT`].
+    async fn register(self, backend: SocketAddr) {
+        let is_member =
+            |s: &ClusterState| s.members.iter().any(|m| m.address.socket_addr() == backend);
+        let wait = self.cluster.wait_for(is_member);
+        if self
+            .cluster
+            .within(REGISTRATION_WAIT, wait)
+            .await
+            .flatten()
+            .is_none()
+        {
+            return;
+        }
+        let mut b = self.backends.lock().unwrap();
+        if !b.contains(&backend) {
+            b.push(backend);
+            let _ = self.changed.0.try_send(());
+        }
     }
 
     /// The backends registered now.

@@ -64,6 +64,19 @@ fn worker_dial_in_end_to_end() {
             .await
             .flatten()
             .expect("three backends registered");
+        // Everyone Up before the crash. A member still Joining when one crashes and another
+        // leaves is the membership change during a partition that keep-majority answers by
+        // downing everyone (Pekko's edge case), which is not what this sample shows.
+        frontend
+            .within(
+                T,
+                frontend.wait_for(|s| {
+                    s.members.len() == 4 && s.members.iter().all(|m| m.status == MemberStatus::Up)
+                }),
+            )
+            .await
+            .flatten()
+            .expect("all four Up");
         for i in 0..6 {
             let text = format!("job {i}");
             assert_eq!(front.transform(&text).await, Ok(text.to_uppercase()));
@@ -80,6 +93,17 @@ fn worker_dial_in_end_to_end() {
         for i in 0..4 {
             assert_eq!(front.transform(&format!("x{i}")).await, Ok(format!("X{i}")));
         }
+        // Keep-majority downs it (this side has three of four); the others can then leave.
+        let down_or_gone = |s: &fjell_runtime::ClusterState| {
+            s.members
+                .iter()
+                .all(|m| m.address.socket_addr() != crashed || m.status == MemberStatus::Down)
+        };
+        frontend
+            .within(T, frontend.wait_for(down_or_gone))
+            .await
+            .flatten()
+            .expect("the crashed backend downed");
 
         // Without backends: service unavailable.
         for b in &backends[..2] {
