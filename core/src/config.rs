@@ -137,8 +137,9 @@ pub struct DowningSettings {
     pub downing: Downing,
     /// How long membership and reachability must be unchanged before the resolver decides
     /// (`split-brain-resolver.stable-after`). `None` scales with the cluster size n as
-    /// 10·log10(max(n, 5)) s: 7 s for 5 members, 10 s for 10, 20 s for 100, 30 s for 1,000
-    /// (the sizes Pekko's documentation recommends).
+    /// 10·log10(max(n, 5)) s, in whole milliseconds rounded down (n capped at 65,535): 7 s for
+    /// 5 members, 10 s for 10, 20 s for 100, 30 s for 1,000 (the sizes Pekko's documentation
+    /// recommends).
     pub stable_after: Option<Duration>,
     /// When reachability keeps changing for `stable-after`, plus the resolver's confirmation
     /// wait (half of `stable-after`; with lease-majority, plus the minority's lease delay), plus
@@ -173,6 +174,39 @@ impl Default for DowningSettings {
     }
 }
 
+/// ⌊10,000 · log10(n)⌋ for `n` ≥ 1, exact for every `u16` (a test checks each), in integers:
+/// a device without a floating-point unit would otherwise link a software `log10f`.
+/// log2 by repeated squaring of the mantissa, then scaled by log10(2).
+fn log10_ten_thousandths(n: u16) -> u32 {
+    let n = u64::from(n.max(1));
+    // ⌊log2 n⌋, below 16.
+    let int = 63 - u64::from(n.leading_zeros());
+    // The mantissa n / 2^int, in [1, 2) as Q31. Squaring it moves log2 one bit left: the
+    // integer part that appears is the next fractional bit.
+    let mut m = n << (31 - int);
+    let mut frac = 0u64; // log2's fractional part, Q32
+    for _ in 0..32 {
+        m = (m * m) >> 31;
+        frac <<= 1;
+        if m >= 1 << 32 {
+            m >>= 1;
+            frac |= 1;
+        }
+    }
+    // 10,000 · log10(2) = 3010.29995663981195..., its fraction in Q32.
+    const C_INT: u64 = 3010;
+    const C_FRAC: u64 = 1_288_303_958;
+    const C: u64 = (C_INT << 32) | C_FRAC;
+    // log2 · C in Q32, in parts that fit a u64.
+    let v = int * C + frac * C_INT + ((frac * C_FRAC) >> 32);
+    // Truncation leaves v below the true value, by up to 2,469 (Q32) at an exact power of
+    // ten, which then lands just short of its integer. The slack lifts those back; the
+    // closest any other u16 comes to the next integer from below is 4,191 beyond its own
+    // shortfall (n = 45,196). The test checks every u16.
+    const SLACK: u64 = 3_330;
+    ((v + SLACK) >> 32) as u32
+}
+
 impl DowningSettings {
     /// `stable-after` for a cluster of `members` (see [`DowningSettings::stable_after`]).
     pub fn stable_after_for(&self, members: usize) -> Duration {
@@ -180,8 +214,8 @@ impl DowningSettings {
             return after;
         }
         self.stable_after.unwrap_or_else(|| {
-            let n = members.max(5) as f32;
-            duration_of_millis((libm::log10f(n) * 10_000.0) as u64)
+            let n = u16::try_from(members.max(5)).unwrap_or(u16::MAX);
+            duration_of_millis(u64::from(log10_ten_thousandths(n)))
         })
     }
 
@@ -546,6 +580,20 @@ mod tests {
         let e = c.validate().unwrap_err();
         assert_eq!(e.key, "split-brain-resolver.static-quorum.quorum-size");
         assert!(Config::KEYS.contains(&e.key));
+    }
+
+    #[test]
+    fn the_integer_log_is_exact_for_every_u16() {
+        for n in 1..=u16::MAX {
+            let want = (libm::log10(f64::from(n)) * 10_000.0).floor() as u32;
+            assert_eq!(log10_ten_thousandths(n), want, "n = {n}");
+        }
+        // The same milliseconds as the single-precision log10 it replaced, below 1,024
+        // members (above, that one was off by 1 ms now and then).
+        for n in 5..1024u16 {
+            let f32_ms = (libm::log10f(f32::from(n)) * 10_000.0) as u32;
+            assert_eq!(log10_ten_thousandths(n), f32_ms, "n = {n}");
+        }
     }
 
     #[test]
