@@ -3,8 +3,8 @@
 #   1. builds both firmwares for Cortex-M4F (thumbv7em-none-eabihf) and Cortex-M0+
 #      (thumbv6m-none-eabi: no FPU, no atomic compare-and-swap);
 #   2. reports the flash and RAM of each, and fails when the `node` firmware (a member that
-#      never leads) on thumbv7em exceeds the budget, at the release profile's opt-level "z" or
-#      at "s", or outgrows its ceiling at either;
+#      never leads) exceeds the budget on either target at the release profile's opt-level
+#      "z", or on thumbv7em at "s", or outgrows its ceiling at any of these;
 #   3. runs, under QEMU on both, with a timeout, the rules of a member that never leads
 #      (fjell-core without `lead`) and the cluster firmware (three nodes lose one; sixteen
 #      split 9 | 7), and fails when either does.
@@ -14,13 +14,13 @@ cd "$(dirname "$0")"
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/../target/firmware}"
 
-# The budget for a firmware that runs one DeviceNode (LTO), held at both size levels: "s",
-# the level it was stated at, and "z", the release profile's (the smaller).
+# The budget for a firmware that runs one DeviceNode (LTO), held on both targets at "z", the
+# release profile's level, and on thumbv7em at "s" too, the level it was stated at.
 FLASH_BUDGET=65536
 # Ratchets under the budget: the sizes when they were last lowered, plus a little, so that
 # the firmware can only shrink. Lower them whenever the firmware shrinks.
-FLASH_CEILING=59950
-FLASH_CEILING_S=64450
+declare -A FLASH_CEILING=([thumbv7em-none-eabihf]=59650 [thumbv6m-none-eabi]=65250)
+FLASH_CEILING_S=64200
 
 TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi)
 declare -A BOARD=([thumbv7em-none-eabihf]="mps2-an386 (Cortex-M4)" [thumbv6m-none-eabi]="mps2-an385 (Cortex-M3 running ARMv6-M code)")
@@ -80,15 +80,15 @@ for t in "${TARGETS[@]}"; do
     [[ $bin == lead/node ]] && label="node (may lead)"
     [[ $bin == lead/cluster ]] && label="cluster"
     printf '  %-22s %-19s flash %7d B (.text %7d B)  static RAM %6d B\n' "$t" "$label" "$flash" "$text" "$ram"
-    if [[ $t == thumbv7em-none-eabihf && $bin == node ]]; then
+    if [[ $bin == node ]]; then
       if (( flash > FLASH_BUDGET )); then
         echo "  FAIL: budget missed, $flash B > $FLASH_BUDGET B (64 KiB); see BENCHMARKS.md 'fjell-core on microcontrollers'"
         status=1
       else
         echo "  budget: met, $flash B <= $FLASH_BUDGET B"
       fi
-      if (( flash > FLASH_CEILING )); then
-        echo "  FAIL: the node firmware grew past the ceiling of $FLASH_CEILING B"
+      if (( flash > FLASH_CEILING[$t] )); then
+        echo "  FAIL: the node firmware grew past the ceiling of ${FLASH_CEILING[$t]} B"
         status=1
       fi
     fi
