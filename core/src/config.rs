@@ -199,10 +199,10 @@ fn log10_ten_thousandths(n: u16) -> u32 {
     const C: u64 = (C_INT << 32) | C_FRAC;
     // log2 · C in Q32, in parts that fit a u64.
     let v = int * C + frac * C_INT + ((frac * C_FRAC) >> 32);
-    // Truncation leaves v below the true value, by up to 2,469 (Q32) at an exact power of
-    // ten, which then lands just short of its integer. The slack lifts those back; the
-    // closest any other u16 comes to the next integer from below is 4,191 beyond its own
-    // shortfall (n = 45,196). The test checks every u16.
+    // Truncation leaves v below the true value (Q32 units): by up to 2,469 at an exact power
+    // of ten, which then lands just short of its integer. The slack lifts those back; every
+    // other u16 lands at least 4,191 below the next integer (n = 45,196 comes closest). The
+    // test checks every u16.
     const SLACK: u64 = 3_330;
     ((v + SLACK) >> 32) as u32
 }

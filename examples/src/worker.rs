@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fjell_core::{Config, Event, Role};
+use fjell_core::{Config, Event, MemberStatus, Role};
 use fjell_runtime::{Cluster, ClusterState};
 use serde::{Deserialize, Serialize};
 
@@ -125,14 +125,14 @@ impl Frontend {
         f
     }
 
-    /// Takes `backend`'s registration once this node sees it as a member. A backend's view
-    /// can run ahead of the frontend's: it may see the frontend Up and register before the
-    /// frontend has heard it joined, and a job sent to a node that is not a member is
-    /// refused. Dropped if it is not a member within [`REGISTRATION_WAIT`].
+    /// Takes `backend`'s registration once this node sees it as a member in contact. A
+    /// backend's view can run ahead of the frontend's: it may see the frontend Up and register
+    /// before the frontend has heard it joined, and a job sent to a node that is not a member
+    /// is refused. Dropped if that does not happen within [`REGISTRATION_WAIT`], or if the
+    /// backend is unreachable or on its way out by then.
     async fn register(self, backend: SocketAddr) {
-        let is_member =
-            |s: &ClusterState| s.members.iter().any(|m| m.address.socket_addr() == backend);
-        let wait = self.cluster.wait_for(is_member);
+        let known = |s: &ClusterState| s.members.iter().any(|m| m.address.socket_addr() == backend);
+        let wait = self.cluster.wait_for(known);
         if self
             .cluster
             .within(REGISTRATION_WAIT, wait)
@@ -142,8 +142,22 @@ impl Frontend {
         {
             return;
         }
+        // Checked again under the list's lock: the events of any later change (unreachable,
+        // removed) are queued after this state, so the departures task sees them after the
+        // push and drops the backend again.
         let mut b = self.backends.lock().unwrap();
-        if !b.contains(&backend) {
+        let state = self.cluster.state();
+        let in_contact = state.members.iter().any(|m| {
+            m.address.socket_addr() == backend
+                && !matches!(
+                    m.status,
+                    MemberStatus::Down | MemberStatus::Exiting | MemberStatus::Removed
+                )
+        }) && !state
+            .unreachable
+            .iter()
+            .any(|m| m.address.socket_addr() == backend);
+        if in_contact && !b.contains(&backend) {
             b.push(backend);
             let _ = self.changed.0.try_send(());
         }

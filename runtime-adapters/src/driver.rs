@@ -503,17 +503,29 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         let changed = self.published != Some(generation);
         self.published = Some(generation);
         if changed || !events.is_empty() {
-            // The state, the transport's members and the subscribers' events change in one
-            // step, under the state's lock: a reader of `Cluster::state` finds the events
-            // that led there already queued (death watch relies on it), and a subscriber
-            // handed an event finds the state showing it and can send to the member it
-            // names. Unbounded channels: a slow subscriber never stalls the node; a closed
-            // one is forgotten.
+            // The state, the transport's members, `was_up` and the subscribers' events change
+            // in one step, under the state's lock: a reader of `Cluster::state` finds the
+            // events that led there already queued (death watch relies on it), and a
+            // subscriber handed an event finds the state showing it and can send to the
+            // member it names. Unbounded channels: a slow subscriber never stalls the node; a
+            // closed one is forgotten.
+            let next = changed.then(|| ClusterState::of(&self.node));
+            let me = self.me;
+            let up = events
+                .iter()
+                .any(|e| matches!(e, Event::MemberUp(m) if m.address == me));
             let mut state = self.shared.state.lock().unwrap();
-            if changed {
-                *state = ClusterState::of(&self.node);
+            if let Some(next) = next {
+                *state = next;
                 self.transport
                     .set_members(self.node.members().iter().map(|m| m.address.socket_addr()));
+            }
+            if up {
+                // An on-member-up callback registered by whoever sees this node Up runs at
+                // once; those registered before run below.
+                self.shared
+                    .was_up
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
             self.subscribers
                 .retain(|s| events.iter().all(|e| s.try_send(e.clone()).is_ok()));
@@ -545,9 +557,6 @@ impl<const M: usize, const R: usize, const H: usize> Run<M, R, H> {
         if let Event::MemberUp(m) = &e {
             if m.address == self.me && !self.was_up {
                 self.was_up = true;
-                self.shared
-                    .was_up
-                    .store(true, std::sync::atomic::Ordering::Release);
                 for cb in self.on_up.drain(..) {
                     cb();
                 }

@@ -44,7 +44,8 @@ async fn three_nodes_form<R: Place>(rt: R) {
         let tx = up_tx.clone();
         let node = n.clone();
         n.register_on_member_up(move || {
-            // The state is published before the event: the callback sees this node Up.
+            // The state is published before the event: the callback sees this node Up. (It
+            // holds a handle, which the docs advise against; it runs, so the handle drops.)
             let up = node
                 .self_member()
                 .is_some_and(|m| m.status == MemberStatus::Up);

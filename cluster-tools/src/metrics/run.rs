@@ -273,9 +273,8 @@ impl Task {
                 let at = next_sample.min(next_gossip);
                 future::or(
                     future::or(
-                        // The published state, not events: the driver publishes the state
-                        // after the events of a change, so a snapshot read on an event can
-                        // miss it.
+                        // The published state, not events: every change of it counts here,
+                        // also those that come with no event.
                         async {
                             Wake::Membership(
                                 cluster
