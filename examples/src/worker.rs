@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fjell_core::{Config, Event, MemberStatus, Role};
-use fjell_runtime::{Cluster, ClusterState};
+use fjell_runtime::Cluster;
 use serde::{Deserialize, Serialize};
 
 /// The frontend role.
@@ -131,8 +131,7 @@ impl Frontend {
     /// is refused. Dropped if that does not happen within [`REGISTRATION_WAIT`], or if the
     /// backend is unreachable or on its way out by then.
     async fn register(self, backend: SocketAddr) {
-        let known = |s: &ClusterState| s.members.iter().any(|m| m.address.socket_addr() == backend);
-        let wait = self.cluster.wait_for(known);
+        let wait = self.cluster.wait_for(|s| s.member(backend).is_some());
         if self
             .cluster
             .within(REGISTRATION_WAIT, wait)
@@ -147,16 +146,15 @@ impl Frontend {
         // push and drops the backend again.
         let mut b = self.backends.lock().unwrap();
         let state = self.cluster.state();
-        let in_contact = state.members.iter().any(|m| {
-            m.address.socket_addr() == backend
-                && !matches!(
-                    m.status,
-                    MemberStatus::Down | MemberStatus::Exiting | MemberStatus::Removed
-                )
+        let in_contact = state.member(backend).is_some_and(|m| {
+            !matches!(
+                m.status,
+                MemberStatus::Down | MemberStatus::Exiting | MemberStatus::Removed
+            )
         }) && !state
             .unreachable
             .iter()
-            .any(|m| m.address.socket_addr() == backend);
+            .any(|m| m.address.same_address(backend));
         if in_contact && !b.contains(&backend) {
             b.push(backend);
             let _ = self.changed.0.try_send(());

@@ -95,9 +95,8 @@ fn worker_dial_in_end_to_end() {
         }
         // Keep-majority downs it (this side has three of four); the others can then leave.
         let down_or_gone = |s: &fjell_runtime::ClusterState| {
-            s.members
-                .iter()
-                .all(|m| m.address.socket_addr() != crashed || m.status == MemberStatus::Down)
+            s.member(crashed)
+                .is_none_or(|m| m.status == MemberStatus::Down)
         };
         frontend
             .within(T, frontend.wait_for(down_or_gone))
